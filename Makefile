@@ -1,0 +1,64 @@
+# Trimtab developer tasks. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
+
+help: ## list the tasks
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml hack/install-deps.sh
+	hack/install-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,lint]'
+	touch $(STAMP)
+
+install: $(STAMP) ## system packages, a virtualenv in .venv and the package with test and lint extras
+
+generate: $(STAMP) ## regenerate checked-in files (CRDs from the API models)
+	$(BIN)/python hack/generate.py
+
+verify: $(STAMP) ## fail when generated files drift from their sources
+	$(BIN)/python hack/generate.py --check
+
+lint: $(STAMP) ## ruff, mypy --strict, import-linter layer contracts
+	$(BIN)/ruff check operator tests hack
+	$(BIN)/ruff format --check operator tests hack
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: verify lint ## the README's test command: verify, lint, unit and integration tests
+	$(BIN)/pytest -m "unit or integration" $(PYTEST_ARGS)
+
+unit: $(STAMP) ## unit tests only (no servers)
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+integration: $(STAMP) ## integration tests (real control plane, real redis-server)
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+e2e: $(STAMP) ## end-to-end tests of the whole loop
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+bench: $(STAMP) ## benchmarks under hack/bench (print figures, assert nothing)
+	$(BIN)/pip install -q -e '.[bench]'
+	for b in hack/bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+cluster-up: $(STAMP) ## start the local control plane (first run builds pinned binaries)
+	$(BIN)/trimtab cluster up
+
+cluster-down: $(STAMP) ## stop the local control plane
+	$(BIN)/trimtab cluster down
+
+demo: cluster-up ## the main job: bring everything up locally
+	@$(BIN)/trimtab cluster status
+	@$(BIN)/trimtab cluster env
+
+clean: ## remove the virtualenv and caches (not the cluster binaries cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages Trimtab's development, tests and demo need on a
+# Debian machine: redis-server (run by the tests on loopback),
+# openssl (cluster PKI), python3-venv. Go must already be installed (1.26 pins the
+# control-plane build; hack/build-k8s.sh asks the module proxy for that toolchain
+# when a different Go is found). Safe to re-run.
+set -euo pipefail
+
+packages=(redis-server openssl python3-venv ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  echo "installing: ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v go >/dev/null || { echo "Go is required (https://go.dev/doc/install)" >&2; exit 1; }

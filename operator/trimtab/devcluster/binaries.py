@@ -1,0 +1,44 @@
+"""Finding the pinned control-plane binaries, building them on first use.
+
+The build itself lives in hack/build-k8s.sh (a throwaway Go module pinned to one
+Kubernetes release); it caches its output outside the repository and prints the
+directory, returning at once when the binaries are already there.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+
+
+class BinariesError(RuntimeError):
+    """The control-plane binaries could not be found or built."""
+
+
+def hack_dir() -> pathlib.Path:
+    """The repository's hack/ folder (this package runs from a source checkout)."""
+    override = os.environ.get("TRIMTAB_HACK_DIR")
+    if override:
+        return pathlib.Path(override)
+    # operator/trimtab/devcluster/binaries.py -> repository root
+    root = pathlib.Path(__file__).resolve().parents[3]
+    candidate = root / "hack"
+    if not (candidate / "build-k8s.sh").exists():
+        raise BinariesError(
+            f"hack/build-k8s.sh not found under {root}; the local cluster runs from a "
+            "source checkout (set TRIMTAB_HACK_DIR to point at its hack/ folder)"
+        )
+    return candidate
+
+
+def ensure_built() -> pathlib.Path:
+    """The directory holding etcd, kube-apiserver, kube-controller-manager,
+    kube-scheduler, kubectl and kwok; builds them first if the cache lacks them."""
+    script = hack_dir() / "build-k8s.sh"
+    result = subprocess.run(
+        ["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BinariesError(f"{script} failed with exit code {result.returncode}")
+    return pathlib.Path(result.stdout.strip().splitlines()[-1])

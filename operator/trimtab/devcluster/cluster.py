@@ -1,0 +1,145 @@
+"""Bringing a local cluster up and down, and reporting on it.
+
+`up` is level-based: it starts whichever processes are not running, makes sure the
+simulated nodes exist, and waits for the cluster to be usable, so running it twice
+is harmless and running it after a crash repairs what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import subprocess
+import time
+
+import yaml
+
+from trimtab.devcluster import binaries, components, health, kubeconfig, nodes, pki, processes
+from trimtab.devcluster import layout as layout_mod
+
+_STARTUP_TIMEOUT = {"etcd": 30.0, "kube-apiserver": 60.0}
+_DEFAULT_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    healthy: bool
+    rss_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class UpReport:
+    started: list[str]
+    seconds: float
+    kubeconfig: pathlib.Path
+
+
+def _components(lay: layout_mod.Layout) -> tuple[list[components.Component], pathlib.Path]:
+    bin_dir = binaries.ensure_built()
+    comps = components.all_components(lay, bin_dir=bin_dir)
+    return comps, bin_dir
+
+
+def _write_kubeconfigs(lay: layout_mod.Layout) -> None:
+    ca = lay.pki / "ca.crt"
+    for stem, path in [("admin", lay.kubeconfig)] + [
+        (c, lay.component_kubeconfig(c)) for c in ("kube-controller-manager", "kube-scheduler", "kwok")
+    ]:
+        doc = kubeconfig.kubeconfig(
+            server=lay.server_url, ca=ca, cert=lay.pki / f"{stem}.crt",
+            key=lay.pki / f"{stem}.key", cluster_name=f"trimtab-{lay.name}",
+        )
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        path.chmod(0o600)
+
+
+def kubectl(lay: layout_mod.Layout, bin_dir: pathlib.Path, *args: str, stdin: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """Run the pinned kubectl against this cluster as the admin user."""
+    return subprocess.run(
+        [str(bin_dir / "kubectl"), f"--kubeconfig={lay.kubeconfig}", *args],
+        input=stdin, capture_output=True, text=True, check=False,
+    )
+
+
+def _start_missing(lay: layout_mod.Layout, comps: list[components.Component]) -> list[str]:
+    started = []
+    for comp in comps:
+        if processes.running_pid(lay.pids, comp) is None:
+            processes.start(comp, pids=lay.pids, logs=lay.logs)
+            started.append(comp.name)
+        timeout = _STARTUP_TIMEOUT.get(comp.name, _DEFAULT_TIMEOUT)
+        health.wait_until(lambda c=comp.name: health.probe(lay, c),  # type: ignore[misc]
+                          what=f"{comp.name} (log: {lay.logs / (comp.name + '.log')})",
+                          timeout=timeout)
+    return started
+
+
+def _ensure_nodes(lay: layout_mod.Layout, bin_dir: pathlib.Path, *, spot: int, on_demand: int
+                  ) -> None:
+    doc = {"apiVersion": "v1", "kind": "List",
+           "items": nodes.default_nodes(spot=spot, on_demand=on_demand)}
+    result = kubectl(lay, bin_dir, "apply", "--server-side", "--field-manager=trimtab-cluster",
+                     "-f", "-", stdin=json.dumps(doc))
+    if result.returncode != 0:
+        raise health.NotHealthyError(f"creating simulated nodes failed: {result.stderr.strip()}")
+
+
+def _nodes_ready(lay: layout_mod.Layout, bin_dir: pathlib.Path) -> bool:
+    result = kubectl(lay, bin_dir, "get", "nodes", "-o", "json")
+    if result.returncode != 0:
+        return False
+    items = json.loads(result.stdout)["items"]
+    return bool(items) and all(_condition(n, "Ready") == "True" for n in items)
+
+
+def _condition(obj: dict[str, object], kind: str) -> str | None:
+    status = obj.get("status")
+    conditions = status.get("conditions", []) if isinstance(status, dict) else []
+    return next((c.get("status") for c in conditions if c.get("type") == kind), None)
+
+
+def _default_service_account(lay: layout_mod.Layout, bin_dir: pathlib.Path) -> bool:
+    return kubectl(lay, bin_dir, "get", "serviceaccount", "default", "-n", "default"
+                   ).returncode == 0
+
+
+def up(lay: layout_mod.Layout, *, spot: int = 2, on_demand: int = 1) -> UpReport:
+    """Start what is not running and wait until pods can be scheduled onto Ready nodes."""
+    t0 = time.monotonic()
+    comps, bin_dir = _components(lay)
+    for d in (lay.root, lay.etcd_data):
+        d.mkdir(parents=True, exist_ok=True)
+    lay.etcd_data.chmod(0o700)
+    pki.ensure_pki(lay.pki)
+    _write_kubeconfigs(lay)
+    started = _start_missing(lay, comps)
+    _ensure_nodes(lay, bin_dir, spot=spot, on_demand=on_demand)
+    health.wait_until(lambda: _nodes_ready(lay, bin_dir), what="simulated nodes", timeout=60)
+    health.wait_until(lambda: _default_service_account(lay, bin_dir),
+                      what="the default ServiceAccount", timeout=60)
+    return UpReport(started=started, seconds=time.monotonic() - t0, kubeconfig=lay.kubeconfig)
+
+
+def down(lay: layout_mod.Layout) -> list[str]:
+    """Stop the processes this cluster's pid files name, in reverse start order."""
+    comps, _ = _components(lay)
+    return [c.name for c in reversed(comps) if processes.stop(c, pids=lay.pids)]
+
+
+def status(lay: layout_mod.Layout) -> list[ComponentStatus]:
+    comps, _ = _components(lay)
+    report = []
+    for comp in comps:
+        pid = processes.running_pid(lay.pids, comp)
+        healthy = pid is not None and health.probe(lay, comp.name)
+        rss = processes.rss_bytes(pid) if pid is not None else 0
+        report.append(ComponentStatus(comp.name, pid, healthy, rss))
+    return report
+
+
+def is_up(lay: layout_mod.Layout) -> bool:
+    return all(s.healthy for s in status(lay))
