@@ -8,7 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
+binaries: ## build (once) and cache the pinned control-plane binaries
+	hack/build-k8s.sh >/dev/null
+
+.PHONY: help binaries install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
 
 help: ## list the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,16 +37,16 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter layer contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: verify lint ## the README's test command: verify, lint, unit and integration tests
+test: verify lint binaries ## the README's test command: verify, lint, unit and integration tests
 	$(BIN)/pytest -m "unit or integration" $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no servers)
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
-integration: $(STAMP) ## integration tests (real control plane, real redis-server)
+integration: $(STAMP) binaries ## integration tests (real control plane, real redis-server)
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-e2e: $(STAMP) ## end-to-end tests of the whole loop
+e2e: $(STAMP) binaries ## end-to-end tests of the whole loop
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 bench: $(STAMP) ## benchmarks under hack/bench (print figures, assert nothing)

@@ -7,14 +7,10 @@
 # Env:   TRIMTAB_CACHE_DIR            cache root (default: ${XDG_CACHE_HOME:-~/.cache}/trimtab)
 set -euo pipefail
 
-KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
-KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+# shellcheck source=hack/versions.env
+source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 # etcd 3.5+ is required: client-go 1.36 streams lists over watches, which needs
 # etcd's RequestWatchProgress (3.4 lacks it, and watches then end in errors).
-ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-# Go 1.27 switched encoding/json to its v2 implementation, which makes
-# kube-apiserver 1.36 serve malformed OpenAPI; 1.26 is the pinned toolchain.
-GO_TOOLCHAIN="${GO_TOOLCHAIN:-go1.26.8}"
 
 cache_root="${TRIMTAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trimtab}"
 bin_dir="$cache_root/bin/kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_${GO_TOOLCHAIN}"

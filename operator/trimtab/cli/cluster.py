@@ -67,8 +67,9 @@ def _status(args: argparse.Namespace) -> int:
 def _env(args: argparse.Namespace) -> int:
     lay = layout.layout_for(args.name)
     if not lay.kubeconfig.exists():
-        print(f"cluster {lay.name} has no kubeconfig yet: run `trimtab cluster up`",
-              file=sys.stderr)
+        print(
+            f"cluster {lay.name} has no kubeconfig yet: run `trimtab cluster up`", file=sys.stderr
+        )
         return 1
     print(f"export KUBECONFIG={lay.kubeconfig}")
     return 0

@@ -36,9 +36,7 @@ def ensure_built() -> pathlib.Path:
     """The directory holding etcd, kube-apiserver, kube-controller-manager,
     kube-scheduler, kubectl and kwok; builds them first if the cache lacks them."""
     script = hack_dir() / "build-k8s.sh"
-    result = subprocess.run(
-        ["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False
-    )
+    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
         raise BinariesError(f"{script} failed with exit code {result.returncode}")
     return pathlib.Path(result.stdout.strip().splitlines()[-1])

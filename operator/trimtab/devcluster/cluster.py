@@ -46,22 +46,30 @@ def _components(lay: layout_mod.Layout) -> tuple[list[components.Component], pat
 def _write_kubeconfigs(lay: layout_mod.Layout) -> None:
     ca = lay.pki / "ca.crt"
     for stem, path in [("admin", lay.kubeconfig)] + [
-        (c, lay.component_kubeconfig(c)) for c in ("kube-controller-manager", "kube-scheduler", "kwok")
+        (c, lay.component_kubeconfig(c))
+        for c in ("kube-controller-manager", "kube-scheduler", "kwok")
     ]:
         doc = kubeconfig.kubeconfig(
-            server=lay.server_url, ca=ca, cert=lay.pki / f"{stem}.crt",
-            key=lay.pki / f"{stem}.key", cluster_name=f"trimtab-{lay.name}",
+            server=lay.server_url,
+            ca=ca,
+            cert=lay.pki / f"{stem}.crt",
+            key=lay.pki / f"{stem}.key",
+            cluster_name=f"trimtab-{lay.name}",
         )
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         path.chmod(0o600)
 
 
-def kubectl(lay: layout_mod.Layout, bin_dir: pathlib.Path, *args: str, stdin: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    lay: layout_mod.Layout, bin_dir: pathlib.Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the pinned kubectl against this cluster as the admin user."""
     return subprocess.run(
         [str(bin_dir / "kubectl"), f"--kubeconfig={lay.kubeconfig}", *args],
-        input=stdin, capture_output=True, text=True, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -71,19 +79,42 @@ def _start_missing(lay: layout_mod.Layout, comps: list[components.Component]) ->
         if processes.running_pid(lay.pids, comp) is None:
             processes.start(comp, pids=lay.pids, logs=lay.logs)
             started.append(comp.name)
-        timeout = _STARTUP_TIMEOUT.get(comp.name, _DEFAULT_TIMEOUT)
-        health.wait_until(lambda c=comp.name: health.probe(lay, c),  # type: ignore[misc]
-                          what=f"{comp.name} (log: {lay.logs / (comp.name + '.log')})",
-                          timeout=timeout)
+        _wait_healthy(lay, comp)
     return started
 
 
-def _ensure_nodes(lay: layout_mod.Layout, bin_dir: pathlib.Path, *, spot: int, on_demand: int
-                  ) -> None:
-    doc = {"apiVersion": "v1", "kind": "List",
-           "items": nodes.default_nodes(spot=spot, on_demand=on_demand)}
-    result = kubectl(lay, bin_dir, "apply", "--server-side", "--field-manager=trimtab-cluster",
-                     "-f", "-", stdin=json.dumps(doc))
+def _wait_healthy(lay: layout_mod.Layout, comp: components.Component) -> None:
+    """Wait for `comp` to answer its probe; fail at once, with its log, if it exits."""
+    log = lay.logs / f"{comp.name}.log"
+
+    def healthy() -> bool:
+        if processes.running_pid(lay.pids, comp) is None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+            raise health.NotHealthyError(f"{comp.name} exited; last lines of {log}:\n{tail}")
+        return health.probe(lay, comp.name)
+
+    timeout = _STARTUP_TIMEOUT.get(comp.name, _DEFAULT_TIMEOUT)
+    health.wait_until(healthy, what=f"{comp.name} (log: {log})", timeout=timeout)
+
+
+def _ensure_nodes(
+    lay: layout_mod.Layout, bin_dir: pathlib.Path, *, spot: int, on_demand: int
+) -> None:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": nodes.default_nodes(spot=spot, on_demand=on_demand),
+    }
+    result = kubectl(
+        lay,
+        bin_dir,
+        "apply",
+        "--server-side",
+        "--field-manager=trimtab-cluster",
+        "-f",
+        "-",
+        stdin=json.dumps(doc),
+    )
     if result.returncode != 0:
         raise health.NotHealthyError(f"creating simulated nodes failed: {result.stderr.strip()}")
 
@@ -103,8 +134,9 @@ def _condition(obj: dict[str, object], kind: str) -> str | None:
 
 
 def _default_service_account(lay: layout_mod.Layout, bin_dir: pathlib.Path) -> bool:
-    return kubectl(lay, bin_dir, "get", "serviceaccount", "default", "-n", "default"
-                   ).returncode == 0
+    return (
+        kubectl(lay, bin_dir, "get", "serviceaccount", "default", "-n", "default").returncode == 0
+    )
 
 
 def up(lay: layout_mod.Layout, *, spot: int = 2, on_demand: int = 1) -> UpReport:
@@ -119,8 +151,11 @@ def up(lay: layout_mod.Layout, *, spot: int = 2, on_demand: int = 1) -> UpReport
     started = _start_missing(lay, comps)
     _ensure_nodes(lay, bin_dir, spot=spot, on_demand=on_demand)
     health.wait_until(lambda: _nodes_ready(lay, bin_dir), what="simulated nodes", timeout=60)
-    health.wait_until(lambda: _default_service_account(lay, bin_dir),
-                      what="the default ServiceAccount", timeout=60)
+    health.wait_until(
+        lambda: _default_service_account(lay, bin_dir),
+        what="the default ServiceAccount",
+        timeout=60,
+    )
     return UpReport(started=started, seconds=time.monotonic() - t0, kubeconfig=lay.kubeconfig)
 
 

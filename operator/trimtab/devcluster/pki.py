@@ -42,8 +42,13 @@ def _subject(user: str, groups: tuple[str, ...]) -> str:
 def apiserver_sans() -> list[str]:
     """Names and addresses clients may use to reach the apiserver."""
     service_ip = components.SERVICE_CIDR.split("/")[0].rsplit(".", 1)[0] + ".1"
-    dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-           "kubernetes.default.svc.cluster.local"]
+    dns = [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
     return [*(f"DNS:{d}" for d in dns), "IP:127.0.0.1", f"IP:{service_ip}"]
 
 
@@ -52,28 +57,63 @@ def _run(*args: str) -> None:
 
 
 def _make_ca(pki: pathlib.Path) -> None:
-    _run("req", "-x509", *_EC, "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
-         "-days", DAYS, "-subj", "/CN=trimtab-local-ca",
-         "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _run(
+        "req",
+        "-x509",
+        *_EC,
+        "-keyout",
+        str(pki / "ca.key"),
+        "-out",
+        str(pki / "ca.crt"),
+        "-days",
+        DAYS,
+        "-subj",
+        "/CN=trimtab-local-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
 
 
 def _make_leaf(pki: pathlib.Path, stem: str, *, subject: str, extensions: str) -> None:
     ext_file = pki / f"{stem}.ext"
     ext_file.write_text(extensions)
     csr = pki / f"{stem}.csr"
-    _run("req", "-new", *_EC, "-keyout", str(pki / f"{stem}.key"), "-out", str(csr),
-         "-subj", subject)
-    _run("x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"),
-         "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-out", str(pki / f"{stem}.crt"),
-         "-days", DAYS, "-extfile", str(ext_file))
+    _run(
+        "req", "-new", *_EC, "-keyout", str(pki / f"{stem}.key"), "-out", str(csr), "-subj", subject
+    )
+    _run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(pki / "ca.crt"),
+        "-CAkey",
+        str(pki / "ca.key"),
+        "-CAcreateserial",
+        "-out",
+        str(pki / f"{stem}.crt"),
+        "-days",
+        DAYS,
+        "-extfile",
+        str(ext_file),
+    )
     csr.unlink()
     ext_file.unlink()
 
 
 def _make_service_account_keys(pki: pathlib.Path) -> None:
-    _run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-         "-out", str(pki / "sa.key"))
+    _run(
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        str(pki / "sa.key"),
+    )
     _run("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
 
 
@@ -84,13 +124,21 @@ def ensure_pki(pki: pathlib.Path) -> None:
         _make_ca(pki)
     if not (pki / "apiserver.crt").exists():
         sans = ",".join(apiserver_sans())
-        _make_leaf(pki, "apiserver", subject="/CN=kube-apiserver",
-                   extensions=f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n"
-                              "keyUsage=critical,digitalSignature,keyEncipherment\n")
+        _make_leaf(
+            pki,
+            "apiserver",
+            subject="/CN=kube-apiserver",
+            extensions=f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n",
+        )
     for client in CLIENTS:
         if not (pki / f"{client.stem}.crt").exists():
-            _make_leaf(pki, client.stem, subject=_subject(client.user, client.groups),
-                       extensions="extendedKeyUsage=clientAuth\n"
-                                  "keyUsage=critical,digitalSignature,keyEncipherment\n")
+            _make_leaf(
+                pki,
+                client.stem,
+                subject=_subject(client.user, client.groups),
+                extensions="extendedKeyUsage=clientAuth\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n",
+            )
     if not (pki / "sa.key").exists():
         _make_service_account_keys(pki)

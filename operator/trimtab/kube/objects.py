@@ -1,0 +1,118 @@
+"""Reading and writing arbitrary objects by apiVersion and kind.
+
+Writes are server-side apply with one field manager, so repeated applies of the same
+desired object are no-ops and fields owned by others (the scaler's `replicas`) stay
+theirs. The dynamic client resolves kinds through discovery, refreshed on a miss, so
+a kind whose CRD was installed a moment ago is found.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import dynamic
+from kubernetes.dynamic import exceptions as dyn_exceptions
+
+Obj = dict[str, Any]
+FIELD_MANAGER = "trimtab"
+
+
+class ObjectStore:
+    """Get, apply, patch and delete objects of any kind through one API client."""
+
+    def __init__(self, api: k8s_client.ApiClient) -> None:
+        self._dyn = dynamic.DynamicClient(api)
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self._dyn.resources.get(api_version=api_version, kind=kind)
+        except dyn_exceptions.ResourceNotFoundError:
+            self._dyn.resources.invalidate_cache()
+            return self._dyn.resources.get(api_version=api_version, kind=kind)
+
+    def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER, force: bool = True) -> Obj:
+        """Server-side apply `obj`; returns the object as stored."""
+        res = self._resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        result = self._dyn.server_side_apply(
+            res,
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=field_manager,
+            force_conflicts=force,
+        )
+        return dict(result.to_dict())
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Obj | None:
+        """The object, or None when it does not exist."""
+        res = self._resource(api_version, kind)
+        try:
+            return dict(res.get(name=name, namespace=namespace).to_dict())
+        except dyn_exceptions.NotFoundError:
+            return None
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Obj]:
+        res = self._resource(api_version, kind)
+        found = res.get(namespace=namespace, label_selector=label_selector)
+        return [dict(item) for item in found.to_dict()["items"]]
+
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Obj,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> Obj:
+        """A JSON merge patch of the object or of one of its subresources (`status`)."""
+        res = self._resource(api_version, kind)
+        if subresource is not None:
+            res = res.subresource(subresource)
+        result = res.patch(
+            body=patch, name=name, namespace=namespace, content_type="application/merge-patch+json"
+        )
+        return dict(result.to_dict())
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete the object (background propagation); False if it was already gone."""
+        res = self._resource(api_version, kind)
+        try:
+            res.delete(name=name, namespace=namespace, body={"propagationPolicy": "Background"})
+        except dyn_exceptions.NotFoundError:
+            return False
+        return True
+
+    def wait_for(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        until: Any,
+        timeout: float = 30.0,
+        interval: float = 0.2,
+    ) -> Obj:
+        """Poll until `until(obj)` is true; raises TimeoutError with the last state seen."""
+        deadline = time.monotonic() + timeout
+        last: Obj | None = None
+        while time.monotonic() < deadline:
+            last = self.get(api_version, kind, name, namespace)
+            if last is not None and until(last):
+                return last
+            time.sleep(interval)
+        raise TimeoutError(f"{kind} {namespace}/{name} not as expected after {timeout} s: {last}")

@@ -1,0 +1,42 @@
+"""The session's Kubernetes cluster, started through `trimtab cluster up`.
+
+The fixture uses the same command a developer types, so the tests exercise it; a
+cluster that is already up is reused and left running, one the fixture started is
+stopped at the end unless TRIMTAB_KEEP_CLUSTER=1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from trimtab.devcluster import cluster, layout
+
+CLUSTER_NAME = os.environ.get("TRIMTAB_TEST_CLUSTER", layout.DEFAULT_NAME)
+
+
+def _trimtab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trimtab", "cluster", "--name", CLUSTER_NAME, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def session_cluster() -> Iterator[layout.Layout]:
+    lay = layout.layout_for(CLUSTER_NAME)
+    was_up = lay.kubeconfig.exists() and cluster.is_up(lay)
+    if not was_up:
+        result = _trimtab("up")
+        if result.returncode != 0:
+            raise RuntimeError(f"trimtab cluster up failed:\n{result.stdout}\n{result.stderr}")
+    try:
+        yield lay
+    finally:
+        if not was_up and os.environ.get("TRIMTAB_KEEP_CLUSTER") != "1":
+            _trimtab("down")

@@ -1,0 +1,51 @@
+"""Running kopf handlers against the test cluster: in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+from kopf.testing import KopfRunner
+
+
+def kopf_args(handlers: pathlib.Path, namespace: str) -> list[str]:
+    return ["run", "--standalone", "--namespace", namespace, "--verbose", str(handlers)]
+
+
+@contextlib.contextmanager
+def in_process(handlers: pathlib.Path, namespace: str) -> Iterator[KopfRunner]:
+    """kopf in a thread of this process (KopfRunner); failures surface in the test."""
+    with KopfRunner(kopf_args(handlers, namespace), timeout=60) as runner:
+        yield runner
+    assert runner.exception is None, runner.exception
+    assert runner.exit_code == 0, runner.output
+
+
+@contextlib.contextmanager
+def subprocess_operator(
+    handlers: pathlib.Path, namespace: str, log: pathlib.Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """kopf as its own process, the way the operator runs in a pod; log kept for failures."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kopf", *kopf_args(handlers, namespace)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+    try:
+        time.sleep(0.1)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
