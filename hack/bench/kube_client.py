@@ -24,6 +24,13 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 
+from kubernetes import client as k8s
+from kubernetes_asyncio import client as k8s_async
+from kubernetes_asyncio import config as k8s_async_config
+from lightkube import AsyncClient
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.types import PatchType
+
 from trimtab.devcluster import layout
 from trimtab.kube import client, objects
 
@@ -53,13 +60,6 @@ def _deployment() -> dict[str, object]:
 
 
 async def _patchers() -> tuple[dict[str, Patch], list[Callable[[], Awaitable[None]]]]:
-    from kubernetes import client as k8s
-    from kubernetes_asyncio import client as k8s_async
-    from kubernetes_asyncio import config as k8s_async_config
-    from lightkube import AsyncClient
-    from lightkube.resources.apps_v1 import Deployment
-    from lightkube.types import PatchType
-
     api = client.connect(KUBECONFIG)
     apps = k8s.AppsV1Api(api)
     store = objects.ObjectStore(api)
