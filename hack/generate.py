@@ -17,6 +17,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from trimtab.api import crdgen
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 Generated = dict[str, str]
 
@@ -65,7 +67,12 @@ def kwok_stages() -> Generated:
     return {"operator/trimtab/devcluster/kwok-stages.yaml": header + body}
 
 
-GENERATORS: list[Callable[[], Generated]] = [kwok_stages]
+def crds() -> Generated:
+    """CustomResourceDefinitions from the API models (trimtab.api.crdgen)."""
+    return {crdgen.file_name(crd): crdgen.render(crd) for crd in crdgen.all_crds()}
+
+
+GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds]
 
 
 def main() -> int:

@@ -40,3 +40,12 @@ def session_cluster() -> Iterator[layout.Layout]:
     finally:
         if not was_up and os.environ.get("TRIMTAB_KEEP_CLUSTER") != "1":
             _trimtab("down")
+
+
+def kubectl(
+    lay: layout.Layout, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The pinned kubectl, as the cluster's admin."""
+    from trimtab.devcluster import binaries  # noqa: PLC0415 - resolved once the cluster is up
+
+    return cluster.kubectl(lay, binaries.ensure_built(), *args, stdin=stdin)

@@ -2,12 +2,14 @@
 
 Writes are server-side apply with one field manager, so repeated applies of the same
 desired object are no-ops and fields owned by others (the scaler's `replicas`) stay
-theirs. The dynamic client resolves kinds through discovery, refreshed on a miss, so
-a kind whose CRD was installed a moment ago is found.
+theirs. Field validation is Strict, as with kubectl: an unknown or duplicated field is
+an error, never silently dropped. The dynamic client resolves kinds through discovery,
+refreshed on a miss, so a kind whose CRD was installed a moment ago is found.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -23,6 +25,7 @@ class ObjectStore:
     """Get, apply, patch and delete objects of any kind through one API client."""
 
     def __init__(self, api: k8s_client.ApiClient) -> None:
+        self._api = api
         self._dyn = dynamic.DynamicClient(api)
 
     def _resource(self, api_version: str, kind: str) -> Any:
@@ -33,18 +36,31 @@ class ObjectStore:
             return self._dyn.resources.get(api_version=api_version, kind=kind)
 
     def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER, force: bool = True) -> Obj:
-        """Server-side apply `obj`; returns the object as stored."""
+        """Server-side apply `obj` with strict field validation; returns it as stored."""
         res = self._resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        result = self._dyn.server_side_apply(
-            res,
+        path = res.path(name=meta["name"], namespace=meta.get("namespace"))
+        # The dynamic client cannot pass fieldValidation, so this call goes one level down.
+        request = self._api.param_serialize(
+            "PATCH",
+            path,
+            query_params=[
+                ("fieldManager", field_manager),
+                ("force", force),
+                ("fieldValidation", "Strict"),
+            ],
+            header_params={
+                "Content-Type": "application/apply-patch+yaml",
+                "Accept": "application/json",
+            },
             body=obj,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=field_manager,
-            force_conflicts=force,
+            auth_settings=["BearerToken"],
         )
-        return dict(result.to_dict())
+        response = self._api.call_api(*request)
+        response.read()
+        if not 200 <= response.status <= 299:
+            self._api.response_deserialize(response, {})  # raises ApiException with the body
+        return dict(json.loads(response.data or b"{}"))
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None

@@ -1,0 +1,317 @@
+"""AgentWorkflow: a DAG of model and tool steps, each bound to an AgentPool.
+
+Step names are identifiers (lowercase letters, digits, underscores) because prompts,
+routes and schemas refer to a dependency's output by its step name, as in the CEL
+route `intent.complexity == 'high'`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+
+from trimtab.api.v1alpha1 import base
+
+Field = pydantic.Field
+
+STEP_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+STEP_NAME_MAX = 63
+MAX_STEPS = 50
+MAX_DEPENDS_ON = 16
+MAX_ROUTES = 8
+TEMPLATE_MAX = 32768
+CEL_MAX = 1024
+
+StepName = Annotated[str, Field(min_length=1, max_length=STEP_NAME_MAX, pattern=STEP_NAME_PATTERN)]
+
+
+class Backoff(base.Model):
+    """Exponential backoff with jitter between attempts."""
+
+    CEL = (
+        base.CelRule(
+            rule="self.initialSeconds <= self.maxSeconds",
+            message="retry.backoff.initialSeconds must not exceed retry.backoff.maxSeconds",
+            check=lambda b: b.initial_seconds <= b.max_seconds,
+        ),
+    )
+
+    initial_seconds: float = Field(default=1.0, gt=0, le=3600)
+    factor: float = Field(default=2.0, ge=1, le=10)
+    max_seconds: float = Field(default=60.0, gt=0, le=86400)
+    jitter: float = Field(default=0.2, ge=0, le=1, description="Random share of each delay.")
+
+
+class RetryPolicy(base.Model):
+    """How often a failed step (error, timeout, invalid output) is tried again."""
+
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts in all, first included."
+    )
+    backoff: Backoff = Field(default_factory=Backoff)
+
+
+class MinConfidence(base.Model):
+    """Route a valid output to human review when its confidence is below a threshold."""
+
+    field: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="Dotted path of the confidence in the output.",
+    )
+    threshold: float = Field(ge=0, le=1)
+
+
+class OutputSpec(base.Model):
+    """What a step's output must look like."""
+
+    json_schema: base.FreeForm | None = Field(
+        default=None, alias="schema", description="JSON Schema the step's output must satisfy."
+    )
+    min_confidence: MinConfidence | None = None
+
+
+class Fallback(base.Model):
+    """Where a step goes when its retries are spent."""
+
+    CEL = (
+        base.CelRule(
+            rule="has(self.pool) || self.humanReview",
+            message="fallback needs a pool or humanReview: true",
+            check=lambda f: f.pool is not None or f.human_review,
+        ),
+    )
+
+    pool: base.Name | None = Field(
+        default=None, description="Pool to escalate to, often a larger model."
+    )
+    human_review: bool = Field(
+        default=False,
+        description="Send to human review after the fallback pool fails too (or instead of one).",
+    )
+
+
+class Route(base.Model):
+    """One choice of pool: taken when `when` holds; the last route has no `when`."""
+
+    when: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CEL_MAX,
+        description="CEL over `inputs` and the outputs of the step's dependencies.",
+    )
+    pool: base.Name
+
+
+class Header(base.Model):
+    """An HTTP header of a tool call, literal or from a Secret."""
+
+    CEL = (
+        base.CelRule(
+            rule="has(self.value) != has(self.valueFromSecret)",
+            message="a header takes exactly one of value and valueFromSecret",
+            check=lambda h: (h.value is None) != (h.value_from_secret is None),
+        ),
+    )
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9-]+$")
+    value: str | None = Field(default=None, max_length=8192)
+    value_from_secret: base.SecretKeyRef | None = None
+
+
+class ToolCall(base.Model):
+    """An HTTP tool the step calls."""
+
+    url: base.Url
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: list[Header] = Field(default_factory=list, max_length=16)
+    body: str | None = Field(
+        default=None,
+        max_length=TEMPLATE_MAX,
+        description="Body template over inputs and dependency outputs.",
+    )
+
+
+class CacheSpec(base.Model):
+    """Exact-match response cache for this step."""
+
+    ttl_seconds: int = Field(ge=1, le=30 * 86400)
+
+
+def _last_route_is_default(routes: list[Route]) -> bool:
+    defaults = [r for r in routes if r.when is None]
+    return len(defaults) == 1 and routes[-1].when is None
+
+
+class Step(base.Model):
+    """One node of the DAG: a model call or an HTTP tool call."""
+
+    CEL = (
+        base.CelRule(
+            rule="!has(self.dependsOn) || !(self.name in self.dependsOn)",
+            message="a step cannot depend on itself",
+            check=lambda s: s.name not in s.depends_on,
+        ),
+        base.CelRule(
+            rule="!(has(self.pool) && has(self.routes))",
+            message="set either pool or routes, not both",
+            check=lambda s: not (s.pool is not None and s.routes is not None),
+        ),
+        base.CelRule(
+            rule="self.kind == 'model' ? (has(self.prompt) && !has(self.tool)) "
+            ": (has(self.tool) && !has(self.prompt))",
+            message="a model step needs prompt (and no tool); a tool step needs tool "
+            "(and no prompt)",
+            check=lambda s: (
+                (s.prompt is not None and s.tool is None)
+                if s.kind == "model"
+                else (s.tool is not None and s.prompt is None)
+            ),
+        ),
+        base.CelRule(
+            rule="!has(self.fallback) || !has(self.fallback.pool) || !has(self.pool) "
+            "|| self.fallback.pool != self.pool",
+            message="fallback.pool must differ from the step's pool",
+            check=lambda s: (
+                s.fallback is None
+                or s.fallback.pool is None
+                or s.pool is None
+                or s.fallback.pool != s.pool
+            ),
+        ),
+        base.CelRule(
+            rule="!has(self.routes) || (self.routes.exists_one(r, !has(r.when)) "
+            "&& !has(self.routes[size(self.routes) - 1].when))",
+            message="routes: every route but the last needs `when`; the last must have none",
+            check=lambda s: s.routes is None or _last_route_is_default(s.routes),
+        ),
+    )
+
+    name: StepName = Field(
+        description="Identifier of the step; its output is visible to dependents under this name."
+    )
+    kind: Literal["model", "tool"] = "model"
+    pool: base.Name | None = Field(
+        default=None,
+        description="AgentPool (same namespace) that runs the step; defaults to spec.defaultPool.",
+    )
+    routes: list[Route] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ROUTES,
+        description="Choose the pool when the step is ready.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=TEMPLATE_MAX,
+        description="Prompt template over inputs and dependency outputs.",
+    )
+    system: str | None = Field(default=None, max_length=TEMPLATE_MAX)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    tool: ToolCall | None = None
+    depends_on: list[StepName] = Field(default_factory=list, max_length=MAX_DEPENDS_ON)
+    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    output: OutputSpec | None = None
+    fallback: Fallback | None = None
+    token_budget: int | None = Field(default=None, ge=1, le=10_000_000)
+    cache: CacheSpec | None = None
+
+
+class Budget(base.Model):
+    """Per-run limits, and what happens when a step would exceed them."""
+
+    CEL = (
+        base.CelRule(
+            rule="self.onExhausted != 'Degrade' || has(self.degradePool)",
+            message="budget.degradePool is required when budget.onExhausted is Degrade",
+            check=lambda b: b.on_exhausted != "Degrade" or b.degrade_pool is not None,
+        ),
+    )
+
+    max_tokens_per_run: int | None = Field(default=None, ge=1, le=100_000_000)
+    max_cost_per_run: float | None = Field(default=None, ge=0, le=1_000_000)
+    on_exhausted: Literal["Fail", "HumanReview", "Degrade"] = "Fail"
+    degrade_pool: base.Name | None = None
+
+
+class StateSpec(base.Model):
+    """Lifetime of run and conversation state in Redis."""
+
+    ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
+
+
+class DeadLetterSpec(base.Model):
+    """Whether failed runs are kept on a dead-letter stream for inspection and retry."""
+
+    enabled: bool = True
+    stream: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9:._-]+$")
+
+
+def _names(steps: list[Step]) -> list[str]:
+    return [s.name for s in steps]
+
+
+class AgentWorkflowSpec(base.Model):
+    """Desired state of an AgentWorkflow."""
+
+    CEL = (
+        base.CelRule(
+            rule="self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",
+            message="step names must be unique",
+            field_path=".steps",
+            check=lambda w: len(set(_names(w.steps))) == len(w.steps),
+        ),
+        base.CelRule(
+            rule="self.steps.all(s, !has(s.dependsOn) || "
+            "s.dependsOn.all(d, self.steps.exists(t, t.name == d)))",
+            message="every dependsOn entry must name a step of this workflow",
+            field_path=".steps",
+            check=lambda w: all(d in _names(w.steps) for s in w.steps for d in s.depends_on),
+        ),
+        base.CelRule(
+            rule="has(self.defaultPool) || self.steps.all(s, has(s.pool) || has(s.routes))",
+            message="every step needs a pool: set its pool or routes, or spec.defaultPool",
+            field_path=".steps",
+            check=lambda w: (
+                w.default_pool is not None
+                or all(s.pool is not None or s.routes is not None for s in w.steps)
+            ),
+        ),
+    )
+
+    default_pool: base.Name | None = Field(
+        default=None, description="Pool of steps that name none."
+    )
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    budget: Budget | None = None
+    state: StateSpec = Field(default_factory=StateSpec)
+    dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)
+    concurrency_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Runs in flight at once; further submissions queue.",
+    )
+
+
+class AgentWorkflowStatus(base.Model):
+    """Observed state of an AgentWorkflow: its compiled plan and run statistics, updated
+    periodically (never per run)."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: base.Conditions = Field(default_factory=list)
+    step_count: int = Field(default=0, ge=0)
+    depth: int = Field(default=0, ge=0)
+    critical_path: list[StepName] = Field(default_factory=list, max_length=MAX_STEPS)
+    runs_started: int = Field(default=0, ge=0)
+    runs_succeeded: int = Field(default=0, ge=0)
+    runs_failed: int = Field(default=0, ge=0)
+    runs_in_review: int = Field(default=0, ge=0)
+    runs_dead_lettered: int = Field(default=0, ge=0)
+    p95_run_seconds: float | None = None
+    tokens_used: int = Field(default=0, ge=0)
+    cost_spent: float = Field(default=0.0, ge=0)

@@ -1,0 +1,41 @@
+"""The checked-in sample manifests, valid and invalid, as test data."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+from typing import Any
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "manifests" / "samples"
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidSample:
+    name: str
+    doc: dict[str, Any]
+    rejected_by: str  # "apiserver" or "validation"
+    expect: str
+
+
+def valid_docs() -> list[tuple[str, dict[str, Any]]]:
+    return [(p.stem, yaml.safe_load(p.read_text())) for p in sorted(SAMPLES.glob("*.yaml"))]
+
+
+def invalid_samples() -> list[InvalidSample]:
+    out = []
+    for path in sorted((SAMPLES / "invalid").glob("*.yaml")):
+        text = path.read_text()
+        by = re.search(r"^# rejected-by: (\w+)$", text, re.M)
+        expect = re.search(r"^# expect: (.+)$", text, re.M)
+        assert by, f"{path.name} needs a '# rejected-by:' line"
+        assert expect, f"{path.name} needs an '# expect:' line"
+        out.append(InvalidSample(path.stem, yaml.safe_load(text), by.group(1), expect.group(1)))
+    return out
+
+
+def sample_pool_names() -> set[str]:
+    return {d["metadata"]["name"] for _, d in valid_docs() if d["kind"] == "AgentPool"}

@@ -1,0 +1,120 @@
+"""What CEL cannot check: cycles, missing pools, route syntax, output schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.reconcile.agentworkflow import dag, validation
+
+
+def _spec(*steps: dict[str, Any], **extra: Any) -> awf.AgentWorkflowSpec:
+    return awf.AgentWorkflowSpec.model_validate(
+        {"defaultPool": "small", "steps": list(steps), **extra}
+    )
+
+
+def _step(name: str, *deps: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "prompt": f"do {name}", "dependsOn": list(deps), **extra}
+
+
+FAN_IN = _spec(
+    _step("history"), _step("docs"), _step("intent"), _step("respond", "history", "docs", "intent")
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "pools", "expected"),
+    [
+        pytest.param(FAN_IN, {"small"}, [], id="valid-fan-in"),
+        pytest.param(
+            _spec(_step("a", "b"), _step("b", "a")),
+            {"small"},
+            [("spec.steps[0].dependsOn", "dependency cycle: a -> b -> a")],
+            id="cycle",
+        ),
+        pytest.param(
+            FAN_IN,
+            set(),
+            [("spec.defaultPool", 'AgentPool "small" does not exist in this namespace')],
+            id="missing-default-pool",
+        ),
+        pytest.param(
+            _spec(
+                _step("a", fallback={"pool": "large"}),
+                budget={"onExhausted": "Degrade", "degradePool": "tiny"},
+            ),
+            {"small"},
+            [
+                ("spec.budget.degradePool", 'AgentPool "tiny" does not exist in this namespace'),
+                (
+                    "spec.steps[0].fallback.pool",
+                    'AgentPool "large" does not exist in this namespace',
+                ),
+            ],
+            id="missing-fallback-and-degrade-pools",
+        ),
+        pytest.param(
+            _spec(_step("a", routes=[{"when": "inputs.x >", "pool": "small"}, {"pool": "small"}])),
+            {"small"},
+            [("spec.steps[0].routes[0].when", "route expression does not compile")],
+            id="route-syntax",
+        ),
+        pytest.param(
+            _spec(_step("a", output={"schema": {"type": "object", "required": "response"}})),
+            {"small"},
+            [("spec.steps[0].output.schema", "not a valid JSON Schema")],
+            id="schema-required-not-a-list",
+        ),
+    ],
+)
+def test_find_problems(
+    spec: awf.AgentWorkflowSpec, pools: set[str], expected: list[tuple[str, str]]
+) -> None:
+    problems = validation.find_problems(spec, pools=pools)
+    assert len(problems) == len(expected), problems
+    for problem, (path, message) in zip(problems, expected, strict=True):
+        assert problem.path == path
+        assert message in problem.message
+
+
+def test_pools_are_not_checked_when_unknown() -> None:
+    assert validation.find_problems(FAN_IN) == []
+
+
+def test_pool_references_cover_every_place_a_pool_is_named() -> None:
+    spec = _spec(
+        _step("a", pool="p1", fallback={"pool": "p2"}),
+        _step("b", routes=[{"when": "a.x == 1", "pool": "p3"}, {"pool": "p4"}]),
+        budget={"onExhausted": "Degrade", "degradePool": "p5"},
+    )
+    assert dict(validation.pool_references(spec)) == {
+        "spec.defaultPool": "small",
+        "spec.budget.degradePool": "p5",
+        "spec.steps[0].pool": "p1",
+        "spec.steps[0].fallback.pool": "p2",
+        "spec.steps[1].routes[0].pool": "p3",
+        "spec.steps[1].routes[1].pool": "p4",
+    }
+
+
+def test_compile_plan_of_the_support_shape() -> None:
+    plan = validation.compile_plan(FAN_IN)
+    assert plan.roots == ("history", "docs", "intent")
+    assert plan.depth == 2
+    assert plan.max_parallelism == 3
+    assert plan.critical_path[-1] == "respond"
+
+
+def test_compile_plan_refuses_a_cycle_with_every_problem() -> None:
+    with pytest.raises(dag.InvalidDagError) as err:
+        validation.compile_plan(_spec(_step("a", "b"), _step("b", "a")))
+    assert [p.message for p in err.value.problems] == ["dependency cycle: a -> b -> a"]
+
+
+def test_compiled_route_evaluates_over_dependency_outputs() -> None:
+    program = validation.compile_route("intent.complexity == 'high' || inputs.vip")
+    assert program.execute({"intent": {"complexity": "high"}, "inputs": {"vip": False}})
+    assert not program.execute({"intent": {"complexity": "low"}, "inputs": {"vip": False}})
