@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from trimtab.api import crdgen
+from trimtab.api import crdgen, docgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 Generated = dict[str, str]
@@ -72,7 +72,12 @@ def crds() -> Generated:
     return {crdgen.file_name(crd): crdgen.render(crd) for crd in crdgen.all_crds()}
 
 
-GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds]
+def api_reference() -> Generated:
+    """docs/api.md from the same schemas as the CRDs (trimtab.api.docgen)."""
+    return {"docs/api.md": docgen.render()}
+
+
+GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference]
 
 
 def main() -> int:
