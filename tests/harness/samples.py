@@ -39,3 +39,17 @@ def invalid_samples() -> list[InvalidSample]:
 
 def sample_pool_names() -> set[str]:
     return {d["metadata"]["name"] for _, d in valid_docs() if d["kind"] == "AgentPool"}
+
+
+def api_models() -> list[type[Any]]:
+    """Every API model class defined in the two kinds' modules."""
+    from trimtab.api.v1alpha1 import agentpool, agentworkflow, base  # noqa: PLC0415
+
+    return [
+        obj
+        for module in (agentpool, agentworkflow)
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, base.Model)
+        and obj.__module__ == module.__name__
+    ]

@@ -6,8 +6,9 @@ import pathlib
 
 import pytest
 
+from tests.harness import samples
 from trimtab.api import docgen
-from trimtab.api.v1alpha1 import agentpool, agentworkflow, base
+from trimtab.api.v1alpha1 import base
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TEXT = docgen.render()
@@ -17,16 +18,7 @@ def test_checked_in_reference_is_current() -> None:
     assert (ROOT / "docs" / "api.md").read_text() == TEXT, "run `make generate`"
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        m
-        for mod in (agentpool, agentworkflow)
-        for m in vars(mod).values()
-        if isinstance(m, type) and issubclass(m, base.Model) and m.__module__ == mod.__name__
-    ],
-    ids=lambda m: m.__name__,
-)
+@pytest.mark.parametrize("model", samples.api_models(), ids=lambda m: m.__name__)
 def test_every_field_and_rule_is_documented(model: type[base.Model]) -> None:
     for name, field in model.model_fields.items():
         assert f"| `{field.alias or name}` |" in TEXT, name
