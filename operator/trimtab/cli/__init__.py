@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import trimtab
-from trimtab.cli import cluster
+from trimtab.cli import cluster, runtime, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     cluster.register(groups)
+    simulate.register(groups)
+    runtime.register(groups)
     return parser
 
 
@@ -34,10 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per HTTP request drowns the worker's own log at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, LookupError) as exc:
         print(f"trimtab: error: {exc}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ import pydantic
 from pydantic import alias_generators
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 NAME_MAX = 63
 URL_PATTERN = r"^https?://[^\s/?#]+([/?#][^\s]*)?$"
 URL_MAX = 2048
@@ -90,7 +91,12 @@ class SecretKeyRef(Model):
     """A key of a Secret in the resource's namespace. Its value never appears in status,
     events or logs."""
 
-    name: Name = pydantic.Field(description="Name of the Secret.")
+    name: str = pydantic.Field(
+        min_length=1,
+        max_length=K8S_KEY_MAX,
+        pattern=SUBDOMAIN_PATTERN,
+        description="Name of the Secret.",
+    )
     key: str = pydantic.Field(
         min_length=1, max_length=K8S_KEY_MAX, description="Key within the Secret."
     )

@@ -1,0 +1,150 @@
+"""`trimtab worker run`, `trimtab workflow publish`, `trimtab run`, `trimtab runs get`:
+the runtime without Kubernetes (or beside it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pathlib
+import sys
+from typing import Any
+
+import pydantic
+import yaml
+
+from trimtab.api.v1alpha1 import manifests
+from trimtab.cli import common
+from trimtab.sdk import client as sdk_client
+from trimtab.worker import main as worker_main
+from trimtab.worker import settings
+
+
+def register(groups: Any) -> None:
+    worker = groups.add_parser("worker", help="run a pool's worker process")
+    wsub = worker.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run_w = wsub.add_parser("run", help="serve one AgentPool's queue until SIGTERM")
+    run_w.add_argument("--pool", help="NAMESPACE/NAME of the AgentPool")
+    run_w.add_argument("-f", "--file", type=pathlib.Path, help="AgentPool manifest to serve")
+    run_w.add_argument("--metrics-port", type=int, default=None, help="Prometheus port")
+    common.add_redis_url(run_w)
+    run_w.set_defaults(func=_worker_run)
+
+    wf = groups.add_parser("workflow", help="publish workflows to Redis")
+    wfsub = wf.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pub = wfsub.add_parser("publish", help="compile an AgentWorkflow manifest and publish it")
+    pub.add_argument("-f", "--file", type=pathlib.Path, required=True)
+    pub.add_argument("-n", "--namespace", help="namespace (default: the manifest's, or default)")
+    common.add_redis_url(pub)
+    pub.set_defaults(func=_publish)
+
+    run = groups.add_parser("run", help="submit a run of NAMESPACE/WORKFLOW")
+    run.add_argument("workflow", help="NAMESPACE/WORKFLOW")
+    run.add_argument("--input", action="append", default=[], metavar="KEY=VALUE|@FILE.json")
+    run.add_argument("--idempotency-key")
+    run.add_argument("--wait", action="store_true", help="wait and print the result")
+    run.add_argument("--timeout", type=float, default=120.0)
+    common.add_redis_url(run)
+    run.set_defaults(func=_run)
+
+    runs_p = groups.add_parser("runs", help="inspect runs")
+    rsub = runs_p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = rsub.add_parser("get", help="per-step state, timings, tokens and cost of a run")
+    get.add_argument("run", help="NAMESPACE/RUN_ID")
+    get.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    common.add_redis_url(get)
+    get.set_defaults(func=_runs_get)
+
+
+def _worker_run(args: argparse.Namespace) -> int:
+    cfg = settings.resolve(
+        pool_ref=args.pool,
+        manifest=args.file,
+        redis_url=args.redis_url,
+        metrics_port=args.metrics_port,
+    )
+    asyncio.run(worker_main.serve(cfg))
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    try:
+        parsed = manifests.parse(yaml.safe_load(args.file.read_text()))
+    except pydantic.ValidationError as exc:
+        print(f"trimtab: {args.file} is invalid:\n{exc}", file=sys.stderr)
+        return 1
+    if not isinstance(parsed, manifests.AgentWorkflow):
+        print(f"trimtab: {args.file} holds a {parsed.kind}, not an AgentWorkflow", file=sys.stderr)
+        return 1
+    namespace = args.namespace or parsed.metadata.namespace or "default"
+
+    async def go() -> int:
+        client = sdk_client.Client(args.redis_url)
+        try:
+            return await client.publish(namespace, parsed.metadata.name, parsed.spec)
+        finally:
+            await client.aclose()
+
+    gen = asyncio.run(go())
+    print(f"published {namespace}/{parsed.metadata.name} generation {gen}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    namespace, workflow = sdk_client.split_ref(args.workflow)
+    inputs = common.parse_inputs(args.input)
+    client = sdk_client.SyncClient(args.redis_url)
+    run = client.submit(namespace, workflow, inputs, idempotency_key=args.idempotency_key)
+    if not args.wait:
+        print(run)
+        return 0
+    result = client.result(run, timeout=args.timeout)
+    print(
+        json.dumps(
+            {
+                "run": result.run,
+                "status": result.status,
+                "outputs": result.outputs,
+                "tokens": result.tokens,
+                "cost": result.cost,
+                "seconds": result.seconds,
+                "errors": result.errors,
+            },
+            indent=2,
+        )
+    )
+    return 0 if result.status == "succeeded" else 2
+
+
+def _runs_get(args: argparse.Namespace) -> int:
+    state = sdk_client.SyncClient(args.redis_url).get(args.run)
+    if args.output == "json":
+        print(
+            json.dumps(
+                {
+                    "status": state.status,
+                    "tokens": state.tokens,
+                    "cost": state.cost,
+                    "steps": {n: vars(s) for n, s in state.steps.items()},
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    print(f"run {args.run}: {state.status}, {state.tokens} tokens, cost {state.cost:.6f}")
+    print(
+        f"{'STEP':<24}{'STATE':<10}{'ATT':>4}{'POOL':>20}{'WAIT ms':>9}{'RUN ms':>9}{'TOKENS':>8}"
+    )
+    for name, s in state.steps.items():
+        wait = (s.started_ms - s.queued_ms) if s.started_ms and s.queued_ms else None
+        ran = (s.ended_ms - s.started_ms) if s.ended_ms and s.started_ms else None
+        print(
+            f"{name:<24}{s.state:<10}{s.attempt:>4}{(s.pool or '-'):>20}"
+            f"{_ms(wait):>9}{_ms(ran):>9}{s.tokens:>8}"
+        )
+    return 0
+
+
+def _ms(value: int | None) -> str:
+    return "-" if value is None else str(value)

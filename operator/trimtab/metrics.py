@@ -1,0 +1,194 @@
+"""Every Prometheus metric of Trimtab, declared once, with units in names and bounded labels.
+
+Dashboards and alerts depend on these names, so they are defined here and nowhere
+else. Labels are bounded: namespaces, pools, workflows and step names are few, and
+outcomes, error types and the like are Enums, so callers cannot invent label values;
+a run id or a step id never becomes a label, since each would make a new time series.
+`build` takes a registry so tests get fresh metrics; `default()` is the process's own.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+NAMESPACE = "trimtab"
+
+# From a cache hit or a cheap tool call (milliseconds) up to a long model generation.
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class StepOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+    REVIEW = "review"
+    CACHED = "cached"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+class RunOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REVIEW = "review"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class TokenKind(enum.StrEnum):
+    PROMPT = "prompt"
+    COMPLETION = "completion"
+
+
+class ModelError(enum.StrEnum):
+    HTTP_429 = "http_429"
+    HTTP_4XX = "http_4xx"
+    HTTP_5XX = "http_5xx"
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    INVALID_OUTPUT = "invalid_output"
+    TEMPLATE = "template"
+
+
+class EndpointKind(enum.StrEnum):
+    MODEL = "model"
+    TOOL = "tool"
+
+
+class BreakerState(enum.IntEnum):
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class ScaleDirection(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+    NONE = "none"
+
+
+class ReconciledKind(enum.StrEnum):
+    AGENT_POOL = "AgentPool"
+    AGENT_WORKFLOW = "AgentWorkflow"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The metric objects of one registry, and typed ways to record them."""
+
+    step_duration_seconds: Histogram
+    queue_wait_seconds: Histogram
+    steps_total: Counter
+    tokens_total: Counter
+    cost_total: Counter
+    model_request_errors_total: Counter
+    steps_in_flight: Gauge
+    runs_total: Counter
+    breaker_state: Gauge
+    reconcile_duration_seconds: Histogram
+    scale_decisions_total: Counter
+    desired_replicas: Gauge
+
+    def step_finished(
+        self,
+        namespace: str,
+        pool: str,
+        *,
+        workflow: str,
+        step: str,
+        outcome: StepOutcome,
+        seconds: float,
+    ) -> None:
+        """Count one step attempt and observe how long it ran."""
+        labels = (namespace, pool, workflow, step, StepOutcome(outcome).value)
+        self.steps_total.labels(*labels).inc()
+        self.step_duration_seconds.labels(*labels).observe(seconds)
+
+    def tokens_used(self, namespace: str, pool: str, *, kind: TokenKind, tokens: int) -> None:
+        self.tokens_total.labels(namespace, pool, TokenKind(kind).value).inc(tokens)
+
+    def model_request_failed(self, namespace: str, pool: str, *, error: ModelError) -> None:
+        self.model_request_errors_total.labels(namespace, pool, ModelError(error).value).inc()
+
+    def run_finished(self, namespace: str, workflow: str, *, outcome: RunOutcome) -> None:
+        self.runs_total.labels(namespace, workflow, RunOutcome(outcome).value).inc()
+
+    def breaker_changed(
+        self, namespace: str, pool: str, *, endpoint_kind: EndpointKind, state: BreakerState
+    ) -> None:
+        # Both checked before labels(), which would otherwise leave a child reading "closed".
+        kind, value = EndpointKind(endpoint_kind).value, BreakerState(state).value
+        self.breaker_state.labels(namespace, pool, kind).set(value)
+
+    def reconciled(self, kind: ReconciledKind, *, seconds: float) -> None:
+        self.reconcile_duration_seconds.labels(ReconciledKind(kind).value).observe(seconds)
+
+    def scale_decided(
+        self, namespace: str, pool: str, *, direction: ScaleDirection, desired: int
+    ) -> None:
+        """Count one scaling decision and publish the replicas it asked for."""
+        label = ScaleDirection(direction).value
+        self.scale_decisions_total.labels(namespace, pool, label).inc()
+        self.desired_replicas.labels(namespace, pool).set(desired)
+
+
+def build(registry: CollectorRegistry) -> Metrics:
+    """Declare every metric on `registry`; call it once per registry."""
+    pool = ("namespace", "pool")
+    step = (*pool, "workflow", "step", "outcome")
+    histogram = functools.partial(Histogram, namespace=NAMESPACE, registry=registry)
+    counter = functools.partial(Counter, namespace=NAMESPACE, registry=registry)
+    gauge = functools.partial(Gauge, namespace=NAMESPACE, registry=registry)
+    return Metrics(
+        step_duration_seconds=histogram(
+            "step_duration_seconds",
+            "Time one step attempt ran, from claim to completion.",
+            step,
+            buckets=STEP_BUCKETS,
+        ),
+        queue_wait_seconds=histogram(
+            "queue_wait_seconds",
+            "Time a step waited in its pool's stream before a worker claimed it.",
+            pool,
+            buckets=QUEUE_WAIT_BUCKETS,
+        ),
+        steps_total=counter("steps", "Step attempts, by outcome.", step),
+        tokens_total=counter("tokens", "Model tokens used, by kind.", (*pool, "kind")),
+        cost_total=counter(
+            "cost", "Model spend; the unit is the pool's pricing currency, not a fixed one.", pool
+        ),
+        model_request_errors_total=counter(
+            "model_request_errors", "Failed model requests, by error type.", (*pool, "error_type")
+        ),
+        steps_in_flight=gauge("steps_in_flight", "Steps claimed and not yet completed.", pool),
+        runs_total=counter(
+            "runs", "Finished workflow runs, by outcome.", ("namespace", "workflow", "outcome")
+        ),
+        breaker_state=gauge(
+            "breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            (*pool, "endpoint_kind"),
+        ),
+        reconcile_duration_seconds=histogram(
+            "reconcile_duration_seconds",
+            "Time one reconcile of a resource took.",
+            ("kind",),
+            buckets=RECONCILE_BUCKETS,
+        ),
+        scale_decisions_total=counter(
+            "scale_decisions", "Autoscaler decisions, by direction.", (*pool, "direction")
+        ),
+        desired_replicas=gauge("desired_replicas", "Replicas the autoscaler last asked for.", pool),
+    )
+
+
+@functools.cache
+def default() -> Metrics:
+    """The metrics of the process-wide registry, declared on first use."""
+    return build(prometheus_client.REGISTRY)

@@ -1,0 +1,10 @@
+"""The only Redis I/O in Trimtab: task streams, runs, workflow definitions, state, stats.
+
+Runs are data, not Kubernetes objects. Every transition that must not be torn in half by
+a crash (submit a run with its roots; complete a step, acknowledge it and enqueue its
+ready dependents; schedule a retry; dead-letter) is one Lua script, so it happens
+entirely or not at all. Key names live in `keys`, nowhere else.
+
+Targets a single Redis primary (optionally with replicas/Sentinel): one script touches a
+run and several pools' streams, which Redis Cluster would put in different slots.
+"""

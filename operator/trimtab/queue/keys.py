@@ -1,0 +1,68 @@
+"""Every Redis key name Trimtab uses, in one place, namespaced by Kubernetes namespace.
+
+Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
+    tt:{ns}:pool:{pool}:stream        pool's task stream; consumer group GROUP
+    tt:{ns}:pool:{pool}:delayed       retries waiting for their backoff (zset, score = due ms)
+    tt:{ns}:pool:{pool}:stats:{sec}   per-second arrivals, completions, latency sketches (hash)
+    tt:{ns}:run:{run}                 run record and per-step state (hash, TTL)
+    tt:{ns}:run:{run}:events          step and run events, for waiters (stream, TTL)
+    tt:{ns}:idem:{key}                idempotency key -> run id (TTL)
+    tt:{ns}:wf:{name}:current         current generation of a published workflow
+    tt:{ns}:wf:{name}:gen:{gen}       compiled workflow of one generation (JSON)
+    tt:{ns}:state:{session}           conversation state (TTL)
+    tt:{ns}:dlq                       dead-lettered steps (stream)
+"""
+
+from __future__ import annotations
+
+GROUP = "workers"
+PREFIX = "tt"
+
+
+def _ns(namespace: str) -> str:
+    return f"{PREFIX}:{namespace}"
+
+
+def pool_stream(namespace: str, pool: str) -> str:
+    return f"{_ns(namespace)}:pool:{pool}:stream"
+
+
+def pool_delayed(namespace: str, pool: str) -> str:
+    return f"{_ns(namespace)}:pool:{pool}:delayed"
+
+
+def pool_stats(namespace: str, pool: str, second: int) -> str:
+    return f"{_ns(namespace)}:pool:{pool}:stats:{second}"
+
+
+def run(namespace: str, run_id: str) -> str:
+    return f"{_ns(namespace)}:run:{run_id}"
+
+
+def run_events(namespace: str, run_id: str) -> str:
+    return f"{_ns(namespace)}:run:{run_id}:events"
+
+
+def idempotency(namespace: str, key: str) -> str:
+    return f"{_ns(namespace)}:idem:{key}"
+
+
+def workflow_current(namespace: str, name: str) -> str:
+    return f"{_ns(namespace)}:wf:{name}:current"
+
+
+def workflow_generation(namespace: str, name: str, generation: int) -> str:
+    return f"{_ns(namespace)}:wf:{name}:gen:{generation}"
+
+
+def state(namespace: str, session: str) -> str:
+    return f"{_ns(namespace)}:state:{session}"
+
+
+def dead_letter(namespace: str) -> str:
+    return f"{_ns(namespace)}:dlq"
+
+
+def step_field(step: str, attribute: str) -> str:
+    """A per-step field of the run hash, e.g. `s:respond:state`."""
+    return f"s:{step}:{attribute}"

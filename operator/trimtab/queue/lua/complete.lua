@@ -1,0 +1,62 @@
+-- Complete a step: store its output, acknowledge it, and enqueue every dependent whose
+-- dependencies are now all done -- one atomic step, so a crash can neither lose nor
+-- duplicate a dependent. The last step completes the run.
+-- A routed dependent's pool was chosen by the caller from the outputs it read at run
+-- version `expected`; if the run moved on since, or the caller could not choose yet
+-- (pool ''), nothing is written and 'conflict' tells it to read again and retry.
+-- KEYS: run, events, own stream, dependent stream 1..n
+-- ARGV: step, attempt, msg_id, group, output, tokens, cost, now_ms, expected_version,
+--       ns, workflow, generation, run_id,
+--       then per dependent: name, pool, routed(0/1), ndeps, dep names...
+local run_key, events_key, stream = KEYS[1], KEYS[2], KEYS[3]
+local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now = ARGV[8]
+local p = 's:' .. step .. ':'
+local state = redis.call('HGET', run_key, p .. 'state')
+if (not state) or state == 'done' or state == 'dead'
+    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
+  redis.call('XACK', stream, group, msg_id)
+  return {'duplicate'}
+end
+
+local function is_done(name)
+  return name == step or redis.call('HGET', run_key, 's:' .. name .. ':state') == 'done'
+end
+
+local ready, i = {}, 14
+local version = redis.call('HGET', run_key, 'version')
+for k = 4, #KEYS do
+  local name, pool, routed, ndeps = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local all_done = redis.call('HGET', run_key, 's:' .. name .. ':state') == 'pending'
+  for d = 1, ndeps do
+    if all_done and not is_done(ARGV[i + 3 + d]) then all_done = false end
+  end
+  i = i + 4 + ndeps
+  if all_done then
+    if pool == '' or (routed == '1' and version ~= ARGV[9]) then return {'conflict'} end
+    ready[#ready + 1] = {k, name, pool}
+  end
+end
+
+redis.call('HSET', run_key, p .. 'state', 'done', p .. 'out', ARGV[5], p .. 'tokens', ARGV[6],
+  p .. 'cost', ARGV[7], p .. 'end_ms', now)
+redis.call('HINCRBY', run_key, 'version', 1)
+redis.call('HINCRBY', run_key, 'tokens', ARGV[6])
+redis.call('HINCRBYFLOAT', run_key, 'cost', ARGV[7])
+local remaining = redis.call('HINCRBY', run_key, 'remaining', -1)
+redis.call('XACK', stream, group, msg_id)
+redis.call('XADD', events_key, '*', 'type', 'step_done', 'step', step, 'at', now)
+local enqueued = {}
+for _, r in ipairs(ready) do
+  local q = 's:' .. r[2] .. ':'
+  redis.call('HSET', run_key, q .. 'state', 'queued', q .. 'att', 1, q .. 'pool', r[3],
+    q .. 'qms', now)
+  redis.call('XADD', KEYS[r[1]], '*', 'ns', ARGV[10], 'run', ARGV[13], 'step', r[2],
+    'att', 1, 'wf', ARGV[11], 'gen', ARGV[12], 'enq', now)
+  enqueued[#enqueued + 1] = r[2]
+end
+if remaining == 0 then
+  redis.call('HSET', run_key, 'status', 'succeeded', 'end_ms', now)
+  redis.call('XADD', events_key, '*', 'type', 'run_done', 'status', 'succeeded', 'at', now)
+end
+return {'ok', tostring(remaining), unpack(enqueued)}

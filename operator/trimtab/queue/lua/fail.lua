@@ -1,0 +1,23 @@
+-- Give up on a step: record why, move it to the dead-letter stream, fail the run,
+-- acknowledge the delivery -- atomically, so a failed step is never silently dropped.
+-- KEYS: run, events, own stream, dead-letter stream
+-- ARGV: step, attempt, msg_id, group, reason, now_ms, ns, run_id, workflow, pool
+local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+  ARGV[5], ARGV[6]
+local p = 's:' .. step .. ':'
+local state = redis.call('HGET', run_key, p .. 'state')
+if (not state) or state == 'done' or state == 'dead'
+    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
+  redis.call('XACK', stream, group, msg_id)
+  return 'duplicate'
+end
+redis.call('HSET', run_key, p .. 'state', 'dead', p .. 'err', reason, p .. 'end_ms', now,
+  'status', 'failed', 'end_ms', now)
+redis.call('XADD', dlq, '*', 'ns', ARGV[7], 'run', ARGV[8], 'step', step, 'att', attempt,
+  'wf', ARGV[9], 'pool', ARGV[10], 'reason', reason, 'at', now)
+redis.call('XACK', stream, group, msg_id)
+redis.call('XADD', events_key, '*', 'type', 'step_dead', 'step', step, 'reason', reason,
+  'at', now)
+redis.call('XADD', events_key, '*', 'type', 'run_done', 'status', 'failed', 'at', now)
+return 'dead'

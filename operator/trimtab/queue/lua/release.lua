@@ -1,0 +1,20 @@
+-- Hand claimed but unstarted-or-interrupted steps back for immediate redelivery (a
+-- draining worker's leftovers): re-add each message, acknowledge the old delivery and
+-- give back the delivery it used, so draining never pushes a step toward dead-letter.
+-- KEYS: own stream, run 1..n      ARGV: group, then (msg_id, step) per run key
+local stream, group = KEYS[1], ARGV[1]
+local released = 0
+for k = 2, #KEYS do
+  local msg_id, step = ARGV[2 * (k - 1)], ARGV[2 * (k - 1) + 1]
+  local entry = redis.call('XRANGE', stream, msg_id, msg_id)
+  if #entry == 1 and redis.call('XACK', stream, group, msg_id) == 1 then
+    redis.call('XADD', stream, '*', unpack(entry[1][2]))
+    local p = 's:' .. step .. ':'
+    if redis.call('HGET', KEYS[k], p .. 'state') == 'running' then
+      redis.call('HSET', KEYS[k], p .. 'state', 'queued')
+      redis.call('HINCRBY', KEYS[k], p .. 'dlv', -1)
+    end
+    released = released + 1
+  end
+end
+return released

@@ -1,0 +1,19 @@
+-- Mark a delivered step attempt as running and count its deliveries.
+-- Returns 'run', 'duplicate' (already done, superseded or run gone: acked here),
+-- or 'exhausted' (delivered more than max times: the caller dead-letters it).
+-- KEYS: run, own stream
+-- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer
+local run_key, stream = KEYS[1], KEYS[2]
+local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local p = 's:' .. step .. ':'
+local state = redis.call('HGET', run_key, p .. 'state')
+if (not state) or state == 'done' or state == 'dead'
+    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
+  redis.call('XACK', stream, group, msg_id)
+  return 'duplicate'
+end
+local deliveries = redis.call('HINCRBY', run_key, p .. 'dlv', 1)
+if deliveries > tonumber(ARGV[6]) then return 'exhausted' end
+redis.call('HSET', run_key, p .. 'state', 'running', p .. 'start_ms', ARGV[5],
+  p .. 'worker', ARGV[7])
+return 'run'

@@ -1,0 +1,62 @@
+"""The task message: what a pool's stream carries for one step attempt of one run.
+
+Kept flat and small (a handful of short fields) because every step of every run
+passes through XADD, XREADGROUP and XACK; the payload (inputs, outputs) stays in the
+run hash and is read once by the worker that runs the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+
+class MessageError(ValueError):
+    """A stream entry is not a task message."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One attempt of one step of one run."""
+
+    namespace: str
+    run_id: str
+    step: str
+    attempt: int
+    workflow: str
+    generation: int
+    enqueued_ms: int
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "ns": self.namespace,
+            "run": self.run_id,
+            "step": self.step,
+            "att": str(self.attempt),
+            "wf": self.workflow,
+            "gen": str(self.generation),
+            "enq": str(self.enqueued_ms),
+        }
+
+
+def decode(fields: Mapping[bytes | str, bytes | str]) -> Task:
+    """The task in a stream entry's fields; MessageError names what is missing or wrong."""
+    f = {_text(k): _text(v) for k, v in fields.items()}
+    try:
+        return Task(
+            namespace=f["ns"],
+            run_id=f["run"],
+            step=f["step"],
+            attempt=int(f["att"]),
+            workflow=f["wf"],
+            generation=int(f["gen"]),
+            enqueued_ms=int(f["enq"]),
+        )
+    except KeyError as exc:
+        raise MessageError(f"task message lacks field {exc.args[0]!r}: {f}") from exc
+    except ValueError as exc:
+        raise MessageError(f"task message has a malformed number: {f}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

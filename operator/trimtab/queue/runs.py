@@ -1,0 +1,170 @@
+"""Runs in Redis: submitting one with its roots, reading its state, following its events.
+
+A run is a hash: run-level fields (workflow, generation, status, inputs, counters) and
+per-step fields `s:<step>:<attr>` (state, attempt, pool, output, timings, tokens, cost).
+Step states: pending -> queued -> running -> done, or retrying (back to queued when the
+backoff is due), or dead (dead-lettered).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from redis import asyncio as aioredis
+
+from trimtab.queue import keys, scripts
+
+
+@dataclasses.dataclass(frozen=True)
+class StepState:
+    state: str
+    attempt: int
+    pool: str | None
+    output: Any
+    error: str | None
+    tokens: int
+    cost: float
+    queued_ms: int | None
+    started_ms: int | None
+    ended_ms: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunState:
+    run_id: str
+    namespace: str
+    workflow: str
+    generation: int
+    status: str
+    inputs: Any
+    created_ms: int
+    ended_ms: int | None
+    tokens: int
+    cost: float
+    version: int
+    steps: dict[str, StepState]
+
+    def outputs(self) -> dict[str, Any]:
+        return {name: s.output for name, s in self.steps.items() if s.state == "done"}
+
+
+@dataclasses.dataclass(frozen=True)
+class NewRun:
+    """A run to create: its workflow generation, inputs, and the pools of its roots."""
+
+    namespace: str
+    workflow: str
+    generation: int
+    steps: list[str]
+    run_id: str
+    inputs: Any
+    root_pools: Mapping[str, str]
+    ttl_seconds: int
+    now_ms: int
+    idempotency_key: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "wf": self.workflow,
+            "gen": self.generation,
+            "status": "running",
+            "inputs": json.dumps(self.inputs),
+            "created_ms": self.now_ms,
+            "version": 0,
+            "remaining": len(self.steps),
+            "tokens": 0,
+            "cost": 0,
+        }
+        fields.update({keys.step_field(s, "state"): "pending" for s in self.steps})
+        return fields
+
+
+async def submit(client: aioredis.Redis, lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
+    """Create the run and enqueue its roots on their pools; (created, run id). A repeated
+    idempotency key or run id returns the existing run and writes nothing."""
+    ns, fields = new.namespace, new.fields()
+    idem = keys.idempotency(ns, new.idempotency_key) if new.idempotency_key else ""
+    run_key = keys.run(ns, new.run_id)
+    roots = list(new.root_pools.items())
+    script_keys = [run_key, keys.run_events(ns, new.run_id), idem or run_key]
+    script_keys += [keys.pool_stream(ns, pool) for _, pool in roots]
+    args: list[Any] = [
+        new.run_id,
+        new.ttl_seconds,
+        new.now_ms,
+        "1" if idem else "0",
+        len(fields),
+        *(x for kv in fields.items() for x in kv),
+        ns,
+        new.workflow,
+        new.generation,
+    ]
+    args += [x for root in roots for x in root]
+    created, rid = await lua.call("submit", script_keys, args)
+    return bool(int(created)), str(rid)
+
+
+def _int(value: str | None) -> int | None:
+    return int(float(value)) if value not in (None, "") else None
+
+
+def _step(raw: Mapping[str, str], name: str) -> StepState:
+    def get(attr: str) -> str | None:
+        return raw.get(keys.step_field(name, attr))
+
+    out = get("out")
+    return StepState(
+        state=get("state") or "pending",
+        attempt=_int(get("att")) or 0,
+        pool=get("pool"),
+        output=json.loads(out) if out is not None else None,
+        error=get("err"),
+        tokens=_int(get("tokens")) or 0,
+        cost=float(get("cost") or 0),
+        queued_ms=_int(get("qms")),
+        started_ms=_int(get("start_ms")),
+        ended_ms=_int(get("end_ms")),
+    )
+
+
+def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
+    names = sorted({k.split(":")[1] for k in raw if k.startswith("s:") and k.endswith(":state")})
+    return RunState(
+        run_id=run_id,
+        namespace=namespace,
+        workflow=raw["wf"],
+        generation=int(raw["gen"]),
+        status=raw["status"],
+        inputs=json.loads(raw["inputs"]),
+        created_ms=int(raw["created_ms"]),
+        ended_ms=_int(raw.get("end_ms")),
+        tokens=int(raw.get("tokens", 0)),
+        cost=float(raw.get("cost", 0)),
+        version=int(raw.get("version", 0)),
+        steps={n: _step(raw, n) for n in names},
+    )
+
+
+async def read(client: aioredis.Redis, namespace: str, run_id: str) -> RunState | None:
+    """The run's current state, or None when unknown or expired."""
+    raw: Any = await client.hgetall(keys.run(namespace, run_id))
+    return parse(namespace, run_id, raw) if raw else None
+
+
+async def events(
+    client: aioredis.Redis,
+    namespace: str,
+    run_id: str,
+    *,
+    after: str = "0",
+    block_ms: int | None = None,
+    count: int = 100,
+) -> list[tuple[str, dict[str, str]]]:
+    """Events after id `after`; with block_ms, waits up to that long for the first one."""
+    found: Any = await client.xread(
+        {keys.run_events(namespace, run_id): after}, count=count, block=block_ms
+    )
+    return [(eid, dict(fields)) for _, entries in found for eid, fields in entries]

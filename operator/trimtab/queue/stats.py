@@ -1,0 +1,68 @@
+"""Per-pool, per-second load statistics that workers publish for the autoscaler.
+
+Each second of each pool is one small hash with a short TTL: completions and busy time
+summed across workers (HINCRBY), and one latency sketch per worker. The operator merges
+the last N seconds' sketches into a p95 without Prometheus in the loop. Arrivals need no
+writes here: the stream's `entries-added` counter already counts them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import asyncio as aioredis
+
+from trimtab.queue import keys
+
+TTL_SECONDS = 600
+SKETCH_PREFIX = "sketch:"
+
+
+async def record_second(
+    client: aioredis.Redis,
+    *,
+    namespace: str,
+    pool: str,
+    second: int,
+    consumer: str,
+    completed: int,
+    busy_seconds: float,
+    sketch: str,
+) -> None:
+    key = keys.pool_stats(namespace, pool, second)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hincrby(key, "completed", completed)
+        pipe.hincrbyfloat(key, "busy_s", busy_seconds)
+        pipe.hset(key, SKETCH_PREFIX + consumer, sketch)
+        pipe.expire(key, TTL_SECONDS)
+        await pipe.execute()
+
+
+async def read_seconds(
+    client: aioredis.Redis, *, namespace: str, pool: str, seconds: list[int]
+) -> list[dict[str, str]]:
+    """The stats hashes of the given seconds (empty dicts where nothing was recorded)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for second in seconds:
+            pipe.hgetall(keys.pool_stats(namespace, pool, second))
+        found: list[Any] = await pipe.execute()
+    return [dict(h) for h in found]
+
+
+async def stream_counters(client: aioredis.Redis, *, namespace: str, pool: str) -> dict[str, int]:
+    """Backlog and arrivals of a pool's stream: length, entries added, group lag, pending."""
+    stream = keys.pool_stream(namespace, pool)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.xinfo_stream(stream)
+        pipe.xinfo_groups(stream)
+        info, groups = await pipe.execute(raise_on_error=False)
+    if isinstance(info, Exception):
+        return {"length": 0, "added": 0, "lag": 0, "pending": 0}
+    listed: list[dict[str, Any]] = groups if isinstance(groups, list) else []
+    group: dict[str, Any] = next((g for g in listed if g.get("name") == keys.GROUP), {})
+    return {
+        "length": int(info.get("length", 0)),
+        "added": int(info.get("entries-added", 0)),
+        "lag": int(group.get("lag") or 0),
+        "pending": int(group.get("pending") or 0),
+    }

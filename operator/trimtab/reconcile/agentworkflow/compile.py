@@ -1,0 +1,121 @@
+"""A workflow compiled for the runtime: the spec, its DAG plan, each step's pool or
+compiled routes. Published to Redis as a document (spec + generation) and recompiled
+by each reader, which is cheap and keeps one source of truth.
+
+Routes are CEL over `inputs` and the outputs of the step's dependencies, compiled once
+per generation. A route whose expression fails to evaluate (say, a field the output
+lacks) does not match; the last route, which has no `when`, always does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.reconcile.agentworkflow import dag, validation
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledStep:
+    spec: awf.Step
+    dependencies: tuple[str, ...]
+    dependents: tuple[str, ...]
+    pool: str | None
+    routes: tuple[tuple[Any, str], ...]  # (compiled `when` or None, pool)
+
+    @property
+    def routed(self) -> bool:
+        return bool(self.routes)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledWorkflow:
+    namespace: str
+    name: str
+    generation: int
+    spec: awf.AgentWorkflowSpec
+    plan: dag.Plan
+    steps: Mapping[str, CompiledStep]
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self.spec.state.ttl_seconds
+
+    def route_context(
+        self, step: str, inputs: Any, outputs: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """What `step`'s routes and templates see, or None while a dependency is unfinished."""
+        deps = self.steps[step].dependencies
+        if any(d not in outputs for d in deps):
+            return None
+        return {"inputs": inputs, **{d: outputs[d] for d in deps}}
+
+    def choose_pool(self, step: str, context: Mapping[str, Any]) -> str:
+        """The pool `step` runs on, given its route context."""
+        compiled = self.steps[step]
+        if compiled.pool is not None:
+            return compiled.pool
+        for program, pool in compiled.routes:
+            if program is None or _matches(program, context):
+                return pool
+        raise AssertionError("validated routes always end with a default")  # pragma: no cover
+
+
+def _matches(program: Any, context: Mapping[str, Any]) -> bool:
+    try:
+        return program.execute(dict(context)) is True
+    # The CEL library raises assorted types (KeyError for a missing field, ValueError,
+    # RuntimeError); every one of them means this route cannot match this context.
+    except Exception as exc:
+        log.debug("route did not evaluate, trying the next: %s", exc)
+        return False
+
+
+def _compile_step(step: awf.Step, plan: dag.Plan, default_pool: str | None) -> CompiledStep:
+    routes = tuple(
+        (validation.compile_route(r.when) if r.when else None, r.pool) for r in step.routes or []
+    )
+    return CompiledStep(
+        spec=step,
+        dependencies=plan.dependencies[step.name],
+        dependents=plan.dependents[step.name],
+        pool=None if routes else (step.pool or default_pool),
+        routes=routes,
+    )
+
+
+def compile_workflow(
+    *, namespace: str, name: str, generation: int, spec: awf.AgentWorkflowSpec
+) -> CompiledWorkflow:
+    """Compile `spec`; raises dag.InvalidDagError listing every problem found."""
+    problems = validation.find_problems(spec)
+    if problems:
+        raise dag.InvalidDagError(problems)
+    plan = validation.compile_plan(spec)
+    steps = {s.name: _compile_step(s, plan, spec.default_pool) for s in spec.steps}
+    return CompiledWorkflow(
+        namespace=namespace, name=name, generation=generation, spec=spec, plan=plan, steps=steps
+    )
+
+
+def to_document(workflow: CompiledWorkflow) -> dict[str, Any]:
+    return {
+        "namespace": workflow.namespace,
+        "name": workflow.name,
+        "generation": workflow.generation,
+        "spec": workflow.spec.to_wire(),
+    }
+
+
+def from_document(doc: Mapping[str, Any]) -> CompiledWorkflow:
+    return compile_workflow(
+        namespace=doc["namespace"],
+        name=doc["name"],
+        generation=int(doc["generation"]),
+        spec=awf.AgentWorkflowSpec.model_validate(doc["spec"]),
+    )

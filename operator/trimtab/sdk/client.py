@@ -1,0 +1,189 @@
+"""The SDK client. A run is referred to as `NAMESPACE/ID`, so results and events need
+nothing but the reference."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import connection, runs, scripts, workflows
+from trimtab.reconcile.agentworkflow import compile as compile_mod
+
+T = TypeVar("T")
+DEFAULT_REDIS_URL = os.environ.get("TRIMTAB_REDIS_URL", "redis://127.0.0.1:6379/0")
+GENERATION_CACHE_SECONDS = 1.0
+
+
+class RunNotFoundError(LookupError):
+    """No such run (never submitted, or its state expired)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    run: str
+    status: str
+    outputs: dict[str, Any]
+    tokens: int
+    cost: float
+    seconds: float | None
+    errors: dict[str, str]
+
+
+def split_ref(run: str) -> tuple[str, str]:
+    namespace, sep, run_id = run.partition("/")
+    if not sep or not namespace or not run_id:
+        raise ValueError(f"a run is NAMESPACE/ID, got {run!r}")
+    return namespace, run_id
+
+
+def new_run_id() -> str:
+    """Time-ordered, so run ids sort by submission."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:12]}"
+
+
+class Client:
+    """Async access to runs; one Redis connection pool, safe to share across tasks."""
+
+    def __init__(self, redis_url: str = DEFAULT_REDIS_URL) -> None:
+        self.redis = connection.connect(redis_url)
+        self._lua = scripts.Scripts(self.redis)
+        self._compiled: dict[tuple[str, str], tuple[float, compile_mod.CompiledWorkflow]] = {}
+
+    async def workflow(self, namespace: str, name: str) -> compile_mod.CompiledWorkflow:
+        """The current published generation, rechecked at most once a second."""
+        cached = self._compiled.get((namespace, name))
+        if cached and time.monotonic() - cached[0] < GENERATION_CACHE_SECONDS:
+            return cached[1]
+        gen = await workflows.current_generation(self.redis, namespace, name)
+        if cached is None or cached[1].generation != gen:
+            doc = await workflows.load(self.redis, namespace, name, gen)
+            cached = (0.0, compile_mod.from_document(doc))
+        self._compiled[(namespace, name)] = (time.monotonic(), cached[1])
+        return cached[1]
+
+    async def publish(
+        self,
+        namespace: str,
+        name: str,
+        spec: awf.AgentWorkflowSpec,
+        *,
+        generation: int | None = None,
+    ) -> int:
+        """Compile and publish; without a generation, the next one (or the current one
+        when its spec is unchanged)."""
+        if generation is None:
+            generation = await self._next_generation(namespace, name, spec)
+        compiled = compile_mod.compile_workflow(
+            namespace=namespace, name=name, generation=generation, spec=spec
+        )
+        return await workflows.publish(self.redis, compile_mod.to_document(compiled))
+
+    async def _next_generation(self, namespace: str, name: str, spec: awf.AgentWorkflowSpec) -> int:
+        try:
+            current = await workflows.load(self.redis, namespace, name)
+        except workflows.WorkflowNotFoundError:
+            return 1
+        same = awf.AgentWorkflowSpec.model_validate(current["spec"]) == spec
+        return int(current["generation"]) + (0 if same else 1)
+
+    async def submit(
+        self, namespace: str, workflow: str, inputs: Any, *, idempotency_key: str | None = None
+    ) -> str:
+        """Start a run; returns `NAMESPACE/ID`. The same idempotency key returns the same run."""
+        wf = await self.workflow(namespace, workflow)
+        roots = {root: wf.choose_pool(root, {"inputs": inputs}) for root in wf.plan.roots}
+        new = runs.NewRun(
+            namespace=namespace,
+            workflow=workflow,
+            generation=wf.generation,
+            steps=list(wf.steps),
+            run_id=new_run_id(),
+            inputs=inputs,
+            root_pools=roots,
+            ttl_seconds=wf.ttl_seconds,
+            now_ms=int(time.time() * 1000),
+            idempotency_key=idempotency_key,
+        )
+        _, run_id = await runs.submit(self.redis, self._lua, new)
+        return f"{namespace}/{run_id}"
+
+    async def get(self, run: str) -> runs.RunState:
+        state = await runs.read(self.redis, *split_ref(run))
+        if state is None:
+            raise RunNotFoundError(f"run {run} not found (never submitted, or expired)")
+        return state
+
+    async def events(self, run: str, *, block_ms: int = 1000) -> AsyncIterator[dict[str, str]]:
+        """Events as they happen, from the first, until the run is done."""
+        namespace, run_id = split_ref(run)
+        last = "0"
+        while True:
+            for event_id, event in await runs.events(
+                self.redis, namespace, run_id, after=last, block_ms=block_ms
+            ):
+                last = event_id
+                yield event
+                if event.get("type") == "run_done":
+                    return
+
+    async def result(self, run: str, *, timeout: float = 60.0) -> RunResult:  # noqa: ASYNC109
+        """Wait for the run to finish (raises TimeoutError) and return its outcome."""
+
+        async def finished() -> None:
+            async for _ in self.events(run):
+                pass
+
+        await asyncio.wait_for(finished(), timeout=timeout)
+        return _result(run, await self.get(run))
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+def _result(run: str, state: runs.RunState) -> RunResult:
+    seconds = (state.ended_ms - state.created_ms) / 1000 if state.ended_ms else None
+    return RunResult(
+        run=run,
+        status=state.status,
+        outputs=state.outputs(),
+        tokens=state.tokens,
+        cost=state.cost,
+        seconds=seconds,
+        errors={n: s.error for n, s in state.steps.items() if s.error},
+    )
+
+
+class SyncClient:
+    """Blocking wrappers for scripts: each call runs on a fresh event loop and client."""
+
+    def __init__(self, redis_url: str = DEFAULT_REDIS_URL) -> None:
+        self.redis_url = redis_url
+
+    def _run(self, call: Callable[[Client], Awaitable[T]]) -> T:
+        async def go() -> T:
+            client = Client(self.redis_url)
+            try:
+                return await call(client)
+            finally:
+                await client.aclose()
+
+        return asyncio.run(go())
+
+    def submit(
+        self, namespace: str, workflow: str, inputs: Any, *, idempotency_key: str | None = None
+    ) -> str:
+        return self._run(
+            lambda c: c.submit(namespace, workflow, inputs, idempotency_key=idempotency_key)
+        )
+
+    def result(self, run: str, *, timeout: float = 60.0) -> RunResult:
+        return self._run(lambda c: c.result(run, timeout=timeout))
+
+    def get(self, run: str) -> runs.RunState:
+        return self._run(lambda c: c.get(run))

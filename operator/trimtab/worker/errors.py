@@ -1,0 +1,51 @@
+"""Why a step attempt failed, as the worker's retry policy needs to know it.
+
+StepError                 base: retryable unless said otherwise
+├── ModelError            the model endpoint failed (error_type: http_429, http_5xx,
+│                         http_4xx, timeout, connect); may carry retry_after
+├── ToolError             an HTTP tool failed (same error types)
+├── InvalidOutputError    the output did not parse or failed its JSON Schema
+└── TemplateInputError    the prompt or body could not be rendered (not retryable:
+                          the same inputs fail the same way)
+"""
+
+from __future__ import annotations
+
+
+class StepError(Exception):
+    """A step attempt failed."""
+
+    error_type = "error"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _HttpStepError(StepError):
+    def __init__(self, message: str, *, error_type: str, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.error_type = error_type
+        self.retryable = error_type != "http_4xx"
+
+
+class ModelError(_HttpStepError):
+    """The model endpoint failed or timed out."""
+
+
+class ToolError(_HttpStepError):
+    """An HTTP tool failed or timed out."""
+
+
+class InvalidOutputError(StepError):
+    """The output is not what the step's schema requires."""
+
+    error_type = "invalid_output"
+
+
+class TemplateInputError(StepError):
+    """The step's template refers to something its context lacks."""
+
+    error_type = "template"
+    retryable = False

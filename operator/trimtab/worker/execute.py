@@ -1,0 +1,99 @@
+"""Running one step attempt: render its template, call the model or tool, parse and
+validate the output, and price it. Everything here is about one attempt; retries,
+completion and dependents are the loop's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+
+from trimtab.api.v1alpha1 import agentpool
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.worker import errors, render
+from trimtab.worker.model_client import ModelClient
+from trimtab.worker.tools import ToolClient
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    output: Any
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class Clients:
+    model: ModelClient
+    tools: ToolClient
+    pricing: agentpool.Pricing
+
+
+def _render(template: str | None, context: Mapping[str, Any]) -> str | None:
+    if template is None:
+        return None
+    try:
+        return render.render(template, context)
+    except render.TemplateError as exc:
+        raise errors.TemplateInputError(str(exc)) from exc
+
+
+def parse_output(content: str, output: awf.OutputSpec | None) -> Any:
+    """The step's output value: JSON checked against the schema when there is one."""
+    schema = output.json_schema if output else None
+    if schema is None:
+        return content
+    try:
+        value = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise errors.InvalidOutputError(f"output is not JSON: {exc}") from exc
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise errors.InvalidOutputError(
+            f"output fails its schema at {path}: {exc.message}"
+        ) from exc
+    return value
+
+
+async def run_model_step(
+    step: awf.Step, context: Mapping[str, Any], clients: Clients
+) -> StepResult:
+    prompt = _render(step.prompt, context) or ""
+    schema = step.output.json_schema if step.output else None
+    reply = await clients.model.chat(
+        system=_render(step.system, context),
+        prompt=prompt,
+        max_tokens=step.max_tokens,
+        json_schema=schema,
+    )
+    return StepResult(
+        output=parse_output(reply.content, step.output),
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        cost=reply.cost(clients.pricing),
+    )
+
+
+async def run_tool_step(step: awf.Step, context: Mapping[str, Any], clients: Clients) -> StepResult:
+    assert step.tool is not None  # guaranteed by the step's CEL rule
+    value = await clients.tools.call(step.tool, body=_render(step.tool.body, context))
+    if step.output and step.output.json_schema is not None:
+        parse_output(json.dumps(value), step.output)
+    return StepResult(output=value)
+
+
+async def run_step(step: awf.Step, context: Mapping[str, Any], clients: Clients) -> StepResult:
+    if step.kind == "tool":
+        return await run_tool_step(step, context, clients)
+    return await run_model_step(step, context, clients)

@@ -1,0 +1,357 @@
+"""The worker: claims its pool's steps, runs up to `concurrency` at once, completes them.
+
+Background tasks beside the claim loop keep delivery at least once: reclaiming steps a
+dead worker left idle past the visibility timeout, promoting retries whose backoff is
+due, heartbeating steps still running here so nobody reclaims them, and publishing
+per-second load statistics for the autoscaler. On stop, the worker drains: no new
+claims, in-flight steps get the grace period to finish, the rest are released for
+immediate redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from trimtab import metrics as metrics_mod
+from trimtab.queue import connection, runs, scripts, stats, tasks, workflows
+from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.worker import backoff, errors, execute, settings
+from trimtab.worker import stats as tally
+
+log = logging.getLogger(__name__)
+MAX_COMPLETE_CONFLICTS = 20
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Worker:
+    """One worker process's runtime for one pool."""
+
+    def __init__(
+        self,
+        cfg: settings.WorkerSettings,
+        *,
+        client: connection.Redis,
+        clients: execute.Clients,
+        metrics: metrics_mod.Metrics,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cfg, self.client, self.clients, self.metrics = cfg, client, clients, metrics
+        self.lua = scripts.Scripts(client)
+        self.queue = tasks.PoolQueue(
+            client, self.lua, namespace=cfg.namespace, pool=cfg.pool, consumer=cfg.consumer
+        )
+        self.concurrency = cfg.spec.worker.concurrency
+        self.visibility_s = cfg.spec.queue.visibility_timeout_seconds
+        self.rng = rng or random.Random()
+        self._running: dict[asyncio.Task[None], tasks.Delivery] = {}
+        self._workflows: dict[tuple[str, int], compile_mod.CompiledWorkflow] = {}
+        self._tally = tally.SecondTally()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def run(self, stop: asyncio.Event, *, grace_seconds: float) -> None:
+        await self._ensure_group(stop)
+        loops = [
+            self._every(0.2, self._promote),
+            self._every(1.0, self._publish_stats),
+            self._every(max(0.5, self.visibility_s / 4), self._reclaim),
+            self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
+        ]
+        background = [asyncio.create_task(loop(stop)) for loop in loops]
+        try:
+            await self._claim_loop(stop)
+            await self._drain(grace_seconds)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self._publish_stats()
+
+    async def _ensure_group(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.queue.ensure_group()
+                return
+            except connection.UNAVAILABLE as exc:
+                log.warning("Redis unavailable (%s); waiting", exc)
+                await asyncio.sleep(0.5)
+
+    def _every(
+        self, seconds: float, action: Callable[[], Awaitable[object]]
+    ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+        async def loop(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                try:
+                    await action()
+                except Exception:  # a failed housekeeping pass must not stop the worker
+                    log.exception("%s failed; trying again", getattr(action, "__name__", action))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+        return loop
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            free = self.concurrency - self.in_flight
+            if free <= 0:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                claimed = await self.queue.read(free, block_ms=500)
+            except connection.UNAVAILABLE as exc:
+                log.warning("Redis unavailable (%s); claiming again shortly", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for delivery in claimed:
+                self._spawn(delivery)
+
+    def _spawn(self, delivery: tasks.Delivery) -> None:
+        task = asyncio.create_task(self._handle(delivery))
+        self._running[task] = delivery
+        self.metrics.steps_in_flight.labels(self.cfg.namespace, self.cfg.pool).inc()
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self.metrics.steps_in_flight.labels(self.cfg.namespace, self.cfg.pool).dec()
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "step handler crashed; the step will be redelivered", exc_info=task.exception()
+            )
+
+    async def _promote(self) -> None:
+        await self.queue.promote_due(now_ms=now_ms())
+
+    async def _reclaim(self) -> None:
+        free = self.concurrency - self.in_flight
+        if free > 0:
+            for delivery in await self.queue.reclaim(
+                min_idle_ms=self.visibility_s * 1000, count=free
+            ):
+                log.info(
+                    "reclaimed %s/%s from an idle consumer", delivery[1].run_id, delivery[1].step
+                )
+                self._spawn(delivery)
+
+    async def _heartbeat(self) -> None:
+        await self.queue.heartbeat([msg_id for msg_id, _ in self._running.values()])
+
+    async def _publish_stats(self) -> None:
+        taken = self._tally.take()
+        if taken.completed:
+            await stats.record_second(
+                self.client,
+                namespace=self.cfg.namespace,
+                pool=self.cfg.pool,
+                second=int(time.time()),
+                consumer=self.cfg.consumer,
+                completed=taken.completed,
+                busy_seconds=taken.busy_seconds,
+                sketch=taken.latencies.to_bytes().decode(),
+            )
+
+    async def _drain(self, grace_seconds: float) -> None:
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace_seconds)
+        leftovers = dict(self._running)
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+        released = await self.queue.release(list(leftovers.values()))
+        if released:
+            log.info("released %d unfinished steps for redelivery", released)
+
+    async def _workflow(self, delivery: tasks.Delivery) -> compile_mod.CompiledWorkflow:
+        task = delivery[1]
+        key = (task.workflow, task.generation)
+        if key not in self._workflows:
+            doc = await workflows.load(self.client, task.namespace, task.workflow, task.generation)
+            self._workflows[key] = compile_mod.from_document(doc)
+        return self._workflows[key]
+
+    async def _handle(self, delivery: tasks.Delivery) -> None:
+        _, task = delivery
+        started = await self.queue.start(
+            delivery, now_ms=now_ms(), max_deliveries=self.cfg.spec.queue.max_deliveries
+        )
+        if started == "duplicate":
+            return
+        wf = await self._workflow(delivery)
+        if started == "exhausted":
+            await self._give_up(
+                delivery,
+                wf,
+                f"delivered more than "
+                f"{self.cfg.spec.queue.max_deliveries} times without completing",
+            )
+            return
+        run = await runs.read(self.client, task.namespace, task.run_id)
+        if run is None:
+            return  # expired while queued: nothing left to complete
+        self.metrics.queue_wait_seconds.labels(self.cfg.namespace, self.cfg.pool).observe(
+            max(0.0, (now_ms() - task.enqueued_ms) / 1000)
+        )
+        await self._execute(delivery, wf, run)
+
+    async def _execute(
+        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunState
+    ) -> None:
+        step = wf.steps[delivery[1].step].spec
+        context = wf.route_context(step.name, run.inputs, run.outputs())
+        if context is None:  # cannot happen for a step enqueued by complete.lua
+            raise RuntimeError(f"step {step.name} started before its dependencies finished")
+        t0 = time.monotonic()
+        try:
+            result = await asyncio.wait_for(
+                execute.run_step(step, context, self.clients), timeout=step.timeout_seconds
+            )
+        except TimeoutError:
+            await self._failed(
+                delivery,
+                wf,
+                errors.StepError(f"step timed out after {step.timeout_seconds} s"),
+                error_type="timeout",
+            )
+            return
+        except errors.StepError as exc:
+            await self._failed(delivery, wf, exc, error_type=exc.error_type)
+            return
+        elapsed = time.monotonic() - t0
+        await self._complete(delivery, wf, run, result)
+        self._record_success(delivery, wf, result, elapsed)
+
+    def _record_success(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        result: execute.StepResult,
+        elapsed: float,
+    ) -> None:
+        ns, pool = self.cfg.namespace, self.cfg.pool
+        self._tally.add(elapsed)
+        self.metrics.step_finished(
+            ns,
+            pool,
+            workflow=wf.name,
+            step=delivery[1].step,
+            outcome=metrics_mod.StepOutcome.SUCCEEDED,
+            seconds=elapsed,
+        )
+        self.metrics.tokens_used(
+            ns, pool, kind=metrics_mod.TokenKind.PROMPT, tokens=result.prompt_tokens
+        )
+        self.metrics.tokens_used(
+            ns, pool, kind=metrics_mod.TokenKind.COMPLETION, tokens=result.completion_tokens
+        )
+        self.metrics.cost_total.labels(ns, pool).inc(result.cost)
+
+    def dependents(
+        self, wf: compile_mod.CompiledWorkflow, step: str, run: runs.RunState, output: object
+    ) -> list[tasks.Dependent]:
+        """Each dependent with its pool: fixed, routed from current outputs, or '' when its
+        other dependencies are not done yet (complete.lua then enqueues nothing for it)."""
+        outputs = {**run.outputs(), step: output}
+        out = []
+        for name in wf.steps[step].dependents:
+            dep = wf.steps[name]
+            context = wf.route_context(name, run.inputs, outputs)
+            pool = dep.pool or (wf.choose_pool(name, context) if context is not None else "")
+            out.append(
+                tasks.Dependent(
+                    name=name, pool=pool, routed=dep.routed, dependencies=dep.dependencies
+                )
+            )
+        return out
+
+    async def _complete(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunState,
+        result: execute.StepResult,
+    ) -> None:
+        task = delivery[1]
+        for _ in range(MAX_COMPLETE_CONFLICTS):
+            deps = self.dependents(wf, task.step, run, result.output)
+            routed = any(d.routed for d in deps)
+            done = await self.queue.complete(
+                delivery,
+                output=result.output,
+                tokens=result.tokens,
+                cost=result.cost,
+                now_ms=now_ms(),
+                expected_version=run.version if routed else None,
+                dependents=deps,
+            )
+            if done.outcome != "conflict":
+                if done.remaining == 0:
+                    self.metrics.run_finished(
+                        task.namespace, wf.name, outcome=metrics_mod.RunOutcome.SUCCEEDED
+                    )
+                return
+            fresh = await runs.read(self.client, task.namespace, task.run_id)
+            if fresh is None:
+                return
+            run = fresh
+        raise RuntimeError(f"completing {task.run_id}/{task.step}: the run kept changing")
+
+    async def _failed(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        exc: errors.StepError,
+        *,
+        error_type: str,
+    ) -> None:
+        task = delivery[1]
+        policy = wf.steps[task.step].spec.retry
+        log.warning("%s/%s attempt %d failed: %s", task.run_id, task.step, task.attempt, exc)
+        if error_type in metrics_mod.ModelError.__members__.values():
+            self.metrics.model_request_failed(
+                self.cfg.namespace, self.cfg.pool, error=metrics_mod.ModelError(error_type)
+            )
+        if exc.retryable and task.attempt < policy.max_attempts:
+            delay = backoff.delay_seconds(
+                policy.backoff, task.attempt, rng=self.rng, retry_after=exc.retry_after
+            )
+            await self.queue.retry(
+                delivery,
+                due_ms=now_ms() + int(delay * 1000),
+                error=f"{error_type}: {exc}",
+                now_ms=now_ms(),
+            )
+            outcome = metrics_mod.StepOutcome.RETRIED
+        else:
+            await self._give_up(
+                delivery,
+                wf,
+                f"{error_type}: {exc} (attempt {task.attempt} of {policy.max_attempts})",
+            )
+            outcome = metrics_mod.StepOutcome.DEAD_LETTERED
+        self.metrics.step_finished(
+            self.cfg.namespace,
+            self.cfg.pool,
+            workflow=wf.name,
+            step=task.step,
+            outcome=outcome,
+            seconds=0.0,
+        )
+
+    async def _give_up(
+        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, reason: str
+    ) -> None:
+        if await self.queue.fail(delivery, reason=reason, now_ms=now_ms()) == "dead":
+            self.metrics.run_finished(
+                delivery[1].namespace, wf.name, outcome=metrics_mod.RunOutcome.FAILED
+            )

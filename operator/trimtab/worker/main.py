@@ -1,0 +1,55 @@
+"""A worker process: clients, signal handling, the Prometheus endpoint, the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import prometheus_client
+
+from trimtab import metrics
+from trimtab.queue import connection
+from trimtab.worker import execute, loop, settings
+from trimtab.worker.model_client import ModelClient
+from trimtab.worker.tools import ToolClient
+
+log = logging.getLogger(__name__)
+
+
+def build_clients(cfg: settings.WorkerSettings) -> execute.Clients:
+    spec = cfg.spec
+    limit = spec.worker.concurrency * 2  # headroom for retries overlapping slow replies
+    return execute.Clients(
+        model=ModelClient(spec.model, api_key=cfg.api_key, max_connections=limit),
+        tools=ToolClient(max_connections=limit, timeout_seconds=spec.model.timeout_seconds),
+        pricing=spec.model.pricing,
+    )
+
+
+async def serve(cfg: settings.WorkerSettings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`), then drain within the grace period."""
+    stop = stop or asyncio.Event()
+    event_loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        event_loop.add_signal_handler(sig, stop.set)
+    if cfg.metrics_port:
+        prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")  # noqa: S104
+    client = connection.connect(cfg.redis_url, max_connections=cfg.spec.worker.concurrency + 8)
+    clients = build_clients(cfg)
+    worker = loop.Worker(cfg, client=client, clients=clients, metrics=metrics.default())
+    log.info(
+        "worker %s serving %s/%s (concurrency %d)",
+        cfg.consumer,
+        cfg.namespace,
+        cfg.pool,
+        worker.concurrency,
+    )
+    # Leave a little of the pod's grace period for releasing leftovers and closing.
+    grace = max(0.0, cfg.spec.worker.termination_grace_period_seconds - 5)
+    try:
+        await worker.run(stop, grace_seconds=grace)
+    finally:
+        await clients.model.aclose()
+        await clients.tools.aclose()
+        await client.aclose()

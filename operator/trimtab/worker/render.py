@@ -1,0 +1,119 @@
+r"""Prompt and body templates: `{{ path }}` substitution and nothing else.
+
+Templates come from AgentWorkflow specs, which many people can write, and their values
+come from run inputs and model outputs, which anyone can influence; so a template can
+only look values up, never call, filter or evaluate. A path is dotted names with
+optional integer indexes (`inputs.message`, `history.tickets.0.title`); lookups go
+through mappings and lists only, never attributes. Strings are inserted as they are,
+other values as compact JSON. A literal `{{` is written `\{{`. Rendering is one pass,
+so a substituted value containing `{{` is never rendered again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+
+# Escape first, then a closed placeholder, then an unclosed one (always an error).
+_TOKEN = re.compile(r"\\\{\{|\{\{(?P<expr>.*?)\}\}|\{\{", re.DOTALL)
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.(?:[A-Za-z_][A-Za-z0-9_-]*|[0-9]+))*")
+
+
+class TemplateError(ValueError):
+    """A template that is malformed or refers to a value the context does not have."""
+
+
+@dataclass(frozen=True)
+class _Ref:
+    path: str
+
+    @property
+    def parts(self) -> list[str]:
+        return self.path.split(".")
+
+
+def _parse(template: str) -> list[str | _Ref]:
+    pieces: list[str | _Ref] = []
+    position = 0
+    for match in _TOKEN.finditer(template):
+        pieces.append(template[position : match.start()])
+        position = match.end()
+        text = match.group(0)
+        if text == "\\{{":
+            pieces.append("{{")
+        elif text == "{{":
+            raise TemplateError(f"unclosed '{{{{' at offset {match.start()}")
+        else:
+            pieces.append(_ref(match.group("expr"), offset=match.start()))
+    pieces.append(template[position:])
+    return pieces
+
+
+def _ref(expr: str, *, offset: int) -> _Ref:
+    path = expr.strip()
+    if not _PATH.fullmatch(path):
+        raise TemplateError(
+            f"invalid placeholder {{{{{expr}}}}} at offset {offset}: "
+            "expected a dotted path such as 'inputs.message' or 'history.tickets.0.title'"
+        )
+    return _Ref(path)
+
+
+def render(template: str, context: Mapping[str, Any]) -> str:
+    """The template with every `{{ path }}` replaced by its value in `context`."""
+    return "".join(
+        piece if isinstance(piece, str) else _format(_lookup(piece, context), piece)
+        for piece in _parse(template)
+    )
+
+
+def referenced_names(template: str) -> set[str]:
+    """The top-level names a template uses, such as {'inputs', 'intent'}."""
+    return {piece.parts[0] for piece in _parse(template) if isinstance(piece, _Ref)}
+
+
+def _lookup(ref: _Ref, context: Mapping[str, Any]) -> Any:
+    value: Any = context
+    for depth, part in enumerate(ref.parts):
+        found, value = _step(value, part)
+        if not found:
+            where = ".".join(ref.parts[:depth]) or "the context"
+            available = ", ".join(sorted(str(name) for name in context)) or "(none)"
+            raise TemplateError(
+                f"template refers to '{ref.path}', but '{part}' is not in {where}; "
+                f"available names: {available}"
+            )
+    return value
+
+
+def _step(value: Any, part: str) -> tuple[bool, Any]:
+    if isinstance(value, Mapping):
+        return (True, value[part]) if part in value else (False, None)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes) and part.isdigit():
+        index = int(part)
+        return (True, value[index]) if index < len(value) else (False, None)
+    return False, None
+
+
+def _format(value: Any, ref: _Ref) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TemplateError(f"'{ref.path}' is not JSON: {exc}") from exc
+
+
+def truncate_tokens(text: str, max_tokens: int) -> str:
+    """At most about `max_tokens` tokens of `text`, marked when something was cut."""
+    if max_tokens < 0:
+        raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
+    limit = max_tokens * CHARS_PER_TOKEN
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... truncated to {max_tokens} tokens]"

@@ -1,0 +1,30 @@
+"""A worker's running tally of the current second: completions, busy time, latencies.
+
+Flushed once a second to Redis (trimtab.queue.stats), so publishing costs one pipelined
+round trip per second per worker however many steps it completes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from trimtab.stats import sketch
+
+
+@dataclasses.dataclass
+class SecondTally:
+    completed: int = 0
+    busy_seconds: float = 0.0
+    latencies: sketch.LatencySketch = dataclasses.field(default_factory=sketch.LatencySketch)
+
+    def add(self, seconds: float) -> None:
+        self.completed += 1
+        self.busy_seconds += seconds
+        self.latencies.add(seconds)
+
+    def take(self) -> SecondTally:
+        """Hand over what was counted and start afresh."""
+        taken = dataclasses.replace(self)
+        self.completed, self.busy_seconds = 0, 0.0
+        self.latencies = sketch.LatencySketch()
+        return taken

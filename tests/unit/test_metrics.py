@@ -1,0 +1,249 @@
+"""Metric names, units and bounded labels, checked on a fresh registry per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from trimtab import metrics
+from trimtab.metrics import (
+    BreakerState,
+    EndpointKind,
+    Metrics,
+    ModelError,
+    ReconciledKind,
+    RunOutcome,
+    ScaleDirection,
+    StepOutcome,
+    TokenKind,
+)
+
+POOL = {"namespace": "shop", "pool": "gpt"}
+
+# Exposed name (family name for histograms and counters) -> exact label names.
+EXPECTED = {
+    "trimtab_step_duration_seconds": {"namespace", "pool", "workflow", "step", "outcome"},
+    "trimtab_queue_wait_seconds": {"namespace", "pool"},
+    "trimtab_steps_total": {"namespace", "pool", "workflow", "step", "outcome"},
+    "trimtab_tokens_total": {"namespace", "pool", "kind"},
+    "trimtab_cost_total": {"namespace", "pool"},
+    "trimtab_model_request_errors_total": {"namespace", "pool", "error_type"},
+    "trimtab_steps_in_flight": {"namespace", "pool"},
+    "trimtab_runs_total": {"namespace", "workflow", "outcome"},
+    "trimtab_breaker_state": {"namespace", "pool", "endpoint_kind"},
+    "trimtab_reconcile_duration_seconds": {"kind"},
+    "trimtab_scale_decisions_total": {"namespace", "pool", "direction"},
+    "trimtab_desired_replicas": {"namespace", "pool"},
+}
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def m(registry: CollectorRegistry) -> Metrics:
+    return metrics.build(registry)
+
+
+def record_everything(m: Metrics) -> None:
+    m.step_finished(
+        "shop",
+        "gpt",
+        workflow="support",
+        step="intent",
+        outcome=StepOutcome.SUCCEEDED,
+        seconds=1.5,
+    )
+    m.queue_wait_seconds.labels("shop", "gpt").observe(0.2)
+    m.tokens_used("shop", "gpt", kind=TokenKind.PROMPT, tokens=120)
+    m.cost_total.labels("shop", "gpt").inc(0.03)
+    m.model_request_failed("shop", "gpt", error=ModelError.HTTP_429)
+    m.steps_in_flight.labels("shop", "gpt").inc()
+    m.run_finished("shop", "support", outcome=RunOutcome.REVIEW)
+    m.breaker_changed("shop", "gpt", endpoint_kind=EndpointKind.MODEL, state=BreakerState.OPEN)
+    m.reconciled(ReconciledKind.AGENT_POOL, seconds=0.01)
+    m.scale_decided("shop", "gpt", direction=ScaleDirection.UP, desired=4)
+
+
+def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, set[str]]]:
+    """Family name -> (type, label names of its samples, without histogram `le`)."""
+    return {
+        family.name + ("_total" if family.type == "counter" else ""): (
+            family.type,
+            {label for sample in family.samples for label in sample.labels} - {"le"},
+        )
+        for family in registry.collect()
+    }
+
+
+def test_build_declares_exactly_the_expected_metrics_and_labels(
+    registry: CollectorRegistry, m: Metrics
+) -> None:
+    record_everything(m)
+    assert {name: labels for name, (_, labels) in exposed(registry).items()} == EXPECTED
+
+
+def test_names_carry_namespace_and_units(registry: CollectorRegistry, m: Metrics) -> None:
+    record_everything(m)
+    for name, (kind, _) in exposed(registry).items():
+        assert name.startswith("trimtab_")
+        if kind == "histogram":
+            assert name.endswith("_seconds"), name
+        if kind == "counter":
+            assert name.endswith("_total"), name
+
+
+@pytest.mark.parametrize(
+    ("sample", "labels", "value"),
+    [
+        pytest.param(
+            "trimtab_steps_total",
+            {**POOL, "workflow": "support", "step": "intent", "outcome": "succeeded"},
+            1.0,
+            id="steps",
+        ),
+        pytest.param(
+            "trimtab_step_duration_seconds_sum",
+            {**POOL, "workflow": "support", "step": "intent", "outcome": "succeeded"},
+            1.5,
+            id="step-duration",
+        ),
+        pytest.param("trimtab_queue_wait_seconds_count", POOL, 1.0, id="queue-wait"),
+        pytest.param("trimtab_tokens_total", {**POOL, "kind": "prompt"}, 120.0, id="tokens"),
+        pytest.param("trimtab_cost_total", POOL, 0.03, id="cost"),
+        pytest.param(
+            "trimtab_model_request_errors_total",
+            {**POOL, "error_type": "http_429"},
+            1.0,
+            id="model-errors",
+        ),
+        pytest.param("trimtab_steps_in_flight", POOL, 1.0, id="in-flight"),
+        pytest.param(
+            "trimtab_runs_total",
+            {"namespace": "shop", "workflow": "support", "outcome": "review"},
+            1.0,
+            id="runs",
+        ),
+        pytest.param(
+            "trimtab_breaker_state", {**POOL, "endpoint_kind": "model"}, 2.0, id="breaker-open"
+        ),
+        pytest.param(
+            "trimtab_reconcile_duration_seconds_count", {"kind": "AgentPool"}, 1.0, id="reconcile"
+        ),
+        pytest.param("trimtab_scale_decisions_total", {**POOL, "direction": "up"}, 1.0, id="scale"),
+        pytest.param("trimtab_desired_replicas", POOL, 4.0, id="desired-replicas"),
+    ],
+)
+def test_recorded_values(
+    registry: CollectorRegistry, m: Metrics, sample: str, labels: dict[str, str], value: float
+) -> None:
+    record_everything(m)
+    assert registry.get_sample_value(sample, labels) == pytest.approx(value)
+
+
+def test_step_duration_buckets_suit_model_calls(registry: CollectorRegistry, m: Metrics) -> None:
+    record_everything(m)
+    family = next(f for f in registry.collect() if f.name == "trimtab_step_duration_seconds")
+    bounds = [float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket")]
+    assert bounds[0] == 0.005
+    assert bounds[-2] == 120.0
+    assert bounds[-1] == float("inf")
+
+
+def test_build_twice_on_one_registry_is_refused(registry: CollectorRegistry) -> None:
+    metrics.build(registry)
+    with pytest.raises(ValueError, match="Duplicated"):
+        metrics.build(registry)
+
+
+def test_default_is_built_once() -> None:
+    assert metrics.default() is metrics.default()
+
+
+@pytest.mark.parametrize(
+    ("enum", "values"),
+    [
+        pytest.param(
+            StepOutcome,
+            {
+                "succeeded",
+                "failed",
+                "retried",
+                "dead_lettered",
+                "review",
+                "cached",
+                "budget_exceeded",
+            },
+            id="step-outcome",
+        ),
+        pytest.param(RunOutcome, {"succeeded", "failed", "review", "dead_lettered"}, id="run"),
+        pytest.param(TokenKind, {"prompt", "completion"}, id="token-kind"),
+        pytest.param(
+            ModelError,
+            {
+                "http_429",
+                "http_4xx",
+                "http_5xx",
+                "timeout",
+                "connect",
+                "invalid_output",
+                "template",
+            },
+            id="model-error",
+        ),
+        pytest.param(EndpointKind, {"model", "tool"}, id="endpoint-kind"),
+        pytest.param(ScaleDirection, {"up", "down", "none"}, id="scale-direction"),
+    ],
+)
+def test_label_enums_are_the_declared_bounded_sets(enum: type, values: set[str]) -> None:
+    assert {member.value for member in enum} == values
+
+
+def test_breaker_states_are_numbered_by_severity() -> None:
+    assert [int(s) for s in BreakerState] == [0, 1, 2]
+    assert [s.name for s in BreakerState] == ["CLOSED", "HALF_OPEN", "OPEN"]
+
+
+# The arguments are deliberately untyped strings: mypy would refuse them; the runtime must too.
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(
+            lambda m: m.step_finished(
+                "ns", "p", workflow="w", step="s", outcome="exploded", seconds=1.0
+            ),
+            id="step-outcome",
+        ),
+        pytest.param(lambda m: m.tokens_used("ns", "p", kind="cached", tokens=1), id="token"),
+        pytest.param(lambda m: m.model_request_failed("ns", "p", error="http_418"), id="error"),
+        pytest.param(lambda m: m.run_finished("ns", "w", outcome="abandoned"), id="run"),
+        pytest.param(
+            lambda m: m.breaker_changed("ns", "p", endpoint_kind="db", state=BreakerState.OPEN),
+            id="endpoint-kind",
+        ),
+        pytest.param(
+            lambda m: m.breaker_changed("ns", "p", endpoint_kind="model", state=3),
+            id="breaker-state",
+        ),
+        pytest.param(lambda m: m.reconciled("Pod", seconds=0.1), id="reconciled-kind"),
+        pytest.param(
+            lambda m: m.scale_decided("ns", "p", direction="sideways", desired=1), id="direction"
+        ),
+    ],
+)
+def test_helpers_reject_invented_label_values(
+    registry: CollectorRegistry, m: Metrics, record: Callable[[Metrics], None]
+) -> None:
+    with pytest.raises(ValueError, match="is not a valid"):
+        record(m)
+    assert all(not family.samples for family in registry.collect())
+
+
+def test_string_values_of_the_enums_are_accepted(registry: CollectorRegistry, m: Metrics) -> None:
+    m.run_finished("ns", "w", outcome="succeeded")  # type: ignore[arg-type]
+    labels = {"namespace": "ns", "workflow": "w", "outcome": "succeeded"}
+    assert registry.get_sample_value("trimtab_runs_total", labels) == 1.0

@@ -1,0 +1,249 @@
+"""Pure pieces of the runtime: message encoding, backoff, state encoding, output parsing,
+secret headers, worker settings, CLI inputs, compiled routes."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.api.v1alpha1 import base
+from trimtab.cli import common
+from trimtab.queue import messages, state
+from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.worker import backoff, errors, execute, settings, tools
+
+TASK = messages.Task(
+    namespace="ns",
+    run_id="r1",
+    step="s",
+    attempt=2,
+    workflow="wf",
+    generation=3,
+    enqueued_ms=1700000000000,
+)
+
+
+def test_task_round_trips_through_stream_fields() -> None:
+    fields = TASK.fields()
+    assert all(isinstance(v, str) for v in fields.values())
+    assert messages.decode(fields) == TASK
+    assert messages.decode({k.encode(): v.encode() for k, v in fields.items()}) == TASK
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"ns": "x"}, "lacks field", id="missing"),
+        pytest.param({**TASK.fields(), "att": "two"}, "malformed number", id="not-a-number"),
+    ],
+)
+def test_bad_messages_say_what_is_wrong(fields: dict[str, str], message: str) -> None:
+    with pytest.raises(messages.MessageError, match=message):
+        messages.decode(fields)
+
+
+POLICY = awf.Backoff(initial_seconds=1, factor=2, max_seconds=10, jitter=0.2)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [
+        pytest.param(1, 0.8, 1.2, id="first"),
+        pytest.param(3, 3.2, 4.8, id="third"),
+        pytest.param(10, 8.0, 12.0, id="capped"),
+    ],
+)
+def test_backoff_grows_exponentially_within_jitter(attempt: int, low: float, high: float) -> None:
+    rng = random.Random(1)
+    delays = [backoff.delay_seconds(POLICY, attempt, rng=rng) for _ in range(200)]
+    assert low <= min(delays)
+    assert max(delays) <= high
+    assert len(set(delays)) > 100  # jittered, not one wave
+
+
+def test_retry_after_is_a_floor() -> None:
+    delay = backoff.delay_seconds(POLICY, 1, rng=random.Random(0), retry_after=7.5)
+    assert delay == 7.5
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids),
+    ),
+    st.integers(min_value=0, max_value=200),
+)
+def test_state_encoding_round_trips(value: Any, threshold: int) -> None:
+    assert state.decode(state.encode(value, compress_above=threshold)) == value
+
+
+def test_unknown_state_encoding_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown state encoding"):
+        state.decode(b"x{}")
+
+
+SCHEMA = awf.OutputSpec.model_validate(
+    {
+        "schema": {
+            "type": "object",
+            "required": ["answer"],
+            "properties": {"answer": {"type": "string"}},
+        }
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "output", "expected"),
+    [
+        pytest.param("plain text", None, "plain text", id="no-schema-keeps-text"),
+        pytest.param('{"answer": "42"}', SCHEMA, {"answer": "42"}, id="valid-json"),
+    ],
+)
+def test_parse_output(content: str, output: awf.OutputSpec | None, expected: Any) -> None:
+    assert execute.parse_output(content, output) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param("not json", "output is not JSON", id="malformed"),
+        pytest.param('{"answer": 42}', "fails its schema at answer", id="wrong-type"),
+        pytest.param("{}", "fails its schema at (root)", id="missing-field"),
+    ],
+)
+def test_invalid_output_is_a_retryable_error(content: str, message: str) -> None:
+    with pytest.raises(errors.InvalidOutputError, match=re.escape(message)) as err:
+        execute.parse_output(content, SCHEMA)
+    assert err.value.retryable
+
+
+def test_tool_headers_come_from_literals_and_mounted_secrets() -> None:
+    tool = awf.ToolCall.model_validate(
+        {
+            "url": "http://t:1/x",
+            "headers": [
+                {"name": "X-Plain", "value": "v"},
+                {"name": "Authorization", "valueFromSecret": {"name": "crm-creds", "key": "token"}},
+            ],
+        }
+    )
+    env = {"TRIMTAB_SECRET_CRM_CREDS_TOKEN": "Bearer s3cret"}
+    assert tools.headers_for(tool, env) == {
+        "Content-Type": "application/json",
+        "X-Plain": "v",
+        "Authorization": "Bearer s3cret",
+    }
+    with pytest.raises(errors.TemplateInputError, match="TRIMTAB_SECRET_CRM_CREDS_TOKEN"):
+        tools.headers_for(tool, {})
+
+
+def test_secret_env_names_are_shell_safe() -> None:
+    ref = base.SecretKeyRef(name="my.secret-1", key="api-key")
+    assert tools.secret_env_name(ref) == "TRIMTAB_SECRET_MY_SECRET_1_API_KEY"
+
+
+POOL_DOC = {
+    "apiVersion": "trimtab.io/v1alpha1",
+    "kind": "AgentPool",
+    "metadata": {"name": "small", "namespace": "team"},
+    "spec": {"model": {"endpoint": "http://m:1/v1", "name": "m"}},
+}
+
+
+def test_settings_from_manifest_and_env(tmp_path: pathlib.Path) -> None:
+    manifest = tmp_path / "pool.yaml"
+    manifest.write_text(json.dumps(POOL_DOC))
+    cfg = settings.resolve(
+        pool_ref=None, manifest=manifest, redis_url="redis://x", env={settings.API_KEY_ENV: "k"}
+    )
+    assert (cfg.namespace, cfg.pool, cfg.api_key) == ("team", "small", "k")
+    from_env = settings.resolve(
+        pool_ref="other/big",
+        manifest=None,
+        redis_url="redis://x",
+        env={settings.POOL_SPEC_ENV: json.dumps(POOL_DOC["spec"])},
+    )
+    assert (from_env.namespace, from_env.pool) == ("other", "big")
+    assert from_env.spec.model.name == "m"
+
+
+@pytest.mark.parametrize(
+    ("pool_ref", "env", "message"),
+    [
+        pytest.param(
+            "nonamespace",
+            {settings.POOL_SPEC_ENV: json.dumps(POOL_DOC["spec"])},
+            "NAMESPACE/NAME",
+            id="bad-ref",
+        ),
+        pytest.param("a/b", {}, "no pool spec", id="no-spec"),
+    ],
+)
+def test_settings_errors_are_clear(pool_ref: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(settings.SettingsError, match=message):
+        settings.resolve(pool_ref=pool_ref, manifest=None, redis_url="redis://x", env=env)
+
+
+def test_cli_inputs_parse_json_values_and_files(tmp_path: pathlib.Path) -> None:
+    extra = tmp_path / "in.json"
+    extra.write_text('{"items": [1, 2]}')
+    assert common.parse_inputs(["n=3", "name=Ada", "flag=true", f"@{extra}"]) == {
+        "n": 3,
+        "name": "Ada",
+        "flag": True,
+        "items": [1, 2],
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        common.parse_inputs(["oops"])
+
+
+ROUTED = awf.AgentWorkflowSpec.model_validate(
+    {
+        "defaultPool": "small",
+        "steps": [
+            {"name": "intent", "prompt": "x"},
+            {
+                "name": "respond",
+                "prompt": "y",
+                "dependsOn": ["intent"],
+                "routes": [
+                    {"when": "intent.complexity == 'high'", "pool": "large"},
+                    {"pool": "small"},
+                ],
+            },
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("intent", "pool"),
+    [
+        pytest.param({"complexity": "high"}, "large", id="matches"),
+        pytest.param({"complexity": "low"}, "small", id="falls-through"),
+        pytest.param({}, "small", id="missing-field-does-not-match"),
+        pytest.param("free text", "small", id="non-object-output"),
+    ],
+)
+def test_routes_choose_a_pool_from_dependency_outputs(intent: Any, pool: str) -> None:
+    wf = compile_mod.compile_workflow(namespace="n", name="w", generation=1, spec=ROUTED)
+    context = wf.route_context("respond", {}, {"intent": intent})
+    assert context is not None
+    assert wf.choose_pool("respond", context) == pool
+
+
+def test_route_context_waits_for_every_dependency() -> None:
+    wf = compile_mod.compile_workflow(namespace="n", name="w", generation=1, spec=ROUTED)
+    assert wf.route_context("respond", {}, {}) is None
+    assert wf.steps["intent"].pool == "small"
+    assert not wf.steps["intent"].routed
+    assert compile_mod.from_document(compile_mod.to_document(wf)).steps.keys() == wf.steps.keys()
