@@ -65,3 +65,42 @@ def _wait_ping(url: str, proc: subprocess.Popen[bytes]) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError("redis-server did not answer PING within 10 s")
+
+
+class RestartableRedis:
+    """A redis-server with AOF persistence on a fixed port and directory, so it can be
+    stopped (gracefully or with SIGKILL) and started again on the same data."""
+
+    def __init__(self, workdir: pathlib.Path, *, appendfsync: str) -> None:
+        self.workdir, self.appendfsync = workdir, appendfsync
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "redis-server"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.appendfsync,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_ping(self.url, self.proc)
+
+    def stop(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)

@@ -146,5 +146,5 @@ def _runs_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ms(value: int | None) -> str:
-    return "-" if value is None else str(value)
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -25,7 +25,7 @@ class Task:
     attempt: int
     workflow: str
     generation: int
-    enqueued_ms: int
+    enqueued_ms: float  # epoch milliseconds, microsecond precision
 
     def fields(self) -> dict[str, str]:
         return {
@@ -35,7 +35,7 @@ class Task:
             "att": str(self.attempt),
             "wf": self.workflow,
             "gen": str(self.generation),
-            "enq": str(self.enqueued_ms),
+            "enq": f"{self.enqueued_ms:.3f}",
         }
 
 
@@ -50,7 +50,7 @@ def decode(fields: Mapping[bytes | str, bytes | str]) -> Task:
             attempt=int(f["att"]),
             workflow=f["wf"],
             generation=int(f["gen"]),
-            enqueued_ms=int(f["enq"]),
+            enqueued_ms=float(f["enq"]),
         )
     except KeyError as exc:
         raise MessageError(f"task message lacks field {exc.args[0]!r}: {f}") from exc

@@ -27,9 +27,9 @@ class StepState:
     error: str | None
     tokens: int
     cost: float
-    queued_ms: int | None
-    started_ms: int | None
-    ended_ms: int | None
+    queued_ms: float | None
+    started_ms: float | None
+    ended_ms: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +40,8 @@ class RunState:
     generation: int
     status: str
     inputs: Any
-    created_ms: int
-    ended_ms: int | None
+    created_ms: float
+    ended_ms: float | None
     tokens: int
     cost: float
     version: int
@@ -63,7 +63,7 @@ class NewRun:
     inputs: Any
     root_pools: Mapping[str, str]
     ttl_seconds: int
-    now_ms: int
+    now_ms: float
     idempotency_key: str | None = None
 
     def fields(self) -> dict[str, Any]:
@@ -107,6 +107,10 @@ async def submit(client: aioredis.Redis, lua: scripts.Scripts, new: NewRun) -> t
     return bool(int(created)), str(rid)
 
 
+def _float(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
 def _int(value: str | None) -> int | None:
     return int(float(value)) if value not in (None, "") else None
 
@@ -124,9 +128,9 @@ def _step(raw: Mapping[str, str], name: str) -> StepState:
         error=get("err"),
         tokens=_int(get("tokens")) or 0,
         cost=float(get("cost") or 0),
-        queued_ms=_int(get("qms")),
-        started_ms=_int(get("start_ms")),
-        ended_ms=_int(get("end_ms")),
+        queued_ms=_float(get("qms")),
+        started_ms=_float(get("start_ms")),
+        ended_ms=_float(get("end_ms")),
     )
 
 
@@ -139,8 +143,8 @@ def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
         generation=int(raw["gen"]),
         status=raw["status"],
         inputs=json.loads(raw["inputs"]),
-        created_ms=int(raw["created_ms"]),
-        ended_ms=_int(raw.get("end_ms")),
+        created_ms=float(raw["created_ms"]),
+        ended_ms=_float(raw.get("end_ms")),
         tokens=int(raw.get("tokens", 0)),
         cost=float(raw.get("cost", 0)),
         version=int(raw.get("version", 0)),

@@ -110,7 +110,7 @@ class PoolQueue:
     def _run_keys(self, task: messages.Task) -> list[str]:
         return [keys.run(task.namespace, task.run_id), keys.run_events(task.namespace, task.run_id)]
 
-    async def start(self, delivery: Delivery, *, now_ms: int, max_deliveries: int) -> str:
+    async def start(self, delivery: Delivery, *, now_ms: float, max_deliveries: int) -> str:
         """'run', 'duplicate' (dropped), or 'exhausted' (caller must fail it)."""
         msg_id, task = delivery
         return str(
@@ -136,7 +136,7 @@ class PoolQueue:
         output: Any,
         tokens: int,
         cost: float,
-        now_ms: int,
+        now_ms: float,
         expected_version: int | None,
         dependents: list[Dependent],
     ) -> Completion:
@@ -165,7 +165,7 @@ class PoolQueue:
             return Completion(outcome=str(result[0]))
         return Completion(outcome="ok", remaining=int(result[1]), enqueued=tuple(result[2:]))
 
-    async def retry(self, delivery: Delivery, *, due_ms: int, error: str, now_ms: int) -> str:
+    async def retry(self, delivery: Delivery, *, due_ms: float, error: str, now_ms: float) -> str:
         msg_id, task = delivery
         following = dataclasses.replace(task, attempt=task.attempt + 1)
         member = json.dumps(following.fields(), sort_keys=True)
@@ -177,7 +177,7 @@ class PoolQueue:
             )
         )
 
-    async def fail(self, delivery: Delivery, *, reason: str, now_ms: int) -> str:
+    async def fail(self, delivery: Delivery, *, reason: str, now_ms: float) -> str:
         msg_id, task = delivery
         return str(
             await self.lua.call(
@@ -198,7 +198,7 @@ class PoolQueue:
             )
         )
 
-    async def promote_due(self, *, now_ms: int, limit: int = 100) -> int:
+    async def promote_due(self, *, now_ms: float, limit: int = 100) -> int:
         return int(await self.lua.call("promote", [self.delayed, self.stream], [now_ms, limit]))
 
     async def release(self, deliveries: list[Delivery]) -> int:

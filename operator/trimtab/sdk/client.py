@@ -107,7 +107,7 @@ class Client:
             inputs=inputs,
             root_pools=roots,
             ttl_seconds=wf.ttl_seconds,
-            now_ms=int(time.time() * 1000),
+            now_ms=round(time.time() * 1000, 3),
             idempotency_key=idempotency_key,
         )
         _, run_id = await runs.submit(self.redis, self._lua, new)
