@@ -1,0 +1,140 @@
+"""Real services for the benchmarks, on loopback: redis-server, the inference simulator
+and worker processes. Everything started here is stopped when the context exits."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import redis
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(check: Any, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up")
+
+
+@contextlib.contextmanager
+def services(sim_config: dict[str, Any]) -> Iterator[tuple[str, str, pathlib.Path]]:
+    """(redis URL, simulator base URL ending in /v1, a scratch directory)."""
+    with tempfile.TemporaryDirectory(prefix="trimtab-bench-") as tmp, contextlib.ExitStack() as st:
+        work = pathlib.Path(tmp)
+        rport, sport = free_port(), free_port()
+        rds = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(rport),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                tmp,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        st.callback(_stop, rds)
+        url = f"redis://127.0.0.1:{rport}/0"
+        _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
+        (work / "sim.json").write_text(json.dumps(sim_config))
+        sim = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "trimtab",
+                "simulate",
+                "serve",
+                "--port",
+                str(sport),
+                "--config",
+                str(work / "sim.json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        st.callback(_stop, sim)
+        _wait(lambda: httpx.get(f"http://127.0.0.1:{sport}/healthz").status_code == 200, "sim")
+        yield url, f"http://127.0.0.1:{sport}/v1", work
+
+
+@contextlib.contextmanager
+def workers(
+    redis_url: str, work: pathlib.Path, *, pool: dict[str, Any], count: int = 1
+) -> Iterator[None]:
+    """`count` worker processes serving the AgentPool manifest `pool`."""
+    manifest = work / f"pool-{pool['metadata']['name']}.json"
+    manifest.write_text(json.dumps(pool))
+    with contextlib.ExitStack() as st:
+        for i in range(count):
+            log = st.enter_context(open(work / f"worker-{i}.log", "wb"))
+            proc = subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "trimtab",
+                    "worker",
+                    "run",
+                    "-f",
+                    str(manifest),
+                    "--redis-url",
+                    redis_url,
+                ],
+                stdout=log,
+                stderr=log,
+            )
+            st.callback(_stop, proc)
+        time.sleep(1.5)  # imports and consumer-group setup, kept out of the measurements
+        yield
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def pool_manifest(
+    namespace: str, name: str, endpoint: str, *, model: str = "sim-small", concurrency: int = 16
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "trimtab.io/v1alpha1",
+        "kind": "AgentPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"endpoint": endpoint, "name": model},
+            "worker": {"concurrency": concurrency},
+        },
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
