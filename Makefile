@@ -49,9 +49,9 @@ integration: $(STAMP) binaries ## integration tests (real control plane, real re
 e2e: $(STAMP) binaries ## end-to-end tests of the whole loop
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
-bench: $(STAMP) ## benchmarks under hack/bench (print figures, assert nothing)
+bench: $(STAMP) cluster-up ## benchmarks under hack/bench (print figures, assert nothing)
 	$(BIN)/pip install -q -e '.[bench]'
-	for b in hack/bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	for b in hack/bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 cluster-up: $(STAMP) ## start the local control plane (first run builds pinned binaries)
 	$(BIN)/trimtab cluster up
