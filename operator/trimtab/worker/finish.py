@@ -1,0 +1,165 @@
+"""How a step attempt ends: completed (output stored, dependents enqueued, routes
+chosen), retried after its backoff, or given up and dead-lettered; and what each of
+those records in metrics and in the worker's per-second tally."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from trimtab import metrics as metrics_mod
+from trimtab.queue import connection, runs, tasks
+from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.worker import backoff, errors, execute, settings
+from trimtab.worker import stats as tally_mod
+
+log = logging.getLogger(__name__)
+MAX_COMPLETE_CONFLICTS = 20
+
+
+def now_ms() -> float:
+    """Epoch milliseconds to the microsecond: per-step overheads are below a millisecond."""
+    return round(time.time() * 1000, 3)
+
+
+class Finisher:
+    """Ends step attempts for one worker."""
+
+    def __init__(
+        self,
+        cfg: settings.WorkerSettings,
+        *,
+        client: connection.Redis,
+        queue: tasks.PoolQueue,
+        metrics: metrics_mod.Metrics,
+        rng: random.Random,
+        tally: tally_mod.SecondTally,
+    ) -> None:
+        self.cfg, self.client, self.queue = cfg, client, queue
+        self.metrics, self.rng, self.tally = metrics, rng, tally
+
+    def succeeded(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        result: execute.StepResult,
+        elapsed: float,
+    ) -> None:
+        ns, pool = self.cfg.namespace, self.cfg.pool
+        self.tally.add(elapsed)
+        self.metrics.step_finished(
+            ns,
+            pool,
+            workflow=wf.name,
+            step=delivery[1].step,
+            outcome=metrics_mod.StepOutcome.SUCCEEDED,
+            seconds=elapsed,
+        )
+        self.metrics.tokens_used(
+            ns, pool, kind=metrics_mod.TokenKind.PROMPT, tokens=result.prompt_tokens
+        )
+        self.metrics.tokens_used(
+            ns, pool, kind=metrics_mod.TokenKind.COMPLETION, tokens=result.completion_tokens
+        )
+        self.metrics.cost_total.labels(ns, pool).inc(result.cost)
+
+    def dependents(
+        self, wf: compile_mod.CompiledWorkflow, step: str, run: runs.RunState, output: object
+    ) -> list[tasks.Dependent]:
+        """Each dependent with its pool: fixed, routed from current outputs, or '' when its
+        other dependencies are not done yet (complete.lua then enqueues nothing for it)."""
+        outputs = {**run.outputs(), step: output}
+        out = []
+        for name in wf.steps[step].dependents:
+            dep = wf.steps[name]
+            context = wf.route_context(name, run.inputs, outputs)
+            pool = dep.pool or (wf.choose_pool(name, context) if context is not None else "")
+            out.append(
+                tasks.Dependent(
+                    name=name, pool=pool, routed=dep.routed, dependencies=dep.dependencies
+                )
+            )
+        return out
+
+    async def complete(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunState,
+        result: execute.StepResult,
+    ) -> None:
+        task = delivery[1]
+        for _ in range(MAX_COMPLETE_CONFLICTS):
+            deps = self.dependents(wf, task.step, run, result.output)
+            routed = any(d.routed for d in deps)
+            done = await self.queue.complete(
+                delivery,
+                output=result.output,
+                tokens=result.tokens,
+                cost=result.cost,
+                now_ms=now_ms(),
+                expected_version=run.version if routed else None,
+                dependents=deps,
+            )
+            if done.outcome != "conflict":
+                if done.remaining == 0:
+                    self.metrics.run_finished(
+                        task.namespace, wf.name, outcome=metrics_mod.RunOutcome.SUCCEEDED
+                    )
+                return
+            fresh = await runs.read(self.client, task.namespace, task.run_id)
+            if fresh is None:
+                return
+            run = fresh
+        raise RuntimeError(f"completing {task.run_id}/{task.step}: the run kept changing")
+
+    async def failed(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        exc: errors.StepError,
+        *,
+        error_type: str,
+    ) -> None:
+        task = delivery[1]
+        policy = wf.steps[task.step].spec.retry
+        log.warning("%s/%s attempt %d failed: %s", task.run_id, task.step, task.attempt, exc)
+        if error_type in metrics_mod.ModelError.__members__.values():
+            self.metrics.model_request_failed(
+                self.cfg.namespace, self.cfg.pool, error=metrics_mod.ModelError(error_type)
+            )
+        if exc.retryable and task.attempt < policy.max_attempts:
+            delay = backoff.delay_seconds(
+                policy.backoff, task.attempt, rng=self.rng, retry_after=exc.retry_after
+            )
+            await self.queue.retry(
+                delivery,
+                due_ms=now_ms() + delay * 1000,
+                error=f"{error_type}: {exc}",
+                now_ms=now_ms(),
+            )
+            outcome = metrics_mod.StepOutcome.RETRIED
+        else:
+            await self.give_up(
+                delivery,
+                wf,
+                f"{error_type}: {exc} (attempt {task.attempt} of {policy.max_attempts})",
+            )
+            outcome = metrics_mod.StepOutcome.DEAD_LETTERED
+        self.metrics.step_finished(
+            self.cfg.namespace,
+            self.cfg.pool,
+            workflow=wf.name,
+            step=task.step,
+            outcome=outcome,
+            seconds=0.0,
+        )
+
+    async def give_up(
+        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, reason: str
+    ) -> None:
+        if await self.queue.fail(delivery, reason=reason, now_ms=now_ms()) == "dead":
+            self.metrics.run_finished(
+                delivery[1].namespace, wf.name, outcome=metrics_mod.RunOutcome.FAILED
+            )
