@@ -14,25 +14,17 @@ import contextlib
 import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any
 
-import pydantic
 from aiohttp import web
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-from pydantic import BaseModel, Field, field_validator, model_validator
 
-from trimtab.sim import behaviour, content
+from trimtab.sim import behaviour, content, requests
 from trimtab.sim.behaviour import Fault, Reply
 from trimtab.sim.profiles import ModelProfile, SimConfig
 
 DELAY_HEADER = "X-Sim-Delay-Seconds"
 FAULT_HEADER = "X-Sim-Fault"
 CONFIDENCE_HEADER = "X-Sim-Confidence-Mean"
-
-
-class BadRequestError(ValueError):
-    """The request cannot be served as sent; the message names the problem."""
 
 
 @dataclasses.dataclass
@@ -65,66 +57,6 @@ class SimState:
         if model not in self.rngs:
             self.rngs[model] = behaviour.seeded_rng(self.config.seed, model)
         return self.rngs[model]
-
-
-class _Message(BaseModel):
-    role: str
-    content: str | list[dict[str, Any]] | None = None
-
-
-class _JsonSchema(BaseModel):
-    name: str = "response"
-    schema_: dict[str, Any] = Field(alias="schema")
-
-    @field_validator("schema_")
-    @classmethod
-    def _is_a_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        try:
-            validators.validator_for(schema).check_schema(schema)
-        except schema_errors.SchemaError as exc:
-            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
-        return schema
-
-
-class _ResponseFormat(BaseModel):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: _JsonSchema | None = None
-
-    @model_validator(mode="after")
-    def _schema_given(self) -> _ResponseFormat:
-        if self.type == "json_schema" and self.json_schema is None:
-            raise ValueError("type json_schema needs a json_schema object")
-        return self
-
-
-class ChatRequest(BaseModel):
-    """The parts of an OpenAI chat-completions request the simulator acts on."""
-
-    model: str = Field(min_length=1)
-    messages: list[_Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    response_format: _ResponseFormat | None = None
-    seed: int | None = None
-    # Refused rather than ignored: a streaming client cannot read a plain JSON answer.
-    stream: Literal[False] = False
-
-    @property
-    def token_cap(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
-
-    @property
-    def prompt(self) -> str:
-        return "\n".join(_text_of(m.content) for m in self.messages)
-
-    @property
-    def json_requested(self) -> bool:
-        return self.response_format is not None and self.response_format.type != "text"
-
-    @property
-    def output_schema(self) -> dict[str, Any] | None:
-        fmt = self.response_format
-        return None if fmt is None or fmt.json_schema is None else fmt.json_schema.schema_
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +117,7 @@ async def _default_delay_header(request: web.Request, response: web.StreamRespon
     response.headers.setdefault(DELAY_HEADER, "0.0")
 
 
-def _bad_request(exc: BadRequestError) -> web.Response:
+def _bad_request(exc: requests.BadRequestError) -> web.Response:
     body = behaviour.error_body(str(exc), kind="invalid_request_error", code="invalid_request")
     return web.json_response(body, status=400)
 
@@ -203,9 +135,9 @@ async def _send(reply: Reply, counters: Counters) -> web.Response:
 async def _chat(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        chat = _parse_chat(await _json_body(request))
+        chat = requests.parse_chat(await _json_body(request))
         overrides = _overrides(request)
-    except BadRequestError as exc:
+    except requests.BadRequestError as exc:
         return _bad_request(exc)
     counters = state.models[chat.model]
     counters.requests += 1
@@ -222,7 +154,7 @@ async def _tool(request: web.Request) -> web.Response:
     try:
         body = await _json_body(request) if request.can_read_body else None
         overrides = _overrides(request)
-    except BadRequestError as exc:
+    except requests.BadRequestError as exc:
         return _bad_request(exc)
     counters = state.tools[name]
     counters.requests += 1
@@ -255,7 +187,7 @@ async def _stats(request: web.Request) -> web.Response:
 
 
 def _plan_chat(
-    chat: ChatRequest, state: SimState, overrides: Overrides, *, in_flight: int
+    chat: requests.ChatRequest, state: SimState, overrides: Overrides, *, in_flight: int
 ) -> tuple[Reply, Fault | None]:
     """Draw fault, length and content (always all three, to keep the stream aligned)."""
     profile = state.config.profile_for(chat.model)
@@ -292,7 +224,7 @@ def _confidence_mean(overrides: Overrides, profile: ModelProfile) -> float:
     return profile.confidence_mean if mean is None else mean
 
 
-def _rng_for(chat: ChatRequest, state: SimState) -> random.Random:
+def _rng_for(chat: requests.ChatRequest, state: SimState) -> random.Random:
     # A request seed pins its output regardless of what came before, as OpenAI's does.
     if chat.seed is None:
         return state.rng_for(chat.model)
@@ -303,7 +235,7 @@ async def _json_body(request: web.Request) -> Any:
     try:
         return await request.json()
     except ValueError as exc:
-        raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+        raise requests.BadRequestError(f"request body is not valid JSON: {exc}") from exc
 
 
 def _overrides(request: web.Request) -> Overrides:
@@ -312,25 +244,9 @@ def _overrides(request: web.Request) -> Overrides:
     try:
         fault = None if fault_name in (None, "none") else Fault(fault_name)
     except ValueError as exc:
-        raise BadRequestError(f"{FAULT_HEADER}: unknown fault {fault_name!r}") from exc
+        raise requests.BadRequestError(f"{FAULT_HEADER}: unknown fault {fault_name!r}") from exc
     try:
         mean = None if mean_text is None else float(mean_text)
     except ValueError as exc:
-        raise BadRequestError(f"{CONFIDENCE_HEADER}: not a number: {mean_text!r}") from exc
+        raise requests.BadRequestError(f"{CONFIDENCE_HEADER}: not a number: {mean_text!r}") from exc
     return Overrides(fault_forced=fault_name is not None, fault=fault, confidence_mean=mean)
-
-
-def _parse_chat(body: Any) -> ChatRequest:
-    try:
-        return ChatRequest.model_validate(body)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise BadRequestError(f"{where}: {first['msg']}") from exc
-
-
-def _text_of(message_content: str | list[dict[str, Any]] | None) -> str:
-    # Content parts: only text parts count toward the prompt.
-    if isinstance(message_content, list):
-        return " ".join(str(part.get("text", "")) for part in message_content)
-    return message_content or ""
