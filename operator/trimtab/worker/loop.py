@@ -68,6 +68,7 @@ class Worker:
             self._every(1.0, self._publish_stats),
             self._every(max(0.5, self.visibility_s / 4), self._reclaim),
             self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
+            self._every(10.0, self.queue.trim_acknowledged),
         ]
         background = [asyncio.create_task(loop(stop)) for loop in loops]
         try:

@@ -1,0 +1,78 @@
+"""A pool's stream maintenance and load reading, on a real redis-server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from trimtab.queue import connection, keys, load, messages, scripts, stats, tasks
+from trimtab.stats import sketch
+
+NS, POOL = "q", "p"
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[tasks.PoolQueue]:
+    client = connection.connect(redis_url)
+    queue = tasks.PoolQueue(client, scripts.Scripts(client), namespace=NS, pool=POOL, consumer="c1")
+    await queue.ensure_group()
+    yield queue
+    await client.aclose()
+
+
+async def _add(queue: tasks.PoolQueue, n: int) -> list[str]:
+    task = messages.Task(
+        namespace=NS, run_id="r", step="s", attempt=1, workflow="w", generation=1, enqueued_ms=0.0
+    )
+    return [await queue.client.xadd(queue.stream, task.fields()) for _ in range(n)]
+
+
+async def test_trim_removes_only_what_every_consumer_is_done_with(pool: tasks.PoolQueue) -> None:
+    ids = await _add(pool, 6)
+    delivered = await pool.read(4, block_ms=100)
+    assert [d[0] for d in delivered] == ids[:4]
+    await pool.client.xack(pool.stream, keys.GROUP, ids[0], ids[1], ids[3])  # ids[2] in flight
+    assert await pool.trim_acknowledged() == 2
+    remaining = [e[0] for e in await pool.client.xrange(pool.stream)]
+    assert remaining == ids[2:]  # in-flight, acked-after-it, and two never delivered
+    await pool.client.xack(pool.stream, keys.GROUP, ids[2])
+    assert await pool.trim_acknowledged() == 2
+    assert [e[0] for e in await pool.client.xrange(pool.stream)] == ids[4:]
+
+
+async def test_trim_of_an_untouched_stream_deletes_nothing(pool: tasks.PoolQueue) -> None:
+    await _add(pool, 3)
+    assert await pool.trim_acknowledged() == 0
+    assert await pool.client.xlen(pool.stream) == 3
+
+
+async def test_load_reads_backlog_in_flight_and_merged_latency(pool: tasks.PoolQueue) -> None:
+    await _add(pool, 10)
+    await pool.read(3, block_ms=100)
+    now = time.time()
+    for worker, latencies in (("w1", [0.1] * 20), ("w2", [0.2] * 19 + [2.0])):
+        tally = sketch.LatencySketch()
+        for value in latencies:
+            tally.add(value)
+        await stats.record_second(
+            pool.client,
+            namespace=NS,
+            pool=POOL,
+            second=int(now) - 1,
+            consumer=worker,
+            completed=len(latencies),
+            busy_seconds=sum(latencies),
+            sketch=tally.to_bytes().decode(),
+        )
+    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now, window_seconds=10)
+    assert (got.backlog, got.in_flight, got.added_total) == (7, 3, 10)
+    assert got.completion_rate == pytest.approx(4.0)
+    assert got.service_seconds == pytest.approx((2 + 3.8 + 2.0) / 40)
+    assert got.p95_seconds == pytest.approx(0.2, rel=0.02)
+
+
+async def test_load_of_an_unknown_pool_is_empty(pool: tasks.PoolQueue) -> None:
+    got = await load.read_load(pool.client, namespace=NS, pool="none", now=time.time())
+    assert (got.backlog, got.in_flight, got.completion_rate, got.p95_seconds) == (0, 0, 0.0, None)
