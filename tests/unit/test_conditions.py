@@ -1,0 +1,83 @@
+"""Condition semantics: transition time moves only with status; transitions for events."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from trimtab.reasons import ConditionType, Reason
+from trimtab.reconcile import conditions, naming
+
+T0 = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
+T1 = T0 + datetime.timedelta(minutes=5)
+READY = conditions.Desired(ConditionType.READY, True, Reason.AVAILABLE, "3/3 replicas ready")
+
+
+def test_first_write_stamps_now_and_generation() -> None:
+    [c] = conditions.merge([], [READY], generation=4, now=T0)
+    assert c == {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Available",
+        "message": "3/3 replicas ready",
+        "lastTransitionTime": "2026-01-01T12:00:00Z",
+        "observedGeneration": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    ("later", "moves"),
+    [
+        pytest.param(
+            conditions.Desired(ConditionType.READY, True, Reason.AVAILABLE, "4/4"),
+            False,
+            id="same-status-new-message-keeps-time",
+        ),
+        pytest.param(
+            conditions.Desired(ConditionType.READY, False, Reason.PROGRESSING),
+            True,
+            id="new-status-moves-time",
+        ),
+        pytest.param(
+            conditions.Desired(ConditionType.READY, None, Reason.PROGRESSING),
+            True,
+            id="unknown-is-a-status",
+        ),
+    ],
+)
+def test_transition_time_moves_only_with_status(later: conditions.Desired, moves: bool) -> None:
+    first = conditions.merge([], [READY], generation=1, now=T0)
+    second = conditions.merge(first, [later], generation=2, now=T1)
+    expected = "2026-01-01T12:05:00Z" if moves else "2026-01-01T12:00:00Z"
+    assert second[0]["lastTransitionTime"] == expected
+    assert second[0]["observedGeneration"] == 2
+
+
+def test_transitions_list_new_and_changed_conditions_only() -> None:
+    fallback = conditions.Desired(ConditionType.SPOT_FALLBACK, False, Reason.ON_SPOT)
+    first = conditions.merge([], [READY, fallback], generation=1, now=T0)
+    assert [c["type"] for c in conditions.transitions([], first)] == ["Ready", "SpotFallback"]
+    same = conditions.merge(first, [READY, fallback], generation=1, now=T1)
+    assert conditions.transitions(first, same) == []
+    changed = conditions.merge(
+        first,
+        [READY, conditions.Desired(ConditionType.SPOT_FALLBACK, True, Reason.SPOT_UNSCHEDULABLE)],
+        generation=1,
+        now=T1,
+    )
+    assert [c["type"] for c in conditions.transitions(first, changed)] == ["SpotFallback"]
+
+
+def test_names_fit_kubernetes_limits_for_the_longest_pool_name() -> None:
+    pool = "p" * 50
+    for name in (
+        naming.worker_deployment(pool),
+        naming.metrics_service(pool),
+        naming.disruption_budget(pool),
+    ):
+        assert len(name) <= 63
+    assert all(len(v) <= 63 for v in naming.object_labels(pool).values())
+    assert naming.selector_string("a") == (
+        "app.kubernetes.io/instance=a,app.kubernetes.io/name=trimtab-worker,trimtab.io/pool=a"
+    )
