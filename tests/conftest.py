@@ -11,9 +11,11 @@ import pathlib
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
+import yaml
 
 from tests.harness import cluster as cluster_harness
 from trimtab.devcluster import layout as _layout
@@ -79,3 +81,24 @@ def redis_url(redis_server_url: str) -> str:
     """The session's redis-server, emptied before each test."""
     redis.Redis.from_url(redis_server_url).flushall()
     return redis_server_url
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+@pytest.fixture(scope="session")
+def crds(kube: objects.ObjectStore) -> None:
+    """Trimtab's CRDs, installed from the checked-in crds/ folder."""
+    from trimtab.api import crdgen  # noqa: PLC0415
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for crd in crdgen.all_crds():
+        kube.apply(yaml.safe_load((root / crdgen.file_name(crd)).read_text()))
+        kube.wait_for(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            crd["metadata"]["name"],
+            until=_established,
+        )

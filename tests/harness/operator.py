@@ -49,3 +49,22 @@ def subprocess_operator(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def trimtab_operator(namespace: str, redis_url: str) -> Iterator[KopfRunner]:
+    """Trimtab's own operator (trimtab.handlers) in-process, watching one namespace."""
+    env = {"TRIMTAB_REDIS_URL": redis_url, "TRIMTAB_METRICS_PORT": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        args = ["run", "--standalone", "--namespace", namespace, "-m", "trimtab.handlers"]
+        with KopfRunner(args, timeout=60) as runner:
+            yield runner
+        assert runner.exception is None, runner.exception
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

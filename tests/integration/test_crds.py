@@ -11,12 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes.client import exceptions as k8s_exceptions
 
 from tests.harness import cluster as cluster_harness
 from tests.harness import samples
-from trimtab.api import crdgen
 from trimtab.api.v1alpha1 import API_VERSION, manifests
 from trimtab.devcluster import layout
 from trimtab.kube import objects
@@ -24,24 +22,6 @@ from trimtab.reconcile.agentworkflow import validation
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INVALID = samples.invalid_samples()
-
-
-def _established(crd: dict[str, Any]) -> bool:
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-
-@pytest.fixture(scope="module")
-def crds(kube: objects.ObjectStore) -> None:
-    for crd in crdgen.all_crds():
-        on_disk = yaml.safe_load((ROOT / crdgen.file_name(crd)).read_text())
-        kube.apply(on_disk)
-        kube.wait_for(
-            "apiextensions.k8s.io/v1",
-            "CustomResourceDefinition",
-            crd["metadata"]["name"],
-            until=_established,
-        )
 
 
 @pytest.fixture(scope="module")

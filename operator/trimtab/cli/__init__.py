@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import trimtab
-from trimtab.cli import cluster, runtime, simulate
+from trimtab.cli import cluster, operator_cmd, runtime, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.register(groups)
     simulate.register(groups)
     runtime.register(groups)
+    operator_cmd.register(groups)
     return parser
 
 

@@ -97,7 +97,7 @@ class ObjectStore:
         """A JSON merge patch of the object or of one of its subresources (`status`)."""
         res = self._resource(api_version, kind)
         if subresource is not None:
-            res = res.subresource(subresource)
+            res = res.subresources[subresource]
         result = res.patch(
             body=patch, name=name, namespace=namespace, content_type="application/merge-patch+json"
         )

@@ -1,0 +1,38 @@
+"""The operator's settings, from flags or the environment its Deployment sets."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+import trimtab
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_WORKER_IMAGE = f"ghcr.io/trimtab/trimtab:{trimtab.__version__}"
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    redis_url: str = DEFAULT_REDIS_URL
+    worker_image: str = DEFAULT_WORKER_IMAGE
+    worker_redis_url: str | None = None  # as workers reach Redis, when it differs
+    metrics_port: int = 8080
+    scale_interval_seconds: float = 1.0
+    status_interval_seconds: float = 10.0
+
+    @property
+    def redis_url_for_workers(self) -> str:
+        return self.worker_redis_url or self.redis_url
+
+
+def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
+    env = os.environ if env is None else env
+    return OperatorConfig(
+        redis_url=env.get("TRIMTAB_REDIS_URL", DEFAULT_REDIS_URL),
+        worker_image=env.get("TRIMTAB_WORKER_IMAGE", DEFAULT_WORKER_IMAGE),
+        worker_redis_url=env.get("TRIMTAB_WORKER_REDIS_URL") or None,
+        metrics_port=int(env.get("TRIMTAB_METRICS_PORT", "8080")),
+        scale_interval_seconds=float(env.get("TRIMTAB_SCALE_INTERVAL_SECONDS", "1")),
+        status_interval_seconds=float(env.get("TRIMTAB_STATUS_INTERVAL_SECONDS", "10")),
+    )

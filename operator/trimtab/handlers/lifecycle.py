@@ -1,0 +1,48 @@
+"""Operator start-up and shutdown: kopf settings, shared clients, the metrics endpoint."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from trimtab import config, metrics
+from trimtab.handlers import state
+from trimtab.queue import connection
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    cfg = config.from_env()
+    # Our status schema has no room for kopf's own fields: keep its bookkeeping in
+    # annotations, under our own prefix.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="trimtab.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="trimtab.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 20
+    memo["shared"] = state.Shared(
+        cfg=cfg, redis=connection.connect(cfg.redis_url), metrics=metrics.default()
+    )
+    if cfg.metrics_port:
+        prometheus_client.start_http_server(cfg.metrics_port)
+    log.info("trimtab operator started (redis %s)", cfg.redis_url)
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    shared: state.Shared | None = memo.get("shared")
+    if shared is not None:
+        await shared.redis.aclose()
+
+
+@kopf.on.probe(id="redis")
+async def redis_reachable(memo: kopf.Memo, **_: Any) -> bool:
+    shared: state.Shared = memo["shared"]
+    return bool(await shared.redis.ping())

@@ -1,0 +1,33 @@
+"""What every handler shares: config, the Redis client, metrics, and the object store."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from trimtab import config, metrics
+from trimtab.kube import client, objects
+from trimtab.queue import connection
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Shared:
+    cfg: config.OperatorConfig
+    redis: connection.Redis
+    metrics: metrics.Metrics
+    _store: objects.ObjectStore | None = None
+
+    @property
+    def store(self) -> objects.ObjectStore:
+        if self._store is None:
+            self._store = objects.ObjectStore(client.connect())
+        return self._store
+
+    async def kube(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking trimtab.kube call off the event loop."""
+        return await asyncio.to_thread(functools.partial(call, *args, **kwargs))

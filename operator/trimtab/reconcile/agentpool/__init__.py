@@ -1,0 +1,1 @@
+"""Pure decisions for AgentPools: desired objects, placement, scaling, status."""

@@ -1,0 +1,129 @@
+"""The AgentWorkflow controller against the real apiserver and Redis: it validates,
+publishes the compiled plan, reports conditions, and writes nothing when nothing changed."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from typing import Any
+
+import pytest
+
+from tests.harness import operator, samples
+from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.kube import objects
+from trimtab.queue import connection, workflows
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+
+def _condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == kind), {})
+
+
+def _sample(name: str, namespace: str) -> dict[str, Any]:
+    doc = copy.deepcopy(dict(samples.valid_docs())[name])
+    doc["metadata"]["namespace"] = namespace
+    return doc
+
+
+def _wait_condition(
+    kube: objects.ObjectStore,
+    namespace: str,
+    name: str,
+    kind: str,
+    status: str,
+    *,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    return kube.wait_for(
+        API_VERSION,
+        "AgentWorkflow",
+        name,
+        namespace=namespace,
+        until=lambda o: _condition(o, kind).get("status") == status,
+        timeout=timeout,
+    )
+
+
+def _mark_pool_ready(kube: objects.ObjectStore, namespace: str, name: str) -> None:
+    """Stand in for the pool controller: report the pool Ready."""
+    kube.patch(
+        API_VERSION,
+        "AgentPool",
+        name,
+        {
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "Available",
+                        "message": "test",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }
+                ]
+            }
+        },
+        namespace=namespace,
+        subresource="status",
+    )
+
+
+def test_cycle_is_reported_and_nothing_is_published(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    bad = next(s for s in samples.invalid_samples() if s.name == "workflow-dependency-cycle")
+    doc = {**bad.doc, "metadata": {**bad.doc["metadata"], "namespace": namespace}}
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(doc)
+        obj = _wait_condition(kube, namespace, "bad-workflow", "SpecValid", "False")
+    spec_valid = _condition(obj, "SpecValid")
+    assert spec_valid["reason"] == "DependencyCycle"
+    assert "dependency cycle: answer -> classify -> answer" in spec_valid["message"]
+    assert _condition(obj, "Ready")["status"] == "False"
+    assert obj["status"]["observedGeneration"] == 1
+
+    async def published() -> bool:
+        client = connection.connect(redis_url)
+        try:
+            await workflows.current_generation(client, namespace, "bad-workflow")
+            return True
+        except workflows.WorkflowNotFoundError:
+            return False
+        finally:
+            await client.aclose()
+
+    assert not asyncio.run(published())
+
+
+def test_valid_workflow_is_published_and_ready_once_its_pools_are(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    for pool in ("agentpool-support-small", "agentpool-support-large"):
+        kube.apply(_sample(pool, namespace))
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(_sample("agentworkflow-customer-support", namespace))
+        obj = _wait_condition(kube, namespace, "customer-support", "SpecValid", "True")
+        assert _condition(obj, "PoolsReady")["status"] == "False"
+        assert obj["status"]["stepCount"] == 4
+        assert obj["status"]["depth"] == 2
+        for pool in ("support-small", "support-large"):
+            _mark_pool_ready(kube, namespace, pool)
+        ready = _wait_condition(kube, namespace, "customer-support", "Ready", "True")
+        version = ready["metadata"]["resourceVersion"]
+        time.sleep(12)  # a full timer period: a steady workflow must cost no writes
+        again = kube.get(API_VERSION, "AgentWorkflow", "customer-support", namespace)
+        assert again is not None
+        assert again["metadata"]["resourceVersion"] == version
+
+    async def stored_generation() -> int:
+        client = connection.connect(redis_url)
+        try:
+            return await workflows.current_generation(client, namespace, "customer-support")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(stored_generation()) == 1
