@@ -92,6 +92,7 @@ class Metrics:
     runs_total: Counter
     breaker_state: Gauge
     reconcile_duration_seconds: Histogram
+    scale_decision_seconds: Histogram
     scale_decisions_total: Counter
     desired_replicas: Gauge
 
@@ -130,12 +131,21 @@ class Metrics:
         self.reconcile_duration_seconds.labels(ReconciledKind(kind).value).observe(seconds)
 
     def scale_decided(
-        self, namespace: str, pool: str, *, direction: ScaleDirection, desired: int
+        self,
+        namespace: str,
+        pool: str,
+        *,
+        direction: ScaleDirection,
+        desired: int,
+        seconds: float | None = None,
     ) -> None:
-        """Count one scaling decision and publish the replicas it asked for."""
+        """Count one scaling decision, publish the replicas it asked for and how long
+        reading, deciding and applying took."""
         label = ScaleDirection(direction).value
         self.scale_decisions_total.labels(namespace, pool, label).inc()
         self.desired_replicas.labels(namespace, pool).set(desired)
+        if seconds is not None:
+            self.scale_decision_seconds.observe(seconds)
 
 
 def build(registry: CollectorRegistry) -> Metrics:
@@ -179,6 +189,12 @@ def build(registry: CollectorRegistry) -> Metrics:
             "reconcile_duration_seconds",
             "Time one reconcile of a resource took.",
             ("kind",),
+            buckets=RECONCILE_BUCKETS,
+        ),
+        scale_decision_seconds=histogram(
+            "scale_decision_seconds",
+            "Time from reading a pool's load to its replicas applied.",
+            (),
             buckets=RECONCILE_BUCKETS,
         ),
         scale_decisions_total=counter(

@@ -4,6 +4,6 @@ trimtab.reconcile, and applies the result through trimtab.kube and trimtab.queue
 Importing this package registers every handler with kopf.
 """
 
-from trimtab.handlers import agentworkflow, lifecycle
+from trimtab.handlers import agentpool, agentworkflow, lifecycle
 
-__all__ = ["agentworkflow", "lifecycle"]
+__all__ = ["agentpool", "agentworkflow", "lifecycle"]

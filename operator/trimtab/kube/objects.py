@@ -15,10 +15,12 @@ from typing import Any
 
 from kubernetes import client as k8s_client
 from kubernetes import dynamic
+from kubernetes.client import exceptions as k8s_exceptions
 from kubernetes.dynamic import exceptions as dyn_exceptions
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "trimtab"
+ApiError = k8s_exceptions.ApiException  # what callers outside trimtab.kube catch
 
 
 class ObjectStore:

@@ -1,0 +1,9 @@
+"""The job for RQ; workers: `rq worker --worker-class rq.SimpleWorker`."""
+
+from __future__ import annotations
+
+from peers import echo_sync
+
+
+def noop() -> object:
+    return echo_sync()

@@ -1,0 +1,244 @@
+"""AgentPool: the worker Deployment, its metrics Service and PDB, and the autoscaler.
+
+Two handlers, each level-based. `reconcile_objects` (create, resume, spec updates and a
+slow timer) applies the desired objects, skipping any whose desired-state hash already
+matches, so a steady pool costs no writes. `autoscale`, a daemon per pool, reads load
+from Redis every second, asks the pure scaling policy, applies the replica count under
+its own field manager, and is the only writer of the pool's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from trimtab import metrics
+from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool
+from trimtab.handlers import pool_status, state
+from trimtab.kube import objects
+from trimtab.queue import connection, load
+from trimtab.reasons import ConditionType
+from trimtab.reconcile import naming
+from trimtab.reconcile.agentpool import desired, scaling
+from trimtab.reconcile.agentpool import status as status_mod
+
+PLURAL = "agentpools"
+HASH_ANNOTATION = "trimtab.io/desired-hash"
+OBJECT_MANAGER = "trimtab-operator"
+SCALER_MANAGER = "trimtab-scaler"
+log = logging.getLogger(__name__)
+
+
+@kopf.index(
+    "apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "trimtab-operator"}
+)
+def pool_deployments(
+    *, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, dict[str, Any]]:
+    return {
+        (namespace, labels.get(naming.POOL_LABEL)): {
+            "replicas": body.get("spec", {}).get("replicas"),
+            "status": dict(body.get("status") or {}),
+            "hash": body.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION),
+        }
+    }
+
+
+def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    meta = obj["metadata"]
+    meta["annotations"] = {**meta.get("annotations", {}), HASH_ANNOTATION: digest}
+    return obj
+
+
+def _fallback_active(status: Mapping[str, Any]) -> bool:
+    conds = status.get("conditions") or []
+    return any(
+        c.get("type") == ConditionType.SPOT_FALLBACK and c.get("status") == "True" for c in conds
+    )
+
+
+def _desired_objects(
+    shared: state.Shared, body: kopf.Body, spec: agentpool.AgentPoolSpec
+) -> list[dict[str, Any]]:
+    ns, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
+    fallback = _fallback_active(body.get("status") or {})
+    return [
+        _hashed(o)
+        for o in (
+            desired.build_deployment(
+                ns,
+                name,
+                uid,
+                spec,
+                image=shared.cfg.worker_image,
+                redis_url=shared.cfg.redis_url_for_workers,
+                fallback_active=fallback,
+            ),
+            desired.build_service(ns, name, uid),
+            desired.build_pdb(ns, name, uid),
+        )
+    ]
+
+
+async def _apply_if_changed(shared: state.Shared, obj: dict[str, Any]) -> bool:
+    meta = obj["metadata"]
+    current = await shared.kube(
+        shared.store.get, obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"]
+    )
+    have = ((current or {}).get("metadata") or {}).get("annotations") or {}
+    if have.get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]:
+        return False
+    await shared.kube(shared.store.apply, obj, field_manager=OBJECT_MANAGER)
+    return True
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.update(GROUP, VERSION, PLURAL, field="status.conditions")
+@kopf.timer(GROUP, VERSION, PLURAL, interval=60, initial_delay=30)
+async def reconcile_objects(
+    *, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    shared: state.Shared = memo["shared"]
+    spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+    for obj in _desired_objects(shared, body, spec):
+        if await _apply_if_changed(shared, obj):
+            logger.info("applied %s %s", obj["kind"], obj["metadata"]["name"])
+
+
+async def _observe(
+    shared: state.Shared,
+    namespace: str,
+    name: str,
+    rates: pool_status.ArrivalRate,
+    current: int,
+    now: float,
+) -> scaling.Observed:
+    try:
+        pool_load = await load.read_load(shared.redis, namespace=namespace, pool=name, now=now)
+    except connection.UNAVAILABLE:
+        return scaling.Observed(
+            backlog=0,
+            in_flight=0,
+            arrival_rate=0.0,
+            completion_rate=0.0,
+            service_seconds=None,
+            p95_seconds=None,
+            current_replicas=current,
+            metrics_ok=False,
+        )
+    return scaling.Observed(
+        backlog=pool_load.backlog,
+        in_flight=pool_load.in_flight,
+        arrival_rate=rates.arrival_rate(now, pool_load.added_total),
+        completion_rate=pool_load.completion_rate,
+        service_seconds=pool_load.service_seconds,
+        p95_seconds=pool_load.p95_seconds,
+        current_replicas=current,
+    )
+
+
+def _current_replicas(
+    index: kopf.Index[Any, dict[str, Any]], namespace: str, name: str
+) -> int | None:
+    entries = list(index.get((namespace, name), []))
+    if not entries:
+        return None
+    return int(entries[0]["replicas"] if entries[0]["replicas"] is not None else 1)
+
+
+async def _apply_replicas(shared: state.Shared, namespace: str, name: str, replicas: int) -> None:
+    doc = desired.build_replicas_patch(namespace, name, replicas)
+    await shared.kube(shared.store.apply, doc, field_manager=SCALER_MANAGER)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10, initial_delay=1)
+async def autoscale(
+    *,
+    stopped: kopf.DaemonStopped,
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    shared: state.Shared = memo["shared"]
+    ns = namespace or "default"
+    rates, writer, history = (
+        pool_status.ArrivalRate(),
+        pool_status.StatusWriter(shared, ns, name),
+        scaling.History.empty(),
+    )
+    while not stopped:
+        try:
+            history = await _tick(
+                shared, body, ns, name, rates, writer, history, kwargs["pool_deployments"]
+            )
+        except (objects.ApiError, *connection.UNAVAILABLE) as exc:
+            log.warning("autoscaling %s/%s: %s; retrying", ns, name, exc)
+        await asyncio.sleep(shared.cfg.scale_interval_seconds)
+
+
+async def _tick(
+    shared: state.Shared,
+    body: kopf.Body,
+    ns: str,
+    name: str,
+    rates: pool_status.ArrivalRate,
+    writer: pool_status.StatusWriter,
+    history: scaling.History,
+    index: kopf.Index[Any, dict[str, Any]],
+) -> scaling.History:
+    current = _current_replicas(index, ns, name)
+    if current is None:
+        return history  # the Deployment is not there yet: reconcile_objects creates it
+    spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+    now = time.time()
+    t0 = time.perf_counter()
+    observed = await _observe(shared, ns, name, rates, current, now)
+    decision = scaling.scale_decision(observed, spec, history, now)
+    scaled = decision.replicas != current
+    if scaled:
+        await _apply_replicas(shared, ns, name, decision.replicas)
+        direction = "up" if decision.replicas > current else "down"
+        kopf.event(
+            body,
+            type="Normal",
+            reason=decision.reason.value,
+            message=f"{current} -> {decision.replicas}: {decision.message}",
+        )
+    else:
+        direction = "none"
+    shared.metrics.scale_decided(
+        ns,
+        name,
+        direction=metrics.ScaleDirection(direction),
+        desired=decision.replicas,
+        seconds=time.perf_counter() - t0,
+    )
+    entries = list(index.get((ns, name), []))
+    decided = status_mod.decide(
+        spec,
+        name=name,
+        deployment=entries[0] if entries else None,
+        scaling=pool_status.scaling_view(decision, observed),
+        fallback=_fallback_active(body.get("status") or {}),
+    )
+    decided["reason"] = f"{decision.reason.value}: {decision.message}"[:1024]
+    await writer.write(
+        dict(body.get("status") or {}),
+        decided,
+        generation=int(body["metadata"]["generation"]),
+        scaled=scaled,
+        now=now,
+    )
+    return decision.history

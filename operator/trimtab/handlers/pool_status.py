@@ -1,0 +1,88 @@
+"""The pool autoscaler's bookkeeping: arrival rate from successive stream samples, and
+a status writer that patches on every change that matters and refreshes the load
+figures at most every status interval, so a steady pool writes almost nothing."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.handlers import state
+from trimtab.reconcile import conditions
+from trimtab.reconcile.agentpool import scaling
+from trimtab.reconcile.agentpool import status as status_mod
+
+
+class ArrivalRate:
+    """Arrival rate from successive samples of the stream's entries-added counter."""
+
+    def __init__(self) -> None:
+        self.last: tuple[float, int] | None = None
+
+    def arrival_rate(self, now: float, added: int) -> float:
+        previous, self.last = self.last, (now, added)
+        if previous is None or now <= previous[0]:
+            return 0.0
+        return max(0, added - previous[1]) / (now - previous[0])
+
+
+def scaling_view(decision: scaling.Decision, observed: scaling.Observed) -> status_mod.Scaling:
+    return status_mod.Scaling(
+        desired=decision.replicas,
+        reason=decision.reason,
+        message=decision.message,
+        limited=decision.limited,
+        metrics_ok=observed.metrics_ok,
+        queue_depth=observed.backlog,
+        in_flight=observed.in_flight,
+        p95_seconds=observed.p95_seconds,
+    )
+
+
+class StatusWriter:
+    """Patches status when conditions or replica counts change, and refreshes the load
+    figures at most every `interval` seconds, so a steady pool writes almost nothing."""
+
+    def __init__(self, shared: state.Shared, namespace: str, name: str) -> None:
+        self.shared, self.namespace, self.name = shared, namespace, name
+        self.last_write = 0.0
+
+    async def write(
+        self,
+        current: dict[str, Any],
+        decided: dict[str, Any],
+        *,
+        generation: int,
+        scaled: bool,
+        now: float,
+    ) -> None:
+        merged = conditions.merge(
+            current.get("conditions") or [],
+            decided["conditions"],
+            generation=generation,
+            now=datetime.datetime.now(datetime.UTC),
+        )
+        fields = {**decided["fields"], "conditions": merged, "observedGeneration": generation}
+        if scaled:
+            fields["lastScaleTime"] = datetime.datetime.now(datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            fields["lastScaleReason"] = decided["reason"]
+        changed = {k: v for k, v in fields.items() if current.get(k) != v}
+        slow = {"queueDepth", "inFlight", "p95LatencySeconds"}
+        urgent = set(changed) - slow
+        if not changed or (
+            not urgent and now - self.last_write < self.shared.cfg.status_interval_seconds
+        ):
+            return
+        await self.shared.kube(
+            self.shared.store.patch,
+            API_VERSION,
+            "AgentPool",
+            self.name,
+            {"status": changed},
+            namespace=self.namespace,
+            subresource="status",
+        )
+        self.last_write = now

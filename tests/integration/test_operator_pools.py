@@ -1,0 +1,162 @@
+"""The AgentPool controller on the real control plane with kwok spot and on-demand nodes
+and a real Redis: objects, placement, autoscaling on queue depth, manual scaling."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from tests.harness import operator
+from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.devcluster import nodes
+from trimtab.kube import objects
+from trimtab.queue import keys, messages
+from trimtab.reconcile import naming
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+
+def _pool(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    body = {"model": {"endpoint": "http://sim.local:8080/v1", "name": "sim-small"}, **spec}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AgentPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+def _deployment(
+    kube: objects.ObjectStore, namespace: str, pool: str, until: Any, timeout: float = 30
+) -> dict[str, Any]:
+    return kube.wait_for(
+        "apps/v1",
+        "Deployment",
+        naming.worker_deployment(pool),
+        namespace=namespace,
+        until=until,
+        timeout=timeout,
+    )
+
+
+def _running_on(kube: objects.ObjectStore, namespace: str, pool: str) -> list[str]:
+    pods = kube.list("v1", "Pod", namespace=namespace, label_selector=f"{naming.POOL_LABEL}={pool}")
+    running = [
+        p
+        for p in pods
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
+    capacities = []
+    for pod in running:
+        node = kube.get("v1", "Node", pod["spec"]["nodeName"])
+        assert node is not None
+        capacities.append(node["metadata"]["labels"][nodes.CAPACITY_LABEL])
+    return capacities
+
+
+def test_pool_objects_are_created_with_placement_and_security(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    pool = _pool(
+        namespace,
+        "small",
+        placement={"capacity": "Spot", "provider": "auto"},
+        scaling={"minReplicas": 2, "maxReplicas": 4},
+    )
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(pool)
+        dep = _deployment(kube, namespace, "small", lambda d: d["spec"].get("replicas") == 2)
+        assert kube.get("v1", "Service", naming.metrics_service("small"), namespace)
+        assert kube.get(
+            "policy/v1", "PodDisruptionBudget", naming.disruption_budget("small"), namespace
+        )
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        worker = pod["containers"][0]
+        assert worker["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert worker["securityContext"]["readOnlyRootFilesystem"] is True
+        assert any(t.get("key") == nodes.SPOT_TAINT_KEY for t in pod["tolerations"])
+        owners = dep["metadata"]["ownerReferences"]
+        assert owners[0]["kind"] == "AgentPool"
+        deadline = time.monotonic() + 30
+        while _running_on(kube, namespace, "small") != ["spot", "spot"]:
+            assert time.monotonic() < deadline, _running_on(kube, namespace, "small")
+            time.sleep(0.5)
+        status = kube.wait_for(
+            API_VERSION,
+            "AgentPool",
+            "small",
+            namespace=namespace,
+            until=lambda p: (p.get("status") or {}).get("readyReplicas") == 2,
+        )
+        assert status["status"]["replicaSummary"] == "2/2"
+
+
+def _enqueue(url: str, namespace: str, pool: str, count: int) -> None:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    stream = keys.pool_stream(namespace, pool)
+    with contextlib.suppress(redis.ResponseError):
+        client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+    task = messages.Task(
+        namespace=namespace,
+        run_id="r",
+        step="s",
+        attempt=1,
+        workflow="w",
+        generation=1,
+        enqueued_ms=0.0,
+    )
+    with client.pipeline(transaction=False) as pipe:
+        for _ in range(count):
+            pipe.xadd(stream, task.fields())
+        pipe.execute()
+
+
+def test_backlog_scales_a_spot_pool_up_and_idle_scales_it_to_zero(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    pool = _pool(
+        namespace,
+        "batch",
+        placement={"capacity": "Spot"},
+        scaling={
+            "minReplicas": 0,
+            "maxReplicas": 6,
+            "idleSecondsToZero": 3,
+            "targets": {"messagesPerReplica": 200, "backlogSeconds": 600},
+            "stabilization": {"scaleDownSeconds": 2},
+        },
+    )
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(pool)
+        _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 0)
+        _enqueue(redis_url, namespace, "batch", 1000)
+        _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 5)
+        deadline = time.monotonic() + 30
+        while _running_on(kube, namespace, "batch") != ["spot"] * 5:
+            assert time.monotonic() < deadline, _running_on(kube, namespace, "batch")
+            time.sleep(0.5)
+        redis.Redis.from_url(redis_url).delete(keys.pool_stream(namespace, "batch"))
+        _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 0)
+
+
+def test_manual_pool_follows_kubectl_scale(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    pool = _pool(namespace, "tools", replicas=1, scaling={"mode": "Manual"})
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(pool)
+        _deployment(kube, namespace, "tools", lambda d: d["spec"].get("replicas") == 1)
+        kube.patch(
+            API_VERSION,
+            "AgentPool",
+            "tools",
+            {"spec": {"replicas": 3}},
+            namespace=namespace,
+            subresource="scale",
+        )
+        _deployment(kube, namespace, "tools", lambda d: d["spec"].get("replicas") == 3)
