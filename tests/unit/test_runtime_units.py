@@ -247,3 +247,18 @@ def test_route_context_waits_for_every_dependency() -> None:
     assert wf.steps["intent"].pool == "small"
     assert not wf.steps["intent"].routed
     assert compile_mod.from_document(compile_mod.to_document(wf)).steps.keys() == wf.steps.keys()
+
+
+@pytest.mark.parametrize(
+    ("limit", "shards", "per_shard"), [(128, 8, 16), (16, 1, 16), (20, 2, 10), (1, 1, 1)]
+)
+async def test_client_set_keeps_each_pool_small(limit: int, shards: int, per_shard: int) -> None:
+    from trimtab.worker import http  # noqa: PLC0415
+
+    clients = http.ClientSet(max_connections=limit, timeout_seconds=5)
+    picked = [clients.pick() for _ in range(shards * 2)]
+    assert len({id(c) for c in picked}) == shards  # every shard used, in turn
+    assert picked[:shards] == picked[shards:]
+    pool = picked[0]._transport._pool
+    assert pool._max_connections == per_shard
+    await clients.aclose()

@@ -33,6 +33,19 @@ class StepState:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunView:
+    """What running one step needs of its run: inputs, the run's version, and the
+    outputs it was given (its dependencies', or every finished step's)."""
+
+    inputs: Any
+    version: int
+    step_outputs: dict[str, Any]
+
+    def outputs(self) -> dict[str, Any]:
+        return self.step_outputs
+
+
+@dataclasses.dataclass(frozen=True)
 class RunState:
     run_id: str
     namespace: str
@@ -49,6 +62,9 @@ class RunState:
 
     def outputs(self) -> dict[str, Any]:
         return {name: s.output for name, s in self.steps.items() if s.state == "done"}
+
+    def view(self) -> RunView:
+        return RunView(inputs=self.inputs, version=self.version, step_outputs=self.outputs())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
-from trimtab.queue import keys, messages, scripts
+from trimtab.queue import keys, messages, runs, scripts
 
 log = logging.getLogger(__name__)
 Delivery = tuple[str, messages.Task]
@@ -32,6 +32,12 @@ class Dependent:
     pool: str
     routed: bool
     dependencies: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    outcome: str  # run | duplicate (dropped) | exhausted (caller must fail it)
+    view: runs.RunView | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,24 +116,37 @@ class PoolQueue:
     def _run_keys(self, task: messages.Task) -> list[str]:
         return [keys.run(task.namespace, task.run_id), keys.run_events(task.namespace, task.run_id)]
 
-    async def start(self, delivery: Delivery, *, now_ms: float, max_deliveries: int) -> str:
-        """'run', 'duplicate' (dropped), or 'exhausted' (caller must fail it)."""
+    async def start(
+        self,
+        delivery: Delivery,
+        *,
+        now_ms: float,
+        max_deliveries: int,
+        dependencies: tuple[str, ...] = (),
+    ) -> Started:
+        """Mark the attempt running and fetch what it needs, in one round trip."""
         msg_id, task = delivery
-        return str(
-            await self.lua.call(
-                "start",
-                [keys.run(task.namespace, task.run_id), self.stream],
-                [
-                    task.step,
-                    task.attempt,
-                    msg_id,
-                    keys.GROUP,
-                    now_ms,
-                    max_deliveries,
-                    self.consumer,
-                ],
-            )
+        reply = await self.lua.call(
+            "start",
+            [keys.run(task.namespace, task.run_id), self.stream],
+            [
+                task.step,
+                task.attempt,
+                msg_id,
+                keys.GROUP,
+                now_ms,
+                max_deliveries,
+                self.consumer,
+                *dependencies,
+            ],
         )
+        if reply[0] != "run":
+            return Started(outcome=str(reply[0]))
+        outputs = {d: json.loads(v) for d, v in zip(dependencies, reply[3:], strict=True) if v}
+        view = runs.RunView(
+            inputs=json.loads(reply[1]), version=int(reply[2] or 0), step_outputs=outputs
+        )
+        return Started(outcome="run", view=view)
 
     async def complete(
         self,

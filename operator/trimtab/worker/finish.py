@@ -65,7 +65,7 @@ class Finisher:
         self.metrics.cost_total.labels(ns, pool).inc(result.cost)
 
     def dependents(
-        self, wf: compile_mod.CompiledWorkflow, step: str, run: runs.RunState, output: object
+        self, wf: compile_mod.CompiledWorkflow, step: str, run: runs.RunView, output: object
     ) -> list[tasks.Dependent]:
         """Each dependent with its pool: fixed, routed from current outputs, or '' when its
         other dependencies are not done yet (complete.lua then enqueues nothing for it)."""
@@ -86,10 +86,16 @@ class Finisher:
         self,
         delivery: tasks.Delivery,
         wf: compile_mod.CompiledWorkflow,
-        run: runs.RunState,
+        run: runs.RunView,
         result: execute.StepResult,
     ) -> None:
         task = delivery[1]
+        if any(wf.steps[d].routed for d in wf.steps[task.step].dependents):
+            # Routes read the other dependencies' outputs too: the whole run is needed.
+            fresh = await runs.read(self.client, task.namespace, task.run_id)
+            if fresh is None:
+                return
+            run = fresh.view()
         for _ in range(MAX_COMPLETE_CONFLICTS):
             deps = self.dependents(wf, task.step, run, result.output)
             routed = any(d.routed for d in deps)
@@ -111,7 +117,7 @@ class Finisher:
             fresh = await runs.read(self.client, task.namespace, task.run_id)
             if fresh is None:
                 return
-            run = fresh
+            run = fresh.view()
         raise RuntimeError(f"completing {task.run_id}/{task.step}: the run kept changing")
 
     async def failed(

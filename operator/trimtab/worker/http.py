@@ -1,15 +1,53 @@
-"""One shared httpx.AsyncClient per endpoint base URL, with pool limits and timeouts.
+"""Pooled HTTP clients per endpoint, with connection limits and timeouts.
 
 Steps of a pool all call the same endpoint; reusing connections (keep-alive, no TLS
 handshake per call) is most of the latency win over a client per request, and the
 connection limit keeps a burst from opening more sockets than the server can take.
+
+httpcore checks every idle connection of a pool (a poll syscall each) whenever it
+assigns a request, so one pool of 128 connections spends more CPU choosing a socket
+than sending on it. `ClientSet` keeps each pool at SHARD_CONNECTIONS and spreads
+requests round-robin: same total limit, bounded work per request (hack/bench/throughput.py
+measured the difference).
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
+
 import httpx
 
 from trimtab.worker import errors
+
+SHARD_CONNECTIONS = 16
+
+
+class ClientSet:
+    """A few small pooled clients used in turn, together holding `max_connections`."""
+
+    def __init__(self, *, max_connections: int, timeout_seconds: float) -> None:
+        shards = max(1, -(-max_connections // SHARD_CONNECTIONS))
+        per_shard = max(1, -(-max_connections // shards))
+        self._clients = [
+            make_client(max_connections=per_shard, timeout_seconds=timeout_seconds)
+            for _ in range(shards)
+        ]
+        self._next = 0
+
+    def pick(self) -> httpx.AsyncClient:
+        self._next = (self._next + 1) % len(self._clients)
+        return self._clients[self._next]
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One CA bundle load per process, shared by every client."""
+    return ssl.create_default_context()
 
 
 def make_client(*, max_connections: int, timeout_seconds: float) -> httpx.AsyncClient:
@@ -19,7 +57,7 @@ def make_client(*, max_connections: int, timeout_seconds: float) -> httpx.AsyncC
         keepalive_expiry=60,
     )
     timeout = httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
-    return httpx.AsyncClient(limits=limits, timeout=timeout)
+    return httpx.AsyncClient(limits=limits, timeout=timeout, verify=_tls_context())
 
 
 def _retry_after(response: httpx.Response) -> float | None:

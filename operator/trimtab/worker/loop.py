@@ -185,30 +185,30 @@ class Worker:
 
     async def _handle(self, delivery: tasks.Delivery) -> None:
         _, task = delivery
-        started = await self.queue.start(
-            delivery, now_ms=now_ms(), max_deliveries=self.cfg.spec.queue.max_deliveries
-        )
-        if started == "duplicate":
-            return
         wf = await self._workflow(delivery)
-        if started == "exhausted":
+        started = await self.queue.start(
+            delivery,
+            now_ms=now_ms(),
+            max_deliveries=self.cfg.spec.queue.max_deliveries,
+            dependencies=wf.steps[task.step].dependencies,
+        )
+        if started.outcome == "duplicate":
+            return
+        if started.outcome == "exhausted" or started.view is None:
             await self.finisher.give_up(
                 delivery,
                 wf,
-                f"delivered more than "
-                f"{self.cfg.spec.queue.max_deliveries} times without completing",
+                f"delivered more than {self.cfg.spec.queue.max_deliveries} "
+                "times without completing",
             )
             return
-        run = await runs.read(self.client, task.namespace, task.run_id)
-        if run is None:
-            return  # expired while queued: nothing left to complete
         self.metrics.queue_wait_seconds.labels(self.cfg.namespace, self.cfg.pool).observe(
             max(0.0, (now_ms() - task.enqueued_ms) / 1000)
         )
-        await self._execute(delivery, wf, run)
+        await self._execute(delivery, wf, started.view)
 
     async def _execute(
-        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunState
+        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
     ) -> None:
         step = wf.steps[delivery[1].step].spec
         context = wf.route_context(step.name, run.inputs, run.outputs())

@@ -34,7 +34,7 @@ class ModelClient:
         self.spec = spec
         self._url = spec.endpoint.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = http.make_client(
+        self._clients = http.ClientSet(
             max_connections=max_connections, timeout_seconds=spec.timeout_seconds
         )
 
@@ -73,7 +73,7 @@ class ModelClient:
             system=system, prompt=prompt, max_tokens=max_tokens, json_schema=json_schema
         )
         response = await http.post(
-            self._client,
+            self._clients.pick(),
             self._url,
             json_body=body,
             headers={**self._headers, **(headers or {})},
@@ -82,7 +82,7 @@ class ModelClient:
         return _reply(response)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._clients.aclose()
 
 
 def _reply(response: httpx.Response) -> ModelReply:

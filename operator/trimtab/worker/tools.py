@@ -44,7 +44,7 @@ class ToolClient:
     """Calls HTTP tools over one pooled client."""
 
     def __init__(self, *, max_connections: int, timeout_seconds: float) -> None:
-        self._client = http.make_client(
+        self._clients = http.ClientSet(
             max_connections=max_connections, timeout_seconds=timeout_seconds
         )
 
@@ -52,7 +52,7 @@ class ToolClient:
         self, tool: awf.ToolCall, *, body: str | None, env: Mapping[str, str] | None = None
     ) -> Any:
         response = await http.post(
-            self._client,
+            self._clients.pick(),
             tool.url,
             content=body,
             headers=headers_for(tool, env or os.environ),
@@ -62,7 +62,7 @@ class ToolClient:
         return _decode(response)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._clients.aclose()
 
 
 def _decode(response: httpx.Response) -> Any:

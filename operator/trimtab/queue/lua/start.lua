@@ -1,8 +1,9 @@
 -- Mark a delivered step attempt as running and count its deliveries.
--- Returns 'run', 'duplicate' (already done, superseded or run gone: acked here),
--- or 'exhausted' (delivered more than max times: the caller dead-letters it).
+-- Returns {'run', inputs, version, output of each dependency...} -- all the step needs,
+-- in the same round trip -- or {'duplicate'} (already done, superseded or run gone:
+-- acked here), or {'exhausted'} (delivered more than max times: the caller dead-letters).
 -- KEYS: run, own stream
--- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer
+-- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer, dependency...
 local run_key, stream = KEYS[1], KEYS[2]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = 's:' .. step .. ':'
@@ -10,10 +11,15 @@ local state = redis.call('HGET', run_key, p .. 'state')
 if (not state) or state == 'done' or state == 'dead'
     or redis.call('HGET', run_key, p .. 'att') ~= attempt then
   redis.call('XACK', stream, group, msg_id)
-  return 'duplicate'
+  return {'duplicate'}
 end
 local deliveries = redis.call('HINCRBY', run_key, p .. 'dlv', 1)
-if deliveries > tonumber(ARGV[6]) then return 'exhausted' end
+if deliveries > tonumber(ARGV[6]) then return {'exhausted'} end
 redis.call('HSET', run_key, p .. 'state', 'running', p .. 'start_ms', ARGV[5],
   p .. 'worker', ARGV[7])
-return 'run'
+local fields = {'inputs', 'version'}
+for i = 8, #ARGV do fields[#fields + 1] = 's:' .. ARGV[i] .. ':out' end
+local values = redis.call('HMGET', run_key, unpack(fields))
+local out = {'run'}
+for i = 1, #fields do out[#out + 1] = values[i] or '' end
+return out
