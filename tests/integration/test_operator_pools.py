@@ -160,3 +160,62 @@ def test_manual_pool_follows_kubectl_scale(
             subresource="scale",
         )
         _deployment(kube, namespace, "tools", lambda d: d["spec"].get("replicas") == 3)
+
+
+def _cordon(kube: objects.ObjectStore, capacity: str, *, unschedulable: bool) -> None:
+    for node in kube.list("v1", "Node"):
+        if node["metadata"]["labels"].get(nodes.CAPACITY_LABEL) == capacity:
+            kube.patch(
+                "v1", "Node", node["metadata"]["name"], {"spec": {"unschedulable": unschedulable}}
+            )
+
+
+def _fallback(pool: dict[str, Any] | None) -> dict[str, Any]:
+    conds = ((pool or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == "SpotFallback"), {})
+
+
+def _wait_pods(kube: objects.ObjectStore, namespace: str, pool: str, want: list[str]) -> None:
+    deadline = time.monotonic() + 60
+    while sorted(_running_on(kube, namespace, pool)) != want:
+        assert time.monotonic() < deadline, _running_on(kube, namespace, pool)
+        time.sleep(0.5)
+
+
+def test_spot_pool_falls_back_to_on_demand_and_returns(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    pool = _pool(
+        namespace,
+        "spotty",
+        placement={"capacity": "Spot", "fallbackAfterSeconds": 2},
+        scaling={"minReplicas": 2, "maxReplicas": 2},
+    )
+    _cordon(kube, "spot", unschedulable=True)
+    try:
+        with operator.trimtab_operator(namespace, redis_url):
+            kube.apply(pool)
+            fell_back = kube.wait_for(
+                API_VERSION,
+                "AgentPool",
+                "spotty",
+                namespace=namespace,
+                until=lambda p: _fallback(p).get("status") == "True",
+                timeout=60,
+            )
+            assert _fallback(fell_back)["reason"] == "SpotUnschedulable"
+            assert "unschedulable" in _fallback(fell_back)["message"]
+            _wait_pods(kube, namespace, "spotty", ["on-demand", "on-demand"])
+            _cordon(kube, "spot", unschedulable=False)
+            back = kube.wait_for(
+                API_VERSION,
+                "AgentPool",
+                "spotty",
+                namespace=namespace,
+                until=lambda p: _fallback(p).get("status") == "False",
+                timeout=60,
+            )
+            assert _fallback(back)["reason"] == "OnSpot"
+            _wait_pods(kube, namespace, "spotty", ["spot", "spot"])
+    finally:
+        _cordon(kube, "spot", unschedulable=False)

@@ -110,6 +110,8 @@ def test_valid_workflow_is_published_and_ready_once_its_pools_are(
         assert _condition(obj, "PoolsReady")["status"] == "False"
         assert obj["status"]["stepCount"] == 4
         assert obj["status"]["depth"] == 2
+        assert obj["status"]["runsStarted"] == 0
+        assert obj["status"]["costSpent"] == 0
         for pool in ("support-small", "support-large"):
             _mark_pool_ready(kube, namespace, pool)
         ready = _wait_condition(kube, namespace, "customer-support", "Ready", "True")

@@ -6,6 +6,7 @@ import asyncio
 import os
 import pathlib
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import redis.asyncio as aioredis
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys, runs, state
+from trimtab.queue import keys, runs, state, workflows
 from trimtab.sdk import Client
 from trimtab.worker import settings
 
@@ -107,6 +108,9 @@ async def test_fan_out_dag_passes_outputs_along(sim: str, redis_url: str, sdk: C
     assert (
         max(got.steps["b"].ended_ms or 0, got.steps["c"].ended_ms or 0) <= got.steps["d"].queued_ms
     )
+    stats = await workflows.run_stats(sdk.redis, NS, "fan", now=time.time())
+    assert (stats.started, stats.succeeded, stats.failed) == (1, 1, 0)
+    assert stats.p95_seconds is not None  # the completing worker recorded the run's time
 
 
 async def test_model_step_output_fits_its_schema_and_is_priced(
@@ -163,6 +167,8 @@ async def test_failing_step_retries_then_dead_letters(
     assert [(e["step"], e["run"]) for _, e in dead] == [("call", result.run.split("/")[1])]
     events = [e async for e in sdk.events(result.run)]
     assert [e["type"] for e in events].count("step_retry") == 1
+    stats = await workflows.run_stats(sdk.redis, NS, "doomed", now=time.time())
+    assert (stats.started, stats.succeeded, stats.failed, stats.dead_lettered) == (1, 0, 1, 1)
 
 
 async def test_submit_with_the_same_idempotency_key_returns_the_same_run(

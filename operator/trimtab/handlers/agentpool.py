@@ -10,6 +10,7 @@ its own field manager, and is the only writer of the pool's status.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from trimtab.kube import objects
 from trimtab.queue import connection, load
 from trimtab.reasons import ConditionType
 from trimtab.reconcile import naming
-from trimtab.reconcile.agentpool import desired, scaling
+from trimtab.reconcile.agentpool import desired, fallback, scaling
 from trimtab.reconcile.agentpool import status as status_mod
 
 PLURAL = "agentpools"
@@ -49,6 +50,40 @@ def pool_deployments(
             "hash": body.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION),
         }
     }
+
+
+@kopf.index("", "v1", "pods", labels={naming.POOL_LABEL: kopf.PRESENT})
+def pool_pods(
+    *, namespace: str | None, labels: kopf.Labels, status: kopf.Status, **_: Any
+) -> dict[Any, fallback.PodView]:
+    scheduled: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {}
+    )
+    stuck = (
+        status.get("phase") == "Pending"
+        and scheduled.get("status") == "False"
+        and scheduled.get("reason") == "Unschedulable"
+    )
+    since = _epoch(scheduled.get("lastTransitionTime")) if stuck else None
+    return {
+        (namespace, labels.get(naming.POOL_LABEL)): fallback.PodView(
+            unschedulable_since=since, capacity=labels.get(naming.CAPACITY_LABEL, "")
+        )
+    }
+
+
+def _epoch(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    return float(datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+
+
+def _switched_at(status: Mapping[str, Any]) -> float | None:
+    cond: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == ConditionType.SPOT_FALLBACK),
+        {},
+    )
+    return _epoch(cond.get("lastTransitionTime"))
 
 
 def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
@@ -172,73 +207,89 @@ async def autoscale(
     **kwargs: Any,
 ) -> None:
     shared: state.Shared = memo["shared"]
-    ns = namespace or "default"
-    rates, writer, history = (
-        pool_status.ArrivalRate(),
-        pool_status.StatusWriter(shared, ns, name),
-        scaling.History.empty(),
-    )
+    scaler = PoolScaler(shared, namespace or "default", name)
     while not stopped:
         try:
-            history = await _tick(
-                shared, body, ns, name, rates, writer, history, kwargs["pool_deployments"]
-            )
+            await scaler.tick(body, kwargs["pool_deployments"], kwargs["pool_pods"])
         except (objects.ApiError, *connection.UNAVAILABLE) as exc:
-            log.warning("autoscaling %s/%s: %s; retrying", ns, name, exc)
+            log.warning("autoscaling %s/%s: %s; retrying", scaler.ns, name, exc)
         await asyncio.sleep(shared.cfg.scale_interval_seconds)
 
 
-async def _tick(
-    shared: state.Shared,
-    body: kopf.Body,
-    ns: str,
-    name: str,
-    rates: pool_status.ArrivalRate,
-    writer: pool_status.StatusWriter,
-    history: scaling.History,
-    index: kopf.Index[Any, dict[str, Any]],
-) -> scaling.History:
-    current = _current_replicas(index, ns, name)
-    if current is None:
-        return history  # the Deployment is not there yet: reconcile_objects creates it
-    spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
-    now = time.time()
-    t0 = time.perf_counter()
-    observed = await _observe(shared, ns, name, rates, current, now)
-    decision = scaling.scale_decision(observed, spec, history, now)
-    scaled = decision.replicas != current
-    if scaled:
-        await _apply_replicas(shared, ns, name, decision.replicas)
-        direction = "up" if decision.replicas > current else "down"
-        kopf.event(
-            body,
-            type="Normal",
-            reason=decision.reason.value,
-            message=f"{current} -> {decision.replicas}: {decision.message}",
+class PoolScaler:
+    """One pool's autoscaling loop state: arrival samples, status writer, history."""
+
+    def __init__(self, shared: state.Shared, ns: str, name: str) -> None:
+        self.shared, self.ns, self.name = shared, ns, name
+        self.rates = pool_status.ArrivalRate()
+        self.writer = pool_status.StatusWriter(shared, ns, name)
+        self.history = scaling.History.empty()
+
+    async def tick(
+        self,
+        body: kopf.Body,
+        index: kopf.Index[Any, dict[str, Any]],
+        pods: kopf.Index[Any, fallback.PodView],
+    ) -> None:
+        current = _current_replicas(index, self.ns, self.name)
+        if current is None:
+            return  # the Deployment is not there yet: reconcile_objects creates it
+        spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+        now = time.time()
+        decision, observed = await self._scale(body, spec, current, now)
+        entries = list(index.get((self.ns, self.name), []))
+        status = dict(body.get("status") or {})
+        spot = fallback.decide(
+            spec,
+            active=_fallback_active(status),
+            switched_at=_switched_at(status),
+            pods=list(pods.get((self.ns, self.name), [])),
+            now=now,
         )
-    else:
-        direction = "none"
-    shared.metrics.scale_decided(
-        ns,
-        name,
-        direction=metrics.ScaleDirection(direction),
-        desired=decision.replicas,
-        seconds=time.perf_counter() - t0,
-    )
-    entries = list(index.get((ns, name), []))
-    decided = status_mod.decide(
-        spec,
-        name=name,
-        deployment=entries[0] if entries else None,
-        scaling=pool_status.scaling_view(decision, observed),
-        fallback=_fallback_active(body.get("status") or {}),
-    )
-    decided["reason"] = f"{decision.reason.value}: {decision.message}"[:1024]
-    await writer.write(
-        dict(body.get("status") or {}),
-        decided,
-        generation=int(body["metadata"]["generation"]),
-        scaled=scaled,
-        now=now,
-    )
-    return decision.history
+        decided = status_mod.decide(
+            spec,
+            name=self.name,
+            deployment=entries[0] if entries else None,
+            scaling=pool_status.scaling_view(decision, observed),
+            fallback=spot.active,
+            fallback_message=spot.message,
+        )
+        decided["reason"] = f"{decision.reason.value}: {decision.message}"[:1024]
+        await self.writer.write(
+            status,
+            decided,
+            generation=int(body["metadata"]["generation"]),
+            scaled=decision.replicas != current,
+            now=now,
+        )
+        self.history = decision.history
+
+    async def _scale(
+        self, body: kopf.Body, spec: agentpool.AgentPoolSpec, current: int, now: float
+    ) -> tuple[scaling.Decision, scaling.Observed]:
+        """Read load, decide, and apply a changed replica count; time it all."""
+        t0 = time.perf_counter()
+        observed = await _observe(self.shared, self.ns, self.name, self.rates, current, now)
+        decision = scaling.scale_decision(observed, spec, self.history, now)
+        direction = metrics.ScaleDirection.NONE
+        if decision.replicas != current:
+            await _apply_replicas(self.shared, self.ns, self.name, decision.replicas)
+            direction = (
+                metrics.ScaleDirection.UP
+                if decision.replicas > current
+                else metrics.ScaleDirection.DOWN
+            )
+            kopf.event(
+                body,
+                type="Normal",
+                reason=decision.reason.value,
+                message=f"{current} -> {decision.replicas}: {decision.message}",
+            )
+        self.shared.metrics.scale_decided(
+            self.ns,
+            self.name,
+            direction=direction,
+            desired=decision.replicas,
+            seconds=time.perf_counter() - t0,
+        )
+        return decision, observed

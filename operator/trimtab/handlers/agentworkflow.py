@@ -9,6 +9,7 @@ apiserver no writes.
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 import kopf
@@ -53,7 +54,10 @@ async def _publish(
 
 
 def _status_patch(
-    current: kopf.Status, verdict: status_mod.WorkflowVerdict, generation: int
+    current: kopf.Status,
+    verdict: status_mod.WorkflowVerdict,
+    generation: int,
+    stats: workflows.RunStats,
 ) -> dict[str, Any]:
     now = datetime.datetime.now(datetime.UTC)
     desired: dict[str, Any] = {
@@ -62,6 +66,13 @@ def _status_patch(
             current.get("conditions") or [], verdict.conditions, generation=generation, now=now
         ),
         **verdict.summary(),
+        "runsStarted": stats.started,
+        "runsSucceeded": stats.succeeded,
+        "runsFailed": stats.failed,
+        "runsDeadLettered": stats.dead_lettered,
+        "tokensUsed": stats.tokens,
+        "costSpent": round(stats.cost, 6),
+        "p95RunSeconds": None if stats.p95_seconds is None else round(stats.p95_seconds, 3),
     }
     return {k: v for k, v in desired.items() if current.get(k) != v}
 
@@ -87,7 +98,8 @@ async def reconcile(
     verdict = status_mod.decide(parsed, pools_ready=_pools_in(kwargs["pool_ready"], ns))
     if verdict.publish:
         await _publish(shared, ns, name, generation, parsed)
-    changes = _status_patch(status, verdict, generation)
+    stats = await workflows.run_stats(shared.redis, ns, name, now=time.time())
+    changes = _status_patch(status, verdict, generation, stats)
     for key, value in changes.items():
         patch.status[key] = value
     if "conditions" in changes:

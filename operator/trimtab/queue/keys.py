@@ -9,6 +9,8 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:idem:{key}                idempotency key -> run id (TTL)
     tt:{ns}:wf:{name}:current         current generation of a published workflow
     tt:{ns}:wf:{name}:gen:{gen}       compiled workflow of one generation (JSON)
+    tt:{ns}:wf:{name}:stats           run counters: started, succeeded, failed, tokens, cost
+    tt:{ns}:wf:{name}:runs:{sec}      per-second run-duration sketches (hash, TTL)
     tt:{ns}:state:{session}           conversation state (TTL)
     tt:{ns}:dlq                       dead-lettered steps (stream)
 """
@@ -53,6 +55,14 @@ def workflow_current(namespace: str, name: str) -> str:
 
 def workflow_generation(namespace: str, name: str, generation: int) -> str:
     return f"{_ns(namespace)}:wf:{name}:gen:{generation}"
+
+
+def workflow_stats(namespace: str, name: str) -> str:
+    return f"{_ns(namespace)}:wf:{name}:stats"
+
+
+def workflow_run_seconds(namespace: str, name: str, second: int) -> str:
+    return f"{_ns(namespace)}:wf:{name}:runs:{second}"
 
 
 def state(namespace: str, session: str) -> str:

@@ -40,6 +40,7 @@ class RunView:
     inputs: Any
     version: int
     step_outputs: dict[str, Any]
+    created_ms: float = 0.0
 
     def outputs(self) -> dict[str, Any]:
         return self.step_outputs
@@ -64,7 +65,12 @@ class RunState:
         return {name: s.output for name, s in self.steps.items() if s.state == "done"}
 
     def view(self) -> RunView:
-        return RunView(inputs=self.inputs, version=self.version, step_outputs=self.outputs())
+        return RunView(
+            inputs=self.inputs,
+            version=self.version,
+            step_outputs=self.outputs(),
+            created_ms=self.created_ms,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +111,12 @@ async def submit(client: aioredis.Redis, lua: scripts.Scripts, new: NewRun) -> t
     idem = keys.idempotency(ns, new.idempotency_key) if new.idempotency_key else ""
     run_key = keys.run(ns, new.run_id)
     roots = list(new.root_pools.items())
-    script_keys = [run_key, keys.run_events(ns, new.run_id), idem or run_key]
+    script_keys = [
+        run_key,
+        keys.run_events(ns, new.run_id),
+        idem or run_key,
+        keys.workflow_stats(ns, new.workflow),
+    ]
     script_keys += [keys.pool_stream(ns, pool) for _, pool in roots]
     args: list[Any] = [
         new.run_id,

@@ -66,3 +66,19 @@ async def stream_counters(client: aioredis.Redis, *, namespace: str, pool: str) 
         "lag": int(group.get("lag") or 0),
         "pending": int(group.get("pending") or 0),
     }
+
+
+async def record_run_seconds(
+    client: aioredis.Redis,
+    *,
+    namespace: str,
+    workflow: str,
+    second: int,
+    consumer: str,
+    sketch: str,
+) -> None:
+    key = keys.workflow_run_seconds(namespace, workflow, second)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hset(key, SKETCH_PREFIX + consumer, sketch)
+        pipe.expire(key, TTL_SECONDS)
+        await pipe.execute()

@@ -142,9 +142,12 @@ class PoolQueue:
         )
         if reply[0] != "run":
             return Started(outcome=str(reply[0]))
-        outputs = {d: json.loads(v) for d, v in zip(dependencies, reply[3:], strict=True) if v}
+        outputs = {d: json.loads(v) for d, v in zip(dependencies, reply[4:], strict=True) if v}
         view = runs.RunView(
-            inputs=json.loads(reply[1]), version=int(reply[2] or 0), step_outputs=outputs
+            inputs=json.loads(reply[1]),
+            version=int(reply[2] or 0),
+            step_outputs=outputs,
+            created_ms=float(reply[3] or 0),
         )
         return Started(outcome="run", view=view)
 
@@ -160,7 +163,11 @@ class PoolQueue:
         dependents: list[Dependent],
     ) -> Completion:
         msg_id, task = delivery
-        run_keys = [*self._run_keys(task), self.stream]
+        run_keys = [
+            *self._run_keys(task),
+            self.stream,
+            keys.workflow_stats(task.namespace, task.workflow),
+        ]
         run_keys += [keys.pool_stream(task.namespace, d.pool or self.pool) for d in dependents]
         args: list[Any] = [
             task.step,
@@ -201,7 +208,12 @@ class PoolQueue:
         return str(
             await self.lua.call(
                 "fail",
-                [*self._run_keys(task), self.stream, keys.dead_letter(task.namespace)],
+                [
+                    *self._run_keys(task),
+                    self.stream,
+                    keys.dead_letter(task.namespace),
+                    keys.workflow_stats(task.namespace, task.workflow),
+                ],
                 [
                     task.step,
                     task.attempt,

@@ -6,12 +6,14 @@ definition they were submitted with while a new generation is published.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from redis import asyncio as aioredis
 
 from trimtab.queue import keys
+from trimtab.stats import rates, sketch
 
 
 class WorkflowNotFoundError(LookupError):
@@ -47,3 +49,41 @@ async def load(
             f"workflow {namespace}/{name} generation {generation} is not stored"
         )
     return dict(json.loads(raw))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStats:
+    """A workflow's run counters, and its p95 run time over the recent window."""
+
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    p95_seconds: float | None = None
+
+
+async def run_stats(
+    client: aioredis.Redis, namespace: str, name: str, *, now: float, window_seconds: int = 60
+) -> RunStats:
+    """Counters kept by the run scripts, and p95 merged from workers' per-second sketches."""
+    seconds = rates.window_keys(now, bucket_seconds=1, window_seconds=window_seconds)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.workflow_stats(namespace, name))
+        for second in seconds:
+            pipe.hgetall(keys.workflow_run_seconds(namespace, name, second))
+        counters, *windows = await pipe.execute()
+    merged = sketch.LatencySketch()
+    for window in windows:
+        for value in window.values():
+            merged.merge(sketch.LatencySketch.from_bytes(value.encode()))
+    return RunStats(
+        started=int(counters.get("started", 0)),
+        succeeded=int(counters.get("succeeded", 0)),
+        failed=int(counters.get("failed", 0)),
+        dead_lettered=int(counters.get("dead_lettered", 0)),
+        tokens=int(counters.get("tokens", 0)),
+        cost=float(counters.get("cost", 0.0)),
+        p95_seconds=merged.quantile(0.95),
+    )

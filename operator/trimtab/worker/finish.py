@@ -113,6 +113,10 @@ class Finisher:
                     self.metrics.run_finished(
                         task.namespace, wf.name, outcome=metrics_mod.RunOutcome.SUCCEEDED
                     )
+                    if run.created_ms:
+                        self.tally.run_finished(
+                            task.namespace, wf.name, max(0.0, (now_ms() - run.created_ms) / 1000)
+                        )
                 return
             fresh = await runs.read(self.client, task.namespace, task.run_id)
             if fresh is None:

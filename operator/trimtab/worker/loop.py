@@ -163,6 +163,15 @@ class Worker:
                 busy_seconds=taken.busy_seconds,
                 sketch=taken.latencies.to_bytes().decode(),
             )
+        for (namespace, workflow), runs_sketch in taken.runs.items():
+            await stats.record_run_seconds(
+                self.client,
+                namespace=namespace,
+                workflow=workflow,
+                second=int(time.time()),
+                consumer=self.cfg.consumer,
+                sketch=runs_sketch.to_bytes().decode(),
+            )
 
     async def _drain(self, grace_seconds: float) -> None:
         if self._running:

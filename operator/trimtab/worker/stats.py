@@ -16,15 +16,21 @@ class SecondTally:
     completed: int = 0
     busy_seconds: float = 0.0
     latencies: sketch.LatencySketch = dataclasses.field(default_factory=sketch.LatencySketch)
+    runs: dict[tuple[str, str], sketch.LatencySketch] = dataclasses.field(default_factory=dict)
 
     def add(self, seconds: float) -> None:
         self.completed += 1
         self.busy_seconds += seconds
         self.latencies.add(seconds)
 
+    def run_finished(self, namespace: str, workflow: str, seconds: float) -> None:
+        """A run this worker completed took `seconds` from submit to its last step."""
+        self.runs.setdefault((namespace, workflow), sketch.LatencySketch()).add(seconds)
+
     def take(self) -> SecondTally:
         """Hand over what was counted and start afresh."""
         taken = dataclasses.replace(self)
         self.completed, self.busy_seconds = 0, 0.0
         self.latencies = sketch.LatencySketch()
+        self.runs = {}
         return taken

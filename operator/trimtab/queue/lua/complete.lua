@@ -4,7 +4,7 @@
 -- A routed dependent's pool was chosen by the caller from the outputs it read at run
 -- version `expected`; if the run moved on since, or the caller could not choose yet
 -- (pool ''), nothing is written and 'conflict' tells it to read again and retry.
--- KEYS: run, events, own stream, dependent stream 1..n
+-- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
 -- ARGV: step, attempt, msg_id, group, output, tokens, cost, now_ms, expected_version,
 --       ns, workflow, generation, run_id,
 --       then per dependent: name, pool, routed(0/1), ndeps, dep names...
@@ -25,7 +25,7 @@ end
 
 local ready, i = {}, 14
 local version = redis.call('HGET', run_key, 'version')
-for k = 4, #KEYS do
+for k = 5, #KEYS do
   local name, pool, routed, ndeps = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local all_done = redis.call('HGET', run_key, 's:' .. name .. ':state') == 'pending'
   for d = 1, ndeps do
@@ -43,6 +43,8 @@ redis.call('HSET', run_key, p .. 'state', 'done', p .. 'out', ARGV[5], p .. 'tok
 redis.call('HINCRBY', run_key, 'version', 1)
 redis.call('HINCRBY', run_key, 'tokens', ARGV[6])
 redis.call('HINCRBYFLOAT', run_key, 'cost', ARGV[7])
+redis.call('HINCRBY', KEYS[4], 'tokens', ARGV[6])
+redis.call('HINCRBYFLOAT', KEYS[4], 'cost', ARGV[7])
 local remaining = redis.call('HINCRBY', run_key, 'remaining', -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', 'step_done', 'step', step, 'at', now)
@@ -57,6 +59,7 @@ for _, r in ipairs(ready) do
 end
 if remaining == 0 then
   redis.call('HSET', run_key, 'status', 'succeeded', 'end_ms', now)
+  redis.call('HINCRBY', KEYS[4], 'succeeded', 1)
   redis.call('XADD', events_key, '*', 'type', 'run_done', 'status', 'succeeded', 'at', now)
 end
 return {'ok', tostring(remaining), unpack(enqueued)}

@@ -1,6 +1,6 @@
 -- Give up on a step: record why, move it to the dead-letter stream, fail the run,
 -- acknowledge the delivery -- atomically, so a failed step is never silently dropped.
--- KEYS: run, events, own stream, dead-letter stream
+-- KEYS: run, events, own stream, dead-letter stream, workflow stats
 -- ARGV: step, attempt, msg_id, group, reason, now_ms, ns, run_id, workflow, pool
 local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
@@ -16,6 +16,8 @@ redis.call('HSET', run_key, p .. 'state', 'dead', p .. 'err', reason, p .. 'end_
   'status', 'failed', 'end_ms', now)
 redis.call('XADD', dlq, '*', 'ns', ARGV[7], 'run', ARGV[8], 'step', step, 'att', attempt,
   'wf', ARGV[9], 'pool', ARGV[10], 'reason', reason, 'at', now)
+redis.call('HINCRBY', KEYS[5], 'failed', 1)
+redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', 'step_dead', 'step', step, 'reason', reason,
   'at', now)

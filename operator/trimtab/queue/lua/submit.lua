@@ -1,8 +1,8 @@
 -- Create a run and enqueue its root steps, atomically; idempotent by key and run id.
--- KEYS: run, events, idempotency (or any placeholder), root stream 1..n
+-- KEYS: run, events, idempotency (or any placeholder), workflow stats, root stream 1..n
 -- ARGV: run_id, ttl_s, now_ms, use_idem(0/1), nfields, field/value * nfields,
 --       ns, workflow, generation, then (step, pool) per root stream
-local run_key, events_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
+local run_key, events_key, idem_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, ttl, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local use_idem = ARGV[4] == '1'
 if use_idem then
@@ -17,7 +17,7 @@ for _ = 1, nfields * 2 do fields[#fields + 1] = ARGV[i]; i = i + 1 end
 redis.call('HSET', run_key, unpack(fields))
 local ns, wf, gen = ARGV[i], ARGV[i + 1], ARGV[i + 2]
 i = i + 3
-for k = 4, #KEYS do
+for k = 5, #KEYS do
   local step, pool = ARGV[i], ARGV[i + 1]
   i = i + 2
   local p = 's:' .. step .. ':'
@@ -30,4 +30,5 @@ redis.call('EXPIRE', run_key, ttl)
 redis.call('XADD', events_key, '*', 'type', 'submitted', 'at', now)
 redis.call('EXPIRE', events_key, ttl)
 if use_idem then redis.call('SET', idem_key, run_id, 'EX', ttl) end
+redis.call('HINCRBY', stats_key, 'started', 1)
 return {1, run_id}
