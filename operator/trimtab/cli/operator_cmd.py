@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any
 
@@ -37,6 +38,12 @@ def register(groups: Any) -> None:
         help="no peering: for a single replica without a standby",
     )
     run.add_argument("--peering", default="trimtab", help="kopf peering name for standbys")
+    run.add_argument(
+        "--log-format",
+        choices=["json", "plain"],
+        default="json",
+        help="json (one object per line, for log pipelines) or plain",
+    )
     run.set_defaults(func=_run)
 
 
@@ -51,6 +58,10 @@ def _run(args: argparse.Namespace) -> int:
             "TRIMTAB_WORKER_IMAGE": args.worker_image,
             "TRIMTAB_METRICS_PORT": str(args.metrics_port),
         }
+    )
+    logging.getLogger().handlers.clear()  # kopf installs its own (JSON) handler
+    kopf.configure(
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
     )
     kopf.run(
         standalone=args.standalone,
