@@ -219,3 +219,22 @@ def test_spot_pool_falls_back_to_on_demand_and_returns(
             _wait_pods(kube, namespace, "spotty", ["spot", "spot"])
     finally:
         _cordon(kube, "spot", unschedulable=False)
+
+
+def test_objects_carry_no_finalizer_so_deletion_never_hangs(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(_pool(namespace, "brief", scaling={"minReplicas": 1, "maxReplicas": 1}))
+        _deployment(kube, namespace, "brief", lambda d: d["spec"].get("replicas") == 1)
+    stored = kube.get(API_VERSION, "AgentPool", "brief", namespace)
+    assert stored is not None
+    assert not stored["metadata"].get("finalizers")
+    kube.delete(API_VERSION, "AgentPool", "brief", namespace)  # the operator is gone now
+    kube.wait_for(
+        "v1",
+        "Namespace",
+        namespace,
+        until=lambda _: kube.get(API_VERSION, "AgentPool", "brief", namespace) is None,
+        timeout=30,
+    )

@@ -48,30 +48,6 @@ def _wait_condition(
     )
 
 
-def _mark_pool_ready(kube: objects.ObjectStore, namespace: str, name: str) -> None:
-    """Stand in for the pool controller: report the pool Ready."""
-    kube.patch(
-        API_VERSION,
-        "AgentPool",
-        name,
-        {
-            "status": {
-                "conditions": [
-                    {
-                        "type": "Ready",
-                        "status": "True",
-                        "reason": "Available",
-                        "message": "test",
-                        "lastTransitionTime": "2026-01-01T00:00:00Z",
-                    }
-                ]
-            }
-        },
-        namespace=namespace,
-        subresource="status",
-    )
-
-
 def test_cycle_is_reported_and_nothing_is_published(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
@@ -102,21 +78,34 @@ def test_cycle_is_reported_and_nothing_is_published(
 def test_valid_workflow_is_published_and_ready_once_its_pools_are(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
-    for pool in ("agentpool-support-small", "agentpool-support-large"):
-        kube.apply(_sample(pool, namespace))
+    kube.apply(_sample("agentpool-support-small", namespace))
+    large = _sample("agentpool-support-large", namespace)
+    large["spec"]["scaling"]["minReplicas"] = 1
+    large["spec"]["placement"]["nodeSelector"] = {"trimtab.io/no-such-node": "x"}
+    kube.apply(large)
     with operator.trimtab_operator(namespace, redis_url):
         kube.apply(_sample("agentworkflow-customer-support", namespace))
         obj = _wait_condition(kube, namespace, "customer-support", "SpecValid", "True")
-        assert _condition(obj, "PoolsReady")["status"] == "False"
         assert obj["status"]["stepCount"] == 4
         assert obj["status"]["depth"] == 2
         assert obj["status"]["runsStarted"] == 0
-        assert obj["status"]["costSpent"] == 0
-        for pool in ("support-small", "support-large"):
-            _mark_pool_ready(kube, namespace, pool)
+        # support-small turns Ready on its own; support-large cannot schedule.
+        waiting = kube.wait_for(
+            API_VERSION,
+            "AgentWorkflow",
+            "customer-support",
+            namespace=namespace,
+            timeout=30,
+            until=lambda o: (
+                _condition(o, "PoolsReady").get("message") == "not Ready yet: support-large"
+            ),
+        )
+        assert _condition(waiting, "Ready")["status"] == "False"
+        del large["spec"]["placement"]["nodeSelector"]
+        kube.apply(large)  # now it can schedule: the pool turns Ready, then the workflow
         ready = _wait_condition(kube, namespace, "customer-support", "Ready", "True")
         version = ready["metadata"]["resourceVersion"]
-        time.sleep(12)  # a full timer period: a steady workflow must cost no writes
+        time.sleep(12)  # a full refresh period: a steady workflow must cost no writes
         again = kube.get(API_VERSION, "AgentWorkflow", "customer-support", namespace)
         assert again is not None
         assert again["metadata"]["resourceVersion"] == version

@@ -4,6 +4,8 @@ trimtab.reconcile, and applies the result through trimtab.kube and trimtab.queue
 Importing this package registers every handler with kopf.
 """
 
-from trimtab.handlers import agentpool, agentworkflow, lifecycle
+# lifecycle first: its start-up handler creates the shared state the loops need.
+from trimtab.handlers import lifecycle  # isort: skip
+from trimtab.handlers import agentpool, agentworkflow, loops, views
 
-__all__ = ["agentpool", "agentworkflow", "lifecycle"]
+__all__ = ["agentpool", "agentworkflow", "lifecycle", "loops", "views"]

@@ -9,24 +9,20 @@ its own field manager, and is the only writer of the pool's status.
 
 from __future__ import annotations
 
-import asyncio
-import datetime
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool
-from trimtab.handlers import pool_status, state
-from trimtab.kube import objects
+from trimtab.handlers import pool_status, state, views
 from trimtab.queue import connection, load
 from trimtab.reasons import ConditionType
-from trimtab.reconcile import naming
 from trimtab.reconcile.agentpool import desired, fallback, scaling
 from trimtab.reconcile.agentpool import status as status_mod
 
@@ -37,53 +33,12 @@ SCALER_MANAGER = "trimtab-scaler"
 log = logging.getLogger(__name__)
 
 
-@kopf.index(
-    "apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "trimtab-operator"}
-)
-def pool_deployments(
-    *, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, dict[str, Any]]:
-    return {
-        (namespace, labels.get(naming.POOL_LABEL)): {
-            "replicas": body.get("spec", {}).get("replicas"),
-            "status": dict(body.get("status") or {}),
-            "hash": body.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION),
-        }
-    }
-
-
-@kopf.index("", "v1", "pods", labels={naming.POOL_LABEL: kopf.PRESENT})
-def pool_pods(
-    *, namespace: str | None, labels: kopf.Labels, status: kopf.Status, **_: Any
-) -> dict[Any, fallback.PodView]:
-    scheduled: Mapping[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {}
-    )
-    stuck = (
-        status.get("phase") == "Pending"
-        and scheduled.get("status") == "False"
-        and scheduled.get("reason") == "Unschedulable"
-    )
-    since = _epoch(scheduled.get("lastTransitionTime")) if stuck else None
-    return {
-        (namespace, labels.get(naming.POOL_LABEL)): fallback.PodView(
-            unschedulable_since=since, capacity=labels.get(naming.CAPACITY_LABEL, "")
-        )
-    }
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    return float(datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
-
-
 def _switched_at(status: Mapping[str, Any]) -> float | None:
     cond: Mapping[str, Any] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == ConditionType.SPOT_FALLBACK),
         {},
     )
-    return _epoch(cond.get("lastTransitionTime"))
+    return views.epoch(cond.get("lastTransitionTime"))
 
 
 def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +56,7 @@ def _fallback_active(status: Mapping[str, Any]) -> bool:
 
 
 def _desired_objects(
-    shared: state.Shared, body: kopf.Body, spec: agentpool.AgentPoolSpec
+    shared: state.Shared, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec
 ) -> list[dict[str, Any]]:
     ns, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
     fallback = _fallback_active(body.get("status") or {})
@@ -139,15 +94,21 @@ async def _apply_if_changed(shared: state.Shared, obj: dict[str, Any]) -> bool:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.update(GROUP, VERSION, PLURAL, field="status.conditions")
-@kopf.timer(GROUP, VERSION, PLURAL, interval=60, initial_delay=30)
-async def reconcile_objects(
-    *, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
-) -> None:
-    shared: state.Shared = memo["shared"]
+async def reconcile_objects(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await ensure_objects(memo["shared"], body)
+
+
+async def ensure_objects(shared: state.Shared, body: Mapping[str, Any]) -> None:
+    """Apply whichever of the pool's objects differ from their desired state."""
     spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
     for obj in _desired_objects(shared, body, spec):
         if await _apply_if_changed(shared, obj):
-            logger.info("applied %s %s", obj["kind"], obj["metadata"]["name"])
+            log.info(
+                "applied %s %s/%s",
+                obj["kind"],
+                obj["metadata"]["namespace"],
+                obj["metadata"]["name"],
+            )
 
 
 async def _observe(
@@ -182,38 +143,16 @@ async def _observe(
     )
 
 
-def _current_replicas(
-    index: kopf.Index[Any, dict[str, Any]], namespace: str, name: str
-) -> int | None:
-    entries = list(index.get((namespace, name), []))
-    if not entries:
+def _current_replicas(deployment: Mapping[str, Any] | None) -> int | None:
+    if deployment is None:
         return None
-    return int(entries[0]["replicas"] if entries[0]["replicas"] is not None else 1)
+    replicas = deployment.get("replicas")
+    return int(replicas) if replicas is not None else 1  # the API's default
 
 
 async def _apply_replicas(shared: state.Shared, namespace: str, name: str, replicas: int) -> None:
     doc = desired.build_replicas_patch(namespace, name, replicas)
     await shared.kube(shared.store.apply, doc, field_manager=SCALER_MANAGER)
-
-
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10, initial_delay=1)
-async def autoscale(
-    *,
-    stopped: kopf.DaemonStopped,
-    body: kopf.Body,
-    name: str,
-    namespace: str | None,
-    memo: kopf.Memo,
-    **kwargs: Any,
-) -> None:
-    shared: state.Shared = memo["shared"]
-    scaler = PoolScaler(shared, namespace or "default", name)
-    while not stopped:
-        try:
-            await scaler.tick(body, kwargs["pool_deployments"], kwargs["pool_pods"])
-        except (objects.ApiError, *connection.UNAVAILABLE) as exc:
-            log.warning("autoscaling %s/%s: %s; retrying", scaler.ns, name, exc)
-        await asyncio.sleep(shared.cfg.scale_interval_seconds)
 
 
 class PoolScaler:
@@ -225,31 +164,28 @@ class PoolScaler:
         self.writer = pool_status.StatusWriter(shared, ns, name)
         self.history = scaling.History.empty()
 
-    async def tick(
-        self,
-        body: kopf.Body,
-        index: kopf.Index[Any, dict[str, Any]],
-        pods: kopf.Index[Any, fallback.PodView],
-    ) -> None:
-        current = _current_replicas(index, self.ns, self.name)
+    async def tick(self, body: Mapping[str, Any]) -> None:
+        """One scaling pass for this pool: gather, decide, apply, report."""
+        key = (self.ns, self.name)
+        deployment = self.shared.deployments.get(key)
+        current = _current_replicas(deployment)
         if current is None:
             return  # the Deployment is not there yet: reconcile_objects creates it
         spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
         now = time.time()
         decision, observed = await self._scale(body, spec, current, now)
-        entries = list(index.get((self.ns, self.name), []))
         status = dict(body.get("status") or {})
         spot = fallback.decide(
             spec,
             active=_fallback_active(status),
             switched_at=_switched_at(status),
-            pods=list(pods.get((self.ns, self.name), [])),
+            pods=list(self.shared.pods.get(key, {}).values()),
             now=now,
         )
         decided = status_mod.decide(
             spec,
             name=self.name,
-            deployment=entries[0] if entries else None,
+            deployment=deployment,
             scaling=pool_status.scaling_view(decision, observed),
             fallback=spot.active,
             fallback_message=spot.message,
@@ -265,7 +201,7 @@ class PoolScaler:
         self.history = decision.history
 
     async def _scale(
-        self, body: kopf.Body, spec: agentpool.AgentPoolSpec, current: int, now: float
+        self, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec, current: int, now: float
     ) -> tuple[scaling.Decision, scaling.Observed]:
         """Read load, decide, and apply a changed replica count; time it all."""
         t0 = time.perf_counter()
@@ -280,7 +216,7 @@ class PoolScaler:
                 else metrics.ScaleDirection.DOWN
             )
             kopf.event(
-                body,
+                cast(kopf.Body, body),
                 type="Normal",
                 reason=decision.reason.value,
                 message=f"{current} -> {decision.replicas}: {decision.message}",

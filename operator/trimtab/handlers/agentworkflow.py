@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import kopf
 
-from trimtab.api.v1alpha1 import GROUP, VERSION
+from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
 from trimtab.queue import workflows
@@ -25,18 +26,14 @@ from trimtab.reconcile.agentworkflow import status as status_mod
 PLURAL = "agentworkflows"
 
 
-@kopf.index(GROUP, VERSION, "agentpools")
-def pool_ready(
-    *, name: str, namespace: str | None, status: kopf.Status, **_: Any
-) -> dict[Any, bool]:
-    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-    return {(namespace, name): bool(ready and ready[0].get("status") == "True")}
-
-
-def _pools_in(index: kopf.Index[Any, bool], namespace: str) -> dict[str, bool]:
-    return {
-        name: next(iter(values), False) for (ns, name), values in index.items() if ns == namespace
-    }
+def _pools_ready(shared: state.Shared, namespace: str) -> dict[str, bool]:
+    """Each pool of the namespace and whether its Ready condition is True."""
+    out = {}
+    for (ns, name), body in list(shared.pools.items()):
+        if ns == namespace:
+            conds = (body.get("status") or {}).get("conditions") or []
+            out[name] = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+    return out
 
 
 async def _publish(
@@ -54,7 +51,7 @@ async def _publish(
 
 
 def _status_patch(
-    current: kopf.Status,
+    current: Mapping[str, Any],
     verdict: status_mod.WorkflowVerdict,
     generation: int,
     stats: workflows.RunStats,
@@ -77,36 +74,51 @@ def _status_patch(
     return {k: v for k, v in desired.items() if current.get(k) != v}
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.timer(GROUP, VERSION, PLURAL, interval=10, initial_delay=5)
-async def reconcile(
-    *,
-    body: kopf.Body,
-    name: str,
-    namespace: str | None,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **kwargs: Any,
-) -> None:
-    shared: state.Shared = memo["shared"]
-    ns = namespace or "default"
-    generation = int(body["metadata"]["generation"])
+async def _changes(shared: state.Shared, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate, publish when valid, and return the status fields that differ."""
+    meta = body["metadata"]
+    ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
     parsed = awf.AgentWorkflowSpec.model_validate(dict(body["spec"]))
-    verdict = status_mod.decide(parsed, pools_ready=_pools_in(kwargs["pool_ready"], ns))
+    verdict = status_mod.decide(parsed, pools_ready=_pools_ready(shared, ns))
     if verdict.publish:
         await _publish(shared, ns, name, generation, parsed)
     stats = await workflows.run_stats(shared.redis, ns, name, now=time.time())
-    changes = _status_patch(status, verdict, generation, stats)
+    return _status_patch(body.get("status") or {}, verdict, generation, stats)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+async def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    changes = await _changes(memo["shared"], body)
     for key, value in changes.items():
         patch.status[key] = value
     if "conditions" in changes:
-        _emit_transitions(body, status, changes["conditions"])
+        _emit_transitions(body, body.get("status") or {}, changes["conditions"])
 
 
-def _emit_transitions(body: kopf.Body, status: kopf.Status, merged: list[dict[str, Any]]) -> None:
+async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
+    """The periodic pass (pools turning Ready, run statistics): patch only what changed."""
+    changes = await _changes(shared, body)
+    if not changes:
+        return
+    meta = body["metadata"]
+    await shared.kube(
+        shared.store.patch,
+        API_VERSION,
+        "AgentWorkflow",
+        meta["name"],
+        {"status": changes},
+        namespace=meta.get("namespace"),
+        subresource="status",
+    )
+    if "conditions" in changes:
+        _emit_transitions(cast(kopf.Body, body), body.get("status") or {}, changes["conditions"])
+
+
+def _emit_transitions(
+    body: kopf.Body, status: Mapping[str, Any], merged: list[dict[str, Any]]
+) -> None:
     """One Kubernetes Event per condition whose status or reason changed."""
     for cond in conditions.transitions(status.get("conditions") or [], merged):
         kind = (

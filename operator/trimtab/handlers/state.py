@@ -21,6 +21,11 @@ class Shared:
     redis: connection.Redis
     metrics: metrics.Metrics
     _store: objects.ObjectStore | None = None
+    # Views kept current by watch events (trimtab.handlers.views); keyed (namespace, name).
+    pools: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
+    workflows: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
+    deployments: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
+    pods: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def store(self) -> objects.ObjectStore:

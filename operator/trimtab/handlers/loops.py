@@ -1,0 +1,84 @@
+"""The operator's background loops: one for autoscaling every pool each second, one
+refreshing workflow statuses and re-checking pool objects. Started with the operator,
+stopped with it; they read the views kept by trimtab.handlers.views.
+
+One loop over all pools replaces a kopf daemon per pool: no finalizer on every pool
+(a daemon requires one), and one pass per second however many pools there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import kopf
+
+from trimtab.handlers import agentpool, agentworkflow, state
+from trimtab.kube import objects
+from trimtab.queue import connection
+
+log = logging.getLogger(__name__)
+OBJECTS_EVERY_SECONDS = 60.0
+RECOVERABLE = (objects.ApiError, *connection.UNAVAILABLE)
+
+
+async def _guarded(what: str, call: Awaitable[Any]) -> None:
+    try:
+        await call
+    except RECOVERABLE as exc:
+        log.warning("%s: %s; next pass retries", what, exc)
+    except Exception:
+        log.exception("%s failed; next pass retries", what)
+
+
+async def scale_pools(shared: state.Shared) -> None:
+    """Tick every pool's autoscaler, concurrently, once per interval."""
+    scalers: dict[tuple[str, tuple[str, str]], agentpool.PoolScaler] = {}
+    while True:
+        started = time.monotonic()
+        live = {(b["metadata"].get("uid", ""), key): b for key, b in list(shared.pools.items())}
+        for gone in set(scalers) - set(live):
+            del scalers[gone]
+        passes = []
+        for ident, body in live.items():
+            scaler = scalers.setdefault(ident, agentpool.PoolScaler(shared, *ident[1]))
+            passes.append(_guarded(f"scaling {ident[1][0]}/{ident[1][1]}", scaler.tick(body)))
+        await asyncio.gather(*passes)
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(max(0.0, shared.cfg.scale_interval_seconds - elapsed))
+
+
+async def refresh(shared: state.Shared) -> None:
+    """Workflow statuses every status interval; pool objects once a minute."""
+    last_objects = 0.0
+    while True:
+        for key, body in list(shared.workflows.items()):
+            await _guarded(f"workflow {key[0]}/{key[1]}", agentworkflow.refresh(shared, body))
+        if time.monotonic() - last_objects >= OBJECTS_EVERY_SECONDS:
+            last_objects = time.monotonic()
+            for key, body in list(shared.pools.items()):
+                await _guarded(
+                    f"pool objects {key[0]}/{key[1]}", agentpool.ensure_objects(shared, body)
+                )
+        await asyncio.sleep(shared.cfg.status_interval_seconds)
+
+
+LOOPS: tuple[Callable[[state.Shared], Coroutine[Any, Any, None]], ...] = (scale_pools, refresh)
+
+
+@kopf.on.startup()
+async def start_loops(memo: kopf.Memo, **_: Any) -> None:
+    shared: state.Shared = memo["shared"]
+    memo["loops"] = [asyncio.create_task(loop(shared)) for loop in LOOPS]
+
+
+@kopf.on.cleanup()
+async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
+    for task in memo.get("loops", []):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,133 @@
+"""In-memory views of the objects the operator's loops read, kept current by watch
+events. Event handlers need no finalizer, unlike kopf daemons and timers, so a pool or
+workflow deleted while the operator is down is never left stuck; and one view read by
+one loop scales to thousands of pools where a daemon per pool would not.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from trimtab.api.v1alpha1 import GROUP, VERSION
+from trimtab.handlers import state
+from trimtab.reconcile import naming
+from trimtab.reconcile.agentpool import fallback
+
+MANAGED = {"app.kubernetes.io/managed-by": "trimtab-operator"}
+
+
+def _shared(memo: kopf.Memo) -> state.Shared | None:
+    return memo.get("shared")  # events can arrive before start-up finished
+
+
+def _snapshot(body: kopf.Body) -> dict[str, Any]:
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": dict(body.get("metadata") or {}),
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def _track(view: dict[Any, Any], key: Any, event: Mapping[str, Any], value: Any) -> None:
+    if event.get("type") == "DELETED":
+        view.pop(key, None)
+    else:
+        view[key] = value
+
+
+@kopf.on.event(GROUP, VERSION, "agentpools")
+def track_pool(
+    *,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    shared = _shared(memo)
+    if shared is not None:
+        _track(shared.pools, (namespace or "", name), event, _snapshot(body))
+
+
+@kopf.on.event(GROUP, VERSION, "agentworkflows")
+def track_workflow(
+    *,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    shared = _shared(memo)
+    if shared is not None:
+        _track(shared.workflows, (namespace or "", name), event, _snapshot(body))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+def track_deployment(
+    *,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    shared = _shared(memo)
+    if shared is not None:
+        key = (namespace or "", labels.get(naming.POOL_LABEL, ""))
+        _track(
+            shared.deployments,
+            key,
+            event,
+            {
+                "replicas": (body.get("spec") or {}).get("replicas"),
+                "status": dict(body.get("status") or {}),
+            },
+        )
+
+
+def _pod_view(status: Mapping[str, Any], labels: Mapping[str, str]) -> fallback.PodView:
+    scheduled: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {}
+    )
+    stuck = (
+        status.get("phase") == "Pending"
+        and scheduled.get("status") == "False"
+        and scheduled.get("reason") == "Unschedulable"
+    )
+    since = epoch(scheduled.get("lastTransitionTime")) if stuck else None
+    return fallback.PodView(
+        unschedulable_since=since, capacity=labels.get(naming.CAPACITY_LABEL, "")
+    )
+
+
+@kopf.on.event("", "v1", "pods", labels={naming.POOL_LABEL: kopf.PRESENT})
+def track_pod(
+    *,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    shared = _shared(memo)
+    if shared is not None:
+        pods = shared.pods.setdefault((namespace or "", labels.get(naming.POOL_LABEL, "")), {})
+        _track(pods, name, event, _pod_view(body.get("status") or {}, labels))
+
+
+def epoch(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    return float(datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
