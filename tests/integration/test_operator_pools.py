@@ -4,13 +4,17 @@ and a real Redis: objects, placement, autoscaling on queue depth, manual scaling
 from __future__ import annotations
 
 import contextlib
+import json
+import pathlib
+import subprocess
+import sys
 import time
 from typing import Any
 
 import pytest
 import redis
 
-from tests.harness import operator
+from tests.harness import operator, redis_server
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.devcluster import nodes
 from trimtab.kube import objects
@@ -238,3 +242,42 @@ def test_objects_carry_no_finalizer_so_deletion_never_hangs(
         until=lambda _: kube.get(API_VERSION, "AgentPool", "brief", namespace) is None,
         timeout=30,
     )
+
+
+def test_trimtab_operator_run_command_reconciles(
+    kube: objects.ObjectStore, namespace: str, redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    """The command users run (not the in-process harness) really reconciles."""
+    kube.apply(_pool(namespace, "cli", scaling={"minReplicas": 1, "maxReplicas": 1}))
+    log = tmp_path / "operator.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trimtab",
+                "operator",
+                "run",
+                "-n",
+                namespace,
+                "--standalone",
+                "--redis-url",
+                redis_url,
+                "--metrics-port",
+                "0",
+                "--health-port",
+                str(redis_server.free_port()),
+            ],
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        try:
+            _deployment(kube, namespace, "cli", lambda d: d["spec"].get("replicas") == 1)
+        except TimeoutError:
+            pytest.fail(f"operator log:\n{log.read_text()[-3000:]}")
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        assert any("trimtab operator started" in entry["message"] for entry in lines)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

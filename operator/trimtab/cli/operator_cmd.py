@@ -65,7 +65,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     kopf.run(
         standalone=args.standalone,
-        peering_name=args.peering,
+        # Any peering name, even beside standalone=True, makes kopf wait for peering CRDs.
+        peering_name=None if args.standalone else args.peering,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
