@@ -18,6 +18,7 @@ import pathlib
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import _local
@@ -30,7 +31,7 @@ from trimtab.kube import client, objects
 from trimtab.queue import keys, messages
 from trimtab.reconcile import naming
 
-NS = "bench-scale"
+NS = f"bench-scale-{uuid.uuid4().hex[:6]}"  # fresh: a previous run's may still terminate
 SPIKES, FROM_ZERO = 50, 10
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -139,7 +140,12 @@ def spikes(store: objects.ObjectStore, rds: redis.Redis) -> list[float]:
         t0 = time.perf_counter()
         samples.append(_wait(lambda: (_replicas(store, "spiky") or 0) >= 3) - t0)
         _empty(rds, "spiky")
-        _wait(lambda: _replicas(store, "spiky") == 1)
+        try:
+            _wait(lambda: _replicas(store, "spiky") == 1)
+        except TimeoutError:
+            pool = store.get("trimtab.io/v1alpha1", "AgentPool", "spiky", NS) or {}
+            print(yaml.safe_dump((pool.get("status") or {}).get("conditions")))
+            raise
     return samples
 
 

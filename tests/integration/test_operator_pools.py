@@ -146,6 +146,12 @@ def test_backlog_scales_a_spot_pool_up_and_idle_scales_it_to_zero(
             time.sleep(0.5)
         redis.Redis.from_url(redis_url).delete(keys.pool_stream(namespace, "batch"))
         _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 0)
+    reasons = {
+        e["reason"]
+        for e in kube.list("v1", "Event", namespace=namespace)
+        if e["involvedObject"]["name"] == "batch"
+    }
+    assert {"ScaledUp", "Idle"} <= reasons or {"WokeFromZero", "Idle"} <= reasons, reasons
 
 
 def test_manual_pool_follows_kubectl_scale(

@@ -419,3 +419,32 @@ def test_decisions_are_deterministic(
     assert scale_decision(observed, spec, history, NOW) == scale_decision(
         observed, spec, history, NOW
     )
+
+
+def test_a_window_shorter_than_the_tick_still_scales_down() -> None:
+    """Ticks 1.2 s apart with a 1 s down window: the emptied window is not a restart."""
+    spec = AgentPoolSpec.model_validate(
+        {
+            "model": {"endpoint": "http://m:1/v1", "name": "m"},
+            "scaling": {
+                "minReplicas": 1,
+                "maxReplicas": 10,
+                "targets": {"messagesPerReplica": 100, "backlogSeconds": 600},
+                "stabilization": {"scaleDownSeconds": 1},
+            },
+        }
+    )
+    history, current, now = History.empty(), 1, 1000.0
+    for backlog in (300, 300, 0, 0, 0, 0):
+        observed = Observed(
+            backlog=backlog,
+            in_flight=0,
+            arrival_rate=0.0,
+            completion_rate=0.0,
+            service_seconds=None,
+            p95_seconds=None,
+            current_replicas=current,
+        )
+        decision = scale_decision(observed, spec, history, now)
+        history, current, now = decision.history, decision.replicas, now + 1.2
+    assert current == 1

@@ -14,13 +14,14 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool
 from trimtab.handlers import pool_status, state, views
+from trimtab.kube import events
 from trimtab.queue import connection, load
 from trimtab.reasons import ConditionType
 from trimtab.reconcile.agentpool import desired, fallback, scaling
@@ -198,7 +199,6 @@ class PoolScaler:
             scaled=decision.replicas != current,
             now=now,
         )
-        self.history = decision.history
 
     async def _scale(
         self, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec, current: int, now: float
@@ -207,6 +207,7 @@ class PoolScaler:
         t0 = time.perf_counter()
         observed = await _observe(self.shared, self.ns, self.name, self.rates, current, now)
         decision = scaling.scale_decision(observed, spec, self.history, now)
+        self.history = decision.history  # kept even if applying below fails
         direction = metrics.ScaleDirection.NONE
         if decision.replicas != current:
             await _apply_replicas(self.shared, self.ns, self.name, decision.replicas)
@@ -215,9 +216,11 @@ class PoolScaler:
                 if decision.replicas > current
                 else metrics.ScaleDirection.DOWN
             )
-            kopf.event(
-                cast(kopf.Body, body),
-                type="Normal",
+            await self.shared.kube(
+                events.post,
+                self.shared.store,
+                body,
+                type_="Normal",
                 reason=decision.reason.value,
                 message=f"{current} -> {decision.replicas}: {decision.message}",
             )

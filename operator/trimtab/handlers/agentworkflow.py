@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
+from trimtab.kube import events
 from trimtab.queue import workflows
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
@@ -94,7 +95,8 @@ async def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_:
     for key, value in changes.items():
         patch.status[key] = value
     if "conditions" in changes:
-        _emit_transitions(body, body.get("status") or {}, changes["conditions"])
+        for event in _emit_transitions(body, body.get("status") or {}, changes["conditions"]):
+            kopf.event(body, type=event["type_"], reason=event["reason"], message=event["message"])
 
 
 async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
@@ -113,20 +115,22 @@ async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
         subresource="status",
     )
     if "conditions" in changes:
-        _emit_transitions(cast(kopf.Body, body), body.get("status") or {}, changes["conditions"])
+        for event in _emit_transitions(body, body.get("status") or {}, changes["conditions"]):
+            await shared.kube(events.post, shared.store, body, **event)
 
 
 def _emit_transitions(
-    body: kopf.Body, status: Mapping[str, Any], merged: list[dict[str, Any]]
-) -> None:
-    """One Kubernetes Event per condition whose status or reason changed."""
+    body: Mapping[str, Any], status: Mapping[str, Any], merged: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """One Event per condition whose status or reason changed."""
+    out = []
     for cond in conditions.transitions(status.get("conditions") or [], merged):
-        kind = (
-            "Normal" if cond["status"] == "True" or cond["type"] == "SpotFallback" else ("Warning")
+        normal = cond["status"] == "True" or cond["type"] == "SpotFallback"
+        out.append(
+            {
+                "type_": "Normal" if normal else "Warning",
+                "reason": cond["reason"],
+                "message": f"{cond['type']}={cond['status']}: {cond['message']}",
+            }
         )
-        kopf.event(
-            body,
-            type=kind,
-            reason=cond["reason"],
-            message=f"{cond['type']}={cond['status']}: {cond['message']}",
-        )
+    return out

@@ -72,6 +72,8 @@ class StatusWriter:
         changed = {k: v for k, v in fields.items() if current.get(k) != v}
         slow = {"queueDepth", "inFlight", "p95LatencySeconds"}
         urgent = set(changed) - slow
+        if "conditions" in urgent and _kinds(current.get("conditions")) == _kinds(merged):
+            urgent.discard("conditions")  # only messages moved ("idle 42 s"): not urgent
         if not changed or (
             not urgent and now - self.last_write < self.shared.cfg.status_interval_seconds
         ):
@@ -86,3 +88,7 @@ class StatusWriter:
             subresource="status",
         )
         self.last_write = now
+
+
+def _kinds(conds: Any) -> list[tuple[str, str, str]]:
+    return [(c.get("type"), c.get("status"), c.get("reason")) for c in conds or []]

@@ -250,7 +250,9 @@ def _record(
     """Add this recommendation. With nothing remembered, the current count stands for the
     past before a scale-down (the HPA seeds it too), so a restart can't skip the window."""
     kept = _prune(recs, now, windows=spec.stabilization)
-    if not kept and raw < current and spec.stabilization.scale_down_seconds > 0:
+    # Only a history that never held anything is a restart; one the window merely emptied
+    # (ticks slower than a short window) must not be re-seeded, or it would never go down.
+    if not recs and raw < current and spec.stabilization.scale_down_seconds > 0:
         kept = ((now, current),)
     return (*kept, (now, raw))
 
