@@ -81,3 +81,19 @@ def test_names_fit_kubernetes_limits_for_the_longest_pool_name() -> None:
     assert naming.selector_string("a") == (
         "app.kubernetes.io/instance=a,app.kubernetes.io/name=trimtab-worker,trimtab.io/pool=a"
     )
+
+
+def test_find_and_is_true_read_a_status_list() -> None:
+    listed = [{"type": "Ready", "status": "True"}, {"type": "SpotFallback", "status": "False"}]
+    assert conditions.find(listed, "SpotFallback") == listed[1]
+    assert conditions.find(None, "Ready") == {}
+    assert conditions.is_true(listed, "Ready")
+    assert not conditions.is_true(listed, "SpotFallback")
+    assert not conditions.is_true([], "Ready")
+
+
+def test_times_round_trip() -> None:
+    stamp = conditions.format_time(T0)
+    assert stamp == "2026-01-01T12:00:00Z"
+    assert conditions.parse_time(stamp) == T0.timestamp()
+    assert conditions.parse_time(None) is None

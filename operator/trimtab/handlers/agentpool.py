@@ -20,10 +20,11 @@ import kopf
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool
-from trimtab.handlers import pool_status, state, views
+from trimtab.handlers import pool_status, state
 from trimtab.kube import events
 from trimtab.queue import connection, load
 from trimtab.reasons import ConditionType
+from trimtab.reconcile import conditions
 from trimtab.reconcile.agentpool import desired, fallback, scaling
 from trimtab.reconcile.agentpool import status as status_mod
 
@@ -35,11 +36,8 @@ log = logging.getLogger(__name__)
 
 
 def _switched_at(status: Mapping[str, Any]) -> float | None:
-    cond: Mapping[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == ConditionType.SPOT_FALLBACK),
-        {},
-    )
-    return views.epoch(cond.get("lastTransitionTime"))
+    found = conditions.find(status.get("conditions"), ConditionType.SPOT_FALLBACK)
+    return conditions.parse_time(found.get("lastTransitionTime"))
 
 
 def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
@@ -50,10 +48,7 @@ def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fallback_active(status: Mapping[str, Any]) -> bool:
-    conds = status.get("conditions") or []
-    return any(
-        c.get("type") == ConditionType.SPOT_FALLBACK and c.get("status") == "True" for c in conds
-    )
+    return conditions.is_true(status.get("conditions"), ConditionType.SPOT_FALLBACK)
 
 
 def _desired_objects(

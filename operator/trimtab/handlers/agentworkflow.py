@@ -32,8 +32,7 @@ def _pools_ready(shared: state.Shared, namespace: str) -> dict[str, bool]:
     out = {}
     for (ns, name), body in list(shared.pools.items()):
         if ns == namespace:
-            conds = (body.get("status") or {}).get("conditions") or []
-            out[name] = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+            out[name] = conditions.is_true((body.get("status") or {}).get("conditions"), "Ready")
     return out
 
 

@@ -57,17 +57,13 @@ class StatusWriter:
         scaled: bool,
         now: float,
     ) -> None:
+        wall = datetime.datetime.now(datetime.UTC)
         merged = conditions.merge(
-            current.get("conditions") or [],
-            decided["conditions"],
-            generation=generation,
-            now=datetime.datetime.now(datetime.UTC),
+            current.get("conditions") or [], decided["conditions"], generation=generation, now=wall
         )
         fields = {**decided["fields"], "conditions": merged, "observedGeneration": generation}
         if scaled:
-            fields["lastScaleTime"] = datetime.datetime.now(datetime.UTC).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            )
+            fields["lastScaleTime"] = conditions.format_time(wall)
             fields["lastScaleReason"] = decided["reason"]
         changed = {k: v for k, v in fields.items() if current.get(k) != v}
         slow = {"queueDepth", "inFlight", "p95LatencySeconds"}

@@ -6,7 +6,6 @@ one loop scales to thousands of pools where a daemon per pool would not.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +13,7 @@ import kopf
 
 from trimtab.api.v1alpha1 import GROUP, VERSION
 from trimtab.handlers import state
-from trimtab.reconcile import naming
+from trimtab.reconcile import conditions, naming
 from trimtab.reconcile.agentpool import fallback
 
 MANAGED = {"app.kubernetes.io/managed-by": "trimtab-operator"}
@@ -96,15 +95,13 @@ def track_deployment(
 
 
 def _pod_view(status: Mapping[str, Any], labels: Mapping[str, str]) -> fallback.PodView:
-    scheduled: Mapping[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {}
-    )
+    scheduled = conditions.find(status.get("conditions"), "PodScheduled")
     stuck = (
         status.get("phase") == "Pending"
         and scheduled.get("status") == "False"
         and scheduled.get("reason") == "Unschedulable"
     )
-    since = epoch(scheduled.get("lastTransitionTime")) if stuck else None
+    since = conditions.parse_time(scheduled.get("lastTransitionTime")) if stuck else None
     return fallback.PodView(
         unschedulable_since=since, capacity=labels.get(naming.CAPACITY_LABEL, "")
     )
@@ -125,9 +122,3 @@ def track_pod(
     if shared is not None:
         pods = shared.pods.setdefault((namespace or "", labels.get(naming.POOL_LABEL, "")), {})
         _track(pods, name, event, _pod_view(body.get("status") or {}, labels))
-
-
-def epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    return float(datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trimtab.kube import objects
+from trimtab.reconcile import conditions
 
 COMPONENT = "trimtab-operator"
 
@@ -21,7 +22,7 @@ COMPONENT = "trimtab-operator"
 def event_for(obj: Mapping[str, Any], *, type_: str, reason: str, message: str) -> dict[str, Any]:
     """The Event document about `obj` (pure, for tests)."""
     meta = obj["metadata"]
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = conditions.format_time(datetime.datetime.now(datetime.UTC))
     return {
         "apiVersion": "v1",
         "kind": "Event",

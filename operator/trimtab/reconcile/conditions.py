@@ -30,8 +30,25 @@ class Desired:
         return "Unknown" if self.status is None else str(self.status)
 
 
-def _format_time(now: datetime.datetime) -> str:
+def format_time(now: datetime.datetime) -> str:
+    """A Kubernetes timestamp (RFC 3339, whole seconds, UTC)."""
     return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(stamp: str | None) -> float | None:
+    """Epoch seconds of a Kubernetes timestamp, or None when absent."""
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def find(current: Iterable[Mapping[str, Any]] | None, kind: str) -> Mapping[str, Any]:
+    """The condition of type `kind` in a status's list, or {} when there is none."""
+    return next((c for c in current or [] if c.get("type") == kind), {})
+
+
+def is_true(current: Iterable[Mapping[str, Any]] | None, kind: str) -> bool:
+    return find(current, kind).get("status") == "True"
 
 
 def merge(
@@ -47,7 +64,7 @@ def merge(
     for d in desired:
         old = previous.get(d.type.value)
         same_status = old is not None and old.get("status") == d.status_text
-        since = old["lastTransitionTime"] if same_status and old else _format_time(now)
+        since = old["lastTransitionTime"] if same_status and old else format_time(now)
         out.append(
             {
                 "type": d.type.value,
