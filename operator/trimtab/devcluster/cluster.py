@@ -8,7 +8,6 @@ is harmless and running it after a crash repairs what is missing.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import subprocess
 import time
@@ -17,6 +16,8 @@ import yaml
 
 from trimtab.devcluster import binaries, components, health, kubeconfig, nodes, pki, processes
 from trimtab.devcluster import layout as layout_mod
+from trimtab.kube import client, objects
+from trimtab.reconcile import conditions
 
 _STARTUP_TIMEOUT = {"etcd": 30.0, "kube-apiserver": 60.0}
 _DEFAULT_TIMEOUT = 30.0
@@ -37,10 +38,8 @@ class UpReport:
     kubeconfig: pathlib.Path
 
 
-def _components(lay: layout_mod.Layout) -> tuple[list[components.Component], pathlib.Path]:
-    bin_dir = binaries.ensure_built()
-    comps = components.all_components(lay, bin_dir=bin_dir)
-    return comps, bin_dir
+def _components(lay: layout_mod.Layout) -> list[components.Component]:
+    return components.all_components(lay, bin_dir=binaries.ensure_built())
 
 
 def _write_kubeconfigs(lay: layout_mod.Layout) -> None:
@@ -97,76 +96,49 @@ def _wait_healthy(lay: layout_mod.Layout, comp: components.Component) -> None:
     health.wait_until(healthy, what=f"{comp.name} (log: {log})", timeout=timeout)
 
 
-def _ensure_nodes(
-    lay: layout_mod.Layout, bin_dir: pathlib.Path, *, spot: int, on_demand: int
-) -> None:
-    doc = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": nodes.default_nodes(spot=spot, on_demand=on_demand),
-    }
-    result = kubectl(
-        lay,
-        bin_dir,
-        "apply",
-        "--server-side",
-        "--field-manager=trimtab-cluster",
-        "-f",
-        "-",
-        stdin=json.dumps(doc),
+def _ensure_nodes(store: objects.ObjectStore, *, spot: int, on_demand: int) -> None:
+    for node in nodes.default_nodes(spot=spot, on_demand=on_demand):
+        store.apply(node, field_manager="trimtab-cluster")
+
+
+def _nodes_ready(store: objects.ObjectStore) -> bool:
+    listed = store.list("v1", "Node")
+    return bool(listed) and all(
+        conditions.is_true(n.get("status", {}).get("conditions"), "Ready") for n in listed
     )
-    if result.returncode != 0:
-        raise health.NotHealthyError(f"creating simulated nodes failed: {result.stderr.strip()}")
 
 
-def _nodes_ready(lay: layout_mod.Layout, bin_dir: pathlib.Path) -> bool:
-    result = kubectl(lay, bin_dir, "get", "nodes", "-o", "json")
-    if result.returncode != 0:
-        return False
-    items = json.loads(result.stdout)["items"]
-    return bool(items) and all(_condition(n, "Ready") == "True" for n in items)
-
-
-def _condition(obj: dict[str, object], kind: str) -> str | None:
-    status = obj.get("status")
-    conditions = status.get("conditions", []) if isinstance(status, dict) else []
-    return next((c.get("status") for c in conditions if c.get("type") == kind), None)
-
-
-def _default_service_account(lay: layout_mod.Layout, bin_dir: pathlib.Path) -> bool:
-    return (
-        kubectl(lay, bin_dir, "get", "serviceaccount", "default", "-n", "default").returncode == 0
-    )
+def _default_service_account(store: objects.ObjectStore) -> bool:
+    return store.get("v1", "ServiceAccount", "default", "default") is not None
 
 
 def up(lay: layout_mod.Layout, *, spot: int = 2, on_demand: int = 1) -> UpReport:
     """Start what is not running and wait until pods can be scheduled onto Ready nodes."""
     t0 = time.monotonic()
-    comps, bin_dir = _components(lay)
+    comps = _components(lay)
     for d in (lay.root, lay.etcd_data):
         d.mkdir(parents=True, exist_ok=True)
     lay.etcd_data.chmod(0o700)
     pki.ensure_pki(lay.pki)
     _write_kubeconfigs(lay)
     started = _start_missing(lay, comps)
-    _ensure_nodes(lay, bin_dir, spot=spot, on_demand=on_demand)
-    health.wait_until(lambda: _nodes_ready(lay, bin_dir), what="simulated nodes", timeout=60)
+    store = objects.ObjectStore(client.connect(str(lay.kubeconfig)))
+    _ensure_nodes(store, spot=spot, on_demand=on_demand)
+    health.wait_until(lambda: _nodes_ready(store), what="simulated nodes", timeout=60)
     health.wait_until(
-        lambda: _default_service_account(lay, bin_dir),
-        what="the default ServiceAccount",
-        timeout=60,
+        lambda: _default_service_account(store), what="the default ServiceAccount", timeout=60
     )
     return UpReport(started=started, seconds=time.monotonic() - t0, kubeconfig=lay.kubeconfig)
 
 
 def down(lay: layout_mod.Layout) -> list[str]:
     """Stop the processes this cluster's pid files name, in reverse start order."""
-    comps, _ = _components(lay)
+    comps = _components(lay)
     return [c.name for c in reversed(comps) if processes.stop(c, pids=lay.pids)]
 
 
 def status(lay: layout_mod.Layout) -> list[ComponentStatus]:
-    comps, _ = _components(lay)
+    comps = _components(lay)
     report = []
     for comp in comps:
         pid = processes.running_pid(lay.pids, comp)
