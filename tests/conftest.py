@@ -13,19 +13,21 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from trimtab.devcluster import layout  # imports no Kubernetes client: see below
+
+# The kubernetes client reads $KUBECONFIG once, when first imported; kopf running
+# in-process (KopfRunner) logs in through it, so the path is set before anything here
+# imports the client (tests.harness.cluster does, through trimtab.devcluster.cluster).
+os.environ["KUBECONFIG"] = str(
+    layout.layout_for(os.environ.get("TRIMTAB_TEST_CLUSTER", layout.DEFAULT_NAME)).kubeconfig
+)
+
 import pytest
 import redis
 import yaml
 
 from tests.harness import cluster as cluster_harness
-from trimtab.devcluster import layout as _layout
-
-# The kubernetes client reads $KUBECONFIG once, when first imported; kopf running
-# in-process (KopfRunner) logs in through it, so the path must be set before that.
-os.environ["KUBECONFIG"] = str(_layout.layout_for(cluster_harness.CLUSTER_NAME).kubeconfig)
-
 from tests.harness import redis_server
-from trimtab.devcluster import layout
 from trimtab.kube import client, objects
 
 TIERS = ("unit", "integration", "e2e")
