@@ -41,22 +41,8 @@ def _track(view: dict[Any, Any], key: Any, event: Mapping[str, Any], value: Any)
 
 
 @kopf.on.event(GROUP, VERSION, "agentpools")
-def track_pool(
-    *,
-    event: kopf.RawEvent,
-    body: kopf.Body,
-    namespace: str | None,
-    name: str,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    shared = _shared(memo)
-    if shared is not None:
-        _track(shared.pools, (namespace or "", name), event, _snapshot(body))
-
-
 @kopf.on.event(GROUP, VERSION, "agentworkflows")
-def track_workflow(
+def track_object(
     *,
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -67,7 +53,8 @@ def track_workflow(
 ) -> None:
     shared = _shared(memo)
     if shared is not None:
-        _track(shared.workflows, (namespace or "", name), event, _snapshot(body))
+        view = shared.pools if body.get("kind") == "AgentPool" else shared.workflows
+        _track(view, (namespace or "", name), event, _snapshot(body))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
