@@ -159,6 +159,14 @@ class PoolScaler:
         self.rates = pool_status.ArrivalRate()
         self.writer = pool_status.StatusWriter(shared, ns, name)
         self.history = scaling.History.empty()
+        self._spec: tuple[int, agentpool.AgentPoolSpec] | None = None
+
+    def spec(self, body: Mapping[str, Any]) -> agentpool.AgentPoolSpec:
+        """The parsed spec, re-validated only when the generation changes (not every tick)."""
+        generation = int(body["metadata"]["generation"])
+        if self._spec is None or self._spec[0] != generation:
+            self._spec = (generation, agentpool.AgentPoolSpec.model_validate(dict(body["spec"])))
+        return self._spec[1]
 
     async def tick(self, body: Mapping[str, Any]) -> None:
         """One scaling pass for this pool: gather, decide, apply, report."""
@@ -167,7 +175,7 @@ class PoolScaler:
         current = _current_replicas(deployment)
         if current is None:
             return  # the Deployment is not there yet: reconcile_objects creates it
-        spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+        spec = self.spec(body)
         now = time.time()
         decision, observed = await self._scale(body, spec, current, now)
         status = dict(body.get("status") or {})
