@@ -1,13 +1,16 @@
-"""`trimtab cluster up|down|status|env`: the local control plane on loopback."""
+"""`trimtab cluster up|down|status|env|workers`: the local control plane on loopback."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
+import signal
 import sys
 from typing import Any
 
-from trimtab.devcluster import cluster, layout
+from trimtab.devcluster import cluster, layout, supervisor
+from trimtab.kube import client, objects
 
 
 def register(groups: Any) -> None:
@@ -33,6 +36,12 @@ def register(groups: Any) -> None:
     sub.add_parser("env", help="print the KUBECONFIG export for this cluster").set_defaults(
         func=_env
     )
+    workers = sub.add_parser(
+        "workers",
+        help="run a local worker process for every Running worker pod (kwok runs no containers)",
+    )
+    workers.add_argument("-n", "--namespace", help="only this namespace (default: all)")
+    workers.set_defaults(func=_workers)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -72,4 +81,17 @@ def _env(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"export KUBECONFIG={lay.kubeconfig}")
+    return 0
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """Follow worker pods until SIGINT or SIGTERM, then stop every worker started."""
+    lay = layout.layout_for(args.name)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    store = objects.ObjectStore(client.connect(str(lay.kubeconfig)))
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    print(f"worker logs: {lay.logs / 'workers'}", flush=True)
+    supervisor.Supervisor(store, lay.logs / "workers", args.namespace).run(lambda: bool(stopping))
     return 0

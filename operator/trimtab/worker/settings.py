@@ -38,8 +38,10 @@ class WorkerSettings:
 
 
 def consumer_name() -> str:
-    """Unique per process, readable in XINFO CONSUMERS: host (the pod name) and a suffix."""
-    return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    """Unique per process, readable in XINFO CONSUMERS: the pod name (Kubernetes sets
+    HOSTNAME to it) and a suffix."""
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    return f"{host}-{uuid.uuid4().hex[:6]}"
 
 
 def spec_from_manifest(path: pathlib.Path) -> tuple[str | None, str, agentpool.AgentPoolSpec]:
