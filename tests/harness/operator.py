@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 from kopf.testing import KopfRunner
 
+from tests.harness import redis_server
+
 
 def kopf_args(handlers: pathlib.Path, namespace: str) -> list[str]:
     return ["run", "--standalone", "--namespace", namespace, "--verbose", str(handlers)]
@@ -68,3 +70,30 @@ def trimtab_operator(namespace: str, redis_url: str) -> Iterator[KopfRunner]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def start_operator_process(
+    namespace: str, redis_url: str, log: pathlib.Path
+) -> subprocess.Popen[bytes]:
+    """`trimtab operator run`, the command users run, as its own process; output to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trimtab",
+                "operator",
+                "run",
+                "-n",
+                namespace,
+                "--standalone",
+                "--redis-url",
+                redis_url,
+                "--metrics-port",
+                "0",
+                "--health-port",
+                str(redis_server.free_port()),
+            ],
+            stdout=out,
+            stderr=out,
+        )

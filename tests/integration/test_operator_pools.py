@@ -6,15 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import pathlib
-import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
 import redis
 
-from tests.harness import operator, redis_server
+from tests.harness import operator
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.devcluster import nodes
 from trimtab.kube import objects
@@ -256,27 +254,7 @@ def test_trimtab_operator_run_command_reconciles(
     """The command users run (not the in-process harness) really reconciles."""
     kube.apply(_pool(namespace, "cli", scaling={"minReplicas": 1, "maxReplicas": 1}))
     log = tmp_path / "operator.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "trimtab",
-                "operator",
-                "run",
-                "-n",
-                namespace,
-                "--standalone",
-                "--redis-url",
-                redis_url,
-                "--metrics-port",
-                "0",
-                "--health-port",
-                str(redis_server.free_port()),
-            ],
-            stdout=out,
-            stderr=out,
-        )
+    proc = operator.start_operator_process(namespace, redis_url, log)
     try:
         try:
             _deployment(kube, namespace, "cli", lambda d: d["spec"].get("replicas") == 1)
