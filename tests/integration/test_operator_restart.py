@@ -79,7 +79,7 @@ def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
 
     def some_applied() -> bool:
         count = len(kube.list("apps/v1", "Deployment", namespace=namespace))
-        return 0 < count
+        return count > 0
 
     _wait(first, log, some_applied, timeout=60)
     first.send_signal(signal.SIGKILL)  # mid-reconcile: no cleanup, no graceful exit

@@ -118,3 +118,64 @@ def test_valid_workflow_is_published_and_ready_once_its_pools_are(
             await client.aclose()
 
     assert asyncio.run(stored_generation()) == 1
+
+
+async def _redis_view(redis_url: str, namespace: str, name: str) -> tuple[bool, int, bool]:
+    """(published, TTL of generation 1's plan, listed in the index) for one workflow."""
+    client = connection.connect(redis_url)
+    try:
+        listed = (namespace, name) in await workflows.published(client)
+        try:
+            await workflows.current_generation(client, namespace, name)
+            current = True
+        except workflows.WorkflowNotFoundError:
+            current = False
+        ttl = await client.ttl(f"tt:{namespace}:wf:{name}:gen:1")
+        return current, int(ttl), listed
+    finally:
+        await client.aclose()
+
+
+def _wait_redis(redis_url: str, namespace: str, name: str, want: tuple[bool, bool]) -> int:
+    deadline = time.monotonic() + 20
+    while True:
+        current, ttl, listed = asyncio.run(_redis_view(redis_url, namespace, name))
+        if (current, listed) == want:
+            return ttl
+        assert time.monotonic() < deadline, (current, ttl, listed)
+        time.sleep(0.2)
+
+
+def test_a_deleted_workflow_is_retired_and_its_plan_kept_for_runs_under_way(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    for name in ("agentpool-batch-summarize", "agentworkflow-batch-summarize"):
+        kube.apply(_sample(name, namespace))
+    with operator.trimtab_operator(namespace, redis_url):
+        assert _wait_redis(redis_url, namespace, "batch-summarize", (True, True)) == -1
+        kube.delete(API_VERSION, "AgentWorkflow", "batch-summarize", namespace)
+        ttl = _wait_redis(redis_url, namespace, "batch-summarize", (False, False))
+    # No new run can start; the plan stays for the runs' TTL (the sample's 3600 s).
+    assert 3590 <= ttl <= 3600
+    again = kube.get(API_VERSION, "AgentWorkflow", "batch-summarize", namespace)
+    assert again is None
+
+
+def test_a_workflow_deleted_while_no_operator_ran_is_retired_at_startup(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    for name in ("agentpool-batch-summarize", "agentworkflow-batch-summarize"):
+        kube.apply(_sample(name, namespace))
+    with operator.trimtab_operator(namespace, redis_url):
+        _wait_redis(redis_url, namespace, "batch-summarize", (True, True))
+    kube.delete(API_VERSION, "AgentWorkflow", "batch-summarize", namespace)
+    stays = _sample("agentworkflow-batch-summarize", namespace)
+    stays["metadata"]["name"] = "stays"
+    kube.apply(stays)
+    with operator.trimtab_operator(namespace, redis_url):
+        ttl = _wait_redis(redis_url, namespace, "batch-summarize", (False, False))
+        assert ttl > 0
+        _wait_redis(redis_url, namespace, "stays", (True, True))
+        time.sleep(1)
+    # The sweep retired only the deleted one.
+    assert asyncio.run(_redis_view(redis_url, namespace, "stays"))[0] is True

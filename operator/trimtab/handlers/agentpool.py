@@ -1,10 +1,14 @@
 """AgentPool: the worker Deployment, its metrics Service and PDB, and the autoscaler.
 
-Two handlers, each level-based. `reconcile_objects` (create, resume, spec updates and a
-slow timer) applies the desired objects, skipping any whose desired-state hash already
-matches, so a steady pool costs no writes. `autoscale`, a daemon per pool, reads load
-from Redis every second, asks the pure scaling policy, applies the replica count under
-its own field manager, and is the only writer of the pool's status.
+Two parts, each level-based. `reconcile_objects` (create, resume, spec and condition
+updates, and the refresh loop once a minute) applies the desired objects, skipping any
+whose desired-state hash already matches, so a steady pool costs no writes.
+`PoolScaler`, ticked every second by trimtab.handlers.loops, reads load from Redis, asks
+the pure scaling policy, applies the replica count under its own field manager, and is
+the only writer of the pool's status.
+
+A deleted pool's Redis stream is kept on purpose: tasks accepted for it are not dropped,
+and a pool created again under the same name serves them.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import kopf
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
-from trimtab.kube import events
+from trimtab.kube import events, objects
 from trimtab.queue import workflows
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
@@ -96,6 +96,35 @@ async def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_:
     if "conditions" in changes:
         for event in _emit_transitions(body, body.get("status") or {}, changes["conditions"]):
             kopf.event(body, type=event["type_"], reason=event["reason"], message=event["message"])
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def retire_when_deleted(
+    *, event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """Stop new runs of a deleted workflow. A watch event, not a deletion handler: those
+    need a finalizer. A workflow deleted while no operator ran is retired by
+    `sweep_retired` instead."""
+    if event.get("type") == "DELETED":
+        await workflows.retire(memo["shared"].redis, namespace or "default", name)
+
+
+async def sweep_retired(shared: state.Shared) -> list[tuple[str, str]]:
+    """Retire workflows published in Redis whose AgentWorkflow no longer exists.
+
+    Absence is confirmed with the apiserver, not the watch view (which may lag or cover
+    other namespaces); a workflow this operator may not read is left to its owner."""
+    retired = []
+    for ns, name in sorted(await workflows.published(shared.redis)):
+        if (ns, name) in shared.workflows:
+            continue
+        try:
+            found = await shared.kube(shared.store.get, API_VERSION, "AgentWorkflow", name, ns)
+        except objects.ApiError:
+            continue  # forbidden (another operator's namespace) or unavailable
+        if found is None and await workflows.retire(shared.redis, ns, name):
+            retired.append((ns, name))
+    return retired
 
 
 async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:

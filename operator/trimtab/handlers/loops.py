@@ -53,7 +53,8 @@ async def scale_pools(shared: state.Shared) -> None:
 
 
 async def refresh(shared: state.Shared) -> None:
-    """Workflow statuses every status interval; pool objects once a minute."""
+    """Workflow statuses every status interval; once a minute, pool objects and the
+    retirement of workflows deleted while no operator ran."""
     last_objects = 0.0
     while True:
         for key, body in list(shared.workflows.items()):
@@ -64,7 +65,13 @@ async def refresh(shared: state.Shared) -> None:
                 await _guarded(
                     f"pool objects {key[0]}/{key[1]}", agentpool.ensure_objects(shared, body)
                 )
+            await _guarded("retiring deleted workflows", _sweep(shared))
         await asyncio.sleep(shared.cfg.status_interval_seconds)
+
+
+async def _sweep(shared: state.Shared) -> None:
+    for ns, name in await agentworkflow.sweep_retired(shared):
+        log.info("retired workflow %s/%s: deleted while no operator was watching", ns, name)
 
 
 LOOPS: tuple[Callable[[state.Shared], Coroutine[Any, Any, None]], ...] = (scale_pools, refresh)

@@ -7,6 +7,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:run:{run}                 run record and per-step state (hash, TTL)
     tt:{ns}:run:{run}:events          step and run events, for waiters (stream, TTL)
     tt:{ns}:idem:{key}                idempotency key -> run id (TTL)
+    tt:workflows                      every published workflow, as "ns/name" (set)
     tt:{ns}:wf:{name}:current         current generation of a published workflow
     tt:{ns}:wf:{name}:gen:{gen}       compiled workflow of one generation (JSON)
     tt:{ns}:wf:{name}:stats           run counters: started, succeeded, failed, tokens, cost
@@ -51,6 +52,10 @@ def idempotency(namespace: str, key: str) -> str:
 
 def workflow_current(namespace: str, name: str) -> str:
     return f"{_ns(namespace)}:wf:{name}:current"
+
+
+def workflow_index() -> str:
+    return f"{PREFIX}:workflows"
 
 
 def workflow_generation(namespace: str, name: str, generation: int) -> str:

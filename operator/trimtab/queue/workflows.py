@@ -1,7 +1,9 @@
 """Compiled workflow definitions in Redis, by namespace, name and generation.
 
 Each generation is stored immutably, so runs already under way keep executing the
-definition they were submitted with while a new generation is published.
+definition they were submitted with while a new generation is published. A deleted
+workflow is retired, not erased: no new run can start, and its definitions expire
+only after its runs' TTL, so runs under way when it was deleted still finish.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
+from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import keys
 from trimtab.stats import rates, sketch
 
@@ -26,6 +29,7 @@ async def publish(client: aioredis.Redis, document: dict[str, Any]) -> int:
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.workflow_generation(ns, name, gen), json.dumps(document))
         pipe.set(keys.workflow_current(ns, name), gen)
+        pipe.sadd(keys.workflow_index(), f"{ns}/{name}")
         await pipe.execute()
     return gen
 
@@ -33,7 +37,9 @@ async def publish(client: aioredis.Redis, document: dict[str, Any]) -> int:
 async def current_generation(client: aioredis.Redis, namespace: str, name: str) -> int:
     gen = await client.get(keys.workflow_current(namespace, name))
     if gen is None:
-        raise WorkflowNotFoundError(f"workflow {namespace}/{name} has not been published")
+        raise WorkflowNotFoundError(
+            f"workflow {namespace}/{name} is not published (never, or deleted since)"
+        )
     return int(gen)
 
 
@@ -49,6 +55,34 @@ async def load(
             f"workflow {namespace}/{name} generation {generation} is not stored"
         )
     return dict(json.loads(raw))
+
+
+async def published(client: aioredis.Redis) -> set[tuple[str, str]]:
+    """Every workflow published and not retired, as (namespace, name)."""
+    members = await client.smembers(keys.workflow_index())
+    pairs = (str(m).split("/", 1) for m in members if "/" in str(m))
+    return {(ns, name) for ns, name in pairs}
+
+
+async def retire(client: aioredis.Redis, namespace: str, name: str) -> bool:
+    """Stop new runs of a deleted workflow; its data expires after its runs' TTL.
+
+    Returns False when it was not published (or already retired): nothing to do."""
+    try:
+        document = await load(client, namespace, name)
+    except WorkflowNotFoundError:
+        await client.srem(keys.workflow_index(), f"{namespace}/{name}")
+        return False
+    generation = int(document["generation"])
+    keep = awf.AgentWorkflowSpec.model_validate(document["spec"]).state.ttl_seconds
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.workflow_current(namespace, name))
+        pipe.srem(keys.workflow_index(), f"{namespace}/{name}")
+        for gen in range(1, generation + 1):
+            pipe.expire(keys.workflow_generation(namespace, name, gen), keep)
+        pipe.expire(keys.workflow_stats(namespace, name), keep)
+        await pipe.execute()
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
