@@ -1,8 +1,9 @@
 """AgentPool: the worker Deployment, its metrics Service and PDB, and the autoscaler.
 
-Two parts, each level-based. `reconcile_objects` (create, resume, spec and condition
-updates, and the refresh loop once a minute) applies the desired objects, skipping any
-whose desired-state hash already matches, so a steady pool costs no writes.
+Two parts, each level-based. `reconcile_objects` (create, resume, spec updates, a
+spot fallback switching, and the refresh loop once a minute) applies the desired
+objects, skipping any whose desired-state hash already matches, so a steady pool costs
+no writes.
 `PoolScaler`, ticked every second by trimtab.handlers.loops, reads load from Redis, asks
 the pure scaling policy, applies the replica count under its own field manager, and is
 the only writer of the pool's status.
@@ -56,10 +57,9 @@ def _fallback_active(status: Mapping[str, Any]) -> bool:
 
 
 def _desired_objects(
-    shared: state.Shared, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec
+    shared: state.Shared, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec, fallback: bool
 ) -> list[dict[str, Any]]:
     ns, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
-    fallback = _fallback_active(body.get("status") or {})
     return [
         _hashed(o)
         for o in (
@@ -93,15 +93,19 @@ async def _apply_if_changed(shared: state.Shared, obj: dict[str, Any]) -> bool:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.on.update(GROUP, VERSION, PLURAL, field="status.conditions")
 async def reconcile_objects(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await ensure_objects(memo["shared"], body)
 
 
-async def ensure_objects(shared: state.Shared, body: Mapping[str, Any]) -> None:
-    """Apply whichever of the pool's objects differ from their desired state."""
+async def ensure_objects(
+    shared: state.Shared, body: Mapping[str, Any], *, fallback_active: bool | None = None
+) -> None:
+    """Apply whichever of the pool's objects differ from their desired state; placement
+    follows `fallback_active`, or the pool's SpotFallback condition when None."""
     spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
-    for obj in _desired_objects(shared, body, spec):
+    if fallback_active is None:
+        fallback_active = _fallback_active(body.get("status") or {})
+    for obj in _desired_objects(shared, body, spec, fallback_active):
         if await _apply_if_changed(shared, obj):
             log.info(
                 "applied %s %s/%s",
@@ -206,6 +210,8 @@ class PoolScaler:
             scaled=decision.replicas != current,
             now=now,
         )
+        if spot.active != _fallback_active(status):  # placement moves with the condition
+            await ensure_objects(self.shared, body, fallback_active=spot.active)
 
     async def _scale(
         self, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec, current: int, now: float

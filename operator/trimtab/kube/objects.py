@@ -64,6 +64,17 @@ class ObjectStore:
             self._api.response_deserialize(response, {})  # raises ApiException with the body
         return dict(json.loads(response.data or b"{}"))
 
+    def raw(self, path: str) -> str:
+        """GET a non-resource path such as /metrics or /readyz, as text."""
+        request = self._api.param_serialize(
+            "GET", path, header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"]
+        )
+        response = self._api.call_api(*request)
+        response.read()
+        if not 200 <= response.status <= 299:
+            self._api.response_deserialize(response, {})
+        return bytes(response.data or b"").decode()
+
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Obj | None:

@@ -22,12 +22,14 @@ after the pool's own window.
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from trimtab.api.v1alpha1.agentpool import AgentPoolSpec, ScalingSpec, Stabilization
 from trimtab.reasons import Reason
+from trimtab.reconcile import conditions
 
 # With no service time reported and none derivable, assume a step takes a second; the
 # first completions replace the guess.
@@ -170,7 +172,7 @@ def _need(
     top = max(signals.values(), key=lambda s: s.replicas)  # ties go to the first signal
     why = top.why
     if top.replicas < floor:
-        why = "work is waiting" if active else f"idle {idle_for:.0f} s, keeping 1 replica"
+        why = "work is waiting" if active else f"{_idle_since(last_active)}, keeping 1 replica"
     return _Need(max(top.replicas, floor), floor, why, last_active, to_zero)
 
 
@@ -306,7 +308,7 @@ def _message(
 ) -> str:
     up = need.raw > current
     window = spec.stabilization.scale_up_seconds if up else spec.stabilization.scale_down_seconds
-    idle = f"idle {now - need.last_active:.0f} s"
+    idle = _idle_since(need.last_active)
     return {
         Reason.IDLE: f"{idle}: scaled to zero" if current else f"{idle}: at zero",
         Reason.WOKE_FROM_ZERO: f"woke from zero: {need.why}",
@@ -315,6 +317,13 @@ def _message(
         Reason.STABILIZING: f"holding {current} through the {window} s scale-"
         f"{'up' if up else 'down'} window: {need.why}",
     }.get(reason, f"steady at {replicas}: {need.why}")
+
+
+def _idle_since(last_active: float) -> str:
+    """A fixed time, not a running count: an idle pool's status must not change (and
+    cost a write) every pass."""
+    moment = datetime.datetime.fromtimestamp(last_active, datetime.UTC)
+    return f"idle since {conditions.format_time(moment)}"
 
 
 def _limit_note(limited: Reason | None, scaling: ScalingSpec) -> str:

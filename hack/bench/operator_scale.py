@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""One operator over many pools and workflows, on the real local control plane.
+
+Creates N AgentPools (0 replicas at rest) and N AgentWorkflows (each bound to one pool),
+then starts `trimtab operator run` and measures:
+1. cold start: from the operator's launch to every pool's Deployment, Service and PDB
+   applied and every workflow validated, published and reported (status written);
+2. idle: the operator's RSS and CPU, and the apiserver's write calls per minute on the
+   resources the operator writes (from the apiserver's own request counters);
+3. reaction time with all N pools loaded: one message into an idle pool's queue to its
+   Deployment's replicas patched, over 20 pools.
+N defaults to 1,000 (TRIMTAB_BENCH_OBJECTS). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import _local
+import redis
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from trimtab.api import crdgen
+from trimtab.devcluster import cluster, layout
+from trimtab.kube import client, objects
+from trimtab.queue import keys, messages
+from trimtab.reconcile import naming
+
+N = int(os.environ.get("TRIMTAB_BENCH_OBJECTS", "1000"))
+NS = f"bench-many-{uuid.uuid4().hex[:6]}"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+API = "trimtab.io/v1alpha1"
+OPERATOR_RESOURCES = {
+    "agentpools",
+    "agentworkflows",
+    "deployments",
+    "services",
+    "poddisruptionbudgets",
+    "events",
+}
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
+IDLE_SECONDS = 60
+REACTIONS = 20
+
+
+def _pool(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "AgentPool",
+        "metadata": {"name": f"pool-{i:04d}", "namespace": NS},
+        "spec": {
+            "model": {"endpoint": "http://sim.local:8080/v1", "name": "m"},
+            "scaling": {
+                "minReplicas": 0,
+                "maxReplicas": 3,
+                "idleSecondsToZero": 0,
+                "targets": {"messagesPerReplica": 100, "backlogSeconds": 600},
+            },
+        },
+    }
+
+
+def _workflow(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "AgentWorkflow",
+        "metadata": {"name": f"wf-{i:04d}", "namespace": NS},
+        "spec": {
+            "defaultPool": f"pool-{i:04d}",
+            "steps": [
+                {"name": "a", "prompt": "{{ inputs.q }}"},
+                {"name": "b", "prompt": "{{ inputs.q }}"},
+                {"name": "c", "dependsOn": ["a", "b"], "prompt": "{{ a }} {{ b }}"},
+            ],
+        },
+    }
+
+
+def _create_all(store: objects.ObjectStore) -> float:
+    docs = [_pool(i) for i in range(N)] + [_workflow(i) for i in range(N)]
+    store.apply(docs[0])
+    store.apply(docs[N])  # discovery warmed before the threads share the client
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(store.apply, docs[1:N] + docs[N + 1 :]))
+    return time.perf_counter() - t0
+
+
+def _write_counts(store: objects.ObjectStore) -> Counter[tuple[str, str, str]]:
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for family in text_string_to_metric_families(store.raw("/metrics")):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "apiserver_request_total"
+                and labels.get("verb") in WRITE_VERBS
+                and labels.get("resource") in OPERATOR_RESOURCES
+            ):
+                key = (labels["resource"], labels.get("subresource", ""), labels["verb"])
+                counts[key] += int(sample.value)
+    return counts
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _converged(store: objects.ObjectStore) -> tuple[int, int, int]:
+    """(Deployments, PDBs, workflows reported at their generation with the plan published)."""
+    deployments = len(store.list("apps/v1", "Deployment", namespace=NS))
+    pdbs = len(store.list("policy/v1", "PodDisruptionBudget", namespace=NS))
+    reported = sum(
+        1
+        for wf in store.list(API, "AgentWorkflow", namespace=NS)
+        if (wf.get("status") or {}).get("observedGeneration") == wf["metadata"]["generation"]
+    )
+    return deployments, pdbs, reported
+
+
+def _operator(redis_url: str, kubeconfig: str, log: pathlib.Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trimtab",
+                "operator",
+                "run",
+                "-n",
+                NS,
+                "--standalone",
+                "--redis-url",
+                redis_url,
+                "--metrics-port",
+                "0",
+                "--health-port",
+                str(_local.free_port()),
+            ],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "KUBECONFIG": kubeconfig},
+        )
+
+
+def _replicas(store: objects.ObjectStore, pool: str) -> int:
+    dep = store.get("apps/v1", "Deployment", naming.worker_deployment(pool), NS) or {}
+    return int((dep.get("spec") or {}).get("replicas") or 0)
+
+
+def _reactions(store: objects.ObjectStore, rds: redis.Redis) -> list[float]:
+    task = messages.Task(
+        namespace=NS, run_id="r", step="s", attempt=1, workflow="w", generation=1, enqueued_ms=0.0
+    )
+    samples = []
+    for i in range(REACTIONS):
+        pool = f"pool-{(i * 37) % N:04d}"
+        rds.xadd(keys.pool_stream(NS, pool), task.fields())
+        t0 = time.perf_counter()
+        while _replicas(store, pool) < 1:
+            if time.perf_counter() - t0 > 60:
+                raise TimeoutError(f"{pool} never scaled from zero")
+            time.sleep(0.01)
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def _cold_start(
+    store: objects.ObjectStore, proc: subprocess.Popen[bytes], log: pathlib.Path
+) -> dict[str, float]:
+    t0, marks = time.perf_counter(), {}
+    while len(marks) < 3:
+        if proc.poll() is not None:
+            raise RuntimeError(f"operator exited: {log.read_text()[-2000:]}")
+        deployments, pdbs, reported = _converged(store)
+        now = time.perf_counter() - t0
+        if deployments == N:
+            marks.setdefault("deployments", now)
+        if pdbs == N:
+            marks.setdefault("pool objects (last PDB)", now)
+        if reported == N:
+            marks.setdefault("workflows reported", now)
+        time.sleep(0.5)
+    return marks
+
+
+def _idle(
+    store: objects.ObjectStore, pid: int
+) -> tuple[Counter[tuple[str, str, str]], float, float]:
+    before, cpu0, t0 = _write_counts(store), _cpu_seconds(pid), time.perf_counter()
+    time.sleep(IDLE_SECONDS)
+    after, cpu1, elapsed = _write_counts(store), _cpu_seconds(pid), time.perf_counter() - t0
+    writes = Counter({k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)})
+    return writes, (cpu1 - cpu0) / elapsed * 100, _rss_mib(pid)
+
+
+def main() -> None:
+    lay = layout.layout_for()
+    cluster.up(lay)
+    store = objects.ObjectStore(client.connect(str(lay.kubeconfig)))
+    for crd in crdgen.all_crds():
+        store.apply(yaml.safe_load((ROOT / crdgen.file_name(crd)).read_text()))
+    store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    try:
+        with _local.services({"seed": 1}) as (redis_url, _, work):
+            created = _create_all(store)
+            print(f"{N} AgentPools + {N} AgentWorkflows created in {created:.1f} s (16 threads)")
+            log = work / "operator.log"
+            proc = _operator(redis_url, str(lay.kubeconfig), log)
+            try:
+                marks = _cold_start(store, proc, log)
+                time.sleep(20)  # let start-up work (events, first status writes) finish
+                writes, cpu, rss = _idle(store, proc.pid)
+                reactions = _reactions(store, redis.Redis.from_url(redis_url))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+        _print(marks, writes, cpu, rss, reactions)
+    finally:
+        store.delete("v1", "Namespace", NS)
+
+
+def _print(
+    marks: dict[str, float],
+    writes: Counter[tuple[str, str, str]],
+    cpu: float,
+    rss: float,
+    reactions: list[float],
+) -> None:
+    print(f"Cold start of one operator over {N} pools and {N} workflows (from launch):")
+    for label, seconds in marks.items():
+        print(f"  all {label:<28} {seconds:7.1f} s")
+    print(f"Idle, measured over {IDLE_SECONDS} s after start-up settled:")
+    print(f"  operator RSS                     {rss:7.1f} MiB")
+    print(f"  operator CPU                     {cpu:7.1f} % of one core")
+    total = sum(writes.values())
+    print(f"  apiserver writes on operator resources: {total} in {IDLE_SECONDS} s")
+    for (resource, sub, verb), count in sorted(writes.items()):
+        print(f"    {verb:<6} {resource}{'/' + sub if sub else ''}: {count}")
+    ms = [s * 1000 for s in reactions]
+    print(f"Reaction with {N} pools loaded, one message into an idle pool -> replicas patched:")
+    print(
+        f"  n={len(ms)}  p50={_local.percentile(ms, 50):.0f} ms  "
+        f"p95={_local.percentile(ms, 95):.0f} ms  max={max(ms):.0f} ms  (target p95 <= 2 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
