@@ -6,6 +6,8 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
+POOL_SIZE = 32
+
 
 class NoClusterError(RuntimeError):
     """Neither an in-cluster service account nor a kubeconfig was found."""
@@ -15,6 +17,8 @@ def connect(kubeconfig: str | None = None) -> k8s_client.ApiClient:
     """An API client for `kubeconfig`, or for the pod's service account when running
     in a cluster, or for $KUBECONFIG / ~/.kube/config otherwise."""
     configuration = k8s_client.Configuration()
+    # Callers run blocking calls from a thread pool; one connection per thread, not 10.
+    configuration.connection_pool_maxsize = POOL_SIZE
     try:
         if kubeconfig is None:
             try:
