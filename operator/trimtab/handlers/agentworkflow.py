@@ -67,6 +67,7 @@ def _status_patch(
         "runsSucceeded": stats.succeeded,
         "runsFailed": stats.failed,
         "runsDeadLettered": stats.dead_lettered,
+        "runsInReview": stats.in_review,
         "tokensUsed": stats.tokens,
         "costSpent": round(stats.cost, 6),
         "p95RunSeconds": None if stats.p95_seconds is None else round(stats.p95_seconds, 3),

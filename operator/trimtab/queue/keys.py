@@ -14,6 +14,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:wf:{name}:runs:{sec}      per-second run-duration sketches (hash, TTL)
     tt:{ns}:state:{session}           conversation state (TTL)
     tt:{ns}:dlq                       dead-lettered steps (stream)
+    tt:{ns}:review                    steps waiting for human review (stream)
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def state(namespace: str, session: str) -> str:
 
 def dead_letter(namespace: str) -> str:
     return f"{_ns(namespace)}:dlq"
+
+
+def review(namespace: str) -> str:
+    return f"{_ns(namespace)}:review"
 
 
 def step_field(step: str, attribute: str) -> str:

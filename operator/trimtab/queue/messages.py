@@ -26,8 +26,16 @@ class Task:
     workflow: str
     generation: int
     enqueued_ms: float  # epoch milliseconds, microsecond precision
+    # The attempt before the current retry budget began: 0, or the attempt at which the
+    # step moved to its fallback pool or was retried from the dead-letter queue.
+    budget_from: int = 0
+
+    @property
+    def attempts_in_budget(self) -> int:
+        return self.attempt - self.budget_from
 
     def fields(self) -> dict[str, str]:
+        extra = {"bud": str(self.budget_from)} if self.budget_from else {}
         return {
             "ns": self.namespace,
             "run": self.run_id,
@@ -36,6 +44,7 @@ class Task:
             "wf": self.workflow,
             "gen": str(self.generation),
             "enq": f"{self.enqueued_ms:.3f}",
+            **extra,
         }
 
 
@@ -51,6 +60,7 @@ def decode(fields: Mapping[bytes | str, bytes | str]) -> Task:
             workflow=f["wf"],
             generation=int(f["gen"]),
             enqueued_ms=float(f["enq"]),
+            budget_from=int(f.get("bud", 0)),
         )
     except KeyError as exc:
         raise MessageError(f"task message lacks field {exc.args[0]!r}: {f}") from exc

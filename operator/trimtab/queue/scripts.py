@@ -11,7 +11,19 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-NAMES = ("submit", "start", "complete", "retry", "fail", "promote", "release")
+NAMES = (
+    "submit",
+    "start",
+    "complete",
+    "retry",
+    "fail",
+    "promote",
+    "release",
+    "escalate",
+    "review",
+    "reject",
+    "resume",
+)
 
 
 class Scripts:

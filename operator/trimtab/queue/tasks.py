@@ -229,6 +229,61 @@ class PoolQueue:
             )
         )
 
+    async def escalate(self, delivery: Delivery, *, pool: str, reason: str, now_ms: float) -> str:
+        """Send the step's next attempt, with a fresh retry budget, to `pool`."""
+        msg_id, task = delivery
+        following = dataclasses.replace(
+            task, attempt=task.attempt + 1, budget_from=task.attempt, enqueued_ms=now_ms
+        )
+        flat = [x for pair in following.fields().items() for x in pair]
+        return str(
+            await self.lua.call(
+                "escalate",
+                [*self._run_keys(task), self.stream, keys.pool_stream(task.namespace, pool)],
+                [task.step, task.attempt, msg_id, keys.GROUP, pool, reason[:2000], now_ms, *flat],
+            )
+        )
+
+    async def park_for_review(
+        self,
+        delivery: Delivery,
+        *,
+        reason: str,
+        output: Any,
+        tokens: int,
+        cost: float,
+        now_ms: float,
+    ) -> str:
+        """Put the step on the namespace's review stream; returns the review id."""
+        msg_id, task = delivery
+        return str(
+            await self.lua.call(
+                "review",
+                [
+                    *self._run_keys(task),
+                    self.stream,
+                    keys.review(task.namespace),
+                    keys.workflow_stats(task.namespace, task.workflow),
+                ],
+                [
+                    task.step,
+                    task.attempt,
+                    msg_id,
+                    keys.GROUP,
+                    reason[:2000],
+                    "" if output is None else json.dumps(output),
+                    now_ms,
+                    task.namespace,
+                    task.run_id,
+                    task.workflow,
+                    task.generation,
+                    self.pool,
+                    tokens,
+                    repr(float(cost)),
+                ],
+            )
+        )
+
     async def promote_due(self, *, now_ms: float, limit: int = 100) -> int:
         return int(await self.lua.call("promote", [self.delayed, self.stream], [now_ms, limit]))
 

@@ -93,6 +93,7 @@ class RunStats:
     succeeded: int = 0
     failed: int = 0
     dead_lettered: int = 0
+    in_review: int = 0
     tokens: int = 0
     cost: float = 0.0
     p95_seconds: float | None = None
@@ -117,6 +118,7 @@ async def run_stats(
         succeeded=int(counters.get("succeeded", 0)),
         failed=int(counters.get("failed", 0)),
         dead_lettered=int(counters.get("dead_lettered", 0)),
+        in_review=max(0, int(counters.get("in_review", 0))),
         tokens=int(counters.get("tokens", 0)),
         cost=float(counters.get("cost", 0.0)),
         p95_seconds=merged.quantile(0.95),

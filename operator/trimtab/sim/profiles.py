@@ -7,7 +7,7 @@ or benchmark can describe a fleet of models in one file and tests can build one 
 from __future__ import annotations
 
 import pathlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,6 +37,11 @@ class ModelProfile(BaseModel):
     timeout_hang_seconds: float = Field(default=30.0, ge=0.0)
     rate_malformed: Rate = 0.0
     rate_schema_violation: Rate = 0.0
+    # Faults forced on this model's first requests, in order ("ok": none), before the
+    # rates apply: deterministic scenarios such as "malformed twice, then valid".
+    script: list[Literal["ok", "429", "500", "timeout", "malformed", "schema_violation"]] = Field(
+        default_factory=list, max_length=1000
+    )
 
     @model_validator(mode="after")
     def _rates_are_a_distribution(self) -> ModelProfile:

@@ -142,7 +142,12 @@ async def _chat(request: web.Request) -> web.Response:
     counters = state.models[chat.model]
     counters.requests += 1
     # Counted before planning so this request's own delay sees the load it joins.
-    reply, fault = _plan_chat(chat, state, overrides, in_flight=counters.in_flight + 1)
+    reply, fault = _plan_chat(
+        chat,
+        state,
+        _scripted(state, chat.model, counters.requests, overrides),
+        in_flight=counters.in_flight + 1,
+    )
     if fault is not None:
         counters.faults[fault.value] += 1
     return await _send(reply, counters)
@@ -184,6 +189,17 @@ async def _stats(request: web.Request) -> web.Response:
     return web.json_response(
         {group: {name: c.as_json() for name, c in ctrs.items()} for group, ctrs in groups.items()}
     )
+
+
+def _scripted(state: SimState, model: str, index: int, overrides: Overrides) -> Overrides:
+    """The model's scripted fault for its `index`-th request (1-based), unless the
+    request forces one itself."""
+    script = state.config.profile_for(model).script
+    if overrides.fault_forced or index > len(script):
+        return overrides
+    step = script[index - 1]
+    fault = None if step == "ok" else Fault(step)
+    return dataclasses.replace(overrides, fault_forced=True, fault=fault)
 
 
 def _plan_chat(

@@ -1,12 +1,19 @@
-"""Why a step attempt failed, as the worker's retry policy needs to know it.
+"""Why a step attempt failed, as the worker's failure policy (trimtab.worker.policy)
+needs to know it: retryable or permanent, and whether another pool might do better.
 
-StepError                 base: retryable unless said otherwise
+StepError                 base: retryable and portable unless said otherwise
 ├── ModelError            the model endpoint failed (error_type: http_429, http_5xx,
 │                         http_4xx, timeout, connect); may carry retry_after
 ├── ToolError             an HTTP tool failed (same error types)
-├── InvalidOutputError    the output did not parse or failed its JSON Schema
-└── TemplateInputError    the prompt or body could not be rendered (not retryable:
-                          the same inputs fail the same way)
+├── InvalidOutputError    the output did not parse or failed its JSON Schema; keeps the
+│                         rejected text for human review
+└── TemplateInputError    the prompt or body could not be rendered (neither retryable
+                          nor portable: the same inputs fail the same way anywhere)
+
+Retryable: timeouts, connection errors, 429 (honouring Retry-After), 5xx, invalid
+output. Permanent: other 4xx, template errors, and invalid output once the retries
+and the fallback are spent. `error_type` is the bounded label of
+trimtab_model_request_errors_total and the prefix of the error kept in run state.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ class StepError(Exception):
 
     error_type = "error"
     retryable = True
+    portable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -43,9 +51,14 @@ class InvalidOutputError(StepError):
 
     error_type = "invalid_output"
 
+    def __init__(self, message: str, *, output: str | None = None) -> None:
+        super().__init__(message)
+        self.output = output
+
 
 class TemplateInputError(StepError):
     """The step's template refers to something its context lacks."""
 
     error_type = "template"
     retryable = False
+    portable = False

@@ -9,9 +9,9 @@ import random
 import time
 
 from trimtab import metrics as metrics_mod
-from trimtab.queue import connection, runs, tasks
+from trimtab.queue import completion, connection, runs, tasks
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import backoff, errors, execute, settings
+from trimtab.worker import backoff, errors, execute, policy, settings
 from trimtab.worker import stats as tally_mod
 
 log = logging.getLogger(__name__)
@@ -64,24 +64,6 @@ class Finisher:
         )
         self.metrics.cost_total.labels(ns, pool).inc(result.cost)
 
-    def dependents(
-        self, wf: compile_mod.CompiledWorkflow, step: str, run: runs.RunView, output: object
-    ) -> list[tasks.Dependent]:
-        """Each dependent with its pool: fixed, routed from current outputs, or '' when its
-        other dependencies are not done yet (complete.lua then enqueues nothing for it)."""
-        outputs = {**run.outputs(), step: output}
-        out = []
-        for name in wf.steps[step].dependents:
-            dep = wf.steps[name]
-            context = wf.route_context(name, run.inputs, outputs)
-            pool = dep.pool or (wf.choose_pool(name, context) if context is not None else "")
-            out.append(
-                tasks.Dependent(
-                    name=name, pool=pool, routed=dep.routed, dependencies=dep.dependencies
-                )
-            )
-        return out
-
     async def complete(
         self,
         delivery: tasks.Delivery,
@@ -97,7 +79,7 @@ class Finisher:
                 return
             run = fresh.view()
         for _ in range(MAX_COMPLETE_CONFLICTS):
-            deps = self.dependents(wf, task.step, run, result.output)
+            deps = completion.dependents(wf, task.step, run, result.output)
             routed = any(d.routed for d in deps)
             done = await self.queue.complete(
                 delivery,
@@ -133,28 +115,50 @@ class Finisher:
         error_type: str,
     ) -> None:
         task = delivery[1]
-        policy = wf.steps[task.step].spec.retry
+        spec = wf.steps[task.step].spec
         log.warning("%s/%s attempt %d failed: %s", task.run_id, task.step, task.attempt, exc)
         if error_type in metrics_mod.ModelError.__members__.values():
             self.metrics.model_request_failed(
                 self.cfg.namespace, self.cfg.pool, error=metrics_mod.ModelError(error_type)
             )
-        if exc.retryable and task.attempt < policy.max_attempts:
+        decided = policy.after_failure(
+            retryable=exc.retryable,
+            portable=exc.portable,
+            attempts_in_budget=task.attempts_in_budget,
+            retry=spec.retry,
+            fallback=spec.fallback,
+            pool=self.cfg.pool,
+        )
+        error = f"{error_type}: {exc}"
+        if decided.action is policy.Action.RETRY:
             delay = backoff.delay_seconds(
-                policy.backoff, task.attempt, rng=self.rng, retry_after=exc.retry_after
+                spec.retry.backoff,
+                task.attempts_in_budget,
+                rng=self.rng,
+                retry_after=exc.retry_after,
             )
             await self.queue.retry(
+                delivery, due_ms=now_ms() + delay * 1000, error=error, now_ms=now_ms()
+            )
+            outcome = metrics_mod.StepOutcome.RETRIED
+        elif decided.action is policy.Action.ESCALATE:
+            assert decided.pool is not None
+            await self.queue.escalate(
                 delivery,
-                due_ms=now_ms() + delay * 1000,
-                error=f"{error_type}: {exc}",
+                pool=decided.pool,
+                reason=f"{error}; moved to pool {decided.pool}",
                 now_ms=now_ms(),
             )
             outcome = metrics_mod.StepOutcome.RETRIED
+        elif decided.action is policy.Action.REVIEW:
+            rejected = getattr(exc, "output", None)
+            await self.review(delivery, reason=error, output=rejected)
+            outcome = metrics_mod.StepOutcome.REVIEW
         else:
             await self.give_up(
                 delivery,
                 wf,
-                f"{error_type}: {exc} (attempt {task.attempt} of {policy.max_attempts})",
+                f"{error} (attempt {task.attempts_in_budget} of {spec.retry.max_attempts})",
             )
             outcome = metrics_mod.StepOutcome.DEAD_LETTERED
         self.metrics.step_finished(
@@ -164,6 +168,24 @@ class Finisher:
             step=task.step,
             outcome=outcome,
             seconds=0.0,
+        )
+
+    async def review(
+        self,
+        delivery: tasks.Delivery,
+        *,
+        reason: str,
+        output: object,
+        result: execute.StepResult | None = None,
+    ) -> None:
+        """Park the step for a person: the output in question (if any) and why."""
+        await self.queue.park_for_review(
+            delivery,
+            reason=reason,
+            output=output,
+            tokens=result.tokens if result else 0,
+            cost=result.cost if result else 0.0,
+            now_ms=now_ms(),
         )
 
     async def give_up(

@@ -21,7 +21,7 @@ from typing import Any
 from trimtab import metrics as metrics_mod
 from trimtab.queue import connection, runs, scripts, stats, tasks, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import errors, execute, finish, settings
+from trimtab.worker import errors, execute, finish, policy, settings
 from trimtab.worker import stats as tally
 
 log = logging.getLogger(__name__)
@@ -240,5 +240,11 @@ class Worker:
             await self.finisher.failed(delivery, wf, exc, error_type=exc.error_type)
             return
         elapsed = time.monotonic() - t0
+        unsure = policy.confidence_shortfall(
+            result.output, step.output.min_confidence if step.output else None
+        )
+        if unsure is not None:
+            await self.finisher.review(delivery, reason=unsure, output=result.output, result=result)
+            return
         await self.finisher.complete(delivery, wf, run, result)
         self.finisher.succeeded(delivery, wf, result, elapsed)

@@ -4,6 +4,7 @@
 -- A routed dependent's pool was chosen by the caller from the outputs it read at run
 -- version `expected`; if the run moved on since, or the caller could not choose yet
 -- (pool ''), nothing is written and 'conflict' tells it to read again and retry.
+-- A step in review completes the same way when a reviewer approves it (msg_id '0-0').
 -- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
 -- ARGV: step, attempt, msg_id, group, output, tokens, cost, now_ms, expected_version,
 --       ns, workflow, generation, run_id,
@@ -38,6 +39,13 @@ for k = 5, #KEYS do
   end
 end
 
+if state == 'review' then  -- approved by a reviewer: the run waits on one review fewer
+  redis.call('HINCRBY', KEYS[4], 'in_review', -1)
+  if redis.call('HINCRBY', run_key, 'in_review', -1) <= 0
+      and redis.call('HGET', run_key, 'status') == 'review' then
+    redis.call('HSET', run_key, 'status', 'running')
+  end
+end
 redis.call('HSET', run_key, p .. 'state', 'done', p .. 'out', ARGV[5], p .. 'tokens', ARGV[6],
   p .. 'cost', ARGV[7], p .. 'end_ms', now)
 redis.call('HINCRBY', run_key, 'version', 1)

@@ -1,0 +1,67 @@
+"""Completing a step from outside a worker's delivery: a reviewer's approval (with the
+output as produced or as edited). The same complete.lua as a worker's completion, with
+the same dependents, so the run carries on exactly as if the worker had completed it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis import asyncio as aioredis
+
+from trimtab.queue import review, runs, scripts, tasks, workflows
+from trimtab.reconcile.agentworkflow import compile as compile_mod
+
+MAX_CONFLICTS = 20
+NO_DELIVERY = "0-0"  # acknowledging it is a no-op: a review holds no stream entry
+
+
+def dependents(
+    wf: compile_mod.CompiledWorkflow, step: str, run: runs.RunView, output: object
+) -> list[tasks.Dependent]:
+    """Each dependent of `step` with its pool: fixed, routed from the outputs so far, or
+    '' when its other dependencies are not done yet (complete.lua then skips it)."""
+    outputs = {**run.outputs(), step: output}
+    out = []
+    for name in wf.steps[step].dependents:
+        dep = wf.steps[name]
+        context = wf.route_context(name, run.inputs, outputs)
+        pool = dep.pool or (wf.choose_pool(name, context) if context is not None else "")
+        out.append(
+            tasks.Dependent(name=name, pool=pool, routed=dep.routed, dependencies=dep.dependencies)
+        )
+    return out
+
+
+async def approve(
+    client: aioredis.Redis, lua: scripts.Scripts, item: review.ReviewItem, output: Any
+) -> str:
+    """Complete the reviewed step with `output`: 'ok', 'duplicate' (the step had moved on)
+    or 'gone' (the run expired). The review entry is removed in every case."""
+    doc = await workflows.load(client, item.namespace, item.workflow, item.generation)
+    wf = compile_mod.from_document(doc)
+    queue = tasks.PoolQueue(
+        client, lua, namespace=item.namespace, pool=item.pool, consumer="reviewer"
+    )
+    outcome = "gone"
+    for _ in range(MAX_CONFLICTS):
+        state = await runs.read(client, item.namespace, item.run_id)
+        if state is None:
+            break
+        view = state.view()
+        deps = dependents(wf, item.step, view, output)
+        done = await queue.complete(
+            (NO_DELIVERY, item.task()),
+            output=output,
+            tokens=item.tokens,
+            cost=item.cost,
+            now_ms=round(time.time() * 1000, 3),
+            expected_version=view.version if any(d.routed for d in deps) else None,
+            dependents=deps,
+        )
+        outcome = done.outcome
+        if outcome != "conflict":
+            break
+    await review.remove(client, item.namespace, item.id)
+    return outcome

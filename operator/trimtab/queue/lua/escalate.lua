@@ -1,0 +1,23 @@
+-- Move a failing step to its fallback pool: the next attempt goes straight onto the
+-- fallback pool's stream and the current delivery is acknowledged, all at once.
+-- KEYS: run, events, own stream, fallback stream
+-- ARGV: step, attempt, msg_id, group, fallback pool, reason, now_ms, then the next
+--       message's field/value pairs
+local run_key, events_key, stream, target = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local p = 's:' .. step .. ':'
+local state = redis.call('HGET', run_key, p .. 'state')
+if (not state) or state == 'done' or state == 'dead'
+    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
+  redis.call('XACK', stream, group, msg_id)
+  return 'duplicate'
+end
+redis.call('HSET', run_key, p .. 'state', 'queued', p .. 'att', tonumber(attempt) + 1,
+  p .. 'dlv', 0, p .. 'pool', ARGV[5], p .. 'err', ARGV[6], p .. 'qms', ARGV[7])
+local fields = {}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', target, '*', unpack(fields))
+redis.call('XACK', stream, group, msg_id)
+redis.call('XADD', events_key, '*', 'type', 'step_escalated', 'step', step, 'pool', ARGV[5],
+  'reason', ARGV[6], 'at', ARGV[7])
+return 'escalated'

@@ -1,0 +1,27 @@
+-- Park a step for human review: the output it produced (or the last one rejected) and
+-- why go onto the namespace's review stream; the run waits, its TTL untouched, until a
+-- reviewer approves, edits or rejects it. Atomic with the acknowledgement, so a step
+-- is never both in review and on a queue.
+-- KEYS: run, events, own stream, review stream, workflow stats
+-- ARGV: step, attempt, msg_id, group, reason, output (JSON or ''), now_ms, ns, run_id,
+--       workflow, generation, pool, tokens, cost
+local run_key, events_key, stream, reviews = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+  ARGV[5], ARGV[7]
+local p = 's:' .. step .. ':'
+local state = redis.call('HGET', run_key, p .. 'state')
+if (not state) or state == 'done' or state == 'dead'
+    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
+  redis.call('XACK', stream, group, msg_id)
+  return 'duplicate'
+end
+redis.call('HSET', run_key, p .. 'state', 'review', p .. 'err', reason, 'status', 'review')
+redis.call('HINCRBY', run_key, 'in_review', 1)
+local id = redis.call('XADD', reviews, '*', 'ns', ARGV[8], 'run', ARGV[9], 'step', step,
+  'att', attempt, 'wf', ARGV[10], 'gen', ARGV[11], 'pool', ARGV[12], 'reason', reason,
+  'output', ARGV[6], 'tokens', ARGV[13], 'cost', ARGV[14], 'at', now)
+redis.call('HINCRBY', KEYS[5], 'in_review', 1)
+redis.call('XACK', stream, group, msg_id)
+redis.call('XADD', events_key, '*', 'type', 'step_review', 'step', step, 'reason', reason,
+  'review', id, 'at', now)
+return id

@@ -1,0 +1,109 @@
+"""The per-namespace human review queue: steps parked for a person to approve, edit or
+reject, each entry holding the run, the step, the output in question and why.
+
+Entries live on a stream with no TTL, so nothing in review expires before its run does;
+resolving one removes it. Approval goes through complete.lua like any completion (the
+step's state says it came from review), so the run carries on exactly as if the worker
+had completed the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from redis import asyncio as aioredis
+
+from trimtab.queue import keys, messages, scripts
+
+
+class ReviewNotFoundError(LookupError):
+    """No review entry with that id (never, or resolved already)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewItem:
+    id: str
+    namespace: str
+    run_id: str
+    step: str
+    attempt: int
+    workflow: str
+    generation: int
+    pool: str
+    reason: str
+    output: Any  # None when no usable output was produced
+    tokens: int
+    cost: float
+    at_ms: float
+
+    def task(self) -> messages.Task:
+        """The step attempt this entry holds, as the completion scripts identify it."""
+        return messages.Task(
+            namespace=self.namespace,
+            run_id=self.run_id,
+            step=self.step,
+            attempt=self.attempt,
+            workflow=self.workflow,
+            generation=self.generation,
+            enqueued_ms=self.at_ms,
+        )
+
+
+def _item(namespace: str, entry_id: str, f: dict[str, str]) -> ReviewItem:
+    raw = f.get("output") or ""
+    try:
+        output = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        output = raw
+    return ReviewItem(
+        id=entry_id,
+        namespace=namespace,
+        run_id=f["run"],
+        step=f["step"],
+        attempt=int(f["att"]),
+        workflow=f["wf"],
+        generation=int(f["gen"]),
+        pool=f["pool"],
+        reason=f.get("reason", ""),
+        output=output,
+        tokens=int(f.get("tokens") or 0),
+        cost=float(f.get("cost") or 0),
+        at_ms=float(f.get("at") or 0),
+    )
+
+
+async def list_items(client: aioredis.Redis, namespace: str, count: int = 100) -> list[ReviewItem]:
+    """The oldest `count` entries waiting for review."""
+    found: Any = await client.xrange(keys.review(namespace), count=count)
+    return [_item(namespace, eid, fields) for eid, fields in found]
+
+
+async def get(client: aioredis.Redis, namespace: str, review_id: str) -> ReviewItem:
+    found: Any = await client.xrange(keys.review(namespace), min=review_id, max=review_id)
+    if not found:
+        raise ReviewNotFoundError(f"no review {namespace}/{review_id} (resolved, or never)")
+    return _item(namespace, *found[0])
+
+
+async def remove(client: aioredis.Redis, namespace: str, review_id: str) -> None:
+    await client.xdel(keys.review(namespace), review_id)
+
+
+async def reject(
+    client: aioredis.Redis, lua: scripts.Scripts, item: ReviewItem, *, reason: str, now_ms: float
+) -> str:
+    """Fail the step and its run; 'rejected', or 'stale' when it had moved on already."""
+    return str(
+        await lua.call(
+            "reject",
+            [
+                keys.run(item.namespace, item.run_id),
+                keys.run_events(item.namespace, item.run_id),
+                keys.review(item.namespace),
+                keys.workflow_stats(item.namespace, item.workflow),
+            ],
+            [item.step, item.attempt, item.id, reason[:2000], now_ms],
+        )
+    )
