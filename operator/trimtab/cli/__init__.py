@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import trimtab
-from trimtab.cli import cluster, operator_cmd, runtime, simulate
+from trimtab.cli import cluster, guardrails, operator_cmd, runtime, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.register(groups)
     runtime.register(groups)
     operator_cmd.register(groups)
+    guardrails.register(groups)
     return parser
 
 

@@ -52,7 +52,7 @@ class Client:
 
     def __init__(self, redis_url: str = DEFAULT_REDIS_URL) -> None:
         self.redis = connection.connect(redis_url)
-        self._lua = scripts.Scripts(self.redis)
+        self.lua = scripts.Scripts(self.redis)
         self._compiled: dict[tuple[str, str], tuple[float, compile_mod.CompiledWorkflow]] = {}
 
     async def workflow(self, namespace: str, name: str) -> compile_mod.CompiledWorkflow:
@@ -110,7 +110,7 @@ class Client:
             now_ms=round(time.time() * 1000, 3),
             idempotency_key=idempotency_key,
         )
-        _, run_id = await runs.submit(self.redis, self._lua, new)
+        _, run_id = await runs.submit(self.redis, self.lua, new)
         return f"{namespace}/{run_id}"
 
     async def get(self, run: str) -> runs.RunState:

@@ -1,0 +1,146 @@
+"""`trimtab review ...` and `trimtab dlq ...`: resolve steps waiting for a person and
+steps that gave up. Entries are `NAMESPACE/ID`, as `list` prints them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from trimtab.cli import common
+from trimtab.sdk import client as sdk_client
+from trimtab.sdk import operations
+
+T = TypeVar("T")
+
+
+def register(groups: Any) -> None:
+    review = groups.add_parser("review", help="steps waiting for human review")
+    rsub = review.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _listing(rsub, "list", "entries waiting for review, oldest first", _review_list)
+    _entry(rsub, "show", "one entry: run, step, reason and the output in question", _review_show)
+    _entry(rsub, "approve", "accept the output as is; the run continues", _approve)
+    rej = _entry(rsub, "reject", "fail the step and its run", _reject)
+    rej.add_argument("--reason", default="rejected by a reviewer")
+    edit = _entry(rsub, "edit", "replace the output (checked against the schema); continue", _edit)
+    edit.add_argument("--output", required=True, metavar="JSON|@FILE", help="the new output")
+
+    dlq = groups.add_parser("dlq", help="dead-lettered steps")
+    dsub = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _listing(dsub, "list", "dead-lettered steps, oldest first", _dlq_list)
+    _entry(dsub, "show", "one entry and why it gave up", _dlq_show)
+    _entry(dsub, "retry", "resume the run from this step, with a fresh retry budget", _dlq_retry)
+    purge = dsub.add_parser("purge", help="delete entries: the given ones, or --all")
+    purge.add_argument("-n", "--namespace", required=True)
+    purge.add_argument("ids", nargs="*", help="entry ids (without the namespace)")
+    purge.add_argument("--all", action="store_true", help="every entry of the namespace")
+    common.add_redis_url(purge)
+    purge.set_defaults(func=_dlq_purge)
+
+
+def _listing(sub: Any, name: str, help_: str, func: Callable[..., int]) -> None:
+    parser = sub.add_parser(name, help=help_)
+    parser.add_argument("-n", "--namespace", required=True)
+    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    common.add_redis_url(parser)
+    parser.set_defaults(func=func)
+
+
+def _entry(sub: Any, name: str, help_: str, func: Callable[..., int]) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_)
+    parser.add_argument("entry", help="NAMESPACE/ID")
+    common.add_redis_url(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _call(url: str, call: Callable[[sdk_client.Client], Awaitable[T]]) -> T:
+    async def go() -> T:
+        client = sdk_client.Client(url)
+        try:
+            return await call(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def _when(ms: float | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _review_list(args: argparse.Namespace) -> int:
+    items = _call(args.redis_url, lambda c: operations.reviews(c, args.namespace, args.limit))
+    if args.output == "json":
+        print(json.dumps([dataclasses.asdict(i) for i in items], indent=2))
+        return 0
+    print(f"{'ENTRY':<40}{'RUN':<26}{'STEP':<20}{'SINCE':<22}REASON")
+    for i in items:
+        ref = f"{i.namespace}/{i.id}"
+        print(f"{ref:<40}{i.run_id:<26}{i.step:<20}{_when(i.at_ms):<22}{i.reason[:60]}")
+    return 0
+
+
+def _review_show(args: argparse.Namespace) -> int:
+    item = _call(args.redis_url, lambda c: operations.review_item(c, args.entry))
+    print(json.dumps(dataclasses.asdict(item), indent=2))
+    return 0
+
+
+def _resolved(what: str, outcome: str) -> int:
+    print(f"{what}: {outcome}")
+    return 0 if outcome in ("ok", "rejected", "resumed") else 2
+
+
+def _approve(args: argparse.Namespace) -> int:
+    return _resolved(args.entry, _call(args.redis_url, lambda c: operations.approve(c, args.entry)))
+
+
+def _edit(args: argparse.Namespace) -> int:
+    output = operations.parse_output(args.output)
+    outcome = _call(args.redis_url, lambda c: operations.edit(c, args.entry, output))
+    return _resolved(args.entry, outcome)
+
+
+def _reject(args: argparse.Namespace) -> int:
+    outcome = _call(args.redis_url, lambda c: operations.reject(c, args.entry, args.reason))
+    return _resolved(args.entry, outcome)
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    items = _call(args.redis_url, lambda c: operations.dead_letters(c, args.namespace, args.limit))
+    if args.output == "json":
+        print(json.dumps([dataclasses.asdict(i) for i in items], indent=2))
+        return 0
+    print(f"{'ENTRY':<40}{'RUN':<26}{'STEP':<20}{'POOL':<20}REASON")
+    for i in items:
+        ref = f"{i.namespace}/{i.id}"
+        print(f"{ref:<40}{i.run_id or '-':<26}{i.step or '-':<20}{i.pool:<20}{i.reason[:60]}")
+    return 0
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    entry = _call(args.redis_url, lambda c: operations.dead_letter(c, args.entry))
+    print(json.dumps(dataclasses.asdict(entry), indent=2))
+    return 0
+
+
+def _dlq_retry(args: argparse.Namespace) -> int:
+    outcome = _call(args.redis_url, lambda c: operations.retry_dead_letter(c, args.entry))
+    return _resolved(args.entry, outcome)
+
+
+def _dlq_purge(args: argparse.Namespace) -> int:
+    if not args.all and not args.ids:
+        raise ValueError("name the entries to purge, or pass --all")
+    ids = None if args.all else list(args.ids)
+    count = _call(args.redis_url, lambda c: operations.purge_dead_letters(c, args.namespace, ids))
+    print(f"purged {count} entries from {args.namespace}")
+    return 0

@@ -1,0 +1,91 @@
+"""Resolving what the runtime could not: steps in human review and dead-lettered steps.
+
+Review and dead-letter entries are referred to as `NAMESPACE/ID` (the stream entry id),
+like runs. Approving (as is, or with an edited output checked against the step's
+schema) continues the run; rejecting fails it; retrying a dead letter resumes its run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import jsonschema
+
+from trimtab.queue import completion, deadletter, review, workflows
+from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.sdk.client import Client, split_ref
+
+
+class InvalidEditError(ValueError):
+    """The edited output does not satisfy the step's output schema."""
+
+
+def _now_ms() -> float:
+    return round(time.time() * 1000, 3)
+
+
+async def reviews(client: Client, namespace: str, count: int = 100) -> list[review.ReviewItem]:
+    return await review.list_items(client.redis, namespace, count)
+
+
+async def review_item(client: Client, ref: str) -> review.ReviewItem:
+    return await review.get(client.redis, *split_ref(ref))
+
+
+async def approve(client: Client, ref: str) -> str:
+    """Accept the output under review as the step's output; the run continues."""
+    item = await review_item(client, ref)
+    return await completion.approve(client.redis, client.lua, item, item.output)
+
+
+async def edit(client: Client, ref: str, output: Any) -> str:
+    """Replace the output under review (checked against the step's schema); the run
+    continues with the edited output."""
+    item = await review_item(client, ref)
+    doc = await workflows.load(client.redis, item.namespace, item.workflow, item.generation)
+    step = compile_mod.from_document(doc).steps[item.step].spec
+    schema = step.output.json_schema if step.output else None
+    if schema is not None:
+        try:
+            jsonschema.validate(output, schema)
+        except jsonschema.ValidationError as exc:
+            raise InvalidEditError(
+                f"the edited output fails the step's schema: {exc.message}"
+            ) from exc
+    return await completion.approve(client.redis, client.lua, item, output)
+
+
+async def reject(client: Client, ref: str, reason: str = "rejected by a reviewer") -> str:
+    """Fail the step and its run."""
+    item = await review_item(client, ref)
+    return await review.reject(client.redis, client.lua, item, reason=reason, now_ms=_now_ms())
+
+
+async def dead_letters(
+    client: Client, namespace: str, count: int = 100
+) -> list[deadletter.DeadLetter]:
+    return await deadletter.list_entries(client.redis, namespace, count)
+
+
+async def dead_letter(client: Client, ref: str) -> deadletter.DeadLetter:
+    return await deadletter.get(client.redis, *split_ref(ref))
+
+
+async def retry_dead_letter(client: Client, ref: str) -> str:
+    """Resume the entry's run from its dead step, with a fresh retry budget."""
+    entry = await dead_letter(client, ref)
+    return await deadletter.resume(client.redis, client.lua, entry, now_ms=_now_ms())
+
+
+async def purge_dead_letters(client: Client, namespace: str, ids: list[str] | None) -> int:
+    return await deadletter.purge(client.redis, namespace, ids)
+
+
+def parse_output(text: str) -> Any:
+    """An edited output from the command line: JSON, or `@FILE` holding JSON."""
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as f:
+            text = f.read()
+    return json.loads(text)

@@ -1,0 +1,219 @@
+"""Every failure mode of a step ends in a defined, visible state: retries, the fallback
+pool, human review, the dead-letter queue. Real Redis, the real simulator (its scripted
+faults and counters), in-process workers; each test checks the final state, the number
+of attempts, and that nothing was lost or completed twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import runtime
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import runs, workflows
+from trimtab.sdk import Client, operations
+
+NS = "guard"
+ANSWER = {
+    "type": "object",
+    "required": ["response", "confidence"],
+    "properties": {
+        "response": {"type": "string", "minLength": 1},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 0.5},
+    },
+}
+SIM_CONFIG: dict[str, Any] = {
+    "seed": 11,
+    "default": {"ttft_seconds": 0.0, "per_token_seconds": 0.0, "output_tokens_mean": 10},
+    "models": {
+        "flaky": {"ttft_seconds": 0.0, "script": ["malformed", "malformed"]},
+        "sloppy": {"ttft_seconds": 0.0, "rate_schema_violation": 1.0},
+        "careful": {"ttft_seconds": 0.0},
+        "unsure": {"ttft_seconds": 0.0, "confidence_mean": 0.5},
+        "wobbly": {"ttft_seconds": 0.0, "script": ["500", "500"]},
+    },
+}
+FAST_RETRY = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.05, "maxSeconds": 0.1}}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with runtime.running_sim(tmp_path_factory.mktemp("sim"), SIM_CONFIG) as url:
+        yield url
+
+
+@pytest.fixture
+async def sdk(redis_url: str) -> AsyncIterator[Client]:
+    client = Client(redis_url)
+    yield client
+    await client.aclose()
+
+
+def _requests(sim: str, model: str) -> int:
+    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
+    return int(stats["models"].get(model, {}).get("requests", 0))
+
+
+@contextlib.asynccontextmanager
+async def _workers(sim: str, redis_url: str, **pools: str) -> AsyncIterator[None]:
+    """One in-process worker per pool name, serving the model given for it."""
+    async with contextlib.AsyncExitStack() as stack:
+        for pool, model in pools.items():
+            spec = runtime.pool_spec(sim, model=model)
+            cfg = runtime.worker_settings(NS, pool, spec, redis_url)
+            await stack.enter_async_context(runtime.in_process_worker(cfg))
+        yield
+
+
+async def _publish(sdk: Client, name: str, step: dict[str, Any]) -> None:
+    spec = {"steps": [{"name": "answer", "prompt": "Answer {{ inputs.q }}", **step}]}
+    await sdk.publish(NS, name, awf.AgentWorkflowSpec.model_validate(spec))
+
+
+async def _settled(sdk: Client, run: str, status: str, within: float = 20) -> runs.RunState:
+    deadline = time.monotonic() + within
+    while True:
+        state = await sdk.get(run)
+        if state.status == status:
+            return state
+        assert time.monotonic() < deadline, (state.status, state.steps)
+        await asyncio.sleep(0.05)
+
+
+async def _step_events(sdk: Client, run: str) -> list[str]:
+    return [f["type"] for _, f in await runs.events(sdk.redis, *run.split("/", 1))]
+
+
+async def test_malformed_output_twice_then_valid_succeeds_on_the_third_attempt(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(sdk, "retry", {"pool": "a", "output": {"schema": ANSWER}, "retry": FAST_RETRY})
+    before = _requests(sim, "flaky")
+    async with _workers(sim, redis_url, a="flaky"):
+        run = await sdk.submit(NS, "retry", {"q": "x"})
+        state = await _settled(sdk, run, "succeeded")
+    assert state.steps["answer"].attempt == 3
+    assert _requests(sim, "flaky") - before == 3
+    events = await _step_events(sdk, run)
+    assert events.count("step_retry") == 2
+    assert events.count("step_done") == 1  # completed once, never twice
+
+
+async def test_schema_violation_on_the_small_pool_escalates_to_the_large_one(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(
+        sdk,
+        "escalate",
+        {
+            "pool": "small",
+            "output": {"schema": ANSWER},
+            "retry": {**FAST_RETRY, "maxAttempts": 2},
+            "fallback": {"pool": "large"},
+        },
+    )
+    sloppy, careful = _requests(sim, "sloppy"), _requests(sim, "careful")
+    async with _workers(sim, redis_url, small="sloppy", large="careful"):
+        run = await sdk.submit(NS, "escalate", {"q": "x"})
+        state = await _settled(sdk, run, "succeeded")
+    step = state.steps["answer"]
+    assert (step.pool, step.attempt) == ("large", 3)  # two on the small pool, one on the large
+    assert _requests(sim, "sloppy") - sloppy == 2
+    assert _requests(sim, "careful") - careful == 1
+    assert (await _step_events(sdk, run)).count("step_escalated") == 1
+
+
+async def _unsure_run(sim: str, redis_url: str, sdk: Client) -> tuple[str, str]:
+    """A run whose only step produced a valid output with confidence at most 0.5."""
+    await _publish(
+        sdk,
+        "unsure",
+        {
+            "pool": "u",
+            "output": {
+                "schema": ANSWER,
+                "minConfidence": {"field": "confidence", "threshold": 0.7},
+            },
+        },
+    )
+    async with _workers(sim, redis_url, u="unsure"):
+        run = await sdk.submit(NS, "unsure", {"q": "x"})
+        state = await _settled(sdk, run, "review")
+    assert state.steps["answer"].state == "review"
+    items = [i for i in await operations.reviews(sdk, NS) if f"{NS}/{i.run_id}" == run]
+    assert len(items) == 1
+    assert "below the step's minimum 0.7" in items[0].reason
+    assert items[0].output["confidence"] <= 0.5
+    stats = await workflows.run_stats(sdk.redis, NS, "unsure", now=time.time())
+    assert stats.in_review >= 1
+    return run, f"{NS}/{items[0].id}"
+
+
+async def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "trimtab", *args, "--redis-url", redis_url]
+    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True)
+
+
+async def test_low_confidence_goes_to_review_and_approval_completes_the_run(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    run, entry = await _unsure_run(sim, redis_url, sdk)
+    assert await operations.approve(sdk, entry) == "ok"
+    state = await _settled(sdk, run, "succeeded")
+    assert state.steps["answer"].output["confidence"] <= 0.5  # the reviewed output, kept
+    assert state.tokens > 0  # the reviewed attempt's tokens are charged once approved
+    with pytest.raises(LookupError):
+        await operations.review_item(sdk, entry)  # resolved: gone from the queue
+
+
+async def test_rejecting_a_review_fails_the_run(sim: str, redis_url: str, sdk: Client) -> None:
+    """Through the command line, as a reviewer would."""
+    run, entry = await _unsure_run(sim, redis_url, sdk)
+    listed = await _cli(redis_url, "review", "list", "-n", NS)
+    assert entry in listed.stdout
+    rejected = await _cli(redis_url, "review", "reject", entry, "--reason", "not good enough")
+    assert rejected.returncode == 0, rejected.stderr
+    again = await _cli(redis_url, "review", "reject", entry)
+    assert again.returncode == 1  # resolved already: a clear error, nothing changed
+    assert "no review" in again.stderr
+    state = await _settled(sdk, run, "failed")
+    assert state.steps["answer"].error == "not good enough"
+    assert "run_done" in await _step_events(sdk, run)
+
+
+async def test_an_edited_output_must_fit_the_schema_and_then_continues_the_run(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    run, entry = await _unsure_run(sim, redis_url, sdk)
+    with pytest.raises(operations.InvalidEditError):
+        await operations.edit(sdk, entry, {"response": ""})
+    fixed = {"response": "checked by a person", "confidence": 0.5}
+    assert await operations.edit(sdk, entry, fixed) == "ok"
+    state = await _settled(sdk, run, "succeeded")
+    assert state.steps["answer"].output == fixed
+
+
+async def test_a_dead_lettered_step_retried_from_the_queue_resumes_its_run(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(sdk, "dlq", {"pool": "w", "retry": {**FAST_RETRY, "maxAttempts": 2}})
+    async with _workers(sim, redis_url, w="wobbly"):
+        run = await sdk.submit(NS, "dlq", {"q": "x"})
+        await _settled(sdk, run, "failed")
+        entries = [e for e in await operations.dead_letters(sdk, NS) if f"{NS}/{e.run_id}" == run]
+        assert len(entries) == 1
+        assert "http_5xx" in entries[0].reason
+        assert await operations.retry_dead_letter(sdk, f"{NS}/{entries[0].id}") == "resumed"
+        state = await _settled(sdk, run, "succeeded")
+    assert state.steps["answer"].attempt == 3
+    assert not [e for e in await operations.dead_letters(sdk, NS) if f"{NS}/{e.run_id}" == run]
+    stats = await workflows.run_stats(sdk.redis, NS, "dlq", now=time.time())
+    assert (stats.succeeded, stats.failed, stats.dead_lettered) == (1, 0, 1)
