@@ -1,6 +1,6 @@
 """A pool's load as the autoscaler reads it: backlog, in flight, arrivals, completions,
 service time and p95 over a recent window, from the stream and the per-second stats
-workers publish. One pipelined round trip per read, however many workers there are.
+workers publish. One round trip per read (stream counters and stats together), however many workers.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import dataclasses
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import stats
+from trimtab.queue import keys, stats
 from trimtab.stats import rates, sketch
 
 
@@ -39,9 +39,16 @@ async def read_load(
     client: aioredis.Redis, *, namespace: str, pool: str, now: float, window_seconds: int = 10
 ) -> PoolLoad:
     """The pool's load over the last `window_seconds` whole seconds."""
-    counters = await stats.stream_counters(client, namespace=namespace, pool=pool)
     seconds = rates.window_keys(now, bucket_seconds=1, window_seconds=window_seconds)
-    hashes = await stats.read_seconds(client, namespace=namespace, pool=pool, seconds=seconds)
+    stream = keys.pool_stream(namespace, pool)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.xinfo_stream(stream)
+        pipe.xinfo_groups(stream)
+        for second in seconds:
+            pipe.hgetall(keys.pool_stats(namespace, pool, second))
+        info, groups, *found = await pipe.execute(raise_on_error=False)
+    counters = stats.parse_counters(info, groups)
+    hashes = [dict(h) for h in found if isinstance(h, dict)]
     completed, busy, merged = _merge_window(hashes)
     return PoolLoad(
         backlog=counters["lag"],

@@ -38,24 +38,8 @@ async def record_second(
         await pipe.execute()
 
 
-async def read_seconds(
-    client: aioredis.Redis, *, namespace: str, pool: str, seconds: list[int]
-) -> list[dict[str, str]]:
-    """The stats hashes of the given seconds (empty dicts where nothing was recorded)."""
-    async with client.pipeline(transaction=False) as pipe:
-        for second in seconds:
-            pipe.hgetall(keys.pool_stats(namespace, pool, second))
-        found: list[Any] = await pipe.execute()
-    return [dict(h) for h in found]
-
-
-async def stream_counters(client: aioredis.Redis, *, namespace: str, pool: str) -> dict[str, int]:
-    """Backlog and arrivals of a pool's stream: length, entries added, group lag, pending."""
-    stream = keys.pool_stream(namespace, pool)
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.xinfo_stream(stream)
-        pipe.xinfo_groups(stream)
-        info, groups = await pipe.execute(raise_on_error=False)
+def parse_counters(info: Any, groups: Any) -> dict[str, int]:
+    """Counters from XINFO STREAM and XINFO GROUPS replies (errors: no stream yet)."""
     if isinstance(info, Exception):
         return {"length": 0, "added": 0, "lag": 0, "pending": 0}
     listed: list[dict[str, Any]] = groups if isinstance(groups, list) else []
