@@ -18,7 +18,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import runs, workflows
+from trimtab.queue import breaker, runs, workflows
 from trimtab.sdk import Client, operations
 
 NS = "guard"
@@ -39,6 +39,7 @@ SIM_CONFIG: dict[str, Any] = {
         "careful": {"ttft_seconds": 0.0},
         "unsure": {"ttft_seconds": 0.0, "confidence_mean": 0.5},
         "wobbly": {"ttft_seconds": 0.0, "script": ["500", "500"]},
+        "down": {"ttft_seconds": 0.0, "rate_500": 1.0},
     },
 }
 FAST_RETRY = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.05, "maxSeconds": 0.1}}
@@ -63,11 +64,13 @@ def _requests(sim: str, model: str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _workers(sim: str, redis_url: str, **pools: str) -> AsyncIterator[None]:
+async def _workers(
+    sim: str, redis_url: str, spec_overrides: dict[str, Any] | None = None, **pools: str
+) -> AsyncIterator[None]:
     """One in-process worker per pool name, serving the model given for it."""
     async with contextlib.AsyncExitStack() as stack:
         for pool, model in pools.items():
-            spec = runtime.pool_spec(sim, model=model)
+            spec = runtime.pool_spec(sim, model=model, **(spec_overrides or {}))
             cfg = runtime.worker_settings(NS, pool, spec, redis_url)
             await stack.enter_async_context(runtime.in_process_worker(cfg))
         yield
@@ -217,3 +220,39 @@ async def test_a_dead_lettered_step_retried_from_the_queue_resumes_its_run(
     assert not [e for e in await operations.dead_letters(sdk, NS) if f"{NS}/{e.run_id}" == run]
     stats = await workflows.run_stats(sdk.redis, NS, "dlq", now=time.time())
     assert (stats.succeeded, stats.failed, stats.dead_lettered) == (1, 0, 1)
+
+
+BREAKER = {
+    "breaker__failureThreshold": 3,
+    "breaker__windowSeconds": 30,
+    "breaker__openSeconds": 1.0,
+}
+
+
+async def test_breaker_opens_keeps_calls_off_a_down_endpoint_and_closes_when_it_returns(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(sdk, "breaker", {"pool": "b", "retry": {**FAST_RETRY, "maxAttempts": 10}})
+    admin = sim.removesuffix("/v1") + "/admin/models/down"
+    before = _requests(sim, "down")
+    async with _workers(sim, redis_url, BREAKER, b="down"):
+        run = await sdk.submit(NS, "breaker", {"q": "x"})
+        deadline = time.monotonic() + 10
+        while _requests(sim, "down") - before < 3:  # the threshold's worth of failures
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        opened = await breaker.model_state(sdk.redis, NS, "b")
+        await asyncio.sleep(0.6)  # inside the 1 s cool-down: the step retries, no calls
+        assert opened is breaker.State.OPEN
+        assert _requests(sim, "down") - before == 3
+        assert (await sdk.get(run)).status == "running"  # waiting, not failed
+        async with httpx.AsyncClient() as http:  # the endpoint comes back
+            (await http.put(admin, json={"rate_500": 0.0})).raise_for_status()
+        state = await _settled(sdk, run, "succeeded")
+    assert await breaker.model_state(sdk.redis, NS, "b") is breaker.State.CLOSED
+    # 3 failures, then one half-open probe that succeeded; nothing in between.
+    assert _requests(sim, "down") - before == 4
+    step = state.steps["answer"]
+    assert step.attempt > 4  # breaker waits are attempts too, but not against the budget
+    events = await _step_events(sdk, run)
+    assert events.count("step_done") == 1

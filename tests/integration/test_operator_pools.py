@@ -9,6 +9,7 @@ import pathlib
 import time
 from typing import Any
 
+import prometheus_client
 import pytest
 import redis
 
@@ -60,6 +61,12 @@ def _running_on(kube: objects.ObjectStore, namespace: str, pool: str) -> list[st
     return capacities
 
 
+def _reconcile_count() -> float:
+    labels = {"kind": "AgentPool"}
+    name = "trimtab_reconcile_duration_seconds_count"
+    return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_pool_objects_are_created_with_placement_and_security(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
@@ -69,9 +76,11 @@ def test_pool_objects_are_created_with_placement_and_security(
         placement={"capacity": "Spot", "provider": "auto"},
         scaling={"minReplicas": 2, "maxReplicas": 4},
     )
+    reconciles = _reconcile_count()
     with operator.trimtab_operator(namespace, redis_url):
         kube.apply(pool)
         dep = _deployment(kube, namespace, "small", lambda d: d["spec"].get("replicas") == 2)
+        assert _reconcile_count() > reconciles  # the operator (in this process) timed it
         assert kube.get("v1", "Service", naming.metrics_service("small"), namespace)
         assert kube.get(
             "policy/v1", "PodDisruptionBudget", naming.disruption_budget("small"), namespace
@@ -265,3 +274,28 @@ def test_trimtab_operator_run_command_reconciles(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_pool_status_reports_its_model_endpoints_breaker(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    breaker_key = keys.pool_breaker(namespace, "guarded", "model")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def reported(state: str) -> dict[str, Any]:
+        return kube.wait_for(
+            API_VERSION,
+            "AgentPool",
+            "guarded",
+            namespace=namespace,
+            until=lambda p: (p.get("status") or {}).get("breaker") == state,
+            timeout=20,
+        )
+
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(_pool(namespace, "guarded", scaling={"minReplicas": 1, "maxReplicas": 1}))
+        reported("Closed")
+        client.hset(breaker_key, mapping={"state": "open", "opened_ms": time.time() * 1000})
+        reported("Open")  # as the workers' shared breaker records it
+        client.delete(breaker_key)
+        reported("Closed")

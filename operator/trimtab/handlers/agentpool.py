@@ -102,6 +102,7 @@ async def ensure_objects(
 ) -> None:
     """Apply whichever of the pool's objects differ from their desired state; placement
     follows `fallback_active`, or the pool's SpotFallback condition when None."""
+    t0 = time.perf_counter()
     spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
     if fallback_active is None:
         fallback_active = _fallback_active(body.get("status") or {})
@@ -113,6 +114,7 @@ async def ensure_objects(
                 obj["metadata"]["namespace"],
                 obj["metadata"]["name"],
             )
+    shared.metrics.reconciled(metrics.ReconciledKind.AGENT_POOL, seconds=time.perf_counter() - t0)
 
 
 async def _observe(
@@ -122,11 +124,12 @@ async def _observe(
     rates: pool_status.ArrivalRate,
     current: int,
     now: float,
-) -> scaling.Observed:
+) -> tuple[scaling.Observed, str | None]:
+    """The pool's load for the policy, and its model endpoint's breaker state."""
     try:
         pool_load = await load.read_load(shared.redis, namespace=namespace, pool=name, now=now)
     except connection.UNAVAILABLE:
-        return scaling.Observed(
+        blind = scaling.Observed(
             backlog=0,
             in_flight=0,
             arrival_rate=0.0,
@@ -136,7 +139,8 @@ async def _observe(
             current_replicas=current,
             metrics_ok=False,
         )
-    return scaling.Observed(
+        return blind, None
+    observed = scaling.Observed(
         backlog=pool_load.backlog,
         in_flight=pool_load.in_flight,
         arrival_rate=rates.arrival_rate(now, pool_load.added_total),
@@ -145,6 +149,7 @@ async def _observe(
         p95_seconds=pool_load.p95_seconds,
         current_replicas=current,
     )
+    return observed, pool_load.breaker
 
 
 def _current_replicas(deployment: Mapping[str, Any] | None) -> int | None:
@@ -168,6 +173,7 @@ class PoolScaler:
         self.writer = pool_status.StatusWriter(shared, ns, name)
         self.history = scaling.History.empty()
         self._spec: tuple[int, agentpool.AgentPoolSpec] | None = None
+        self.breaker: str | None = None
 
     def spec(self, body: Mapping[str, Any]) -> agentpool.AgentPoolSpec:
         """The parsed spec, re-validated only when the generation changes (not every tick)."""
@@ -198,7 +204,7 @@ class PoolScaler:
             spec,
             name=self.name,
             deployment=deployment,
-            scaling=pool_status.scaling_view(decision, observed),
+            scaling=pool_status.scaling_view(decision, observed, self.breaker),
             fallback=spot.active,
             fallback_message=spot.message,
         )
@@ -218,7 +224,9 @@ class PoolScaler:
     ) -> tuple[scaling.Decision, scaling.Observed]:
         """Read load, decide, and apply a changed replica count; time it all."""
         t0 = time.perf_counter()
-        observed = await _observe(self.shared, self.ns, self.name, self.rates, current, now)
+        observed, self.breaker = await _observe(
+            self.shared, self.ns, self.name, self.rates, current, now
+        )
         decision = scaling.scale_decision(observed, spec, self.history, now)
         self.history = decision.history  # kept even if applying below fails
         direction = metrics.ScaleDirection.NONE

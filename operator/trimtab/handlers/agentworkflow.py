@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
@@ -77,6 +78,7 @@ def _status_patch(
 
 async def _changes(shared: state.Shared, body: Mapping[str, Any]) -> dict[str, Any]:
     """Validate, publish when valid, and return the status fields that differ."""
+    t0 = time.perf_counter()
     meta = body["metadata"]
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
     parsed = awf.AgentWorkflowSpec.model_validate(dict(body["spec"]))
@@ -84,6 +86,9 @@ async def _changes(shared: state.Shared, body: Mapping[str, Any]) -> dict[str, A
     if verdict.publish:
         await _publish(shared, ns, name, generation, parsed)
     stats = await workflows.run_stats(shared.redis, ns, name, now=time.time())
+    shared.metrics.reconciled(
+        metrics.ReconciledKind.AGENT_WORKFLOW, seconds=time.perf_counter() - t0
+    )
     return _status_patch(body.get("status") or {}, verdict, generation, stats)
 
 

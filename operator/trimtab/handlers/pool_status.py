@@ -27,7 +27,9 @@ class ArrivalRate:
         return max(0, added - previous[1]) / (now - previous[0])
 
 
-def scaling_view(decision: scaling.Decision, observed: scaling.Observed) -> status_mod.Scaling:
+def scaling_view(
+    decision: scaling.Decision, observed: scaling.Observed, breaker: str | None
+) -> status_mod.Scaling:
     return status_mod.Scaling(
         desired=decision.replicas,
         reason=decision.reason,
@@ -37,6 +39,7 @@ def scaling_view(decision: scaling.Decision, observed: scaling.Observed) -> stat
         queue_depth=observed.backlog,
         in_flight=observed.in_flight,
         p95_seconds=observed.p95_seconds,
+        breaker=breaker,
     )
 
 

@@ -4,6 +4,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:pool:{pool}:stream        pool's task stream; consumer group GROUP
     tt:{ns}:pool:{pool}:delayed       retries waiting for their backoff (zset, score = due ms)
     tt:{ns}:pool:{pool}:stats:{sec}   per-second arrivals, completions, latency sketches (hash)
+    tt:{ns}:pool:{pool}:breaker:{ep}  circuit breaker of one endpoint ("model", "tool:URL")
     tt:{ns}:run:{run}                 run record and per-step state (hash, TTL)
     tt:{ns}:run:{run}:events          step and run events, for waiters (stream, TTL)
     tt:{ns}:idem:{key}                idempotency key -> run id (TTL)
@@ -37,6 +38,10 @@ def pool_delayed(namespace: str, pool: str) -> str:
 
 def pool_stats(namespace: str, pool: str, second: int) -> str:
     return f"{_ns(namespace)}:pool:{pool}:stats:{second}"
+
+
+def pool_breaker(namespace: str, pool: str, endpoint: str) -> str:
+    return f"{_ns(namespace)}:pool:{pool}:breaker:{endpoint}"
 
 
 def run(namespace: str, run_id: str) -> str:

@@ -12,6 +12,8 @@ from redis import asyncio as aioredis
 from trimtab.queue import keys, stats
 from trimtab.stats import rates, sketch
 
+BREAKER_STATES = {"closed": "Closed", "open": "Open", "half_open": "HalfOpen"}
+
 
 @dataclasses.dataclass(frozen=True)
 class PoolLoad:
@@ -21,6 +23,7 @@ class PoolLoad:
     completion_rate: float  # steps per second over the window
     service_seconds: float | None  # mean step time over the window
     p95_seconds: float | None
+    breaker: str  # the model endpoint's breaker: Closed, Open or HalfOpen
 
 
 def _merge_window(hashes: list[dict[str, str]]) -> tuple[int, float, sketch.LatencySketch]:
@@ -44,9 +47,10 @@ async def read_load(
     async with client.pipeline(transaction=False) as pipe:
         pipe.xinfo_stream(stream)
         pipe.xinfo_groups(stream)
+        pipe.hget(keys.pool_breaker(namespace, pool, "model"), "state")
         for second in seconds:
             pipe.hgetall(keys.pool_stats(namespace, pool, second))
-        info, groups, *found = await pipe.execute(raise_on_error=False)
+        info, groups, breaker, *found = await pipe.execute(raise_on_error=False)
     counters = stats.parse_counters(info, groups)
     hashes = [dict(h) for h in found if isinstance(h, dict)]
     completed, busy, merged = _merge_window(hashes)
@@ -57,4 +61,5 @@ async def read_load(
         completion_rate=completed / window_seconds,
         service_seconds=busy / completed if completed else None,
         p95_seconds=merged.quantile(0.95),
+        breaker=BREAKER_STATES.get(breaker if isinstance(breaker, str) else "", "Closed"),
     )

@@ -23,6 +23,7 @@ NAMES = (
     "review",
     "reject",
     "resume",
+    "breaker",
 )
 
 

@@ -191,9 +191,21 @@ class PoolQueue:
             return Completion(outcome=str(result[0]))
         return Completion(outcome="ok", remaining=int(result[1]), enqueued=tuple(result[2:]))
 
-    async def retry(self, delivery: Delivery, *, due_ms: float, error: str, now_ms: float) -> str:
+    async def retry(
+        self,
+        delivery: Delivery,
+        *,
+        due_ms: float,
+        error: str,
+        now_ms: float,
+        keep_budget: bool = False,
+    ) -> str:
+        """Schedule the next attempt at `due_ms`; with keep_budget (the attempt never
+        reached the endpoint) it does not count against the step's retries."""
         msg_id, task = delivery
-        following = dataclasses.replace(task, attempt=task.attempt + 1)
+        following = dataclasses.replace(
+            task, attempt=task.attempt + 1, budget_from=task.budget_from + int(keep_budget)
+        )
         member = json.dumps(following.fields(), sort_keys=True)
         return str(
             await self.lua.call(

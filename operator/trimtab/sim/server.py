@@ -80,6 +80,7 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_post("/tools/{name}", _tool)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/stats", _stats)
+    app.router.add_put("/admin/models/{name}", _set_model)
     app.on_response_prepare.append(_default_delay_header)
     return app
 
@@ -181,6 +182,24 @@ async def _models(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+async def _set_model(request: web.Request) -> web.Response:
+    """Change a model's profile while serving (an endpoint going down and coming back):
+    the given fields replace the current profile's; the rest stay."""
+    state = request.app[STATE]
+    name = request.match_info["name"]
+    try:
+        fields = await _json_body(request)
+        if not isinstance(fields, dict):
+            raise requests.BadRequestError("the body must be a JSON object of profile fields")
+        current = state.config.profile_for(name).model_dump()
+        profile = ModelProfile.model_validate({**current, **fields, "name": name})
+    except (requests.BadRequestError, ValueError) as exc:
+        return web.json_response({"error": {"message": str(exc)}}, status=400)
+    models = {**state.config.models, name: profile}
+    state.config = state.config.model_copy(update={"models": models})
+    return web.json_response(profile.model_dump())
 
 
 async def _stats(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ StepError                 base: retryable and portable unless said otherwise
 ├── ModelError            the model endpoint failed (error_type: http_429, http_5xx,
 │                         http_4xx, timeout, connect); may carry retry_after
 ├── ToolError             an HTTP tool failed (same error types)
+├── StepTimeoutError      the whole step outlived its timeoutSeconds
 ├── InvalidOutputError    the output did not parse or failed its JSON Schema; keeps the
 │                         rejected text for human review
 └── TemplateInputError    the prompt or body could not be rendered (neither retryable
@@ -44,6 +45,12 @@ class ModelError(_HttpStepError):
 
 class ToolError(_HttpStepError):
     """An HTTP tool failed or timed out."""
+
+
+class StepTimeoutError(StepError):
+    """The step did not finish within its timeoutSeconds."""
+
+    error_type = "timeout"
 
 
 class InvalidOutputError(StepError):

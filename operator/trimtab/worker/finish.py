@@ -170,6 +170,23 @@ class Finisher:
             seconds=0.0,
         )
 
+    async def breaker_open(
+        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, *, retry_at_ms: float
+    ) -> None:
+        """The endpoint's breaker is open: move to the fallback pool if the step has one,
+        otherwise wait (without holding a worker slot) until the breaker lets a call
+        through. Neither counts against the step's retries."""
+        task = delivery[1]
+        fallback = wf.steps[task.step].spec.fallback
+        reason = f"breaker_open: the endpoint of pool {self.cfg.pool} is failing"
+        if fallback is not None and fallback.pool and fallback.pool != self.cfg.pool:
+            await self.queue.escalate(delivery, pool=fallback.pool, reason=reason, now_ms=now_ms())
+            return
+        due = max(retry_at_ms, now_ms())
+        await self.queue.retry(
+            delivery, due_ms=due, error=reason, now_ms=now_ms(), keep_budget=True
+        )
+
     async def review(
         self,
         delivery: tasks.Delivery,

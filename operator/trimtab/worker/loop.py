@@ -21,7 +21,7 @@ from typing import Any
 from trimtab import metrics as metrics_mod
 from trimtab.queue import connection, runs, scripts, stats, tasks, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import errors, execute, finish, policy, settings
+from trimtab.worker import errors, execute, finish, guard, policy, settings
 from trimtab.worker import stats as tally
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Worker:
         self.finisher = finish.Finisher(
             cfg, client=client, queue=self.queue, metrics=metrics, rng=self.rng, tally=self._tally
         )
+        self.guards = guard.Guards(cfg, client=client, lua=self.lua, metrics=metrics)
 
     @property
     def in_flight(self) -> int:
@@ -223,22 +224,25 @@ class Worker:
         context = wf.route_context(step.name, run.inputs, run.outputs())
         if context is None:  # cannot happen for a step enqueued by complete.lua
             raise RuntimeError(f"step {step.name} started before its dependencies finished")
+        verdict = await self.guards.check(step, now_ms())
+        if not verdict.allowed:  # the endpoint is left alone; the step waits or moves
+            await self.finisher.breaker_open(delivery, wf, retry_at_ms=verdict.retry_at_ms)
+            return
         t0 = time.monotonic()
         try:
             result = await asyncio.wait_for(
                 execute.run_step(step, context, self.clients), timeout=step.timeout_seconds
             )
         except TimeoutError:
-            await self.finisher.failed(
-                delivery,
-                wf,
-                errors.StepError(f"step timed out after {step.timeout_seconds} s"),
-                error_type="timeout",
-            )
+            timed_out = errors.StepTimeoutError(f"step timed out after {step.timeout_seconds} s")
+            await self.guards.record(step, verdict, timed_out, now_ms())
+            await self.finisher.failed(delivery, wf, timed_out, error_type=timed_out.error_type)
             return
         except errors.StepError as exc:
+            await self.guards.record(step, verdict, exc, now_ms())
             await self.finisher.failed(delivery, wf, exc, error_type=exc.error_type)
             return
+        await self.guards.record(step, verdict, None, now_ms())
         elapsed = time.monotonic() - t0
         unsure = policy.confidence_shortfall(
             result.output, step.output.min_confidence if step.output else None

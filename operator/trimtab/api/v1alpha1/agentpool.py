@@ -216,6 +216,24 @@ class QueueSpec(base.Model):
     )
 
 
+class BreakerSpec(base.Model):
+    """The circuit breaker on the pool's model and tool endpoints, shared by all its
+    workers through Redis: open after `failureThreshold` failures (5xx, timeouts,
+    connection errors) within `windowSeconds`; after `openSeconds`, let
+    `halfOpenProbes` requests through; close on a probe's success."""
+
+    failure_threshold: int = Field(
+        default=5, ge=1, le=10000, description="Failures within the window that open it."
+    )
+    window_seconds: int = Field(default=30, ge=1, le=3600, description="Failure-counting window.")
+    open_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="Cool-down before half-open probes."
+    )
+    half_open_probes: int = Field(
+        default=1, ge=1, le=100, description="Requests let through while half-open."
+    )
+
+
 class AgentPoolSpec(base.Model):
     """Desired state of an AgentPool."""
 
@@ -230,6 +248,7 @@ class AgentPoolSpec(base.Model):
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     placement: PlacementSpec = Field(default_factory=PlacementSpec)
     queue: QueueSpec = Field(default_factory=QueueSpec)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
 
 
 class AgentPoolStatus(base.Model):

@@ -25,6 +25,7 @@ class Scaling:
     queue_depth: int = 0
     in_flight: int = 0
     p95_seconds: float | None = None
+    breaker: str | None = None  # Closed | Open | HalfOpen, from the model endpoint's breaker
 
 
 def _ready(spec: agentpool.AgentPoolSpec, desired: int, ready: int) -> conditions.Desired:
@@ -112,6 +113,7 @@ def decide(
         "inFlight": scaling.in_flight,
         "p95LatencySeconds": scaling.p95_seconds,
         "capacity": "OnDemand" if fallback or spec.placement.capacity == "OnDemand" else "Spot",
+        "breaker": scaling.breaker,
     }
     wanted = [
         _ready(spec, scaling.desired, ready),

@@ -1,0 +1,86 @@
+"""Circuit breakers on the endpoints a pool calls, shared by all its workers through
+Redis (breaker.lua holds the state machine), so one worker's failures protect the
+others and a failing endpoint is left alone for its cool-down instead of hammered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import urllib.parse
+from typing import Any
+
+from redis import asyncio as aioredis
+
+from trimtab.api.v1alpha1 import agentpool
+from trimtab.queue import keys, scripts
+
+MODEL_ENDPOINT = "model"
+
+
+class State(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    state: State
+    retry_at_ms: float  # when a denied call may try again
+
+
+def tool_endpoint(url: str) -> str:
+    """The breaker name of an HTTP tool: its scheme, host and port."""
+    parts = urllib.parse.urlsplit(url)
+    return f"tool:{parts.scheme}://{parts.netloc}"
+
+
+class Breaker:
+    """One endpoint's breaker for one pool."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        lua: scripts.Scripts,
+        *,
+        namespace: str,
+        pool: str,
+        endpoint: str,
+        spec: agentpool.BreakerSpec,
+    ) -> None:
+        self.lua, self.endpoint, self.spec = lua, endpoint, spec
+        self.key = keys.pool_breaker(namespace, pool, endpoint)
+
+    def _args(self, op: str, now_ms: float) -> list[Any]:
+        s = self.spec
+        return [
+            op,
+            now_ms,
+            s.failure_threshold,
+            s.window_seconds * 1000,
+            s.open_seconds * 1000,
+            s.half_open_probes,
+        ]
+
+    async def allow(self, now_ms: float) -> Verdict:
+        verdict, state, retry_at = await self.lua.call(
+            "breaker", [self.key], self._args("allow", now_ms)
+        )
+        return Verdict(allowed=verdict == "allow", state=State(state), retry_at_ms=float(retry_at))
+
+    async def record(self, *, ok: bool, now_ms: float) -> State | None:
+        """Report a call's outcome; returns the new state when this changed it."""
+        reply = str(
+            await self.lua.call(
+                "breaker", [self.key], self._args("success" if ok else "failure", now_ms)
+            )
+        )
+        return State(reply.removeprefix("changed:")) if reply.startswith("changed:") else None
+
+
+async def model_state(client: aioredis.Redis, namespace: str, pool: str) -> State:
+    """The pool's model-endpoint breaker as last recorded (closed when never tripped)."""
+    raw = await client.hget(keys.pool_breaker(namespace, pool, MODEL_ENDPOINT), "state")
+    return State(str(raw)) if raw else State.CLOSED
