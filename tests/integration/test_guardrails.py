@@ -256,3 +256,89 @@ async def test_breaker_opens_keeps_calls_off_a_down_endpoint_and_closes_when_it_
     assert step.attempt > 4  # breaker waits are attempts too, but not against the budget
     events = await _step_events(sdk, run)
     assert events.count("step_done") == 1
+
+
+@contextlib.asynccontextmanager
+async def _priced_workers(
+    sim: str, redis_url: str, **pools: tuple[str, float]
+) -> AsyncIterator[None]:
+    """One worker per pool: (model, price per 1k completion tokens)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for pool, (model, per_1k) in pools.items():
+            spec = runtime.pool_spec(
+                sim, model=model, model__pricing__inputPer1k=0.0, model__pricing__outputPer1k=per_1k
+            )
+            cfg = runtime.worker_settings(NS, pool, spec, redis_url)
+            await stack.enter_async_context(runtime.in_process_worker(cfg))
+        yield
+
+
+async def _budgeted(sdk: Client, name: str, budget: dict[str, Any]) -> None:
+    """Two steps in sequence: the second's worst case crosses the run's budget."""
+    spec = {
+        "defaultPool": "pricey",
+        "budget": budget,
+        "steps": [
+            {"name": "first", "prompt": "Answer {{ inputs.q }}", "maxTokens": 20},
+            {
+                "name": "second",
+                "dependsOn": ["first"],
+                "prompt": "Then {{ first }}",
+                "maxTokens": 20,
+            },
+        ],
+    }
+    await sdk.publish(NS, name, awf.AgentWorkflowSpec.model_validate(spec))
+
+
+async def test_budget_exhausted_fails_the_run_before_the_step_calls_the_model(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _budgeted(sdk, "budget-fail", {"maxTokensPerRun": 30, "onExhausted": "Fail"})
+    before = _requests(sim, "careful")
+    async with _priced_workers(sim, redis_url, pricey=("careful", 0.002)):
+        run = await sdk.submit(NS, "budget-fail", {"q": "x"})
+        state = await _settled(sdk, run, "failed")
+    assert state.steps["first"].state == "done"
+    second = state.steps["second"]
+    assert second.state == "dead"
+    assert second.error is not None
+    assert second.error.startswith("budget_exhausted: the run has used")
+    assert _requests(sim, "careful") - before == 1  # the second step never started
+    assert state.tokens <= 30
+    entries = [e for e in await operations.dead_letters(sdk, NS) if f"{NS}/{e.run_id}" == run]
+    assert [e.step for e in entries] == ["second"]
+
+
+async def test_budget_exhausted_sends_the_step_to_human_review(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _budgeted(sdk, "budget-review", {"maxTokensPerRun": 30, "onExhausted": "HumanReview"})
+    async with _priced_workers(sim, redis_url, pricey=("careful", 0.002)):
+        run = await sdk.submit(NS, "budget-review", {"q": "x"})
+        state = await _settled(sdk, run, "review")
+    assert state.steps["second"].state == "review"
+    items = [i for i in await operations.reviews(sdk, NS) if f"{NS}/{i.run_id}" == run]
+    assert len(items) == 1
+    assert items[0].reason.startswith("budget_exhausted")
+    assert items[0].output is None  # nothing was produced: a reviewer supplies it
+    assert await operations.edit(sdk, f"{NS}/{items[0].id}", "written by a person") == "ok"
+    done = await _settled(sdk, run, "succeeded")
+    assert done.steps["second"].output == "written by a person"
+
+
+async def test_budget_exhausted_degrades_to_the_cheaper_pool(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _budgeted(
+        sdk,
+        "budget-degrade",
+        {"maxCostPerRun": 0.025, "onExhausted": "Degrade", "degradePool": "cheap"},
+    )
+    async with _priced_workers(sim, redis_url, pricey=("careful", 1.0), cheap=("careful", 0.0001)):
+        run = await sdk.submit(NS, "budget-degrade", {"q": "x"})
+        state = await _settled(sdk, run, "succeeded")
+    assert state.steps["first"].pool == "pricey"
+    assert state.steps["second"].pool == "cheap"
+    assert state.cost <= 0.025
+    assert "step_escalated" in await _step_events(sdk, run)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.worker import policy
 
@@ -85,3 +86,71 @@ def test_confidence_shortfall(output: Any, unsure: bool) -> None:
 
 def test_no_minimum_means_no_review() -> None:
     assert policy.confidence_shortfall({"confidence": 0.0}, None) is None
+
+
+PRICING = agentpool.Pricing(input_per_1k=1.0, output_per_1k=2.0)
+STEP = awf.Step(name="s", prompt="p", max_tokens=100)
+
+
+@pytest.mark.parametrize(
+    ("step", "budget", "spent", "cost", "over"),
+    [
+        (STEP, None, 10_000, 100.0, None),
+        (STEP.model_copy(update={"token_budget": 150}), None, 0, 0.0, "over its tokenBudget 150"),
+        (STEP.model_copy(update={"token_budget": 200}), None, 0, 0.0, None),
+        (STEP, awf.Budget(max_tokens_per_run=300), 100, 0.0, None),
+        (STEP, awf.Budget(max_tokens_per_run=300), 101, 0.0, "may exceed 300"),
+        (STEP, awf.Budget(max_cost_per_run=1.0), 0, 0.7, None),
+        (STEP, awf.Budget(max_cost_per_run=1.0), 0, 0.71, "may exceed 1"),
+    ],
+    ids=[
+        "no-budget",
+        "step-token-budget-exceeded",
+        "step-token-budget-fits",
+        "run-tokens-exactly-fit",
+        "run-tokens-one-over",
+        "run-cost-fits",
+        "run-cost-over",
+    ],
+)
+def test_budget_shortfall_uses_the_worst_case(
+    step: awf.Step, budget: awf.Budget | None, spent: int, cost: float, over: str | None
+) -> None:
+    # 100 prompt tokens + 100 completion tokens: 200 tokens, 0.1 + 0.2 = 0.3 at PRICING.
+    got = policy.budget_shortfall(
+        step=step,
+        budget=budget,
+        spent_tokens=spent,
+        spent_cost=cost,
+        prompt_tokens=100,
+        max_tokens=100,
+        pricing=PRICING,
+    )
+    if over is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert over in got
+
+
+@pytest.mark.parametrize(
+    ("budget", "pool", "want"),
+    [
+        (None, "p", policy.Next(policy.Action.DEAD_LETTER)),
+        (awf.Budget(on_exhausted="Fail"), "p", policy.Next(policy.Action.DEAD_LETTER)),
+        (awf.Budget(on_exhausted="HumanReview"), "p", policy.Next(policy.Action.REVIEW)),
+        (
+            awf.Budget(on_exhausted="Degrade", degrade_pool="cheap"),
+            "p",
+            policy.Next(policy.Action.ESCALATE, "cheap"),
+        ),
+        (
+            awf.Budget(on_exhausted="Degrade", degrade_pool="cheap"),
+            "cheap",
+            policy.Next(policy.Action.DEAD_LETTER),
+        ),
+    ],
+    ids=["default-fails", "fail", "review", "degrade", "already-degraded-fails"],
+)
+def test_on_budget_exhausted(budget: awf.Budget | None, pool: str, want: policy.Next) -> None:
+    assert policy.on_budget_exhausted(budget, pool) == want

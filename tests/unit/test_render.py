@@ -188,3 +188,10 @@ def test_truncation_keeps_a_prefix_within_four_chars_per_token(text: str, max_to
         assert result == text
     else:
         assert result == text[: max_tokens * 4] + f"\n[... truncated to {max_tokens} tokens]"
+
+
+def test_values_are_pruned_to_max_value_tokens_but_the_template_is_not() -> None:
+    context = {"inputs": {"history": "h" * 100, "short": "ok"}}
+    template = "Context: {{ inputs.history }} / {{ inputs.short }} " + "t" * 50
+    got = render(template, context, max_value_tokens=5)
+    assert got == ("Context: " + "h" * 20 + "\n[... truncated to 5 tokens] / ok " + "t" * 50)

@@ -41,6 +41,8 @@ class RunView:
     version: int
     step_outputs: dict[str, Any]
     created_ms: float = 0.0
+    tokens: int = 0  # used by the run so far, for budgets
+    cost: float = 0.0
 
     def outputs(self) -> dict[str, Any]:
         return self.step_outputs
@@ -70,6 +72,8 @@ class RunState:
             version=self.version,
             step_outputs=self.outputs(),
             created_ms=self.created_ms,
+            tokens=self.tokens,
+            cost=self.cost,
         )
 
 

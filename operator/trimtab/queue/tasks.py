@@ -142,12 +142,14 @@ class PoolQueue:
         )
         if reply[0] != "run":
             return Started(outcome=str(reply[0]))
-        outputs = {d: json.loads(v) for d, v in zip(dependencies, reply[4:], strict=True) if v}
+        outputs = {d: json.loads(v) for d, v in zip(dependencies, reply[6:], strict=True) if v}
         view = runs.RunView(
             inputs=json.loads(reply[1]),
             version=int(reply[2] or 0),
             step_outputs=outputs,
             created_ms=float(reply[3] or 0),
+            tokens=int(reply[4] or 0),
+            cost=float(reply[5] or 0),
         )
         return Started(outcome="run", view=view)
 

@@ -39,11 +39,13 @@ class Clients:
     pricing: agentpool.Pricing
 
 
-def _render(template: str | None, context: Mapping[str, Any]) -> str | None:
+def _render(
+    template: str | None, context: Mapping[str, Any], max_value_tokens: int | None = None
+) -> str | None:
     if template is None:
         return None
     try:
-        return render.render(template, context)
+        return render.render(template, context, max_value_tokens=max_value_tokens)
     except render.TemplateError as exc:
         raise errors.TemplateInputError(str(exc)) from exc
 
@@ -74,13 +76,18 @@ def _validator(schema_json: str) -> Any:
     return jsonschema.validators.validator_for(schema)(schema)
 
 
+def render_prompt(step: awf.Step, context: Mapping[str, Any]) -> str:
+    """The step's user prompt, its inserted values pruned to `maxInputTokens`."""
+    return _render(step.prompt, context, step.max_input_tokens) or ""
+
+
 async def run_model_step(
     step: awf.Step, context: Mapping[str, Any], clients: Clients
 ) -> StepResult:
-    prompt = _render(step.prompt, context) or ""
+    prompt = render_prompt(step, context)
     schema = step.output.json_schema if step.output else None
     reply = await clients.model.chat(
-        system=_render(step.system, context),
+        system=_render(step.system, context, step.max_input_tokens),
         prompt=prompt,
         max_tokens=step.max_tokens,
         json_schema=schema,

@@ -187,6 +187,30 @@ class Finisher:
             delivery, due_ms=due, error=reason, now_ms=now_ms(), keep_budget=True
         )
 
+    async def budget_exhausted(
+        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, reason: str
+    ) -> None:
+        """The step may not start within its budgets: degrade, review or fail."""
+        task = delivery[1]
+        decided = policy.on_budget_exhausted(wf.spec.budget, self.cfg.pool)
+        why = f"budget_exhausted: {reason}"
+        if decided.action is policy.Action.ESCALATE:
+            assert decided.pool is not None
+            why += f"; degraded to pool {decided.pool}"
+            await self.queue.escalate(delivery, pool=decided.pool, reason=why, now_ms=now_ms())
+        elif decided.action is policy.Action.REVIEW:
+            await self.review(delivery, reason=why, output=None)
+        else:
+            await self.give_up(delivery, wf, why)
+        self.metrics.step_finished(
+            self.cfg.namespace,
+            self.cfg.pool,
+            workflow=wf.name,
+            step=task.step,
+            outcome=metrics_mod.StepOutcome.BUDGET_EXCEEDED,
+            seconds=0.0,
+        )
+
     async def review(
         self,
         delivery: tasks.Delivery,

@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from trimtab import metrics as metrics_mod
+from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import connection, runs, scripts, stats, tasks, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import errors, execute, finish, guard, policy, settings
+from trimtab.worker import errors, execute, finish, guard, policy, render, settings
 from trimtab.worker import stats as tally
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,29 @@ class Worker:
         )
         await self._execute(delivery, wf, started.view)
 
+    def _over_budget(
+        self,
+        step: awf.Step,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunView,
+        context: dict[str, Any],
+    ) -> str | None:
+        if step.kind != "model":
+            return None  # tools spend no tokens
+        try:
+            prompt = execute.render_prompt(step, context)
+        except errors.TemplateInputError:
+            return None  # the attempt itself reports the template error
+        return policy.budget_shortfall(
+            step=step,
+            budget=wf.spec.budget,
+            spent_tokens=run.tokens,
+            spent_cost=run.cost,
+            prompt_tokens=render.estimate_tokens(prompt),
+            max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
+            pricing=self.cfg.spec.model.pricing,
+        )
+
     async def _execute(
         self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
     ) -> None:
@@ -224,6 +248,10 @@ class Worker:
         context = wf.route_context(step.name, run.inputs, run.outputs())
         if context is None:  # cannot happen for a step enqueued by complete.lua
             raise RuntimeError(f"step {step.name} started before its dependencies finished")
+        over = self._over_budget(step, wf, run, context)
+        if over is not None:
+            await self.finisher.budget_exhausted(delivery, wf, over)
+            return
         verdict = await self.guards.check(step, now_ms())
         if not verdict.allowed:  # the endpoint is left alone; the step waits or moves
             await self.finisher.breaker_open(delivery, wf, retry_at_ms=verdict.retry_at_ms)

@@ -3,6 +3,9 @@ pool after a backoff, move to the fallback pool with a fresh retry budget, park 
 human review, or give up to the dead-letter queue. One pure function, so every path is
 unit-tested without Redis; the worker's finisher applies the answer.
 
+Budgets are checked before a step starts (`budget_shortfall`); an exhausted budget
+follows the workflow's `onExhausted` (`on_budget_exhausted`).
+
 Order: retries first (retryable errors only, while the budget lasts), then the
 fallback pool (typically a larger model) unless the step already runs there, then
 human review if the step asks for it, then the dead-letter queue. An error that the
@@ -14,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
 
 
@@ -63,3 +67,42 @@ def confidence_shortfall(output: object, minimum: awf.MinConfidence | None) -> s
     if confidence >= minimum.threshold:
         return None
     return f"confidence {confidence:g} is below the step's minimum {minimum.threshold:g}"
+
+
+def budget_shortfall(
+    *,
+    step: awf.Step,
+    budget: awf.Budget | None,
+    spent_tokens: int,
+    spent_cost: float,
+    prompt_tokens: int,
+    max_tokens: int,
+    pricing: agentpool.Pricing,
+) -> str | None:
+    """Why the step must not start (it could exceed a limit), or None. The projection
+    is the worst case: the prompt plus the step's whole completion allowance, priced at
+    this pool's rates, so a step that starts can never overrun its run's budget."""
+    projected = prompt_tokens + max_tokens
+    if step.token_budget is not None and projected > step.token_budget:
+        return f"the step may use {projected} tokens, over its tokenBudget {step.token_budget}"
+    if budget is None:
+        return None
+    limit = budget.max_tokens_per_run
+    if limit is not None and spent_tokens + projected > limit:
+        return f"the run has used {spent_tokens} tokens; {projected} more may exceed {limit}"
+    cost = (prompt_tokens * pricing.input_per_1k + max_tokens * pricing.output_per_1k) / 1000
+    ceiling = budget.max_cost_per_run
+    if ceiling is not None and spent_cost + cost > ceiling:
+        return f"the run has cost {spent_cost:.6f}; {cost:.6f} more may exceed {ceiling:g}"
+    return None
+
+
+def on_budget_exhausted(budget: awf.Budget | None, pool: str) -> Next:
+    """The workflow's `onExhausted`: degrade to the cheaper pool (once), send to
+    review, or fail (the default, and what Degrade becomes on the degrade pool itself)."""
+    action = budget.on_exhausted if budget is not None else "Fail"
+    if action == "Degrade" and budget is not None and budget.degrade_pool not in (None, pool):
+        return Next(Action.ESCALATE, budget.degrade_pool)
+    if action == "HumanReview":
+        return Next(Action.REVIEW)
+    return Next(Action.DEAD_LETTER)

@@ -64,12 +64,18 @@ def _ref(expr: str, *, offset: int) -> _Ref:
     return _Ref(path)
 
 
-def render(template: str, context: Mapping[str, Any]) -> str:
-    """The template with every `{{ path }}` replaced by its value in `context`."""
-    return "".join(
-        piece if isinstance(piece, str) else _format(_lookup(piece, context), piece)
-        for piece in _parse(template)
-    )
+def render(
+    template: str, context: Mapping[str, Any], *, max_value_tokens: int | None = None
+) -> str:
+    """The template with every `{{ path }}` replaced by its value in `context`; with
+    `max_value_tokens`, each value is cut to about that many tokens, with a marker, so a
+    long conversation cannot blow a step's budget."""
+
+    def value(ref: _Ref) -> str:
+        text = _format(_lookup(ref, context), ref)
+        return text if max_value_tokens is None else truncate_tokens(text, max_value_tokens)
+
+    return "".join(piece if isinstance(piece, str) else value(piece) for piece in _parse(template))
 
 
 def referenced_names(template: str) -> set[str]:
@@ -107,6 +113,11 @@ def _format(value: Any, ref: _Ref) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise TemplateError(f"'{ref.path}' is not JSON: {exc}") from exc
+
+
+def estimate_tokens(text: str) -> int:
+    """About how many tokens `text` is (four characters each), for budget projections."""
+    return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
 def truncate_tokens(text: str, max_tokens: int) -> str:

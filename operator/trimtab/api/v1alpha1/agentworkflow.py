@@ -217,7 +217,19 @@ class Step(base.Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     output: OutputSpec | None = None
     fallback: Fallback | None = None
-    token_budget: int | None = Field(default=None, ge=1, le=10_000_000)
+    token_budget: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Most tokens (prompt and completion) one attempt of this step may use.",
+    )
+    max_input_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Truncate each value inserted into the prompt to about this many "
+        "tokens, marked '[... truncated to N tokens]'.",
+    )
     cache: CacheSpec | None = None
 
 

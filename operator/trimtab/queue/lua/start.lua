@@ -1,5 +1,6 @@
 -- Mark a delivered step attempt as running and count its deliveries.
--- Returns {'run', inputs, version, created_ms, output of each dependency...} -- all the step needs,
+-- Returns {'run', inputs, version, created_ms, tokens, cost, output of each dependency...}
+-- -- all the step needs,
 -- in the same round trip -- or {'duplicate'} (already done, superseded or run gone:
 -- acked here), or {'exhausted'} (delivered more than max times: the caller dead-letters).
 -- KEYS: run, own stream
@@ -17,7 +18,7 @@ local deliveries = redis.call('HINCRBY', run_key, p .. 'dlv', 1)
 if deliveries > tonumber(ARGV[6]) then return {'exhausted'} end
 redis.call('HSET', run_key, p .. 'state', 'running', p .. 'start_ms', ARGV[5],
   p .. 'worker', ARGV[7])
-local fields = {'inputs', 'version', 'created_ms'}
+local fields = {'inputs', 'version', 'created_ms', 'tokens', 'cost'}
 for i = 8, #ARGV do fields[#fields + 1] = 's:' .. ARGV[i] .. ':out' end
 local values = redis.call('HMGET', run_key, unpack(fields))
 local out = {'run'}
