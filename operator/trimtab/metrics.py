@@ -56,6 +56,11 @@ class ModelError(enum.StrEnum):
     TEMPLATE = "template"
 
 
+class CacheResult(enum.StrEnum):
+    HIT = "hit"
+    MISS = "miss"
+
+
 class EndpointKind(enum.StrEnum):
     MODEL = "model"
     TOOL = "tool"
@@ -95,6 +100,7 @@ class Metrics:
     scale_decision_seconds: Histogram
     scale_decisions_total: Counter
     desired_replicas: Gauge
+    cache_lookups_total: Counter
 
     def step_finished(
         self,
@@ -116,6 +122,9 @@ class Metrics:
 
     def model_request_failed(self, namespace: str, pool: str, *, error: ModelError) -> None:
         self.model_request_errors_total.labels(namespace, pool, ModelError(error).value).inc()
+
+    def cache_looked_up(self, namespace: str, pool: str, *, result: CacheResult) -> None:
+        self.cache_lookups_total.labels(namespace, pool, CacheResult(result).value).inc()
 
     def run_finished(self, namespace: str, workflow: str, *, outcome: RunOutcome) -> None:
         self.runs_total.labels(namespace, workflow, RunOutcome(outcome).value).inc()
@@ -201,6 +210,9 @@ def build(registry: CollectorRegistry) -> Metrics:
             "scale_decisions", "Autoscaler decisions, by direction.", (*pool, "direction")
         ),
         desired_replicas=gauge("desired_replicas", "Replicas the autoscaler last asked for.", pool),
+        cache_lookups_total=counter(
+            "cache_lookups", "Response-cache lookups of cached steps, by result.", (*pool, "result")
+        ),
     )
 
 

@@ -342,3 +342,26 @@ async def test_budget_exhausted_degrades_to_the_cheaper_pool(
     assert state.steps["second"].pool == "cheap"
     assert state.cost <= 0.025
     assert "step_escalated" in await _step_events(sdk, run)
+
+
+async def test_the_same_prompt_twice_with_caching_makes_one_model_call_and_costs_nothing(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(
+        sdk,
+        "cached",
+        {"pool": "c", "output": {"schema": ANSWER}, "cache": {"ttlSeconds": 60}},
+    )
+    question = {"q": f"what is {time.time_ns()}"}  # a prompt no earlier test cached
+    before = _requests(sim, "careful")
+    async with _workers(sim, redis_url, c="careful"):
+        first = await _settled(sdk, await sdk.submit(NS, "cached", question), "succeeded")
+        second = await _settled(sdk, await sdk.submit(NS, "cached", question), "succeeded")
+        other = await _settled(sdk, await sdk.submit(NS, "cached", {"q": "else"}), "succeeded")
+    assert _requests(sim, "careful") - before == 2  # the first run and the other prompt
+    assert second.steps["answer"].output == first.steps["answer"].output
+    assert (second.tokens, second.cost) == (0, 0.0)
+    assert first.tokens > 0
+    assert (first.cache_hits, first.cache_misses) == (0, 1)
+    assert (second.cache_hits, second.cache_misses) == (1, 0)
+    assert other.cache_misses == 1

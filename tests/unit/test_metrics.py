@@ -35,6 +35,7 @@ EXPECTED = {
     "trimtab_breaker_state": {"namespace", "pool", "endpoint_kind"},
     "trimtab_reconcile_duration_seconds": {"kind"},
     "trimtab_scale_decisions_total": {"namespace", "pool", "direction"},
+    "trimtab_cache_lookups_total": {"namespace", "pool", "result"},
     "trimtab_desired_replicas": {"namespace", "pool"},
     "trimtab_scale_decision_seconds": set(),
 }
@@ -68,6 +69,7 @@ def record_everything(m: Metrics) -> None:
     m.breaker_changed("shop", "gpt", endpoint_kind=EndpointKind.MODEL, state=BreakerState.OPEN)
     m.reconciled(ReconciledKind.AGENT_POOL, seconds=0.01)
     m.scale_decided("shop", "gpt", direction=ScaleDirection.UP, desired=4)
+    m.cache_looked_up("shop", "gpt", result=metrics.CacheResult.HIT)
 
 
 def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, set[str]]]:

@@ -15,6 +15,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:wf:{name}:runs:{sec}      per-second run-duration sketches (hash, TTL)
     tt:{ns}:state:{session}           conversation state (TTL)
     tt:{ns}:dlq                       dead-lettered steps (stream)
+    tt:{ns}:cache:{digest}            a cached step output (JSON, TTL)
     tt:{ns}:review                    steps waiting for human review (stream)
 """
 
@@ -82,6 +83,10 @@ def state(namespace: str, session: str) -> str:
 
 def dead_letter(namespace: str) -> str:
     return f"{_ns(namespace)}:dlq"
+
+
+def response_cache(namespace: str, digest: str) -> str:
+    return f"{_ns(namespace)}:cache:{digest}"
 
 
 def review(namespace: str) -> str:

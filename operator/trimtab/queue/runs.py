@@ -62,6 +62,8 @@ class RunState:
     cost: float
     version: int
     steps: dict[str, StepState]
+    cache_hits: int = 0  # cached steps answered from the response cache
+    cache_misses: int = 0
 
     def outputs(self) -> dict[str, Any]:
         return {name: s.output for name, s in self.steps.items() if s.state == "done"}
@@ -180,6 +182,8 @@ def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
         cost=float(raw.get("cost", 0)),
         version=int(raw.get("version", 0)),
         steps={n: _step(raw, n) for n in names},
+        cache_hits=int(raw.get("cache_hits", 0)),
+        cache_misses=int(raw.get("cache_misses", 0)),
     )
 
 

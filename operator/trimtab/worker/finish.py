@@ -45,6 +45,8 @@ class Finisher:
         wf: compile_mod.CompiledWorkflow,
         result: execute.StepResult,
         elapsed: float,
+        *,
+        cached: bool = False,
     ) -> None:
         ns, pool = self.cfg.namespace, self.cfg.pool
         self.tally.add(elapsed)
@@ -53,7 +55,7 @@ class Finisher:
             pool,
             workflow=wf.name,
             step=delivery[1].step,
-            outcome=metrics_mod.StepOutcome.SUCCEEDED,
+            outcome=metrics_mod.StepOutcome.CACHED if cached else metrics_mod.StepOutcome.SUCCEEDED,
             seconds=elapsed,
         )
         self.metrics.tokens_used(

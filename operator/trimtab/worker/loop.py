@@ -19,10 +19,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from trimtab import metrics as metrics_mod
-from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import connection, runs, scripts, stats, tasks, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import errors, execute, finish, guard, policy, render, settings
+from trimtab.worker import attempt, execute, finish, policy, settings
 from trimtab.worker import stats as tally
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,14 @@ class Worker:
         self.finisher = finish.Finisher(
             cfg, client=client, queue=self.queue, metrics=metrics, rng=self.rng, tally=self._tally
         )
-        self.guards = guard.Guards(cfg, client=client, lua=self.lua, metrics=metrics)
+        self.attempts = attempt.Attempts(
+            cfg,
+            client=client,
+            lua=self.lua,
+            clients=clients,
+            metrics=metrics,
+            finisher=self.finisher,
+        )
 
     @property
     def in_flight(self) -> int:
@@ -218,29 +224,6 @@ class Worker:
         )
         await self._execute(delivery, wf, started.view)
 
-    def _over_budget(
-        self,
-        step: awf.Step,
-        wf: compile_mod.CompiledWorkflow,
-        run: runs.RunView,
-        context: dict[str, Any],
-    ) -> str | None:
-        if step.kind != "model":
-            return None  # tools spend no tokens
-        try:
-            prompt = execute.render_prompt(step, context)
-        except errors.TemplateInputError:
-            return None  # the attempt itself reports the template error
-        return policy.budget_shortfall(
-            step=step,
-            budget=wf.spec.budget,
-            spent_tokens=run.tokens,
-            spent_cost=run.cost,
-            prompt_tokens=render.estimate_tokens(prompt),
-            max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
-            pricing=self.cfg.spec.model.pricing,
-        )
-
     async def _execute(
         self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
     ) -> None:
@@ -248,30 +231,11 @@ class Worker:
         context = wf.route_context(step.name, run.inputs, run.outputs())
         if context is None:  # cannot happen for a step enqueued by complete.lua
             raise RuntimeError(f"step {step.name} started before its dependencies finished")
-        over = self._over_budget(step, wf, run, context)
-        if over is not None:
-            await self.finisher.budget_exhausted(delivery, wf, over)
-            return
-        verdict = await self.guards.check(step, now_ms())
-        if not verdict.allowed:  # the endpoint is left alone; the step waits or moves
-            await self.finisher.breaker_open(delivery, wf, retry_at_ms=verdict.retry_at_ms)
-            return
         t0 = time.monotonic()
-        try:
-            result = await asyncio.wait_for(
-                execute.run_step(step, context, self.clients), timeout=step.timeout_seconds
-            )
-        except TimeoutError:
-            timed_out = errors.StepTimeoutError(f"step timed out after {step.timeout_seconds} s")
-            await self.guards.record(step, verdict, timed_out, now_ms())
-            await self.finisher.failed(delivery, wf, timed_out, error_type=timed_out.error_type)
-            return
-        except errors.StepError as exc:
-            await self.guards.record(step, verdict, exc, now_ms())
-            await self.finisher.failed(delivery, wf, exc, error_type=exc.error_type)
-            return
-        await self.guards.record(step, verdict, None, now_ms())
-        elapsed = time.monotonic() - t0
+        outcome = await self.attempts.run(delivery, wf, run, step, context)
+        if outcome is None:
+            return  # retried, moved, parked or given up: the finisher recorded it
+        result, elapsed = outcome.result, time.monotonic() - t0
         unsure = policy.confidence_shortfall(
             result.output, step.output.min_confidence if step.output else None
         )
@@ -279,4 +243,5 @@ class Worker:
             await self.finisher.review(delivery, reason=unsure, output=result.output, result=result)
             return
         await self.finisher.complete(delivery, wf, run, result)
-        self.finisher.succeeded(delivery, wf, result, elapsed)
+        await self.attempts.remember(step, outcome)
+        self.finisher.succeeded(delivery, wf, result, elapsed, cached=outcome.cached)

@@ -1,0 +1,153 @@
+"""One attempt of one step, with every guard in front of the endpoint: the response
+cache (a hit needs no call at all), the budgets (a step that could overrun does not
+start), the circuit breaker (a failing endpoint is left alone), then the call itself
+under the step's timeout. Each way an attempt can end without a result is handed to
+the finisher, which records it; the caller gets a result only when there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from trimtab import metrics as metrics_mod
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import cache, connection, runs, scripts, tasks
+from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.worker import errors, execute, finish, guard, policy, render, settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    result: execute.StepResult
+    cached: bool
+    digest: str | None  # the cache entry to fill once the result is accepted
+
+
+class Attempts:
+    def __init__(
+        self,
+        cfg: settings.WorkerSettings,
+        *,
+        client: connection.Redis,
+        lua: scripts.Scripts,
+        clients: execute.Clients,
+        metrics: metrics_mod.Metrics,
+        finisher: finish.Finisher,
+    ) -> None:
+        self.cfg, self.client, self.clients = cfg, client, clients
+        self.metrics, self.finisher = metrics, finisher
+        self.guards = guard.Guards(cfg, client=client, lua=lua, metrics=metrics)
+
+    def cache_digest(self, step: awf.Step, context: dict[str, Any]) -> str | None:
+        """What determines the model's answer, hashed; None when the step does not cache
+        (or cannot render: the attempt reports that)."""
+        if step.cache is None or step.kind != "model":
+            return None
+        try:
+            prompt = execute.render_prompt(step, context)
+            system = render.render(step.system, context) if step.system else None
+        except (errors.TemplateInputError, render.TemplateError):
+            return None
+        model = self.cfg.spec.model
+        key = {
+            "endpoint": model.endpoint,
+            "model": model.name,
+            "system": system,
+            "prompt": prompt,
+            "max_tokens": step.max_tokens or model.max_tokens,
+            "schema": step.output.json_schema if step.output else None,
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    async def run(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunView,
+        step: awf.Step,
+        context: dict[str, Any],
+    ) -> Outcome | None:
+        task = delivery[1]
+        digest = self.cache_digest(step, context)
+        if digest is not None:
+            found = await cache.lookup(self.client, task.namespace, task.run_id, digest)
+            hit = found is not cache.MISSING
+            self.metrics.cache_looked_up(
+                self.cfg.namespace,
+                self.cfg.pool,
+                result=metrics_mod.CacheResult.HIT if hit else metrics_mod.CacheResult.MISS,
+            )
+            if hit:
+                return Outcome(execute.StepResult(output=found), cached=True, digest=None)
+        over = self._over_budget(step, wf, run, context)
+        if over is not None:
+            await self.finisher.budget_exhausted(delivery, wf, over)
+            return None
+        result = await self._call(delivery, wf, step, context)
+        return None if result is None else Outcome(result, cached=False, digest=digest)
+
+    async def remember(self, step: awf.Step, outcome: Outcome) -> None:
+        """Fill the cache with an accepted (completed) result."""
+        if outcome.digest is not None and step.cache is not None:
+            await cache.store(
+                self.client,
+                self.cfg.namespace,
+                outcome.digest,
+                outcome.result.output,
+                step.cache.ttl_seconds,
+            )
+
+    async def _call(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        step: awf.Step,
+        context: dict[str, Any],
+    ) -> execute.StepResult | None:
+        now = finish.now_ms
+        verdict = await self.guards.check(step, now())
+        if not verdict.allowed:  # the endpoint is left alone; the step waits or moves
+            await self.finisher.breaker_open(delivery, wf, retry_at_ms=verdict.retry_at_ms)
+            return None
+        try:
+            result = await asyncio.wait_for(
+                execute.run_step(step, context, self.clients), timeout=step.timeout_seconds
+            )
+        except TimeoutError:
+            timed_out = errors.StepTimeoutError(f"step timed out after {step.timeout_seconds} s")
+            await self.guards.record(step, verdict, timed_out, now())
+            await self.finisher.failed(delivery, wf, timed_out, error_type=timed_out.error_type)
+            return None
+        except errors.StepError as exc:
+            await self.guards.record(step, verdict, exc, now())
+            await self.finisher.failed(delivery, wf, exc, error_type=exc.error_type)
+            return None
+        await self.guards.record(step, verdict, None, now())
+        return result
+
+    def _over_budget(
+        self,
+        step: awf.Step,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunView,
+        context: dict[str, Any],
+    ) -> str | None:
+        if step.kind != "model":
+            return None  # tools spend no tokens
+        try:
+            prompt = execute.render_prompt(step, context)
+        except errors.TemplateInputError:
+            return None  # the attempt itself reports the template error
+        return policy.budget_shortfall(
+            step=step,
+            budget=wf.spec.budget,
+            spent_tokens=run.tokens,
+            spent_cost=run.cost,
+            prompt_tokens=render.estimate_tokens(prompt),
+            max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
+            pricing=self.cfg.spec.model.pricing,
+        )
