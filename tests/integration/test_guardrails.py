@@ -40,6 +40,7 @@ SIM_CONFIG: dict[str, Any] = {
         "unsure": {"ttft_seconds": 0.0, "confidence_mean": 0.5},
         "wobbly": {"ttft_seconds": 0.0, "script": ["500", "500"]},
         "down": {"ttft_seconds": 0.0, "rate_500": 1.0},
+        "slow": {"ttft_seconds": 1.2},
     },
 }
 FAST_RETRY = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.05, "maxSeconds": 0.1}}
@@ -365,3 +366,43 @@ async def test_the_same_prompt_twice_with_caching_makes_one_model_call_and_costs
     assert (first.cache_hits, first.cache_misses) == (0, 1)
     assert (second.cache_hits, second.cache_misses) == (1, 0)
     assert other.cache_misses == 1
+
+
+async def test_a_step_timeout_retries_then_dead_letters(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(
+        sdk,
+        "timeout",
+        {"pool": "s", "timeoutSeconds": 0.3, "retry": {**FAST_RETRY, "maxAttempts": 2}},
+    )
+    async with _workers(sim, redis_url, s="slow"):
+        run = await sdk.submit(NS, "timeout", {"q": "x"})
+        state = await _settled(sdk, run, "failed")
+    step = state.steps["answer"]
+    assert step.attempt == 2
+    assert step.error is not None
+    assert step.error.startswith("timeout: step timed out after 0.3 s")
+    assert (await _step_events(sdk, run)).count("step_retry") == 1
+
+
+async def test_a_run_past_its_deadline_starts_no_further_step(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    spec = {
+        "defaultPool": "s",
+        "deadlineSeconds": 1,
+        "steps": [
+            {"name": "first", "prompt": "Answer {{ inputs.q }}"},
+            {"name": "second", "dependsOn": ["first"], "prompt": "Then {{ first }}"},
+        ],
+    }
+    await sdk.publish(NS, "deadline", awf.AgentWorkflowSpec.model_validate(spec))
+    before = _requests(sim, "slow")
+    async with _workers(sim, redis_url, s="slow"):
+        run = await sdk.submit(NS, "deadline", {"q": "x"})
+        state = await _settled(sdk, run, "failed", within=10)
+    assert state.steps["first"].state == "done"  # 1.2 s: it finished after the deadline
+    assert state.steps["second"].state == "dead"
+    assert (state.steps["second"].error or "").startswith("deadline_exceeded")
+    assert _requests(sim, "slow") - before == 1

@@ -154,3 +154,12 @@ def test_budget_shortfall_uses_the_worst_case(
 )
 def test_on_budget_exhausted(budget: awf.Budget | None, pool: str, want: policy.Next) -> None:
     assert policy.on_budget_exhausted(budget, pool) == want
+
+
+@pytest.mark.parametrize(
+    ("deadline", "created", "now", "late"),
+    [(None, 1000.0, 9e12, False), (10, 1000.0, 11_000.0, False), (10, 1000.0, 11_001.0, True)],
+    ids=["no-deadline", "at-the-deadline", "past-it"],
+)
+def test_past_deadline(deadline: int | None, created: float, now: float, late: bool) -> None:
+    assert (policy.past_deadline(deadline, created, now) is not None) is late

@@ -72,6 +72,10 @@ class Attempts:
         context: dict[str, Any],
     ) -> Outcome | None:
         task = delivery[1]
+        late = policy.past_deadline(wf.spec.deadline_seconds, run.created_ms, finish.now_ms())
+        if late is not None:
+            await self.finisher.give_up(delivery, wf, late)
+            return None
         digest = self.cache_digest(step, context)
         if digest is not None:
             found = await cache.lookup(self.client, task.namespace, task.run_id, digest)

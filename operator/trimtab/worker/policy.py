@@ -106,3 +106,13 @@ def on_budget_exhausted(budget: awf.Budget | None, pool: str) -> Next:
     if action == "HumanReview":
         return Next(Action.REVIEW)
     return Next(Action.DEAD_LETTER)
+
+
+def past_deadline(deadline_seconds: int | None, created_ms: float, now_ms: float) -> str | None:
+    """Why the run's next step must not start (its deadline passed), or None."""
+    if deadline_seconds is None or not created_ms:
+        return None
+    age = (now_ms - created_ms) / 1000
+    if age <= deadline_seconds:
+        return None
+    return f"deadline_exceeded: the run is {age:.1f} s old, past its {deadline_seconds} s deadline"

@@ -302,6 +302,13 @@ class AgentWorkflowSpec(base.Model):
     budget: Budget | None = None
     state: StateSpec = Field(default_factory=StateSpec)
     dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)
+    deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=30 * 86400,
+        description="A run still unfinished this long after submission fails: its "
+        "remaining steps do not start.",
+    )
     concurrency_limit: int | None = Field(
         default=None,
         ge=1,
