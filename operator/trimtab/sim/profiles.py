@@ -37,6 +37,9 @@ class ModelProfile(BaseModel):
     timeout_hang_seconds: float = Field(default=30.0, ge=0.0)
     rate_malformed: Rate = 0.0
     rate_schema_violation: Rate = 0.0
+    # When set, every successful reply's content is exactly this text (drawn values are
+    # still drawn, so the random streams stay aligned): for feeding arbitrary output.
+    fixed_content: str | None = Field(default=None, max_length=1_000_000)
     # Faults forced on this model's first requests, in order ("ok": none), before the
     # rates apply: deterministic scenarios such as "malformed twice, then valid".
     script: list[Literal["ok", "429", "500", "timeout", "malformed", "schema_violation"]] = Field(

@@ -241,6 +241,8 @@ def _plan_chat(
         fault=fault,
         confidence_mean=_confidence_mean(overrides, profile),
     )
+    if profile.fixed_content is not None and fault is None:
+        text = profile.fixed_content
     text, tokens, finish = behaviour.cap_completion(text, max_tokens=chat.token_cap)
     body = content.chat_completion(
         f"chatcmpl-{rng.getrandbits(96):024x}",
