@@ -406,3 +406,25 @@ async def test_a_run_past_its_deadline_starts_no_further_step(
     assert state.steps["second"].state == "dead"
     assert (state.steps["second"].error or "").startswith("deadline_exceeded")
     assert _requests(sim, "slow") - before == 1
+
+
+async def test_breaker_opens_on_the_failure_rate_not_on_stray_errors(sdk: Client) -> None:
+    spec = runtime.pool_spec("http://unused/v1", **BREAKER).breaker  # 3 failures, rate 0.5
+    shared = breaker.Breaker(
+        sdk.redis, sdk.lua, namespace=NS, pool=f"rate-{time.time_ns()}", endpoint="model", spec=spec
+    )
+    now = time.time() * 1000
+    for _ in range(10):  # a busy endpoint: ten calls, three of them fail
+        assert (await shared.allow(now)).allowed
+    for _ in range(3):
+        assert await shared.record(ok=False, now_ms=now) is None
+    assert (await shared.allow(now)).state is breaker.State.CLOSED
+    for _ in range(3):  # now 6 of 11 calls failed: past half
+        await shared.record(ok=False, now_ms=now)
+    verdict = await shared.allow(now + 10)
+    assert (verdict.allowed, verdict.state) == (False, breaker.State.OPEN)
+    assert verdict.retry_at_ms == pytest.approx(now + 1000, abs=1)
+    probe = await shared.allow(now + 1001)  # after the cool-down: one probe
+    assert (probe.allowed, probe.state) == (True, breaker.State.HALF_OPEN)
+    assert not (await shared.allow(now + 1002)).allowed  # only one probe at a time
+    assert await shared.record(ok=True, now_ms=now + 1003) is breaker.State.CLOSED

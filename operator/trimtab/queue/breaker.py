@@ -62,6 +62,7 @@ class Breaker:
             s.window_seconds * 1000,
             s.open_seconds * 1000,
             s.half_open_probes,
+            s.failure_rate,
         ]
 
     async def allow(self, now_ms: float) -> Verdict:

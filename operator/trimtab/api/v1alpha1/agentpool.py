@@ -219,11 +219,15 @@ class QueueSpec(base.Model):
 class BreakerSpec(base.Model):
     """The circuit breaker on the pool's model and tool endpoints, shared by all its
     workers through Redis: open after `failureThreshold` failures (5xx, timeouts,
-    connection errors) within `windowSeconds`; after `openSeconds`, let
-    `halfOpenProbes` requests through; close on a probe's success."""
+    connection errors) within `windowSeconds` that are also at least `failureRate` of
+    the window's calls (so a busy pool with a few stray errors stays closed); after
+    `openSeconds`, let `halfOpenProbes` requests through; close on a probe's success."""
 
     failure_threshold: int = Field(
         default=5, ge=1, le=10000, description="Failures within the window that open it."
+    )
+    failure_rate: float = Field(
+        default=0.5, ge=0, le=1, description="Share of the window's calls that must fail too."
     )
     window_seconds: int = Field(default=30, ge=1, le=3600, description="Failure-counting window.")
     open_seconds: float = Field(
