@@ -255,7 +255,11 @@ def main() -> None:
                 reactions = _reactions(store, redis.Redis.from_url(redis_url))
             finally:
                 proc.terminate()
-                proc.wait(timeout=60)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         _print(marks, writes, cpu, rss, reactions)
     finally:
         store.delete("v1", "Namespace", NS)
