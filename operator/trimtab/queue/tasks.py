@@ -18,7 +18,7 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
-from trimtab.queue import keys, messages, runs, scripts
+from trimtab.queue import keys, messages, runs, scripts, trim
 
 log = logging.getLogger(__name__)
 Delivery = tuple[str, messages.Task]
@@ -302,18 +302,8 @@ class PoolQueue:
         return int(await self.lua.call("promote", [self.delayed, self.stream], [now_ms, limit]))
 
     async def trim_acknowledged(self) -> int:
-        """Delete entries every consumer is done with: those before both the oldest
-        pending entry and the group's last delivered id. Undelivered and in-flight
-        entries are never touched; new ones only ever sort after the trim point."""
-        groups: Any = await self.client.xinfo_groups(self.stream)
-        group = next((g for g in groups if g.get("name") == keys.GROUP), None)
-        if group is None or group.get("last-delivered-id") in (None, "0-0"):
-            return 0
-        boundary = _after(str(group["last-delivered-id"]))
-        summary: Any = await self.client.xpending(self.stream, keys.GROUP)
-        if summary.get("pending") and summary.get("min"):
-            boundary = min(boundary, str(summary["min"]), key=_id_key)
-        return int(await self.client.xtrim(self.stream, minid=boundary, approximate=False))
+        """Delete the entries every consumer is done with (see trimtab.queue.trim)."""
+        return await trim.trim_acknowledged(self.client, self.stream)
 
     async def release(self, deliveries: list[Delivery]) -> int:
         """Give unfinished tasks back for immediate redelivery (graceful drain)."""
@@ -322,14 +312,3 @@ class PoolQueue:
         run_keys = [keys.run(t.namespace, t.run_id) for _, t in deliveries]
         args: list[Any] = [keys.GROUP] + [x for m, t in deliveries for x in (m, t.step)]
         return int(await self.lua.call("release", [self.stream, *run_keys], args))
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _after(entry_id: str) -> str:
-    """The smallest id greater than `entry_id`."""
-    ms, seq = _id_key(entry_id)
-    return f"{ms}-{seq + 1}"
