@@ -26,14 +26,22 @@ NAMES = (
     "breaker",
 )
 
+# Scripts acting on one step attempt; they get lua/_stale.lua's ack_if_stale first.
+ATTEMPT_SCRIPTS = frozenset({"start", "complete", "retry", "fail", "escalate", "review"})
+
+
 
 class Scripts:
     """The registered scripts of one client, by name."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         lua = importlib.resources.files("trimtab.queue") / "lua"
+        prelude = (lua / "_stale.lua").read_text()
         self._scripts = {
-            name: client.register_script((lua / f"{name}.lua").read_text()) for name in NAMES
+            name: client.register_script(
+                (prelude if name in ATTEMPT_SCRIPTS else "") + (lua / f"{name}.lua").read_text()
+            )
+            for name in NAMES
         }
 
     async def call(self, name: str, keys: list[str], args: list[Any]) -> Any:

@@ -125,15 +125,12 @@ class PoolQueue:
         dependencies: tuple[str, ...] = (),
     ) -> Started:
         """Mark the attempt running and fetch what it needs, in one round trip."""
-        msg_id, task = delivery
+        task = delivery[1]
         reply = await self.lua.call(
             "start",
             [keys.run(task.namespace, task.run_id), self.stream],
             [
-                task.step,
-                task.attempt,
-                msg_id,
-                keys.GROUP,
+                *_attempt_args(delivery),
                 now_ms,
                 max_deliveries,
                 self.consumer,
@@ -164,7 +161,7 @@ class PoolQueue:
         expected_version: int | None,
         dependents: list[Dependent],
     ) -> Completion:
-        msg_id, task = delivery
+        task = delivery[1]
         run_keys = [
             *self._run_keys(task),
             self.stream,
@@ -172,10 +169,7 @@ class PoolQueue:
         ]
         run_keys += [keys.pool_stream(task.namespace, d.pool or self.pool) for d in dependents]
         args: list[Any] = [
-            task.step,
-            task.attempt,
-            msg_id,
-            keys.GROUP,
+            *_attempt_args(delivery),
             json.dumps(output),
             tokens,
             repr(float(cost)),
@@ -204,7 +198,7 @@ class PoolQueue:
     ) -> str:
         """Schedule the next attempt at `due_ms`; with keep_budget (the attempt never
         reached the endpoint) it does not count against the step's retries."""
-        msg_id, task = delivery
+        task = delivery[1]
         following = dataclasses.replace(
             task, attempt=task.attempt + 1, budget_from=task.budget_from + int(keep_budget)
         )
@@ -213,12 +207,12 @@ class PoolQueue:
             await self.lua.call(
                 "retry",
                 [*self._run_keys(task), self.stream, self.delayed],
-                [task.step, task.attempt, msg_id, keys.GROUP, due_ms, error[:2000], now_ms, member],
+                [*_attempt_args(delivery), due_ms, error[:2000], now_ms, member],
             )
         )
 
     async def fail(self, delivery: Delivery, *, reason: str, now_ms: float) -> str:
-        msg_id, task = delivery
+        task = delivery[1]
         return str(
             await self.lua.call(
                 "fail",
@@ -229,10 +223,7 @@ class PoolQueue:
                     keys.workflow_stats(task.namespace, task.workflow),
                 ],
                 [
-                    task.step,
-                    task.attempt,
-                    msg_id,
-                    keys.GROUP,
+                    *_attempt_args(delivery),
                     reason[:2000],
                     now_ms,
                     task.namespace,
@@ -245,7 +236,7 @@ class PoolQueue:
 
     async def escalate(self, delivery: Delivery, *, pool: str, reason: str, now_ms: float) -> str:
         """Send the step's next attempt, with a fresh retry budget, to `pool`."""
-        msg_id, task = delivery
+        task = delivery[1]
         following = dataclasses.replace(
             task, attempt=task.attempt + 1, budget_from=task.attempt, enqueued_ms=now_ms
         )
@@ -254,7 +245,7 @@ class PoolQueue:
             await self.lua.call(
                 "escalate",
                 [*self._run_keys(task), self.stream, keys.pool_stream(task.namespace, pool)],
-                [task.step, task.attempt, msg_id, keys.GROUP, pool, reason[:2000], now_ms, *flat],
+                [*_attempt_args(delivery), pool, reason[:2000], now_ms, *flat],
             )
         )
 
@@ -269,7 +260,7 @@ class PoolQueue:
         now_ms: float,
     ) -> str:
         """Put the step on the namespace's review stream; returns the review id."""
-        msg_id, task = delivery
+        task = delivery[1]
         return str(
             await self.lua.call(
                 "review",
@@ -280,10 +271,7 @@ class PoolQueue:
                     keys.workflow_stats(task.namespace, task.workflow),
                 ],
                 [
-                    task.step,
-                    task.attempt,
-                    msg_id,
-                    keys.GROUP,
+                    *_attempt_args(delivery),
                     reason[:2000],
                     "" if output is None else json.dumps(output),
                     now_ms,
@@ -312,3 +300,9 @@ class PoolQueue:
         run_keys = [keys.run(t.namespace, t.run_id) for _, t in deliveries]
         args: list[Any] = [keys.GROUP] + [x for m, t in deliveries for x in (m, t.step)]
         return int(await self.lua.call("release", [self.stream, *run_keys], args))
+
+
+def _attempt_args(delivery: Delivery) -> list[Any]:
+    """What every step script is told first: which attempt, and which delivery to ack."""
+    msg_id, task = delivery
+    return [task.step, task.attempt, msg_id, keys.GROUP]

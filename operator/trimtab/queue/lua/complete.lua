@@ -13,12 +13,8 @@ local run_key, events_key, stream = KEYS[1], KEYS[2], KEYS[3]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = ARGV[8]
 local p = 's:' .. step .. ':'
-local state = redis.call('HGET', run_key, p .. 'state')
-if (not state) or state == 'done' or state == 'dead'
-    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
-  redis.call('XACK', stream, group, msg_id)
-  return {'duplicate'}
-end
+local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
+if stale then return {'duplicate'} end
 
 local function is_done(name)
   return name == step or redis.call('HGET', run_key, 's:' .. name .. ':state') == 'done'

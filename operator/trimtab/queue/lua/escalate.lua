@@ -6,12 +6,8 @@
 local run_key, events_key, stream, target = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = 's:' .. step .. ':'
-local state = redis.call('HGET', run_key, p .. 'state')
-if (not state) or state == 'done' or state == 'dead'
-    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
-  redis.call('XACK', stream, group, msg_id)
-  return 'duplicate'
-end
+local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
+if stale then return 'duplicate' end
 redis.call('HSET', run_key, p .. 'state', 'queued', p .. 'att', tonumber(attempt) + 1,
   p .. 'dlv', 0, p .. 'pool', ARGV[5], p .. 'err', ARGV[6], p .. 'qms', ARGV[7])
 local fields = {}

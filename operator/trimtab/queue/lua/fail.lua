@@ -6,12 +6,8 @@ local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
   ARGV[5], ARGV[6]
 local p = 's:' .. step .. ':'
-local state = redis.call('HGET', run_key, p .. 'state')
-if (not state) or state == 'done' or state == 'dead'
-    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
-  redis.call('XACK', stream, group, msg_id)
-  return 'duplicate'
-end
+local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
+if stale then return 'duplicate' end
 redis.call('HSET', run_key, p .. 'state', 'dead', p .. 'err', reason, p .. 'end_ms', now,
   'status', 'failed', 'end_ms', now)
 redis.call('XADD', dlq, '*', 'ns', ARGV[7], 'run', ARGV[8], 'step', step, 'att', attempt,

@@ -9,12 +9,8 @@ local run_key, events_key, stream, reviews = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
   ARGV[5], ARGV[7]
 local p = 's:' .. step .. ':'
-local state = redis.call('HGET', run_key, p .. 'state')
-if (not state) or state == 'done' or state == 'dead'
-    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
-  redis.call('XACK', stream, group, msg_id)
-  return 'duplicate'
-end
+local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
+if stale then return 'duplicate' end
 redis.call('HSET', run_key, p .. 'state', 'review', p .. 'err', reason, 'status', 'review')
 redis.call('HINCRBY', run_key, 'in_review', 1)
 local id = redis.call('XADD', reviews, '*', 'ns', ARGV[8], 'run', ARGV[9], 'step', step,

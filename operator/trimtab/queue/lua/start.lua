@@ -8,12 +8,8 @@
 local run_key, stream = KEYS[1], KEYS[2]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = 's:' .. step .. ':'
-local state = redis.call('HGET', run_key, p .. 'state')
-if (not state) or state == 'done' or state == 'dead'
-    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
-  redis.call('XACK', stream, group, msg_id)
-  return {'duplicate'}
-end
+local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
+if stale then return {'duplicate'} end
 local deliveries = redis.call('HINCRBY', run_key, p .. 'dlv', 1)
 if deliveries > tonumber(ARGV[6]) then return {'exhausted'} end
 redis.call('HSET', run_key, p .. 'state', 'running', p .. 'start_ms', ARGV[5],
