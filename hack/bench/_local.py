@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pathlib
 import socket
 import subprocess
@@ -138,3 +139,41 @@ def pool_manifest(
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def start_operator(
+    namespace: str, redis_url: str, kubeconfig: str, log: pathlib.Path
+) -> subprocess.Popen[bytes]:
+    """`trimtab operator run` for one namespace, as users run it; output to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "trimtab",
+                "operator",
+                "run",
+                "-n",
+                namespace,
+                "--standalone",
+                "--redis-url",
+                redis_url,
+                "--metrics-port",
+                "0",
+                "--health-port",
+                str(free_port()),
+            ],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "KUBECONFIG": kubeconfig},
+        )
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

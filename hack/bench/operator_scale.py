@@ -18,7 +18,6 @@ import concurrent.futures
 import os
 import pathlib
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -136,31 +135,6 @@ def _converged(store: objects.ObjectStore) -> tuple[int, int, int]:
     return deployments, pdbs, reported
 
 
-def _operator(redis_url: str, kubeconfig: str, log: pathlib.Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "trimtab",
-                "operator",
-                "run",
-                "-n",
-                NS,
-                "--standalone",
-                "--redis-url",
-                redis_url,
-                "--metrics-port",
-                "0",
-                "--health-port",
-                str(_local.free_port()),
-            ],
-            stdout=out,
-            stderr=out,
-            env={**os.environ, "KUBECONFIG": kubeconfig},
-        )
-
-
 def _replicas(store: objects.ObjectStore, pool: str) -> int:
     dep = store.get("apps/v1", "Deployment", naming.worker_deployment(pool), NS) or {}
     return int((dep.get("spec") or {}).get("replicas") or 0)
@@ -186,7 +160,7 @@ def _reactions(store: objects.ObjectStore, rds: redis.Redis) -> list[float]:
 def _cold_start(
     store: objects.ObjectStore, proc: subprocess.Popen[bytes], log: pathlib.Path
 ) -> dict[str, float]:
-    t0, marks = time.perf_counter(), {}
+    t0, marks = time.perf_counter(), dict[str, float]()
     while len(marks) < 3:
         if proc.poll() is not None:
             raise RuntimeError(f"operator exited: {log.read_text()[-2000:]}")
@@ -246,7 +220,7 @@ def main() -> None:
             created = _create_all(store)
             print(f"{N} AgentPools + {N} AgentWorkflows created in {created:.1f} s (16 threads)")
             log = work / "operator.log"
-            proc = _operator(redis_url, str(lay.kubeconfig), log)
+            proc = _local.start_operator(NS, redis_url, str(lay.kubeconfig), log)
             t_launch = time.perf_counter()
             try:
                 marks = _cold_start(store, proc, log)
@@ -254,12 +228,7 @@ def main() -> None:
                 writes, cpu, rss = _idle(store, proc.pid)
                 reactions = _reactions(store, redis.Redis.from_url(redis_url))
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                _local.stop(proc)
         _print(marks, writes, cpu, rss, reactions)
     finally:
         store.delete("v1", "Namespace", NS)

@@ -13,10 +13,7 @@ syncs every 15 s. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -92,34 +89,11 @@ def _empty(rds: redis.Redis, pool: str) -> None:
 
 @contextlib.contextmanager
 def _operator(redis_url: str, kubeconfig: str, log: pathlib.Path) -> Iterator[None]:
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "trimtab",
-                "operator",
-                "run",
-                "-n",
-                NS,
-                "--standalone",
-                "--redis-url",
-                redis_url,
-                "--metrics-port",
-                "0",
-                "--health-port",
-                str(_local.free_port()),
-            ],
-            stdout=out,
-            stderr=out,
-            env=env,
-        )
+    proc = _local.start_operator(NS, redis_url, kubeconfig, log)
     try:
         yield
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        _local.stop(proc)
 
 
 def _report(label: str, samples: list[float]) -> None:
