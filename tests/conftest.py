@@ -10,7 +10,7 @@ import os
 import pathlib
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from trimtab.devcluster import layout  # imports no Kubernetes client: see below
@@ -29,6 +29,7 @@ import yaml
 from tests.harness import cluster as cluster_harness
 from tests.harness import redis_server
 from trimtab.kube import client, objects
+from trimtab.sdk import Client
 
 TIERS = ("unit", "integration", "e2e")
 
@@ -104,3 +105,11 @@ def crds(kube: objects.ObjectStore) -> None:
             crd["metadata"]["name"],
             until=_established,
         )
+
+
+@pytest.fixture
+async def sdk(redis_url: str) -> AsyncIterator[Client]:
+    """The SDK client on the test's Redis."""
+    client = Client(redis_url)
+    yield client
+    await client.aclose()

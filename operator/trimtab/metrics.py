@@ -46,7 +46,10 @@ class TokenKind(enum.StrEnum):
     COMPLETION = "completion"
 
 
-class ModelError(enum.StrEnum):
+class ErrorType(enum.StrEnum):
+    """Why a step attempt did not complete: trimtab.worker.errors' types, and the
+    guards that stop a step before it calls anything."""
+
     HTTP_429 = "http_429"
     HTTP_4XX = "http_4xx"
     HTTP_5XX = "http_5xx"
@@ -54,6 +57,10 @@ class ModelError(enum.StrEnum):
     CONNECT = "connect"
     INVALID_OUTPUT = "invalid_output"
     TEMPLATE = "template"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    BREAKER_OPEN = "breaker_open"
+    OTHER = "error"
 
 
 class CacheResult(enum.StrEnum):
@@ -92,7 +99,7 @@ class Metrics:
     steps_total: Counter
     tokens_total: Counter
     cost_total: Counter
-    model_request_errors_total: Counter
+    errors_total: Counter
     steps_in_flight: Gauge
     runs_total: Counter
     breaker_state: Gauge
@@ -120,8 +127,8 @@ class Metrics:
     def tokens_used(self, namespace: str, pool: str, *, kind: TokenKind, tokens: int) -> None:
         self.tokens_total.labels(namespace, pool, TokenKind(kind).value).inc(tokens)
 
-    def model_request_failed(self, namespace: str, pool: str, *, error: ModelError) -> None:
-        self.model_request_errors_total.labels(namespace, pool, ModelError(error).value).inc()
+    def step_error(self, namespace: str, pool: str, *, error: ErrorType) -> None:
+        self.errors_total.labels(namespace, pool, ErrorType(error).value).inc()
 
     def cache_looked_up(self, namespace: str, pool: str, *, result: CacheResult) -> None:
         self.cache_lookups_total.labels(namespace, pool, CacheResult(result).value).inc()
@@ -182,8 +189,8 @@ def build(registry: CollectorRegistry) -> Metrics:
         cost_total=counter(
             "cost", "Model spend; the unit is the pool's pricing currency, not a fixed one.", pool
         ),
-        model_request_errors_total=counter(
-            "model_request_errors", "Failed model requests, by error type.", (*pool, "error_type")
+        errors_total=counter(
+            "errors", "Step attempts that did not complete, by error type.", (*pool, "type")
         ),
         steps_in_flight=gauge("steps_in_flight", "Steps claimed and not yet completed.", pool),
         runs_total=counter(

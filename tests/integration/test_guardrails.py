@@ -52,13 +52,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-async def sdk(redis_url: str) -> AsyncIterator[Client]:
-    client = Client(redis_url)
-    yield client
-    await client.aclose()
-
-
 def _requests(sim: str, model: str) -> int:
     stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
     return int(stats["models"].get(model, {}).get("requests", 0))

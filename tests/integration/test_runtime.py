@@ -7,7 +7,7 @@ import os
 import pathlib
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -49,13 +49,6 @@ RESPONSE_SCHEMA = {
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with runtime.running_sim(tmp_path_factory.mktemp("sim"), SIM_CONFIG) as url:
         yield url
-
-
-@pytest.fixture
-async def sdk(redis_url: str) -> AsyncIterator[Client]:
-    client = Client(redis_url)
-    yield client
-    await client.aclose()
 
 
 def _tools(sim: str) -> str:

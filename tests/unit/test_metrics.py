@@ -11,8 +11,8 @@ from trimtab import metrics
 from trimtab.metrics import (
     BreakerState,
     EndpointKind,
+    ErrorType,
     Metrics,
-    ModelError,
     ReconciledKind,
     RunOutcome,
     ScaleDirection,
@@ -29,7 +29,7 @@ EXPECTED = {
     "trimtab_steps_total": {"namespace", "pool", "workflow", "step", "outcome"},
     "trimtab_tokens_total": {"namespace", "pool", "kind"},
     "trimtab_cost_total": {"namespace", "pool"},
-    "trimtab_model_request_errors_total": {"namespace", "pool", "error_type"},
+    "trimtab_errors_total": {"namespace", "pool", "type"},
     "trimtab_steps_in_flight": {"namespace", "pool"},
     "trimtab_runs_total": {"namespace", "workflow", "outcome"},
     "trimtab_breaker_state": {"namespace", "pool", "endpoint_kind"},
@@ -63,7 +63,7 @@ def record_everything(m: Metrics) -> None:
     m.queue_wait_seconds.labels("shop", "gpt").observe(0.2)
     m.tokens_used("shop", "gpt", kind=TokenKind.PROMPT, tokens=120)
     m.cost_total.labels("shop", "gpt").inc(0.03)
-    m.model_request_failed("shop", "gpt", error=ModelError.HTTP_429)
+    m.step_error("shop", "gpt", error=ErrorType.HTTP_429)
     m.steps_in_flight.labels("shop", "gpt").inc()
     m.run_finished("shop", "support", outcome=RunOutcome.REVIEW)
     m.breaker_changed("shop", "gpt", endpoint_kind=EndpointKind.MODEL, state=BreakerState.OPEN)
@@ -119,10 +119,10 @@ def test_names_carry_namespace_and_units(registry: CollectorRegistry, m: Metrics
         pytest.param("trimtab_tokens_total", {**POOL, "kind": "prompt"}, 120.0, id="tokens"),
         pytest.param("trimtab_cost_total", POOL, 0.03, id="cost"),
         pytest.param(
-            "trimtab_model_request_errors_total",
-            {**POOL, "error_type": "http_429"},
+            "trimtab_errors_total",
+            {**POOL, "type": "http_429"},
             1.0,
-            id="model-errors",
+            id="errors",
         ),
         pytest.param("trimtab_steps_in_flight", POOL, 1.0, id="in-flight"),
         pytest.param(
@@ -186,7 +186,7 @@ def test_default_is_built_once() -> None:
         pytest.param(RunOutcome, {"succeeded", "failed", "review", "dead_lettered"}, id="run"),
         pytest.param(TokenKind, {"prompt", "completion"}, id="token-kind"),
         pytest.param(
-            ModelError,
+            ErrorType,
             {
                 "http_429",
                 "http_4xx",
@@ -195,8 +195,12 @@ def test_default_is_built_once() -> None:
                 "connect",
                 "invalid_output",
                 "template",
+                "budget_exhausted",
+                "deadline_exceeded",
+                "breaker_open",
+                "error",
             },
-            id="model-error",
+            id="error-type",
         ),
         pytest.param(EndpointKind, {"model", "tool"}, id="endpoint-kind"),
         pytest.param(ScaleDirection, {"up", "down", "none"}, id="scale-direction"),
@@ -222,7 +226,7 @@ def test_breaker_states_are_numbered_by_severity() -> None:
             id="step-outcome",
         ),
         pytest.param(lambda m: m.tokens_used("ns", "p", kind="cached", tokens=1), id="token"),
-        pytest.param(lambda m: m.model_request_failed("ns", "p", error="http_418"), id="error"),
+        pytest.param(lambda m: m.step_error("ns", "p", error="http_418"), id="error"),
         pytest.param(lambda m: m.run_finished("ns", "w", outcome="abandoned"), id="run"),
         pytest.param(
             lambda m: m.breaker_changed("ns", "p", endpoint_kind="db", state=BreakerState.OPEN),

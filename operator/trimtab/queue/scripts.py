@@ -30,7 +30,6 @@ NAMES = (
 ATTEMPT_SCRIPTS = frozenset({"start", "complete", "retry", "fail", "escalate", "review"})
 
 
-
 class Scripts:
     """The registered scripts of one client, by name."""
 

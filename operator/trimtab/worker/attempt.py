@@ -74,6 +74,7 @@ class Attempts:
         task = delivery[1]
         late = policy.past_deadline(wf.spec.deadline_seconds, run.created_ms, finish.now_ms())
         if late is not None:
+            self.finisher.count_error(metrics_mod.ErrorType.DEADLINE_EXCEEDED)
             await self.finisher.give_up(delivery, wf, late)
             return None
         digest = self.cache_digest(step, context)

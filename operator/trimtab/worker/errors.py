@@ -14,7 +14,8 @@ StepError                 base: retryable and portable unless said otherwise
 Retryable: timeouts, connection errors, 429 (honouring Retry-After), 5xx, invalid
 output. Permanent: other 4xx, template errors, and invalid output once the retries
 and the fallback are spent. `error_type` is the bounded label of
-trimtab_model_request_errors_total and the prefix of the error kept in run state.
+trimtab_errors_total (with the guards' budget_exhausted, deadline_exceeded and
+breaker_open) and the prefix of the error kept in run state.
 """
 
 from __future__ import annotations

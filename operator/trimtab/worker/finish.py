@@ -119,10 +119,7 @@ class Finisher:
         task = delivery[1]
         spec = wf.steps[task.step].spec
         log.warning("%s/%s attempt %d failed: %s", task.run_id, task.step, task.attempt, exc)
-        if error_type in metrics_mod.ModelError.__members__.values():
-            self.metrics.model_request_failed(
-                self.cfg.namespace, self.cfg.pool, error=metrics_mod.ModelError(error_type)
-            )
+        self.count_error(error_type)
         decided = policy.after_failure(
             retryable=exc.retryable,
             portable=exc.portable,
@@ -181,6 +178,7 @@ class Finisher:
         task = delivery[1]
         fallback = wf.steps[task.step].spec.fallback
         reason = f"breaker_open: the endpoint of pool {self.cfg.pool} is failing"
+        self.count_error(metrics_mod.ErrorType.BREAKER_OPEN)
         if fallback is not None and fallback.pool and fallback.pool != self.cfg.pool:
             await self.queue.escalate(delivery, pool=fallback.pool, reason=reason, now_ms=now_ms())
             return
@@ -189,6 +187,11 @@ class Finisher:
             delivery, due_ms=due, error=reason, now_ms=now_ms(), keep_budget=True
         )
 
+    def count_error(self, error_type: str) -> None:
+        known = error_type in metrics_mod.ErrorType.__members__.values()
+        kind = metrics_mod.ErrorType(error_type) if known else metrics_mod.ErrorType.OTHER
+        self.metrics.step_error(self.cfg.namespace, self.cfg.pool, error=kind)
+
     async def budget_exhausted(
         self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, reason: str
     ) -> None:
@@ -196,6 +199,7 @@ class Finisher:
         task = delivery[1]
         decided = policy.on_budget_exhausted(wf.spec.budget, self.cfg.pool)
         why = f"budget_exhausted: {reason}"
+        self.count_error(metrics_mod.ErrorType.BUDGET_EXHAUSTED)
         if decided.action is policy.Action.ESCALATE:
             assert decided.pool is not None
             why += f"; degraded to pool {decided.pool}"
