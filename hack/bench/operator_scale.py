@@ -229,6 +229,8 @@ def main() -> None:
                 reactions = _reactions(store, redis.Redis.from_url(redis_url))
             finally:
                 _local.stop(proc)
+                kept = pathlib.Path(os.environ.get("TRIMTAB_BENCH_LOG", "/tmp/operator-scale.log"))
+                kept.write_bytes(log.read_bytes())
         _print(marks, writes, cpu, rss, reactions)
     finally:
         store.delete("v1", "Namespace", NS)

@@ -76,3 +76,41 @@ async def test_load_reads_backlog_in_flight_and_merged_latency(pool: tasks.PoolQ
 async def test_load_of_an_unknown_pool_is_empty(pool: tasks.PoolQueue) -> None:
     got = await load.read_load(pool.client, namespace=NS, pool="none", now=time.time())
     assert (got.backlog, got.in_flight, got.completion_rate, got.p95_seconds) == (0, 0, 0.0, None)
+
+
+async def _record(pool: tasks.PoolQueue, name: str, second: int, completed: int) -> None:
+    tally = sketch.LatencySketch()
+    tally.add(0.1)
+    await stats.record_second(
+        pool.client,
+        namespace=NS,
+        pool=name,
+        second=second,
+        consumer="w",
+        completed=completed,
+        busy_seconds=0.1 * completed,
+        sketch=tally.to_bytes().decode(),
+    )
+
+
+async def test_load_reader_reads_all_pools_and_skips_the_stats_of_long_idle_ones(
+    pool: tasks.PoolQueue,
+) -> None:
+    reader = load.LoadReader(pool.client, window_seconds=10)
+    await _add(pool, 5)  # POOL has a backlog; "quiet" has no stream at all
+    now = time.time()
+    for name in (POOL, "quiet"):
+        await _record(pool, name, int(now) - 1, completed=10)
+    first = await reader.read_all([(NS, POOL), (NS, "quiet")], now=now)
+    assert first[(NS, POOL)].backlog == 5
+    # First sight of a pool always reads its window.
+    assert first[(NS, "quiet")].completion_rate == pytest.approx(1.0)
+    later = now + 12  # past the window with nothing new: "quiet" is idle, POOL still busy
+    for name in (POOL, "quiet"):
+        await _record(pool, name, int(later) - 1, completed=20)
+    second = await reader.read_all([(NS, POOL), (NS, "quiet")], now=later)
+    assert second[(NS, POOL)].completion_rate == pytest.approx(2.0)
+    assert second[(NS, "quiet")].completion_rate == 0.0  # not read: nothing could be there
+    await pool.client.xadd(keys.pool_stream(NS, "quiet"), {"x": "1"})  # an arrival
+    third = await reader.read_all([(NS, POOL), (NS, "quiet")], now=later + 0.5)
+    assert third[(NS, "quiet")].completion_rate == pytest.approx(2.0)  # read again

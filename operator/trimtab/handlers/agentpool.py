@@ -27,7 +27,7 @@ from trimtab import metrics
 from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool
 from trimtab.handlers import pool_status, state
 from trimtab.kube import events
-from trimtab.queue import connection, load
+from trimtab.queue import load
 from trimtab.reasons import ConditionType
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentpool import desired, fallback, scaling
@@ -117,19 +117,15 @@ async def ensure_objects(
     shared.metrics.reconciled(metrics.ReconciledKind.AGENT_POOL, seconds=time.perf_counter() - t0)
 
 
-async def _observe(
-    shared: state.Shared,
-    namespace: str,
-    name: str,
+def _observe(
+    pool_load: load.PoolLoad | None,
     rates: pool_status.ArrivalRate,
     current: int,
     now: float,
-) -> tuple[scaling.Observed, str | None]:
-    """The pool's load for the policy, and its model endpoint's breaker state."""
-    try:
-        pool_load = await load.read_load(shared.redis, namespace=namespace, pool=name, now=now)
-    except connection.UNAVAILABLE:
-        blind = scaling.Observed(
+) -> scaling.Observed:
+    """The policy's view of the pool's load; None (Redis unreadable) holds the size."""
+    if pool_load is None:
+        return scaling.Observed(
             backlog=0,
             in_flight=0,
             arrival_rate=0.0,
@@ -139,8 +135,7 @@ async def _observe(
             current_replicas=current,
             metrics_ok=False,
         )
-        return blind, None
-    observed = scaling.Observed(
+    return scaling.Observed(
         backlog=pool_load.backlog,
         in_flight=pool_load.in_flight,
         arrival_rate=rates.arrival_rate(now, pool_load.added_total),
@@ -149,7 +144,6 @@ async def _observe(
         p95_seconds=pool_load.p95_seconds,
         current_replicas=current,
     )
-    return observed, pool_load.breaker
 
 
 def _current_replicas(deployment: Mapping[str, Any] | None) -> int | None:
@@ -182,16 +176,19 @@ class PoolScaler:
             self._spec = (generation, agentpool.AgentPoolSpec.model_validate(dict(body["spec"])))
         return self._spec[1]
 
-    async def tick(self, body: Mapping[str, Any]) -> None:
-        """One scaling pass for this pool: gather, decide, apply, report."""
+    async def tick(
+        self, body: Mapping[str, Any], pool_load: load.PoolLoad | None, now: float
+    ) -> None:
+        """One scaling pass for this pool over the load read for all pools: decide,
+        apply, report."""
         key = (self.ns, self.name)
         deployment = self.shared.deployments.get(key)
         current = _current_replicas(deployment)
         if current is None:
             return  # the Deployment is not there yet: reconcile_objects creates it
         spec = self.spec(body)
-        now = time.time()
-        decision, observed = await self._scale(body, spec, current, now)
+        self.breaker = pool_load.breaker if pool_load is not None else None
+        decision, observed = await self._scale(body, spec, current, pool_load, now)
         status = dict(body.get("status") or {})
         spot = fallback.decide(
             spec,
@@ -220,13 +217,16 @@ class PoolScaler:
             await ensure_objects(self.shared, body, fallback_active=spot.active)
 
     async def _scale(
-        self, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec, current: int, now: float
+        self,
+        body: Mapping[str, Any],
+        spec: agentpool.AgentPoolSpec,
+        current: int,
+        pool_load: load.PoolLoad | None,
+        now: float,
     ) -> tuple[scaling.Decision, scaling.Observed]:
-        """Read load, decide, and apply a changed replica count; time it all."""
+        """Decide, and apply a changed replica count; time it."""
         t0 = time.perf_counter()
-        observed, self.breaker = await _observe(
-            self.shared, self.ns, self.name, self.rates, current, now
-        )
+        observed = _observe(pool_load, self.rates, current, now)
         decision = scaling.scale_decision(observed, spec, self.history, now)
         self.history = decision.history  # kept even if applying below fails
         direction = metrics.ScaleDirection.NONE

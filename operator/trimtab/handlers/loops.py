@@ -19,7 +19,7 @@ import kopf
 
 from trimtab.handlers import agentpool, agentworkflow, state
 from trimtab.kube import objects
-from trimtab.queue import connection
+from trimtab.queue import connection, load
 
 log = logging.getLogger(__name__)
 OBJECTS_EVERY_SECONDS = 60.0
@@ -38,18 +38,34 @@ async def _guarded(what: str, call: Awaitable[Any]) -> None:
 async def scale_pools(shared: state.Shared) -> None:
     """Tick every pool's autoscaler, concurrently, once per interval."""
     scalers: dict[tuple[str, tuple[str, str]], agentpool.PoolScaler] = {}
+    reader = load.LoadReader(shared.redis)
     while True:
         started = time.monotonic()
         live = {(b["metadata"].get("uid", ""), key): b for key, b in list(shared.pools.items())}
         for gone in set(scalers) - set(live):
             del scalers[gone]
+        now = time.time()
+        loads = await _loads(reader, [key for _, key in live], now)
         passes = []
         for ident, body in live.items():
             scaler = scalers.setdefault(ident, agentpool.PoolScaler(shared, *ident[1]))
-            passes.append(_guarded(f"scaling {ident[1][0]}/{ident[1][1]}", scaler.tick(body)))
+            tick = scaler.tick(body, loads.get(ident[1]), now)
+            passes.append(_guarded(f"scaling {ident[1][0]}/{ident[1][1]}", tick))
         await asyncio.gather(*passes)
         elapsed = time.monotonic() - started
         await asyncio.sleep(max(0.0, shared.cfg.scale_interval_seconds - elapsed))
+
+
+async def _loads(
+    reader: load.LoadReader, pools: list[tuple[str, str]], now: float
+) -> dict[tuple[str, str], load.PoolLoad]:
+    """Every pool's load; none when Redis cannot be read (each pool then holds its size
+    and reports MetricsAvailable=False)."""
+    try:
+        return await reader.read_all(pools, now=now)
+    except connection.UNAVAILABLE as exc:
+        log.warning("reading pool load: %s; holding every pool's size", exc)
+        return {}
 
 
 async def refresh(shared: state.Shared) -> None:
