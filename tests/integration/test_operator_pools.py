@@ -144,7 +144,9 @@ def test_backlog_scales_a_spot_pool_up_and_idle_scales_it_to_zero(
     )
     with operator.trimtab_operator(namespace, redis_url):
         kube.apply(pool)
-        _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 0)
+        created = _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 0)
+        # Created at zero, not at the API's default of 1 then scaled down: no pod ran.
+        assert created["metadata"]["generation"] == 1
         _enqueue(redis_url, namespace, "batch", 1000)
         _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 5)
         deadline = time.monotonic() + 30

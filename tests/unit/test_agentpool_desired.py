@@ -443,3 +443,24 @@ def test_builders_are_pure() -> None:
     assert all_objects(spec) != first
     assert all_objects(spec) == all_objects(spec)
     assert spec.placement.affinity == user_affinity
+
+
+@pytest.mark.parametrize(
+    ("scaling", "replicas", "initial"),
+    [
+        ({"minReplicas": 0}, None, 0),
+        ({"minReplicas": 3, "maxReplicas": 5}, None, 3),
+        ({"mode": "Manual", "minReplicas": 0}, 4, 4),
+        ({"mode": "External", "minReplicas": 2}, None, 2),
+    ],
+    ids=["auto-from-zero", "auto-at-min", "manual-from-spec", "external-without-replicas"],
+)
+def test_initial_replicas(scaling: dict[str, Any], replicas: int | None, initial: int) -> None:
+    spec = agentpool.AgentPoolSpec.model_validate(
+        {
+            "model": {"endpoint": "http://m/v1", "name": "m"},
+            "scaling": scaling,
+            **({"replicas": replicas} if replicas is not None else {}),
+        }
+    )
+    assert desired.initial_replicas(spec) == initial

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 import kopf
@@ -26,7 +27,7 @@ import kopf
 from trimtab import metrics
 from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool
 from trimtab.handlers import pool_status, state
-from trimtab.kube import events
+from trimtab.kube import events, objects
 from trimtab.queue import load
 from trimtab.reasons import ConditionType
 from trimtab.reconcile import conditions
@@ -78,15 +79,39 @@ def _desired_objects(
     ]
 
 
-async def _apply_if_changed(shared: state.Shared, obj: dict[str, Any]) -> bool:
+async def _apply_if_changed(
+    shared: state.Shared, obj: dict[str, Any], spec: agentpool.AgentPoolSpec
+) -> bool:
     meta = obj["metadata"]
     current = await shared.kube(
         shared.store.get, obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"]
     )
+    if (
+        current is None
+        and obj["kind"] == "Deployment"
+        and await _create_deployment(shared, obj, spec)
+    ):
+        return True
     have = ((current or {}).get("metadata") or {}).get("annotations") or {}
     if have.get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]:
         return False
     await shared.kube(shared.store.apply, obj, field_manager=OBJECT_MANAGER)
+    return True
+
+
+async def _create_deployment(
+    shared: state.Shared, obj: dict[str, Any], spec: agentpool.AgentPoolSpec
+) -> bool:
+    """Create the Deployment with its initial replicas (a create, not an apply, so the
+    count stays out of the object manager's applied fields and the scaler alone owns
+    it from its first apply). False when it exists already (another pass was first)."""
+    first = {**obj, "spec": {**obj["spec"], "replicas": desired.initial_replicas(spec)}}
+    try:
+        await shared.kube(shared.store.create, first, field_manager=OBJECT_MANAGER)
+    except objects.ApiError as exc:
+        if exc.status != HTTPStatus.CONFLICT:
+            raise
+        return False
     return True
 
 
@@ -107,7 +132,7 @@ async def ensure_objects(
     if fallback_active is None:
         fallback_active = _fallback_active(body.get("status") or {})
     for obj in _desired_objects(shared, body, spec, fallback_active):
-        if await _apply_if_changed(shared, obj):
+        if await _apply_if_changed(shared, obj, spec):
             log.info(
                 "applied %s %s/%s",
                 obj["kind"],

@@ -42,20 +42,26 @@ class ObjectStore:
         res = self._resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         path = res.path(name=meta["name"], namespace=meta.get("namespace"))
-        # The dynamic client cannot pass fieldValidation, so this call goes one level down.
+        query = [("fieldManager", field_manager), ("force", force), ("fieldValidation", "Strict")]
+        return self._send("PATCH", path, query, "application/apply-patch+yaml", obj)
+
+    def create(self, obj: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:
+        """Create `obj` (409 Conflict when it exists), with strict field validation."""
+        res = self._resource(obj["apiVersion"], obj["kind"])
+        path = res.path(namespace=obj["metadata"].get("namespace"))
+        query = [("fieldManager", field_manager), ("fieldValidation", "Strict")]
+        return self._send("POST", path, query, "application/json", obj)
+
+    def _send(
+        self, method: str, path: str, query: list[tuple[str, Any]], content_type: str, body: Obj
+    ) -> Obj:
+        # The dynamic client cannot pass fieldValidation, so writes go one level down.
         request = self._api.param_serialize(
-            "PATCH",
+            method,
             path,
-            query_params=[
-                ("fieldManager", field_manager),
-                ("force", force),
-                ("fieldValidation", "Strict"),
-            ],
-            header_params={
-                "Content-Type": "application/apply-patch+yaml",
-                "Accept": "application/json",
-            },
-            body=obj,
+            query_params=query,
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
             auth_settings=["BearerToken"],
         )
         response = self._api.call_api(*request)

@@ -274,6 +274,15 @@ def build_pdb(namespace: str, name: str, uid: str) -> dict[str, Any]:
     }
 
 
+def initial_replicas(spec: agentpool.AgentPoolSpec) -> int:
+    """Replicas a new worker Deployment starts with: what the scaler would ask for an
+    idle pool, so a pool that scales from zero never starts a pod before work arrives
+    (the API's default of 1 would)."""
+    if spec.scaling.mode != "Auto" and spec.replicas is not None:
+        return spec.replicas
+    return spec.scaling.min_replicas
+
+
 def build_replicas_patch(namespace: str, name: str, replicas: int) -> dict[str, Any]:
     """The scaler's apply document: only spec.replicas, under its own field manager.
 
