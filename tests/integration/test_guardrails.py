@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ SIM_CONFIG: dict[str, Any] = {
         "wobbly": {"ttft_seconds": 0.0, "script": ["500", "500"]},
         "down": {"ttft_seconds": 0.0, "rate_500": 1.0},
         "slow": {"ttft_seconds": 1.2},
+        "limited": {"ttft_seconds": 0.0, "script": ["429"], "retry_after_seconds": 0.8},
     },
 }
 FAST_RETRY = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.05, "maxSeconds": 0.1}}
@@ -176,6 +178,9 @@ async def test_rejecting_a_review_fails_the_run(sim: str, redis_url: str, sdk: C
     run, entry = await _unsure_run(sim, redis_url, sdk)
     listed = await _cli(redis_url, "review", "list", "-n", NS)
     assert entry in listed.stdout
+    shown = json.loads((await _cli(redis_url, "review", "show", entry)).stdout)
+    assert shown["inputs"] == {"q": "x"}
+    assert "below the step's minimum" in shown["reason"]
     rejected = await _cli(redis_url, "review", "reject", entry, "--reason", "not good enough")
     assert rejected.returncode == 0, rejected.stderr
     again = await _cli(redis_url, "review", "reject", entry)
@@ -421,3 +426,20 @@ async def test_breaker_opens_on_the_failure_rate_not_on_stray_errors(sdk: Client
     assert (probe.allowed, probe.state) == (True, breaker.State.HALF_OPEN)
     assert not (await shared.allow(now + 1002)).allowed  # only one probe at a time
     assert await shared.record(ok=True, now_ms=now + 1003) is breaker.State.CLOSED
+
+
+async def test_a_429_is_retried_after_its_retry_after_not_the_shorter_backoff(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(sdk, "limited", {"pool": "l", "retry": FAST_RETRY})  # backoff 0.05 s
+    async with _workers(sim, redis_url, l="limited"):
+        run = await sdk.submit(NS, "limited", {"q": "x"})
+        state = await _settled(sdk, run, "succeeded")
+    assert state.steps["answer"].attempt == 2
+    events = await runs.events(sdk.redis, NS, run.split("/")[1])
+    retried = [f for _, f in events if f["type"] == "step_retry"]
+    assert len(retried) == 1
+    assert retried[0]["error"].startswith("http_429")
+    waited = (state.steps["answer"].started_ms or 0) - float(retried[0]["at"])
+    # Retry-After says 0.8 s; the worker promotes due retries every 0.2 s.
+    assert 800 <= waited <= 1600, waited

@@ -89,8 +89,8 @@ def _review_list(args: argparse.Namespace) -> int:
 
 
 def _review_show(args: argparse.Namespace) -> int:
-    item = _call(args.redis_url, lambda c: operations.review_item(c, args.entry))
-    print(json.dumps(dataclasses.asdict(item), indent=2))
+    details = _call(args.redis_url, lambda c: operations.review_details(c, args.entry))
+    print(json.dumps(details, indent=2))
     return 0
 
 

@@ -7,13 +7,14 @@ schema) continues the run; rejecting fails it; retrying a dead letter resumes it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
 
 import jsonschema
 
-from trimtab.queue import completion, deadletter, review, workflows
+from trimtab.queue import completion, deadletter, review, runs, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.sdk.client import Client, split_ref
 
@@ -32,6 +33,13 @@ async def reviews(client: Client, namespace: str, count: int = 100) -> list[revi
 
 async def review_item(client: Client, ref: str) -> review.ReviewItem:
     return await review.get(client.redis, *split_ref(ref))
+
+
+async def review_details(client: Client, ref: str) -> dict[str, Any]:
+    """The entry with what a reviewer needs beside it: the run's inputs."""
+    item = await review_item(client, ref)
+    run = await runs.read(client.redis, item.namespace, item.run_id)
+    return {**dataclasses.asdict(item), "inputs": run.inputs if run is not None else None}
 
 
 async def approve(client: Client, ref: str) -> str:
