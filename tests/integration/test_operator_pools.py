@@ -80,7 +80,6 @@ def test_pool_objects_are_created_with_placement_and_security(
     with operator.trimtab_operator(namespace, redis_url):
         kube.apply(pool)
         dep = _deployment(kube, namespace, "small", lambda d: d["spec"].get("replicas") == 2)
-        assert _reconcile_count() > reconciles  # the operator (in this process) timed it
         assert kube.get("v1", "Service", naming.metrics_service("small"), namespace)
         assert kube.get(
             "policy/v1", "PodDisruptionBudget", naming.disruption_budget("small"), namespace
@@ -105,6 +104,7 @@ def test_pool_objects_are_created_with_placement_and_security(
             until=lambda p: (p.get("status") or {}).get("readyReplicas") == 2,
         )
         assert status["status"]["replicaSummary"] == "2/2"
+        assert _reconcile_count() > reconciles  # the operator (in this process) timed it
 
 
 def _enqueue(url: str, namespace: str, pool: str, count: int) -> None:
