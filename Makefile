@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml hack/install-deps.sh
 	hack/install-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,lint]'
+	$(BIN)/pip install -q -e '.[test,lint,demo]'
 	touch $(STAMP)
 
 install: $(STAMP) ## system packages, a virtualenv in .venv and the package with test and lint extras
@@ -37,8 +37,8 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter layer contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: verify lint binaries ## the README's test command: verify, lint, unit and integration tests
-	$(BIN)/pytest -m "unit or integration" $(PYTEST_ARGS)
+test: verify lint binaries ## the README's test command: verify, lint, unit, integration and e2e tests
+	$(BIN)/pytest -m "unit or integration or e2e" $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no servers)
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
@@ -59,9 +59,8 @@ cluster-up: $(STAMP) ## start the local control plane (first run builds pinned b
 cluster-down: $(STAMP) ## stop the local control plane
 	$(BIN)/trimtab cluster down
 
-demo: cluster-up ## the main job: bring everything up locally
-	@$(BIN)/trimtab cluster status
-	@$(BIN)/trimtab cluster env
+demo: $(STAMP) binaries ## the main job: the whole system under bursty load, with a report (DEMO_ARGS=...)
+	$(BIN)/trimtab demo $(DEMO_ARGS)
 
 clean: ## remove the virtualenv and caches (not the cluster binaries cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import trimtab
-from trimtab.cli import cluster, guardrails, operator_cmd, runtime, simulate
+from trimtab.cli import cluster, demo_cmd, guardrails, operator_cmd, runtime, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     runtime.register(groups)
     operator_cmd.register(groups)
     guardrails.register(groups)
+    demo_cmd.register(groups)
     return parser
 
 

@@ -118,6 +118,7 @@ class Supervisor:
         self.store, self.logs, self.namespace = store, logs, namespace
         self.procs: dict[str, tuple[WorkerPod, subprocess.Popen[bytes]]] = {}
         self._stopping: list[subprocess.Popen[bytes]] = []
+        self._warned: set[str] = set()
 
     def _secret(self, namespace: str, name: str, key: str) -> str | None:
         secret = self.store.get("v1", "Secret", name, namespace)
@@ -135,7 +136,9 @@ class Supervisor:
             try:
                 out.append(worker_pod(pod, self._secret))
             except LookupError as exc:  # like a kubelet's CreateContainerConfigError
-                log.warning("%s; not started", exc)
+                if pod["metadata"]["uid"] not in self._warned:  # once per pod, not per pass
+                    self._warned.add(pod["metadata"]["uid"])
+                    log.warning("%s; not started until it can be", exc)
         return out
 
     def sync(self) -> Plan:

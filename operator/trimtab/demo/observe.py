@@ -1,0 +1,69 @@
+"""Sampling the running system once a second, from the same places a user would look:
+the pools' Deployments and statuses in Kubernetes, their queues in Redis, and the
+workflows' run statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.demo import timeline as tl
+from trimtab.kube import objects
+from trimtab.queue import load, workflows
+from trimtab.reconcile import naming
+from trimtab.sdk import Client
+
+WORKFLOWS = ("customer-support", "batch-summarize")
+
+
+class Observer:
+    def __init__(self, store: objects.ObjectStore, client: Client, namespace: str) -> None:
+        self.store, self.client, self.namespace = store, client, namespace
+        self.reader = load.LoadReader(client.redis)
+
+    def _kube(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        pools = self.store.list(API_VERSION, "AgentPool", namespace=self.namespace)
+        deps = self.store.list("apps/v1", "Deployment", namespace=self.namespace)
+        by_pool = {d["metadata"]["labels"].get(naming.POOL_LABEL, ""): d for d in deps}
+        return pools, by_pool
+
+    async def pools(self, t: float) -> list[tl.PoolSample]:
+        pools, deployments = await asyncio.to_thread(self._kube)
+        names = [p["metadata"]["name"] for p in pools]
+        loads = await self.reader.read_all([(self.namespace, n) for n in names], now=time.time())
+        out = []
+        for pool in pools:
+            name, status = pool["metadata"]["name"], pool.get("status") or {}
+            dep = deployments.get(name) or {}
+            queue = loads[(self.namespace, name)]
+            out.append(
+                tl.PoolSample(
+                    t=t,
+                    pool=name,
+                    capacity=str(status.get("capacity") or "OnDemand"),
+                    desired=int((dep.get("spec") or {}).get("replicas") or 0),
+                    ready=int((dep.get("status") or {}).get("readyReplicas") or 0),
+                    queue_depth=queue.backlog,
+                    in_flight=queue.in_flight,
+                    p95_seconds=queue.p95_seconds,
+                    breaker=queue.breaker,
+                )
+            )
+        return sorted(out, key=lambda s: s.pool)
+
+    async def runs(self, t: float, submitted: int) -> tl.RunsSample:
+        totals = [
+            await workflows.run_stats(self.client.redis, self.namespace, w, now=time.time())
+            for w in WORKFLOWS
+        ]
+        return tl.RunsSample(
+            t=t,
+            submitted=submitted,
+            succeeded=sum(s.succeeded for s in totals),
+            failed=sum(s.failed for s in totals),
+            review=sum(s.in_review for s in totals),
+            tokens=sum(s.tokens for s in totals),
+            cost=sum(s.cost for s in totals),
+        )

@@ -1,0 +1,267 @@
+"""The demo from start to end: bring the stack up, drive the bursty load while showing
+the system live, wait for the runs to finish and the pools to scale back down, then
+print the summary and write the report. Everything is stopped on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import pathlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.demo import load, observe, report, stack, ui
+from trimtab.demo import timeline as tl
+from trimtab.queue import workflows
+from trimtab.sdk import Client
+from trimtab.sdk import client as sdk_client
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+ENDED = {"succeeded", "failed", "review"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    duration: float = 120.0
+    shape: load.Shape = dataclasses.field(default_factory=load.Shape)
+    seed: int = 7
+    report_dir: pathlib.Path = pathlib.Path("demo-report")
+    live: bool = True
+    keep: bool = False
+    namespace: str = "trimtab-demo"
+    drain_seconds: float = 120.0
+    cooldown_seconds: float = 120.0
+    scale_down_seconds: int = 15
+    idle_seconds_to_zero: int = 20
+
+
+@dataclasses.dataclass
+class Progress:
+    phase: str = "starting"
+    started: float = 0.0
+    total: float = 0.0
+    submitted: int = 0
+
+
+class Show:
+    """The live view, or log lines; `say` for messages either way."""
+
+    def __init__(self, options: Options) -> None:
+        self.console, self.options = Console(), options
+        self.live: Live | None = None
+        self.last_line = 0.0
+
+    def say(self, message: str) -> None:
+        self.console.print(message)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        if not self.options.live:
+            yield
+            return
+        with Live(console=self.console, refresh_per_second=2, transient=False) as live:
+            self.live = live
+            yield
+        self.live = None
+
+    def update(self, pools: list[tl.PoolSample], runs: tl.RunsSample, p: Progress) -> None:
+        done = time.monotonic() - p.started
+        if self.live is not None:
+            self.live.update(ui.view(pools, runs, phase=p.phase, done=done, total=p.total))
+        elif time.monotonic() - self.last_line >= 5:
+            self.last_line = time.monotonic()
+            self.say(ui.line(pools, runs, phase=p.phase, done=done))
+
+
+async def _published(client: Client, namespace: str) -> None:
+    deadline = time.monotonic() + 90
+    for name in observe.WORKFLOWS:
+        while True:
+            try:
+                await workflows.current_generation(client.redis, namespace, name)
+                break
+            except workflows.WorkflowNotFoundError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the operator never published {name}") from None
+                await asyncio.sleep(0.5)
+
+
+async def _submit_all(client: Client, o: Options, p: Progress, refs: list[str]) -> None:
+    arrivals = load.schedule(o.shape, o.duration, o.seed)
+    t0 = time.monotonic()
+    pending: set[asyncio.Task[str]] = set()
+    for arrival in arrivals:
+        await asyncio.sleep(max(0.0, t0 + arrival.at - time.monotonic()))
+        task = asyncio.create_task(client.submit(o.namespace, arrival.workflow, arrival.inputs))
+        task.add_done_callback(lambda t: refs.append(t.result()) if not t.exception() else None)
+        pending.add(task)
+        p.submitted += 1
+    await asyncio.gather(*pending)
+    await asyncio.sleep(max(0.0, t0 + o.duration - time.monotonic()))
+
+
+async def _sample(
+    obs: observe.Observer, timeline: tl.Timeline, p: Progress, t0: float, show: Show
+) -> tuple[list[tl.PoolSample], tl.RunsSample]:
+    t = time.monotonic() - t0
+    pools = await obs.pools(t)
+    runs = await obs.runs(t, p.submitted)
+    timeline.pools.extend(pools)
+    timeline.runs.append(runs)
+    show.update(pools, runs, p)
+    return pools, runs
+
+
+async def _watch(
+    obs: observe.Observer,
+    timeline: tl.Timeline,
+    p: Progress,
+    t0: float,
+    show: Show,
+    stop: asyncio.Event,
+) -> None:
+    while not stop.is_set():
+        await _sample(obs, timeline, p, t0, show)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+async def _until(check: Callable[[], bool], seconds: float) -> None:
+    """Poll external state (runs, replicas) once a second for at most `seconds`."""
+    for _ in range(max(1, int(seconds))):
+        if check():
+            return
+        await asyncio.sleep(1.0)
+
+
+def _minimums(st: stack.Stack) -> dict[str, int]:
+    pools = st.store.list(API_VERSION, "AgentPool", namespace=st.namespace)
+    return {p["metadata"]["name"]: int(p["spec"]["scaling"].get("minReplicas", 0)) for p in pools}
+
+
+async def _finals(client: Client, refs: list[str]) -> dict[str, Any]:
+    states = {}
+    for ref in refs:
+        with contextlib.suppress(sdk_client.RunNotFoundError):
+            states[ref] = await client.get(ref)
+    return states
+
+
+async def drive(st: stack.Stack, o: Options, show: Show) -> tuple[tl.Timeline, dict[str, Any]]:
+    client = Client(st.redis_url)
+    try:
+        await _published(client, o.namespace)
+        timeline, p, refs = tl.Timeline(), Progress(), list[str]()
+        obs = observe.Observer(st.store, client, o.namespace)
+        stop, t0 = asyncio.Event(), time.monotonic()
+        p.phase, p.started, p.total = "load", t0, o.duration
+        watcher = asyncio.create_task(_watch(obs, timeline, p, t0, show, stop))
+        with show.running():
+            await _submit_all(client, o, p, refs)
+            timeline.load_seconds = time.monotonic() - t0
+            p.phase, p.started, p.total = "draining", time.monotonic(), o.drain_seconds
+            ended = {"n": 0}
+
+            def all_ended() -> bool:
+                return bool(timeline.runs) and ended["n"] >= len(refs)
+
+            async def count_ended() -> None:
+                while ended["n"] < len(refs):
+                    states = await _finals(client, refs)
+                    ended["n"] = sum(1 for s in states.values() if s.status in ENDED)
+                    await asyncio.sleep(2.0)
+
+            counter = asyncio.create_task(count_ended())
+            await _until(all_ended, o.drain_seconds)
+            counter.cancel()
+            show.say(f"load done: {len(refs)} runs; {ended['n']} ended after the drain")
+            p.phase, p.started, p.total = "scaling down", time.monotonic(), o.cooldown_seconds
+            minimum = _minimums(st)
+
+            def settled() -> bool:
+                last = {s.pool: s.desired for s in timeline.pools[-len(minimum) :]}
+                return all(last.get(pool, 0) <= low for pool, low in minimum.items())
+
+            await _until(settled, o.cooldown_seconds)
+            show.say("pools back at their minimum" if settled() else "pools still scaling down")
+            stop.set()
+            await watcher
+        states = await _finals(client, refs)
+        return timeline, _results(timeline, refs, states, minimum)
+    finally:
+        await client.aclose()
+
+
+def _results(
+    timeline: tl.Timeline, refs: list[str], states: dict[str, Any], minimum: dict[str, int]
+) -> dict[str, Any]:
+    by_status: dict[str, int] = {}
+    for s in states.values():
+        by_status[s.status] = by_status.get(s.status, 0) + 1
+        if s.status == "succeeded" and s.ended_ms:
+            timeline.run_seconds.append((s.ended_ms - s.created_ms) / 1000)
+        for step in s.steps.values():
+            if step.pool:
+                timeline.model_cost_by_pool[step.pool] = (
+                    timeline.model_cost_by_pool.get(step.pool, 0.0) + step.cost
+                )
+    peak: dict[str, int] = {}
+    final: dict[str, int] = {}
+    for sample in timeline.pools:
+        peak[sample.pool] = max(peak.get(sample.pool, 0), sample.desired)
+        final[sample.pool] = sample.desired
+    return {
+        "submitted": len(refs),
+        "succeeded": by_status.get("succeeded", 0),
+        "review": by_status.get("review", 0),
+        "dead_lettered": by_status.get("failed", 0),
+        "unfinished": sum(v for k, v in by_status.items() if k not in ENDED),
+        "missing": len(refs) - len(states),
+        "peak_replicas": peak,
+        "final_replicas": final,
+        "min_replicas": minimum,
+    }
+
+
+def main(o: Options) -> dict[str, Any]:
+    show = Show(o)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="trimtab-demo-"))
+    tuning = {
+        "stabilization": {"scaleDownSeconds": o.scale_down_seconds},
+        "idleSecondsToZero": o.idle_seconds_to_zero,
+    }
+    try:
+        with stack.running(
+            ROOT, o.namespace, work, seed=o.seed, tuning=tuning, keep=o.keep, say=show.say
+        ) as st:
+            timeline, results = asyncio.run(drive(st, o, show))
+            if o.keep:
+                show.say(
+                    f"kept running: export KUBECONFIG={st.kubeconfig}; then kubectl get "
+                    f"agentpools -n {o.namespace}. Logs: {work}"
+                )
+    finally:
+        if not o.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    settings = {
+        "duration (s)": o.duration,
+        "average rate (runs/s)": o.shape.rate,
+        "peak-to-average": o.shape.peak_ratio,
+        "seed": o.seed,
+    }
+    files = report.write_report(timeline, o.report_dir, settings=settings)
+    results["report"] = [str(f) for f in files]
+    (o.report_dir / "summary.json").write_text(json.dumps(results, indent=2))
+    for label, value in report.summary_rows(timeline):
+        show.say(f"  {label:<40} {value}")
+    show.say(f"report: {o.report_dir / 'report.md'}")
+    return results
