@@ -138,6 +138,7 @@ def _draw_cost(fig: Figure, timeline: Timeline) -> None:
     pools = sorted(timeline.model_cost_by_pool)
     model_ax.bar(pools, [timeline.model_cost_by_pool[p] for p in pools], color="tab:purple")
     model_ax.set(title="Model cost by pool", ylabel="USD")
+    model_ax.tick_params(axis="x", labelrotation=20)  # pool names are long
     cost = capacity_cost(timeline)
     node_ax.bar(
         ["spot", "on-demand", "peak on-demand\nall the time"],
@@ -149,6 +150,7 @@ def _draw_cost(fig: Figure, timeline: Timeline) -> None:
         color=["tab:green", "tab:blue", "tab:gray"],
     )
     node_ax.set(title="Node cost by capacity type", ylabel="USD")
+    fig.tight_layout()
 
 
 # File name, how it is drawn, and the sentence the report says about it.

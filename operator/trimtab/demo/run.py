@@ -57,6 +57,7 @@ class Show:
 
     def __init__(self, options: Options) -> None:
         self.console, self.options = Console(), options
+        self.started = time.monotonic()
         self.live: Live | None = None
         self.last_line = 0.0
 
@@ -160,6 +161,7 @@ async def drive(st: stack.Stack, o: Options, show: Show) -> tuple[tl.Timeline, d
     client = Client(st.redis_url)
     try:
         await _published(client, o.namespace)
+        show.say(f"load starting, {time.monotonic() - show.started:.1f} s after launch")
         timeline, p, refs = tl.Timeline(), Progress(), list[str]()
         obs = observe.Observer(st.store, client, o.namespace)
         stop, t0 = asyncio.Event(), time.monotonic()
