@@ -150,7 +150,6 @@ def _draw_cost(fig: Figure, timeline: Timeline) -> None:
         color=["tab:green", "tab:blue", "tab:gray"],
     )
     node_ax.set(title="Node cost by capacity type", ylabel="USD")
-    fig.tight_layout()
 
 
 # File name, how it is drawn, and the sentence the report says about it.
