@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import redis
 
+from trimtab.devcluster import commands
+
 PY = sys.executable
 
 
@@ -64,17 +66,7 @@ def services(sim_config: dict[str, Any]) -> Iterator[tuple[str, str, pathlib.Pat
         _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
         (work / "sim.json").write_text(json.dumps(sim_config))
         sim = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "trimtab",
-                "simulate",
-                "serve",
-                "--port",
-                str(sport),
-                "--config",
-                str(work / "sim.json"),
-            ],
+            commands.simulator_argv(sport, work / "sim.json"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -145,27 +137,10 @@ def start_operator(
     namespace: str, redis_url: str, kubeconfig: str, log: pathlib.Path
 ) -> subprocess.Popen[bytes]:
     """`trimtab operator run` for one namespace, as users run it; output to `log`."""
+    argv = commands.operator_argv(namespace, redis_url, health_port=free_port())
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "trimtab",
-                "operator",
-                "run",
-                "-n",
-                namespace,
-                "--standalone",
-                "--redis-url",
-                redis_url,
-                "--metrics-port",
-                "0",
-                "--health-port",
-                str(free_port()),
-            ],
-            stdout=out,
-            stderr=out,
-            env={**os.environ, "KUBECONFIG": kubeconfig},
+            argv, stdout=out, stderr=out, env={**os.environ, "KUBECONFIG": kubeconfig}
         )
 
 

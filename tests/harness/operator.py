@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from kopf.testing import KopfRunner
 
 from tests.harness import redis_server
+from trimtab.devcluster import commands
 
 
 def kopf_args(handlers: pathlib.Path, namespace: str) -> list[str]:
@@ -76,24 +77,6 @@ def start_operator_process(
     namespace: str, redis_url: str, log: pathlib.Path
 ) -> subprocess.Popen[bytes]:
     """`trimtab operator run`, the command users run, as its own process; output to `log`."""
+    argv = commands.operator_argv(namespace, redis_url, health_port=redis_server.free_port())
     with open(log, "ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "trimtab",
-                "operator",
-                "run",
-                "-n",
-                namespace,
-                "--standalone",
-                "--redis-url",
-                redis_url,
-                "--metrics-port",
-                "0",
-                "--health-port",
-                str(redis_server.free_port()),
-            ],
-            stdout=out,
-            stderr=out,
-        )
+        return subprocess.Popen(argv, stdout=out, stderr=out)

@@ -21,6 +21,7 @@ import yaml
 from tests.harness import redis_server
 from trimtab import metrics
 from trimtab.api.v1alpha1 import agentpool
+from trimtab.devcluster import commands
 from trimtab.queue import connection
 from trimtab.worker import loop, settings
 from trimtab.worker import main as worker_main
@@ -34,17 +35,7 @@ def running_sim(workdir: pathlib.Path, config: dict[str, Any]) -> Iterator[str]:
     cfg.write_text(yaml.safe_dump(config))
     log = open(workdir / f"sim-{port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trimtab",
-            "simulate",
-            "serve",
-            "--port",
-            str(port),
-            "--config",
-            str(cfg),
-        ],
+        commands.simulator_argv(port, cfg),
         stdout=log,
         stderr=log,
     )

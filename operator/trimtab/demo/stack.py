@@ -15,7 +15,6 @@ import pathlib
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ import httpx
 import yaml
 
 from trimtab.api import crdgen
-from trimtab.devcluster import cluster, layout, supervisor
+from trimtab.devcluster import cluster, commands, layout, supervisor
 from trimtab.kube import client, objects
 
 log = logging.getLogger(__name__)
@@ -117,39 +116,14 @@ def _simulator(stack: contextlib.ExitStack, work: pathlib.Path, seed: int) -> st
     port = free_port()
     config = work / "sim.yaml"
     config.write_text(yaml.safe_dump({"seed": seed, "models": SIM_MODELS}))
-    argv = [
-        sys.executable,
-        "-m",
-        "trimtab",
-        "simulate",
-        "serve",
-        "--port",
-        str(port),
-        "--config",
-        str(config),
-    ]
+    argv = commands.simulator_argv(port, config)
     stack.callback(_stop, _process(argv, work / "simulator.log"))
     _wait(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, "simulator")
     return f"http://127.0.0.1:{port}/v1"
 
 
 def _operator(stack: contextlib.ExitStack, st: Stack) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "trimtab",
-        "operator",
-        "run",
-        "-n",
-        st.namespace,
-        "--standalone",
-        "--redis-url",
-        st.redis_url,
-        "--metrics-port",
-        "0",
-        "--health-port",
-        str(free_port()),
-    ]
+    argv = commands.operator_argv(st.namespace, st.redis_url, health_port=free_port())
     env = {**os.environ, "KUBECONFIG": str(st.kubeconfig)}
     stack.callback(_stop, _process(argv, st.workdir / "operator.log", env=env), 60)
 
