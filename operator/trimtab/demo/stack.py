@@ -202,7 +202,7 @@ def running(
         was_up = cluster.is_up(lay)
         say(
             "local control plane: "
-            + ("up already" if was_up else "starting (the first run builds it)")
+            + ("up already" if was_up else "starting (its very first start builds it, about 5 min)")
         )
         report = cluster.up(lay)
         if not was_up and not keep:
