@@ -8,8 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-binaries: ## build (once) and cache the pinned control-plane binaries
+binaries: ## build (once) and cache the pinned control-plane binaries and helm
 	hack/build-k8s.sh >/dev/null
+	hack/build-helm.sh >/dev/null
 
 .PHONY: help binaries install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
 
@@ -28,8 +29,9 @@ install: $(STAMP) ## system packages, a virtualenv in .venv and the package with
 generate: $(STAMP) ## regenerate checked-in files (CRDs from the API models)
 	$(BIN)/python hack/generate.py
 
-verify: $(STAMP) ## fail when generated files drift from their sources
+verify: $(STAMP) binaries ## fail when generated files drift from their sources; lint the chart
 	$(BIN)/python hack/generate.py --check
+	"$$(hack/build-helm.sh)" lint --strict charts/trimtab
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter layer contracts
 	$(BIN)/ruff check operator tests hack

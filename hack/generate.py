@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import chartgen  # hack/chartgen.py: this script runs from hack/
 from trimtab.api import crdgen, docgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -77,7 +78,12 @@ def api_reference() -> Generated:
     return {"docs/api.md": docgen.render()}
 
 
-GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference]
+def chart() -> Generated:
+    """The Helm chart's CRD templates and values schema (hack/chartgen.py)."""
+    return {**chartgen.crd_templates(), **chartgen.values_schema(ROOT)}
+
+
+GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference, chart]
 
 
 def main() -> int:

@@ -1,0 +1,157 @@
+"""The Helm chart, rendered by the real (pinned) helm: strict values, least-privilege
+RBAC in both install modes, restricted pods, and CRDs that follow crds.enabled/keep."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "trimtab"
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    built = subprocess.run(
+        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True
+    )
+    return built.stdout.strip()
+
+
+def _template(helm: str, *sets: str) -> subprocess.CompletedProcess[str]:
+    argv = [helm, "template", "trimtab", str(CHART), "--namespace", "trimtab-system"]
+    for value in sets:
+        argv += ["--set", value]
+    return subprocess.run(argv, check=False, capture_output=True, text=True)
+
+
+def _objects(helm: str, *sets: str) -> list[dict[str, Any]]:
+    done = _template(helm, *sets)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def _kinds(objects: list[dict[str, Any]]) -> list[str]:
+    return sorted(o["kind"] for o in objects)
+
+
+def test_lint_is_clean(helm: str) -> None:
+    argv = [helm, "lint", "--strict", str(CHART)]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("imagee.tag=v1", "imagee"),
+        ("image.tagg=v1", "tagg"),
+        ("replicas=two", "replicas"),
+        ("logFormat=xml", "logFormat"),
+    ],
+    ids=["unknown-top-level", "unknown-nested", "wrong-type", "not-in-enum"],
+)
+def test_a_mistyped_value_fails_rendering(helm: str, value: str, message: str) -> None:
+    done = _template(helm, value)
+    assert done.returncode != 0
+    assert message in done.stderr
+
+
+def test_defaults_render_the_cluster_wide_operator(helm: str) -> None:
+    objects = _objects(helm)
+    assert _kinds(objects) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "CustomResourceDefinition",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args
+    assert "--standalone" in args
+
+
+def test_the_operator_pod_meets_the_restricted_profile(helm: str) -> None:
+    deployment = next(o for o in _objects(helm) if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(key)
+    assert all("hostPath" not in v for v in pod["volumes"])
+    for container in pod["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert "privileged" not in ctx
+
+
+def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for o in objects if o["kind"] in ("ClusterRole", "Role") for r in o["rules"]]
+
+
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("replicas=2",)])
+def test_rbac_grants_no_wildcard_and_no_secrets(helm: str, sets: tuple[str, ...]) -> None:
+    rules = _rules(_objects(helm, *sets))
+    assert rules
+    for rule in rules:
+        assert "*" not in rule["verbs"]
+        assert "*" not in rule["resources"]
+        assert "*" not in rule["apiGroups"]
+        assert "secrets" not in rule["resources"]
+
+
+def test_namespaced_install_uses_roles_only(helm: str) -> None:
+    objects = _objects(helm, "watchNamespaces={team-a,team-b}")
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    roles = sorted(o["metadata"]["namespace"] for o in objects if o["kind"] == "Role")
+    assert roles == ["team-a", "team-b"]
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert {b["subjects"][0]["namespace"] for b in bindings} == {"trimtab-system"}
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args
+    assert "--namespace=team-b" in args
+    assert "--all-namespaces" not in args
+
+
+def test_standby_replicas_use_peering_and_may_read_it(helm: str) -> None:
+    objects = _objects(helm, "replicas=2")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert "--standalone" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert any("kopfpeerings" in r["resources"] for r in _rules(objects))
+
+
+@pytest.mark.parametrize(
+    ("sets", "crds", "kept"),
+    [((), 2, True), (("crds.keep=false",), 2, False), (("crds.enabled=false",), 0, False)],
+    ids=["default", "not-kept", "disabled"],
+)
+def test_crds_follow_enabled_and_keep(
+    helm: str, sets: tuple[str, ...], crds: int, kept: bool
+) -> None:
+    found = [o for o in _objects(helm, *sets) if o["kind"] == "CustomResourceDefinition"]
+    assert len(found) == crds
+    for crd in found:
+        annotations = crd["metadata"].get("annotations") or {}
+        assert (annotations.get("helm.sh/resource-policy") == "keep") is kept
+
+
+def test_chart_crds_are_the_generated_ones(helm: str) -> None:
+    rendered = {
+        o["metadata"]["name"]: o
+        for o in _objects(helm, "crds.keep=false")
+        if o["kind"] == "CustomResourceDefinition"
+    }
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        source = yaml.safe_load(path.read_text())
+        assert rendered[source["metadata"]["name"]] == source
