@@ -20,6 +20,9 @@ class OperatorConfig:
     metrics_port: int = 8080
     scale_interval_seconds: float = 1.0
     status_interval_seconds: float = 10.0
+    # Watch namespaces and CRDs to notice new ones: cluster-wide only. An operator given
+    # its namespaces needs neither (nor the cluster-wide permission to watch them).
+    scan_cluster: bool = True
 
     @property
     def redis_url_for_workers(self) -> str:
@@ -35,4 +38,5 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         metrics_port=int(env.get("TRIMTAB_METRICS_PORT", "8080")),
         scale_interval_seconds=float(env.get("TRIMTAB_SCALE_INTERVAL_SECONDS", "1")),
         status_interval_seconds=float(env.get("TRIMTAB_STATUS_INTERVAL_SECONDS", "10")),
+        scan_cluster=env.get("TRIMTAB_SCAN_CLUSTER", "1") != "0",
     )

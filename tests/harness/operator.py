@@ -74,9 +74,9 @@ def trimtab_operator(namespace: str, redis_url: str) -> Iterator[KopfRunner]:
 
 
 def start_operator_process(
-    namespace: str, redis_url: str, log: pathlib.Path
+    namespace: str, redis_url: str, log: pathlib.Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """`trimtab operator run`, the command users run, as its own process; output to `log`."""
     argv = commands.operator_argv(namespace, redis_url, health_port=redis_server.free_port())
     with open(log, "ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=out)
+        return subprocess.Popen(argv, stdout=out, stderr=out, env=env)

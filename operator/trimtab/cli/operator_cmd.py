@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
             "TRIMTAB_REDIS_URL": args.redis_url,
             "TRIMTAB_WORKER_IMAGE": args.worker_image,
             "TRIMTAB_METRICS_PORT": str(args.metrics_port),
+            "TRIMTAB_SCAN_CLUSTER": "0" if args.namespace else "1",
         }
     )
     logging.getLogger().handlers.clear()  # kopf installs its own (JSON) handler

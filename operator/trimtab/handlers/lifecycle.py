@@ -28,6 +28,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix="trimtab.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    settings.scanning.disabled = not cfg.scan_cluster
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 20
     # Apiserver calls run in threads (trimtab.kube is blocking): enough of them that a

@@ -1,0 +1,209 @@
+"""`helm install` of the chart on the real local control plane, into a namespace that
+enforces the restricted Pod Security profile; the operator then runs with exactly the
+chart's permissions (its ServiceAccount's token), and a sample pool and workflow become
+Ready. Then `helm upgrade` keeps the custom resources and `helm uninstall` with
+crds.keep leaves the CRDs and the user's objects."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pathlib
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import operator, samples
+from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.devcluster import binaries, layout
+from trimtab.kube import objects
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "trimtab"
+CRDS = ("agentpools.trimtab.io", "agentworkflows.trimtab.io")
+pytestmark = pytest.mark.usefixtures("crds")
+
+
+def _run(argv: list[str], kubeconfig: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run(argv, check=False, capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    built = subprocess.run(
+        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True
+    )
+    return built.stdout.strip()
+
+
+@pytest.fixture
+def restricted(kube: objects.ObjectStore, namespace: str) -> str:
+    labels = {"pod-security.kubernetes.io/enforce": "restricted"}
+    kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}
+    )
+    return namespace
+
+
+def _adopt_crds(kube: objects.ObjectStore, release: str, namespace: str) -> None:
+    """The session's CRDs exist already (installed by the test fixture): mark them as
+    this release's, as `helm install` requires before it takes them over."""
+    for name in CRDS:
+        meta = {
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": release,
+                "meta.helm.sh/release-namespace": namespace,
+            },
+        }
+        kube.patch("apiextensions.k8s.io/v1", "CustomResourceDefinition", name, {"metadata": meta})
+
+
+def _service_account_kubeconfig(
+    lay: layout.Layout, namespace: str, account: str, out: pathlib.Path
+) -> pathlib.Path:
+    kubectl = str(binaries.ensure_built() / "kubectl")
+    token = _run([kubectl, "create", "token", account, "-n", namespace], lay.kubeconfig)
+    assert token.returncode == 0, token.stderr
+    admin = yaml.safe_load(lay.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token.stdout.strip()}}],
+        "contexts": [
+            {"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account}}
+        ],
+        "current-context": account,
+    }
+    out.write_text(yaml.safe_dump(config))
+    return out
+
+
+def _sample(name: str, namespace: str) -> dict[str, Any]:
+    doc = copy.deepcopy(dict(samples.valid_docs())[name])
+    doc["metadata"]["namespace"] = namespace
+    return doc
+
+
+def _condition(obj: dict[str, Any] | None, kind: str) -> str | None:
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c["status"] for c in conds if c["type"] == kind), None)
+
+
+@pytest.fixture
+def installed(
+    helm: str, cluster: layout.Layout, kube: objects.ObjectStore, restricted: str
+) -> Iterator[str]:
+    release = "tt"
+    _adopt_crds(kube, release, restricted)
+    argv = [
+        helm,
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        restricted,
+        "--wait=false",
+        "--set",
+        f"watchNamespaces={{{restricted}}}",
+    ]
+    done = _run(argv, cluster.kubeconfig)
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield release
+    _run([helm, "uninstall", release, "-n", restricted], cluster.kubeconfig)
+
+
+def test_install_runs_the_operator_with_only_the_charts_permissions(
+    helm: str,
+    cluster: layout.Layout,
+    kube: objects.ObjectStore,
+    restricted: str,
+    installed: str,
+    redis_url: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    # The chart's operator pod was admitted by the restricted profile.
+    pods = kube.wait_for(
+        "apps/v1",
+        "Deployment",
+        f"{installed}-trimtab",
+        namespace=restricted,
+        until=lambda d: (d.get("status") or {}).get("readyReplicas") == 1,
+        timeout=60,
+    )
+    assert pods["spec"]["template"]["spec"]["serviceAccountName"] == f"{installed}-trimtab"
+
+    # Its ServiceAccount may not read Secrets, in its namespace or the cluster's.
+    sa_config = _service_account_kubeconfig(
+        cluster, restricted, f"{installed}-trimtab", tmp_path / "sa.kubeconfig"
+    )
+    kubectl = str(binaries.ensure_built() / "kubectl")
+    for scope in (["-A"], ["-n", restricted]):
+        denied = _run([kubectl, "get", "secrets", *scope], sa_config)
+        assert denied.returncode != 0
+        assert "forbidden" in denied.stderr.lower()
+
+    # The operator, run with that token (no container runtime here runs the image),
+    # reconciles a sample pool and workflow to Ready.
+    small = _sample("agentpool-support-small", restricted)
+    small["spec"]["scaling"]["minReplicas"] = 1
+    large = _sample("agentpool-support-large", restricted)
+    workflow = _sample("agentworkflow-customer-support", restricted)
+    log = tmp_path / "operator.log"
+    env = {**os.environ, "KUBECONFIG": str(sa_config)}
+    proc = operator.start_operator_process(restricted, redis_url, log, env=env)
+    try:
+        for doc in (small, large, workflow):
+            kube.apply(doc)
+        try:
+            kube.wait_for(
+                API_VERSION,
+                "AgentWorkflow",
+                "customer-support",
+                namespace=restricted,
+                until=lambda o: _condition(o, "Ready") == "True",
+                timeout=90,
+            )
+        except TimeoutError:
+            pytest.fail(f"not Ready; operator log:\n{log.read_text()[-4000:]}")
+        assert "Forbidden" not in log.read_text()
+        # The worker pods passed the namespace's restricted profile too.
+        worker_pods = kube.list(
+            "v1", "Pod", namespace=restricted, label_selector="trimtab.io/pool=support-small"
+        )
+        assert worker_pods
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+    # An upgrade to changed values keeps the custom resources.
+    upgraded = _run(
+        [
+            helm,
+            "upgrade",
+            installed,
+            str(CHART),
+            "-n",
+            restricted,
+            "--reuse-values",
+            "--set",
+            "logFormat=plain",
+        ],
+        cluster.kubeconfig,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert kube.get(API_VERSION, "AgentPool", "support-small", restricted) is not None
+
+    # Uninstalling with crds.keep leaves the CRDs and the user's objects.
+    removed = _run([helm, "uninstall", installed, "-n", restricted], cluster.kubeconfig)
+    assert removed.returncode == 0, removed.stderr
+    assert "kept due to the resource policy" in removed.stdout + removed.stderr
+    for name in CRDS:
+        assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) is not None
+    assert kube.get(API_VERSION, "AgentWorkflow", "customer-support", restricted) is not None
+    assert kube.get("apps/v1", "Deployment", f"{installed}-trimtab", restricted) is None
