@@ -80,7 +80,12 @@ def api_reference() -> Generated:
 
 def chart() -> Generated:
     """The Helm chart's CRD templates and values schema (hack/chartgen.py)."""
-    return {**chartgen.crd_templates(), **chartgen.values_schema(ROOT)}
+    return {
+        **chartgen.crd_templates(),
+        **chartgen.values_schema(ROOT),
+        **chartgen.chart_readme(ROOT),
+        **chartgen.install_manifests(ROOT),
+    }
 
 
 GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference, chart]

@@ -155,3 +155,42 @@ def test_chart_crds_are_the_generated_ones(helm: str) -> None:
     for path in sorted((ROOT / "crds").glob("*.yaml")):
         source = yaml.safe_load(path.read_text())
         assert rendered[source["metadata"]["name"]] == source
+
+
+def _keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted keys of values.yaml; an empty or pass-through map is one key."""
+    out = set()
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        nested = isinstance(value, dict) and value and path != "resources"
+        out |= _keys(value, f"{path}.") if nested else {path}
+    return out
+
+
+def test_every_value_is_documented_in_the_generated_readme() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    documented = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
+    assert _keys(values) == documented
+
+
+def test_the_kustomize_base_renders_what_the_chart_renders_by_default(helm: str) -> None:
+    from trimtab.devcluster import binaries  # noqa: PLC0415 - builds kubectl on first use
+
+    kubectl = str(binaries.ensure_built() / "kubectl")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "manifests" / "install")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    base = [d for d in yaml.safe_load_all(built.stdout) if d]
+    chart = _objects(helm)
+
+    def key(o: dict[str, Any]) -> tuple[str, str, str]:
+        return (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+
+    namespaces = [o for o in base if o["kind"] == "Namespace"]
+    assert [o["metadata"]["name"] for o in namespaces] == ["trimtab-system"]
+    rest = sorted((o for o in base if o["kind"] != "Namespace"), key=key)
+    assert rest == sorted(chart, key=key)
