@@ -85,6 +85,7 @@ def chart() -> Generated:
         **chartgen.values_schema(ROOT),
         **chartgen.chart_readme(ROOT),
         **chartgen.install_manifests(ROOT),
+        **chartgen.argocd_health(ROOT),
     }
 
 
