@@ -61,7 +61,7 @@ def services(sim_config: dict[str, Any]) -> Iterator[tuple[str, str, pathlib.Pat
             ],
             stdout=subprocess.DEVNULL,
         )
-        st.callback(_stop, rds)
+        st.callback(commands.stop, rds)
         url = f"redis://127.0.0.1:{rport}/0"
         _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
         (work / "sim.json").write_text(json.dumps(sim_config))
@@ -70,7 +70,7 @@ def services(sim_config: dict[str, Any]) -> Iterator[tuple[str, str, pathlib.Pat
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        st.callback(_stop, sim)
+        st.callback(commands.stop, sim)
         _wait(lambda: httpx.get(f"http://127.0.0.1:{sport}/healthz").status_code == 200, "sim")
         yield url, f"http://127.0.0.1:{sport}/v1", work
 
@@ -100,18 +100,9 @@ def workers(
                 stdout=log,
                 stderr=log,
             )
-            st.callback(_stop, proc)
+            st.callback(commands.stop, proc)
         time.sleep(1.5)  # imports and consumer-group setup, kept out of the measurements
         yield
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def pool_manifest(
@@ -145,10 +136,4 @@ def start_operator(
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    commands.stop(proc, timeout)

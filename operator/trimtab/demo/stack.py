@@ -85,23 +85,13 @@ def _process(argv: list[str], log_file: pathlib.Path, **kw: Any) -> subprocess.P
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kw)
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _redis(stack: contextlib.ExitStack, work: pathlib.Path) -> str:
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("redis-server not found: run `make install` (hack/install-deps.sh)")
     port = free_port()
     args = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(work)]
-    stack.callback(_stop, _process(args, work / "redis.log"))
+    stack.callback(commands.stop, _process(args, work / "redis.log"))
     url = f"redis://127.0.0.1:{port}/0"
     _wait(lambda: _port_open(port), "redis-server")
     return url
@@ -117,7 +107,7 @@ def _simulator(stack: contextlib.ExitStack, work: pathlib.Path, seed: int) -> st
     config = work / "sim.yaml"
     config.write_text(yaml.safe_dump({"seed": seed, "models": SIM_MODELS}))
     argv = commands.simulator_argv(port, config)
-    stack.callback(_stop, _process(argv, work / "simulator.log"))
+    stack.callback(commands.stop, _process(argv, work / "simulator.log"))
     _wait(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, "simulator")
     return f"http://127.0.0.1:{port}/v1"
 
@@ -125,7 +115,7 @@ def _simulator(stack: contextlib.ExitStack, work: pathlib.Path, seed: int) -> st
 def _operator(stack: contextlib.ExitStack, st: Stack) -> None:
     argv = commands.operator_argv(st.namespace, st.redis_url, health_port=free_port())
     env = {**os.environ, "KUBECONFIG": str(st.kubeconfig)}
-    stack.callback(_stop, _process(argv, st.workdir / "operator.log", env=env), 60)
+    stack.callback(commands.stop, _process(argv, st.workdir / "operator.log", env=env), 60)
 
 
 def _workers(stack: contextlib.ExitStack, st: Stack) -> None:

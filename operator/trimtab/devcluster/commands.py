@@ -1,10 +1,11 @@
 """Command lines for running Trimtab's own processes locally (the operator and the
 inference simulator), shared by the demo, the test harness and the benchmarks so they
-all start them the way a user would, with this Python."""
+all start them the way a user would, with this Python; and stopping them."""
 
 from __future__ import annotations
 
 import pathlib
+import subprocess
 import sys
 
 
@@ -27,3 +28,15 @@ def simulator_argv(port: int, config: pathlib.Path) -> list[str]:
         "--port", str(port),
         "--config", str(config),
     ]  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM (a graceful drain), then SIGKILL if it has not exited within `timeout`."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
