@@ -301,3 +301,19 @@ def test_pool_status_reports_its_model_endpoints_breaker(
         reported("Open")  # as the workers' shared breaker records it
         client.delete(breaker_key)
         reported("Closed")
+
+
+def test_a_pool_at_zero_wakes_for_work_queued_before_the_operator_started(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    """No worker ever ran, so the stream has no consumer group; the message that
+    arrived while no operator watched still wakes the pool."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    task = messages.Task(
+        namespace=namespace, run_id="r", step="s", attempt=1, workflow="w", generation=1,
+        enqueued_ms=0.0,
+    )  # fmt: skip
+    client.xadd(keys.pool_stream(namespace, "late"), task.fields())
+    kube.apply(_pool(namespace, "late", scaling={"minReplicas": 0, "maxReplicas": 2}))
+    with operator.trimtab_operator(namespace, redis_url):
+        _deployment(kube, namespace, "late", lambda d: d["spec"].get("replicas") == 1)

@@ -114,3 +114,15 @@ async def test_load_reader_reads_all_pools_and_skips_the_stats_of_long_idle_ones
     await pool.client.xadd(keys.pool_stream(NS, "quiet"), {"x": "1"})  # an arrival
     third = await reader.read_all([(NS, POOL), (NS, "quiet")], now=later + 0.5)
     assert third[(NS, "quiet")].completion_rate == pytest.approx(2.0)  # read again
+
+
+async def test_a_stream_without_consumer_group_counts_every_entry_as_backlog(
+    pool: tasks.PoolQueue,
+) -> None:
+    """A pool at zero has never had a worker, so no group: its messages are still
+    backlog, or it would never wake from zero."""
+    stream = keys.pool_stream(NS, "never-served")
+    for _ in range(3):
+        await pool.client.xadd(stream, {"x": "1"})
+    got = await load.read_load(pool.client, namespace=NS, pool="never-served", now=time.time())
+    assert (got.backlog, got.in_flight, got.added_total) == (3, 0, 3)

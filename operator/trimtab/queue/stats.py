@@ -44,12 +44,25 @@ def parse_counters(info: Any, groups: Any) -> dict[str, int]:
         return {"length": 0, "added": 0, "lag": 0, "pending": 0}
     listed: list[dict[str, Any]] = groups if isinstance(groups, list) else []
     group: dict[str, Any] = next((g for g in listed if g.get("name") == keys.GROUP), {})
+    length, added = int(info.get("length", 0)), int(info.get("entries-added", 0))
     return {
-        "length": int(info.get("length", 0)),
-        "added": int(info.get("entries-added", 0)),
-        "lag": int(group.get("lag") or 0),
+        "length": length,
+        "added": added,
+        "lag": _lag(group, length=length, added=added),
         "pending": int(group.get("pending") or 0),
     }
+
+
+def _lag(group: dict[str, Any], *, length: int, added: int) -> int:
+    """Entries no consumer has been given yet. Without a group (no worker ever started,
+    as for a pool still at zero) that is the whole stream; when Redis cannot tell (a
+    deleted entry inside the range), it is what was added minus what was read."""
+    if not group:
+        return length
+    if group.get("lag") is not None:
+        return int(group["lag"])
+    read = group.get("entries-read")
+    return max(0, added - int(read)) if read is not None else length
 
 
 async def record_run_seconds(
