@@ -14,16 +14,17 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import keys
+from trimtab.queue import keys, scripts
 
 MISSING = object()
 
 
-async def lookup(client: aioredis.Redis, namespace: str, run_id: str, digest: str) -> Any:
-    """The cached output, or MISSING; counts the hit or miss on the run."""
-    raw = await client.get(keys.response_cache(namespace, digest))
-    await client.hincrby(
-        keys.run(namespace, run_id), "cache_misses" if raw is None else "cache_hits", 1
+async def lookup(
+    client: aioredis.Redis, lua: scripts.Scripts, namespace: str, run_id: str, digest: str
+) -> Any:
+    """The cached output, or MISSING; counts the hit or miss on the run (one round trip)."""
+    raw = await lua.call(
+        "cache_lookup", [keys.response_cache(namespace, digest), keys.run(namespace, run_id)], []
     )
     return MISSING if raw is None else json.loads(raw)
 

@@ -24,6 +24,7 @@ NAMES = (
     "reject",
     "resume",
     "breaker",
+    "cache_lookup",
 )
 
 # Scripts acting on one step attempt; they get lua/_stale.lua's ack_if_stale first.

@@ -40,24 +40,20 @@ class Attempts:
     ) -> None:
         self.cfg, self.client, self.clients = cfg, client, clients
         self.metrics, self.finisher = metrics, finisher
+        self.lua = lua
         self.guards = guard.Guards(cfg, client=client, lua=lua, metrics=metrics)
 
-    def cache_digest(self, step: awf.Step, context: dict[str, Any]) -> str | None:
+    def cache_digest(self, step: awf.Step, prompt: execute.Prompt | None) -> str | None:
         """What determines the model's answer, hashed; None when the step does not cache
-        (or cannot render: the attempt reports that)."""
-        if step.cache is None or step.kind != "model":
-            return None
-        try:
-            prompt = execute.render_prompt(step, context)
-            system = render.render(step.system, context) if step.system else None
-        except (errors.TemplateInputError, render.TemplateError):
+        (or its prompt could not render: the attempt reports that)."""
+        if step.cache is None or prompt is None:
             return None
         model = self.cfg.spec.model
         key = {
             "endpoint": model.endpoint,
             "model": model.name,
-            "system": system,
-            "prompt": prompt,
+            "system": prompt.system,
+            "prompt": prompt.user,
             "max_tokens": step.max_tokens or model.max_tokens,
             "schema": step.output.json_schema if step.output else None,
         }
@@ -77,9 +73,10 @@ class Attempts:
             self.finisher.count_error(metrics_mod.ErrorType.DEADLINE_EXCEEDED)
             await self.finisher.give_up(delivery, wf, late)
             return None
-        digest = self.cache_digest(step, context)
+        prompt = _rendered(step, context)
+        digest = self.cache_digest(step, prompt)
         if digest is not None:
-            found = await cache.lookup(self.client, task.namespace, task.run_id, digest)
+            found = await cache.lookup(self.client, self.lua, task.namespace, task.run_id, digest)
             hit = found is not cache.MISSING
             self.metrics.cache_looked_up(
                 self.cfg.namespace,
@@ -88,11 +85,11 @@ class Attempts:
             )
             if hit:
                 return Outcome(execute.StepResult(output=found), cached=True, digest=None)
-        over = self._over_budget(step, wf, run, context)
+        over = self._over_budget(step, wf, run, prompt)
         if over is not None:
             await self.finisher.budget_exhausted(delivery, wf, over)
             return None
-        result = await self._call(delivery, wf, step, context)
+        result = await self._call(delivery, wf, step, context, prompt)
         return None if result is None else Outcome(result, cached=False, digest=digest)
 
     async def remember(self, step: awf.Step, outcome: Outcome) -> None:
@@ -112,6 +109,7 @@ class Attempts:
         wf: compile_mod.CompiledWorkflow,
         step: awf.Step,
         context: dict[str, Any],
+        prompt: execute.Prompt | None,
     ) -> execute.StepResult | None:
         now = finish.now_ms
         verdict = await self.guards.check(step, now())
@@ -120,7 +118,8 @@ class Attempts:
             return None
         try:
             result = await asyncio.wait_for(
-                execute.run_step(step, context, self.clients), timeout=step.timeout_seconds
+                execute.run_step(step, context, self.clients, prompt),
+                timeout=step.timeout_seconds,
             )
         except TimeoutError:
             timed_out = errors.StepTimeoutError(f"step timed out after {step.timeout_seconds} s")
@@ -139,20 +138,27 @@ class Attempts:
         step: awf.Step,
         wf: compile_mod.CompiledWorkflow,
         run: runs.RunView,
-        context: dict[str, Any],
+        prompt: execute.Prompt | None,
     ) -> str | None:
-        if step.kind != "model":
-            return None  # tools spend no tokens
-        try:
-            prompt = execute.render_prompt(step, context)
-        except errors.TemplateInputError:
-            return None  # the attempt itself reports the template error
+        if prompt is None or (step.token_budget is None and wf.spec.budget is None):
+            return None  # a tool (no tokens), a template error (reported), or no limit
         return policy.budget_shortfall(
             step=step,
             budget=wf.spec.budget,
             spent_tokens=run.tokens,
             spent_cost=run.cost,
-            prompt_tokens=render.estimate_tokens(prompt),
+            prompt_tokens=render.estimate_tokens(prompt.user),
             max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
             pricing=self.cfg.spec.model.pricing,
         )
+
+
+def _rendered(step: awf.Step, context: dict[str, Any]) -> execute.Prompt | None:
+    """A model step's prompt, rendered once for the cache, the budget and the call; None
+    for a tool step, or when it cannot render (the call then reports the error)."""
+    if step.kind != "model":
+        return None
+    try:
+        return execute.render_prompt(step, context)
+    except errors.TemplateInputError:
+        return None

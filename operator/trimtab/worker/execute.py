@@ -6,7 +6,6 @@ completion and dependents are the loop's business.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -59,7 +58,7 @@ def parse_output(content: str, output: awf.OutputSpec | None) -> Any:
         value = json.loads(content)
     except json.JSONDecodeError as exc:
         raise errors.InvalidOutputError(f"output is not JSON: {exc}", output=content) from exc
-    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema)).iter_errors(value))
+    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(value))
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise errors.InvalidOutputError(
@@ -68,27 +67,49 @@ def parse_output(content: str, output: awf.OutputSpec | None) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=512)
-def _validator(schema_json: str) -> Any:
-    """A compiled validator per distinct schema: built once, not on every output. The
-    schema was checked when the workflow was admitted (trimtab.api)."""
-    schema = json.loads(schema_json)
-    return jsonschema.validators.validator_for(schema)(schema)
+# Compiled validators by schema object: a worker keeps each workflow generation (and so
+# its schemas) for its lifetime, so a schema is compiled once, not on every output. The
+# entry holds the schema itself, so its id cannot be reused while cached.
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+_VALIDATORS_MAX = 512
 
 
-def render_prompt(step: awf.Step, context: Mapping[str, Any]) -> str:
-    """The step's user prompt, its inserted values pruned to `maxInputTokens`."""
-    return _render(step.prompt, context, step.max_input_tokens) or ""
+def _validator(schema: Mapping[str, Any]) -> Any:
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    if len(_VALIDATORS) >= _VALIDATORS_MAX:
+        _VALIDATORS.clear()
+    # The schema was checked when the workflow was admitted (trimtab.api).
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """A model step's rendered messages, its inserted values pruned to `maxInputTokens`."""
+
+    system: str | None
+    user: str
+
+
+def render_prompt(step: awf.Step, context: Mapping[str, Any]) -> Prompt:
+    """Render once per attempt: the cache key, the budget check and the call share it."""
+    return Prompt(
+        system=_render(step.system, context, step.max_input_tokens),
+        user=_render(step.prompt, context, step.max_input_tokens) or "",
+    )
 
 
 async def run_model_step(
-    step: awf.Step, context: Mapping[str, Any], clients: Clients
+    step: awf.Step, context: Mapping[str, Any], clients: Clients, prompt: Prompt | None = None
 ) -> StepResult:
-    prompt = render_prompt(step, context)
+    prompt = prompt or render_prompt(step, context)
     schema = step.output.json_schema if step.output else None
     reply = await clients.model.chat(
-        system=_render(step.system, context, step.max_input_tokens),
-        prompt=prompt,
+        system=prompt.system,
+        prompt=prompt.user,
         max_tokens=step.max_tokens,
         json_schema=schema,
     )
@@ -108,7 +129,10 @@ async def run_tool_step(step: awf.Step, context: Mapping[str, Any], clients: Cli
     return StepResult(output=value)
 
 
-async def run_step(step: awf.Step, context: Mapping[str, Any], clients: Clients) -> StepResult:
+async def run_step(
+    step: awf.Step, context: Mapping[str, Any], clients: Clients, prompt: Prompt | None = None
+) -> StepResult:
+    """One attempt; a model step's `prompt` is rendered here when not given."""
     if step.kind == "tool":
         return await run_tool_step(step, context, clients)
-    return await run_model_step(step, context, clients)
+    return await run_model_step(step, context, clients, prompt)
