@@ -119,6 +119,7 @@ class Supervisor:
         self.procs: dict[str, tuple[WorkerPod, subprocess.Popen[bytes]]] = {}
         self._stopping: list[subprocess.Popen[bytes]] = []
         self._warned: set[str] = set()
+        self._resolved: dict[str, WorkerPod] = {}  # by pod uid
 
     def _secret(self, namespace: str, name: str, key: str) -> str | None:
         secret = self.store.get("v1", "Secret", name, namespace)
@@ -129,17 +130,19 @@ class Supervisor:
         pods = self.store.list(
             "v1", "Pod", namespace=self.namespace, label_selector=naming.POOL_LABEL
         )
-        out = []
-        for pod in pods:
-            if not is_serving(pod):
-                continue
+        serving = {p["metadata"]["uid"]: p for p in pods if is_serving(p)}
+        for gone in set(self._resolved) - set(serving):
+            del self._resolved[gone]
+        for uid, pod in serving.items():
+            if uid in self._resolved:
+                continue  # a pod's spec is fixed: resolve it (and read its Secrets) once
             try:
-                out.append(worker_pod(pod, self._secret))
+                self._resolved[uid] = worker_pod(pod, self._secret)
             except LookupError as exc:  # like a kubelet's CreateContainerConfigError
-                if pod["metadata"]["uid"] not in self._warned:  # once per pod, not per pass
-                    self._warned.add(pod["metadata"]["uid"])
+                if uid not in self._warned:  # once per pod, not per pass
+                    self._warned.add(uid)
                     log.warning("%s; not started until it can be", exc)
-        return out
+        return list(self._resolved.values())
 
     def sync(self) -> Plan:
         """One pass: reap exited processes, then start and stop to match the pods."""
