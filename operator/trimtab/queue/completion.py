@@ -34,13 +34,25 @@ def dependents(
     return out
 
 
+async def workflow_of(
+    client: aioredis.Redis, item: review.ReviewItem
+) -> compile_mod.CompiledWorkflow:
+    """The workflow generation the reviewed run was started with."""
+    doc = await workflows.load(client, item.namespace, item.workflow, item.generation)
+    return compile_mod.from_document(doc)
+
+
 async def approve(
-    client: aioredis.Redis, lua: scripts.Scripts, item: review.ReviewItem, output: Any
+    client: aioredis.Redis,
+    lua: scripts.Scripts,
+    item: review.ReviewItem,
+    output: Any,
+    wf: compile_mod.CompiledWorkflow | None = None,
 ) -> str:
     """Complete the reviewed step with `output`: 'ok', 'duplicate' (the step had moved on)
-    or 'gone' (the run expired). The review entry is removed in every case."""
-    doc = await workflows.load(client, item.namespace, item.workflow, item.generation)
-    wf = compile_mod.from_document(doc)
+    or 'gone' (the run expired). The review entry is removed in every case. `wf` is the
+    run's workflow when the caller has it already."""
+    wf = wf or await workflow_of(client, item)
     queue = tasks.PoolQueue(
         client, lua, namespace=item.namespace, pool=item.pool, consumer="reviewer"
     )

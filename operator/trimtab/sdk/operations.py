@@ -14,8 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from trimtab.queue import completion, deadletter, review, runs, workflows
-from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.queue import completion, deadletter, review, runs
 from trimtab.sdk.client import Client, split_ref
 
 
@@ -52,8 +51,8 @@ async def edit(client: Client, ref: str, output: Any) -> str:
     """Replace the output under review (checked against the step's schema); the run
     continues with the edited output."""
     item = await review_item(client, ref)
-    doc = await workflows.load(client.redis, item.namespace, item.workflow, item.generation)
-    step = compile_mod.from_document(doc).steps[item.step].spec
+    wf = await completion.workflow_of(client.redis, item)
+    step = wf.steps[item.step].spec
     schema = step.output.json_schema if step.output else None
     if schema is not None:
         try:
@@ -62,7 +61,7 @@ async def edit(client: Client, ref: str, output: Any) -> str:
             raise InvalidEditError(
                 f"the edited output fails the step's schema: {exc.message}"
             ) from exc
-    return await completion.approve(client.redis, client.lua, item, output)
+    return await completion.approve(client.redis, client.lua, item, output, wf)
 
 
 async def reject(client: Client, ref: str, reason: str = "rejected by a reviewer") -> str:
