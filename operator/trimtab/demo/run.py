@@ -157,6 +157,25 @@ async def _finals(client: Client, refs: list[str]) -> dict[str, Any]:
     return states
 
 
+async def _drain(client: Client, refs: list[str], seconds: float) -> int:
+    """Wait at most `seconds` for every run to end, polling only those still going;
+    returns how many ended."""
+    pending = set(refs)
+    for _ in range(max(1, int(seconds / 2))):
+        states = await _finals(client, sorted(pending))
+        pending -= {ref for ref, state in states.items() if state.status in ENDED}
+        if not pending:
+            break
+        await asyncio.sleep(2.0)
+    return len(refs) - len(pending)
+
+
+def _at_minimum(timeline: tl.Timeline, minimum: dict[str, int]) -> bool:
+    """Every pool's latest sample asks for no more than its minReplicas."""
+    last = {s.pool: s.desired for s in timeline.pools[-len(minimum) :]}
+    return all(last.get(pool, 0) <= low for pool, low in minimum.items())
+
+
 async def drive(st: stack.Stack, o: Options, show: Show) -> tuple[tl.Timeline, dict[str, Any]]:
     client = Client(st.redis_url)
     try:
@@ -171,30 +190,13 @@ async def drive(st: stack.Stack, o: Options, show: Show) -> tuple[tl.Timeline, d
             await _submit_all(client, o, p, refs)
             timeline.load_seconds = time.monotonic() - t0
             p.phase, p.started, p.total = "draining", time.monotonic(), o.drain_seconds
-            ended = {"n": 0}
-
-            def all_ended() -> bool:
-                return bool(timeline.runs) and ended["n"] >= len(refs)
-
-            async def count_ended() -> None:
-                while ended["n"] < len(refs):
-                    states = await _finals(client, refs)
-                    ended["n"] = sum(1 for s in states.values() if s.status in ENDED)
-                    await asyncio.sleep(2.0)
-
-            counter = asyncio.create_task(count_ended())
-            await _until(all_ended, o.drain_seconds)
-            counter.cancel()
-            show.say(f"load done: {len(refs)} runs; {ended['n']} ended after the drain")
+            ended = await _drain(client, refs, o.drain_seconds)
+            show.say(f"load done: {len(refs)} runs; {ended} ended after the drain")
             p.phase, p.started, p.total = "scaling down", time.monotonic(), o.cooldown_seconds
             minimum = _minimums(st)
-
-            def settled() -> bool:
-                last = {s.pool: s.desired for s in timeline.pools[-len(minimum) :]}
-                return all(last.get(pool, 0) <= low for pool, low in minimum.items())
-
-            await _until(settled, o.cooldown_seconds)
-            show.say("pools back at their minimum" if settled() else "pools still scaling down")
+            await _until(lambda: _at_minimum(timeline, minimum), o.cooldown_seconds)
+            settled = _at_minimum(timeline, minimum)
+            show.say("pools back at their minimum" if settled else "pools still scaling down")
             stop.set()
             await watcher
         states = await _finals(client, refs)
