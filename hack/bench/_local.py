@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import redis
 
-from trimtab.devcluster import commands
+from trimtab.api import crdgen
+from trimtab.devcluster import cluster, commands, layout
+from trimtab.kube import client, objects
 
 PY = sys.executable
 
@@ -137,3 +139,14 @@ def start_operator(
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     commands.stop(proc, timeout)
+
+
+def bench_cluster(namespace: str) -> tuple[layout.Layout, objects.ObjectStore]:
+    """The local control plane (started if needed) with the CRDs and a fresh namespace."""
+    lay = layout.layout_for()
+    cluster.up(lay)
+    store = objects.ObjectStore(client.connect(str(lay.kubeconfig)))
+    for crd in crdgen.all_crds():
+        store.apply(crd)
+    store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    return lay, store

@@ -27,18 +27,14 @@ from typing import Any
 
 import _local
 import redis
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from trimtab.api import crdgen
-from trimtab.devcluster import cluster, layout
-from trimtab.kube import client, objects
+from trimtab.kube import objects
 from trimtab.queue import keys, messages
 from trimtab.reconcile import naming
 
 N = int(os.environ.get("TRIMTAB_BENCH_OBJECTS", "1000"))
 NS = f"bench-many-{uuid.uuid4().hex[:6]}"
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 API = "trimtab.io/v1alpha1"
 OPERATOR_RESOURCES = {
     "agentpools",
@@ -214,12 +210,7 @@ def _idle(
 
 
 def main() -> None:
-    lay = layout.layout_for()
-    cluster.up(lay)
-    store = objects.ObjectStore(client.connect(str(lay.kubeconfig)))
-    for crd in crdgen.all_crds():
-        store.apply(yaml.safe_load((ROOT / crdgen.file_name(crd)).read_text()))
-    store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    lay, store = _local.bench_cluster(NS)
     try:
         with _local.services({"seed": 1}) as (redis_url, _, work):
             created = _create_all(store)

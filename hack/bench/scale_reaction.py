@@ -22,15 +22,12 @@ import _local
 import redis
 import yaml
 
-from trimtab.api import crdgen
-from trimtab.devcluster import cluster, layout
-from trimtab.kube import client, objects
+from trimtab.kube import objects
 from trimtab.queue import keys, messages
 from trimtab.reconcile import naming
 
 NS = f"bench-scale-{uuid.uuid4().hex[:6]}"  # fresh: a previous run's may still terminate
 SPIKES, FROM_ZERO = 50, 10
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _pool(name: str, minimum: int) -> dict[str, object]:
@@ -145,12 +142,7 @@ def from_zero(store: objects.ObjectStore, rds: redis.Redis) -> tuple[list[float]
 
 
 def main() -> None:
-    lay = layout.layout_for()
-    cluster.up(lay)
-    store = objects.ObjectStore(client.connect(str(lay.kubeconfig)))
-    for crd in crdgen.all_crds():
-        store.apply(yaml.safe_load((ROOT / crdgen.file_name(crd)).read_text()))
-    store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    lay, store = _local.bench_cluster(NS)
     try:
         with _local.services({"seed": 1}) as (redis_url, _, work):
             rds = redis.Redis.from_url(redis_url)
