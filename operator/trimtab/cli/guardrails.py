@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import datetime
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from trimtab.cli import common
@@ -76,16 +76,31 @@ def _when(ms: float | None) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _review_list(args: argparse.Namespace) -> int:
-    items = _call(args.redis_url, lambda c: operations.reviews(c, args.namespace, args.limit))
-    if args.output == "json":
+def _print_entries(
+    output: str, items: Sequence[Any], columns: Sequence[tuple[str, int, Callable[[Any], str]]]
+) -> int:
+    """JSON, or a table: an ENTRY column (NAMESPACE/ID) then `columns`, then REASON."""
+    if output == "json":
         print(json.dumps([dataclasses.asdict(i) for i in items], indent=2))
         return 0
-    print(f"{'ENTRY':<40}{'RUN':<26}{'STEP':<20}{'SINCE':<22}REASON")
+    print(f"{'ENTRY':<40}" + "".join(f"{title:<{width}}" for title, width, _ in columns) + "REASON")
     for i in items:
-        ref = f"{i.namespace}/{i.id}"
-        print(f"{ref:<40}{i.run_id:<26}{i.step:<20}{_when(i.at_ms):<22}{i.reason[:60]}")
+        cells = "".join(f"{cell(i):<{width}}" for _, width, cell in columns)
+        print(f"{i.namespace + '/' + i.id:<40}{cells}{i.reason[:60]}")
     return 0
+
+
+def _review_list(args: argparse.Namespace) -> int:
+    items = _call(args.redis_url, lambda c: operations.reviews(c, args.namespace, args.limit))
+    return _print_entries(
+        args.output,
+        items,
+        [
+            ("RUN", 26, lambda i: i.run_id),
+            ("STEP", 20, lambda i: i.step),
+            ("SINCE", 22, lambda i: _when(i.at_ms)),
+        ],
+    )
 
 
 def _review_show(args: argparse.Namespace) -> int:
@@ -116,14 +131,15 @@ def _reject(args: argparse.Namespace) -> int:
 
 def _dlq_list(args: argparse.Namespace) -> int:
     items = _call(args.redis_url, lambda c: operations.dead_letters(c, args.namespace, args.limit))
-    if args.output == "json":
-        print(json.dumps([dataclasses.asdict(i) for i in items], indent=2))
-        return 0
-    print(f"{'ENTRY':<40}{'RUN':<26}{'STEP':<20}{'POOL':<20}REASON")
-    for i in items:
-        ref = f"{i.namespace}/{i.id}"
-        print(f"{ref:<40}{i.run_id or '-':<26}{i.step or '-':<20}{i.pool:<20}{i.reason[:60]}")
-    return 0
+    return _print_entries(
+        args.output,
+        items,
+        [
+            ("RUN", 26, lambda i: i.run_id or "-"),
+            ("STEP", 20, lambda i: i.step or "-"),
+            ("POOL", 20, lambda i: i.pool),
+        ],
+    )
 
 
 def _dlq_show(args: argparse.Namespace) -> int:
