@@ -192,7 +192,6 @@ class PoolScaler:
         self.writer = pool_status.StatusWriter(shared, ns, name)
         self.history = scaling.History.empty()
         self._spec: tuple[int, agentpool.AgentPoolSpec] | None = None
-        self.breaker: str | None = None
 
     def spec(self, body: Mapping[str, Any]) -> agentpool.AgentPoolSpec:
         """The parsed spec, re-validated only when the generation changes (not every tick)."""
@@ -212,7 +211,6 @@ class PoolScaler:
         if current is None:
             return  # the Deployment is not there yet: reconcile_objects creates it
         spec = self.spec(body)
-        self.breaker = pool_load.breaker if pool_load is not None else None
         decision, observed = await self._scale(body, spec, current, pool_load, now)
         status = dict(body.get("status") or {})
         spot = fallback.decide(
@@ -226,7 +224,9 @@ class PoolScaler:
             spec,
             name=self.name,
             deployment=deployment,
-            scaling=pool_status.scaling_view(decision, observed, self.breaker),
+            scaling=pool_status.scaling_view(
+                decision, observed, pool_load.breaker if pool_load is not None else None
+            ),
             fallback=spot.active,
             fallback_message=spot.message,
         )
