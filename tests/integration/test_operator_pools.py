@@ -61,6 +61,10 @@ def _running_on(kube: objects.ObjectStore, namespace: str, pool: str) -> list[st
     return capacities
 
 
+def _exists(_: dict[str, Any]) -> bool:
+    return True
+
+
 def _reconcile_count() -> float:
     labels = {"kind": "AgentPool"}
     name = "trimtab_reconcile_duration_seconds_count"
@@ -80,10 +84,11 @@ def test_pool_objects_are_created_with_placement_and_security(
     with operator.trimtab_operator(namespace, redis_url):
         kube.apply(pool)
         dep = _deployment(kube, namespace, "small", lambda d: d["spec"].get("replicas") == 2)
-        assert kube.get("v1", "Service", naming.metrics_service("small"), namespace)
-        assert kube.get(
-            "policy/v1", "PodDisruptionBudget", naming.disruption_budget("small"), namespace
-        )
+        # The Deployment, Service and PDB are applied one after another in one
+        # reconcile, so the later two may land a moment after the Deployment.
+        service, pdb = naming.metrics_service("small"), naming.disruption_budget("small")
+        kube.wait_for("v1", "Service", service, namespace=namespace, until=_exists)
+        kube.wait_for("policy/v1", "PodDisruptionBudget", pdb, namespace=namespace, until=_exists)
         pod = dep["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         worker = pod["containers"][0]
