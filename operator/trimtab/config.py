@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 
 import trimtab
+from trimtab.reconcile.agentpool import redis_access
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_WORKER_IMAGE = f"ghcr.io/trimtab/trimtab:{trimtab.__version__}"
@@ -17,6 +18,10 @@ class OperatorConfig:
     redis_url: str = DEFAULT_REDIS_URL
     worker_image: str = DEFAULT_WORKER_IMAGE
     worker_redis_url: str | None = None  # as workers reach Redis, when it differs
+    # Secrets each pool's namespace holds for its workers: Redis password, TLS CA bundle.
+    worker_redis_password_secret: str | None = None
+    worker_redis_password_key: str = "password"  # noqa: S105 - a key name in the Secret
+    worker_redis_ca_secret: str | None = None
     metrics_port: int = 8080
     scale_interval_seconds: float = 1.0
     status_interval_seconds: float = 10.0
@@ -25,8 +30,13 @@ class OperatorConfig:
     scan_cluster: bool = True
 
     @property
-    def redis_url_for_workers(self) -> str:
-        return self.worker_redis_url or self.redis_url
+    def worker_redis(self) -> redis_access.RedisAccess:
+        return redis_access.RedisAccess(
+            url=self.worker_redis_url or self.redis_url,
+            password_secret=self.worker_redis_password_secret,
+            password_key=self.worker_redis_password_key,
+            ca_secret=self.worker_redis_ca_secret,
+        )
 
 
 def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -35,6 +45,9 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         redis_url=env.get("TRIMTAB_REDIS_URL", DEFAULT_REDIS_URL),
         worker_image=env.get("TRIMTAB_WORKER_IMAGE", DEFAULT_WORKER_IMAGE),
         worker_redis_url=env.get("TRIMTAB_WORKER_REDIS_URL") or None,
+        worker_redis_password_secret=env.get("TRIMTAB_WORKER_REDIS_PASSWORD_SECRET") or None,
+        worker_redis_password_key=env.get("TRIMTAB_WORKER_REDIS_PASSWORD_KEY") or "password",
+        worker_redis_ca_secret=env.get("TRIMTAB_WORKER_REDIS_CA_SECRET") or None,
         metrics_port=int(env.get("TRIMTAB_METRICS_PORT", "8080")),
         scale_interval_seconds=float(env.get("TRIMTAB_SCALE_INTERVAL_SECONDS", "1")),
         status_interval_seconds=float(env.get("TRIMTAB_STATUS_INTERVAL_SECONDS", "10")),

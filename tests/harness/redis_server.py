@@ -20,31 +20,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_redis(workdir: pathlib.Path) -> Iterator[str]:
-    """Start redis-server, yield its URL, stop it. Persistence is off: tests own the data."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server not found: run hack/install-deps.sh")
+def running_redis(workdir: pathlib.Path, *, args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Start redis-server, yield its URL, stop it. Persistence is off: tests own the data.
+
+    `args` are extra redis-server options; the URL is the plain port's, so a server
+    given `--port 0` and a TLS port is reached through `secured_redis` instead.
+    """
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--protected-mode",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    proc = _start(workdir, ["--port", str(port), *args])
     url = f"redis://127.0.0.1:{port}/0"
     try:
         _wait_ping(url, proc)
@@ -54,8 +37,71 @@ def running_redis(workdir: pathlib.Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def _wait_ping(url: str, proc: subprocess.Popen[bytes]) -> None:
-    client = redis.Redis.from_url(url)
+def _start(workdir: pathlib.Path, args: list[str]) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: run hack/install-deps.sh")
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    return subprocess.Popen(
+        [binary, *common, "--protected-mode", "yes", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def make_tls_files(directory: pathlib.Path) -> pathlib.Path:
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl;
+    returns the CA bundle's path (server.crt and server.key sit beside it)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ca, key, crt = directory / "ca.crt", directory / "server.key", directory / "server.crt"
+    openssl = ["openssl", "req", "-x509", *ec, "-days", "2", "-subj"]
+    subprocess.run(
+        [*openssl, "/CN=test-ca", "-keyout", str(directory / "ca.key"), "-out", str(ca)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *openssl,
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(directory / "ca.key"),
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return ca
+
+
+@contextlib.contextmanager
+def secured_redis(workdir: pathlib.Path, password: str) -> Iterator[tuple[str, pathlib.Path]]:
+    """A redis-server that requires `password` and speaks only TLS; yields its
+    rediss:// URL and the CA bundle that verifies it."""
+    ca = make_tls_files(workdir)
+    port = free_port()
+    tls = ["--tls-port", str(port), "--port", "0", "--tls-auth-clients", "no"]
+    files = ["--tls-cert-file", str(workdir / "server.crt"), "--tls-key-file"]
+    files += [str(workdir / "server.key"), "--tls-ca-cert-file", str(ca)]
+    proc = _start(workdir, [*tls, *files, "--requirepass", password])
+    url = f"rediss://127.0.0.1:{port}/0"
+    try:
+        _wait_ping(url, proc, password=password, ssl_ca_certs=str(ca))
+        yield url, ca
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _wait_ping(url: str, proc: subprocess.Popen[bytes], **options: str) -> None:
+    client = redis.Redis.from_url(url, **options)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -11,12 +11,13 @@ import pytest
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reconcile import naming
-from trimtab.reconcile.agentpool import desired, placement
+from trimtab.reconcile.agentpool import desired, placement, redis_access
 from trimtab.worker import settings
 
 NS, NAME, UID = "team-a", "support", "0b6f5c1e-0000-4000-8000-000000000001"
 IMAGE, REDIS = "ghcr.io/trimtab/trimtab:test", "redis://redis.trimtab:6379/0"
 SECRET_REF = {"name": "model-credentials", "key": "api-key"}
+ACCESS = redis_access.RedisAccess(url=REDIS)
 
 KARPENTER_SPOT = {
     "key": "karpenter.sh/capacity-type",
@@ -80,7 +81,7 @@ def placement_spec(provider: str, capacity: str, **extra: Any) -> agentpool.Plac
 def deployment(spec: agentpool.AgentPoolSpec | None = None, **kw: Any) -> dict[str, Any]:
     kw.setdefault("fallback_active", False)
     return desired.build_deployment(
-        NS, NAME, UID, spec or pool_spec(), image=IMAGE, redis_url=REDIS, **kw
+        NS, NAME, UID, spec or pool_spec(), image=IMAGE, redis=kw.pop("redis", ACCESS), **kw
     )
 
 

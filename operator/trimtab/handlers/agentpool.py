@@ -70,7 +70,7 @@ def _desired_objects(
                 uid,
                 spec,
                 image=shared.cfg.worker_image,
-                redis_url=shared.cfg.redis_url_for_workers,
+                redis=shared.cfg.worker_redis,
                 fallback_active=fallback,
             ),
             desired.build_service(ns, name, uid),

@@ -14,7 +14,7 @@ from typing import Any
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reconcile import naming
-from trimtab.reconcile.agentpool import placement
+from trimtab.reconcile.agentpool import placement, redis_access
 
 API_VERSION = "trimtab.io/v1alpha1"
 KIND = "AgentPool"
@@ -77,7 +77,7 @@ def build_deployment(
     spec: agentpool.AgentPoolSpec,
     *,
     image: str,
-    redis_url: str,
+    redis: redis_access.RedisAccess,
     fallback_active: bool,
     metrics_port: int = 9090,
 ) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def build_deployment(
     """
     where = placement.placement_for(spec.placement, fallback_active=fallback_active)
     worker = _worker_container(
-        namespace, name, spec, image=image, redis_url=redis_url, metrics_port=metrics_port
+        namespace, name, spec, image=image, redis=redis, metrics_port=metrics_port
     )
     return {
         "apiVersion": "apps/v1",
@@ -101,7 +101,7 @@ def build_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
             },
-            "template": _pod_template(name, spec, where, worker),
+            "template": _pod_template(name, spec, where, worker, redis.volumes()),
         },
     }
 
@@ -111,11 +111,12 @@ def _pod_template(
     spec: agentpool.AgentPoolSpec,
     where: placement.Placement,
     worker: dict[str, Any],
+    volumes: list[dict[str, Any]],
 ) -> dict[str, Any]:
     labels = {**naming.object_labels(name), naming.CAPACITY_LABEL: where.capacity}
     return {
         "metadata": {"labels": labels, "annotations": {SPEC_HASH_ANNOTATION: spec_hash(spec)}},
-        "spec": _pod_spec(name, spec, where, worker),
+        "spec": _pod_spec(name, spec, where, worker, volumes),
     }
 
 
@@ -124,6 +125,7 @@ def _pod_spec(
     spec: agentpool.AgentPoolSpec,
     where: placement.Placement,
     worker: dict[str, Any],
+    volumes: list[dict[str, Any]],
 ) -> dict[str, Any]:
     extras = copy.deepcopy(spec.worker.extra_containers)
     pod: dict[str, Any] = {
@@ -132,7 +134,7 @@ def _pod_spec(
         "terminationGracePeriodSeconds": spec.worker.termination_grace_period_seconds,
         "securityContext": _pod_security_context(),
         "containers": [worker, *extras],
-        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *volumes],
     }
     pod.update(_scheduling(name, spec.placement, where))
     return pod
@@ -196,17 +198,17 @@ def _worker_container(
     spec: agentpool.AgentPoolSpec,
     *,
     image: str,
-    redis_url: str,
+    redis: redis_access.RedisAccess,
     metrics_port: int,
 ) -> dict[str, Any]:
-    args = ["worker", "run", "--pool", f"{namespace}/{name}", "--redis-url", redis_url]
+    args = ["worker", "run", "--pool", f"{namespace}/{name}", "--redis-url", redis.url]
     resources = spec.worker.resources
     return {
         "name": WORKER_CONTAINER,
         "image": spec.worker.image or image,
         "command": ["trimtab"],
         "args": [*args, "--metrics-port", str(metrics_port)],
-        "env": _env(spec),
+        "env": _env(spec, redis),
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}],
         "resources": resources.to_wire() if resources else copy.deepcopy(DEFAULT_RESOURCES),
         "securityContext": _container_security_context(),
@@ -215,11 +217,11 @@ def _worker_container(
             "periodSeconds": 10,
         },
         # The root filesystem is read-only; libraries that need scratch space get /tmp.
-        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": TMP_PATH}],
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": TMP_PATH}, *redis.volume_mounts()],
     }
 
 
-def _env(spec: agentpool.AgentPoolSpec) -> list[dict[str, Any]]:
+def _env(spec: agentpool.AgentPoolSpec, redis: redis_access.RedisAccess) -> list[dict[str, Any]]:
     """The operator's variables, then the user's. Names the operator sets are reserved
     (the worker depends on them) and a repeated user name keeps its last value, since
     server-side apply rejects duplicate names in the list."""
@@ -229,6 +231,7 @@ def _env(spec: agentpool.AgentPoolSpec) -> list[dict[str, Any]]:
         # Only a reference: the key's value never enters any object the operator writes.
         source = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
         ours.append({"name": API_KEY_ENV, "valueFrom": source})
+    ours.extend(redis.env())
     reserved = {e["name"] for e in ours}
     user = {e.name: e.to_wire() for e in spec.worker.env if e.name not in reserved}
     return [*ours, *user.values()]

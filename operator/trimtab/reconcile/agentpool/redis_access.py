@@ -1,0 +1,48 @@
+"""How worker pods reach Redis: the URL, and the Secrets that hold the password and the
+TLS CA bundle.
+
+A pod can only read Secrets of its own namespace, so the Secrets are named here and
+must exist in every namespace that runs pools; the operator writes references to them,
+never their contents. The variable names are the queue client's contract
+(trimtab.queue.connection); they are repeated here because the pure layer may not
+import the queue, and a unit test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+PASSWORD_ENV = "TRIMTAB_REDIS_PASSWORD"  # noqa: S105 - a variable name
+CA_FILE_ENV = "TRIMTAB_REDIS_CA_FILE"
+CA_VOLUME = "redis-ca"
+CA_DIR = "/etc/trimtab/redis-ca"
+CA_KEY = "ca.crt"
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisAccess:
+    url: str
+    password_secret: str | None = None  # Secret name in the pool's namespace
+    password_key: str = "password"  # noqa: S105 - a key name in the Secret
+    ca_secret: str | None = None  # Secret name in the pool's namespace, with key ca.crt
+
+    def env(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.password_secret:
+            ref = {"name": self.password_secret, "key": self.password_key}
+            out.append({"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": ref}})
+        if self.ca_secret:
+            out.append({"name": CA_FILE_ENV, "value": f"{CA_DIR}/{CA_KEY}"})
+        return out
+
+    def volumes(self) -> list[dict[str, Any]]:
+        if not self.ca_secret:
+            return []
+        items = [{"key": CA_KEY, "path": CA_KEY}]
+        return [{"name": CA_VOLUME, "secret": {"secretName": self.ca_secret, "items": items}}]
+
+    def volume_mounts(self) -> list[dict[str, Any]]:
+        if not self.ca_secret:
+            return []
+        return [{"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True}]
