@@ -32,6 +32,7 @@ generate: $(STAMP) ## regenerate checked-in files (CRDs from the API models)
 verify: $(STAMP) binaries ## fail when generated files drift from their sources; lint the chart
 	$(BIN)/python hack/generate.py --check
 	"$$(hack/build-helm.sh)" lint --strict charts/trimtab
+	"$$(hack/build-helm.sh)" lint --strict charts/trimtab -f charts/trimtab/values-dev.yaml
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter layer contracts
 	$(BIN)/ruff check operator tests hack

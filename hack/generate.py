@@ -80,11 +80,11 @@ def api_reference() -> Generated:
 
 def chart() -> Generated:
     """The Helm chart's CRD templates and values schema (hack/chartgen.py)."""
+    chart_files = {**chartgen.crd_templates(), **chartgen.values_schema(ROOT)}
     return {
-        **chartgen.crd_templates(),
-        **chartgen.values_schema(ROOT),
+        **chart_files,
         **chartgen.chart_readme(ROOT),
-        **chartgen.install_manifests(ROOT),
+        **chartgen.install_manifests(ROOT, chart_files),
         **chartgen.argocd_health(ROOT),
     }
 

@@ -3,36 +3,28 @@ RBAC in both install modes, restricted pods, and CRDs that follow crds.enabled/k
 
 from __future__ import annotations
 
-import pathlib
 import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "trimtab"
+from tests.harness import chart
+
+ROOT, CHART = chart.ROOT, chart.CHART
 
 
 @pytest.fixture(scope="module")
 def helm() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True
-    )
-    return built.stdout.strip()
+    return chart.helm_binary()
 
 
 def _template(helm: str, *sets: str) -> subprocess.CompletedProcess[str]:
-    argv = [helm, "template", "trimtab", str(CHART), "--namespace", "trimtab-system"]
-    for value in sets:
-        argv += ["--set", value]
-    return subprocess.run(argv, check=False, capture_output=True, text=True)
+    return chart.template(helm, *sets)
 
 
 def _objects(helm: str, *sets: str) -> list[dict[str, Any]]:
-    done = _template(helm, *sets)
-    assert done.returncode == 0, done.stderr
-    return [d for d in yaml.safe_load_all(done.stdout) if d]
+    return chart.objects(helm, *sets)
 
 
 def _kinds(objects: list[dict[str, Any]]) -> list[str]:
@@ -80,19 +72,7 @@ def test_defaults_render_the_cluster_wide_operator(helm: str) -> None:
 
 def test_the_operator_pod_meets_the_restricted_profile(helm: str) -> None:
     deployment = next(o for o in _objects(helm) if o["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] != 0
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    for key in ("hostNetwork", "hostPID", "hostIPC"):
-        assert not pod.get(key)
-    assert all("hostPath" not in v for v in pod["volumes"])
-    for container in pod["containers"]:
-        ctx = container["securityContext"]
-        assert ctx["allowPrivilegeEscalation"] is False
-        assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert ctx["readOnlyRootFilesystem"] is True
-        assert "privileged" not in ctx
+    chart.assert_restricted(deployment["spec"]["template"]["spec"])
 
 
 def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,7 +142,7 @@ def _keys(values: dict[str, Any], prefix: str = "") -> set[str]:
     out = set()
     for key, value in values.items():
         path = f"{prefix}{key}"
-        nested = isinstance(value, dict) and value and path != "resources"
+        nested = isinstance(value, dict) and value and not path.endswith("resources")
         out |= _keys(value, f"{path}.") if nested else {path}
     return out
 

@@ -28,3 +28,28 @@ app.kubernetes.io/component: operator
 {{- define "trimtab.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{/* The Redis URL of the operator: the bundled Redis's Service, or redis.url. */}}
+{{- define "trimtab.redisUrl" -}}
+{{- if .Values.redis.bundled.enabled -}}
+{{- printf "redis://%s-redis.%s.svc:6379/0" (include "trimtab.fullname" .) .Release.Namespace -}}
+{{- else -}}
+{{- required "redis.url is required unless redis.bundled.enabled is true" .Values.redis.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Settings that cannot be combined; each fails the render with the reason. */}}
+{{- define "trimtab.validate" -}}
+{{- if and .Values.redis.bundled.enabled .Values.redis.tls.caSecret -}}
+{{- fail "redis.tls applies to an external Redis; the bundled Redis serves plain TCP inside the cluster" -}}
+{{- end -}}
+{{- if and .Values.redis.tls.caSecret (not (hasPrefix "rediss://" (include "trimtab.redisUrl" .))) -}}
+{{- fail "redis.tls.caSecret is set but redis.url is not rediss://" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "trimtab.redisSelectorLabels" -}}
+app.kubernetes.io/name: trimtab
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end -}}

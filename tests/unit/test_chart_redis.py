@@ -1,0 +1,103 @@
+"""The chart's Redis options: an external Redis with a password Secret and TLS, or the
+bundled single-node Redis of values-dev.yaml, rendered by the real (pinned) helm."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.harness import chart
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    return chart.helm_binary()
+
+
+def _operator_env(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    container = chart.find(found, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_defaults_render_no_redis_and_no_secret_reference(helm: str) -> None:
+    found = chart.objects(helm)
+    assert not [o for o in found if o["kind"] == "StatefulSet"]
+    env = _operator_env(found)
+    assert env["TRIMTAB_REDIS_URL"]["value"] == "redis://redis.trimtab-system.svc:6379/0"
+    assert "TRIMTAB_REDIS_PASSWORD" not in env
+
+
+def test_external_redis_with_password_and_tls(helm: str) -> None:
+    found = chart.objects(
+        helm,
+        "redis.url=rediss://redis.example.com:6380/0",
+        "redis.auth.existingSecret=redis-auth",
+        "redis.auth.secretKey=pw",
+        "redis.auth.workerSecret=redis-auth-workers",
+        "redis.tls.caSecret=redis-ca",
+    )
+    env = _operator_env(found)
+    assert env["TRIMTAB_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-auth",
+        "key": "pw",
+    }
+    assert env["TRIMTAB_WORKER_REDIS_PASSWORD_SECRET"]["value"] == "redis-auth-workers"
+    assert env["TRIMTAB_WORKER_REDIS_PASSWORD_KEY"]["value"] == "pw"
+    # Workers get the CA Secret's name; without workerCaSecret, the operator's.
+    assert env["TRIMTAB_WORKER_REDIS_CA_SECRET"]["value"] == "redis-ca"
+    pod = chart.find(found, "Deployment")["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "redis-ca")
+    assert env["TRIMTAB_REDIS_CA_FILE"]["value"] == mount["mountPath"] + "/ca.crt"
+    volume = next(v for v in pod["volumes"] if v["name"] == "redis-ca")
+    assert volume["secret"]["secretName"] == "redis-ca"
+    chart.assert_restricted(pod)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        pytest.param(("redis.tls.caSecret=ca",), "not rediss://", id="ca-without-tls"),
+        pytest.param(
+            ("redis.bundled.enabled=true", "redis.tls.caSecret=ca"),
+            "external Redis",
+            id="tls-with-bundled",
+        ),
+        pytest.param(("redis.url=",), "redis.url is required", id="no-redis-at-all"),
+        pytest.param(("redis.bundled.appendfsync=sometimes",), "appendfsync", id="bad-fsync"),
+    ],
+)
+def test_contradictory_redis_settings_fail_with_the_reason(
+    helm: str, sets: tuple[str, ...], message: str
+) -> None:
+    done = chart.template(helm, *sets)
+    assert done.returncode != 0
+    assert message in done.stderr
+
+
+def test_dev_values_bundle_a_persistent_redis(helm: str) -> None:
+    found = chart.objects(helm, "redis.auth.existingSecret=redis-auth", files=(chart.DEV_VALUES,))
+    redis = chart.find(found, "StatefulSet", "trimtab-redis")
+    service = chart.find(found, "Service", "trimtab-redis")
+    env = _operator_env(found)
+    assert env["TRIMTAB_REDIS_URL"]["value"] == "redis://trimtab-redis.trimtab-system.svc:6379/0"
+    assert redis["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["selector"] == redis["spec"]["selector"]["matchLabels"]
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    assert options["--appendonly"] == "yes"
+    assert options["--maxmemory-policy"] == "noeviction"
+    assert options["--requirepass"] == "$(REDIS_PASSWORD)"
+    [claim] = redis["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    mounts = redis["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": claim["metadata"]["name"], "mountPath": options["--dir"]} in mounts
+    for pod in chart.pod_specs(found):
+        chart.assert_restricted(pod)
+
+
+def test_dev_values_lint_clean(helm: str) -> None:
+    argv = [helm, "lint", "--strict", str(chart.CHART), "-f", str(chart.DEV_VALUES)]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
