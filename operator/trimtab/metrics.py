@@ -108,6 +108,50 @@ class Metrics:
     scale_decisions_total: Counter
     desired_replicas: Gauge
     cache_lookups_total: Counter
+    queue_backlog: Gauge
+    queue_oldest_backlog_seconds: Gauge
+    pool_p95_seconds: Gauge
+    pool_p95_target_seconds: Gauge
+    autoscaler_last_pass_timestamp_seconds: Gauge
+
+    def pool_observed(
+        self,
+        namespace: str,
+        pool: str,
+        *,
+        backlog: int,
+        oldest_backlog_seconds: float | None,
+        p95_seconds: float | None,
+        p95_target_seconds: float | None,
+    ) -> None:
+        """Publish the load the autoscaler read for one pool. An unknown value (no
+        backlog, no recent steps, no target) is published as 0 for ages and removed for
+        latencies, so an alert comparing p95 with its target only sees real pairs."""
+        self.queue_backlog.labels(namespace, pool).set(backlog)
+        self.queue_oldest_backlog_seconds.labels(namespace, pool).set(oldest_backlog_seconds or 0)
+        for gauge, value in (
+            (self.pool_p95_seconds, p95_seconds),
+            (self.pool_p95_target_seconds, p95_target_seconds),
+        ):
+            if value is None:
+                _remove(gauge, namespace, pool)
+            else:
+                gauge.labels(namespace, pool).set(value)
+
+    def pool_forgotten(self, namespace: str, pool: str) -> None:
+        """Drop a deleted pool's operator-side series, so they do not linger at their
+        last value."""
+        for gauge in (
+            self.queue_backlog,
+            self.queue_oldest_backlog_seconds,
+            self.pool_p95_seconds,
+            self.pool_p95_target_seconds,
+            self.desired_replicas,
+        ):
+            _remove(gauge, namespace, pool)
+
+    def autoscaler_passed(self, timestamp: float) -> None:
+        self.autoscaler_last_pass_timestamp_seconds.set(timestamp)
 
     def step_finished(
         self,
@@ -220,7 +264,31 @@ def build(registry: CollectorRegistry) -> Metrics:
         cache_lookups_total=counter(
             "cache_lookups", "Response-cache lookups of cached steps, by result.", (*pool, "result")
         ),
+        queue_backlog=gauge("queue_backlog", "Steps in a pool's stream not yet delivered.", pool),
+        queue_oldest_backlog_seconds=gauge(
+            "queue_oldest_backlog_seconds",
+            "Age of the oldest step in a pool's stream not yet delivered (0: none).",
+            pool,
+        ),
+        pool_p95_seconds=gauge(
+            "pool_p95_seconds", "Step p95 latency over the autoscaler's window.", pool
+        ),
+        pool_p95_target_seconds=gauge(
+            "pool_p95_target_seconds", "The pool's p95 latency target, when it has one.", pool
+        ),
+        autoscaler_last_pass_timestamp_seconds=gauge(
+            "autoscaler_last_pass_timestamp_seconds",
+            "When the operator's autoscaler last finished a pass over every pool.",
+            (),
+        ),
     )
+
+
+def _remove(gauge: Gauge, namespace: str, pool: str) -> None:
+    try:
+        gauge.remove(namespace, pool)
+    except KeyError:  # never set for this pool
+        return
 
 
 @functools.cache

@@ -126,3 +126,25 @@ async def test_a_stream_without_consumer_group_counts_every_entry_as_backlog(
         await pool.client.xadd(stream, {"x": "1"})
     got = await load.read_load(pool.client, namespace=NS, pool="never-served", now=time.time())
     assert (got.backlog, got.in_flight, got.added_total) == (3, 0, 3)
+
+
+async def test_oldest_backlog_age_is_that_of_the_first_undelivered_entry(
+    pool: tasks.PoolQueue,
+) -> None:
+    old, newer = "1000000000000-0", "1000000030000-0"  # added 30 s apart
+    for entry_id in (old, "1000000010000-0", newer):
+        await pool.client.xadd(pool.stream, {"x": "1"}, id=entry_id)
+    now = 1000000060.0
+    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now)
+    assert got.oldest_backlog_seconds == pytest.approx(60.0)
+    await pool.read(2, block_ms=100)  # delivered entries are in flight, not backlog
+    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now)
+    assert got.oldest_backlog_seconds == pytest.approx(30.0)
+    await pool.read(1, block_ms=100)
+    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now)
+    assert (got.backlog, got.oldest_backlog_seconds) == (0, None)
+    # Without a consumer group every entry is backlog, the first one the oldest.
+    stream = keys.pool_stream(NS, "fresh")
+    await pool.client.xadd(stream, {"x": "1"}, id=old)
+    got = await load.read_load(pool.client, namespace=NS, pool="fresh", now=now)
+    assert got.oldest_backlog_seconds == pytest.approx(60.0)

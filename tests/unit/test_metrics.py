@@ -38,6 +38,11 @@ EXPECTED = {
     "trimtab_cache_lookups_total": {"namespace", "pool", "result"},
     "trimtab_desired_replicas": {"namespace", "pool"},
     "trimtab_scale_decision_seconds": set(),
+    "trimtab_queue_backlog": {"namespace", "pool"},
+    "trimtab_queue_oldest_backlog_seconds": {"namespace", "pool"},
+    "trimtab_pool_p95_seconds": {"namespace", "pool"},
+    "trimtab_pool_p95_target_seconds": {"namespace", "pool"},
+    "trimtab_autoscaler_last_pass_timestamp_seconds": set(),
 }
 
 
@@ -70,6 +75,10 @@ def record_everything(m: Metrics) -> None:
     m.reconciled(ReconciledKind.AGENT_POOL, seconds=0.01)
     m.scale_decided("shop", "gpt", direction=ScaleDirection.UP, desired=4)
     m.cache_looked_up("shop", "gpt", result=metrics.CacheResult.HIT)
+    m.pool_observed(
+        "shop", "gpt", backlog=3, oldest_backlog_seconds=4.0, p95_seconds=2.0, p95_target_seconds=1
+    )
+    m.autoscaler_passed(1_700_000_000.0)
 
 
 def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, set[str]]]:
@@ -260,3 +269,36 @@ def test_string_values_of_the_enums_are_accepted(registry: CollectorRegistry, m:
     m.run_finished("ns", "w", outcome="succeeded")  # type: ignore[arg-type]
     labels = {"namespace": "ns", "workflow": "w", "outcome": "succeeded"}
     assert registry.get_sample_value("trimtab_runs_total", labels) == 1.0
+
+
+def test_pool_observed_publishes_known_values_and_drops_unknown_latencies(
+    registry: CollectorRegistry, m: Metrics
+) -> None:
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(name, POOL)
+
+    m.pool_observed(
+        "shop", "gpt", backlog=7, oldest_backlog_seconds=12.5, p95_seconds=3.0, p95_target_seconds=2
+    )
+    assert value("trimtab_queue_backlog") == 7
+    assert value("trimtab_queue_oldest_backlog_seconds") == 12.5
+    assert (value("trimtab_pool_p95_seconds"), value("trimtab_pool_p95_target_seconds")) == (3, 2)
+    m.pool_observed(
+        "shop",
+        "gpt",
+        backlog=0,
+        oldest_backlog_seconds=None,
+        p95_seconds=None,
+        p95_target_seconds=2,
+    )
+    assert value("trimtab_queue_oldest_backlog_seconds") == 0
+    assert value("trimtab_pool_p95_seconds") is None  # no recent steps: no latency to compare
+    m.scale_decided("shop", "gpt", direction=ScaleDirection.UP, desired=2)
+    m.pool_forgotten("shop", "gpt")
+    m.pool_forgotten("shop", "gpt")  # a second time is harmless
+    for name in (
+        "trimtab_queue_backlog",
+        "trimtab_desired_replicas",
+        "trimtab_pool_p95_target_seconds",
+    ):
+        assert value(name) is None

@@ -212,6 +212,15 @@ class PoolScaler:
             return  # the Deployment is not there yet: reconcile_objects creates it
         spec = self.spec(body)
         decision, observed = await self._scale(body, spec, current, pool_load, now)
+        if pool_load is not None:
+            self.shared.metrics.pool_observed(
+                self.ns,
+                self.name,
+                backlog=pool_load.backlog,
+                oldest_backlog_seconds=pool_load.oldest_backlog_seconds,
+                p95_seconds=pool_load.p95_seconds,
+                p95_target_seconds=spec.scaling.targets.p95_latency_seconds,
+            )
         status = dict(body.get("status") or {})
         spot = fallback.decide(
             spec,

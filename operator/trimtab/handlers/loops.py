@@ -44,6 +44,8 @@ async def scale_pools(shared: state.Shared) -> None:
         live = {(b["metadata"].get("uid", ""), key): b for key, b in list(shared.pools.items())}
         for gone in set(scalers) - set(live):
             del scalers[gone]
+            if gone[1] not in shared.pools:  # deleted, not recreated under the same name
+                shared.metrics.pool_forgotten(*gone[1])
         now = time.time()
         loads = await _loads(reader, [key for _, key in live], now)
         passes = []
@@ -52,6 +54,7 @@ async def scale_pools(shared: state.Shared) -> None:
             tick = scaler.tick(body, loads.get(ident[1]), now)
             passes.append(_guarded(f"scaling {ident[1][0]}/{ident[1][1]}", tick))
         await asyncio.gather(*passes)
+        shared.metrics.autoscaler_passed(time.time())
         elapsed = time.monotonic() - started
         await asyncio.sleep(max(0.0, shared.cfg.scale_interval_seconds - elapsed))
 

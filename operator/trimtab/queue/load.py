@@ -24,6 +24,7 @@ class PoolLoad:
     service_seconds: float | None  # mean step time over the window
     p95_seconds: float | None
     breaker: str  # the model endpoint's breaker: Closed, Open or HalfOpen
+    oldest_backlog_seconds: float | None = None  # age of the oldest undelivered entry
 
 
 def _merge_window(hashes: list[dict[str, str]]) -> tuple[int, float, sketch.LatencySketch]:
@@ -75,12 +76,38 @@ class LoadReader:
         }
         busy = [key for key in pools if self._busy(key, counters[key], now)]
         windows = await self._windows(busy, now)
+        waiting = {
+            key: stats.first_undelivered(replies[3 * i + 1])
+            for i, key in enumerate(pools)
+            if counters[key]["lag"]
+        }
+        oldest = await self._oldest(waiting, now)
         for gone in set(self._seen) - set(pools):
             del self._seen[gone]
         return {
-            key: _load(counters[key], windows.get(key, []), replies[3 * i + 2], self.window)
+            key: dataclasses.replace(
+                _load(counters[key], windows.get(key, []), replies[3 * i + 2], self.window),
+                oldest_backlog_seconds=oldest.get(key),
+            )
             for i, key in enumerate(pools)
         }
+
+    async def _oldest(self, waiting: dict[PoolKey, str], now: float) -> dict[PoolKey, float]:
+        """Age of each backlogged pool's oldest undelivered entry, from its stream id
+        (milliseconds since the epoch when it was added): one XRANGE each, and only for
+        pools with a backlog."""
+        if not waiting:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for (ns, pool), start in waiting.items():
+                pipe.xrange(keys.pool_stream(ns, pool), min=start, max="+", count=1)
+            found = await pipe.execute(raise_on_error=False)
+        ages = {}
+        for key, entries in zip(waiting, found, strict=True):
+            if isinstance(entries, list) and entries:
+                added_ms = int(str(entries[0][0]).split("-", 1)[0])
+                ages[key] = max(0.0, now - added_ms / 1000)
+        return ages
 
     def _busy(self, key: PoolKey, counters: dict[str, int], now: float) -> bool:
         """Work now, new arrivals, or work within the window (its stats still count)."""

@@ -53,6 +53,15 @@ def parse_counters(info: Any, groups: Any) -> dict[str, int]:
     }
 
 
+def first_undelivered(groups: Any) -> str:
+    """XRANGE start of the entries no consumer has been given: after the group's last
+    delivered id, or the whole stream when there is no group yet."""
+    listed: list[dict[str, Any]] = groups if isinstance(groups, list) else []
+    group: dict[str, Any] = next((g for g in listed if g.get("name") == keys.GROUP), {})
+    last = group.get("last-delivered-id")
+    return f"({last}" if last else "-"
+
+
 def _lag(group: dict[str, Any], *, length: int, added: int) -> int:
     """Entries no consumer has been given yet. Without a group (no worker ever started,
     as for a pool still at zero) that is the whole stream; when Redis cannot tell (a
