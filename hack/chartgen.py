@@ -32,6 +32,10 @@ FREE_FORM = {
     "affinity",
     "serviceAccount.annotations",
     "redis.bundled.resources",
+    "monitoring.serviceMonitor.labels",
+    "monitoring.podMonitor.labels",
+    "monitoring.prometheusRule.labels",
+    "monitoring.grafanaDashboard.labels",
 }
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 ENUMS = {

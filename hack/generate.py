@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 import chartgen  # hack/chartgen.py: this script runs from hack/
+import dashboard  # hack/dashboard.py
 from trimtab.api import crdgen, docgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -86,6 +87,7 @@ def chart() -> Generated:
         **chartgen.chart_readme(ROOT),
         **chartgen.install_manifests(ROOT, chart_files),
         **chartgen.argocd_health(ROOT),
+        str(chartgen.CHART / "dashboards" / "trimtab.json"): dashboard.render(),
     }
 
 
