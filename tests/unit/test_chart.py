@@ -142,7 +142,7 @@ def _keys(values: dict[str, Any], prefix: str = "") -> set[str]:
     out = set()
     for key, value in values.items():
         path = f"{prefix}{key}"
-        nested = isinstance(value, dict) and value and not path.endswith("resources")
+        nested = isinstance(value, dict) and value and not path.endswith(("resources", "labels"))
         out |= _keys(value, f"{path}.") if nested else {path}
     return out
 
