@@ -37,6 +37,14 @@ FREE_FORM = {
     "monitoring.prometheusRule.labels",
     "monitoring.grafanaDashboard.labels",
 }
+# Lists of these item types; any other list holds objects passed through to Kubernetes.
+LIST_ITEMS = {
+    "watchNamespaces": {"type": "string"},
+    "networkPolicy.apiServerCIDRs": {"type": "string"},
+    "networkPolicy.apiServerPorts": {"type": "integer"},
+    "networkPolicy.workerEgress": {"type": "object"},
+    "networkPolicy.metricsFrom": {"type": "object"},
+}
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 ENUMS = {
     "logFormat": ["json", "plain"],
@@ -87,7 +95,7 @@ def _schema(value: Any, path: str) -> dict[str, Any]:
         if isinstance(value, kind):
             return {"type": name}
     if isinstance(value, list):
-        return {"type": "array", "items": {"type": "string"} if path == "watchNamespaces" else {}}
+        return {"type": "array", "items": LIST_ITEMS.get(path, {})}
     if isinstance(value, dict):
         return {
             "type": "object",

@@ -53,3 +53,43 @@ app.kubernetes.io/name: trimtab
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: redis
 {{- end -}}
+
+{{/* Egress to DNS, which every pod the chart covers needs to resolve Redis and endpoints. */}}
+{{- define "trimtab.dnsEgress" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end -}}
+
+{{/* Egress to Redis: the bundled Redis's pods, or any address on the external port. */}}
+{{- define "trimtab.redisEgress" -}}
+{{- if .Values.redis.bundled.enabled -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Release.Namespace }}
+      podSelector:
+        matchLabels:
+          {{- include "trimtab.redisSelectorLabels" . | nindent 10 }}
+  ports:
+    - port: 6379
+      protocol: TCP
+{{- else -}}
+- ports:
+    - port: {{ .Values.networkPolicy.redisPort }}
+      protocol: TCP
+{{- end -}}
+{{- end -}}
+
+{{/* Ingress to a metrics port from metricsFrom, or from anywhere. */}}
+{{- define "trimtab.metricsIngress" -}}
+- ports:
+    - port: metrics
+      protocol: TCP
+  {{- with .Values.networkPolicy.metricsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
