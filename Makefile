@@ -8,9 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-binaries: ## build (once) and cache the pinned control-plane binaries and helm
+binaries: ## build (once) and cache the pinned control-plane binaries, helm and promtool
 	hack/build-k8s.sh >/dev/null
 	hack/build-helm.sh >/dev/null
+	hack/build-promtool.sh >/dev/null
+	hack/fetch-prometheus-crds.sh >/dev/null
 
 .PHONY: help binaries install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
 

@@ -9,79 +9,20 @@ from __future__ import annotations
 import copy
 import os
 import pathlib
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.harness import operator, samples
+from tests.harness import chart, operator, samples
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.devcluster import binaries, layout
 from trimtab.kube import objects
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "trimtab"
-CRDS = ("agentpools.trimtab.io", "agentworkflows.trimtab.io")
+CRDS = chart.TRIMTAB_CRDS
 pytestmark = pytest.mark.usefixtures("crds")
-
-
-def _run(argv: list[str], kubeconfig: pathlib.Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    return subprocess.run(argv, check=False, capture_output=True, text=True, env=env)
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True
-    )
-    return built.stdout.strip()
-
-
-@pytest.fixture
-def restricted(kube: objects.ObjectStore, namespace: str) -> str:
-    labels = {"pod-security.kubernetes.io/enforce": "restricted"}
-    kube.apply(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}
-    )
-    return namespace
-
-
-def _adopt_crds(kube: objects.ObjectStore, release: str, namespace: str) -> None:
-    """The session's CRDs exist already (installed by the test fixture): mark them as
-    this release's, as `helm install` requires before it takes them over."""
-    for name in CRDS:
-        meta = {
-            "labels": {"app.kubernetes.io/managed-by": "Helm"},
-            "annotations": {
-                "meta.helm.sh/release-name": release,
-                "meta.helm.sh/release-namespace": namespace,
-            },
-        }
-        kube.patch("apiextensions.k8s.io/v1", "CustomResourceDefinition", name, {"metadata": meta})
-
-
-def _service_account_kubeconfig(
-    lay: layout.Layout, namespace: str, account: str, out: pathlib.Path
-) -> pathlib.Path:
-    kubectl = str(binaries.ensure_built() / "kubectl")
-    token = _run([kubectl, "create", "token", account, "-n", namespace], lay.kubeconfig)
-    assert token.returncode == 0, token.stderr
-    admin = yaml.safe_load(lay.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": account, "user": {"token": token.stdout.strip()}}],
-        "contexts": [
-            {"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account}}
-        ],
-        "current-context": account,
-    }
-    out.write_text(yaml.safe_dump(config))
-    return out
 
 
 def _sample(name: str, namespace: str) -> dict[str, Any]:
@@ -100,7 +41,7 @@ def installed(
     helm: str, cluster: layout.Layout, kube: objects.ObjectStore, restricted: str
 ) -> Iterator[str]:
     release = "tt"
-    _adopt_crds(kube, release, restricted)
+    chart.adopt_crds(kube, release, restricted)
     argv = [
         helm,
         "install",
@@ -112,10 +53,10 @@ def installed(
         "--set",
         f"watchNamespaces={{{restricted}}}",
     ]
-    done = _run(argv, cluster.kubeconfig)
+    done = chart.run(argv, cluster.kubeconfig)
     assert done.returncode == 0, done.stdout + done.stderr
     yield release
-    _run([helm, "uninstall", release, "-n", restricted], cluster.kubeconfig)
+    chart.run([helm, "uninstall", release, "-n", restricted], cluster.kubeconfig)
 
 
 def test_install_runs_the_operator_with_only_the_charts_permissions(
@@ -139,12 +80,12 @@ def test_install_runs_the_operator_with_only_the_charts_permissions(
     assert pods["spec"]["template"]["spec"]["serviceAccountName"] == f"{installed}-trimtab"
 
     # Its ServiceAccount may not read Secrets, in its namespace or the cluster's.
-    sa_config = _service_account_kubeconfig(
+    sa_config = chart.service_account_kubeconfig(
         cluster, restricted, f"{installed}-trimtab", tmp_path / "sa.kubeconfig"
     )
     kubectl = str(binaries.ensure_built() / "kubectl")
     for scope in (["-A"], ["-n", restricted]):
-        denied = _run([kubectl, "get", "secrets", *scope], sa_config)
+        denied = chart.run([kubectl, "get", "secrets", *scope], sa_config)
         assert denied.returncode != 0
         assert "forbidden" in denied.stderr.lower()
 
@@ -182,7 +123,7 @@ def test_install_runs_the_operator_with_only_the_charts_permissions(
         proc.wait(timeout=60)
 
     # An upgrade to changed values keeps the custom resources.
-    upgraded = _run(
+    upgraded = chart.run(
         [
             helm,
             "upgrade",
@@ -200,7 +141,7 @@ def test_install_runs_the_operator_with_only_the_charts_permissions(
     assert kube.get(API_VERSION, "AgentPool", "support-small", restricted) is not None
 
     # Uninstalling with crds.keep leaves the CRDs and the user's objects.
-    removed = _run([helm, "uninstall", installed, "-n", restricted], cluster.kubeconfig)
+    removed = chart.run([helm, "uninstall", installed, "-n", restricted], cluster.kubeconfig)
     assert removed.returncode == 0, removed.stderr
     assert "kept due to the resource policy" in removed.stdout + removed.stderr
     for name in CRDS:

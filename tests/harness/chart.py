@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 from typing import Any
 
 import yaml
 
+from trimtab.devcluster import binaries, layout
+from trimtab.kube import objects as kube_objects
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "trimtab"
 DEV_VALUES = CHART / "values-dev.yaml"
+TRIMTAB_CRDS = ("agentpools.trimtab.io", "agentworkflows.trimtab.io")
 
 
 def helm_binary() -> str:
@@ -64,3 +69,43 @@ def assert_restricted(pod: dict[str, Any]) -> None:
         assert ctx["capabilities"] == {"drop": ["ALL"]}
         assert ctx["readOnlyRootFilesystem"] is True
         assert "privileged" not in ctx
+
+
+def run(argv: list[str], kubeconfig: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run(argv, check=False, capture_output=True, text=True, env=env)
+
+
+def adopt_crds(kube: kube_objects.ObjectStore, release: str, namespace: str) -> None:
+    """The session's CRDs exist already (installed by the test fixture): mark them as
+    this release's, as `helm install` requires before it takes them over."""
+    for name in TRIMTAB_CRDS:
+        meta = {
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": release,
+                "meta.helm.sh/release-namespace": namespace,
+            },
+        }
+        kube.patch("apiextensions.k8s.io/v1", "CustomResourceDefinition", name, {"metadata": meta})
+
+
+def service_account_kubeconfig(
+    lay: layout.Layout, namespace: str, account: str, out: pathlib.Path
+) -> pathlib.Path:
+    kubectl = str(binaries.ensure_built() / "kubectl")
+    token = run([kubectl, "create", "token", account, "-n", namespace], lay.kubeconfig)
+    assert token.returncode == 0, token.stderr
+    admin = yaml.safe_load(lay.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token.stdout.strip()}}],
+        "contexts": [
+            {"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account}}
+        ],
+        "current-context": account,
+    }
+    out.write_text(yaml.safe_dump(config))
+    return out

@@ -30,7 +30,7 @@ def running_redis(workdir: pathlib.Path, *, args: tuple[str, ...] = ()) -> Itera
     proc = _start(workdir, ["--port", str(port), *args])
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        _wait_ping(url, proc)
+        wait_ping(url, proc)
         yield url
     finally:
         proc.terminate()
@@ -93,14 +93,14 @@ def secured_redis(workdir: pathlib.Path, password: str) -> Iterator[tuple[str, p
     proc = _start(workdir, [*tls, *files, "--requirepass", password])
     url = f"rediss://127.0.0.1:{port}/0"
     try:
-        _wait_ping(url, proc, password=password, ssl_ca_certs=str(ca))
+        wait_ping(url, proc, password=password, ssl_ca_certs=str(ca))
         yield url, ca
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def _wait_ping(url: str, proc: subprocess.Popen[bytes], **options: str) -> None:
+def wait_ping(url: str, proc: subprocess.Popen[bytes], **options: str) -> None:
     client = redis.Redis.from_url(url, **options)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -144,7 +144,7 @@ class RestartableRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        _wait_ping(self.url, self.proc)
+        wait_ping(self.url, self.proc)
 
     def stop(self, sig: int) -> None:
         assert self.proc is not None
