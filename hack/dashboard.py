@@ -74,7 +74,8 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         "short",
         [
             (
-                f"3600 * sum by (namespace, pool) (rate(trimtab_cost_total{{{SEL}}}[$__rate_interval]))",
+                "3600 * sum by (namespace, pool) "
+                f"(rate(trimtab_cost_total{{{SEL}}}[$__rate_interval]))",
                 BY_POOL,
             )
         ],
@@ -136,8 +137,8 @@ def _panel(index: int, title: str, unit: str, queries: list[tuple[str, str]]) ->
         "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
         "targets": [
-            {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": leg}
-            for i, (expr, leg) in enumerate(queries)
+            {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": e, "legendFormat": leg}
+            for i, (e, leg) in enumerate(queries)
         ],
     }
 
