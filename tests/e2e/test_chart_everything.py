@@ -16,6 +16,7 @@ import os
 import pathlib
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,8 @@ import yaml
 from tests.harness import chart, operator, redis_server, runtime
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.devcluster import layout, supervisor
-from trimtab.kube import objects
+from trimtab.kube import client as kube_client
+from trimtab.kube import lease, objects
 from trimtab.sdk import client as sdk
 
 pytestmark = pytest.mark.usefixtures("crds")
@@ -100,6 +102,7 @@ def everything(
     port = redis_server.free_port()
     sets = [
         f"watchNamespaces={{{restricted}}}",
+        "replicas=2",
         "redis.auth.existingSecret=redis-auth",
         f"redis.bundled.persistence.storageClass={storage_class}",
         f"redis.workerUrl=redis://127.0.0.1:{port}/0",
@@ -128,6 +131,10 @@ def _resolved_env(
     for entry in env:
         if "value" in entry:
             out[entry["name"]] = entry["value"]
+            continue
+        if "fieldRef" in entry["valueFrom"]:
+            assert entry["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+            out[entry["name"]] = namespace
             continue
         ref = entry["valueFrom"]["secretKeyRef"]
         secret = kube.get("v1", "Secret", ref["name"], namespace)
@@ -190,6 +197,7 @@ def test_every_option_installs_and_is_admitted(
     assert _names(kube, monitoring, "ServiceMonitor", namespace) == {f"{RELEASE}-trimtab"}
     assert _names(kube, monitoring, "PodMonitor", namespace) == {f"{RELEASE}-trimtab-workers"}
     [rule] = kube.list(monitoring, "PrometheusRule", namespace=namespace)
+    assert rule["spec"]["groups"]
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert "TrimtabBreakerOpen" in alerts
     board = kube.get("v1", "ConfigMap", f"{RELEASE}-trimtab-dashboard", namespace)
@@ -291,3 +299,19 @@ def test_a_run_completes_through_the_password_protected_bundled_redis(
     # The accepted run reached the append-only file on the data volume.
     assert any(p.stat().st_size for p in (data / "appendonlydir").iterdir())
     assert "Forbidden" not in log.read_text()
+
+
+def test_the_service_account_may_hold_only_its_own_lease(
+    cluster: layout.Layout, everything: tuple[str, int], tmp_path: pathlib.Path
+) -> None:
+    namespace, _ = everything
+    sa = chart.service_account_kubeconfig(
+        cluster, namespace, f"{RELEASE}-trimtab", tmp_path / "sa.kubeconfig"
+    )
+    store = objects.ObjectStore(kube_client.connect(str(sa)))
+    now = time.time()
+    assert lease.LeaseLock(store, namespace, f"{RELEASE}-trimtab", "a").try_acquire(now)
+    assert lease.LeaseLock(store, namespace, f"{RELEASE}-trimtab", "a").try_acquire(now + 1)
+    with pytest.raises(objects.ApiError) as denied:  # any other Lease may not even be read
+        lease.LeaseLock(store, namespace, "someone-else", "a").try_acquire(now)
+    assert denied.value.status == 403

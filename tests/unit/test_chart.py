@@ -104,11 +104,20 @@ def test_namespaced_install_uses_roles_only(helm: str) -> None:
     assert "--all-namespaces" not in args
 
 
-def test_standby_replicas_use_peering_and_may_read_it(helm: str) -> None:
+def test_standby_replicas_elect_a_leader_through_one_lease(helm: str) -> None:
     objects = _objects(helm, "replicas=2")
     deployment = next(o for o in objects if o["kind"] == "Deployment")
-    assert "--standalone" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert any("kopfpeerings" in r["resources"] for r in _rules(objects))
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args
+    assert "--leader-election-name=trimtab" in args
+    roles = [o for o in objects if o["kind"] == "Role"]
+    assert [r["metadata"]["namespace"] for r in roles] == ["trimtab-system"]
+    rules = roles[0]["rules"]
+    assert all(r["resources"] == ["leases"] for r in rules)
+    named = next(r for r in rules if "resourceNames" in r)
+    assert named["resourceNames"] == ["trimtab"]
+    single = next(o for o in _objects(helm) if o["kind"] == "Deployment")
+    assert "--leader-elect" not in single["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import socket
+import uuid
 from typing import Any
 
 from trimtab import config
@@ -37,7 +40,23 @@ def register(groups: Any) -> None:
         action="store_true",
         help="no peering: for a single replica without a standby",
     )
-    run.add_argument("--peering", default="trimtab", help="kopf peering name for standbys")
+    run.add_argument(
+        "--peering",
+        default="trimtab",
+        help="kopf peering name without --standalone; it pauses for a higher-priority "
+        "operator but elects no leader: for replicas, use --leader-elect",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run only while holding a Lease, so of several replicas one reconciles",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease (default: $POD_NAMESPACE)",
+    )
+    run.add_argument("--leader-election-name", default="trimtab", help="name of the Lease")
     run.add_argument(
         "--log-format",
         choices=["json", "plain"],
@@ -64,12 +83,35 @@ def _run(args: argparse.Namespace) -> int:
     kopf.configure(
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
     )
+    options: dict[str, Any] = {
+        "clusterwide": not args.namespace,
+        "namespaces": args.namespace,
+        "liveness_endpoint": f"http://0.0.0.0:{args.health_port}/healthz",
+    }
+    if args.leader_elect:
+        return _run_elected(args, options)
     kopf.run(
         standalone=args.standalone,
         # Any peering name, even beside standalone=True, makes kopf wait for peering CRDs.
         peering_name=None if args.standalone else args.peering,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
+        **options,
     )
     return 0
+
+
+def _run_elected(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """The operator under leader election: standalone kopf, started and stopped by the
+    Lease (trimtab.handlers.leadership) instead of kopf peering."""
+    import kopf  # noqa: PLC0415
+
+    from trimtab.handlers import leadership  # noqa: PLC0415
+    from trimtab.kube import client, lease, objects  # noqa: PLC0415
+
+    me = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    store = objects.ObjectStore(client.connect())
+    lock = lease.LeaseLock(store, args.leader_election_namespace, args.leader_election_name, me)
+
+    async def run_operator(stop: asyncio.Event) -> None:
+        await kopf.operator(standalone=True, stop_flag=stop, **options)
+
+    return asyncio.run(leadership.lead(lock, run_operator, health_port=args.health_port))

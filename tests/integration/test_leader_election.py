@@ -1,0 +1,132 @@
+"""Leader election on the real API server: the Lease as a compare-and-swap lock between
+replicas, and two `trimtab operator run --leader-elect` processes of which exactly one
+reconciles until it dies, when the other takes over."""
+
+from __future__ import annotations
+
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.harness import redis_server
+from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.kube import lease, objects
+from trimtab.reconcile import leader, naming
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+
+def test_only_one_replica_holds_the_lease_until_it_expires(
+    kube: objects.ObjectStore, namespace: str
+) -> None:
+    a = lease.LeaseLock(kube, namespace, "trimtab", "a")
+    b = lease.LeaseLock(kube, namespace, "trimtab", "b")
+    now = time.time()
+    assert a.try_acquire(now)
+    assert not b.try_acquire(now + 1)
+    assert a.try_acquire(now + 5)  # renewed
+    assert not b.try_acquire(now + 5 + leader.LEASE_SECONDS - 1)
+    assert b.try_acquire(now + 5 + leader.LEASE_SECONDS)  # a went silent: b takes over
+    assert not a.try_acquire(now + 5 + leader.LEASE_SECONDS + 1)
+    stored = kube.get(lease.API_VERSION, lease.KIND, "trimtab", namespace)
+    assert stored is not None
+    assert (stored["spec"]["holderIdentity"], stored["spec"]["leaseTransitions"]) == ("b", 1)
+    b.release()
+    assert a.try_acquire(now + 5 + leader.LEASE_SECONDS + 2)  # released: no wait
+
+
+def test_a_write_decided_on_a_stale_version_is_refused(
+    kube: objects.ObjectStore, namespace: str
+) -> None:
+    a = lease.LeaseLock(kube, namespace, "trimtab", "a")
+    now = time.time()
+    assert a.try_acquire(now)
+    stale = kube.get(lease.API_VERSION, lease.KIND, "trimtab", namespace)
+    assert stale is not None
+    assert a.try_acquire(now + 1)  # the version moves on
+    b = lease.LeaseLock(kube, namespace, "trimtab", "b")
+    # b decided to take over on what it read earlier; the swap must fail.
+    with pytest.raises(objects.ApiError) as refused:
+        b._write(
+            leader.lease_spec(leader.view_of(stale), "b", now + 30),
+            stale["metadata"]["resourceVersion"],
+        )
+    assert refused.value.status == lease.CONFLICT
+
+
+def _operator(namespace: str, redis_url: str, log: pathlib.Path) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable, "-m", "trimtab", "operator", "run",
+        "-n", namespace,
+        "--leader-elect",
+        "--leader-election-namespace", namespace,
+        "--redis-url", redis_url,
+        "--metrics-port", "0",
+        "--health-port", str(redis_server.free_port()),
+    ]  # fmt: skip
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=out)
+
+
+def _pool(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AgentPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": {"endpoint": "http://sim.local/v1", "name": "m"}},
+    }
+
+
+def _holder(kube: objects.ObjectStore, namespace: str) -> str:
+    found = kube.get(lease.API_VERSION, lease.KIND, "trimtab", namespace)
+    return str(((found or {}).get("spec") or {}).get("holderIdentity") or "")
+
+
+def test_two_operators_one_leads_and_the_other_takes_over_when_it_dies(
+    kube: objects.ObjectStore, namespace: str, redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    first = _operator(namespace, redis_url, logs[0])
+    deadline = time.monotonic() + 30
+    while not _holder(kube, namespace):
+        assert time.monotonic() < deadline, logs[0].read_text()[-3000:]
+        time.sleep(0.2)
+    second = _operator(namespace, redis_url, logs[1])
+    try:
+        leading = _holder(kube, namespace)
+        kube.apply(_pool(namespace, "one"))
+        kube.wait_for(
+            "apps/v1", "Deployment", naming.worker_deployment("one"), namespace=namespace,
+            until=lambda _: True,
+        )  # fmt: skip
+        time.sleep(3)  # the standby has had time to act, were it (wrongly) active
+        assert _holder(kube, namespace) == leading
+        assert "standing by" in logs[1].read_text()
+        assert "applied Deployment" not in logs[1].read_text()
+
+        first.send_signal(signal.SIGKILL)  # no release: the lease must expire
+        first.wait(timeout=10)
+        killed_at = time.monotonic()
+        kube.apply(_pool(namespace, "two"))
+        kube.wait_for(
+            "apps/v1", "Deployment", naming.worker_deployment("two"), namespace=namespace,
+            until=lambda _: True, timeout=leader.LEASE_SECONDS + 30,
+        )  # fmt: skip
+        assert time.monotonic() - killed_at >= leader.LEASE_SECONDS - 1  # waited for expiry
+        assert _holder(kube, namespace) not in ("", leading)
+        assert "applied Deployment" in logs[1].read_text()
+
+        # A clean stop releases the lease at once.
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
+        assert _holder(kube, namespace) == ""
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
