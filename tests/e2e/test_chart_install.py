@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.harness import chart, operator, samples
 from trimtab.api.v1alpha1 import API_VERSION
@@ -148,3 +149,28 @@ def test_install_runs_the_operator_with_only_the_charts_permissions(
         assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) is not None
     assert kube.get(API_VERSION, "AgentWorkflow", "customer-support", restricted) is not None
     assert kube.get("apps/v1", "Deployment", f"{installed}-trimtab", restricted) is None
+
+
+def test_kubectl_apply_k_is_accepted_by_the_api_server(
+    cluster: layout.Layout, kube: objects.ObjectStore
+) -> None:
+    """`kubectl apply -k manifests/install`, checked by the real API server (schemas,
+    admission, RBAC references) as a server-side dry run, so the session's CRDs and
+    the cluster stay as they are; the namespace is created for real, as -k would."""
+    kubectl = str(binaries.ensure_built() / "kubectl")
+    created = kube.get("v1", "Namespace", "trimtab-system") is None
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "trimtab-system"}})
+    argv = [kubectl, "apply", "-k", str(ROOT / "manifests" / "install")]
+    argv += ["--server-side", "--force-conflicts", "--dry-run=server", "-o", "yaml"]
+    try:
+        done = chart.run(argv, cluster.kubeconfig)
+    finally:
+        if created:  # leave a namespace someone else made alone
+            kube.delete("v1", "Namespace", "trimtab-system")
+    assert done.returncode == 0, done.stderr
+    applied = yaml.safe_load(done.stdout)["items"]
+    kinds = sorted(o["kind"] for o in applied)
+    assert kinds == sorted(["Namespace", *(o["kind"] for o in chart.objects(chart.helm_binary()))])
+    deployment = next(o for o in applied if o["kind"] == "Deployment")
+    assert deployment["metadata"]["namespace"] == "trimtab-system"
+    assert kube.get("apps/v1", "Deployment", "trimtab", "trimtab-system") is None  # dry run

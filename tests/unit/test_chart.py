@@ -174,7 +174,7 @@ def test_the_kustomize_base_renders_what_the_chart_renders_by_default(helm: str)
         text=True,
     )
     base = [d for d in yaml.safe_load_all(built.stdout) if d]
-    chart = _objects(helm)
+    rendered = _objects(helm)
 
     def key(o: dict[str, Any]) -> tuple[str, str, str]:
         return (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
@@ -182,4 +182,4 @@ def test_the_kustomize_base_renders_what_the_chart_renders_by_default(helm: str)
     namespaces = [o for o in base if o["kind"] == "Namespace"]
     assert [o["metadata"]["name"] for o in namespaces] == ["trimtab-system"]
     rest = sorted((o for o in base if o["kind"] != "Namespace"), key=key)
-    assert rest == sorted(chart, key=key)
+    assert rest == sorted(rendered, key=key)
