@@ -179,3 +179,65 @@ def test_a_workflow_deleted_while_no_operator_ran_is_retired_at_startup(
         time.sleep(1)
     # The sweep retired only the deleted one.
     assert asyncio.run(_redis_view(redis_url, namespace, "stays"))[0] is True
+
+
+def _pool_doc(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AgentPool",
+        "metadata": {"name": "small", "namespace": namespace},
+        "spec": {"model": {"endpoint": "http://sim.local/v1", "name": "m"}},
+    }
+
+
+def _tool_workflow(namespace: str) -> dict[str, Any]:
+    header = {"name": "Authorization", "valueFromSecret": {"name": "crm", "key": "token"}}
+    step = {
+        "name": "lookup",
+        "kind": "tool",
+        "tool": {"url": "https://crm.example.com/api", "headers": [header]},
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AgentWorkflow",
+        "metadata": {"name": "lookup", "namespace": namespace},
+        "spec": {"defaultPool": "small", "steps": [step]},
+    }
+
+
+def _secret_env(dep: dict[str, Any]) -> list[dict[str, Any]]:
+    env = dep["spec"]["template"]["spec"]["containers"][0].get("env", [])
+    return [e for e in env if e["name"].startswith("TRIMTAB_SECRET_")]
+
+
+def test_tool_header_secrets_reach_the_pools_workers_and_survive_a_restart(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.apply(_pool_doc(namespace))
+        kube.wait_for(
+            "apps/v1", "Deployment", "small-worker", namespace=namespace, until=lambda _: True
+        )
+        kube.apply(_tool_workflow(namespace))  # after the pool: its Deployment is updated
+        dep = kube.wait_for(
+            "apps/v1", "Deployment", "small-worker", namespace=namespace,
+            until=lambda d: bool(_secret_env(d)),
+        )  # fmt: skip
+    assert _secret_env(dep) == [
+        {
+            "name": "TRIMTAB_SECRET_CRM_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "crm", "key": "token"}},
+        }
+    ]
+    generation = dep["metadata"]["generation"]
+    # A restart sees pool events and workflow events in any order; the Deployment must
+    # not lose the Secret (and roll its pods) in between.
+    with operator.trimtab_operator(namespace, redis_url):
+        kube.wait_for(
+            API_VERSION, "AgentWorkflow", "lookup", namespace=namespace,
+            until=lambda o: _condition(o, "SpecValid").get("status") == "True",
+        )  # fmt: skip
+        time.sleep(3)
+        after = kube.get("apps/v1", "Deployment", "small-worker", namespace)
+    assert after is not None
+    assert after["metadata"]["generation"] == generation

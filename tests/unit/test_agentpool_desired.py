@@ -78,10 +78,12 @@ def placement_spec(provider: str, capacity: str, **extra: Any) -> agentpool.Plac
     return agentpool.PlacementSpec.model_validate(wire)
 
 
-def deployment(spec: agentpool.AgentPoolSpec | None = None, **kw: Any) -> dict[str, Any]:
-    kw.setdefault("fallback_active", False)
+def deployment(
+    spec: agentpool.AgentPoolSpec | None = None, *, fallback_active: bool = False, **wiring: Any
+) -> dict[str, Any]:
+    wires = desired.Wiring(**{"image": IMAGE, "redis": ACCESS, **wiring})
     return desired.build_deployment(
-        NS, NAME, UID, spec or pool_spec(), image=IMAGE, redis=kw.pop("redis", ACCESS), **kw
+        NS, NAME, UID, spec or pool_spec(), wiring=wires, fallback_active=fallback_active
     )
 
 

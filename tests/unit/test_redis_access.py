@@ -17,8 +17,9 @@ TLS_URL = "rediss://redis.example.com:6380/0"
 
 
 def _deployment(access: redis_access.RedisAccess) -> dict[str, Any]:
+    wiring = desired.Wiring(image="img", redis=access)
     return desired.build_deployment(
-        NS, NAME, UID, pool_spec(), image="img", redis=access, fallback_active=False
+        NS, NAME, UID, pool_spec(), wiring=wiring, fallback_active=False
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import kopf
 
 from trimtab import metrics
-from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool
+from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION, agentpool
 from trimtab.handlers import pool_status, state
 from trimtab.kube import events, objects
 from trimtab.queue import load
@@ -33,6 +33,7 @@ from trimtab.reasons import ConditionType
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentpool import desired, fallback, scaling
 from trimtab.reconcile.agentpool import status as status_mod
+from trimtab.reconcile.agentworkflow import secrets
 
 PLURAL = "agentpools"
 HASH_ANNOTATION = "trimtab.io/desired-hash"
@@ -58,25 +59,43 @@ def _fallback_active(status: Mapping[str, Any]) -> bool:
 
 
 def _desired_objects(
-    shared: state.Shared, body: Mapping[str, Any], spec: agentpool.AgentPoolSpec, fallback: bool
+    body: Mapping[str, Any],
+    spec: agentpool.AgentPoolSpec,
+    wiring: desired.Wiring,
+    fallback: bool,
 ) -> list[dict[str, Any]]:
     ns, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
     return [
         _hashed(o)
         for o in (
-            desired.build_deployment(
-                ns,
-                name,
-                uid,
-                spec,
-                image=shared.cfg.worker_image,
-                redis=shared.cfg.worker_redis,
-                fallback_active=fallback,
-            ),
+            desired.build_deployment(ns, name, uid, spec, wiring=wiring, fallback_active=fallback),
             desired.build_service(ns, name, uid),
             desired.build_pdb(ns, name, uid),
         )
     ]
+
+
+async def _wiring(shared: state.Shared, namespace: str, pool: str) -> desired.Wiring:
+    await _list_workflows_once(shared, namespace)
+    specs = [w["spec"] for (ns, _), w in list(shared.workflows.items()) if ns == namespace]
+    return desired.Wiring(
+        image=shared.cfg.worker_image,
+        redis=shared.cfg.worker_redis,
+        tool_secrets=frozenset(secrets.pool_tool_secrets(specs, pool)),
+    )
+
+
+async def _list_workflows_once(shared: state.Shared, namespace: str) -> None:
+    """Fill the namespace's workflow view from one list before its first use. At start-up
+    pool events may come before workflow events; a Deployment built from a partial view
+    would drop tool Secrets and roll every pod, twice, on each operator restart."""
+    if namespace in shared.workflows_listed:
+        return
+    found = await shared.kube(shared.store.list, API_VERSION, "AgentWorkflow", namespace=namespace)
+    for body in found:
+        # Watch events are at least as fresh as this list: they win.
+        shared.workflows.setdefault((namespace, body["metadata"]["name"]), body)
+    shared.workflows_listed.add(namespace)
 
 
 async def _apply_if_changed(
@@ -131,7 +150,8 @@ async def ensure_objects(
     spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
     if fallback_active is None:
         fallback_active = _fallback_active(body.get("status") or {})
-    for obj in _desired_objects(shared, body, spec, fallback_active):
+    wiring = await _wiring(shared, body["metadata"]["namespace"], body["metadata"]["name"])
+    for obj in _desired_objects(body, spec, wiring, fallback_active):
         if await _apply_if_changed(shared, obj, spec):
             log.info(
                 "applied %s %s/%s",

@@ -14,15 +14,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+import pydantic
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.handlers import state
+from trimtab.handlers import agentpool, state
 from trimtab.kube import events, objects
 from trimtab.queue import workflows
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.reconcile.agentworkflow import secrets
 from trimtab.reconcile.agentworkflow import status as status_mod
 
 PLURAL = "agentworkflows"
@@ -96,12 +98,29 @@ async def _changes(shared: state.Shared, body: Mapping[str, Any]) -> dict[str, A
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 async def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    await _update_pool_secrets(memo["shared"], body)
     changes = await _changes(memo["shared"], body)
     for key, value in changes.items():
         patch.status[key] = value
     if "conditions" in changes:
         for event in _emit_transitions(body, body.get("status") or {}, changes["conditions"]):
             kopf.event(body, type=event["type_"], reason=event["reason"], message=event["message"])
+
+
+async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) -> None:
+    """Re-level the Deployments of the pools this workflow's steps may run on, so the
+    Secrets its tool headers read reach their workers before its first run. Unchanged
+    Deployments are skipped by their desired-state hash. The workflow view holds this
+    body already: kopf runs the watch handler (trimtab.handlers.views) first."""
+    ns = body["metadata"]["namespace"]
+    try:
+        spec = awf.AgentWorkflowSpec.model_validate(dict(body["spec"]))
+    except pydantic.ValidationError:
+        return  # reported by the status; it names no Secret a worker could need
+    for pool in sorted(secrets.tool_secrets_by_pool(spec)):
+        pool_body = shared.pools.get((ns, pool))
+        if pool_body is not None:
+            await agentpool.ensure_objects(shared, pool_body)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -26,6 +26,9 @@ class Shared:
     workflows: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     deployments: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # Namespaces whose workflows were listed once, so the view is complete there before
+    # a pool's Deployment is built from it (trimtab.handlers.agentpool).
+    workflows_listed: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def store(self) -> objects.ObjectStore:

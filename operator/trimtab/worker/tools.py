@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,11 +16,13 @@ import httpx
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
+from trimtab.reconcile.agentworkflow import secrets
 from trimtab.worker import errors, http
 
 
 def secret_env_name(ref: base.SecretKeyRef) -> str:
-    return "TRIMTAB_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{ref.name}_{ref.key}".upper())
+    """Where the operator put this Secret key (trimtab.reconcile.agentworkflow.secrets)."""
+    return secrets.secret_env_name(ref.name, ref.key)
 
 
 def headers_for(tool: awf.ToolCall, env: Mapping[str, str]) -> dict[str, str]:

@@ -118,7 +118,11 @@ class Header(base.Model):
 
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9-]+$")
     value: str | None = Field(default=None, max_length=8192)
-    value_from_secret: base.SecretKeyRef | None = None
+    value_from_secret: base.SecretKeyRef | None = Field(
+        default=None,
+        description="A Secret key in the workflow's namespace. The operator passes it to "
+        "the workers of every pool the step may run on, as a reference the kubelet resolves.",
+    )
 
 
 class ToolCall(base.Model):

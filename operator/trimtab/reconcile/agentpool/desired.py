@@ -8,6 +8,7 @@ owns; server-side apply sends them as they are. Builders take the pool as plain 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reconcile import naming
 from trimtab.reconcile.agentpool import placement, redis_access
+from trimtab.reconcile.agentworkflow import secrets
 
 API_VERSION = "trimtab.io/v1alpha1"
 KIND = "AgentPool"
@@ -30,6 +32,17 @@ TMP_VOLUME = "tmp"
 TMP_PATH = "/tmp"  # noqa: S108 - an emptyDir mount point, not a file the operator writes
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}
 RUNTIME_DEFAULT_SECCOMP = {"type": "RuntimeDefault"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Wiring:
+    """What the operator, not the pool's spec, decides about its workers: the image,
+    how they reach Redis, the tool Secrets their workflows' steps read, the metrics port."""
+
+    image: str
+    redis: redis_access.RedisAccess
+    tool_secrets: frozenset[secrets.SecretKey] = frozenset()
+    metrics_port: int = 9090
 
 
 def owner_reference(name: str, uid: str) -> dict[str, Any]:
@@ -76,10 +89,8 @@ def build_deployment(
     uid: str,
     spec: agentpool.AgentPoolSpec,
     *,
-    image: str,
-    redis: redis_access.RedisAccess,
+    wiring: Wiring,
     fallback_active: bool,
-    metrics_port: int = 9090,
 ) -> dict[str, Any]:
     """The worker Deployment, without `spec.replicas`.
 
@@ -88,9 +99,7 @@ def build_deployment(
     a spec change never resets the replica count.
     """
     where = placement.placement_for(spec.placement, fallback_active=fallback_active)
-    worker = _worker_container(
-        namespace, name, spec, image=image, redis=redis, metrics_port=metrics_port
-    )
+    worker = _worker_container(namespace, name, spec, wiring)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -101,7 +110,7 @@ def build_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
             },
-            "template": _pod_template(name, spec, where, worker, redis.volumes()),
+            "template": _pod_template(name, spec, where, worker, wiring.redis.volumes()),
         },
     }
 
@@ -196,19 +205,16 @@ def _worker_container(
     namespace: str,
     name: str,
     spec: agentpool.AgentPoolSpec,
-    *,
-    image: str,
-    redis: redis_access.RedisAccess,
-    metrics_port: int,
+    wiring: Wiring,
 ) -> dict[str, Any]:
-    args = ["worker", "run", "--pool", f"{namespace}/{name}", "--redis-url", redis.url]
+    args = ["worker", "run", "--pool", f"{namespace}/{name}", "--redis-url", wiring.redis.url]
+    metrics_port = wiring.metrics_port
     resources = spec.worker.resources
     return {
         "name": WORKER_CONTAINER,
-        "image": spec.worker.image or image,
+        "image": spec.worker.image or wiring.image,
         "command": ["trimtab"],
         "args": [*args, "--metrics-port", str(metrics_port)],
-        "env": _env(spec, redis),
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}],
         "resources": resources.to_wire() if resources else copy.deepcopy(DEFAULT_RESOURCES),
         "securityContext": _container_security_context(),
@@ -217,12 +223,17 @@ def _worker_container(
             "periodSeconds": 10,
         },
         # The root filesystem is read-only; libraries that need scratch space get /tmp.
-        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": TMP_PATH}, *redis.volume_mounts()],
+        "env": _env(spec, wiring),
+        "volumeMounts": [
+            {"name": TMP_VOLUME, "mountPath": TMP_PATH},
+            *wiring.redis.volume_mounts(),
+        ],
     }
 
 
-def _env(spec: agentpool.AgentPoolSpec, redis: redis_access.RedisAccess) -> list[dict[str, Any]]:
-    """The operator's variables, then the user's. Names the operator sets are reserved
+def _env(spec: agentpool.AgentPoolSpec, wiring: Wiring) -> list[dict[str, Any]]:
+    """The operator's variables (the spec, the Secrets of model key, Redis and tool
+    headers), then the user's. Names the operator sets are reserved
     (the worker depends on them) and a repeated user name keeps its last value, since
     server-side apply rejects duplicate names in the list."""
     ours: list[dict[str, Any]] = [{"name": POOL_SPEC_ENV, "value": _spec_json(spec)}]
@@ -231,7 +242,8 @@ def _env(spec: agentpool.AgentPoolSpec, redis: redis_access.RedisAccess) -> list
         # Only a reference: the key's value never enters any object the operator writes.
         source = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
         ours.append({"name": API_KEY_ENV, "valueFrom": source})
-    ours.extend(redis.env())
+    ours.extend(wiring.redis.env())
+    ours.extend(secrets.env(wiring.tool_secrets))
     reserved = {e["name"] for e in ours}
     user = {e.name: e.to_wire() for e in spec.worker.env if e.name not in reserved}
     return [*ours, *user.values()]

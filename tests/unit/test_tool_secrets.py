@@ -1,0 +1,66 @@
+"""Tool-header Secrets: which pools' workers need which Secret keys, the environment the
+worker Deployment gets, and the name the worker reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.unit.test_agentpool_desired import deployment, worker
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.api.v1alpha1 import base
+from trimtab.reconcile.agentworkflow import secrets
+from trimtab.worker import tools
+
+
+def _tool_step(name: str, secret: str, **extra: Any) -> dict[str, Any]:
+    header = {"name": "Authorization", "valueFromSecret": {"name": secret, "key": "token"}}
+    return {
+        "name": name,
+        "kind": "tool",
+        "tool": {"url": "https://crm.example.com/api", "headers": [header]},
+        **extra,
+    }
+
+
+def _spec(steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"defaultPool": "small", "steps": steps, **extra}
+
+
+def test_each_pool_a_tool_step_may_run_on_gets_its_secrets() -> None:
+    spec = awf.AgentWorkflowSpec.model_validate(
+        _spec(
+            [
+                {"name": "ask", "prompt": "hi"},
+                _tool_step("lookup", "crm"),
+                _tool_step("notify", "chat", pool="tools", fallback={"pool": "spare"}),
+            ]
+        )
+    )
+    assert secrets.tool_secrets_by_pool(spec) == {
+        "small": {("crm", "token")},
+        "tools": {("chat", "token")},
+        "spare": {("chat", "token")},
+    }
+
+
+def test_invalid_workflows_contribute_nothing() -> None:
+    good = _spec([_tool_step("lookup", "crm")])
+    bad = {"steps": "not a list"}
+    assert secrets.pool_tool_secrets([good, bad], "small") == {("crm", "token")}
+    assert secrets.pool_tool_secrets([good], "other") == set()
+
+
+def test_env_is_sorted_references_and_the_worker_reads_the_same_names() -> None:
+    needed = {("crm", "token"), ("a-b", "c.d")}
+    env = secrets.env(needed)
+    assert [e["name"] for e in env] == ["TRIMTAB_SECRET_A_B_C_D", "TRIMTAB_SECRET_CRM_TOKEN"]
+    assert env[1]["valueFrom"] == {"secretKeyRef": {"name": "crm", "key": "token"}}
+    ref = base.SecretKeyRef(name="a-b", key="c.d")
+    assert tools.secret_env_name(ref) == env[0]["name"]
+
+
+def test_the_worker_deployment_carries_the_tool_secrets() -> None:
+    dep = deployment(tool_secrets=frozenset({("crm", "token")}))
+    env = {e["name"]: e for e in worker(dep)["env"]}
+    assert env["TRIMTAB_SECRET_CRM_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "crm"
+    assert "TRIMTAB_SECRET_CRM_TOKEN" not in {e["name"] for e in worker(deployment())["env"]}
