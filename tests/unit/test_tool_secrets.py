@@ -45,9 +45,8 @@ def test_each_pool_a_tool_step_may_run_on_gets_its_secrets() -> None:
 
 def test_invalid_workflows_contribute_nothing() -> None:
     good = _spec([_tool_step("lookup", "crm")])
-    bad = {"steps": "not a list"}
-    assert secrets.pool_tool_secrets([good, bad], "small") == {("crm", "token")}
-    assert secrets.pool_tool_secrets([good], "other") == set()
+    assert secrets.raw_tool_secrets_by_pool(good) == {"small": {("crm", "token")}}
+    assert secrets.raw_tool_secrets_by_pool({"steps": "not a list"}) == {}
 
 
 def test_env_is_sorted_references_and_the_worker_reads_the_same_names() -> None:

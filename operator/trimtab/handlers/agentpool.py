@@ -77,12 +77,26 @@ def _desired_objects(
 
 async def _wiring(shared: state.Shared, namespace: str, pool: str) -> desired.Wiring:
     await _list_workflows_once(shared, namespace)
-    specs = [w["spec"] for (ns, _), w in list(shared.workflows.items()) if ns == namespace]
+    needed: set[secrets.SecretKey] = set()
+    for key, body in list(shared.workflows.items()):
+        if key[0] == namespace:
+            needed |= _tool_secrets(shared, key, body).get(pool, set())
     return desired.Wiring(
-        image=shared.cfg.worker_image,
-        redis=shared.cfg.worker_redis,
-        tool_secrets=frozenset(secrets.pool_tool_secrets(specs, pool)),
+        image=shared.cfg.worker_image, redis=shared.cfg.worker_redis, tool_secrets=frozenset(needed)
     )
+
+
+def _tool_secrets(
+    shared: state.Shared, key: tuple[str, str], body: Mapping[str, Any]
+) -> dict[str, set[secrets.SecretKey]]:
+    """A workflow's tool Secrets by pool, parsed once per generation: the once-a-minute
+    pass over every pool would otherwise parse every workflow once per pool."""
+    generation = body["metadata"].get("generation")
+    cached = shared.tool_secrets.get(key)
+    if cached is None or cached[0] != generation:
+        cached = (generation, secrets.raw_tool_secrets_by_pool(body.get("spec") or {}))
+        shared.tool_secrets[key] = cached
+    return cached[1]
 
 
 async def _list_workflows_once(shared: state.Shared, namespace: str) -> None:

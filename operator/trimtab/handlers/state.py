@@ -29,6 +29,10 @@ class Shared:
     # Namespaces whose workflows were listed once, so the view is complete there before
     # a pool's Deployment is built from it (trimtab.handlers.agentpool).
     workflows_listed: set[str] = dataclasses.field(default_factory=set)
+    # Each workflow's tool Secrets by pool, with the generation they were parsed from.
+    tool_secrets: dict[tuple[str, str], tuple[Any, dict[str, set[tuple[str, str]]]]] = (
+        dataclasses.field(default_factory=dict)
+    )
 
     @property
     def store(self) -> objects.ObjectStore:

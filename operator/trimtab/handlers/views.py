@@ -55,6 +55,8 @@ def track_object(
     if shared is not None:
         view = shared.pools if body.get("kind") == "AgentPool" else shared.workflows
         _track(view, (namespace or "", name), event, _snapshot(body))
+        if event.get("type") == "DELETED":
+            shared.tool_secrets.pop((namespace or "", name), None)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)

@@ -51,18 +51,14 @@ def tool_secrets_by_pool(spec: awf.AgentWorkflowSpec) -> dict[str, set[SecretKey
     return out
 
 
-def pool_tool_secrets(workflow_specs: Iterable[Mapping[str, Any]], pool: str) -> set[SecretKey]:
-    """The Secret keys a pool's workers need, over the raw specs of its namespace's
-    workflows; a spec that does not parse contributes nothing (it is reported invalid
-    on its own status and runs nothing)."""
-    needed: set[SecretKey] = set()
-    for raw in workflow_specs:
-        try:
-            spec = awf.AgentWorkflowSpec.model_validate(dict(raw))
-        except pydantic.ValidationError:
-            continue
-        needed |= tool_secrets_by_pool(spec).get(pool, set())
-    return needed
+def raw_tool_secrets_by_pool(raw_spec: Mapping[str, Any]) -> dict[str, set[SecretKey]]:
+    """`tool_secrets_by_pool` of a raw spec; one that does not parse names nothing (it
+    is reported invalid on its own status and runs nothing)."""
+    try:
+        spec = awf.AgentWorkflowSpec.model_validate(dict(raw_spec))
+    except pydantic.ValidationError:
+        return {}
+    return tool_secrets_by_pool(spec)
 
 
 def env(needed: Iterable[SecretKey]) -> list[dict[str, Any]]:
