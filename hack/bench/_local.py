@@ -127,10 +127,18 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_operator(
-    namespace: str, redis_url: str, kubeconfig: str, log: pathlib.Path
+    namespace: str,
+    redis_url: str,
+    kubeconfig: str,
+    log: pathlib.Path,
+    *,
+    leader_elect: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """`trimtab operator run` for one namespace, as users run it; output to `log`."""
+    """`trimtab operator run` for one namespace, as users run it; output to `log`. With
+    `leader_elect`, it contends for the Lease `trimtab` in that namespace."""
     argv = commands.operator_argv(namespace, redis_url, health_port=free_port())
+    if leader_elect:
+        argv += ["--leader-elect", "--leader-election-namespace", namespace]
     with open(log, "ab") as out:
         return subprocess.Popen(
             argv, stdout=out, stderr=out, env={**os.environ, "KUBECONFIG": kubeconfig}

@@ -107,7 +107,8 @@ def _run_elected(args: argparse.Namespace, options: dict[str, Any]) -> int:
     from trimtab.handlers import leadership  # noqa: PLC0415
     from trimtab.kube import client, lease, objects  # noqa: PLC0415
 
-    me = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    # The pod (hostname) and process, made unique by a random part as client-go does.
+    me = f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     store = objects.ObjectStore(client.connect())
     lock = lease.LeaseLock(store, args.leader_election_namespace, args.leader_election_name, me)
 

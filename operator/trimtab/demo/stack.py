@@ -130,13 +130,23 @@ def _workers(stack: contextlib.ExitStack, st: Stack) -> None:
     stack.callback(stop)
 
 
-def model_secrets(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Secrets the pools' apiKeySecretRef name, holding a key the simulator accepts
-    (it checks none), as a user would create them for a real model server."""
+def _secret_refs(doc: dict[str, Any]) -> list[dict[str, str]]:
+    if doc["kind"] == "AgentPool":
+        ref = doc["spec"]["model"].get("apiKeySecretRef")
+        return [ref] if ref else []
+    return [
+        h["valueFromSecret"]
+        for step in doc["spec"]["steps"]
+        for h in (step.get("tool") or {}).get("headers", [])
+        if "valueFromSecret" in h
+    ]
+
+
+def sample_secrets(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Secrets the samples name (pools' API keys, tool steps' headers), holding
+    values the simulator accepts (it checks none), as a user would create them."""
     refs = {
-        (d["metadata"]["namespace"], r["name"], r["key"])
-        for d in docs
-        if d["kind"] == "AgentPool" and (r := d["spec"]["model"].get("apiKeySecretRef"))
+        (d["metadata"]["namespace"], r["name"], r["key"]) for d in docs for r in _secret_refs(d)
     }
     return [
         {
@@ -171,7 +181,6 @@ def samples(
             for step in doc["spec"]["steps"]:
                 if step.get("kind") == "tool":
                     step["tool"]["url"] = f"{sim_url.removesuffix('/v1')}/tools/{step['name']}"
-                    step["tool"].pop("headers", None)
         docs.append(doc)
     return docs
 
@@ -218,7 +227,10 @@ def running(
         _operator(stack, st)
         _workers(stack, st)
         docs = samples(root, namespace, sim_url, tuning)
-        for doc in [*model_secrets(docs), *docs]:
+        # Workflows before pools: each pool's first Deployment then carries the Secrets
+        # its workflows' tool steps read, instead of rolling its pods to add them.
+        docs.sort(key=lambda d: d["kind"] != "AgentWorkflow")
+        for doc in [*sample_secrets(docs), *docs]:
             store.apply(doc)
         say(f"applied the samples to namespace {namespace}; operator and workers running")
         yield st
