@@ -14,6 +14,7 @@ from tests.harness import operator, samples
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.kube import objects
 from trimtab.queue import connection, workflows
+from trimtab.reconcile.agentworkflow import secrets
 
 pytestmark = pytest.mark.usefixtures("crds")
 
@@ -225,7 +226,7 @@ def test_tool_header_secrets_reach_the_pools_workers_and_survive_a_restart(
         )  # fmt: skip
     assert _secret_env(dep) == [
         {
-            "name": "TRIMTAB_SECRET_CRM_TOKEN",
+            "name": secrets.secret_env_name("crm", "token"),
             "valueFrom": {"secretKeyRef": {"name": "crm", "key": "token"}},
         }
     ]

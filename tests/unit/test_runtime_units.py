@@ -136,19 +136,25 @@ def test_tool_headers_come_from_literals_and_mounted_secrets() -> None:
             ],
         }
     )
-    env = {"TRIMTAB_SECRET_CRM_CREDS_TOKEN": "Bearer s3cret"}
+    name = tools.secret_env_name(base.SecretKeyRef(name="crm-creds", key="token"))
+    env = {name: "Bearer s3cret"}
     assert tools.headers_for(tool, env) == {
         "Content-Type": "application/json",
         "X-Plain": "v",
         "Authorization": "Bearer s3cret",
     }
-    with pytest.raises(errors.TemplateInputError, match="TRIMTAB_SECRET_CRM_CREDS_TOKEN"):
+    with pytest.raises(errors.TemplateInputError, match=name):
         tools.headers_for(tool, {})
 
 
-def test_secret_env_names_are_shell_safe() -> None:
+def test_secret_env_names_are_shell_safe_readable_and_distinct() -> None:
     ref = base.SecretKeyRef(name="my.secret-1", key="api-key")
-    assert tools.secret_env_name(ref) == "TRIMTAB_SECRET_MY_SECRET_1_API_KEY"
+    name = tools.secret_env_name(ref)
+    assert re.fullmatch(r"TRIMTAB_SECRET_MY_SECRET_1_API_KEY_[0-9A-F]{8}", name)
+    # Names that read the same once upper-cased and underscored stay apart.
+    alike = [("a-b", "c"), ("a", "b-c"), ("a", "B_c"), ("a", "b_c")]
+    names = {tools.secret_env_name(base.SecretKeyRef(name=n, key=k)) for n, k in alike}
+    assert len(names) == len(alike)
 
 
 POOL_DOC = {

@@ -50,16 +50,18 @@ def test_invalid_workflows_contribute_nothing() -> None:
 
 
 def test_env_is_sorted_references_and_the_worker_reads_the_same_names() -> None:
-    needed = {("crm", "token"), ("a-b", "c.d")}
+    needed = {("crm", "token"), ("a-b", "c.d"), ("a", "b-c.d")}
     env = secrets.env(needed)
-    assert [e["name"] for e in env] == ["TRIMTAB_SECRET_A_B_C_D", "TRIMTAB_SECRET_CRM_TOKEN"]
-    assert env[1]["valueFrom"] == {"secretKeyRef": {"name": "crm", "key": "token"}}
-    ref = base.SecretKeyRef(name="a-b", key="c.d")
-    assert tools.secret_env_name(ref) == env[0]["name"]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in env]
+    assert refs == [{"name": n, "key": k} for n, k in sorted(needed)]
+    assert len({e["name"] for e in env}) == 3  # "a"/"b-c.d" and "a-b"/"c.d" stay apart
+    for entry, ref in zip(env, refs, strict=True):
+        assert tools.secret_env_name(base.SecretKeyRef(**ref)) == entry["name"]
 
 
 def test_the_worker_deployment_carries_the_tool_secrets() -> None:
     dep = deployment(tool_secrets=frozenset({("crm", "token")}))
     env = {e["name"]: e for e in worker(dep)["env"]}
-    assert env["TRIMTAB_SECRET_CRM_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "crm"
-    assert "TRIMTAB_SECRET_CRM_TOKEN" not in {e["name"] for e in worker(deployment())["env"]}
+    name = secrets.secret_env_name("crm", "token")
+    assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "crm"
+    assert name not in {e["name"] for e in worker(deployment())["env"]}

@@ -1,7 +1,7 @@
 """HTTP tool calls of tool steps, with headers from literals or Secrets.
 
 A header's Secret is read from the environment the operator sets on worker pods:
-`TRIMTAB_SECRET_<NAME>_<KEY>`, upper-cased with non-alphanumerics as underscores, so a
+`TRIMTAB_SECRET_<NAME>_<KEY>_<DIGEST>` (trimtab.reconcile.agentworkflow.secrets), so a
 secret value never passes through Redis or the workflow definition.
 """
 

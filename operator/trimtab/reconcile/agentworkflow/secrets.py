@@ -9,6 +9,7 @@ degrade pool.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,9 +23,16 @@ ENV_PREFIX = "TRIMTAB_SECRET_"
 
 
 def secret_env_name(name: str, key: str) -> str:
-    """The variable a header's Secret key is in: TRIMTAB_SECRET_<NAME>_<KEY>, upper-cased,
-    with every other character an underscore."""
-    return ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", f"{name}_{key}".upper())
+    """The variable a header's Secret key is in: TRIMTAB_SECRET_<NAME>_<KEY>_<DIGEST>.
+
+    Name and key are upper-cased with every other character an underscore, for people
+    reading the pod spec. That alone can make two keys one name (`a-b`/`c` and `a`/`b-c`,
+    or keys differing in case), and a repeated name fails the Deployment's apply, so a
+    digest of the exact name and key follows.
+    """
+    readable = re.sub(r"[^A-Z0-9]", "_", f"{name}_{key}".upper())
+    digest = hashlib.sha256(f"{name}/{key}".encode()).hexdigest()[:8].upper()
+    return f"{ENV_PREFIX}{readable}_{digest}"
 
 
 def _step_pools(spec: awf.AgentWorkflowSpec, step: awf.Step) -> set[str]:
