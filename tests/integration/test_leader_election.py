@@ -28,16 +28,18 @@ def test_only_one_replica_holds_the_lease_until_it_expires(
     b = lease.LeaseLock(kube, namespace, "trimtab", "b")
     now = time.time()
     assert a.try_acquire(now)
-    assert not b.try_acquire(now + 1)
-    assert a.try_acquire(now + 5)  # renewed
-    assert not b.try_acquire(now + 5 + leader.LEASE_SECONDS - 1)
-    assert b.try_acquire(now + 5 + leader.LEASE_SECONDS)  # a went silent: b takes over
-    assert not a.try_acquire(now + 5 + leader.LEASE_SECONDS + 1)
+    assert not b.try_acquire(now + 1)  # b first sees a's record
+    assert a.try_acquire(now + 5)  # renewed: a new record
+    assert not b.try_acquire(now + 6)  # seen changed: b's wait starts again
+    assert not b.try_acquire(now + 6 + leader.LEASE_SECONDS - 1)
+    assert b.try_acquire(now + 6 + leader.LEASE_SECONDS)  # unchanged a whole lease: taken
+    later = now + 6 + leader.LEASE_SECONDS
+    assert not a.try_acquire(later + 1)
     stored = kube.get(lease.API_VERSION, lease.KIND, "trimtab", namespace)
     assert stored is not None
     assert (stored["spec"]["holderIdentity"], stored["spec"]["leaseTransitions"]) == ("b", 1)
     b.release()
-    assert a.try_acquire(now + 5 + leader.LEASE_SECONDS + 2)  # released: no wait
+    assert a.try_acquire(later + 2)  # released: no wait
 
 
 def test_a_write_decided_on_a_stale_version_is_refused(

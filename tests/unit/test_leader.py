@@ -1,5 +1,5 @@
 """Leader-election decisions over a Lease: create, renew, take over only when expired
-or released, and the spec each writes."""
+(on the deciding replica's own clock) or released, and the spec each writes."""
 
 from __future__ import annotations
 
@@ -22,19 +22,22 @@ def _view(holder: str, renewed_ago: float | None, transitions: int = 3) -> leade
 
 
 @pytest.mark.parametrize(
-    ("view", "action"),
+    ("view", "unchanged_for", "action"),
     [
-        pytest.param(None, leader.Action.CREATE, id="no-lease"),
-        pytest.param(_view("me", 1), leader.Action.RENEW, id="mine"),
-        pytest.param(_view("me", 60), leader.Action.RENEW, id="mine-even-if-expired"),
-        pytest.param(_view("other", 14.9), leader.Action.WAIT, id="other-fresh"),
-        pytest.param(_view("other", 15), leader.Action.TAKE_OVER, id="other-expired"),
-        pytest.param(_view("", 1), leader.Action.TAKE_OVER, id="released"),
-        pytest.param(_view("other", None), leader.Action.TAKE_OVER, id="never-renewed"),
+        pytest.param(None, 0, leader.Action.CREATE, id="no-lease"),
+        pytest.param(_view("me", 1), 0, leader.Action.RENEW, id="mine"),
+        pytest.param(_view("me", 60), 60, leader.Action.RENEW, id="mine-even-if-expired"),
+        pytest.param(_view("other", 1), 14.9, leader.Action.WAIT, id="other-seen-unchanged-14.9s"),
+        pytest.param(_view("other", 1), 15, leader.Action.TAKE_OVER, id="other-unchanged-15s"),
+        # The holder's renewTime looks an hour old (its clock is behind ours), but the
+        # record changed a moment ago: it is alive.
+        pytest.param(_view("other", 3600), 1, leader.Action.WAIT, id="skewed-clock-alive"),
+        pytest.param(_view("", 1), 0, leader.Action.TAKE_OVER, id="released"),
+        pytest.param(_view("other", None), 0, leader.Action.TAKE_OVER, id="never-renewed"),
     ],
 )
-def test_decide(view: leader.LeaseView | None, action: leader.Action) -> None:
-    assert leader.decide(view, "me", NOW) is action
+def test_decide(view: leader.LeaseView | None, unchanged_for: float, action: leader.Action) -> None:
+    assert leader.decide(view, "me", NOW, unchanged_since=NOW - unchanged_for) is action
 
 
 def test_timings_never_let_two_replicas_lead_at_once() -> None:
@@ -61,4 +64,4 @@ def test_view_of_a_released_lease() -> None:
     lease = {"metadata": {"resourceVersion": "7"}, "spec": leader.released_spec()}
     view = leader.view_of(lease)
     assert (view.holder, view.renewed_at, view.resource_version) == ("", None, "7")
-    assert leader.decide(view, "me", NOW) is leader.Action.TAKE_OVER
+    assert leader.decide(view, "me", NOW, unchanged_since=NOW) is leader.Action.TAKE_OVER

@@ -21,6 +21,12 @@ class LeaseLock:
 
     def __init__(self, store: objects.ObjectStore, namespace: str, name: str, me: str) -> None:
         self.store, self.namespace, self.name, self.me = store, namespace, name, me
+        self._seen: tuple[str, float] | None = None  # (resourceVersion, first seen at)
+
+    def _unchanged_since(self, view: leader.LeaseView | None, now: float) -> float:
+        if view is not None and (self._seen is None or self._seen[0] != view.resource_version):
+            self._seen = (view.resource_version, now)
+        return now if self._seen is None else self._seen[1]
 
     def _read(self) -> leader.LeaseView | None:
         found = self.store.get(API_VERSION, KIND, self.name, self.namespace)
@@ -28,9 +34,11 @@ class LeaseLock:
 
     def try_acquire(self, now: float) -> bool:
         """Create, renew or take over the Lease when the decision says so; True while I
-        hold it. Losing a race (another replica wrote first) is False, not an error."""
+        hold it. Losing a race (another replica wrote first) is False, not an error.
+        `now` is this replica's clock: expiry is measured on it alone."""
         view = self._read()
-        action = leader.decide(view, self.me, now)
+        since = self._unchanged_since(view, now)
+        action = leader.decide(view, self.me, now, unchanged_since=since)
         if action is leader.Action.WAIT:
             return False
         spec = leader.lease_spec(view, self.me, now)

@@ -7,6 +7,11 @@ when it stops renewing for the lease's duration, a standby takes it over. Writes
 the resourceVersion they were decided on, so two standbys racing for one expired lease
 cannot both win.
 
+Expiry is judged on the standby's own clock, as client-go does: the lease has expired
+when the standby has seen the same record for a whole lease duration. Comparing the
+holder's renewTime with the standby's clock instead would let clock skew between nodes
+cut a live leader's lease short.
+
 This module decides; trimtab.kube.lease reads and writes the Lease.
 """
 
@@ -38,14 +43,16 @@ class LeaseView:
     resource_version: str
 
 
-def decide(view: LeaseView | None, me: str, now: float) -> Action:
+def decide(view: LeaseView | None, me: str, now: float, *, unchanged_since: float) -> Action:
+    """What to do with the lease; `unchanged_since` is when this replica first saw the
+    record as it is now (its resourceVersion), on this replica's clock."""
     if view is None:
         return Action.CREATE
     if view.holder == me:
         return Action.RENEW
     if not view.holder or view.renewed_at is None:
         return Action.TAKE_OVER
-    if now >= view.renewed_at + view.duration_seconds:
+    if now >= unchanged_since + view.duration_seconds:
         return Action.TAKE_OVER
     return Action.WAIT
 
