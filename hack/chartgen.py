@@ -211,13 +211,19 @@ def install_manifests(root: pathlib.Path, generated: dict[str, str]) -> dict[str
 ARGOCD = pathlib.Path("manifests/argocd")
 
 
+def health_check(root: pathlib.Path, kind: str) -> str:
+    """One kind's Lua health check as Argo CD runs it: the shared start (_common.lua),
+    then the kind's own part. Argo CD has no shared Lua modules, so each check carries
+    the shared lines, joined here as trimtab.queue does with its Lua prelude."""
+    health = root / ARGOCD / "health"
+    return (health / "_common.lua").read_text() + (health / f"{kind.lower()}.lua").read_text()
+
+
 def argocd_health(root: pathlib.Path) -> dict[str, str]:
     """The argocd-cm snippet that registers the Lua health checks, with the Lua inlined
     from manifests/argocd/health/ so the two cannot differ."""
     data = {
-        f"resource.customizations.health.trimtab.io_{kind}": (
-            root / ARGOCD / "health" / f"{kind.lower()}.lua"
-        ).read_text()
+        f"resource.customizations.health.trimtab.io_{kind}": health_check(root, kind)
         for kind in ("AgentPool", "AgentWorkflow")
     }
     doc = {
