@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from trimtab.reconcile import leader
+from trimtab.reconcile import conditions, leader
 
 NOW = 1_800_000_000.0
 
@@ -50,11 +50,11 @@ def test_spec_counts_transitions_and_stamps_acquire_only_on_takeover() -> None:
     created = leader.lease_spec(None, "me", NOW)
     assert created["holderIdentity"] == "me"
     assert created["leaseTransitions"] == 0
-    assert leader.parse_micro_time(created["acquireTime"]) == pytest.approx(NOW)
+    assert conditions.parse_time(created["acquireTime"]) == pytest.approx(NOW)
     renewed = leader.lease_spec(_view("me", 2), "me", NOW + 5)
     assert renewed["leaseTransitions"] == 3
     assert "acquireTime" not in renewed
-    assert leader.parse_micro_time(renewed["renewTime"]) == pytest.approx(NOW + 5)
+    assert conditions.parse_time(renewed["renewTime"]) == pytest.approx(NOW + 5)
     taken = leader.lease_spec(_view("other", 30), "me", NOW)
     assert taken["leaseTransitions"] == 4
     assert "acquireTime" in taken

@@ -22,6 +22,8 @@ import datetime
 import enum
 from typing import Any
 
+from trimtab.reconcile import conditions
+
 LEASE_SECONDS = 15  # a silent leader is replaced after this long
 RENEW_SECONDS = 10  # a leader that could not renew for this long stops leading
 RETRY_SECONDS = 2  # how often standbys look and leaders renew
@@ -62,12 +64,6 @@ def _micro_time(epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_micro_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def lease_spec(
     view: LeaseView | None, me: str, now: float, *, duration_seconds: int = LEASE_SECONDS
 ) -> dict[str, Any]:
@@ -94,7 +90,7 @@ def view_of(lease: dict[str, Any]) -> LeaseView:
     spec = lease.get("spec") or {}
     return LeaseView(
         holder=spec.get("holderIdentity") or "",
-        renewed_at=parse_micro_time(spec.get("renewTime")),
+        renewed_at=conditions.parse_time(spec.get("renewTime")),
         duration_seconds=int(spec.get("leaseDurationSeconds") or LEASE_SECONDS),
         transitions=int(spec.get("leaseTransitions") or 0),
         resource_version=str(lease["metadata"].get("resourceVersion", "")),
