@@ -85,8 +85,11 @@ class LoadReader:
         for gone in set(self._seen) - set(pools):
             del self._seen[gone]
         return {
-            key: dataclasses.replace(
-                _load(counters[key], windows.get(key, []), replies[3 * i + 2], self.window),
+            key: _load(
+                counters[key],
+                windows.get(key, []),
+                replies[3 * i + 2],
+                self.window,
                 oldest_backlog_seconds=oldest.get(key),
             )
             for i, key in enumerate(pools)
@@ -136,7 +139,12 @@ class LoadReader:
 
 
 def _load(
-    counters: dict[str, int], hashes: list[dict[str, str]], breaker: object, window: int
+    counters: dict[str, int],
+    hashes: list[dict[str, str]],
+    breaker: object,
+    window: int,
+    *,
+    oldest_backlog_seconds: float | None,
 ) -> PoolLoad:
     completed, busy, merged = _merge_window(hashes)
     return PoolLoad(
@@ -147,4 +155,5 @@ def _load(
         service_seconds=busy / completed if completed else None,
         p95_seconds=merged.quantile(0.95),
         breaker=BREAKER_STATES.get(breaker if isinstance(breaker, str) else "", "Closed"),
+        oldest_backlog_seconds=oldest_backlog_seconds,
     )

@@ -42,8 +42,7 @@ def parse_counters(info: Any, groups: Any) -> dict[str, int]:
     """Counters from XINFO STREAM and XINFO GROUPS replies (errors: no stream yet)."""
     if isinstance(info, Exception):
         return {"length": 0, "added": 0, "lag": 0, "pending": 0}
-    listed: list[dict[str, Any]] = groups if isinstance(groups, list) else []
-    group: dict[str, Any] = next((g for g in listed if g.get("name") == keys.GROUP), {})
+    group = _our_group(groups)
     length, added = int(info.get("length", 0)), int(info.get("entries-added", 0))
     return {
         "length": length,
@@ -53,12 +52,17 @@ def parse_counters(info: Any, groups: Any) -> dict[str, int]:
     }
 
 
+def _our_group(groups: Any) -> dict[str, Any]:
+    """The workers' consumer group in an XINFO GROUPS reply; {} when there is none yet
+    (or the reply is an error: no stream)."""
+    listed: list[dict[str, Any]] = groups if isinstance(groups, list) else []
+    return next((g for g in listed if g.get("name") == keys.GROUP), {})
+
+
 def first_undelivered(groups: Any) -> str:
     """XRANGE start of the entries no consumer has been given: after the group's last
     delivered id, or the whole stream when there is no group yet."""
-    listed: list[dict[str, Any]] = groups if isinstance(groups, list) else []
-    group: dict[str, Any] = next((g for g in listed if g.get("name") == keys.GROUP), {})
-    last = group.get("last-delivered-id")
+    last = _our_group(groups).get("last-delivered-id")
     return f"({last}" if last else "-"
 
 
