@@ -80,13 +80,13 @@ async def _wiring(shared: state.Shared, namespace: str, pool: str) -> desired.Wi
     needed: set[secrets.SecretKey] = set()
     for key, body in list(shared.workflows.items()):
         if key[0] == namespace:
-            needed |= _tool_secrets(shared, key, body).get(pool, set())
+            needed |= workflow_tool_secrets(shared, key, body).get(pool, set())
     return desired.Wiring(
         image=shared.cfg.worker_image, redis=shared.cfg.worker_redis, tool_secrets=frozenset(needed)
     )
 
 
-def _tool_secrets(
+def workflow_tool_secrets(
     shared: state.Shared, key: tuple[str, str], body: Mapping[str, Any]
 ) -> dict[str, set[secrets.SecretKey]]:
     """A workflow's tool Secrets by pool, parsed once per generation: the once-a-minute

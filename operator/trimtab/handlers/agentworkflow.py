@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-import pydantic
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
@@ -24,7 +23,6 @@ from trimtab.kube import events, objects
 from trimtab.queue import workflows
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.reconcile.agentworkflow import secrets
 from trimtab.reconcile.agentworkflow import status as status_mod
 
 PLURAL = "agentworkflows"
@@ -112,12 +110,10 @@ async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) ->
     Secrets its tool headers read reach their workers before its first run. Unchanged
     Deployments are skipped by their desired-state hash. The workflow view holds this
     body already: kopf runs the watch handler (trimtab.handlers.views) first."""
-    ns = body["metadata"]["namespace"]
-    try:
-        spec = awf.AgentWorkflowSpec.model_validate(dict(body["spec"]))
-    except pydantic.ValidationError:
-        return  # reported by the status; it names no Secret a worker could need
-    for pool in sorted(secrets.tool_secrets_by_pool(spec)):
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    # The per-generation parse the pools' Deployments are built from (an invalid spec
+    # names no Secret); ensure_objects below reads the same cache.
+    for pool in sorted(agentpool.workflow_tool_secrets(shared, (ns, name), body)):
         pool_body = shared.pools.get((ns, pool))
         if pool_body is not None:
             await agentpool.ensure_objects(shared, pool_body)
