@@ -31,15 +31,6 @@ def _holder(store: objects.ObjectStore) -> str:
     return str(((found or {}).get("spec") or {}).get("holderIdentity") or "")
 
 
-def _pool(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "trimtab.io/v1alpha1",
-        "kind": "AgentPool",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"model": {"endpoint": "http://sim.local/v1", "name": "m"}},
-    }
-
-
 def _until(check: Any, timeout: float = 90) -> float:
     start = time.monotonic()
     while not check():
@@ -60,7 +51,7 @@ def _trial(
     stopped_at = time.monotonic()
     procs[leader].send_signal(sig)
     name = f"p{n}-{sig}"
-    store.apply(_pool(name))
+    store.apply(_local.pool_manifest(NS, name, "http://sim.local/v1"))
     took = _until(lambda: _holder(store) not in ("", before)) - stopped_at
     dep = naming.worker_deployment(name)
     applied = _until(lambda: store.get("apps/v1", "Deployment", dep, NS) is not None) - stopped_at

@@ -24,7 +24,7 @@ import pytest
 import redis
 import yaml
 
-from tests.harness import chart, operator, redis_server, runtime
+from tests.harness import chart, operator, redis_server, runtime, samples
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.devcluster import layout, supervisor
 from trimtab.kube import client as kube_client
@@ -208,18 +208,6 @@ def test_every_option_installs_and_is_admitted(
     assert policies == {f"{RELEASE}-trimtab-{s}" for s in suffixes}
 
 
-def _pool(namespace: str, endpoint: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AgentPool",
-        "metadata": {"name": "small", "namespace": namespace},
-        "spec": {
-            "model": {"endpoint": endpoint, "name": "sim-small", "timeoutSeconds": 10},
-            "scaling": {"minReplicas": 1, "maxReplicas": 1},
-        },
-    }
-
-
 def _workflow(namespace: str) -> dict[str, Any]:
     step = {"name": "answer", "prompt": "Answer: {{ inputs.q }}", "maxTokens": 20}
     return {
@@ -273,7 +261,14 @@ def test_a_run_completes_through_the_password_protected_bundled_redis(
         proc = operator.start_operator_process(namespace, url, log, env=proc_env)
         workers.start()
         try:
-            kube.apply(_pool(namespace, endpoint))
+            kube.apply(
+                samples.pool_doc(
+                    namespace,
+                    "small",
+                    model={"endpoint": endpoint, "name": "sim-small", "timeoutSeconds": 10},
+                    scaling={"minReplicas": 1, "maxReplicas": 1},
+                )
+            )
             kube.apply(_workflow(namespace))
             try:
                 _wait_ready(kube, "AgentWorkflow", "ask", namespace)

@@ -11,6 +11,17 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
+SIM_MODEL = {"endpoint": "http://sim.local:8080/v1", "name": "sim-small"}
+
+
+def pool_doc(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    """An AgentPool manifest; `spec` fields override a model endpoint nobody calls."""
+    return {
+        "apiVersion": "trimtab.io/v1alpha1",
+        "kind": "AgentPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": dict(SIM_MODEL), **spec},
+    }
 
 
 @dataclasses.dataclass(frozen=True)

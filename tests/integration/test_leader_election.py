@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 
 import pytest
 
-from tests.harness import redis_server
-from trimtab.api.v1alpha1 import API_VERSION
+from tests.harness import redis_server, samples
 from trimtab.kube import lease, objects
 from trimtab.reconcile import leader, naming
 
@@ -75,15 +73,6 @@ def _operator(namespace: str, redis_url: str, log: pathlib.Path) -> subprocess.P
         return subprocess.Popen(argv, stdout=out, stderr=out)
 
 
-def _pool(namespace: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AgentPool",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"model": {"endpoint": "http://sim.local/v1", "name": "m"}},
-    }
-
-
 def _holder(kube: objects.ObjectStore, namespace: str) -> str:
     found = kube.get(lease.API_VERSION, lease.KIND, "trimtab", namespace)
     return str(((found or {}).get("spec") or {}).get("holderIdentity") or "")
@@ -101,7 +90,7 @@ def test_two_operators_one_leads_and_the_other_takes_over_when_it_dies(
     second = _operator(namespace, redis_url, logs[1])
     try:
         leading = _holder(kube, namespace)
-        kube.apply(_pool(namespace, "one"))
+        kube.apply(samples.pool_doc(namespace, "one"))
         kube.wait_for(
             "apps/v1", "Deployment", naming.worker_deployment("one"), namespace=namespace,
             until=lambda _: True,
@@ -114,7 +103,7 @@ def test_two_operators_one_leads_and_the_other_takes_over_when_it_dies(
         first.send_signal(signal.SIGKILL)  # no release: the lease must expire
         first.wait(timeout=10)
         killed_at = time.monotonic()
-        kube.apply(_pool(namespace, "two"))
+        kube.apply(samples.pool_doc(namespace, "two"))
         kube.wait_for(
             "apps/v1", "Deployment", naming.worker_deployment("two"), namespace=namespace,
             until=lambda _: True, timeout=leader.LEASE_SECONDS + 30,

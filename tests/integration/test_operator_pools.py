@@ -13,7 +13,7 @@ import prometheus_client
 import pytest
 import redis
 
-from tests.harness import operator
+from tests.harness import operator, samples
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.devcluster import nodes
 from trimtab.kube import objects
@@ -21,16 +21,6 @@ from trimtab.queue import keys, messages
 from trimtab.reconcile import naming
 
 pytestmark = pytest.mark.usefixtures("crds")
-
-
-def _pool(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    body = {"model": {"endpoint": "http://sim.local:8080/v1", "name": "sim-small"}, **spec}
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AgentPool",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": body,
-    }
 
 
 def _deployment(
@@ -74,7 +64,7 @@ def _reconcile_count() -> float:
 def test_pool_objects_are_created_with_placement_and_security(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
-    pool = _pool(
+    pool = samples.pool_doc(
         namespace,
         "small",
         placement={"capacity": "Spot", "provider": "auto"},
@@ -135,7 +125,7 @@ def _enqueue(url: str, namespace: str, pool: str, count: int) -> None:
 def test_backlog_scales_a_spot_pool_up_and_idle_scales_it_to_zero(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
-    pool = _pool(
+    pool = samples.pool_doc(
         namespace,
         "batch",
         placement={"capacity": "Spot"},
@@ -171,7 +161,7 @@ def test_backlog_scales_a_spot_pool_up_and_idle_scales_it_to_zero(
 def test_manual_pool_follows_kubectl_scale(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
-    pool = _pool(namespace, "tools", replicas=1, scaling={"mode": "Manual"})
+    pool = samples.pool_doc(namespace, "tools", replicas=1, scaling={"mode": "Manual"})
     with operator.trimtab_operator(namespace, redis_url):
         kube.apply(pool)
         _deployment(kube, namespace, "tools", lambda d: d["spec"].get("replicas") == 1)
@@ -209,7 +199,7 @@ def _wait_pods(kube: objects.ObjectStore, namespace: str, pool: str, want: list[
 def test_spot_pool_falls_back_to_on_demand_and_returns(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
-    pool = _pool(
+    pool = samples.pool_doc(
         namespace,
         "spotty",
         placement={"capacity": "Spot", "fallbackAfterSeconds": 2},
@@ -249,7 +239,9 @@ def test_objects_carry_no_finalizer_so_deletion_never_hangs(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
     with operator.trimtab_operator(namespace, redis_url):
-        kube.apply(_pool(namespace, "brief", scaling={"minReplicas": 1, "maxReplicas": 1}))
+        kube.apply(
+            samples.pool_doc(namespace, "brief", scaling={"minReplicas": 1, "maxReplicas": 1})
+        )
         _deployment(kube, namespace, "brief", lambda d: d["spec"].get("replicas") == 1)
     stored = kube.get(API_VERSION, "AgentPool", "brief", namespace)
     assert stored is not None
@@ -268,7 +260,7 @@ def test_trimtab_operator_run_command_reconciles(
     kube: objects.ObjectStore, namespace: str, redis_url: str, tmp_path: pathlib.Path
 ) -> None:
     """The command users run (not the in-process harness) really reconciles."""
-    kube.apply(_pool(namespace, "cli", scaling={"minReplicas": 1, "maxReplicas": 1}))
+    kube.apply(samples.pool_doc(namespace, "cli", scaling={"minReplicas": 1, "maxReplicas": 1}))
     log = tmp_path / "operator.log"
     proc = operator.start_operator_process(namespace, redis_url, log)
     try:
@@ -300,7 +292,9 @@ def test_pool_status_reports_its_model_endpoints_breaker(
         )
 
     with operator.trimtab_operator(namespace, redis_url):
-        kube.apply(_pool(namespace, "guarded", scaling={"minReplicas": 1, "maxReplicas": 1}))
+        kube.apply(
+            samples.pool_doc(namespace, "guarded", scaling={"minReplicas": 1, "maxReplicas": 1})
+        )
         reported("Closed")
         client.hset(breaker_key, mapping={"state": "open", "opened_ms": time.time() * 1000})
         reported("Open")  # as the workers' shared breaker records it
@@ -319,6 +313,6 @@ def test_a_pool_at_zero_wakes_for_work_queued_before_the_operator_started(
         enqueued_ms=0.0,
     )  # fmt: skip
     client.xadd(keys.pool_stream(namespace, "late"), task.fields())
-    kube.apply(_pool(namespace, "late", scaling={"minReplicas": 0, "maxReplicas": 2}))
+    kube.apply(samples.pool_doc(namespace, "late", scaling={"minReplicas": 0, "maxReplicas": 2}))
     with operator.trimtab_operator(namespace, redis_url):
         _deployment(kube, namespace, "late", lambda d: d["spec"].get("replicas") == 1)

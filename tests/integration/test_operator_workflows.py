@@ -182,15 +182,6 @@ def test_a_workflow_deleted_while_no_operator_ran_is_retired_at_startup(
     assert asyncio.run(_redis_view(redis_url, namespace, "stays"))[0] is True
 
 
-def _pool_doc(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AgentPool",
-        "metadata": {"name": "small", "namespace": namespace},
-        "spec": {"model": {"endpoint": "http://sim.local/v1", "name": "m"}},
-    }
-
-
 def _tool_workflow(namespace: str) -> dict[str, Any]:
     header = {"name": "Authorization", "valueFromSecret": {"name": "crm", "key": "token"}}
     step = {
@@ -215,7 +206,7 @@ def test_tool_header_secrets_reach_the_pools_workers_and_survive_a_restart(
     kube: objects.ObjectStore, namespace: str, redis_url: str
 ) -> None:
     with operator.trimtab_operator(namespace, redis_url):
-        kube.apply(_pool_doc(namespace))
+        kube.apply(samples.pool_doc(namespace, "small"))
         kube.wait_for(
             "apps/v1", "Deployment", "small-worker", namespace=namespace, until=lambda _: True
         )
