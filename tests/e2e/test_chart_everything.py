@@ -11,7 +11,6 @@ Redis end to end."""
 
 from __future__ import annotations
 
-import base64
 import os
 import pathlib
 import subprocess
@@ -127,20 +126,8 @@ def _resolved_env(
     kube: objects.ObjectStore, namespace: str, env: list[dict[str, Any]]
 ) -> dict[str, str]:
     """A container's variables as a kubelet would set them (values and Secret keys)."""
-    out = {}
-    for entry in env:
-        if "value" in entry:
-            out[entry["name"]] = entry["value"]
-            continue
-        if "fieldRef" in entry["valueFrom"]:
-            assert entry["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-            out[entry["name"]] = namespace
-            continue
-        ref = entry["valueFrom"]["secretKeyRef"]
-        secret = kube.get("v1", "Secret", ref["name"], namespace)
-        assert secret is not None, ref
-        out[entry["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
-    return out
+    reader = supervisor.secret_reader(kube)
+    return dict(supervisor.resolve_env(namespace, "chart-pod", env, reader))
 
 
 @pytest.fixture

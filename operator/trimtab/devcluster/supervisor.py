@@ -75,9 +75,31 @@ def _env_value(ns: str, pod_name: str, entry: Mapping[str, Any], secrets: Secret
         if value is None and not ref.get("optional"):
             raise LookupError(f"pod {ns}/{pod_name}: secret {ref['name']}/{ref['key']} not found")
         return value or ""
-    if (source.get("fieldRef") or {}).get("fieldPath") == "metadata.name":
+    field = (source.get("fieldRef") or {}).get("fieldPath")
+    if field == "metadata.name":
         return pod_name
+    if field == "metadata.namespace":
+        return ns
     raise LookupError(f"pod {ns}/{pod_name}: unsupported env source for {entry.get('name')}")
+
+
+def resolve_env(
+    ns: str, pod_name: str, env: list[Mapping[str, Any]], secrets: SecretReader
+) -> list[tuple[str, str]]:
+    """A container's variables as the kubelet sets them: values, Secret keys, and the
+    pod's name and namespace."""
+    return [(e["name"], _env_value(ns, pod_name, e, secrets)) for e in env]
+
+
+def secret_reader(store: objects.ObjectStore) -> SecretReader:
+    """Reads a Secret key through the API, as the kubelet does for a pod's env."""
+
+    def read(namespace: str, name: str, key: str) -> str | None:
+        secret = store.get("v1", "Secret", name, namespace)
+        data = (secret or {}).get("data") or {}
+        return base64.b64decode(data[key]).decode() if key in data else None
+
+    return read
 
 
 def _local_args(args: list[str]) -> list[str]:
@@ -94,7 +116,7 @@ def worker_pod(pod: Mapping[str, Any], secrets: SecretReader) -> WorkerPod:
     meta = pod["metadata"]
     ns, name = meta["namespace"], meta["name"]
     container = pod["spec"]["containers"][0]
-    env = [(e["name"], _env_value(ns, name, e, secrets)) for e in container.get("env") or []]
+    env = resolve_env(ns, name, container.get("env") or [], secrets)
     env.append(("HOSTNAME", name))  # what Kubernetes sets; workers name their consumer after it
     command = list(container.get("command") or [])
     if command[:1] == ["trimtab"]:
@@ -120,11 +142,7 @@ class Supervisor:
         self._stopping: list[subprocess.Popen[bytes]] = []
         self._warned: set[str] = set()
         self._resolved: dict[str, WorkerPod] = {}  # by pod uid
-
-    def _secret(self, namespace: str, name: str, key: str) -> str | None:
-        secret = self.store.get("v1", "Secret", name, namespace)
-        data = (secret or {}).get("data") or {}
-        return base64.b64decode(data[key]).decode() if key in data else None
+        self._secret = secret_reader(store)
 
     def serving_pods(self) -> list[WorkerPod]:
         pods = self.store.list(
