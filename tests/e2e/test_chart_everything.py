@@ -38,13 +38,7 @@ SIM = {"seed": 5, "default": {"ttft_seconds": 0.01, "output_tokens_mean": 8}}
 
 
 def _monitoring_crds(kube: objects.ObjectStore) -> None:
-    fetched = subprocess.run(
-        [str(chart.ROOT / "hack" / "fetch-prometheus-crds.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    directory = pathlib.Path(fetched.stdout.strip())
+    directory = pathlib.Path(chart.hack_output("fetch-prometheus-crds.sh"))
     for plural in MONITORING:
         crd = yaml.safe_load((directory / f"monitoring.coreos.com_{plural}.yaml").read_text())
         kube.apply(crd)

@@ -18,12 +18,15 @@ DEV_VALUES = CHART / "values-dev.yaml"
 TRIMTAB_CRDS = ("agentpools.trimtab.io", "agentworkflows.trimtab.io")
 
 
+def hack_output(script: str) -> str:
+    """What a hack/ script prints: the path of a pinned tool it built or fetched, once."""
+    done = subprocess.run([str(ROOT / "hack" / script)], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def helm_binary() -> str:
     """Path of the pinned helm, built on first use (hack/build-helm.sh)."""
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True
-    )
-    return built.stdout.strip()
+    return hack_output("build-helm.sh")
 
 
 def template(

@@ -22,10 +22,7 @@ POOL = 'namespace="shop", pool="gpt"'
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    built = subprocess.run(
-        [str(chart.ROOT / "hack" / "build-promtool.sh")], check=True, capture_output=True, text=True
-    )
-    return built.stdout.strip()
+    return chart.hack_output("build-promtool.sh")
 
 
 @pytest.fixture(scope="module")
