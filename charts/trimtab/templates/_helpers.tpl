@@ -48,6 +48,12 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
+{{/* Labels of every pool's worker pods, as the operator sets them (trimtab.reconcile.naming). */}}
+{{- define "trimtab.workerSelectorLabels" -}}
+app.kubernetes.io/name: trimtab-worker
+app.kubernetes.io/managed-by: trimtab-operator
+{{- end -}}
+
 {{- define "trimtab.redisSelectorLabels" -}}
 app.kubernetes.io/name: trimtab
 app.kubernetes.io/instance: {{ .Release.Name }}
