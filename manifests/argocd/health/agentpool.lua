@@ -15,11 +15,4 @@ if fallback ~= nil and fallback.status == "True" and (ready == nil or ready.stat
   hs.message = "Spot capacity is gone and on-demand cannot schedule the pool either"
   return hs
 end
-if ready ~= nil and ready.status == "True" then
-  hs.status = "Healthy"
-  hs.message = ready.message or ""
-  return hs
-end
-hs.status = "Progressing"
-hs.message = (ready and ready.message) or "Scaling"
-return hs
+return ready_health(ready, "Scaling")
