@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the pinned local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl) and kwok with Go through the module proxy, and caches
-# them outside the repository, keyed by version, so a second run builds nothing.
+# kube-scheduler, kubectl), the kubelet of the local cluster's real node, and kwok with Go
+# through the module proxy, and caches them outside the repository, keyed by version, so a
+# second run builds nothing. Only missing binaries are built, each into a temporary name
+# first, so an interrupted build never leaves a broken binary; a lock on the cache
+# directory lets concurrent callers (tests, the demo) wait for one build instead of racing.
 #
 # Usage: hack/build-k8s.sh            prints the directory holding the binaries
 # Env:   TRIMTAB_CACHE_DIR            cache root (default: ${XDG_CACHE_HOME:-~/.cache}/trimtab)
@@ -14,16 +17,26 @@ source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 
 cache_root="${TRIMTAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trimtab}"
 bin_dir="$cache_root/bin/kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_${GO_TOOLCHAIN}"
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 
 log() { echo "[build-k8s] $*" >&2; }
 
+present() { [[ -x "$bin_dir/$1" ]]; }
+
 all_present() {
   local b
-  for b in "${k8s_bins[@]}" etcd kwok; do [[ -x "$bin_dir/$b" ]] || return 1; done
+  for b in "${k8s_bins[@]}" etcd kwok; do present "$b" || return 1; done
 }
 
 if all_present; then
+  echo "$bin_dir"
+  exit 0
+fi
+
+mkdir -p "$bin_dir"
+exec 9>"$bin_dir.lock"
+flock 9
+if all_present; then  # another caller built them while this one waited
   echo "$bin_dir"
   exit 0
 fi
@@ -34,7 +47,6 @@ export GOTOOLCHAIN="$GO_TOOLCHAIN" GOFLAGS="-mod=mod" CGO_ENABLED=0
 export GOMAXPROCS="${GOMAXPROCS:-2}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/trimtab-k8sbuild.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$bin_dir.partial"
 
 write_module() {
   local minor="${KUBE_VERSION#v1.}"
@@ -68,6 +80,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
 }
@@ -83,27 +96,39 @@ version_ldflags() {
   echo "-s -w$flags"
 }
 
+# install_built NAME: move a finished build from its temporary name into the cache.
+install_built() { mv "$bin_dir/.$1.partial" "$bin_dir/$1"; }
+
 build_kubernetes() {
+  local missing=() b
+  for b in "${k8s_bins[@]}"; do present "$b" || missing+=("$b"); done
+  ((${#missing[@]})) || return 0
   write_module
   log "resolving k8s.io/kubernetes ${KUBE_VERSION} modules"
   (cd "$work" && go mod tidy >&2)
-  local b ldflags; ldflags="$(version_ldflags)"
-  for b in "${k8s_bins[@]}"; do
+  local ldflags; ldflags="$(version_ldflags)"
+  for b in "${missing[@]}"; do
     log "building $b (${KUBE_VERSION}, $(go version | awk '{print $3}'))"
     local t0=$SECONDS
-    (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$bin_dir.partial/$b" "k8s.io/kubernetes/cmd/$b")
+    (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$bin_dir/.$b.partial" "k8s.io/kubernetes/cmd/$b")
+    install_built "$b"
     log "built $b in $((SECONDS - t0)) s"
   done
 }
 
 build_kwok() {
+  present kwok && return 0
   log "building kwok ${KWOK_VERSION}"
   local t0=$SECONDS
-  GOBIN="$bin_dir.partial" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  mkdir -p "$work/kwok"
+  GOBIN="$work/kwok" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  mv "$work/kwok/kwok" "$bin_dir/.kwok.partial"
+  install_built kwok
   log "built kwok in $((SECONDS - t0)) s"
 }
 
 build_etcd() {
+  present etcd && return 0
   log "building etcd ${ETCD_VERSION}"
   local t0=$SECONDS dir="$work/etcd"
   mkdir -p "$dir"
@@ -127,7 +152,8 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  (cd "$dir" && go mod tidy >&2 && go build -trimpath -ldflags "-s -w" -o "$bin_dir.partial/etcd" .)
+  (cd "$dir" && go mod tidy >&2 && go build -trimpath -ldflags "-s -w" -o "$bin_dir/.etcd.partial" .)
+  install_built etcd
   log "built etcd in $((SECONDS - t0)) s"
 }
 
@@ -135,7 +161,5 @@ start=$SECONDS
 build_kubernetes
 build_etcd
 build_kwok
-rm -rf "$bin_dir"
-mv "$bin_dir.partial" "$bin_dir"
 log "cold build finished in $((SECONDS - start)) s into $bin_dir"
 echo "$bin_dir"

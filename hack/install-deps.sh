@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Installs the system packages Trimtab's development, tests and demo need on a
 # Debian machine: redis-server (run by the tests on loopback),
-# openssl (cluster PKI), python3-venv. Go must already be installed (1.26 pins the
+# openssl (cluster PKI), python3-venv; for the local cluster's real node, containerd,
+# runc, the CNI plugins (bridge, host-local), iptables, iproute2 and conntrack; for
+# building the project's image without Docker or a registry, debootstrap (the local
+# Python base), buildah (builds the Dockerfile), umoci and skopeo (OCI layouts and
+# archives). Go must already be installed (1.26 pins the
 # control-plane build; hack/build-k8s.sh asks the module proxy for that toolchain
 # when a different Go is found). Safe to re-run.
 set -euo pipefail
 
-packages=(redis-server openssl python3-venv ca-certificates)
+packages=(
+  redis-server openssl python3-venv ca-certificates
+  containerd runc containernetworking-plugins iptables iproute2 conntrack
+  debootstrap buildah umoci skopeo
+)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
