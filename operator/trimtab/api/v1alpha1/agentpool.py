@@ -16,6 +16,32 @@ from trimtab.api.v1alpha1 import base
 Field = pydantic.Field
 
 
+def _cron_field(number: str) -> str:
+    """One cron field: lists of `*` or a value or range, each with an optional step."""
+    item = rf"(\*|{number}(-{number})?)(/[0-9]{{1,2}})?"
+    return rf"{item}(,{item})*"
+
+
+_MONTH = r"([1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+_WEEKDAY = r"([0-7]|sun|mon|tue|wed|thu|fri|sat)"
+# The five fields with their value ranges, so the apiserver refuses `0 25 * * *`;
+# trimtab.reconcile.cron also checks that each range runs upward.
+_CRON_PATTERN = (
+    "^"
+    + " +".join(
+        _cron_field(n)
+        for n in (
+            r"[0-5]?[0-9]",
+            r"([01]?[0-9]|2[0-3])",
+            r"(0?[1-9]|[12][0-9]|3[01])",
+            _MONTH,
+            _WEEKDAY,
+        )
+    )
+    + "$"
+)
+
+
 class Pricing(base.Model):
     """What the endpoint charges, used for run budgets and cost reports."""
 
@@ -99,14 +125,21 @@ class ScalingTargets(base.Model):
     messages_per_replica: int | None = Field(
         default=None, ge=1, le=100_000, description="Alternatively, queued messages per replica."
     )
-    in_flight_utilization: float = Field(
-        default=0.8, gt=0, le=1, description="Target share of each replica's concurrency in use."
+    headroom: float = Field(
+        default=1.5,
+        ge=0,
+        le=10,
+        description="Spare capacity above the offered load, in standard deviations of "
+        "its Poisson noise (square-root staffing: slots = load + headroom x sqrt(load)), "
+        "where load is arrivals/s x seconds per step. 0 runs replicas full; raise it for "
+        "fewer queued steps at a higher cost.",
     )
     p95_latency_seconds: float | None = Field(
         default=None,
         gt=0,
         le=3600,
-        description="Add replicas while step p95 latency is above this.",
+        description="End-to-end target: add replicas while the p95 of queue wait plus "
+        "execution is above this and steps are waiting. Unset: no latency signal.",
     )
 
 
@@ -117,6 +150,72 @@ class Stabilization(base.Model):
     scale_down_seconds: int = Field(default=60, ge=0, le=3600)
 
 
+class Predictive(base.Model):
+    """A floor learned from the pool's own arrivals: the rate the same moment of the last
+    cycles saw, looked up one start-up time ahead, so replicas are ready when recurring
+    load arrives. It only ever raises the reactive decision."""
+
+    CEL = (
+        base.CelRule(
+            rule="self.periodSeconds % self.bucketSeconds == 0",
+            message="predictive.periodSeconds must be a multiple of predictive.bucketSeconds",
+            check=lambda p: p.period_seconds % p.bucket_seconds == 0,
+        ),
+        base.CelRule(
+            rule="self.periodSeconds * self.lookbackPeriods <= 604800",
+            message="predictive.periodSeconds x lookbackPeriods must not exceed 7 days",
+            check=lambda p: p.period_seconds * p.lookback_periods <= 604800,
+        ),
+    )
+
+    mode: Literal["Disabled", "Preview", "Enabled"] = Field(
+        default="Disabled",
+        description="Enabled: the prediction is a floor. Preview: it is computed and "
+        "reported in status.predictedReplicas and metrics but does not act. Disabled: "
+        "nothing is learned.",
+    )
+    period_seconds: int = Field(
+        default=86400,
+        ge=60,
+        le=604800,
+        description="The cycle the load repeats on: 86400 for a daily shape, 600 for a "
+        "batch every ten minutes.",
+    )
+    bucket_seconds: int = Field(
+        default=60, ge=1, le=3600, description="Resolution of the learned shape."
+    )
+    lookback_periods: int = Field(
+        default=7, ge=1, le=28, description="Past cycles averaged into the prediction."
+    )
+
+
+class ScheduledFloor(base.Model):
+    """Replicas to hold from each `start` until the next `end`, as KEDA's cron scaler:
+    for load known in advance (office hours, a nightly batch)."""
+
+    name: base.Name
+    start: str = Field(
+        min_length=9,
+        max_length=100,
+        pattern=_CRON_PATTERN,
+        description="Cron expression (minute hour day month weekday) that starts the floor.",
+    )
+    end: str = Field(
+        min_length=9,
+        max_length=100,
+        pattern=_CRON_PATTERN,
+        description="Cron expression that ends it.",
+    )
+    timezone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
+        description="IANA time zone the expressions are read in, e.g. Europe/Berlin.",
+    )
+    min_replicas: int = Field(ge=1, le=1000, description="Replicas held while the floor is on.")
+
+
 class ScalingSpec(base.Model):
     """Who sets the replica count, its bounds and its targets."""
 
@@ -125,6 +224,11 @@ class ScalingSpec(base.Model):
             rule="self.minReplicas <= self.maxReplicas",
             message="scaling.minReplicas must not exceed scaling.maxReplicas",
             check=lambda s: s.min_replicas <= s.max_replicas,
+        ),
+        base.CelRule(
+            rule="self.schedules.all(a, self.schedules.exists_one(b, b.name == a.name))",
+            message="scaling.schedules names must be unique",
+            check=lambda s: len({f.name for f in s.schedules}) == len(s.schedules),
         ),
     )
 
@@ -145,6 +249,28 @@ class ScalingSpec(base.Model):
         ge=0,
         le=86400,
         description="With minReplicas 0: idle time before scaling to zero.",
+    )
+    standby: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Warm buffer: replicas kept ready beyond what the load needs, also "
+        "while idle, so a burst or a cold start does not wait for pods to start. A pool "
+        "with standby replicas never scales to zero.",
+    )
+    startup_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Time from asking for a replica until it serves, used for headroom "
+        "and look-ahead. Unset: measured from the pool's own scale-ups (ask to Ready), "
+        "15 s until the first is measured.",
+    )
+    predictive: Predictive = Field(default_factory=Predictive)
+    schedules: list[ScheduledFloor] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Scheduled floors; the highest active one applies.",
     )
 
 
@@ -269,7 +395,19 @@ class AgentPoolStatus(base.Model):
     )
     queue_depth: int = Field(default=0, ge=0)
     in_flight: int = Field(default=0, ge=0)
-    p95_latency_seconds: float | None = None
+    p95_latency_seconds: float | None = Field(
+        default=None, description="End-to-end p95 (queue wait plus execution) of recent steps."
+    )
+    predicted_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Replicas the predictive floor asks for (scaling.predictive Preview or Enabled).",
+    )
+    startup_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Measured time from a scale-up to its replicas Ready (p90 of recent ones).",
+    )
     last_scale_time: datetime.datetime | None = None
     last_scale_reason: str | None = Field(default=None, max_length=1024)
     capacity: Literal["Spot", "OnDemand"] | None = None

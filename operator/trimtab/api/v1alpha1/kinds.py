@@ -70,7 +70,7 @@ AGENT_POOL = Kind(
         PrinterColumn("Ready", "string", READY, "Whether the pool serves its queue"),
         PrinterColumn("Replicas", "string", ".status.replicaSummary", "Ready/desired replicas"),
         PrinterColumn("Queue", "integer", ".status.queueDepth", "Steps waiting"),
-        PrinterColumn("P95", "number", ".status.p95LatencySeconds", "Step p95 latency (s)"),
+        PrinterColumn("P95", "number", ".status.p95LatencySeconds", "End-to-end p95 latency (s)"),
         PrinterColumn("Capacity", "string", ".status.capacity", "Spot or OnDemand in use"),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
     ),

@@ -1,75 +1,73 @@
 """The autoscaling policy: how many workers a pool needs now, and why, from one reading.
 
-Each signal turns what the queue shows into a replica count; the largest wins:
+`scale_decision(observed, spec, history, now)` is pure; the operator calls it once a
+tick per pool and the scaling simulator (trimtab.sim.fleet) calls the same function,
+so what a user simulates is what the operator does. A decision is made in four steps:
 
-- backlog: drain the waiting messages within `backlogSeconds` while keeping up with
-  arrivals, at `concurrency / service time` steps/s per replica (or `messagesPerReplica`);
-- in-flight (Little's law): delivered work needs `concurrency x utilization` per replica;
-- arrivals: `arrival rate x service time` steps are in progress at steady state;
-- latency: while there is work and p95 is above its target, grow by the overshoot.
+1. the reactive need: the largest of the load, backlog and latency signals
+   (trimtab.reconcile.agentpool.need), and at least one replica while there is work;
+2. floors: an active schedule and the predictive floor may raise it, and `standby`
+   replicas are added on top (trimtab.reconcile.agentpool.floors);
+3. stabilization: up at once, down only once a lower count held for the down window
+   (trimtab.reconcile.agentpool.stabilize); capacity asked for to drain a backlog is
+   released once `backlogSeconds` passed, and in-flight work is a floor at all times;
+4. bounds: minReplicas to maxReplicas; zero after `idleSecondsToZero` without work,
+   unless a floor or standby holds replicas. Without metrics the pool holds its size.
 
-Like the HPA's `behavior`, raw recommendations are kept for a window: scaling up takes
-the smallest recommendation of the up window and scaling down the largest of the down
-window, so a lower count must persist the whole window before it is applied, and never
-below what in-flight work needs. Work at zero replicas wakes the pool at once; with
-`minReplicas` 0 a pool goes to zero after `idleSecondsToZero` without backlog, in-flight
-work or arrivals. Without metrics the pool holds its size: it never scales to zero blind.
-
-KEDA polls its scaler every 30 s and hands the number to an HPA that syncs every 15 s and
-waits 300 s before scaling down; this loop runs every second, scales up at once and down
-after the pool's own window.
+KEDA polls its scaler every 30 s and hands the number to an HPA that syncs every 15 s
+and waits 300 s before scaling down; this loop runs every second, scales up at once
+and down after the pool's own window (the simulator measures both side by side).
 """
 
 from __future__ import annotations
 
-import datetime
-import math
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from trimtab.api.v1alpha1.agentpool import AgentPoolSpec, ScalingSpec, Stabilization
+from trimtab.api.v1alpha1.agentpool import AgentPoolSpec, ScalingSpec
 from trimtab.reasons import Reason
-from trimtab.reconcile import conditions
+from trimtab.reconcile.agentpool import arrivals as arrivals_mod
+from trimtab.reconcile.agentpool import explain, floors, need, stabilize
+from trimtab.reconcile.agentpool import startup as startup_mod
 
-# With no service time reported and none derivable, assume a step takes a second; the
-# first completions replace the guess.
+# With no service time ever measured, assume a step takes a second; the first
+# completions replace the guess, and the last measurement outlives idle spells.
 ASSUMED_SERVICE_SECONDS = 1.0
-# p95 is measured over a window that lags a scale-up; without a pause, a one-second loop
-# would multiply replicas by the same overshoot every tick until the window catches up.
-LATENCY_SETTLE_SECONDS = 30.0
-# Float ratios such as 8 / (10 x 0.8) land a hair above a whole number; don't round that up.
-_EPSILON = 1e-9
-# Far above any maxReplicas; keeps absurd readings (a near-zero rate) finite.
-_SIGNAL_CAP = 1_000_000
-
-Recommendations = tuple[tuple[float, int], ...]
 
 
 @dataclass(frozen=True)
 class Observed:
-    """One reading of the pool's queue and workers."""
+    """One reading of a pool, taken once a tick (about a second). Counts are as of now;
+    rates, means and percentiles cover the window their field names."""
 
-    backlog: int  # waiting: consumer-group lag, not yet delivered
-    in_flight: int  # delivered, not acknowledged: pending entries
-    arrival_rate: float  # messages/s over the last window
-    completion_rate: float  # steps/s over the last window
-    service_seconds: float | None  # mean step service time over the window
-    p95_seconds: float | None
+    backlog: int  # messages now: in the stream, not yet delivered (consumer-group lag)
+    in_flight: int  # messages now: delivered to a worker, not acknowledged (pending)
+    arrivals: arrivals_mod.Arrivals  # short, smoothing and long windows (arrivals.py)
+    completion_rate: float  # steps/s completed over the last need.LATENCY_WINDOW_SECONDS
+    service_seconds: float | None  # mean execution time (s) of those steps; None: none
+    latency_p95_seconds: float | None  # p95 (s) of enqueue-to-done of those steps
     current_replicas: int  # the Deployment's spec.replicas now
-    metrics_ok: bool = True
+    startup_seconds: float | None = None  # measured ask-to-Ready (s) of recent scale-ups
+    predicted_rate: float | None = None  # peak msgs/s history predicts within a start-up time
+    metrics_ok: bool = True  # False: the queue could not be read
 
     @property
     def active(self) -> bool:
-        return self.backlog > 0 or self.in_flight > 0 or self.arrival_rate > 0
+        return self.backlog > 0 or self.in_flight > 0 or self.arrivals.any
 
 
 @dataclass(frozen=True)
 class History:
     """What the policy remembers between calls, kept by the caller and passed back."""
 
-    recommendations: Recommendations  # (time, raw replicas) within the longest window
+    recommendations: stabilize.Recommendations  # (time, raw replicas) within the windows
     last_active: float | None  # last time there was backlog, in-flight work or arrivals
     last_scale_time: float | None
+    last_scale_up: float | None = None
+    service_seconds: float | None = None  # the last measured mean step time (s)
+    drains: stabilize.Recommendations = ()  # (time, replicas) the backlog asked for
+    burst_since: float | None = None  # when the arrivals' current burst was first seen
 
     @classmethod
     def empty(cls) -> History:
@@ -84,26 +82,28 @@ class Decision:
     reason: Reason
     message: str
     limited: Reason | None  # AT_MAX_REPLICAS / AT_MIN_REPLICAS when the bounds clamped
-    signals: Mapping[str, int]  # each signal's replica count
+    signals: Mapping[str, int]  # each signal's and floor's replica count
     history: History
+    predicted_replicas: int | None = None  # the predictive floor, in Preview or Enabled mode
 
 
 @dataclass(frozen=True)
-class _Signal:
-    name: str
-    replicas: int
-    why: str
-
-
-@dataclass(frozen=True)
-class _Need:
+class _Choice:
     """The raw recommendation, its explanation, and the idle bookkeeping behind it."""
 
-    raw: int
-    floor: int  # 1 while there is work, or while an idle pool keeps its last replica
+    raw: int  # the sustained need: load, latency and floors (held by the down window)
+    drain: int  # what the backlog asks for (held only for `targets.backlogSeconds`)
+    floor: int  # what neither stabilization nor idling may go below
     why: str
     last_active: float
     to_zero: bool
+
+
+def startup_seconds(spec: AgentPoolSpec, measured: float | None) -> float:
+    """The start-up time the policy plans with: the spec's, else measured, else assumed."""
+    if spec.scaling.startup_seconds is not None:
+        return spec.scaling.startup_seconds
+    return measured if measured is not None else startup_mod.ASSUMED_SECONDS
 
 
 def scale_decision(
@@ -129,157 +129,152 @@ def _manual(observed: Observed, spec: AgentPoolSpec, *, history: History, now: f
 
 def _blind(observed: Observed, spec: AgentPoolSpec, *, history: History, now: float) -> Decision:
     current = observed.current_replicas
-    recs = _prune(history.recommendations, now, windows=spec.scaling.stabilization)
+    recs = stabilize.prune(history.recommendations, now, windows=spec.scaling.stabilization)
     # Time without metrics counts as active, so the idle clock restarts when they return.
-    kept = History(recs, now, history.last_scale_time)
+    kept = dataclasses.replace(history, recommendations=recs, last_active=now)
     message = f"metrics unavailable: holding {current} replicas"
     return Decision(current, Reason.METRICS_UNAVAILABLE, message, None, {}, kept)
 
 
+def _service(observed: Observed, history: History) -> tuple[float, float | None]:
+    """The step time to plan with, and the measurement to remember."""
+    measured = observed.service_seconds
+    if measured is not None and 0 < measured < float("inf"):
+        return measured, measured
+    remembered = history.service_seconds
+    return (remembered or ASSUMED_SERVICE_SECONDS), remembered
+
+
+def _reading(
+    observed: Observed, spec: AgentPoolSpec, *, history: History, now: float, service: float
+) -> need.Reading:
+    last_up, since = history.last_scale_up, history.burst_since
+    return need.Reading(
+        backlog=observed.backlog,
+        in_flight=observed.in_flight,
+        arrivals=observed.arrivals,
+        latency_p95_seconds=observed.latency_p95_seconds,
+        current_replicas=observed.current_replicas,
+        service_seconds=service,
+        startup_seconds=startup_seconds(spec, observed.startup_seconds),
+        since_scale_up=None if last_up is None else now - last_up,
+        burst_for=0.0 if since is None else now - since,
+    )
+
+
 def _auto(observed: Observed, spec: AgentPoolSpec, *, history: History, now: float) -> Decision:
+    observed = dataclasses.replace(observed, arrivals=observed.arrivals.sane())
     scaling, current = spec.scaling, observed.current_replicas
-    signals = _signals(observed, spec, history=history, now=now)
-    need = _need(observed, spec, history=history, now=now, signals=signals)
-    recs = _record(history.recommendations, now, current=current, raw=need.raw, spec=scaling)
-    keep = signals["in_flight"].replicas
-    held = _stabilize(recs, now, current=current, windows=scaling.stabilization, keep=keep)
-    replicas, limited = _clamp(0 if need.to_zero else max(held, need.floor), scaling)
-    target = _clamp(need.raw, scaling)[0]
-    reason = _reason(current, replicas, target=target, active=observed.active)
-    message = _message(reason, need, current=current, replicas=replicas, now=now, spec=scaling)
-    message += _limit_note(limited, scaling)
-    scaled = now if replicas != current else history.last_scale_time
-    counts = {name: s.replicas for name, s in signals.items()}
-    kept = History(recs, need.last_active, scaled)
-    return Decision(replicas, reason, message, limited, counts, kept)
+    service, remembered = _service(observed, history)
+    needs = need.needs(_reading(observed, spec, history=history, now=now, service=service), spec)
+    found = floors.floors(spec, now=now, predicted_rate=observed.predicted_rate, service=service)
+    choice = _choose(observed, scaling, needs, found, history=history, now=now)
+    recs = stabilize.record(
+        history.recommendations, now, current=current, raw=choice.raw, spec=scaling
+    )
+    drains = _drains(history.drains, now, choice.drain, scaling)
+    # Work in flight is an immediate floor, up or down: it is running on those replicas.
+    keep = needs[need.Signal.IN_FLIGHT].replicas
+    windows = scaling.stabilization
+    sustained = stabilize.stabilized(recs, now, current=current, windows=windows)
+    held = max(sustained, keep, *(r for _, r in drains))
+    replicas, limited = _clamp(0 if choice.to_zero else max(held, choice.floor), scaling)
+    target = _clamp(max(choice.raw, choice.drain), scaling)[0]
+    reason = explain.reason(current, replicas, target=target, active=observed.active)
+    message = explain.message(
+        reason,
+        choice.why,
+        up=target > current,
+        current=current,
+        replicas=replicas,
+        last_active=choice.last_active,
+        spec=scaling,
+    )
+    message += explain.limit_note(limited, scaling) + "".join(f"; {p}" for p in found.problems)
+    kept = History(
+        recs,
+        choice.last_active,
+        now if replicas != current else history.last_scale_time,
+        now if replicas > current else history.last_scale_up,
+        remembered,
+        drains,
+        _burst_since(observed, history, now),
+    )
+    predicted = found.predicted.replicas if found.predicted else None
+    return Decision(replicas, reason, message, limited, _counts(needs, found), kept, predicted)
 
 
-def _need(
+def _burst_since(observed: Observed, history: History, now: float) -> float | None:
+    if need.burst_rate(observed.arrivals) is None:
+        return None
+    return now if history.burst_since is None else history.burst_since
+
+
+def _drains(
+    past: stabilize.Recommendations, now: float, drain: int, scaling: ScalingSpec
+) -> stabilize.Recommendations:
+    """The backlog's recommendations of the last `backlogSeconds`: capacity asked for to
+    drain a backlog is kept while it drains, then released without the down window,
+    which is for the sustained load (holding drain capacity a minute after the backlog
+    is gone is most of what a burst costs)."""
+    horizon = now - scaling.targets.backlog_seconds
+    return (*((t, r) for t, r in past if horizon <= t <= now), (now, drain))
+
+
+def _choose(
     observed: Observed,
-    spec: AgentPoolSpec,
+    scaling: ScalingSpec,
+    needs: Mapping[need.Signal, need.Need],
+    found: floors.Floors,
     *,
     history: History,
     now: float,
-    signals: Mapping[str, _Signal],
-) -> _Need:
-    scaling, active = spec.scaling, observed.active
+) -> _Choice:
+    active = observed.active
     # With no memory of activity the idle clock starts now: a restart never zeroes a pool.
     last_active = now if active or history.last_active is None else history.last_active
-    idle_for = now - last_active
-    to_zero = not active and scaling.min_replicas == 0 and idle_for >= scaling.idle_seconds_to_zero
+    lowest = found.lowest()
+    floor = lowest.replicas if lowest is not None else 0
+    held_by_floor = found.standby > 0 or floor > 0
+    to_zero = (
+        not active
+        and not held_by_floor
+        and scaling.min_replicas == 0
+        and now - last_active >= scaling.idle_seconds_to_zero
+    )
     # Any work needs a worker; an idle pool keeps one until its idle period is over.
-    floor = 1 if active or (observed.current_replicas >= 1 and not to_zero) else 0
-    top = max(signals.values(), key=lambda s: s.replicas)  # ties go to the first signal
-    why = top.why
-    if top.replicas < floor:
-        why = "work is waiting" if active else f"{_idle_since(last_active)}, keeping 1 replica"
-    return _Need(max(top.replicas, floor), floor, why, last_active, to_zero)
-
-
-def _ceil(x: float) -> int:
-    """Whole replicas for a fractional need; an unbounded need is capped, not a crash."""
-    return 0 if math.isnan(x) else math.ceil(min(max(x, 0.0), _SIGNAL_CAP) - _EPSILON)
-
-
-def _service_seconds(observed: Observed) -> float | None:
-    """The reported mean service time, else Little's law: in flight / completions per second."""
-    reported = observed.service_seconds
-    if reported is not None and 0 < reported < math.inf:
-        return reported
-    if observed.completion_rate > 0 and observed.in_flight > 0:
-        estimate = observed.in_flight / observed.completion_rate
-        return estimate if 0 < estimate < math.inf else None
-    return None
-
-
-def _signals(
-    observed: Observed, spec: AgentPoolSpec, *, history: History, now: float
-) -> dict[str, _Signal]:
-    """Backlog, in-flight, arrival and latency signals, in that order."""
-    targets, concurrency = spec.scaling.targets, spec.worker.concurrency
-    known = _service_seconds(observed)
-    service = known or ASSUMED_SERVICE_SECONDS
-    busy = concurrency * targets.in_flight_utilization
-    in_flight = _ceil(observed.in_flight / busy)
-    arrival = _ceil(observed.arrival_rate * service / busy) if known else 0
-    per = f"replicas at {targets.in_flight_utilization:.0%} of concurrency {concurrency}"
-    arriving = f"{observed.arrival_rate:.1f}/s arriving at {service:.2f} s per step"
-    signals = (
-        _backlog_signal(observed, spec, per_replica=concurrency / service),
-        _Signal("in_flight", in_flight, f"{observed.in_flight} in flight need {in_flight} {per}"),
-        _Signal("arrival", arrival, f"{arriving} need {arrival} {per}"),
-        _latency_signal(observed, spec, history=history, now=now),
+    keep_one = observed.current_replicas >= 1 and not to_zero and not held_by_floor
+    work = 1 if active or keep_one else 0
+    sustained = max((needs[need.Signal.LOAD], needs[need.Signal.LATENCY]), key=lambda n: n.replicas)
+    backlog = needs[need.Signal.BACKLOG]
+    top = backlog if backlog.replicas > sustained.replicas else sustained
+    base, why = top.replicas, top.why
+    if base < work:
+        base = work
+        why = "work is waiting" if active else f"{explain.idle_since(last_active)}, keeping 1"
+    if floor > base:
+        base, why = floor, lowest.why if lowest is not None else why
+    if found.standby:
+        why += f"; plus {found.standby} standby"
+    raw = max(sustained.replicas, work, floor) + found.standby
+    return _Choice(
+        raw=raw,
+        drain=backlog.replicas + found.standby if backlog.replicas else 0,
+        floor=max(work, floor) + found.standby,
+        why=why,
+        last_active=last_active,
+        to_zero=to_zero,
     )
-    return {s.name: s for s in signals}
 
 
-def _backlog_signal(observed: Observed, spec: AgentPoolSpec, *, per_replica: float) -> _Signal:
-    targets, backlog = spec.scaling.targets, observed.backlog
-    drain = _ceil((backlog / targets.backlog_seconds + observed.arrival_rate) / per_replica)
-    per = targets.messages_per_replica
-    count = 0 if per is None else _ceil(backlog / per)
-    if count > drain:
-        why = f"backlog {backlog} at {per} messages per replica needs {count} replicas"
-        return _Signal("backlog", count, why)
-    why = (
-        f"backlog {backlog} needs {drain} replicas to drain in {targets.backlog_seconds:g} s "
-        f"at {per_replica:.1f} steps/s per replica"
-    )
-    if observed.arrival_rate > 0:
-        why += f" while {observed.arrival_rate:.1f}/s arrive"
-    return _Signal("backlog", drain, why)
-
-
-def _latency_signal(
-    observed: Observed, spec: AgentPoolSpec, *, history: History, now: float
-) -> _Signal:
-    """Grow by p95's overshoot, at least by one; hold while a recent scale takes effect."""
-    target, p95 = spec.scaling.targets.p95_latency_seconds, observed.p95_seconds
-    # Latency of work that isn't there says nothing about what more replicas would do.
-    if target is None or p95 is None or not p95 > target or not observed.active:
-        return _Signal("latency", 0, "p95 latency within target")
-    current, last = observed.current_replicas, history.last_scale_time
-    above = f"p95 {p95:.2f} s above {target:g} s"
-    if last is not None and now - last < LATENCY_SETTLE_SECONDS:
-        return _Signal("latency", current, f"{above}, letting the last scale settle")
-    grown = max(_ceil(current * p95 / target), current + 1)
-    return _Signal("latency", grown, f"{above} needs {grown} replicas")
-
-
-def _record(
-    recs: Recommendations, now: float, *, current: int, raw: int, spec: ScalingSpec
-) -> Recommendations:
-    """Add this recommendation. With nothing remembered, the current count stands for the
-    past before a scale-down (the HPA seeds it too), so a restart can't skip the window."""
-    kept = _prune(recs, now, windows=spec.stabilization)
-    # Only a history that never held anything is a restart; one the window merely emptied
-    # (ticks slower than a short window) must not be re-seeded, or it would never go down.
-    if not recs and raw < current and spec.stabilization.scale_down_seconds > 0:
-        kept = ((now, current),)
-    return (*kept, (now, raw))
-
-
-def _prune(recs: Recommendations, now: float, *, windows: Stabilization) -> Recommendations:
-    """Recommendations inside the longest window; later ones mean the clock went back."""
-    oldest = now - max(windows.scale_up_seconds, windows.scale_down_seconds)
-    return tuple((t, r) for t, r in recs if oldest <= t <= now)
-
-
-def _stabilize(
-    recs: Recommendations, now: float, *, current: int, windows: Stabilization, keep: int
-) -> int:
-    """HPA-style: up to the up window's minimum, down to the down window's maximum, and
-    never down below `keep`, what in-flight work needs."""
-    up = min(_window(recs, now, windows.scale_up_seconds))
-    down = max(_window(recs, now, windows.scale_down_seconds))
-    return up if up > current else min(max(down, keep), current)
-
-
-def _window(recs: Recommendations, now: float, seconds: int) -> list[int]:
-    """The newest recommendation (the last) and the others of the past `seconds`; a 0 s
-    window is the newest alone, even beside an older one of the same instant."""
-    *past, (_, newest) = recs
-    return [r for t, r in past if seconds > 0 and t >= now - seconds] + [newest]
+def _counts(needs: Mapping[need.Signal, need.Need], found: floors.Floors) -> dict[str, int]:
+    counts = {str(s): n.replicas for s, n in needs.items()}
+    counts["standby"] = found.standby
+    if found.schedule is not None:
+        counts["schedule"] = found.schedule.replicas
+    if found.predicted is not None:
+        counts["predicted"] = found.predicted.replicas
+    return counts
 
 
 def _clamp(replicas: int, scaling: ScalingSpec) -> tuple[int, Reason | None]:
@@ -288,47 +283,3 @@ def _clamp(replicas: int, scaling: ScalingSpec) -> tuple[int, Reason | None]:
     if replicas < scaling.min_replicas:
         return scaling.min_replicas, Reason.AT_MIN_REPLICAS
     return replicas, None
-
-
-def _reason(current: int, replicas: int, *, target: int, active: bool) -> Reason:
-    """`target` is the clamped raw recommendation: when it differs from an unchanged
-    count, the window is what holds the pool."""
-    if replicas == 0 and not active:
-        return Reason.IDLE
-    if replicas > current:
-        woke = current == 0 and replicas == 1 and active
-        return Reason.WOKE_FROM_ZERO if woke else Reason.SCALED_UP
-    if replicas < current:
-        return Reason.SCALED_DOWN
-    return Reason.STABILIZING if target != current else Reason.STEADY
-
-
-def _message(
-    reason: Reason, need: _Need, *, current: int, replicas: int, now: float, spec: ScalingSpec
-) -> str:
-    up = need.raw > current
-    window = spec.stabilization.scale_up_seconds if up else spec.stabilization.scale_down_seconds
-    idle = _idle_since(need.last_active)
-    return {
-        Reason.IDLE: f"{idle}: scaled to zero" if current else f"{idle}: at zero",
-        Reason.WOKE_FROM_ZERO: f"woke from zero: {need.why}",
-        Reason.SCALED_UP: f"scaled up from {current} to {replicas}: {need.why}",
-        Reason.SCALED_DOWN: f"scaled down from {current} to {replicas}: {need.why}",
-        Reason.STABILIZING: f"holding {current} through the {window} s scale-"
-        f"{'up' if up else 'down'} window: {need.why}",
-    }.get(reason, f"steady at {replicas}: {need.why}")
-
-
-def _idle_since(last_active: float) -> str:
-    """A fixed time, not a running count: an idle pool's status must not change (and
-    cost a write) every pass."""
-    moment = datetime.datetime.fromtimestamp(last_active, datetime.UTC)
-    return f"idle since {conditions.format_time(moment)}"
-
-
-def _limit_note(limited: Reason | None, scaling: ScalingSpec) -> str:
-    if limited is Reason.AT_MAX_REPLICAS:
-        return f"; capped at maxReplicas {scaling.max_replicas}"
-    if limited is Reason.AT_MIN_REPLICAS:
-        return f"; raised to minReplicas {scaling.min_replicas}"
-    return ""

@@ -24,8 +24,10 @@ class Scaling:
     metrics_ok: bool
     queue_depth: int = 0
     in_flight: int = 0
-    p95_seconds: float | None = None
+    p95_seconds: float | None = None  # end to end: queue wait plus execution
     breaker: str | None = None  # Closed | Open | HalfOpen, from the model endpoint's breaker
+    predicted_replicas: int | None = None  # the predictive floor, in Preview or Enabled mode
+    startup_seconds: float | None = None  # measured ask-to-Ready of recent scale-ups
 
 
 def _ready(spec: agentpool.AgentPoolSpec, desired: int, ready: int) -> conditions.Desired:
@@ -89,6 +91,11 @@ def _spot(spec: agentpool.AgentPoolSpec, fallback: bool, message: str) -> condit
     )
 
 
+def _rounded(seconds: float | None) -> float | None:
+    """To a tenth of a second: a measured time that moves by milliseconds is not news."""
+    return None if seconds is None else round(seconds, 1)
+
+
 def decide(
     spec: agentpool.AgentPoolSpec,
     *,
@@ -112,6 +119,8 @@ def decide(
         "queueDepth": scaling.queue_depth,
         "inFlight": scaling.in_flight,
         "p95LatencySeconds": scaling.p95_seconds,
+        "predictedReplicas": scaling.predicted_replicas,
+        "startupSeconds": _rounded(scaling.startup_seconds),
         "capacity": "OnDemand" if fallback or spec.placement.capacity == "OnDemand" else "Spot",
         "breaker": scaling.breaker,
     }
