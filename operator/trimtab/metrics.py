@@ -112,6 +112,8 @@ class Metrics:
     queue_oldest_backlog_seconds: Gauge
     pool_p95_seconds: Gauge
     pool_p95_target_seconds: Gauge
+    pool_predicted_replicas: Gauge
+    pool_startup_seconds: Gauge
     autoscaler_last_pass_timestamp_seconds: Gauge
 
     def pool_observed(
@@ -123,15 +125,20 @@ class Metrics:
         oldest_backlog_seconds: float | None,
         p95_seconds: float | None,
         p95_target_seconds: float | None,
+        predicted_replicas: int | None = None,
+        startup_seconds: float | None = None,
     ) -> None:
         """Publish the load the autoscaler read for one pool. An unknown value (no
-        backlog, no recent steps, no target) is published as 0 for ages and removed for
-        latencies, so an alert comparing p95 with its target only sees real pairs."""
+        backlog, no recent steps, no target, no prediction, no measured start-up) is
+        published as 0 for ages and removed otherwise, so an alert comparing p95 with
+        its target only sees real pairs."""
         self.queue_backlog.labels(namespace, pool).set(backlog)
         self.queue_oldest_backlog_seconds.labels(namespace, pool).set(oldest_backlog_seconds or 0)
         for gauge, value in (
             (self.pool_p95_seconds, p95_seconds),
             (self.pool_p95_target_seconds, p95_target_seconds),
+            (self.pool_predicted_replicas, predicted_replicas),
+            (self.pool_startup_seconds, startup_seconds),
         ):
             if value is None:
                 _remove(gauge, namespace, pool)
@@ -146,6 +153,8 @@ class Metrics:
             self.queue_oldest_backlog_seconds,
             self.pool_p95_seconds,
             self.pool_p95_target_seconds,
+            self.pool_predicted_replicas,
+            self.pool_startup_seconds,
             self.desired_replicas,
         ):
             _remove(gauge, namespace, pool)
@@ -271,10 +280,22 @@ def build(registry: CollectorRegistry) -> Metrics:
             pool,
         ),
         pool_p95_seconds=gauge(
-            "pool_p95_seconds", "Step p95 latency over the autoscaler's window.", pool
+            "pool_p95_seconds",
+            "End-to-end step p95 (queue wait plus execution) over the autoscaler's window.",
+            pool,
         ),
         pool_p95_target_seconds=gauge(
             "pool_p95_target_seconds", "The pool's p95 latency target, when it has one.", pool
+        ),
+        pool_predicted_replicas=gauge(
+            "pool_predicted_replicas",
+            "Replicas the predictive floor asks for (predictive mode Preview or Enabled).",
+            pool,
+        ),
+        pool_startup_seconds=gauge(
+            "pool_startup_seconds",
+            "Measured time from a scale-up to its replicas Ready (p90 of recent ones).",
+            pool,
         ),
         autoscaler_last_pass_timestamp_seconds=gauge(
             "autoscaler_last_pass_timestamp_seconds",

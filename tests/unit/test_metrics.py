@@ -42,6 +42,8 @@ EXPECTED = {
     "trimtab_queue_oldest_backlog_seconds": {"namespace", "pool"},
     "trimtab_pool_p95_seconds": {"namespace", "pool"},
     "trimtab_pool_p95_target_seconds": {"namespace", "pool"},
+    "trimtab_pool_predicted_replicas": {"namespace", "pool"},
+    "trimtab_pool_startup_seconds": {"namespace", "pool"},
     "trimtab_autoscaler_last_pass_timestamp_seconds": set(),
 }
 
@@ -76,7 +78,14 @@ def record_everything(m: Metrics) -> None:
     m.scale_decided("shop", "gpt", direction=ScaleDirection.UP, desired=4)
     m.cache_looked_up("shop", "gpt", result=metrics.CacheResult.HIT)
     m.pool_observed(
-        "shop", "gpt", backlog=3, oldest_backlog_seconds=4.0, p95_seconds=2.0, p95_target_seconds=1
+        "shop",
+        "gpt",
+        backlog=3,
+        oldest_backlog_seconds=4.0,
+        p95_seconds=2.0,
+        p95_target_seconds=1,
+        predicted_replicas=5,
+        startup_seconds=12.5,
     )
     m.autoscaler_passed(1_700_000_000.0)
 
@@ -278,7 +287,18 @@ def test_pool_observed_publishes_known_values_and_drops_unknown_latencies(
         return registry.get_sample_value(name, POOL)
 
     m.pool_observed(
-        "shop", "gpt", backlog=7, oldest_backlog_seconds=12.5, p95_seconds=3.0, p95_target_seconds=2
+        "shop",
+        "gpt",
+        backlog=7,
+        oldest_backlog_seconds=12.5,
+        p95_seconds=3.0,
+        p95_target_seconds=2,
+        predicted_replicas=4,
+        startup_seconds=9.5,
+    )
+    assert (value("trimtab_pool_predicted_replicas"), value("trimtab_pool_startup_seconds")) == (
+        4,
+        9.5,
     )
     assert value("trimtab_queue_backlog") == 7
     assert value("trimtab_queue_oldest_backlog_seconds") == 12.5
@@ -293,6 +313,7 @@ def test_pool_observed_publishes_known_values_and_drops_unknown_latencies(
     )
     assert value("trimtab_queue_oldest_backlog_seconds") == 0
     assert value("trimtab_pool_p95_seconds") is None  # no recent steps: no latency to compare
+    assert value("trimtab_pool_predicted_replicas") is None  # no prediction: no series
     m.scale_decided("shop", "gpt", direction=ScaleDirection.UP, desired=2)
     m.pool_forgotten("shop", "gpt")
     m.pool_forgotten("shop", "gpt")  # a second time is harmless

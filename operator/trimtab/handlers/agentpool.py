@@ -1,12 +1,9 @@
-"""AgentPool: the worker Deployment, its metrics Service and PDB, and the autoscaler.
+"""AgentPool: the worker Deployment, its metrics Service and PDB.
 
-Two parts, each level-based. `reconcile_objects` (create, resume, spec updates, a
-spot fallback switching, and the refresh loop once a minute) applies the desired
-objects, skipping any whose desired-state hash already matches, so a steady pool costs
-no writes.
-`PoolScaler`, ticked every second by trimtab.handlers.loops, reads load from Redis, asks
-the pure scaling policy, applies the replica count under its own field manager, and is
-the only writer of the pool's status.
+Level-based: `reconcile_objects` (create, resume, spec updates, a spot fallback
+switching, and the refresh loop once a minute) applies the desired objects, skipping
+any whose desired-state hash already matches, so a steady pool costs no writes. The
+autoscaler, which owns the replica count and the status, is trimtab.handlers.pool_scaler.
 
 A deleted pool's Redis stream is kept on purpose: tasks accepted for it are not dropped,
 and a pool created again under the same name serves them.
@@ -26,13 +23,11 @@ import kopf
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION, agentpool
-from trimtab.handlers import pool_status, state
-from trimtab.kube import events, objects
-from trimtab.queue import load
+from trimtab.handlers import state
+from trimtab.kube import objects
 from trimtab.reasons import ConditionType
 from trimtab.reconcile import conditions
-from trimtab.reconcile.agentpool import desired, fallback, scaling
-from trimtab.reconcile.agentpool import status as status_mod
+from trimtab.reconcile.agentpool import desired
 from trimtab.reconcile.agentworkflow import secrets
 
 PLURAL = "agentpools"
@@ -42,7 +37,8 @@ SCALER_MANAGER = "trimtab-scaler"
 log = logging.getLogger(__name__)
 
 
-def _switched_at(status: Mapping[str, Any]) -> float | None:
+def switched_at(status: Mapping[str, Any]) -> float | None:
+    """When the pool's SpotFallback condition last changed."""
     found = conditions.find(status.get("conditions"), ConditionType.SPOT_FALLBACK)
     return conditions.parse_time(found.get("lastTransitionTime"))
 
@@ -54,7 +50,8 @@ def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _fallback_active(status: Mapping[str, Any]) -> bool:
+def on_fallback(status: Mapping[str, Any]) -> bool:
+    """Whether the pool's SpotFallback condition holds it on on-demand capacity."""
     return conditions.is_true(status.get("conditions"), ConditionType.SPOT_FALLBACK)
 
 
@@ -162,10 +159,11 @@ async def ensure_objects(
     follows `fallback_active`, or the pool's SpotFallback condition when None."""
     t0 = time.perf_counter()
     spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
-    if fallback_active is None:
-        fallback_active = _fallback_active(body.get("status") or {})
+    on_demand = (
+        on_fallback(body.get("status") or {}) if fallback_active is None else fallback_active
+    )
     wiring = await _wiring(shared, body["metadata"]["namespace"], body["metadata"]["name"])
-    for obj in _desired_objects(body, spec, wiring, fallback_active):
+    for obj in _desired_objects(body, spec, wiring, on_demand):
         if await _apply_if_changed(shared, obj, spec):
             log.info(
                 "applied %s %s/%s",
@@ -174,150 +172,3 @@ async def ensure_objects(
                 obj["metadata"]["name"],
             )
     shared.metrics.reconciled(metrics.ReconciledKind.AGENT_POOL, seconds=time.perf_counter() - t0)
-
-
-def _observe(
-    pool_load: load.PoolLoad | None,
-    rates: pool_status.ArrivalRate,
-    current: int,
-    now: float,
-) -> scaling.Observed:
-    """The policy's view of the pool's load; None (Redis unreadable) holds the size."""
-    if pool_load is None:
-        return scaling.Observed(
-            backlog=0,
-            in_flight=0,
-            arrival_rate=0.0,
-            completion_rate=0.0,
-            service_seconds=None,
-            p95_seconds=None,
-            current_replicas=current,
-            metrics_ok=False,
-        )
-    return scaling.Observed(
-        backlog=pool_load.backlog,
-        in_flight=pool_load.in_flight,
-        arrival_rate=rates.arrival_rate(now, pool_load.added_total),
-        completion_rate=pool_load.completion_rate,
-        service_seconds=pool_load.service_seconds,
-        p95_seconds=pool_load.p95_seconds,
-        current_replicas=current,
-    )
-
-
-def _current_replicas(deployment: Mapping[str, Any] | None) -> int | None:
-    if deployment is None:
-        return None
-    replicas = deployment.get("replicas")
-    return int(replicas) if replicas is not None else 1  # the API's default
-
-
-async def _apply_replicas(shared: state.Shared, namespace: str, name: str, replicas: int) -> None:
-    doc = desired.build_replicas_patch(namespace, name, replicas)
-    await shared.kube(shared.store.apply, doc, field_manager=SCALER_MANAGER)
-
-
-class PoolScaler:
-    """One pool's autoscaling loop state: arrival samples, status writer, history."""
-
-    def __init__(self, shared: state.Shared, ns: str, name: str) -> None:
-        self.shared, self.ns, self.name = shared, ns, name
-        self.rates = pool_status.ArrivalRate()
-        self.writer = pool_status.StatusWriter(shared, ns, name)
-        self.history = scaling.History.empty()
-        self._spec: tuple[int, agentpool.AgentPoolSpec] | None = None
-
-    def spec(self, body: Mapping[str, Any]) -> agentpool.AgentPoolSpec:
-        """The parsed spec, re-validated only when the generation changes (not every tick)."""
-        generation = int(body["metadata"]["generation"])
-        if self._spec is None or self._spec[0] != generation:
-            self._spec = (generation, agentpool.AgentPoolSpec.model_validate(dict(body["spec"])))
-        return self._spec[1]
-
-    async def tick(
-        self, body: Mapping[str, Any], pool_load: load.PoolLoad | None, now: float
-    ) -> None:
-        """One scaling pass for this pool over the load read for all pools: decide,
-        apply, report."""
-        key = (self.ns, self.name)
-        deployment = self.shared.deployments.get(key)
-        current = _current_replicas(deployment)
-        if current is None:
-            return  # the Deployment is not there yet: reconcile_objects creates it
-        spec = self.spec(body)
-        decision, observed = await self._scale(body, spec, current, pool_load, now)
-        if pool_load is not None:
-            self.shared.metrics.pool_observed(
-                self.ns,
-                self.name,
-                backlog=pool_load.backlog,
-                oldest_backlog_seconds=pool_load.oldest_backlog_seconds,
-                p95_seconds=pool_load.p95_seconds,
-                p95_target_seconds=spec.scaling.targets.p95_latency_seconds,
-            )
-        status = dict(body.get("status") or {})
-        spot = fallback.decide(
-            spec,
-            active=_fallback_active(status),
-            switched_at=_switched_at(status),
-            pods=list(self.shared.pods.get(key, {}).values()),
-            now=now,
-        )
-        decided = status_mod.decide(
-            spec,
-            name=self.name,
-            deployment=deployment,
-            scaling=pool_status.scaling_view(
-                decision, observed, pool_load.breaker if pool_load is not None else None
-            ),
-            fallback=spot.active,
-            fallback_message=spot.message,
-        )
-        decided["reason"] = f"{decision.reason.value}: {decision.message}"[:1024]
-        await self.writer.write(
-            status,
-            decided,
-            generation=int(body["metadata"]["generation"]),
-            scaled=decision.replicas != current,
-            now=now,
-        )
-        if spot.active != _fallback_active(status):  # placement moves with the condition
-            await ensure_objects(self.shared, body, fallback_active=spot.active)
-
-    async def _scale(
-        self,
-        body: Mapping[str, Any],
-        spec: agentpool.AgentPoolSpec,
-        current: int,
-        pool_load: load.PoolLoad | None,
-        now: float,
-    ) -> tuple[scaling.Decision, scaling.Observed]:
-        """Decide, and apply a changed replica count; time it."""
-        t0 = time.perf_counter()
-        observed = _observe(pool_load, self.rates, current, now)
-        decision = scaling.scale_decision(observed, spec, self.history, now)
-        self.history = decision.history  # kept even if applying below fails
-        direction = metrics.ScaleDirection.NONE
-        if decision.replicas != current:
-            await _apply_replicas(self.shared, self.ns, self.name, decision.replicas)
-            direction = (
-                metrics.ScaleDirection.UP
-                if decision.replicas > current
-                else metrics.ScaleDirection.DOWN
-            )
-            await self.shared.kube(
-                events.post,
-                self.shared.store,
-                body,
-                type_="Normal",
-                reason=decision.reason.value,
-                message=f"{current} -> {decision.replicas}: {decision.message}",
-            )
-        self.shared.metrics.scale_decided(
-            self.ns,
-            self.name,
-            direction=direction,
-            desired=decision.replicas,
-            seconds=time.perf_counter() - t0,
-        )
-        return decision, observed

@@ -17,9 +17,9 @@ from typing import Any
 
 import kopf
 
-from trimtab.handlers import agentpool, agentworkflow, state
+from trimtab.handlers import agentpool, agentworkflow, pool_scaler, state
 from trimtab.kube import objects
-from trimtab.queue import connection, load
+from trimtab.queue import arrivals, connection, load
 
 log = logging.getLogger(__name__)
 OBJECTS_EVERY_SECONDS = 60.0
@@ -37,7 +37,7 @@ async def _guarded(what: str, call: Awaitable[Any]) -> None:
 
 async def scale_pools(shared: state.Shared) -> None:
     """Tick every pool's autoscaler, concurrently, once per interval."""
-    scalers: dict[tuple[str, tuple[str, str]], agentpool.PoolScaler] = {}
+    scalers: dict[tuple[str, tuple[str, str]], pool_scaler.PoolScaler] = {}
     reader = load.LoadReader(shared.redis)
     while True:
         started = time.monotonic()
@@ -50,10 +50,12 @@ async def scale_pools(shared: state.Shared) -> None:
         loads = await _loads(reader, [key for _, key in live], now)
         passes = []
         for ident, body in live.items():
-            scaler = scalers.setdefault(ident, agentpool.PoolScaler(shared, *ident[1]))
+            scaler = scalers.setdefault(ident, pool_scaler.PoolScaler(shared, *ident[1]))
             tick = scaler.tick(body, loads.get(ident[1]), now)
             passes.append(_guarded(f"scaling {ident[1][0]}/{ident[1][1]}", tick))
         await asyncio.gather(*passes)
+        arrived = [(*ident[1], int(now), scalers[ident].arrived) for ident in live]
+        await _guarded("recording arrivals", arrivals.record(shared.redis, arrived))
         shared.metrics.autoscaler_passed(time.time())
         elapsed = time.monotonic() - started
         await asyncio.sleep(max(0.0, shared.cfg.scale_interval_seconds - elapsed))

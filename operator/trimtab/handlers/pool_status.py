@@ -1,6 +1,6 @@
-"""The pool autoscaler's bookkeeping: arrival rate from successive stream samples, and
-a status writer that patches on every change that matters and refreshes the load
-figures at most every status interval, so a steady pool writes almost nothing."""
+"""The pool autoscaler's status: the view of a decision status reports, and a writer
+that patches on every change that matters and refreshes the load figures at most every
+status interval, so a steady pool writes almost nothing."""
 
 from __future__ import annotations
 
@@ -14,19 +14,6 @@ from trimtab.reconcile.agentpool import scaling
 from trimtab.reconcile.agentpool import status as status_mod
 
 
-class ArrivalRate:
-    """Arrival rate from successive samples of the stream's entries-added counter."""
-
-    def __init__(self) -> None:
-        self.last: tuple[float, int] | None = None
-
-    def arrival_rate(self, now: float, added: int) -> float:
-        previous, self.last = self.last, (now, added)
-        if previous is None or now <= previous[0]:
-            return 0.0
-        return max(0, added - previous[1]) / (now - previous[0])
-
-
 def scaling_view(
     decision: scaling.Decision, observed: scaling.Observed, breaker: str | None
 ) -> status_mod.Scaling:
@@ -38,8 +25,10 @@ def scaling_view(
         metrics_ok=observed.metrics_ok,
         queue_depth=observed.backlog,
         in_flight=observed.in_flight,
-        p95_seconds=observed.p95_seconds,
+        p95_seconds=observed.latency_p95_seconds,
         breaker=breaker,
+        predicted_replicas=decision.predicted_replicas,
+        startup_seconds=observed.startup_seconds,
     )
 
 
@@ -69,7 +58,13 @@ class StatusWriter:
             fields["lastScaleTime"] = conditions.format_time(wall)
             fields["lastScaleReason"] = decided["reason"]
         changed = {k: v for k, v in fields.items() if current.get(k) != v}
-        slow = {"queueDepth", "inFlight", "p95LatencySeconds"}
+        slow = {
+            "queueDepth",
+            "inFlight",
+            "p95LatencySeconds",
+            "predictedReplicas",
+            "startupSeconds",
+        }
         urgent = set(changed) - slow
         if "conditions" in urgent and _kinds(current.get("conditions")) == _kinds(merged):
             urgent.discard("conditions")  # only messages moved ("idle 42 s"): not urgent

@@ -5,6 +5,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:pool:{pool}:delayed       retries waiting for their backoff (zset, score = due ms)
     tt:{ns}:pool:{pool}:stats:{sec}   per-second arrivals, completions, latency sketches (hash)
     tt:{ns}:pool:{pool}:breaker:{ep}  circuit breaker of one endpoint ("model", "tool:URL")
+    tt:{ns}:pool:{pool}:arrivals:{hour}  arrivals per second of one hour (hash, TTL 8 days)
     tt:{ns}:run:{run}                 run record and per-step state (hash, TTL)
     tt:{ns}:run:{run}:events          step and run events, for waiters (stream, TTL)
     tt:{ns}:idem:{key}                idempotency key -> run id (TTL)
@@ -39,6 +40,11 @@ def pool_delayed(namespace: str, pool: str) -> str:
 
 def pool_stats(namespace: str, pool: str, second: int) -> str:
     return f"{_ns(namespace)}:pool:{pool}:stats:{second}"
+
+
+def pool_arrivals(namespace: str, pool: str, hour: int) -> str:
+    """`hour` is the hour's first second since the epoch, a multiple of 3600."""
+    return f"{_ns(namespace)}:pool:{pool}:arrivals:{hour}"
 
 
 def pool_breaker(namespace: str, pool: str, endpoint: str) -> str:

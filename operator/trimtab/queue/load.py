@@ -1,5 +1,5 @@
 """A pool's load as the autoscaler reads it: backlog, in flight, arrivals, completions,
-service time and p95 over a recent window, from the stream and the per-second stats
+service time and end-to-end p95 over a recent window, from the stream and the per-second stats
 workers publish, for every pool at once (LoadReader).
 """
 
@@ -21,8 +21,8 @@ class PoolLoad:
     in_flight: int  # delivered, not yet acknowledged (pending entries)
     added_total: int  # entries ever added to the stream, for arrival rates
     completion_rate: float  # steps per second over the window
-    service_seconds: float | None  # mean step time over the window
-    p95_seconds: float | None
+    service_seconds: float | None  # mean step execution time over the window
+    p95_seconds: float | None  # end-to-end (enqueue to done) p95 over the window
     breaker: str  # the model endpoint's breaker: Closed, Open or HalfOpen
     oldest_backlog_seconds: float | None = None  # age of the oldest undelivered entry
 

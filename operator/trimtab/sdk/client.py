@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import connection, runs, scripts, workflows
+from trimtab.queue import arrivals, connection, runs, scripts, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 
 T = TypeVar("T")
@@ -66,6 +66,14 @@ class Client:
             cached = (0.0, compile_mod.from_document(doc))
         self._compiled[(namespace, name)] = (time.monotonic(), cached[1])
         return cached[1]
+
+    async def recorded_arrivals(
+        self, namespace: str, pool: str, *, since: float, until: float
+    ) -> dict[int, int]:
+        """A pool's arrivals per second (since the epoch) as the operator recorded them."""
+        return await arrivals.read(
+            self.redis, namespace=namespace, pool=pool, since=since, until=until
+        )
 
     async def publish(
         self,

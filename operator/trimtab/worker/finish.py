@@ -49,7 +49,8 @@ class Finisher:
         cached: bool = False,
     ) -> None:
         ns, pool = self.cfg.namespace, self.cfg.pool
-        self.tally.add(elapsed)
+        # What the caller felt: from this attempt's enqueue to now, queue wait included.
+        self.tally.add(elapsed, end_to_end=(now_ms() - delivery[1].enqueued_ms) / 1000)
         self.metrics.step_finished(
             ns,
             pool,

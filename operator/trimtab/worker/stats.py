@@ -1,4 +1,6 @@
-"""A worker's running tally of the current second: completions, busy time, latencies.
+"""A worker's running tally of the current second: completions, busy time, and the
+end-to-end latency (enqueue to done: queue wait plus execution) of each step, which is
+what the autoscaler's latency target and the pool's reported p95 speak of.
 
 Flushed once a second to Redis (trimtab.queue.stats), so publishing costs one pipelined
 round trip per second per worker however many steps it completes.
@@ -18,10 +20,11 @@ class SecondTally:
     latencies: sketch.LatencySketch = dataclasses.field(default_factory=sketch.LatencySketch)
     runs: dict[tuple[str, str], sketch.LatencySketch] = dataclasses.field(default_factory=dict)
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, *, end_to_end: float) -> None:
+        """A step that executed for `seconds` and took `end_to_end` since its enqueue."""
         self.completed += 1
         self.busy_seconds += seconds
-        self.latencies.add(seconds)
+        self.latencies.add(end_to_end)
 
     def run_finished(self, namespace: str, workflow: str, seconds: float) -> None:
         """A run this worker completed took `seconds` from submit to its last step."""
