@@ -1,7 +1,10 @@
-"""`trimtab simulate serve`: the inference simulator as a standalone process.
+"""`trimtab simulate serve`: the inference simulator as a standalone process, and
+`trimtab simulate scaling` (trimtab.cli.simulate_scaling): a pool's autoscaler replayed
+against an arrival trace.
 
-The demo and benchmarks point workers at it instead of a GPU-backed model server;
-it runs until Ctrl-C or SIGTERM, so process supervisors can stop it cleanly.
+The demo and benchmarks point workers at the inference simulator instead of a
+GPU-backed model server; it runs until Ctrl-C or SIGTERM, so process supervisors can
+stop it cleanly.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import asyncio
 import signal
 from typing import Any
 
+from trimtab.cli import simulate_scaling
 from trimtab.sim import profiles, server
 
 
 def register(groups: Any) -> None:
     parser = groups.add_parser(
-        "simulate", help="an OpenAI-compatible inference simulator (latency, load, faults)"
+        "simulate",
+        help="an OpenAI-compatible inference simulator, and the scaling simulator",
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     serve = sub.add_parser("serve", help="serve chat completions and tool endpoints over HTTP")
@@ -25,6 +30,7 @@ def register(groups: Any) -> None:
     serve.add_argument("--config", metavar="FILE", help="YAML or JSON simulator config")
     serve.add_argument("--seed", type=int, help="random seed (overrides the config's)")
     serve.set_defaults(func=_serve)
+    simulate_scaling.register(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:
