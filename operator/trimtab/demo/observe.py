@@ -49,9 +49,22 @@ class Observer:
                     in_flight=queue.in_flight,
                     p95_seconds=queue.p95_seconds,
                     breaker=queue.breaker,
+                    service_seconds=queue.service_seconds,
                 )
             )
         return sorted(out, key=lambda s: s.pool)
+
+    async def recorded(self, since: float) -> tuple[dict[str, dict[int, int]], dict[str, Any]]:
+        """Each pool's recorded arrivals since `since` (epoch seconds), and its spec."""
+        pools, _ = await asyncio.to_thread(self._kube)
+        arrivals, specs = {}, {}
+        for pool in pools:
+            name = pool["metadata"]["name"]
+            specs[name] = dict(pool.get("spec") or {})
+            arrivals[name] = await self.client.recorded_arrivals(
+                self.namespace, name, since=since, until=time.time()
+            )
+        return arrivals, specs
 
     async def runs(self, t: float, submitted: int) -> tl.RunsSample:
         totals = [

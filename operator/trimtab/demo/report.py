@@ -21,6 +21,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from trimtab.demo import whatif
 from trimtab.demo.timeline import (
     ON_DEMAND_PER_REPLICA_HOUR,
     SPOT_PER_REPLICA_HOUR,
@@ -202,6 +203,8 @@ def render_markdown(timeline: Timeline, settings: Mapping[str, object]) -> str:
     ]
     for name, _, sentence in CHARTS:
         lines += ["", f"![{name.removesuffix('.png')}]({name})", "", sentence]
+    if timeline.recorded_arrivals:
+        lines += ["", *whatif.section(timeline)]
     return "\n".join(lines) + "\n"
 
 

@@ -183,7 +183,7 @@ async def drive(st: stack.Stack, o: Options, show: Show) -> tuple[tl.Timeline, d
         show.say(f"load starting, {time.monotonic() - show.started:.1f} s after launch")
         timeline, p, refs = tl.Timeline(), Progress(), list[str]()
         obs = observe.Observer(st.store, client, o.namespace)
-        stop, t0 = asyncio.Event(), time.monotonic()
+        stop, t0, wall = asyncio.Event(), time.monotonic(), time.time()
         p.phase, p.started, p.total = "load", t0, o.duration
         watcher = asyncio.create_task(_watch(obs, timeline, p, t0, show, stop))
         with show.running():
@@ -200,6 +200,7 @@ async def drive(st: stack.Stack, o: Options, show: Show) -> tuple[tl.Timeline, d
             stop.set()
             await watcher
         states = await _finals(client, refs)
+        timeline.recorded_arrivals, timeline.pool_specs = await obs.recorded(wall)
         return timeline, _results(timeline, refs, states, minimum)
     finally:
         await client.aclose()

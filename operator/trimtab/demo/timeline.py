@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import Any
 
 # Illustrative node prices per replica-hour: spot at about a third of on-demand, as on
 # the big clouds' general-purpose instances. Only their ratio matters to the comparison.
@@ -25,6 +26,7 @@ class PoolSample:
     in_flight: int
     p95_seconds: float | None
     breaker: str  # Closed, Open or HalfOpen
+    service_seconds: float | None = None  # mean step execution time over the last 10 s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Timeline:
     run_seconds: list[float] = dataclasses.field(default_factory=list)  # succeeded runs
     model_cost_by_pool: dict[str, float] = dataclasses.field(default_factory=dict)
     load_seconds: float = 0.0  # how long the load phase ran
+    # Per pool: arrivals per second as the operator recorded them, and the pool's spec.
+    recorded_arrivals: dict[str, dict[int, int]] = dataclasses.field(default_factory=dict)
+    pool_specs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def pool_names(self) -> list[str]:
         return sorted({s.pool for s in self.pools})

@@ -401,7 +401,7 @@ class AgentPoolStatus(base.Model):
     predicted_replicas: int | None = Field(
         default=None,
         ge=0,
-        description="Replicas the predictive floor asks for (scaling.predictive Preview or Enabled).",
+        description="Replicas the predictive floor asks for (predictive Preview or Enabled).",
     )
     startup_seconds: float | None = Field(
         default=None,
