@@ -5,15 +5,20 @@
 #
 # Stage 1 builds the wheel; stage 2 installs only that wheel (and its dependencies)
 # into a slim Python, runs as a non-root user, and carries no compiler or build tools.
+#
+# BASE is the Python both stages start from. hack/build-image.sh (`make image`) builds this
+# file without Docker or a registry, passing a local Debian-built stand-in for it.
 
-FROM python:3.11-slim AS build
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
 WORKDIR /src
 RUN python -m pip install --no-cache-dir build==1.2.2
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 RUN python -m build --wheel --outdir /wheels
 
-FROM python:3.11-slim
+FROM ${BASE}
 # 65532: the chart's runAsUser; no shell login, no home files to write.
 RUN groupadd --gid 65532 trimtab \
  && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin trimtab

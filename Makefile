@@ -14,7 +14,10 @@ binaries: ## build (once) and cache the pinned control-plane binaries, helm and 
 	hack/build-promtool.sh >/dev/null
 	hack/fetch-prometheus-crds.sh >/dev/null
 
-.PHONY: help binaries install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
+image: ## build the project image locally (no Docker needed), print its archive
+	@hack/build-image.sh
+
+.PHONY: help binaries image install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
 
 help: ## list the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
