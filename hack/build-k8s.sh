@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the pinned local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl), the kubelet of the local cluster's real node, and kwok with Go
-# through the module proxy, and caches them outside the repository, keyed by version, so a
-# second run builds nothing. Only missing binaries are built, each into a temporary name
-# first, so an interrupted build never leaves a broken binary; a lock on the cache
-# directory lets concurrent callers (tests, the demo) wait for one build instead of racing.
+# kube-scheduler, kubectl), the kubelet and kube-proxy of the local cluster's real nodes
+# (and their pause binary, from the same Kubernetes source, with gcc), and kwok with Go
+# through the module proxy, and caches them outside the repository, keyed
+# by version, so a second run builds nothing. Only missing binaries are built, each into a
+# temporary name first, so an interrupted build never leaves a broken binary; a lock on the
+# cache directory lets concurrent callers (tests, the demo) wait for one build instead of
+# racing.
 #
 # Usage: hack/build-k8s.sh            prints the directory holding the binaries
 # Env:   TRIMTAB_CACHE_DIR            cache root (default: ${XDG_CACHE_HOME:-~/.cache}/trimtab)
@@ -17,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 
 cache_root="${TRIMTAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trimtab}"
 bin_dir="$cache_root/bin/kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_${GO_TOOLCHAIN}"
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 log() { echo "[build-k8s] $*" >&2; }
 
@@ -25,7 +27,7 @@ present() { [[ -x "$bin_dir/$1" ]]; }
 
 all_present() {
   local b
-  for b in "${k8s_bins[@]}" etcd kwok; do present "$b" || return 1; done
+  for b in "${k8s_bins[@]}" etcd kwok pause; do present "$b" || return 1; done
 }
 
 if all_present; then
@@ -81,6 +83,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
 }
@@ -157,8 +160,22 @@ GO
   log "built etcd in $((SECONDS - t0)) s"
 }
 
+# The pod sandbox's pause binary, static, from the pinned Kubernetes source (nothing is
+# pulled: the local nodes' containerd gets it as a locally built image).
+build_pause() {
+  present pause && return 0
+  local src
+  src="$(cd "$work" && go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/build/pause"
+  local tag; tag="$(sed -nE 's/^TAG \?= //p' "$src/Makefile")"
+  log "building pause ${tag} with gcc"
+  gcc -Os -Wall -Werror -static -DVERSION="v${tag}" -o "$bin_dir/.pause.partial" "$src/linux/pause.c"
+  install_built pause
+}
+
 start=$SECONDS
 build_kubernetes
+build_pause
 build_etcd
 build_kwok
 log "cold build finished in $((SECONDS - start)) s into $bin_dir"

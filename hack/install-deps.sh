@@ -2,7 +2,9 @@
 # Installs the system packages Trimtab's development, tests and demo need on a
 # Debian machine: redis-server (run by the tests on loopback),
 # openssl (cluster PKI), python3-venv; for the local cluster's real node, containerd,
-# runc, the CNI plugins (bridge, host-local), iptables, iproute2 and conntrack; for
+# runc, the CNI plugins (bridge, host-local), iptables, iproute2 and conntrack,
+# busybox-static (the real-node tests' small image) and gcc with libc6-dev (the pod
+# sandbox's pause binary, built from the pinned Kubernetes source); for
 # building the project's image without Docker or a registry, debootstrap (the local
 # Python base), buildah (builds the Dockerfile), umoci and skopeo (OCI layouts and
 # archives). Go must already be installed (1.26 pins the
@@ -12,7 +14,8 @@ set -euo pipefail
 
 packages=(
   redis-server openssl python3-venv ca-certificates
-  containerd runc containernetworking-plugins iptables iproute2 conntrack
+  containerd runc containernetworking-plugins iptables iproute2 conntrack busybox-static
+  gcc libc6-dev
   debootstrap buildah umoci skopeo
 )
 missing=()

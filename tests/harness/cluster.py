@@ -35,6 +35,7 @@ def session_cluster() -> Iterator[layout.Layout]:
         result = _trimtab("up")
         if result.returncode != 0:
             raise RuntimeError(f"trimtab cluster up failed:\n{result.stdout}\n{result.stderr}")
+        lay = layout.layout_for(CLUSTER_NAME)  # now with the real nodes `up` recorded
     try:
         yield lay
     finally:

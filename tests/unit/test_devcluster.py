@@ -103,15 +103,18 @@ def test_default_nodes_counts_and_zone_spread(spot: int, on_demand: int) -> None
 
 
 def test_apiserver_certificate_names_loopback_and_service_ip() -> None:
-    sans = pki.apiserver_sans()
+    sans = pki.apiserver_sans("198.51.100.1")
     assert "IP:127.0.0.1" in sans
+    assert "IP:198.51.100.1" in sans
     assert "IP:10.96.0.1" in sans
     assert "DNS:kubernetes.default.svc.cluster.local" in sans
 
 
 def test_pki_is_valid_and_kept_on_rerun(tmp_path: pathlib.Path) -> None:
-    pki.ensure_pki(tmp_path)
-    for stem in ["apiserver", *(c.stem for c in pki.CLIENTS)]:
+    node = pki.node_serving("n", "198.51.100.2")
+    clients = (*pki.CLIENTS, pki.node_client("n"))
+    pki.ensure_pki(tmp_path, host_address="198.51.100.1", clients=clients, servers=(node,))
+    for stem in ["apiserver", node.stem, *(c.stem for c in clients)]:
         verified = subprocess.run(
             [
                 "openssl",
@@ -133,8 +136,12 @@ def test_pki_is_valid_and_kept_on_rerun(tmp_path: pathlib.Path) -> None:
     ).stdout
     assert "system:masters" in subject
     before = (tmp_path / "ca.crt").read_bytes()
-    pki.ensure_pki(tmp_path)
+    serving = (tmp_path / "apiserver.crt").read_bytes()
+    pki.ensure_pki(tmp_path, host_address="198.51.100.1")
     assert (tmp_path / "ca.crt").read_bytes() == before
+    assert (tmp_path / "apiserver.crt").read_bytes() == serving
+    pki.ensure_pki(tmp_path, host_address="198.51.100.17")  # another address: reissued
+    assert (tmp_path / "apiserver.crt").read_bytes() != serving
 
 
 def test_kubeconfig_points_at_files_and_sets_context(tmp_path: pathlib.Path) -> None:

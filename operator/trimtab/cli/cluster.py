@@ -1,22 +1,23 @@
-"""`trimtab cluster up|down|status|env|workers`: the local control plane on loopback."""
+"""`trimtab cluster up|down|status|env|load-image|workers`: the local cluster."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import pathlib
 import shutil
 import signal
 import sys
 from typing import Any
 
-from trimtab.devcluster import cluster, layout, supervisor
+from trimtab.devcluster import cluster, layout, realnode, supervisor
 from trimtab.kube import client, objects
 
 
 def register(groups: Any) -> None:
     parser = groups.add_parser(
         "cluster",
-        help="a real local Kubernetes control plane (etcd, apiserver, controllers, kwok nodes)",
+        help="a local Kubernetes: real control plane, kwok's simulated nodes, real nodes",
     )
     parser.add_argument("--name", default=layout.DEFAULT_NAME, help="cluster name (state dir)")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -24,6 +25,21 @@ def register(groups: Any) -> None:
     up = sub.add_parser("up", help="start the cluster (builds pinned binaries on first use)")
     up.add_argument("--spot-nodes", type=int, default=2, help="simulated spot nodes")
     up.add_argument("--on-demand-nodes", type=int, default=1, help="simulated on-demand nodes")
+    up.add_argument(
+        "--real-nodes",
+        type=int,
+        metavar="N",
+        help="real nodes: containerd + kubelet, needs root; 0 for simulated nodes only "
+        f"(default: what the cluster ran last, {cluster.DEFAULT_REAL_NODES} for a new one)",
+    )
+    up.add_argument(
+        "--image",
+        action="append",
+        type=pathlib.Path,
+        default=[],
+        metavar="ARCHIVE",
+        help="an image archive to import into the real nodes (repeatable)",
+    )
     up.set_defaults(func=_up)
 
     down = sub.add_parser("down", help="stop the processes the cluster started")
@@ -33,9 +49,14 @@ def register(groups: Any) -> None:
     sub.add_parser("status", help="report each process, its health and memory").set_defaults(
         func=_status
     )
-    sub.add_parser("env", help="print the KUBECONFIG export for this cluster").set_defaults(
-        func=_env
+    sub.add_parser(
+        "env", help="print the KUBECONFIG export (and the host address pods reach)"
+    ).set_defaults(func=_env)
+    load = sub.add_parser(
+        "load-image", help="import a docker-archive or OCI tar into every real node"
     )
+    load.add_argument("archive", type=pathlib.Path, metavar="ARCHIVE")
+    load.set_defaults(func=_load_image)
     workers = sub.add_parser(
         "workers",
         help="run a local worker process for every Running worker pod (kwok runs no containers)",
@@ -46,17 +67,29 @@ def register(groups: Any) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     lay = layout.layout_for(args.name)
-    report = cluster.up(lay, spot=args.spot_nodes, on_demand=args.on_demand_nodes)
+    report = cluster.up(
+        lay,
+        spot=args.spot_nodes,
+        on_demand=args.on_demand_nodes,
+        real_nodes=args.real_nodes,
+        images=tuple(args.image),
+    )
     started = ", ".join(report.started) if report.started else "nothing (already up)"
     print(f"cluster {lay.name} is up in {report.seconds:.1f} s; started: {started}")
     print(f"export KUBECONFIG={report.kubeconfig}")
+    if report.host_address:
+        print(f"export TRIMTAB_HOST_ADDRESS={report.host_address}")
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
     lay = layout.layout_for(args.name)
-    stopped = cluster.down(lay)
-    print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    report = cluster.down(lay)
+    print(f"stopped: {', '.join(report.stopped) if report.stopped else 'nothing was running'}")
+    if report.problems:
+        print("host changes not undone (still recorded; run down again):", file=sys.stderr)
+        print("\n".join(f"  {p}" for p in report.problems), file=sys.stderr)
+        return 1
     if args.purge and lay.root.exists():
         shutil.rmtree(lay.root)
         print(f"removed {lay.root}")
@@ -66,10 +99,10 @@ def _down(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     lay = layout.layout_for(args.name)
     rows = cluster.status(lay)
-    print(f"{'COMPONENT':<25} {'PID':>8} {'HEALTHY':>8} {'RSS MiB':>8}")
+    print(f"{'COMPONENT':<36} {'PID':>8} {'HEALTHY':>8} {'RSS MiB':>8}")
     for row in rows:
         pid = str(row.pid) if row.pid else "-"
-        print(f"{row.name:<25} {pid:>8} {row.healthy!s:>8} {row.rss_bytes / 2**20:>8.1f}")
+        print(f"{row.name:<36} {pid:>8} {row.healthy!s:>8} {row.rss_bytes / 2**20:>8.1f}")
     return 0 if all(r.healthy for r in rows) else 3
 
 
@@ -81,6 +114,19 @@ def _env(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"export KUBECONFIG={lay.kubeconfig}")
+    if lay.host_address:
+        # Pods on real nodes reach the host here (and nowhere else): bind host services to it.
+        print(f"export TRIMTAB_HOST_ADDRESS={lay.host_address}")
+    return 0
+
+
+def _load_image(args: argparse.Namespace) -> int:
+    lay = layout.layout_for(args.name)
+    if not lay.real_nodes:
+        print(f"cluster {lay.name} has no real nodes to load images into", file=sys.stderr)
+        return 1
+    for ref in realnode.load_images(lay, [args.archive]):
+        print(f"loaded {ref}")
     return 0
 
 

@@ -10,21 +10,23 @@ import dataclasses
 import importlib.resources
 import pathlib
 
+from trimtab.devcluster import addresses
 from trimtab.devcluster import layout as layout_mod
 
-SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = addresses.SERVICE_CIDR
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_NODE_ANNOTATION_VALUE = "fake"
 
 
 @dataclasses.dataclass(frozen=True)
 class Component:
-    """One process of the local cluster: its name, argv, and whether it serves /readyz."""
+    """One process of the local cluster: its name, argv, and the executable it runs as
+    (the pid file's process must run it to count as ours)."""
 
     name: str
     argv: tuple[str, ...]
     binary: str
+    env: tuple[tuple[str, str], ...] = ()  # set over the caller's environment
 
 
 def etcd(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) -> Component:
@@ -48,13 +50,28 @@ def etcd(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) -> Component:
     return Component(name="etcd", argv=argv, binary=etcd_bin)
 
 
+def _kubelet_client_flags(lay: layout_mod.Layout) -> tuple[str, ...]:
+    """With real nodes: reach kubelets with our own client certificate, verify theirs,
+    and keep each kubelet to its own Node and pods (NodeRestriction)."""
+    if not lay.real_nodes:
+        return ()
+    pki = lay.pki
+    return (
+        f"--kubelet-client-certificate={pki / 'kube-apiserver-kubelet-client.crt'}",
+        f"--kubelet-client-key={pki / 'kube-apiserver-kubelet-client.key'}",
+        f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+        "--kubelet-preferred-address-types=InternalIP",
+        "--enable-admission-plugins=NodeRestriction",
+    )
+
+
 def kube_apiserver(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) -> Component:
     pki = lay.pki
     binary = str(bin_dir / "kube-apiserver")
     argv = (
         binary,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        f"--bind-address={lay.apiserver_address}",
+        f"--advertise-address={lay.apiserver_address}",
         f"--secure-port={lay.ports.apiserver}",
         f"--etcd-servers={lay.etcd_url}",
         f"--client-ca-file={pki / 'ca.crt'}",
@@ -68,6 +85,7 @@ def kube_apiserver(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) -> Componen
         "--enable-priority-and-fairness=false",
         "--profiling=false",
         "--v=0",
+        *_kubelet_client_flags(lay),
     )
     return Component(name="kube-apiserver", argv=argv, binary=binary)
 
@@ -86,9 +104,11 @@ def kube_controller_manager(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) ->
         f"--service-account-private-key-file={pki / 'sa.key'}",
         f"--root-ca-file={pki / 'ca.crt'}",
         "--use-service-account-credentials=true",
-        f"--cluster-cidr={POD_CIDR}",
+        f"--cluster-cidr={lay.network.cluster_cidr}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allocate-node-cidrs=true",
+        # Its flex-volume prober creates this directory; keep it in the state dir.
+        f"--flex-volume-plugin-dir={lay.root / 'flexvolume'}",
         # One instance per cluster: leader election only delays a restart by a lease.
         "--leader-elect=false",
         "--profiling=false",
@@ -128,7 +148,7 @@ def kwok(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) -> Component:
         "--manage-all-nodes=false",
         f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}",
         "--node-lease-duration-seconds=40",
-        f"--cidr={POD_CIDR}",
+        f"--cidr={addresses.KWOK_CIDR}",
         "--node-ip=127.0.0.1",
         f"--server-address=127.0.0.1:{lay.ports.kwok}",
     )

@@ -28,21 +28,26 @@ def _read_pid(path: pathlib.Path) -> int | None:
         return None
 
 
-def _is_ours(pid: int, binary: str) -> bool:
-    """True when `pid` is alive and runs `binary` (not a recycled pid)."""
+def _runs(exe: str, binary: str) -> bool:
+    return os.path.realpath(binary) == exe or os.path.basename(binary) == os.path.basename(exe)
+
+
+def _is_ours(pid: int, comp: components.Component) -> bool:
+    """True when `pid` is alive and runs `comp`'s binary (not a recycled pid), or still
+    runs the launcher that is about to exec it (`nsenter ... -- binary`)."""
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return False
     # A rebuilt binary shows as "<path> (deleted)" for a process started before it.
     exe = exe.removesuffix(" (deleted)")
-    return os.path.realpath(binary) == exe or os.path.basename(binary) == os.path.basename(exe)
+    return _runs(exe, comp.binary) or _runs(exe, comp.argv[0])
 
 
 def running_pid(pids: pathlib.Path, comp: components.Component) -> int | None:
     """The pid of `comp` if the process its pid file names is alive and is `comp`."""
     pid = _read_pid(pid_file(pids, comp.name))
-    if pid is not None and _is_ours(pid, comp.binary):
+    if pid is not None and _is_ours(pid, comp):
         return pid
     return None
 
@@ -54,6 +59,7 @@ def start(comp: components.Component, *, pids: pathlib.Path, logs: pathlib.Path)
     with open(logs / f"{comp.name}.log", "ab") as log:
         proc = subprocess.Popen(
             comp.argv,
+            env={**os.environ, **dict(comp.env)},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -74,10 +80,10 @@ def stop(comp: components.Component, *, pids: pathlib.Path, timeout: float = 15.
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _is_ours(pid, comp.binary) and time.monotonic() < deadline:
+    while _is_ours(pid, comp) and time.monotonic() < deadline:
         _reap(pid)
         time.sleep(0.05)
-    if _is_ours(pid, comp.binary):
+    if _is_ours(pid, comp):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         _reap(pid)
