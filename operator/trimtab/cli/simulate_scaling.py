@@ -38,7 +38,9 @@ def register(sub: Any) -> None:
         help="replay an arrival trace through a pool's autoscaler, KEDA, an HPA and a "
         "static fleet, and compare latency and cost",
     )
-    scaling.add_argument("-f", "--file", type=pathlib.Path, required=True, help="AgentPool YAML")
+    scaling.add_argument(
+        "-f", "--file", type=pathlib.Path, required=True, help="AgentPool YAML (- for stdin)"
+    )
     source = scaling.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--trace",
@@ -100,7 +102,11 @@ def _outputs(args: argparse.Namespace, trace: traces.Trace, outcomes: Any) -> in
 
 
 def _pool(path: pathlib.Path) -> manifests.AgentPool:
-    parsed = manifests.parse(yaml.safe_load(path.read_text()))
+    text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path} holds no manifest")
+    parsed = manifests.parse(doc)
     if not isinstance(parsed, manifests.AgentPool):
         raise ValueError(f"{path} holds kind {parsed.kind}, not AgentPool")
     return parsed
