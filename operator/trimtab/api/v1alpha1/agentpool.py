@@ -226,7 +226,8 @@ class ScalingSpec(base.Model):
             check=lambda s: s.min_replicas <= s.max_replicas,
         ),
         base.CelRule(
-            rule="self.schedules.all(a, self.schedules.exists_one(b, b.name == a.name))",
+            rule="!has(self.schedules) || "
+            "self.schedules.all(a, self.schedules.exists_one(b, b.name == a.name))",
             message="scaling.schedules names must be unique",
             check=lambda s: len({f.name for f in s.schedules}) == len(s.schedules),
         ),

@@ -10,7 +10,8 @@ so what a user simulates is what the operator does. A decision is made in four s
    replicas are added on top (trimtab.reconcile.agentpool.floors);
 3. stabilization: up at once, down only once a lower count held for the down window
    (trimtab.reconcile.agentpool.stabilize); capacity asked for to drain a backlog is
-   released once `backlogSeconds` passed, and in-flight work is a floor at all times;
+   held for `backlogSeconds` at most (and never longer than the down window), and
+   in-flight work is a floor at all times;
 4. bounds: minReplicas to maxReplicas; zero after `idleSecondsToZero` without work,
    unless a floor or standby holds replicas. Without metrics the pool holds its size.
 
@@ -92,7 +93,7 @@ class _Choice:
     """The raw recommendation, its explanation, and the idle bookkeeping behind it."""
 
     raw: int  # the sustained need: load, latency and floors (held by the down window)
-    drain: int  # what the backlog asks for (held only for `targets.backlogSeconds`)
+    drain: int  # what the backlog asks for (held briefly: see _drains)
     floor: int  # what neither stabilization nor idling may go below
     why: str
     last_active: float
@@ -213,12 +214,13 @@ def _burst_since(observed: Observed, history: History, now: float) -> float | No
 def _drains(
     past: stabilize.Recommendations, now: float, drain: int, scaling: ScalingSpec
 ) -> stabilize.Recommendations:
-    """The backlog's recommendations of the last `backlogSeconds`: capacity asked for to
-    drain a backlog is kept while it drains, then released without the down window,
-    which is for the sustained load (holding drain capacity a minute after the backlog
-    is gone is most of what a burst costs)."""
-    horizon = now - scaling.targets.backlog_seconds
-    return (*((t, r) for t, r in past if horizon <= t <= now), (now, drain))
+    """What the backlog asked for within the drain hold: `backlogSeconds`, and never
+    longer than the down window. Capacity for a backlog is kept while it drains, then
+    released without waiting out the down window, which is for the sustained load
+    (holding drain capacity a minute after the backlog is gone is most of what a burst
+    costs)."""
+    hold = min(scaling.targets.backlog_seconds, scaling.stabilization.scale_down_seconds)
+    return (*((t, r) for t, r in past if now - hold <= t <= now), (now, drain))
 
 
 def _choose(
