@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-binaries: ## build (once) and cache the pinned control-plane binaries, helm and promtool
+cluster-binaries: ## build (once) and cache the pinned control plane, kubelet, kube-proxy and kwok
 	hack/build-k8s.sh >/dev/null
+
+binaries: cluster-binaries ## ... and helm, promtool and the Prometheus Operator CRDs (tests)
 	hack/build-helm.sh >/dev/null
 	hack/build-promtool.sh >/dev/null
 	hack/fetch-prometheus-crds.sh >/dev/null
@@ -17,7 +19,7 @@ binaries: ## build (once) and cache the pinned control-plane binaries, helm and 
 image: ## build the project image locally (no Docker needed), print its archive
 	@hack/build-image.sh
 
-.PHONY: help binaries image install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
+.PHONY: help cluster-binaries binaries image install generate verify lint test unit integration e2e bench cluster-up cluster-down demo clean
 
 help: ## list the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,7 +47,7 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter layer contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: verify lint binaries ## the README's test command: verify, lint, unit, integration and e2e tests
+test: verify lint binaries image ## the README's test command: verify, lint, unit, integration and e2e tests
 	$(BIN)/pytest -m "unit or integration or e2e" $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no servers)
@@ -54,20 +56,20 @@ unit: $(STAMP) ## unit tests only (no servers)
 integration: $(STAMP) binaries ## integration tests (real control plane, real redis-server)
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-e2e: $(STAMP) binaries ## end-to-end tests of the whole loop
+e2e: $(STAMP) binaries image ## end-to-end tests of the whole loop
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 bench: $(STAMP) cluster-up ## benchmarks under hack/bench (print figures, assert nothing)
 	$(BIN)/pip install -q -e '.[bench]'
 	for b in hack/bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-cluster-up: $(STAMP) ## start the local control plane (first run builds pinned binaries)
+cluster-up: $(STAMP) cluster-binaries ## start the local control plane and its real node
 	$(BIN)/trimtab cluster up
 
 cluster-down: $(STAMP) ## stop the local control plane
 	$(BIN)/trimtab cluster down
 
-demo: $(STAMP) binaries ## the main job: the whole system under bursty load, with a report (DEMO_ARGS=...)
+demo: $(STAMP) cluster-binaries ## the main job: the whole system under bursty load, with a report (DEMO_ARGS=...)
 	$(BIN)/trimtab demo $(DEMO_ARGS)
 
 clean: ## remove the virtualenv and caches (not the cluster binaries cache)

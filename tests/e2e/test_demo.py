@@ -78,3 +78,14 @@ def test_the_report_and_its_charts_were_written(demo: dict[str, Any]) -> None:
     for chart in CHARTS:
         assert (folder / chart).read_bytes().startswith(PNG)
         assert f"({chart})" in text
+    assert "## Same load, other autoscalers" in text  # each pool's arrivals replayed
+
+
+def test_the_support_pools_ran_as_real_pods_and_the_batch_pool_on_kwok(
+    demo: dict[str, Any],
+) -> None:
+    """The session cluster has a real node (`trimtab cluster up` starts one): the support
+    pools' workers ran there as containers; the spot batch pool stayed on kwok's nodes."""
+    real = demo["peak_real_node_pods"]
+    assert real["support-small"] >= 1, real
+    assert real["batch-summarize"] == 0, real

@@ -112,3 +112,13 @@ def test_an_optional_missing_secret_is_empty() -> None:
     env = [{"name": "KEY", "valueFrom": {"secretKeyRef": ref}}]
     worker = supervisor.worker_pod(_pod("a", env=env), _no_secrets)
     assert dict(worker.env)["KEY"] == ""
+
+
+def test_only_kwoks_nodes_need_a_process() -> None:
+    """Pods on a real node run under its kubelet: a local process would double them."""
+    nodes = [
+        {"metadata": {"name": "kwok-spot-0", "annotations": {"kwok.x-k8s.io/node": "fake"}}},
+        {"metadata": {"name": "real-on-demand-0", "annotations": {"node.alpha": "x"}}},
+        {"metadata": {"name": "bare"}},
+    ]
+    assert supervisor.simulated(nodes) == {"kwok-spot-0"}

@@ -10,6 +10,7 @@ from typing import Any
 
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.demo import timeline as tl
+from trimtab.devcluster import realnodes
 from trimtab.kube import objects
 from trimtab.queue import load, workflows
 from trimtab.reconcile import naming
@@ -29,8 +30,26 @@ class Observer:
         by_pool = {d["metadata"]["labels"].get(naming.POOL_LABEL, ""): d for d in deps}
         return pools, by_pool
 
+    def _real_pods(self) -> dict[str, int]:
+        """Running worker pods on real nodes, by pool."""
+        real = {
+            n["metadata"]["name"]
+            for n in self.store.list("v1", "Node", label_selector=f"{realnodes.REAL_NODE_LABEL}")
+        }
+        pods = self.store.list(
+            "v1", "Pod", namespace=self.namespace, label_selector=naming.POOL_LABEL
+        )
+        counts: dict[str, int] = {}
+        for pod in pods:
+            running = (pod.get("status") or {}).get("phase") == "Running"
+            if running and (pod.get("spec") or {}).get("nodeName") in real:
+                pool = pod["metadata"]["labels"][naming.POOL_LABEL]
+                counts[pool] = counts.get(pool, 0) + 1
+        return counts
+
     async def pools(self, t: float) -> list[tl.PoolSample]:
         pools, deployments = await asyncio.to_thread(self._kube)
+        real = await asyncio.to_thread(self._real_pods)
         names = [p["metadata"]["name"] for p in pools]
         loads = await self.reader.read_all([(self.namespace, n) for n in names], now=time.time())
         out = []
@@ -50,6 +69,7 @@ class Observer:
                     p95_seconds=queue.p95_seconds,
                     breaker=queue.breaker,
                     service_seconds=queue.service_seconds,
+                    real_pods=real.get(name, 0),
                 )
             )
         return sorted(out, key=lambda s: s.pool)

@@ -221,9 +221,11 @@ def _results(
                 )
     peak: dict[str, int] = {}
     final: dict[str, int] = {}
+    real: dict[str, int] = {}
     for sample in timeline.pools:
         peak[sample.pool] = max(peak.get(sample.pool, 0), sample.desired)
         final[sample.pool] = sample.desired
+        real[sample.pool] = max(real.get(sample.pool, 0), sample.real_pods)
     return {
         "submitted": len(refs),
         "succeeded": by_status.get("succeeded", 0),
@@ -234,6 +236,7 @@ def _results(
         "peak_replicas": peak,
         "final_replicas": final,
         "min_replicas": minimum,
+        "peak_real_node_pods": real,
     }
 
 

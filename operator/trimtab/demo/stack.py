@@ -1,7 +1,14 @@
 """Everything the demo runs, started in order and stopped in reverse: the local control
-plane (left up if it already was, or with --keep), a redis-server and the inference
-simulator on loopback, the CRDs and the samples, the operator, and the supervisor that
-runs a worker process for every Running worker pod.
+plane (left up if it already was, or with --keep) with its real node and the project's
+image, a redis-server and the inference simulator, the CRDs and the samples, the
+operator, and the supervisor that runs a worker process for every worker pod placed on
+a simulated node.
+
+The support pools' workers run as real pods on the real node (replicas capped to what
+two cores hold); the batch pool stays on kwok's simulated spot nodes, where placement
+is all there is to see. Pods reach the host at the cluster's host address, so Redis
+listens there beside loopback and the simulator listens there. A cluster without real
+nodes (`trimtab cluster up --real-nodes 0`) runs every pool on kwok, as before.
 """
 
 from __future__ import annotations
@@ -24,11 +31,22 @@ import httpx
 import yaml
 
 from trimtab.api import crdgen
-from trimtab.devcluster import cluster, commands, layout, supervisor
+from trimtab.devcluster import (
+    binaries,
+    cluster,
+    commands,
+    layout,
+    realnode,
+    realnodes,
+    supervisor,
+)
 from trimtab.kube import client, objects
 
 log = logging.getLogger(__name__)
 SAMPLES = ("agentpool-support-small", "agentpool-support-large", "agentpool-batch-summarize")
+# Pools whose workers run as real pods, and their replica caps: worker pods request
+# 100m each and the real node has two cores, shared with everything else the demo runs.
+ON_REAL_NODE = {"support-small": 8, "support-large": 4}
 WORKFLOWS = ("agentworkflow-customer-support", "agentworkflow-batch-summarize")
 SIM_MODELS = {
     # A small model: fast and cheap; a large one: slower, pricier; both a little faulty.
@@ -62,6 +80,8 @@ class Stack:
     kubeconfig: pathlib.Path
     workers: supervisor.Supervisor
     workdir: pathlib.Path
+    worker_redis_url: str  # as worker pods reach it: the host address with real nodes
+    real_node: realnodes.RealNode | None  # where the support pools run, if any
 
 
 def free_port() -> int:
@@ -85,16 +105,19 @@ def _process(argv: list[str], log_file: pathlib.Path, **kw: Any) -> subprocess.P
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kw)
 
 
-def _redis(stack: contextlib.ExitStack, work: pathlib.Path) -> str:
+def _redis(stack: contextlib.ExitStack, work: pathlib.Path, host: str | None) -> int:
+    """A redis-server on loopback and, with real nodes, the host address; its port."""
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("redis-server not found: run `make install` (hack/install-deps.sh)")
     port = free_port()
-    args = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(work)]
-    stack.callback(commands.stop, _process(args, work / "redis.log"))
-    url = f"redis://127.0.0.1:{port}/0"
+    bind = ["127.0.0.1", host] if host else ["127.0.0.1"]
+    # Only loopback and the cluster's own unrouted bridge: pods must reach it there.
+    guard = ["--protected-mode", "no"] if host else []
+    args = [server, "--bind", *bind, "--port", str(port), "--save", "", "--dir", str(work)]
+    stack.callback(commands.stop, _process([*args, *guard], work / "redis.log"))
     _wait(lambda: _port_open(port), "redis-server")
-    return url
+    return port
 
 
 def _port_open(port: int) -> bool:
@@ -102,19 +125,24 @@ def _port_open(port: int) -> bool:
         return True
 
 
-def _simulator(stack: contextlib.ExitStack, work: pathlib.Path, seed: int) -> str:
+def _simulator(stack: contextlib.ExitStack, work: pathlib.Path, seed: int, host: str) -> str:
+    """The simulator on `host` (the host address pods reach, or loopback)."""
     port = free_port()
     config = work / "sim.yaml"
     config.write_text(yaml.safe_dump({"seed": seed, "models": SIM_MODELS}))
-    argv = commands.simulator_argv(port, config)
+    argv = [*commands.simulator_argv(port, config), "--host", host]
     stack.callback(commands.stop, _process(argv, work / "simulator.log"))
-    _wait(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, "simulator")
-    return f"http://127.0.0.1:{port}/v1"
+    _wait(lambda: httpx.get(f"http://{host}:{port}/healthz").status_code == 200, "simulator")
+    return f"http://{host}:{port}/v1"
 
 
 def _operator(stack: contextlib.ExitStack, st: Stack) -> None:
     argv = commands.operator_argv(st.namespace, st.redis_url, health_port=free_port())
-    env = {**os.environ, "KUBECONFIG": str(st.kubeconfig)}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(st.kubeconfig),
+        "TRIMTAB_WORKER_REDIS_URL": st.worker_redis_url,
+    }
     stack.callback(commands.stop, _process(argv, st.workdir / "operator.log", env=env), 60)
 
 
@@ -159,11 +187,27 @@ def sample_secrets(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _on_real_node(doc: dict[str, Any], node: realnodes.RealNode | None) -> None:
+    """Place a support pool's workers on the real node, within what it holds."""
+    cap = ON_REAL_NODE.get(doc["metadata"]["name"])
+    if node is None or cap is None:
+        return
+    scaling, placement = doc["spec"]["scaling"], doc["spec"]["placement"]
+    scaling["maxReplicas"] = min(scaling.get("maxReplicas", cap), cap)
+    where = realnodes.placement(node)
+    placement["nodeSelector"] = {**placement.get("nodeSelector", {}), **where["nodeSelector"]}
+    placement["tolerations"] = [*placement.get("tolerations", []), *where["tolerations"]]
+
+
 def samples(
-    root: pathlib.Path, namespace: str, sim_url: str, tuning: dict[str, Any]
+    root: pathlib.Path,
+    namespace: str,
+    sim_url: str,
+    tuning: dict[str, Any],
+    real_node: realnodes.RealNode | None = None,
 ) -> list[dict[str, Any]]:
-    """The checked-in samples, pointed at the local simulator and tuned for a short demo
-    (scale-down windows in seconds, not minutes)."""
+    """The checked-in samples, pointed at the local simulator, tuned for a short demo
+    (scale-down windows in seconds, not minutes), the support pools on the real node."""
     docs = []
     for name in (*SAMPLES, *WORKFLOWS):
         doc = copy.deepcopy(
@@ -177,12 +221,24 @@ def samples(
             scaling["idleSecondsToZero"] = tuning["idleSecondsToZero"]
             placement = doc["spec"].setdefault("placement", {})
             placement["provider"] = "auto"  # the local nodes carry trimtab's own labels
+            _on_real_node(doc, real_node)
         else:
             for step in doc["spec"]["steps"]:
                 if step.get("kind") == "tool":
                     step["tool"]["url"] = f"{sim_url.removesuffix('/v1')}/tools/{step['name']}"
         docs.append(doc)
     return docs
+
+
+def _real_node(
+    lay: layout.Layout, host: str | None, say: Callable[[str], None]
+) -> realnodes.RealNode | None:
+    """The cluster's first real node with the project's image loaded, or None."""
+    if host is None:
+        return None
+    say("building the project's image (first time only, a few minutes) for the real node")
+    realnode.load_images(layout.layout_for(lay.name), [binaries.project_image()])
+    return realnodes.real_nodes(1)[0]
 
 
 @contextlib.contextmanager
@@ -206,9 +262,12 @@ def running(
         report = cluster.up(lay)
         if not was_up and not keep:
             stack.callback(cluster.down, lay)
+        node = _real_node(lay, report.host_address, say)
         store = objects.ObjectStore(client.connect(str(report.kubeconfig)))
-        redis_url = _redis(stack, workdir)
-        sim_url = _simulator(stack, workdir, seed)
+        host = report.host_address
+        port = _redis(stack, workdir, host)
+        redis_url = f"redis://127.0.0.1:{port}/0"
+        sim_url = _simulator(stack, workdir, seed, host or "127.0.0.1")
         say(f"redis {redis_url}, simulator {sim_url}")
         for crd in crdgen.all_crds():
             store.apply(crd)
@@ -223,10 +282,12 @@ def running(
             report.kubeconfig,
             supervisor.Supervisor(store, workdir / "workers", namespace),
             workdir,
+            f"redis://{host or '127.0.0.1'}:{port}/0",
+            node,
         )
         _operator(stack, st)
         _workers(stack, st)
-        docs = samples(root, namespace, sim_url, tuning)
+        docs = samples(root, namespace, sim_url, tuning, node)
         # Workflows before pools: each pool's first Deployment then carries the Secrets
         # its workflows' tool steps read, instead of rolling its pods to add them.
         docs.sort(key=lambda d: d["kind"] != "AgentWorkflow")

@@ -27,6 +27,7 @@ class PoolSample:
     p95_seconds: float | None
     breaker: str  # Closed, Open or HalfOpen
     service_seconds: float | None = None  # mean step execution time over the last 10 s
+    real_pods: int = 0  # of its Running pods, those running as containers on a real node
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """Worker processes for the simulated nodes' pods: one `trimtab worker run` per Running pod.
 
 kwok marks pods Running but runs no containers, so on the local cluster nobody would
-serve a pool's queue. The supervisor plays the container runtime's part for worker pods
-only: it keeps exactly one local process per Running worker pod, started with that pod's
-command, arguments and environment (Secret references resolved, as the kubelet would),
-and stops the process when the pod stops running. It follows the operator's scaling as
-a kubelet follows the scheduler, so what it shows is the product's own behaviour.
+serve a pool's queue from a simulated node. The supervisor plays the container
+runtime's part for worker pods on kwok's nodes only (pods on the real nodes run as
+containers under their kubelet): it keeps exactly one local process per Running worker
+pod, started with that pod's command, arguments and environment (Secret references
+resolved, as the kubelet would), and stops the process when the pod stops running. It
+follows the operator's scaling as a kubelet follows the scheduler, so what it shows is
+the product's own behaviour.
 
 Level-based like everything else: each pass lists the pods, `plan` compares them with the
 live processes, and the difference is applied. A restart of the supervisor adopts
@@ -23,9 +25,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from trimtab.devcluster import components
 from trimtab.kube import objects
 from trimtab.reconcile import naming
 
@@ -55,6 +58,16 @@ def is_serving(pod: Mapping[str, Any]) -> bool:
     """A pod whose worker should be running: Running and not being deleted."""
     meta, status = pod.get("metadata") or {}, pod.get("status") or {}
     return status.get("phase") == "Running" and not meta.get("deletionTimestamp")
+
+
+def simulated(nodes: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The names of the nodes kwok manages: the only ones whose pods need a process here."""
+    return {
+        n["metadata"]["name"]
+        for n in nodes
+        if ((n["metadata"].get("annotations") or {}).get(components.KWOK_NODE_ANNOTATION))
+        == components.KWOK_NODE_ANNOTATION_VALUE
+    }
 
 
 def plan(pods: list[WorkerPod], running: set[str]) -> Plan:
@@ -148,7 +161,12 @@ class Supervisor:
         pods = self.store.list(
             "v1", "Pod", namespace=self.namespace, label_selector=naming.POOL_LABEL
         )
-        serving = {p["metadata"]["uid"]: p for p in pods if is_serving(p)}
+        kwok = simulated(self.store.list("v1", "Node"))
+        serving = {
+            p["metadata"]["uid"]: p
+            for p in pods
+            if is_serving(p) and (p.get("spec") or {}).get("nodeName") in kwok
+        }
         for gone in set(self._resolved) - set(serving):
             del self._resolved[gone]
         for uid, pod in serving.items():
