@@ -1,6 +1,8 @@
 """Run the operator only while holding the leader Lease (trimtab.reconcile.leader).
 
-A standby answers its liveness probe and polls the Lease. Once it holds the Lease it
+A standby answers its liveness probe and polls the Lease, and stops at once on SIGTERM
+or SIGINT (as its container's PID 1 it would otherwise ignore them, and every rollout or
+uninstall would wait out the grace period). Once it holds the Lease it
 starts the operator and keeps renewing; if it cannot renew within the renew deadline
 (API server unreachable, or another replica took over) it stops the operator and exits
 non-zero, so its pod restarts as a standby: a leader that may have lost the Lease never
@@ -12,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
@@ -45,14 +48,36 @@ async def _try(lock: lease.LeaseLock) -> bool:
         return False
 
 
-async def _acquire(lock: lease.LeaseLock) -> None:
+async def _acquire(lock: lease.LeaseLock, stopping: asyncio.Event) -> bool:
+    """Poll until the Lease is held (True) or `stopping` is set (False)."""
     announced = False
     while not await _try(lock):
         if not announced:
             log.info("standing by for lease %s/%s", lock.namespace, lock.name)
             announced = True
-        await asyncio.sleep(leader.RETRY_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), leader.RETRY_SECONDS)
+        if stopping.is_set():
+            return False
     log.info("acquired lease %s/%s as %s", lock.namespace, lock.name, lock.me)
+    return True
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stopping: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stopping` while standing by; the operator installs its own
+    handlers once it leads. Off the main thread (tests) signals are not ours to take."""
+    loop = asyncio.get_running_loop()
+    taken = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stopping.set)
+            taken.append(sig)
+    try:
+        yield
+    finally:
+        for sig in taken:
+            loop.remove_signal_handler(sig)
 
 
 async def _hold(lock: lease.LeaseLock, stop: asyncio.Event) -> bool:
@@ -73,10 +98,15 @@ async def _hold(lock: lease.LeaseLock, stop: asyncio.Event) -> bool:
 async def lead(lock: lease.LeaseLock, run_operator: RunOperator, *, health_port: int) -> int:
     """Stand by until this replica leads, run the operator while it does; the exit code."""
     probe = await _standby_probe(health_port)
+    stopping = asyncio.Event()
     try:
-        await _acquire(lock)
+        with _stop_on_signals(stopping):
+            acquired = await _acquire(lock, stopping)
     finally:
         await probe.cleanup()  # the operator serves the probe from here on
+    if not acquired:
+        log.info("stopped while standing by for lease %s/%s", lock.namespace, lock.name)
+        return 0
     stop = asyncio.Event()
     holding = asyncio.create_task(_hold(lock, stop))
     try:
