@@ -305,7 +305,7 @@ def test_worker_container_runs_the_worker_command() -> None:
         "9191",
     ]
     assert container["ports"] == [{"name": "metrics", "containerPort": 9191, "protocol": "TCP"}]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert worker(deployment())["image"] == IMAGE
 

@@ -21,7 +21,7 @@ from typing import Any
 from trimtab import metrics as metrics_mod
 from trimtab.queue import connection, runs, scripts, stats, tasks, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import attempt, execute, finish, policy, settings
+from trimtab.worker import attempt, execute, finish, policy, serving, settings
 from trimtab.worker import stats as tally
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class Worker:
         self._running: dict[asyncio.Task[None], tasks.Delivery] = {}
         self._workflows: dict[tuple[str, int], compile_mod.CompiledWorkflow] = {}
         self._tally = tally.SecondTally()
+        self.readiness = serving.Readiness()  # what the pod's readiness probe reports
         self.finisher = finish.Finisher(
             cfg, client=client, queue=self.queue, metrics=metrics, rng=self.rng, tally=self._tally
         )
@@ -77,10 +78,12 @@ class Worker:
             self._every(max(0.5, self.visibility_s / 4), self._reclaim),
             self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
             self._every(10.0, self.queue.trim_acknowledged),
+            self._every(1.0, self._ping),
         ]
         background = [asyncio.create_task(loop(stop)) for loop in loops]
         try:
             await self._claim_loop(stop)
+            self.readiness.draining = True
             await self._drain(grace_seconds)
         finally:
             for task in background:
@@ -93,6 +96,7 @@ class Worker:
         while not stop.is_set():
             try:
                 await self.queue.ensure_group()
+                self.readiness.reached_redis()
                 return
             except connection.UNAVAILABLE as exc:
                 log.warning("Redis unavailable (%s); waiting", exc)
@@ -124,6 +128,7 @@ class Worker:
                 log.warning("Redis unavailable (%s); claiming again shortly", exc)
                 await asyncio.sleep(0.5)
                 continue
+            self.readiness.reached_redis()
             for delivery in claimed:
                 self._spawn(delivery)
 
@@ -154,6 +159,11 @@ class Worker:
                     "reclaimed %s/%s from an idle consumer", delivery[1].run_id, delivery[1].step
                 )
                 self._spawn(delivery)
+
+    async def _ping(self) -> None:
+        """Keep readiness current while every slot is busy and nothing is claimed."""
+        await connection.ping(self.client)
+        self.readiness.reached_redis()
 
     async def _heartbeat(self) -> None:
         await self.queue.heartbeat([msg_id for msg_id, _ in self._running.values()])

@@ -1,4 +1,5 @@
-"""A worker process: clients, signal handling, the Prometheus endpoint, the loop."""
+"""A worker process: clients, signal handling, its HTTP endpoints (metrics, readiness,
+liveness: trimtab.worker.serving), the loop."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import asyncio
 import logging
 import signal
 
-import prometheus_client
-
 from trimtab import metrics
 from trimtab.queue import connection
-from trimtab.worker import execute, loop, settings
+from trimtab.worker import execute, loop, serving, settings
 from trimtab.worker.model_client import ModelClient
 from trimtab.worker.tools import ToolClient
 
@@ -33,11 +32,12 @@ async def serve(cfg: settings.WorkerSettings, *, stop: asyncio.Event | None = No
     event_loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         event_loop.add_signal_handler(sig, stop.set)
-    if cfg.metrics_port:
-        prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")  # noqa: S104
     client = connection.connect(cfg.redis_url, max_connections=cfg.spec.worker.concurrency + 8)
     clients = build_clients(cfg)
     worker = loop.Worker(cfg, client=client, clients=clients, metrics=metrics.default())
+    endpoints = (
+        await serving.start(worker.readiness, cfg.metrics_port) if cfg.metrics_port else None
+    )
     log.info(
         "worker %s serving %s/%s (concurrency %d)",
         cfg.consumer,
@@ -50,6 +50,8 @@ async def serve(cfg: settings.WorkerSettings, *, stop: asyncio.Event | None = No
     try:
         await worker.run(stop, grace_seconds=grace)
     finally:
+        if endpoints is not None:
+            await endpoints.cleanup()
         await clients.model.aclose()
         await clients.tools.aclose()
         await client.aclose()

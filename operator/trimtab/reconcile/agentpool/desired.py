@@ -218,9 +218,12 @@ def _worker_container(
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}],
         "resources": resources.to_wire() if resources else copy.deepcopy(DEFAULT_RESOURCES),
         "securityContext": _container_security_context(),
+        # Ready while it reaches Redis and is not draining (trimtab.worker.serving);
+        # probed often, since the autoscaler measures start-up to Ready.
         "readinessProbe": {
-            "httpGet": {"path": "/metrics", "port": METRICS_PORT_NAME},
-            "periodSeconds": 10,
+            "httpGet": {"path": "/readyz", "port": METRICS_PORT_NAME},
+            "periodSeconds": 2,
+            "failureThreshold": 2,
         },
         # The root filesystem is read-only; libraries that need scratch space get /tmp.
         "env": _env(spec, wiring),
