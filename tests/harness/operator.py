@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from kopf.testing import KopfRunner
 
@@ -55,9 +55,12 @@ def subprocess_operator(
 
 
 @contextlib.contextmanager
-def trimtab_operator(namespace: str, redis_url: str) -> Iterator[KopfRunner]:
-    """Trimtab's own operator (trimtab.handlers) in-process, watching one namespace."""
-    env = {"TRIMTAB_REDIS_URL": redis_url, "TRIMTAB_METRICS_PORT": "0"}
+def trimtab_operator(
+    namespace: str, redis_url: str, *, env: Mapping[str, str] | None = None
+) -> Iterator[KopfRunner]:
+    """Trimtab's own operator (trimtab.handlers) in-process, watching one namespace;
+    `env` adds settings (trimtab.config), e.g. the Redis URL its worker pods get."""
+    env = {"TRIMTAB_REDIS_URL": redis_url, "TRIMTAB_METRICS_PORT": "0", **(env or {})}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -1,5 +1,6 @@
 """A cluster of its own with real nodes, a busybox image for them, and the host's state
-that `down` must leave as it found it.
+that `down` must leave as it found it; and, for tests on any cluster's real nodes, the
+project's image imported into them and a Redis their pods reach.
 
 The real-node tests bring up their own named cluster (its own slot: ports, bridge,
 addresses) so they can take it down and inspect the host while the session's cluster
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from tests.harness import chart, redis_server
 from trimtab.devcluster import host, images, layout, realnodes
 
 NAME = "rn-it"
@@ -55,6 +57,29 @@ def busybox_archive(path: pathlib.Path) -> pathlib.Path:
     ]
     path.write_bytes(images.docker_archive(BUSYBOX, files, images.ImageConfig(("/bin/sh",))))
     return path
+
+
+def project_image(lay: layout.Layout) -> str:
+    """The project's image, built from the Dockerfile by hack/build-image.sh (cached by its
+    inputs: a few minutes when operator/ changed, else nothing) and imported into every
+    real node of `lay`; returns its reference, the operator's default worker image."""
+    archive = chart.hack_output("build-image.sh").splitlines()[-1]
+    loaded = trimtab(lay.name, "load-image", archive)
+    if loaded.returncode != 0:
+        raise RuntimeError(f"load-image {archive} failed:\n{loaded.stdout}\n{loaded.stderr}")
+    return loaded.stdout.split()[-1]  # "loaded REFERENCE"
+
+
+@contextlib.contextmanager
+def host_redis(workdir: pathlib.Path, lay: layout.Layout) -> Iterator[str]:
+    """A redis-server on loopback and on the host's address on the node bridge, where
+    pods reach it; yields its URL at the host's address (the host reaches it there too)."""
+    address = lay.host_address
+    if address is None:
+        raise RuntimeError(f"cluster {lay.name} runs no real node: pods cannot reach the host")
+    args = ("--bind", "127.0.0.1", address, "--protected-mode", "no")
+    with redis_server.running_redis(workdir, args=args) as url:
+        yield url.replace("//127.0.0.1:", f"//{address}:", 1)
 
 
 def pod(

@@ -28,28 +28,30 @@ from trimtab.worker import main as worker_main
 
 
 @contextlib.contextmanager
-def running_sim(workdir: pathlib.Path, config: dict[str, Any]) -> Iterator[str]:
-    """`trimtab simulate serve` on a free loopback port; yields its base URL (…/v1)."""
+def running_sim(
+    workdir: pathlib.Path, config: dict[str, Any], *, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """`trimtab simulate serve` on a free port of `host` (loopback unless told: a real
+    node's pods reach the host's bridge address only); yields its base URL (…/v1)."""
     port = redis_server.free_port()
     cfg = workdir / f"sim-{port}.yaml"
     cfg.write_text(yaml.safe_dump(config))
     log = open(workdir / f"sim-{port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        commands.simulator_argv(port, cfg),
+        [*commands.simulator_argv(port, cfg), "--host", host],
         stdout=log,
         stderr=log,
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield f"http://127.0.0.1:{port}/v1"
+        _wait_http(f"http://{host}:{port}/healthz", proc)
+        yield f"http://{host}:{port}/v1"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        commands.stop(proc, timeout=10)  # killed if a request it still serves holds it up
         log.close()
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # a Python start-up on a loaded machine
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"simulator exited with {proc.returncode}")
