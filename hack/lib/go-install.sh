@@ -16,13 +16,20 @@ go_install_cached() {
     echo "$bin_dir/$name"
     return 0
   fi
-  echo "[build-$name] building $package with ${GO_TOOLCHAIN} (first use only)" >&2
-  mkdir -p "$bin_dir.partial"
-  # A build interrupted half-way leaves only .partial behind, never a broken binary.
-  GOTOOLCHAIN="$GO_TOOLCHAIN" CGO_ENABLED=0 GOMAXPROCS="${GOMAXPROCS:-2}" \
-    GOBIN="$bin_dir.partial" go install "$@" "$package"
-  rm -rf "$bin_dir"
-  mv "$bin_dir.partial" "$bin_dir"
-  echo "[build-$name] cached in $bin_dir" >&2
+  mkdir -p "$cache_root/bin"
+  # Concurrent first uses (two test tiers, two checkouts) wait for one build instead of
+  # racing in a shared work directory; the one that waited finds the binary and returns.
+  (
+    flock 9
+    [[ -x "$bin_dir/$name" ]] && exit 0
+    echo "[build-$name] building $package with ${GO_TOOLCHAIN} (first use only)" >&2
+    rm -rf "$bin_dir.partial"
+    mkdir -p "$bin_dir.partial"
+    # A build interrupted half-way leaves only .partial behind, never a broken binary.
+    GOTOOLCHAIN="$GO_TOOLCHAIN" CGO_ENABLED=0 GOMAXPROCS="${GOMAXPROCS:-2}" \
+      GOBIN="$bin_dir.partial" go install "$@" "$package"
+    rm -rf "$bin_dir"
+    mv "$bin_dir.partial" "$bin_dir"
+  ) 9>"$bin_dir.lock" >&2
   echo "$bin_dir/$name"
 }
