@@ -117,12 +117,12 @@ def test_a_burst_scales_a_pool_to_its_size_with_the_reason_in_status_and_events(
             "the scale-down",
             lambda: _scaling_message(kube, namespace, "bursty"),
         )
-    messages_of = {
-        e["reason"]: e["message"]
-        for e in kube.list("v1", "Event", namespace=namespace)
-        if e["involvedObject"]["name"] == "bursty"
-    }
-    assert "burst of" in messages_of["ScaledUp"] or "backlog" in messages_of["ScaledUp"]
+    messages_of: dict[str, list[str]] = {}
+    for e in kube.list("v1", "Event", namespace=namespace):
+        if e["involvedObject"]["name"] == "bursty":
+            messages_of.setdefault(e["reason"], []).append(e["message"])
+    # The trickle after the burst may scale up again (an Event of its own, same reason).
+    assert any("burst of" in m or "backlog" in m for m in messages_of["ScaledUp"])
     assert "ScaledDown" in messages_of
     recorded = _recorded_total(client, namespace, "bursty")
     assert recorded == sent  # every arrival the operator saw is in the pool's record

@@ -113,7 +113,8 @@ def test_two_operators_one_leads_and_the_other_takes_over_when_it_dies(
         waited = time.monotonic() - killed_at
         assert waited >= leader.LEASE_SECONDS - leader.RETRY_SECONDS - 1
         assert _holder(kube, namespace) not in ("", leading)
-        assert "applied Deployment" in logs[1].read_text()
+        # The Deployment is in the apiserver a moment before the new leader logs it.
+        _wait_for_line(logs[1], "applied Deployment", seconds=10)
 
         # A clean stop releases the lease at once.
         second.send_signal(signal.SIGTERM)
@@ -124,3 +125,10 @@ def test_two_operators_one_leads_and_the_other_takes_over_when_it_dies(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _wait_for_line(log: pathlib.Path, text: str, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"{text!r} not in {log}: {log.read_text()[-3000:]}"
+        time.sleep(0.2)
