@@ -20,6 +20,7 @@ from collections.abc import Callable
 import chartgen  # hack/chartgen.py: this script runs from hack/
 import dashboard  # hack/dashboard.py
 from trimtab.api import crdgen, docgen
+from trimtab.queue import wire
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 Generated = dict[str, str]
@@ -91,7 +92,12 @@ def chart() -> Generated:
     }
 
 
-GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference, chart]
+def lua_wire() -> Generated:
+    """The states and replies the Lua scripts share with Python (trimtab.queue.wire)."""
+    return {"operator/trimtab/queue/lua/_wire.lua": wire.lua_constants()}
+
+
+GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference, chart, lua_wire]
 
 
 def main() -> int:

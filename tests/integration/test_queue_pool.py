@@ -32,7 +32,7 @@ async def _add(queue: tasks.PoolQueue, n: int) -> list[str]:
 async def test_trim_removes_only_what_every_consumer_is_done_with(pool: tasks.PoolQueue) -> None:
     ids = await _add(pool, 6)
     delivered = await pool.read(4, block_ms=100)
-    assert [d[0] for d in delivered] == ids[:4]
+    assert [d.msg_id for d in delivered] == ids[:4]
     await pool.client.xack(pool.stream, keys.GROUP, ids[0], ids[1], ids[3])  # ids[2] in flight
     assert await pool.trim_acknowledged() == 2
     remaining = [e[0] for e in await pool.client.xrange(pool.stream)]

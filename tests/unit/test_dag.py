@@ -320,3 +320,19 @@ def test_a_back_edge_in_a_chain_is_reported_as_a_cycle(data: st.DataObject, n: i
     ]
     with pytest.raises(InvalidDagError):
         compile_plan(steps)
+
+
+@settings(deadline=None)
+@given(dags(), st.data())
+def test_what_a_finishing_step_releases_is_what_ready_after_adds(
+    steps: list[StepNode], data: st.DataObject
+) -> None:
+    """complete.lua releases a dependent when each step in its `waits_after` list is done:
+    from any reachable set of finished steps, that is exactly what ready_after adds."""
+    plan = compile_plan(steps)
+    done: set[str] = set()
+    while ready := plan.ready_after(done):
+        finishing = data.draw(st.sampled_from(ready))
+        released = {name for name, others in plan.waits_after(finishing) if set(others) <= done}
+        assert released == set(plan.ready_after(done | {finishing})) - set(ready)
+        done.add(finishing)

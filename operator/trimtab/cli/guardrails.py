@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from trimtab.cli import common
+from trimtab.queue import wire
 from trimtab.sdk import client as sdk_client
 from trimtab.sdk import operations
 
@@ -109,9 +110,12 @@ def _review_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolved(what: str, outcome: str) -> int:
-    print(f"{what}: {outcome}")
-    return 0 if outcome in ("ok", "rejected", "resumed") else 2
+RESOLVED = frozenset({wire.Reply.OK, wire.Reply.REJECTED, wire.Reply.RESUMED})
+
+
+def _resolved(what: str, outcome: wire.Reply) -> int:
+    print(f"{what}: {outcome.value}")
+    return 0 if outcome in RESOLVED else 2
 
 
 def _approve(args: argparse.Namespace) -> int:

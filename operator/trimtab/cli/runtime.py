@@ -15,6 +15,7 @@ import yaml
 
 from trimtab.api.v1alpha1 import manifests
 from trimtab.cli import common
+from trimtab.queue import wire
 from trimtab.sdk import client as sdk_client
 from trimtab.worker import main as worker_main
 from trimtab.worker import settings
@@ -113,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    return 0 if result.status == "succeeded" else 2
+    return 0 if result.status is wire.RunStatus.SUCCEEDED else 2
 
 
 def _runs_get(args: argparse.Namespace) -> int:

@@ -21,12 +21,12 @@ from rich.live import Live
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.demo import load, observe, report, stack, ui
 from trimtab.demo import timeline as tl
-from trimtab.queue import workflows
+from trimtab.queue import wire, workflows
 from trimtab.sdk import Client
 from trimtab.sdk import client as sdk_client
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-ENDED = {"succeeded", "failed", "review"}
+ENDED = {wire.RunStatus.SUCCEEDED, wire.RunStatus.FAILED, wire.RunStatus.REVIEW}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _results(
     by_status: dict[str, int] = {}
     for s in states.values():
         by_status[s.status] = by_status.get(s.status, 0) + 1
-        if s.status == "succeeded" and s.ended_ms:
+        if s.status is wire.RunStatus.SUCCEEDED and s.ended_ms:
             timeline.run_seconds.append((s.ended_ms - s.created_ms) / 1000)
         for step in s.steps.values():
             if step.pool:

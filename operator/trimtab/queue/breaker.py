@@ -6,22 +6,16 @@ others and a failing endpoint is left alone for its cool-down instead of hammere
 from __future__ import annotations
 
 import dataclasses
-import enum
 import urllib.parse
 from typing import Any
 
 from redis import asyncio as aioredis
 
 from trimtab.api.v1alpha1 import agentpool
-from trimtab.queue import keys, scripts
+from trimtab.queue import keys, scripts, wire
 
 MODEL_ENDPOINT = "model"
-
-
-class State(enum.StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
+State = wire.BreakerState  # spelt once, in wire; callers say breaker.State
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +47,7 @@ class Breaker:
         self.lua, self.endpoint, self.spec = lua, endpoint, spec
         self.key = keys.pool_breaker(namespace, pool, endpoint)
 
-    def _args(self, op: str, now_ms: float) -> list[Any]:
+    def _args(self, op: wire.BreakerOp, now_ms: float) -> list[Any]:
         s = self.spec
         return [
             op,
@@ -67,15 +61,18 @@ class Breaker:
 
     async def allow(self, now_ms: float) -> Verdict:
         verdict, state, retry_at = await self.lua.call(
-            "breaker", [self.key], self._args("allow", now_ms)
+            "breaker", [self.key], self._args(wire.BreakerOp.ALLOW, now_ms)
         )
-        return Verdict(allowed=verdict == "allow", state=State(state), retry_at_ms=float(retry_at))
+        allowed = wire.BreakerVerdict(verdict) is wire.BreakerVerdict.ALLOW
+        return Verdict(allowed=allowed, state=State(state), retry_at_ms=float(retry_at))
 
     async def record(self, *, ok: bool, now_ms: float) -> State | None:
         """Report a call's outcome; returns the new state when this changed it."""
         reply = str(
             await self.lua.call(
-                "breaker", [self.key], self._args("success" if ok else "failure", now_ms)
+                "breaker",
+                [self.key],
+                self._args(wire.BreakerOp.SUCCESS if ok else wire.BreakerOp.FAILURE, now_ms),
             )
         )
         return State(reply.removeprefix("changed:")) if reply.startswith("changed:") else None

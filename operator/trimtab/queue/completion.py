@@ -10,7 +10,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import review, runs, scripts, tasks, workflows
+from trimtab.queue import review, runs, scripts, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 
 MAX_CONFLICTS = 20
@@ -24,13 +24,11 @@ def dependents(
     '' when its other dependencies are not done yet (complete.lua then skips it)."""
     outputs = {**run.outputs(), step: output}
     out = []
-    for name in wf.steps[step].dependents:
+    for name, waits_on in wf.plan.waits_after(step):
         dep = wf.steps[name]
         context = wf.route_context(name, run.inputs, outputs)
         pool = dep.pool or (wf.choose_pool(name, context) if context is not None else "")
-        out.append(
-            tasks.Dependent(name=name, pool=pool, routed=dep.routed, dependencies=dep.dependencies)
-        )
+        out.append(tasks.Dependent(name=name, pool=pool, routed=dep.routed, waits_on=waits_on))
     return out
 
 
@@ -48,15 +46,15 @@ async def approve(
     item: review.ReviewItem,
     output: Any,
     wf: compile_mod.CompiledWorkflow | None = None,
-) -> str:
-    """Complete the reviewed step with `output`: 'ok', 'duplicate' (the step had moved on)
-    or 'gone' (the run expired). The review entry is removed in every case. `wf` is the
+) -> wire.Reply:
+    """Complete the reviewed step with `output`: OK, DUPLICATE (the step had moved on) or
+    GONE (the run expired). The review entry is removed in every case. `wf` is the
     run's workflow when the caller has it already."""
     wf = wf or await workflow_of(client, item)
     queue = tasks.PoolQueue(
         client, lua, namespace=item.namespace, pool=item.pool, consumer="reviewer"
     )
-    outcome = "gone"
+    outcome = wire.Reply.GONE
     for _ in range(MAX_CONFLICTS):
         state = await runs.read(client, item.namespace, item.run_id)
         if state is None:
@@ -64,7 +62,7 @@ async def approve(
         view = state.view()
         deps = dependents(wf, item.step, view, output)
         done = await queue.complete(
-            (NO_DELIVERY, item.task()),
+            tasks.Delivery(NO_DELIVERY, item.task()),
             output=output,
             tokens=item.tokens,
             cost=item.cost,
@@ -73,7 +71,7 @@ async def approve(
             dependents=deps,
         )
         outcome = done.outcome
-        if outcome != "conflict":
+        if outcome is not wire.Reply.CONFLICT:
             break
     await review.remove(client, item.namespace, item.id)
     return outcome

@@ -3,6 +3,8 @@ fallback), kept with the reason until someone retries or purges them.
 
 Retrying resumes the run where it stopped: the step's next attempt, with a fresh retry
 budget, goes onto its pool's stream, atomically with removing the entry (resume.lua).
+This module is the entry's codec: `entry_fields` writes it (fail.lua adds it as given),
+`_entry` reads it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import keys, messages, runs, scripts
+from trimtab.queue import keys, messages, runs, scripts, wire
 
 
 class DeadLetterNotFoundError(LookupError):
@@ -31,6 +33,15 @@ class DeadLetter:
     reason: str
     at_ms: float | None
     raw: str | None  # the malformed message's fields, when that is why it is here
+
+
+def entry_fields(task: messages.Task, *, pool: str, reason: str, at_ms: float) -> list[str]:
+    """The dead-letter entry of a step attempt given up on, as flat field/value pairs."""
+    return [
+        *("ns", task.namespace, "run", task.run_id, "step", task.step),
+        *("att", str(task.attempt), "wf", task.workflow, "gen", str(task.generation)),
+        *("pool", pool, "reason", reason, "at", f"{at_ms:.3f}"),
+    ]
 
 
 def _entry(namespace: str, entry_id: str, f: dict[str, str]) -> DeadLetter:
@@ -64,15 +75,15 @@ async def get(client: aioredis.Redis, namespace: str, entry_id: str) -> DeadLett
 
 async def resume(
     client: aioredis.Redis, lua: scripts.Scripts, entry: DeadLetter, *, now_ms: float
-) -> str:
-    """Retry the entry's step: 'resumed', or why not ('gone': the run expired;
-    'not-dead': the step is no longer dead; 'stale': it was retried already;
-    'malformed': the entry never was a step)."""
+) -> wire.Reply:
+    """Retry the entry's step: RESUMED, or why not (GONE: the run expired; NOT_DEAD: the
+    step is no longer dead; STALE: it was retried already; MALFORMED: the entry never was
+    a step)."""
     if entry.run_id is None or entry.step is None or entry.workflow is None:
-        return "malformed"
+        return wire.Reply.MALFORMED
     run = await runs.read(client, entry.namespace, entry.run_id)
     if run is None:
-        return "gone"
+        return wire.Reply.GONE
     task = messages.Task(
         namespace=entry.namespace,
         run_id=entry.run_id,
@@ -83,8 +94,7 @@ async def resume(
         enqueued_ms=now_ms,
         budget_from=entry.attempt,
     )
-    flat = [x for pair in task.fields().items() for x in pair]
-    return str(
+    return wire.Reply(
         await lua.call(
             "resume",
             [
@@ -94,7 +104,7 @@ async def resume(
                 keys.dead_letter(entry.namespace),
                 keys.workflow_stats(entry.namespace, entry.workflow),
             ],
-            [entry.step, entry.id, now_ms, *flat],
+            [entry.step, entry.id, now_ms, task.attempt, *task.encode()],
         )
     )
 

@@ -3,6 +3,11 @@
 Kept flat and small (a handful of short fields) because every step of every run
 passes through XADD, XREADGROUP and XACK; the payload (inputs, outputs) stays in the
 run hash and is read once by the worker that runs the step.
+
+This module is the message's only codec: every path that puts a task on a stream
+(submit, complete, retry and its promotion, escalate, resume) sends the scripts the list
+`Task.encode()` built, and the scripts add it as it is (or, for a release or a reclaim,
+move the entry untouched), so no field can be dropped on one of the paths.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class Task:
     @property
     def attempts_in_budget(self) -> int:
         return self.attempt - self.budget_from
+
+    def encode(self) -> list[str]:
+        """The entry's field/value pairs, flat, as XADD (and the scripts) take them."""
+        return [x for pair in self.fields().items() for x in pair]
 
     def fields(self) -> dict[str, str]:
         extra = {"bud": str(self.budget_from)} if self.budget_from else {}

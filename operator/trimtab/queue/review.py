@@ -4,7 +4,8 @@ reject, each entry holding the run, the step, the output in question and why.
 Entries live on a stream with no TTL, so nothing in review expires before its run does;
 resolving one removes it. Approval goes through complete.lua like any completion (the
 step's state says it came from review), so the run carries on exactly as if the worker
-had completed the step.
+had completed the step. This module is the entry's codec: `entry_fields` writes it
+(review.lua adds it as given), `_item` reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import keys, messages, scripts
+from trimtab.queue import keys, messages, scripts, wire
 
 
 class ReviewNotFoundError(LookupError):
@@ -49,6 +50,25 @@ class ReviewItem:
             generation=self.generation,
             enqueued_ms=self.at_ms,
         )
+
+
+def entry_fields(
+    task: messages.Task,
+    *,
+    pool: str,
+    reason: str,
+    output: Any,
+    tokens: int,
+    cost: float,
+    at_ms: float,
+) -> list[str]:
+    """The review entry of a step attempt parked for a person, as flat field/value pairs."""
+    return [
+        *("ns", task.namespace, "run", task.run_id, "step", task.step),
+        *("att", str(task.attempt), "wf", task.workflow, "gen", str(task.generation)),
+        *("pool", pool, "reason", reason, "output", "" if output is None else json.dumps(output)),
+        *("tokens", str(tokens), "cost", repr(float(cost)), "at", f"{at_ms:.3f}"),
+    ]
 
 
 def _item(namespace: str, entry_id: str, f: dict[str, str]) -> ReviewItem:
@@ -93,9 +113,9 @@ async def remove(client: aioredis.Redis, namespace: str, review_id: str) -> None
 
 async def reject(
     client: aioredis.Redis, lua: scripts.Scripts, item: ReviewItem, *, reason: str, now_ms: float
-) -> str:
-    """Fail the step and its run; 'rejected', or 'stale' when it had moved on already."""
-    return str(
+) -> wire.Reply:
+    """Fail the step and its run: REJECTED, or STALE when it had moved on already."""
+    return wire.Reply(
         await lua.call(
             "reject",
             [

@@ -2,8 +2,8 @@
 
 A run is a hash: run-level fields (workflow, generation, status, inputs, counters) and
 per-step fields `s:<step>:<attr>` (state, attempt, pool, output, timings, tokens, cost).
-Step states: pending -> queued -> running -> done, or retrying (back to queued when the
-backoff is due), or dead (dead-lettered).
+This module is the hash's codec on the Python side (`NewRun.fields`, `parse`); the states
+and statuses it holds are trimtab.queue.wire's.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import keys, scripts
+from trimtab.queue import keys, messages, scripts, wire
 
 
 @dataclasses.dataclass(frozen=True)
-class StepState:
-    state: str
+class StepView:
+    state: wire.StepState
     attempt: int
     pool: str | None
     output: Any
@@ -54,19 +54,19 @@ class RunState:
     namespace: str
     workflow: str
     generation: int
-    status: str
+    status: wire.RunStatus
     inputs: Any
     created_ms: float
     ended_ms: float | None
     tokens: int
     cost: float
     version: int
-    steps: dict[str, StepState]
+    steps: dict[str, StepView]
     cache_hits: int = 0  # cached steps answered from the response cache
     cache_misses: int = 0
 
     def outputs(self) -> dict[str, Any]:
-        return {name: s.output for name, s in self.steps.items() if s.state == "done"}
+        return {name: s.output for name, s in self.steps.items() if s.state is wire.StepState.DONE}
 
     def view(self) -> RunView:
         return RunView(
@@ -98,7 +98,7 @@ class NewRun:
         fields: dict[str, Any] = {
             "wf": self.workflow,
             "gen": self.generation,
-            "status": "running",
+            "status": wire.RunStatus.RUNNING.value,
             "inputs": json.dumps(self.inputs),
             "created_ms": self.now_ms,
             "version": 0,
@@ -106,8 +106,22 @@ class NewRun:
             "tokens": 0,
             "cost": 0,
         }
-        fields.update({keys.step_field(s, "state"): "pending" for s in self.steps})
+        fields.update(
+            {keys.step_field(s, "state"): wire.StepState.PENDING.value for s in self.steps}
+        )
         return fields
+
+    def first_attempt(self, step: str) -> messages.Task:
+        """The task message that enqueues a root step."""
+        return messages.Task(
+            namespace=self.namespace,
+            run_id=self.run_id,
+            step=step,
+            attempt=1,
+            workflow=self.workflow,
+            generation=self.generation,
+            enqueued_ms=self.now_ms,
+        )
 
 
 async def submit(client: aioredis.Redis, lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
@@ -131,11 +145,10 @@ async def submit(client: aioredis.Redis, lua: scripts.Scripts, new: NewRun) -> t
         "1" if idem else "0",
         len(fields),
         *(x for kv in fields.items() for x in kv),
-        ns,
-        new.workflow,
-        new.generation,
     ]
-    args += [x for root in roots for x in root]
+    for step, pool in roots:
+        message = new.first_attempt(step).encode()
+        args += [step, pool, len(message), *message]
     created, rid = await lua.call("submit", script_keys, args)
     return bool(int(created)), str(rid)
 
@@ -148,13 +161,13 @@ def _int(value: str | None) -> int | None:
     return int(float(value)) if value not in (None, "") else None
 
 
-def _step(raw: Mapping[str, str], name: str) -> StepState:
+def _step(raw: Mapping[str, str], name: str) -> StepView:
     def get(attr: str) -> str | None:
         return raw.get(keys.step_field(name, attr))
 
     out = get("out")
-    return StepState(
-        state=get("state") or "pending",
+    return StepView(
+        state=wire.StepState(get("state") or wire.StepState.PENDING),
         attempt=_int(get("att")) or 0,
         pool=get("pool"),
         output=json.loads(out) if out is not None else None,
@@ -174,7 +187,7 @@ def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
         namespace=namespace,
         workflow=raw["wf"],
         generation=int(raw["gen"]),
-        status=raw["status"],
+        status=wire.RunStatus(raw["status"]),
         inputs=json.loads(raw["inputs"]),
         created_ms=float(raw["created_ms"]),
         ended_ms=_float(raw.get("end_ms")),

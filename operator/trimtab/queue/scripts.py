@@ -1,7 +1,8 @@
 """The Lua scripts behind every atomic transition, loaded once per Redis client.
 
 redis-py's Script objects run by EVALSHA and reload on NOSCRIPT, so a restarted Redis
-(which forgets its script cache) costs one extra round trip, not an error.
+(which forgets its script cache) costs one extra round trip, not an error. Every script
+starts with lua/_wire.lua, the states and replies generated from trimtab.queue.wire.
 """
 
 from __future__ import annotations
@@ -27,22 +28,20 @@ NAMES = (
     "cache_lookup",
 )
 
-# Scripts acting on one step attempt; they get lua/_stale.lua's ack_if_stale first.
-ATTEMPT_SCRIPTS = frozenset({"start", "complete", "retry", "fail", "escalate", "review"})
-
 
 class Scripts:
     """The registered scripts of one client, by name."""
 
     def __init__(self, client: aioredis.Redis) -> None:
-        lua = importlib.resources.files("trimtab.queue") / "lua"
-        prelude = (lua / "_stale.lua").read_text()
-        self._scripts = {
-            name: client.register_script(
-                (prelude if name in ATTEMPT_SCRIPTS else "") + (lua / f"{name}.lua").read_text()
-            )
-            for name in NAMES
-        }
+        self._scripts = {name: client.register_script(source(name)) for name in NAMES}
 
     async def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
+
+
+def source(name: str) -> str:
+    """The script as Redis runs it: the shared constants (lua/_wire.lua), the shared
+    functions (lua/_common.lua), then the script itself."""
+    lua = importlib.resources.files("trimtab.queue") / "lua"
+    parts = ("_wire", "_common", name)
+    return "".join((lua / f"{part}.lua").read_text() for part in parts)

@@ -18,31 +18,40 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
-from trimtab.queue import keys, messages, runs, scripts, trim
+from trimtab.queue import deadletter, keys, messages, review, runs, scripts, trim, wire
 
 log = logging.getLogger(__name__)
-Delivery = tuple[str, messages.Task]
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One task message as this consumer received it: the stream entry's id (what the
+    scripts acknowledge) and the task it carries."""
+
+    msg_id: str
+    task: messages.Task
 
 
 @dataclasses.dataclass(frozen=True)
 class Dependent:
-    """A dependent of the completing step; `pool` is '' when it cannot be chosen yet."""
+    """A dependent of the completing step and the other steps it waits on (the DAG's
+    `Plan.waits_after`); `pool` is '' when it cannot be chosen yet."""
 
     name: str
     pool: str
     routed: bool
-    dependencies: tuple[str, ...]
+    waits_on: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class Started:
-    outcome: str  # run | duplicate (dropped) | exhausted (caller must fail it)
+    outcome: wire.Reply  # RUN | DUPLICATE (dropped) | EXHAUSTED (caller must fail it)
     view: runs.RunView | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Completion:
-    outcome: str  # ok | duplicate | conflict
+    outcome: wire.Reply  # OK | DUPLICATE | CONFLICT
     remaining: int | None = None
     enqueued: tuple[str, ...] = ()
 
@@ -96,7 +105,7 @@ class PoolQueue:
         out = []
         for msg_id, fields in entries:
             try:
-                out.append((msg_id, messages.decode(fields)))
+                out.append(Delivery(msg_id, messages.decode(fields)))
             except messages.MessageError as exc:
                 await self._dead_letter_malformed(msg_id, fields, str(exc))
         return out
@@ -125,8 +134,8 @@ class PoolQueue:
         dependencies: tuple[str, ...] = (),
     ) -> Started:
         """Mark the attempt running and fetch what it needs, in one round trip."""
-        task = delivery[1]
-        reply = await self.lua.call(
+        task = delivery.task
+        raw = await self.lua.call(
             "start",
             [keys.run(task.namespace, task.run_id), self.stream],
             [
@@ -137,18 +146,20 @@ class PoolQueue:
                 *dependencies,
             ],
         )
-        if reply[0] != "run":
-            return Started(outcome=str(reply[0]))
-        outputs = {d: json.loads(v) for d, v in zip(dependencies, reply[6:], strict=True) if v}
+        reply = json.loads(raw)
+        outcome = wire.Reply(reply["reply"])
+        if outcome is not wire.Reply.RUN:
+            return Started(outcome=outcome)
         view = runs.RunView(
-            inputs=json.loads(reply[1]),
-            version=int(reply[2] or 0),
-            step_outputs=outputs,
-            created_ms=float(reply[3] or 0),
-            tokens=int(reply[4] or 0),
-            cost=float(reply[5] or 0),
+            inputs=json.loads(reply["inputs"]),
+            version=int(reply["version"] or 0),
+            # An empty Lua table encodes as {} and a missing field as false: both mean none.
+            step_outputs={d: json.loads(v) for d, v in (reply["outputs"] or {}).items()},
+            created_ms=float(reply["created_ms"] or 0),
+            tokens=int(reply["tokens"] or 0),
+            cost=float(reply["cost"] or 0),
         )
-        return Started(outcome="run", view=view)
+        return Started(outcome=outcome, view=view)
 
     async def complete(
         self,
@@ -161,7 +172,7 @@ class PoolQueue:
         expected_version: int | None,
         dependents: list[Dependent],
     ) -> Completion:
-        task = delivery[1]
+        task = delivery.task
         run_keys = [
             *self._run_keys(task),
             self.stream,
@@ -175,17 +186,18 @@ class PoolQueue:
             repr(float(cost)),
             now_ms,
             "" if expected_version is None else expected_version,
-            task.namespace,
-            task.workflow,
-            task.generation,
-            task.run_id,
         ]
         for d in dependents:
-            args += [d.name, d.pool, "1" if d.routed else "0", len(d.dependencies), *d.dependencies]
+            first = dataclasses.replace(
+                task, step=d.name, attempt=1, budget_from=0, enqueued_ms=now_ms
+            ).encode()
+            args += [d.name, d.pool, "1" if d.routed else "0", len(d.waits_on), *d.waits_on]
+            args += [len(first), *first]
         result = await self.lua.call("complete", run_keys, args)
-        if result[0] != "ok":
-            return Completion(outcome=str(result[0]))
-        return Completion(outcome="ok", remaining=int(result[1]), enqueued=tuple(result[2:]))
+        outcome = wire.Reply(result[0])
+        if outcome is not wire.Reply.OK:
+            return Completion(outcome=outcome)
+        return Completion(outcome=outcome, remaining=int(result[1]), enqueued=tuple(result[2:]))
 
     async def retry(
         self,
@@ -195,15 +207,19 @@ class PoolQueue:
         error: str,
         now_ms: float,
         keep_budget: bool = False,
-    ) -> str:
+    ) -> wire.Reply:
         """Schedule the next attempt at `due_ms`; with keep_budget (the attempt never
         reached the endpoint) it does not count against the step's retries."""
-        task = delivery[1]
+        task = delivery.task
         following = dataclasses.replace(
-            task, attempt=task.attempt + 1, budget_from=task.budget_from + int(keep_budget)
+            task,
+            attempt=task.attempt + 1,
+            budget_from=task.budget_from + int(keep_budget),
+            # Its queue wait starts when it is due, not when this attempt failed.
+            enqueued_ms=due_ms,
         )
-        member = json.dumps(following.fields(), sort_keys=True)
-        return str(
+        member = json.dumps(following.encode())
+        return wire.Reply(
             await self.lua.call(
                 "retry",
                 [*self._run_keys(task), self.stream, self.delayed],
@@ -211,9 +227,11 @@ class PoolQueue:
             )
         )
 
-    async def fail(self, delivery: Delivery, *, reason: str, now_ms: float) -> str:
-        task = delivery[1]
-        return str(
+    async def fail(self, delivery: Delivery, *, reason: str, now_ms: float) -> wire.Reply:
+        task = delivery.task
+        reason = reason[:2000]
+        entry = deadletter.entry_fields(task, pool=self.pool, reason=reason, at_ms=now_ms)
+        return wire.Reply(
             await self.lua.call(
                 "fail",
                 [
@@ -222,30 +240,23 @@ class PoolQueue:
                     keys.dead_letter(task.namespace),
                     keys.workflow_stats(task.namespace, task.workflow),
                 ],
-                [
-                    *_attempt_args(delivery),
-                    reason[:2000],
-                    now_ms,
-                    task.namespace,
-                    task.run_id,
-                    task.workflow,
-                    self.pool,
-                ],
+                [*_attempt_args(delivery), reason, now_ms, *entry],
             )
         )
 
-    async def escalate(self, delivery: Delivery, *, pool: str, reason: str, now_ms: float) -> str:
+    async def escalate(
+        self, delivery: Delivery, *, pool: str, reason: str, now_ms: float
+    ) -> wire.Reply:
         """Send the step's next attempt, with a fresh retry budget, to `pool`."""
-        task = delivery[1]
+        task = delivery.task
         following = dataclasses.replace(
             task, attempt=task.attempt + 1, budget_from=task.attempt, enqueued_ms=now_ms
         )
-        flat = [x for pair in following.fields().items() for x in pair]
-        return str(
+        return wire.Reply(
             await self.lua.call(
                 "escalate",
                 [*self._run_keys(task), self.stream, keys.pool_stream(task.namespace, pool)],
-                [*_attempt_args(delivery), pool, reason[:2000], now_ms, *flat],
+                [*_attempt_args(delivery), pool, reason[:2000], now_ms, *following.encode()],
             )
         )
 
@@ -258,33 +269,31 @@ class PoolQueue:
         tokens: int,
         cost: float,
         now_ms: float,
-    ) -> str:
-        """Put the step on the namespace's review stream; returns the review id."""
-        task = delivery[1]
-        return str(
-            await self.lua.call(
-                "review",
-                [
-                    *self._run_keys(task),
-                    self.stream,
-                    keys.review(task.namespace),
-                    keys.workflow_stats(task.namespace, task.workflow),
-                ],
-                [
-                    *_attempt_args(delivery),
-                    reason[:2000],
-                    "" if output is None else json.dumps(output),
-                    now_ms,
-                    task.namespace,
-                    task.run_id,
-                    task.workflow,
-                    task.generation,
-                    self.pool,
-                    tokens,
-                    repr(float(cost)),
-                ],
-            )
+    ) -> str | None:
+        """Put the step on the namespace's review stream; returns the review id, or None
+        when the delivery was stale (acknowledged, nothing parked)."""
+        task = delivery.task
+        reason = reason[:2000]
+        entry = review.entry_fields(
+            task,
+            pool=self.pool,
+            reason=reason,
+            output=output,
+            tokens=tokens,
+            cost=cost,
+            at_ms=now_ms,
         )
+        reply = await self.lua.call(
+            "review",
+            [
+                *self._run_keys(task),
+                self.stream,
+                keys.review(task.namespace),
+                keys.workflow_stats(task.namespace, task.workflow),
+            ],
+            [*_attempt_args(delivery), reason, now_ms, *entry],
+        )
+        return str(reply[1]) if wire.Reply(reply[0]) is wire.Reply.PARKED else None
 
     async def promote_due(self, *, now_ms: float, limit: int = 100) -> int:
         return int(await self.lua.call("promote", [self.delayed, self.stream], [now_ms, limit]))
@@ -297,12 +306,11 @@ class PoolQueue:
         """Give unfinished tasks back for immediate redelivery (graceful drain)."""
         if not deliveries:
             return 0
-        run_keys = [keys.run(t.namespace, t.run_id) for _, t in deliveries]
-        args: list[Any] = [keys.GROUP] + [x for m, t in deliveries for x in (m, t.step)]
+        run_keys = [keys.run(d.task.namespace, d.task.run_id) for d in deliveries]
+        args: list[Any] = [keys.GROUP] + [x for d in deliveries for x in (d.msg_id, d.task.step)]
         return int(await self.lua.call("release", [self.stream, *run_keys], args))
 
 
 def _attempt_args(delivery: Delivery) -> list[Any]:
     """What every step script is told first: which attempt, and which delivery to ack."""
-    msg_id, task = delivery
-    return [task.step, task.attempt, msg_id, keys.GROUP]
+    return [delivery.task.step, delivery.task.attempt, delivery.msg_id, keys.GROUP]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import arrivals, connection, runs, scripts, workflows
+from trimtab.queue import arrivals, connection, runs, scripts, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 
 T = TypeVar("T")
@@ -27,7 +27,7 @@ class RunNotFoundError(LookupError):
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     run: str
-    status: str
+    status: wire.RunStatus
     outputs: dict[str, Any]
     tokens: int
     cost: float
@@ -137,7 +137,7 @@ class Client:
             ):
                 last = event_id
                 yield event
-                if event.get("type") == "run_done":
+                if event.get("type") == wire.EventType.RUN_DONE:
                     return
 
     async def result(self, run: str, *, timeout: float = 60.0) -> RunResult:  # noqa: ASYNC109

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from trimtab.queue import completion, deadletter, review, runs
+from trimtab.queue import completion, deadletter, review, runs, wire
 from trimtab.sdk.client import Client, split_ref
 
 
@@ -41,13 +41,13 @@ async def review_details(client: Client, ref: str) -> dict[str, Any]:
     return {**dataclasses.asdict(item), "inputs": run.inputs if run is not None else None}
 
 
-async def approve(client: Client, ref: str) -> str:
+async def approve(client: Client, ref: str) -> wire.Reply:
     """Accept the output under review as the step's output; the run continues."""
     item = await review_item(client, ref)
     return await completion.approve(client.redis, client.lua, item, item.output)
 
 
-async def edit(client: Client, ref: str, output: Any) -> str:
+async def edit(client: Client, ref: str, output: Any) -> wire.Reply:
     """Replace the output under review (checked against the step's schema); the run
     continues with the edited output."""
     item = await review_item(client, ref)
@@ -64,7 +64,7 @@ async def edit(client: Client, ref: str, output: Any) -> str:
     return await completion.approve(client.redis, client.lua, item, output, wf)
 
 
-async def reject(client: Client, ref: str, reason: str = "rejected by a reviewer") -> str:
+async def reject(client: Client, ref: str, reason: str = "rejected by a reviewer") -> wire.Reply:
     """Fail the step and its run."""
     item = await review_item(client, ref)
     return await review.reject(client.redis, client.lua, item, reason=reason, now_ms=_now_ms())
@@ -80,7 +80,7 @@ async def dead_letter(client: Client, ref: str) -> deadletter.DeadLetter:
     return await deadletter.get(client.redis, *split_ref(ref))
 
 
-async def retry_dead_letter(client: Client, ref: str) -> str:
+async def retry_dead_letter(client: Client, ref: str) -> wire.Reply:
     """Resume the entry's run from its dead step, with a fresh retry budget."""
     entry = await dead_letter(client, ref)
     return await deadletter.resume(client.redis, client.lua, entry, now_ms=_now_ms())

@@ -67,7 +67,7 @@ class Attempts:
         step: awf.Step,
         context: dict[str, Any],
     ) -> Outcome | None:
-        task = delivery[1]
+        task = delivery.task
         late = policy.past_deadline(wf.spec.deadline_seconds, run.created_ms, finish.now_ms())
         if late is not None:
             self.finisher.count_error(metrics_mod.ErrorType.DEADLINE_EXCEEDED)

@@ -9,7 +9,7 @@ import random
 import time
 
 from trimtab import metrics as metrics_mod
-from trimtab.queue import completion, connection, runs, tasks
+from trimtab.queue import completion, connection, runs, tasks, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import backoff, errors, execute, policy, settings
 from trimtab.worker import stats as tally_mod
@@ -50,12 +50,12 @@ class Finisher:
     ) -> None:
         ns, pool = self.cfg.namespace, self.cfg.pool
         # What the caller felt: from this attempt's enqueue to now, queue wait included.
-        self.tally.add(elapsed, end_to_end=(now_ms() - delivery[1].enqueued_ms) / 1000)
+        self.tally.add(elapsed, end_to_end=(now_ms() - delivery.task.enqueued_ms) / 1000)
         self.metrics.step_finished(
             ns,
             pool,
             workflow=wf.name,
-            step=delivery[1].step,
+            step=delivery.task.step,
             outcome=metrics_mod.StepOutcome.CACHED if cached else metrics_mod.StepOutcome.SUCCEEDED,
             seconds=elapsed,
         )
@@ -74,7 +74,7 @@ class Finisher:
         run: runs.RunView,
         result: execute.StepResult,
     ) -> None:
-        task = delivery[1]
+        task = delivery.task
         if any(wf.steps[d].routed for d in wf.steps[task.step].dependents):
             # Routes read the other dependencies' outputs too: the whole run is needed.
             fresh = await runs.read(self.client, task.namespace, task.run_id)
@@ -93,7 +93,7 @@ class Finisher:
                 expected_version=run.version if routed else None,
                 dependents=deps,
             )
-            if done.outcome != "conflict":
+            if done.outcome is not wire.Reply.CONFLICT:
                 if done.remaining == 0:
                     self.metrics.run_finished(
                         task.namespace, wf.name, outcome=metrics_mod.RunOutcome.SUCCEEDED
@@ -117,7 +117,7 @@ class Finisher:
         *,
         error_type: str,
     ) -> None:
-        task = delivery[1]
+        task = delivery.task
         spec = wf.steps[task.step].spec
         log.warning("%s/%s attempt %d failed: %s", task.run_id, task.step, task.attempt, exc)
         self.count_error(error_type)
@@ -176,7 +176,7 @@ class Finisher:
         """The endpoint's breaker is open: move to the fallback pool if the step has one,
         otherwise wait (without holding a worker slot) until the breaker lets a call
         through. Neither counts against the step's retries."""
-        task = delivery[1]
+        task = delivery.task
         fallback = wf.steps[task.step].spec.fallback
         reason = f"breaker_open: the endpoint of pool {self.cfg.pool} is failing"
         self.count_error(metrics_mod.ErrorType.BREAKER_OPEN)
@@ -197,7 +197,7 @@ class Finisher:
         self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, reason: str
     ) -> None:
         """The step may not start within its budgets: degrade, review or fail."""
-        task = delivery[1]
+        task = delivery.task
         decided = policy.on_budget_exhausted(wf.spec.budget, self.cfg.pool)
         why = f"budget_exhausted: {reason}"
         self.count_error(metrics_mod.ErrorType.BUDGET_EXHAUSTED)
@@ -239,7 +239,7 @@ class Finisher:
     async def give_up(
         self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, reason: str
     ) -> None:
-        if await self.queue.fail(delivery, reason=reason, now_ms=now_ms()) == "dead":
+        if await self.queue.fail(delivery, reason=reason, now_ms=now_ms()) is wire.Reply.DEAD:
             self.metrics.run_finished(
-                delivery[1].namespace, wf.name, outcome=metrics_mod.RunOutcome.FAILED
+                delivery.task.namespace, wf.name, outcome=metrics_mod.RunOutcome.FAILED
             )

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from trimtab import metrics as metrics_mod
-from trimtab.queue import connection, runs, scripts, stats, tasks, workflows
+from trimtab.queue import connection, runs, scripts, stats, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import attempt, execute, finish, policy, serving, settings
 from trimtab.worker import stats as tally
@@ -156,7 +156,9 @@ class Worker:
                 min_idle_ms=self.visibility_s * 1000, count=free
             ):
                 log.info(
-                    "reclaimed %s/%s from an idle consumer", delivery[1].run_id, delivery[1].step
+                    "reclaimed %s/%s from an idle consumer",
+                    delivery.task.run_id,
+                    delivery.task.step,
                 )
                 self._spawn(delivery)
 
@@ -166,7 +168,7 @@ class Worker:
         self.readiness.reached_redis()
 
     async def _heartbeat(self) -> None:
-        await self.queue.heartbeat([msg_id for msg_id, _ in self._running.values()])
+        await self.queue.heartbeat([d.msg_id for d in self._running.values()])
 
     async def _publish_stats(self) -> None:
         taken = self._tally.take()
@@ -203,7 +205,7 @@ class Worker:
             log.info("released %d unfinished steps for redelivery", released)
 
     async def _workflow(self, delivery: tasks.Delivery) -> compile_mod.CompiledWorkflow:
-        task = delivery[1]
+        task = delivery.task
         key = (task.workflow, task.generation)
         if key not in self._workflows:
             doc = await workflows.load(self.client, task.namespace, task.workflow, task.generation)
@@ -211,7 +213,7 @@ class Worker:
         return self._workflows[key]
 
     async def _handle(self, delivery: tasks.Delivery) -> None:
-        _, task = delivery
+        task = delivery.task
         wf = await self._workflow(delivery)
         started = await self.queue.start(
             delivery,
@@ -219,9 +221,9 @@ class Worker:
             max_deliveries=self.cfg.spec.queue.max_deliveries,
             dependencies=wf.steps[task.step].dependencies,
         )
-        if started.outcome == "duplicate":
+        if started.outcome is wire.Reply.DUPLICATE:
             return
-        if started.outcome == "exhausted" or started.view is None:
+        if started.outcome is wire.Reply.EXHAUSTED or started.view is None:
             await self.finisher.give_up(
                 delivery,
                 wf,
@@ -237,7 +239,7 @@ class Worker:
     async def _execute(
         self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
     ) -> None:
-        step = wf.steps[delivery[1].step].spec
+        step = wf.steps[delivery.task.step].spec
         context = wf.route_context(step.name, run.inputs, run.outputs())
         if context is None:  # cannot happen for a step enqueued by complete.lua
             raise RuntimeError(f"step {step.name} started before its dependencies finished")

@@ -13,7 +13,7 @@ local key, op, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local threshold, window, open_ms, probes = tonumber(ARGV[3]), tonumber(ARGV[4]),
   tonumber(ARGV[5]), tonumber(ARGV[6])
 local rate = tonumber(ARGV[7] or '0')
-local state = redis.call('HGET', key, 'state') or 'closed'
+local state = redis.call('HGET', key, 'state') or BREAKER.closed
 
 -- The closed state counts calls and failures in fixed windows.
 local function roll_window()
@@ -26,47 +26,49 @@ end
 local opened = tonumber(redis.call('HGET', key, 'opened_ms') or '0')
 
 local function open_now()
-  redis.call('HSET', key, 'state', 'open', 'opened_ms', now, 'probes_out', 0, 'fails', 0,
+  redis.call('HSET', key, 'state', BREAKER.open, 'opened_ms', now, 'probes_out', 0, 'fails', 0,
     'calls', 0, 'win_ms', 0)
   redis.call('PERSIST', key)  -- the closed-state window's expiry must not end it early
-  return 'changed:open'
+  return 'changed:' .. BREAKER.open
 end
 
-if op == 'allow' then
-  if state == 'closed' then
+if op == BREAKER_OP.allow then
+  if state == BREAKER.closed then
     roll_window()
     redis.call('HINCRBY', key, 'calls', 1)
-    return {'allow', 'closed', '0'}
+    return {VERDICT.allow, BREAKER.closed, '0'}
   end
-  if state == 'open' then
-    if now < opened + open_ms then return {'deny', 'open', tostring(opened + open_ms)} end
-    redis.call('HSET', key, 'state', 'half_open', 'half_ms', now, 'probes_out', 1)
-    return {'allow', 'half_open', '0'}
+  if state == BREAKER.open then
+    if now < opened + open_ms then
+      return {VERDICT.deny, BREAKER.open, tostring(opened + open_ms)}
+    end
+    redis.call('HSET', key, 'state', BREAKER.half_open, 'half_ms', now, 'probes_out', 1)
+    return {VERDICT.allow, BREAKER.half_open, '0'}
   end
   local half = tonumber(redis.call('HGET', key, 'half_ms') or '0')
   if now >= half + open_ms then
     redis.call('HSET', key, 'half_ms', now, 'probes_out', 0)
   end
   if redis.call('HINCRBY', key, 'probes_out', 1) <= probes then
-    return {'allow', 'half_open', '0'}
+    return {VERDICT.allow, BREAKER.half_open, '0'}
   end
   redis.call('HINCRBY', key, 'probes_out', -1)
-  return {'deny', 'half_open', tostring(now + math.min(open_ms, 1000))}
+  return {VERDICT.deny, BREAKER.half_open, tostring(now + math.min(open_ms, 1000))}
 end
 
-if op == 'success' then
-  if state == 'half_open' then
+if op == BREAKER_OP.success then
+  if state == BREAKER.half_open then
     redis.call('DEL', key)
-    return 'changed:closed'
+    return 'changed:' .. BREAKER.closed
   end
   return state
 end
 
 -- failure
-if state == 'half_open' then return open_now() end
-if state == 'open' then return state end
+if state == BREAKER.half_open then return open_now() end
+if state == BREAKER.open then return state end
 roll_window()
 local fails = redis.call('HINCRBY', key, 'fails', 1)
 local calls = math.max(fails, tonumber(redis.call('HGET', key, 'calls') or '0'))
 if fails >= threshold and fails >= rate * calls then return open_now() end
-return 'closed'
+return BREAKER.closed

@@ -7,42 +7,46 @@
 -- A step in review completes the same way when a reviewer approves it (msg_id '0-0').
 -- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
 -- ARGV: step, attempt, msg_id, group, output, tokens, cost, now_ms, expected_version,
---       ns, workflow, generation, run_id,
---       then per dependent: name, pool, routed(0/1), ndeps, dep names...
+--       then per dependent: name, pool, routed(0/1), nwait, the other steps it waits
+--       on..., n, its first attempt's task message (n field/value items)
+-- Which steps may become ready, and what each waits on, is the workflow's DAG
+-- (trimtab.reconcile.agentworkflow.dag, sent by the caller); the script only reads, in
+-- the same atomic step as the completion, whether those steps are done.
 local run_key, events_key, stream = KEYS[1], KEYS[2], KEYS[3]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = ARGV[8]
 local p = 's:' .. step .. ':'
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-if stale then return {'duplicate'} end
+if stale then return {REPLY.duplicate} end
 
 local function is_done(name)
-  return name == step or redis.call('HGET', run_key, 's:' .. name .. ':state') == 'done'
+  return redis.call('HGET', run_key, 's:' .. name .. ':state') == STEP.done
 end
 
-local ready, i = {}, 14
+local ready, i = {}, 10
 local version = redis.call('HGET', run_key, 'version')
 for k = 5, #KEYS do
-  local name, pool, routed, ndeps = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local all_done = redis.call('HGET', run_key, 's:' .. name .. ':state') == 'pending'
-  for d = 1, ndeps do
+  local name, pool, routed, nwait = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local all_done = redis.call('HGET', run_key, 's:' .. name .. ':state') == STEP.pending
+  for d = 1, nwait do
     if all_done and not is_done(ARGV[i + 3 + d]) then all_done = false end
   end
-  i = i + 4 + ndeps
+  local message
+  message, i = take(ARGV, i + 5 + nwait, tonumber(ARGV[i + 4 + nwait]))
   if all_done then
-    if pool == '' or (routed == '1' and version ~= ARGV[9]) then return {'conflict'} end
-    ready[#ready + 1] = {k, name, pool}
+    if pool == '' or (routed == '1' and version ~= ARGV[9]) then return {REPLY.conflict} end
+    ready[#ready + 1] = {k, name, pool, message}
   end
 end
 
-if state == 'review' then  -- approved by a reviewer: the run waits on one review fewer
+if state == STEP.review then  -- approved by a reviewer: the run waits on one review fewer
   redis.call('HINCRBY', KEYS[4], 'in_review', -1)
   if redis.call('HINCRBY', run_key, 'in_review', -1) <= 0
-      and redis.call('HGET', run_key, 'status') == 'review' then
-    redis.call('HSET', run_key, 'status', 'running')
+      and redis.call('HGET', run_key, 'status') == RUN.review then
+    redis.call('HSET', run_key, 'status', RUN.running)
   end
 end
-redis.call('HSET', run_key, p .. 'state', 'done', p .. 'out', ARGV[5], p .. 'tokens', ARGV[6],
+redis.call('HSET', run_key, p .. 'state', STEP.done, p .. 'out', ARGV[5], p .. 'tokens', ARGV[6],
   p .. 'cost', ARGV[7], p .. 'end_ms', now)
 redis.call('HINCRBY', run_key, 'version', 1)
 redis.call('HINCRBY', run_key, 'tokens', ARGV[6])
@@ -51,19 +55,18 @@ redis.call('HINCRBY', KEYS[4], 'tokens', ARGV[6])
 redis.call('HINCRBYFLOAT', KEYS[4], 'cost', ARGV[7])
 local remaining = redis.call('HINCRBY', run_key, 'remaining', -1)
 redis.call('XACK', stream, group, msg_id)
-redis.call('XADD', events_key, '*', 'type', 'step_done', 'step', step, 'at', now)
+redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
 local enqueued = {}
 for _, r in ipairs(ready) do
   local q = 's:' .. r[2] .. ':'
-  redis.call('HSET', run_key, q .. 'state', 'queued', q .. 'att', 1, q .. 'pool', r[3],
+  redis.call('HSET', run_key, q .. 'state', STEP.queued, q .. 'att', 1, q .. 'pool', r[3],
     q .. 'qms', now)
-  redis.call('XADD', KEYS[r[1]], '*', 'ns', ARGV[10], 'run', ARGV[13], 'step', r[2],
-    'att', 1, 'wf', ARGV[11], 'gen', ARGV[12], 'enq', now)
+  redis.call('XADD', KEYS[r[1]], '*', unpack(r[4]))
   enqueued[#enqueued + 1] = r[2]
 end
 if remaining == 0 then
-  redis.call('HSET', run_key, 'status', 'succeeded', 'end_ms', now)
+  redis.call('HSET', run_key, 'status', RUN.succeeded, 'end_ms', now)
   redis.call('HINCRBY', KEYS[4], 'succeeded', 1)
-  redis.call('XADD', events_key, '*', 'type', 'run_done', 'status', 'succeeded', 'at', now)
+  redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.succeeded, 'at', now)
 end
-return {'ok', tostring(remaining), unpack(enqueued)}
+return {REPLY.ok, tostring(remaining), unpack(enqueued)}

@@ -7,13 +7,13 @@ local run_key, events_key, stream, target = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = 's:' .. step .. ':'
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-if stale then return 'duplicate' end
-redis.call('HSET', run_key, p .. 'state', 'queued', p .. 'att', tonumber(attempt) + 1,
+if stale then return REPLY.duplicate end
+redis.call('HSET', run_key, p .. 'state', STEP.queued, p .. 'att', tonumber(attempt) + 1,
   p .. 'dlv', 0, p .. 'pool', ARGV[5], p .. 'err', ARGV[6], p .. 'qms', ARGV[7])
 local fields = {}
 for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', target, '*', unpack(fields))
 redis.call('XACK', stream, group, msg_id)
-redis.call('XADD', events_key, '*', 'type', 'step_escalated', 'step', step, 'pool', ARGV[5],
+redis.call('XADD', events_key, '*', 'type', EVENT.step_escalated, 'step', step, 'pool', ARGV[5],
   'reason', ARGV[6], 'at', ARGV[7])
-return 'escalated'
+return REPLY.escalated

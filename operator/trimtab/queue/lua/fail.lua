@@ -1,21 +1,22 @@
 -- Give up on a step: record why, move it to the dead-letter stream, fail the run,
 -- acknowledge the delivery -- atomically, so a failed step is never silently dropped.
 -- KEYS: run, events, own stream, dead-letter stream, workflow stats
--- ARGV: step, attempt, msg_id, group, reason, now_ms, ns, run_id, workflow, pool
+-- ARGV: step, attempt, msg_id, group, reason, now_ms, then the dead-letter entry's
+--       field/value pairs (trimtab.queue.deadletter.entry_fields)
 local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
   ARGV[5], ARGV[6]
 local p = 's:' .. step .. ':'
+local entry = take(ARGV, 7, #ARGV - 6)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-if stale then return 'duplicate' end
-redis.call('HSET', run_key, p .. 'state', 'dead', p .. 'err', reason, p .. 'end_ms', now,
-  'status', 'failed', 'end_ms', now)
-redis.call('XADD', dlq, '*', 'ns', ARGV[7], 'run', ARGV[8], 'step', step, 'att', attempt,
-  'wf', ARGV[9], 'pool', ARGV[10], 'reason', reason, 'at', now)
+if stale then return REPLY.duplicate end
+redis.call('HSET', run_key, p .. 'state', STEP.dead, p .. 'err', reason, p .. 'end_ms', now,
+  'status', RUN.failed, 'end_ms', now)
+redis.call('XADD', dlq, '*', unpack(entry))
 redis.call('HINCRBY', KEYS[5], 'failed', 1)
 redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
 redis.call('XACK', stream, group, msg_id)
-redis.call('XADD', events_key, '*', 'type', 'step_dead', 'step', step, 'reason', reason,
+redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reason', reason,
   'at', now)
-redis.call('XADD', events_key, '*', 'type', 'run_done', 'status', 'failed', 'at', now)
-return 'dead'
+redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+return REPLY.dead

@@ -5,18 +5,18 @@
 local run_key, events_key, reviews = KEYS[1], KEYS[2], KEYS[3]
 local step, attempt, reason, now = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
 local p = 's:' .. step .. ':'
-if redis.call('HGET', run_key, p .. 'state') ~= 'review'
+if redis.call('HGET', run_key, p .. 'state') ~= STEP.review
     or redis.call('HGET', run_key, p .. 'att') ~= attempt then
   redis.call('XDEL', reviews, ARGV[3])
-  return 'stale'
+  return REPLY.stale
 end
-redis.call('HSET', run_key, p .. 'state', 'dead', p .. 'err', reason, p .. 'end_ms', now,
-  'status', 'failed', 'end_ms', now)
+redis.call('HSET', run_key, p .. 'state', STEP.dead, p .. 'err', reason, p .. 'end_ms', now,
+  'status', RUN.failed, 'end_ms', now)
 redis.call('HINCRBY', run_key, 'in_review', -1)
 redis.call('HINCRBY', KEYS[4], 'in_review', -1)
 redis.call('HINCRBY', KEYS[4], 'failed', 1)
 redis.call('XDEL', reviews, ARGV[3])
-redis.call('XADD', events_key, '*', 'type', 'step_rejected', 'step', step, 'reason', reason,
+redis.call('XADD', events_key, '*', 'type', EVENT.step_rejected, 'step', step, 'reason', reason,
   'at', now)
-redis.call('XADD', events_key, '*', 'type', 'run_done', 'status', 'failed', 'at', now)
-return 'rejected'
+redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+return REPLY.rejected

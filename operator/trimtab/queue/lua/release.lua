@@ -10,8 +10,8 @@ for k = 2, #KEYS do
   if #entry == 1 and redis.call('XACK', stream, group, msg_id) == 1 then
     redis.call('XADD', stream, '*', unpack(entry[1][2]))
     local p = 's:' .. step .. ':'
-    if redis.call('HGET', KEYS[k], p .. 'state') == 'running' then
-      redis.call('HSET', KEYS[k], p .. 'state', 'queued')
+    if redis.call('HGET', KEYS[k], p .. 'state') == STEP.running then
+      redis.call('HSET', KEYS[k], p .. 'state', STEP.queued)
       redis.call('HINCRBY', KEYS[k], p .. 'dlv', -1)
     end
     released = released + 1

@@ -1,16 +1,17 @@
 -- Schedule the next attempt of a failed step after its backoff: the delayed set holds
 -- it until due, the current delivery is acknowledged, all at once.
 -- KEYS: run, events, own stream, delayed zset
--- ARGV: step, attempt, msg_id, group, due_ms, error, now_ms, next message (JSON)
+-- ARGV: step, attempt, msg_id, group, due_ms, error, now_ms, the next attempt's task
+--       message (its field/value pairs as a JSON array, enqueued at due_ms)
 local run_key, events_key, stream, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = 's:' .. step .. ':'
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-if stale then return 'duplicate' end
-redis.call('HSET', run_key, p .. 'state', 'retrying', p .. 'att', tonumber(attempt) + 1,
+if stale then return REPLY.duplicate end
+redis.call('HSET', run_key, p .. 'state', STEP.retrying, p .. 'att', tonumber(attempt) + 1,
   p .. 'dlv', 0, p .. 'err', ARGV[6])
 redis.call('ZADD', delayed, ARGV[5], ARGV[8])
 redis.call('XACK', stream, group, msg_id)
-redis.call('XADD', events_key, '*', 'type', 'step_retry', 'step', step, 'attempt', attempt,
+redis.call('XADD', events_key, '*', 'type', EVENT.step_retry, 'step', step, 'attempt', attempt,
   'error', ARGV[6], 'at', ARGV[7])
-return 'scheduled'
+return REPLY.scheduled

@@ -3,21 +3,21 @@
 -- reviewer approves, edits or rejects it. Atomic with the acknowledgement, so a step
 -- is never both in review and on a queue.
 -- KEYS: run, events, own stream, review stream, workflow stats
--- ARGV: step, attempt, msg_id, group, reason, output (JSON or ''), now_ms, ns, run_id,
---       workflow, generation, pool, tokens, cost
+-- ARGV: step, attempt, msg_id, group, reason, now_ms, then the review entry's
+--       field/value pairs (trimtab.queue.review.entry_fields)
+-- Returns {'parked', review id} or {'duplicate'}.
 local run_key, events_key, stream, reviews = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
-  ARGV[5], ARGV[7]
+  ARGV[5], ARGV[6]
 local p = 's:' .. step .. ':'
+local entry = take(ARGV, 7, #ARGV - 6)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-if stale then return 'duplicate' end
-redis.call('HSET', run_key, p .. 'state', 'review', p .. 'err', reason, 'status', 'review')
+if stale then return {REPLY.duplicate} end
+redis.call('HSET', run_key, p .. 'state', STEP.review, p .. 'err', reason, 'status', RUN.review)
 redis.call('HINCRBY', run_key, 'in_review', 1)
-local id = redis.call('XADD', reviews, '*', 'ns', ARGV[8], 'run', ARGV[9], 'step', step,
-  'att', attempt, 'wf', ARGV[10], 'gen', ARGV[11], 'pool', ARGV[12], 'reason', reason,
-  'output', ARGV[6], 'tokens', ARGV[13], 'cost', ARGV[14], 'at', now)
+local id = redis.call('XADD', reviews, '*', unpack(entry))
 redis.call('HINCRBY', KEYS[5], 'in_review', 1)
 redis.call('XACK', stream, group, msg_id)
-redis.call('XADD', events_key, '*', 'type', 'step_review', 'step', step, 'reason', reason,
+redis.call('XADD', events_key, '*', 'type', EVENT.step_review, 'step', step, 'reason', reason,
   'review', id, 'at', now)
-return id
+return {REPLY.parked, id}

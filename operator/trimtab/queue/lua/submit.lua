@@ -1,7 +1,7 @@
 -- Create a run and enqueue its root steps, atomically; idempotent by key and run id.
 -- KEYS: run, events, idempotency (or any placeholder), workflow stats, root stream 1..n
 -- ARGV: run_id, ttl_s, now_ms, use_idem(0/1), nfields, field/value * nfields,
---       ns, workflow, generation, then (step, pool) per root stream
+--       then per root stream: step, pool, n, its task message (n field/value items)
 local run_key, events_key, idem_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, ttl, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local use_idem = ARGV[4] == '1'
@@ -10,24 +10,19 @@ if use_idem then
   if existing then return {0, existing} end
 end
 if redis.call('EXISTS', run_key) == 1 then return {0, run_id} end
-local i = 6
-local nfields = tonumber(ARGV[5])
-local fields = {}
-for _ = 1, nfields * 2 do fields[#fields + 1] = ARGV[i]; i = i + 1 end
+local fields, i = take(ARGV, 6, tonumber(ARGV[5]) * 2)
 redis.call('HSET', run_key, unpack(fields))
-local ns, wf, gen = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-i = i + 3
 for k = 5, #KEYS do
   local step, pool = ARGV[i], ARGV[i + 1]
-  i = i + 2
+  local message
+  message, i = take(ARGV, i + 3, tonumber(ARGV[i + 2]))
   local p = 's:' .. step .. ':'
-  redis.call('HSET', run_key, p .. 'state', 'queued', p .. 'att', 1, p .. 'pool', pool,
+  redis.call('HSET', run_key, p .. 'state', STEP.queued, p .. 'att', 1, p .. 'pool', pool,
     p .. 'qms', now)
-  redis.call('XADD', KEYS[k], '*', 'ns', ns, 'run', run_id, 'step', step, 'att', 1,
-    'wf', wf, 'gen', gen, 'enq', now)
+  redis.call('XADD', KEYS[k], '*', unpack(message))
 end
 redis.call('EXPIRE', run_key, ttl)
-redis.call('XADD', events_key, '*', 'type', 'submitted', 'at', now)
+redis.call('XADD', events_key, '*', 'type', EVENT.submitted, 'at', now)
 redis.call('EXPIRE', events_key, ttl)
 if use_idem then redis.call('SET', idem_key, run_id, 'EX', ttl) end
 redis.call('HINCRBY', stats_key, 'started', 1)

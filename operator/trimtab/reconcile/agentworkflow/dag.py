@@ -2,9 +2,12 @@
 
 This module owns the one meaning of `dependsOn`. The operator calls it to set
 SpecValid=False with every problem it finds, or to report depth and critical path in
-status; the runtime calls `Plan.ready_after` to decide which dependents to enqueue when
-a step finishes. Keeping both on the same pure code means the two can never disagree
-about which graph is valid or which step may run next.
+status; the runtime calls `Plan.waits_after` when a step finishes, for the dependents
+it may release and what else each still waits on, and complete.lua only reads, in the
+same atomic step as the completion, whether those are done (deciding in Python instead
+would need a read and a compare-and-set per completion, which sibling branches finishing
+together would keep failing). `Plan.ready_after` is the same rule over a whole set of
+finished steps; the unit tests hold the two to agree.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ class Plan:
     critical_path: tuple[str, ...]
     critical_path_weight: float
     max_parallelism: int
+
+    def waits_after(self, step: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each dependent of `step`, with its other dependencies: once `step` is done, a
+        dependent is ready exactly when every one of those is done too."""
+        return tuple(
+            (name, tuple(d for d in self.dependencies[name] if d != step))
+            for name in self.dependents[step]
+        )
 
     def ready_after(self, done: Collection[str]) -> tuple[str, ...]:
         """Steps not in `done` whose dependencies all are, in declaration order."""

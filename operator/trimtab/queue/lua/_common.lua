@@ -1,14 +1,23 @@
--- Prepended by trimtab.queue.scripts to every script that acts on one step attempt.
+-- Prepended by trimtab.queue.scripts to every script, after _wire.lua.
+
 -- A delivery is stale when its step is gone (run expired), done or dead, or has moved
 -- on to another attempt: it is acknowledged and nothing else happens, so no step runs
 -- or completes twice. Returns whether it was stale, and the step's state.
 local function ack_if_stale(run_key, step, attempt, stream, group, msg_id)
   local state = redis.call('HGET', run_key, 's:' .. step .. ':state')
-  if (not state) or state == 'done' or state == 'dead'
+  if (not state) or state == STEP.done or state == STEP.dead
       or redis.call('HGET', run_key, 's:' .. step .. ':att') ~= attempt then
     redis.call('XACK', stream, group, msg_id)
     return true, state
   end
   return false, state
+end
+
+-- The next `n` arguments from position i on, and the position after them: how the
+-- scripts take a list the caller built (a task message's field/value pairs).
+local function take(args, i, n)
+  local out = {}
+  for k = i, i + n - 1 do out[#out + 1] = args[k] end
+  return out, i + n
 end
 

@@ -1,0 +1,82 @@
+"""The data plane's shared words and its task codec, without Redis: the generated Lua
+constants match trimtab.queue.wire, no script spells a state or a reply itself, the
+constants refuse an unknown name, and a task survives its encoding whatever it holds."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lupa import LuaError, LuaRuntime
+
+from trimtab.queue import messages, scripts, wire
+
+LUA = importlib.resources.files("trimtab.queue") / "lua"
+SCRIPTS = sorted(
+    p.name for p in LUA.iterdir() if p.name.endswith(".lua") and not p.name.startswith("_")
+)
+WORDS = {v.value for enum in wire.LUA_TABLES.values() for v in enum}
+# Where a state or reply would be spelt: compared, returned, or written as a state/status.
+SPELT = re.compile(
+    r"""(?:[=~]=\s*|return\s*\{?\s*|'state',\s*|'status',\s*|reply\s*=\s*)'([a-z_-]+)'"""
+)
+
+
+def test_the_checked_in_constants_are_generated_from_the_enums() -> None:
+    assert (LUA / "_wire.lua").read_text() == wire.lua_constants()
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, "_common.lua"])
+def test_no_script_spells_a_state_or_reply_of_its_own(name: str) -> None:
+    code = re.sub(r"--.*", "", (LUA / name).read_text())  # comments may name them
+    spelt = set(SPELT.findall(code)) & WORDS
+    assert not spelt, f"{name} spells {sorted(spelt)}: use the tables of _wire.lua"
+
+
+def test_every_registered_script_starts_with_the_constants() -> None:
+    assert set(scripts.NAMES) == {n.removesuffix(".lua") for n in SCRIPTS}
+    for name in scripts.NAMES:
+        assert scripts.source(name).startswith(wire.lua_constants())
+
+
+def test_the_lua_tables_hold_the_enum_values_and_refuse_unknown_names() -> None:
+    lua = LuaRuntime()
+    prelude = wire.lua_constants()
+    assert lua.execute(prelude + "return STEP.done") == wire.StepState.DONE.value
+    assert lua.execute(prelude + "return REPLY.not_dead") == wire.Reply.NOT_DEAD.value
+    with pytest.raises(LuaError, match="no constant dnoe"):
+        lua.execute(prelude + "return STEP.dnoe")
+
+
+def test_a_run_has_ended_only_when_it_succeeded_or_failed() -> None:
+    assert {s for s in wire.RunStatus if s.ended} == {
+        wire.RunStatus.SUCCEEDED,
+        wire.RunStatus.FAILED,
+    }
+
+
+texts = st.text(min_size=1, max_size=20)
+
+
+@given(
+    task=st.builds(
+        messages.Task,
+        namespace=texts,
+        run_id=texts,
+        step=texts,
+        attempt=st.integers(1, 10**9),
+        workflow=texts,
+        generation=st.integers(1, 10**9),
+        enqueued_ms=st.integers(0, 10**13).map(float),
+        budget_from=st.integers(0, 10**9),
+    )
+)
+def test_a_task_survives_its_encoding(task: messages.Task) -> None:
+    flat = task.encode()
+    assert all(isinstance(x, str) for x in flat)
+    pairs = dict(zip(flat[::2], flat[1::2], strict=True))
+    assert messages.decode(pairs) == task
+    assert messages.decode({k.encode(): v.encode() for k, v in pairs.items()}) == task
