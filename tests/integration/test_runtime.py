@@ -68,6 +68,17 @@ async def _publish(sdk: Client, name: str, spec: dict[str, Any]) -> None:
     await sdk.publish(NS, name, awf.AgentWorkflowSpec.model_validate(spec))
 
 
+def _observed(histogram: Any, outcome: str) -> tuple[float, float]:
+    """How many observations a step histogram has for `outcome`, and their sum."""
+    found = {
+        sample.name.rsplit("_", 1)[-1]: sample.value
+        for family in histogram.collect()
+        for sample in family.samples
+        if sample.labels.get("outcome") == outcome and sample.name.endswith(("_count", "_sum"))
+    }
+    return found.get("count", 0.0), found.get("sum", 0.0)
+
+
 def _cfg(sim: str, redis_url: str, pool: str = "p", **overrides: Any) -> settings.WorkerSettings:
     return runtime.worker_settings(NS, pool, runtime.pool_spec(sim, **overrides), redis_url)
 
@@ -151,8 +162,13 @@ async def test_failing_step_retries_then_dead_letters(
             ],
         },
     )
-    async with runtime.in_process_worker(_cfg(sim, redis_url, model="broken")):
+    async with runtime.in_process_worker(_cfg(sim, redis_url, model="broken")) as worker:
         result = await sdk.result(await sdk.submit(NS, "doomed", {}), timeout=20)
+    # Each failed attempt is timed like any other (its HTTP call took some time).
+    for outcome in ("retried", "dead_lettered"):
+        count, seconds = _observed(worker.metrics.step_duration_seconds, outcome)
+        assert count == 1
+        assert seconds > 0
     assert result.status == "failed"
     assert "http_5xx" in result.errors["call"]
     assert "attempt 2 of 2" in result.errors["call"]

@@ -1,30 +1,23 @@
-"""One attempt of one step, with every guard in front of the endpoint: the response
-cache (a hit needs no call at all), the budgets (a step that could overrun does not
-start), the circuit breaker (a failing endpoint is left alone), then the call itself
-under the step's timeout. Each way an attempt can end without a result is handed to
-the finisher, which records it; the caller gets a result only when there is one.
+"""One attempt of one step, with every guard in front of the endpoint: the deadline,
+the response cache (a hit needs no call at all), the budgets (a step that could overrun
+does not start), the circuit breaker (a failing endpoint is left alone), then the call
+itself under the step's timeout. Whatever happens, the attempt returns how it ended
+(trimtab.worker.ending) for the finisher to apply.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
+import random
 from typing import Any
 
 from trimtab import metrics as metrics_mod
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import cache, connection, runs, scripts, tasks
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import errors, execute, finish, guard, policy, render, settings
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    result: execute.StepResult
-    cached: bool
-    digest: str | None  # the cache entry to fill once the result is accepted
+from trimtab.worker import ending, errors, execute, finish, guard, policy, render, settings
 
 
 class Attempts:
@@ -36,10 +29,10 @@ class Attempts:
         lua: scripts.Scripts,
         clients: execute.Clients,
         metrics: metrics_mod.Metrics,
-        finisher: finish.Finisher,
+        rng: random.Random,
     ) -> None:
         self.cfg, self.client, self.clients = cfg, client, clients
-        self.metrics, self.finisher = metrics, finisher
+        self.metrics, self.rng = metrics, rng
         self.lua = lua
         self.guards = guard.Guards(cfg, client=client, lua=lua, metrics=metrics)
 
@@ -66,13 +59,11 @@ class Attempts:
         run: runs.RunView,
         step: awf.Step,
         context: dict[str, Any],
-    ) -> Outcome | None:
+    ) -> ending.Ending:
         task = delivery.task
         late = policy.past_deadline(wf.spec.deadline_seconds, run.created_ms, finish.now_ms())
         if late is not None:
-            self.finisher.count_error(metrics_mod.ErrorType.DEADLINE_EXCEEDED)
-            await self.finisher.give_up(delivery, wf, late)
-            return None
+            return ending.DeadLetter(late, metrics_mod.ErrorType.DEADLINE_EXCEEDED)
         prompt = _rendered(step, context)
         digest = self.cache_digest(step, prompt)
         if digest is not None:
@@ -84,54 +75,54 @@ class Attempts:
                 result=metrics_mod.CacheResult.HIT if hit else metrics_mod.CacheResult.MISS,
             )
             if hit:
-                return Outcome(execute.StepResult(output=found), cached=True, digest=None)
+                return ending.Completed(execute.StepResult(output=found), cached=True)
         over = self._over_budget(step, wf, run, prompt)
         if over is not None:
-            await self.finisher.budget_exhausted(delivery, wf, over)
-            return None
-        result = await self._call(delivery, wf, step, context, prompt)
-        return None if result is None else Outcome(result, cached=False, digest=digest)
+            return ending.budget_exhausted(wf.spec.budget, pool=self.cfg.pool, shortfall=over)
+        called = await self._call(delivery, step, context, prompt)
+        if isinstance(called, execute.StepResult):
+            return ending.Completed(called, digest=digest)
+        return called
 
-    async def remember(self, step: awf.Step, outcome: Outcome) -> None:
+    async def remember(self, step: awf.Step, done: ending.Completed) -> None:
         """Fill the cache with an accepted (completed) result."""
-        if outcome.digest is not None and step.cache is not None:
+        if done.digest is not None and step.cache is not None:
             await cache.store(
-                self.client,
-                self.cfg.namespace,
-                outcome.digest,
-                outcome.result.output,
+                self.client, self.cfg.namespace, done.digest, done.result.output,
                 step.cache.ttl_seconds,
-            )
+            )  # fmt: skip
 
     async def _call(
         self,
         delivery: tasks.Delivery,
-        wf: compile_mod.CompiledWorkflow,
         step: awf.Step,
         context: dict[str, Any],
         prompt: execute.Prompt | None,
-    ) -> execute.StepResult | None:
+    ) -> execute.StepResult | ending.Ending:
         now = finish.now_ms
         verdict = await self.guards.check(step, now())
         if not verdict.allowed:  # the endpoint is left alone; the step waits or moves
-            await self.finisher.breaker_open(delivery, wf, retry_at_ms=verdict.retry_at_ms)
-            return None
+            return ending.breaker_open(
+                step, pool=self.cfg.pool, retry_at_ms=verdict.retry_at_ms, now_ms=now()
+            )
         try:
             result = await asyncio.wait_for(
                 execute.run_step(step, context, self.clients, prompt),
                 timeout=step.timeout_seconds,
             )
         except TimeoutError:
-            timed_out = errors.StepTimeoutError(f"step timed out after {step.timeout_seconds} s")
-            await self.guards.record(step, verdict, timed_out, now())
-            await self.finisher.failed(delivery, wf, timed_out, error_type=timed_out.error_type)
-            return None
+            failure: errors.StepError = errors.StepTimeoutError(
+                f"step timed out after {step.timeout_seconds} s"
+            )
         except errors.StepError as exc:
-            await self.guards.record(step, verdict, exc, now())
-            await self.finisher.failed(delivery, wf, exc, error_type=exc.error_type)
-            return None
-        await self.guards.record(step, verdict, None, now())
-        return result
+            failure = exc
+        else:
+            await self.guards.record(step, verdict, None, now())
+            return result
+        await self.guards.record(step, verdict, failure, now())
+        return ending.after_failure(
+            failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
+        )
 
     def _over_budget(
         self,

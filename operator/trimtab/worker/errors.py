@@ -13,18 +13,20 @@ StepError                 base: retryable and portable unless said otherwise
 
 Retryable: timeouts, connection errors, 429 (honouring Retry-After), 5xx, invalid
 output. Permanent: other 4xx, template errors, and invalid output once the retries
-and the fallback are spent. `error_type` is the bounded label of
-trimtab_errors_total (with the guards' budget_exhausted, deadline_exceeded and
+and the fallback are spent. `error_type` is a trimtab.metrics.ErrorType: the bounded
+label of trimtab_errors_total (with the guards' budget_exhausted, deadline_exceeded and
 breaker_open) and the prefix of the error kept in run state.
 """
 
 from __future__ import annotations
 
+from trimtab.metrics import ErrorType
+
 
 class StepError(Exception):
     """A step attempt failed."""
 
-    error_type = "error"
+    error_type = ErrorType.OTHER
     retryable = True
     portable = True
 
@@ -34,10 +36,12 @@ class StepError(Exception):
 
 
 class _HttpStepError(StepError):
-    def __init__(self, message: str, *, error_type: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, error_type: ErrorType, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.error_type = error_type
-        self.retryable = error_type != "http_4xx"
+        self.retryable = error_type is not ErrorType.HTTP_4XX
 
 
 class ModelError(_HttpStepError):
@@ -51,13 +55,13 @@ class ToolError(_HttpStepError):
 class StepTimeoutError(StepError):
     """The step did not finish within its timeoutSeconds."""
 
-    error_type = "timeout"
+    error_type = ErrorType.TIMEOUT
 
 
 class InvalidOutputError(StepError):
     """The output is not what the step's schema requires."""
 
-    error_type = "invalid_output"
+    error_type = ErrorType.INVALID_OUTPUT
 
     def __init__(self, message: str, *, output: str | None = None) -> None:
         super().__init__(message)
@@ -67,6 +71,6 @@ class InvalidOutputError(StepError):
 class TemplateInputError(StepError):
     """The step's template refers to something its context lacks."""
 
-    error_type = "template"
+    error_type = ErrorType.TEMPLATE
     retryable = False
     portable = False

@@ -12,7 +12,9 @@ from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import breaker, connection, scripts
 from trimtab.worker import errors, settings
 
-ENDPOINT_FAILURES = frozenset({"http_5xx", "timeout", "connect"})
+ENDPOINT_FAILURES = frozenset(
+    {metrics_mod.ErrorType.HTTP_5XX, metrics_mod.ErrorType.TIMEOUT, metrics_mod.ErrorType.CONNECT}
+)
 GAUGE = {
     breaker.State.CLOSED: metrics_mod.BreakerState.CLOSED,
     breaker.State.HALF_OPEN: metrics_mod.BreakerState.HALF_OPEN,

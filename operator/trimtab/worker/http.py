@@ -18,6 +18,7 @@ import ssl
 
 import httpx
 
+from trimtab.metrics import ErrorType
 from trimtab.worker import errors
 
 SHARD_CONNECTIONS = 16
@@ -75,11 +76,11 @@ def raise_for(
     if response.status_code < 400:
         return
     kind = (
-        "http_429"
+        ErrorType.HTTP_429
         if response.status_code == 429
-        else "http_5xx"
+        else ErrorType.HTTP_5XX
         if response.status_code >= 500
-        else "http_4xx"
+        else ErrorType.HTTP_4XX
     )
     raise error(
         f"HTTP {response.status_code}: {response.text[:300]}",
@@ -104,8 +105,8 @@ async def post(
             method, url, json=json_body, content=content, headers=headers
         )
     except httpx.TimeoutException as exc:
-        raise error(f"timed out: {exc!r}", error_type="timeout") from exc
+        raise error(f"timed out: {exc!r}", error_type=ErrorType.TIMEOUT) from exc
     except httpx.TransportError as exc:
-        raise error(f"connection failed: {exc!r}", error_type="connect") from exc
+        raise error(f"connection failed: {exc!r}", error_type=ErrorType.CONNECT) from exc
     raise_for(response, error=error)
     return response

@@ -21,7 +21,7 @@ from typing import Any
 from trimtab import metrics as metrics_mod
 from trimtab.queue import connection, runs, scripts, stats, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import attempt, execute, finish, policy, serving, settings
+from trimtab.worker import attempt, ending, execute, finish, policy, serving, settings
 from trimtab.worker import stats as tally
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,10 @@ class Worker:
         self._tally = tally.SecondTally()
         self.readiness = serving.Readiness()  # what the pod's readiness probe reports
         self.finisher = finish.Finisher(
-            cfg, client=client, queue=self.queue, metrics=metrics, rng=self.rng, tally=self._tally
+            cfg, client=client, queue=self.queue, metrics=metrics, tally=self._tally
         )
         self.attempts = attempt.Attempts(
-            cfg,
-            client=client,
-            lua=self.lua,
-            clients=clients,
-            metrics=metrics,
-            finisher=self.finisher,
+            cfg, client=client, lua=self.lua, clients=clients, metrics=metrics, rng=self.rng
         )
 
     @property
@@ -224,12 +219,9 @@ class Worker:
         if started.outcome is wire.Reply.DUPLICATE:
             return
         if started.outcome is wire.Reply.EXHAUSTED or started.view is None:
-            await self.finisher.give_up(
-                delivery,
-                wf,
-                f"delivered more than {self.cfg.spec.queue.max_deliveries} "
-                "times without completing",
-            )
+            limit = self.cfg.spec.queue.max_deliveries
+            why = f"delivered more than {limit} times without completing"
+            await self.finisher.apply(delivery, wf, ending.DeadLetter(why))
             return
         self.metrics.queue_wait_seconds.labels(self.cfg.namespace, self.cfg.pool).observe(
             max(0.0, (now_ms() - task.enqueued_ms) / 1000)
@@ -244,16 +236,13 @@ class Worker:
         if context is None:  # cannot happen for a step enqueued by complete.lua
             raise RuntimeError(f"step {step.name} started before its dependencies finished")
         t0 = time.monotonic()
-        outcome = await self.attempts.run(delivery, wf, run, step, context)
-        if outcome is None:
-            return  # retried, moved, parked or given up: the finisher recorded it
-        result, elapsed = outcome.result, time.monotonic() - t0
-        unsure = policy.confidence_shortfall(
-            result.output, step.output.min_confidence if step.output else None
-        )
-        if unsure is not None:
-            await self.finisher.review(delivery, reason=unsure, output=result.output, result=result)
-            return
-        await self.finisher.complete(delivery, wf, run, result)
-        await self.attempts.remember(step, outcome)
-        self.finisher.succeeded(delivery, wf, result, elapsed, cached=outcome.cached)
+        end = await self.attempts.run(delivery, wf, run, step, context)
+        if isinstance(end, ending.Completed):
+            minimum = step.output.min_confidence if step.output else None
+            unsure = policy.confidence_shortfall(end.result.output, minimum)
+            if unsure is not None:
+                end = ending.Review(unsure, end.result.output, end.result)
+        seconds = time.monotonic() - t0
+        reply = await self.finisher.apply(delivery, wf, end, run=run, seconds=seconds)
+        if isinstance(end, ending.Completed) and reply is wire.Reply.OK:
+            await self.attempts.remember(step, end)

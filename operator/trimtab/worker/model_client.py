@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from trimtab.api.v1alpha1 import agentpool
+from trimtab.metrics import ErrorType
 from trimtab.worker import errors, http
 
 
@@ -98,5 +99,5 @@ def _reply(response: httpx.Response) -> ModelReply:
         )
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise errors.ModelError(
-            f"not a chat completion: {response.text[:300]}", error_type="http_5xx"
+            f"not a chat completion: {response.text[:300]}", error_type=ErrorType.HTTP_5XX
         ) from exc
