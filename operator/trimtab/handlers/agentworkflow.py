@@ -18,7 +18,7 @@ import kopf
 from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.handlers import agentpool, state
+from trimtab.handlers import pool_objects, state
 from trimtab.kube import events, objects
 from trimtab.queue import workflows
 from trimtab.reconcile import conditions
@@ -113,10 +113,10 @@ async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) ->
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     # The per-generation parse the pools' Deployments are built from (an invalid spec
     # names no Secret); ensure_objects below reads the same cache.
-    for pool in sorted(agentpool.workflow_tool_secrets(shared, (ns, name), body)):
+    for pool in sorted(pool_objects.workflow_tool_secrets(shared, (ns, name), body)):
         pool_body = shared.pools.get((ns, pool))
         if pool_body is not None:
-            await agentpool.ensure_objects(shared, pool_body)
+            await pool_objects.ensure_objects(shared, pool_body)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from trimtab.handlers import agentpool, agentworkflow, pool_scaler, state
+from trimtab.handlers import agentworkflow, pool_objects, pool_scaler, state
 from trimtab.kube import objects
 from trimtab.queue import arrivals, connection, load
 
@@ -84,7 +84,7 @@ async def refresh(shared: state.Shared) -> None:
             last_objects = time.monotonic()
             for key, body in list(shared.pools.items()):
                 await _guarded(
-                    f"pool objects {key[0]}/{key[1]}", agentpool.ensure_objects(shared, body)
+                    f"pool objects {key[0]}/{key[1]}", pool_objects.ensure_objects(shared, body)
                 )
             await _guarded("retiring deleted workflows", _sweep(shared))
         await asyncio.sleep(shared.cfg.status_interval_seconds)

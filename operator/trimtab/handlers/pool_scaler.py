@@ -17,8 +17,7 @@ from typing import Any
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import agentpool
-from trimtab.handlers import agentpool as pool_objects
-from trimtab.handlers import pool_status, state
+from trimtab.handlers import pool_objects, pool_status, state
 from trimtab.kube import events
 from trimtab.queue import arrivals, load
 from trimtab.reconcile.agentpool import autoscaler, desired, fallback, forecast, scaling

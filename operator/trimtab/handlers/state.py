@@ -27,7 +27,7 @@ class Shared:
     deployments: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     # Namespaces whose workflows were listed once, so the view is complete there before
-    # a pool's Deployment is built from it (trimtab.handlers.agentpool).
+    # a pool's Deployment is built from it (trimtab.handlers.pool_objects).
     workflows_listed: set[str] = dataclasses.field(default_factory=set)
     # Each workflow's tool Secrets by pool, with the generation they were parsed from.
     tool_secrets: dict[tuple[str, str], tuple[Any, dict[str, set[tuple[str, str]]]]] = (

@@ -1,0 +1,164 @@
+"""A pool's objects: the worker Deployment, its metrics Service and PDB, applied from
+their desired state (trimtab.reconcile.agentpool.desired).
+
+Level-based: `ensure_objects` applies the desired objects, skipping any whose
+desired-state hash already matches, so a steady pool costs no writes. Its callers are
+the AgentPool handler (create, resume, spec updates), the autoscaler when a spot
+fallback switches, the workflow handler when a workflow's tool Secrets change, and the
+refresh loop once a minute; this module is theirs to share, so no handler module imports
+another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from trimtab import metrics
+from trimtab.api.v1alpha1 import API_VERSION, agentpool
+from trimtab.handlers import state
+from trimtab.kube import objects
+from trimtab.reasons import ConditionType
+from trimtab.reconcile import conditions
+from trimtab.reconcile.agentpool import desired
+from trimtab.reconcile.agentworkflow import secrets
+
+PLURAL = "agentpools"
+HASH_ANNOTATION = "trimtab.io/desired-hash"
+OBJECT_MANAGER = "trimtab-operator"
+log = logging.getLogger(__name__)
+
+
+def switched_at(status: Mapping[str, Any]) -> float | None:
+    """When the pool's SpotFallback condition last changed."""
+    found = conditions.find(status.get("conditions"), ConditionType.SPOT_FALLBACK)
+    return conditions.parse_time(found.get("lastTransitionTime"))
+
+
+def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    meta = obj["metadata"]
+    meta["annotations"] = {**meta.get("annotations", {}), HASH_ANNOTATION: digest}
+    return obj
+
+
+def on_fallback(status: Mapping[str, Any]) -> bool:
+    """Whether the pool's SpotFallback condition holds it on on-demand capacity."""
+    return conditions.is_true(status.get("conditions"), ConditionType.SPOT_FALLBACK)
+
+
+def _desired_objects(
+    body: Mapping[str, Any],
+    spec: agentpool.AgentPoolSpec,
+    wiring: desired.Wiring,
+    fallback: bool,
+) -> list[dict[str, Any]]:
+    ns, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
+    return [
+        _hashed(o)
+        for o in (
+            desired.build_deployment(ns, name, uid, spec, wiring=wiring, fallback_active=fallback),
+            desired.build_service(ns, name, uid),
+            desired.build_pdb(ns, name, uid),
+        )
+    ]
+
+
+async def _wiring(shared: state.Shared, namespace: str, pool: str) -> desired.Wiring:
+    await _list_workflows_once(shared, namespace)
+    needed: set[secrets.SecretKey] = set()
+    for key, body in list(shared.workflows.items()):
+        if key[0] == namespace:
+            needed |= workflow_tool_secrets(shared, key, body).get(pool, set())
+    return desired.Wiring(
+        image=shared.cfg.worker_image, redis=shared.cfg.worker_redis, tool_secrets=frozenset(needed)
+    )
+
+
+def workflow_tool_secrets(
+    shared: state.Shared, key: tuple[str, str], body: Mapping[str, Any]
+) -> dict[str, set[secrets.SecretKey]]:
+    """A workflow's tool Secrets by pool, parsed once per generation: the once-a-minute
+    pass over every pool would otherwise parse every workflow once per pool."""
+    generation = body["metadata"].get("generation")
+    cached = shared.tool_secrets.get(key)
+    if cached is None or cached[0] != generation:
+        cached = (generation, secrets.raw_tool_secrets_by_pool(body.get("spec") or {}))
+        shared.tool_secrets[key] = cached
+    return cached[1]
+
+
+async def _list_workflows_once(shared: state.Shared, namespace: str) -> None:
+    """Fill the namespace's workflow view from one list before its first use. At start-up
+    pool events may come before workflow events; a Deployment built from a partial view
+    would drop tool Secrets and roll every pod, twice, on each operator restart."""
+    if namespace in shared.workflows_listed:
+        return
+    found = await shared.kube(shared.store.list, API_VERSION, "AgentWorkflow", namespace=namespace)
+    for body in found:
+        # Watch events are at least as fresh as this list: they win.
+        shared.workflows.setdefault((namespace, body["metadata"]["name"]), body)
+    shared.workflows_listed.add(namespace)
+
+
+async def _apply_if_changed(
+    shared: state.Shared, obj: dict[str, Any], spec: agentpool.AgentPoolSpec
+) -> bool:
+    meta = obj["metadata"]
+    current = await shared.kube(
+        shared.store.get, obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"]
+    )
+    if (
+        current is None
+        and obj["kind"] == "Deployment"
+        and await _create_deployment(shared, obj, spec)
+    ):
+        return True
+    have = ((current or {}).get("metadata") or {}).get("annotations") or {}
+    if have.get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]:
+        return False
+    await shared.kube(shared.store.apply, obj, field_manager=OBJECT_MANAGER)
+    return True
+
+
+async def _create_deployment(
+    shared: state.Shared, obj: dict[str, Any], spec: agentpool.AgentPoolSpec
+) -> bool:
+    """Create the Deployment with its initial replicas (a create, not an apply, so the
+    count stays out of the object manager's applied fields and the scaler alone owns
+    it from its first apply). False when it exists already (another pass was first)."""
+    first = {**obj, "spec": {**obj["spec"], "replicas": desired.initial_replicas(spec)}}
+    try:
+        await shared.kube(shared.store.create, first, field_manager=OBJECT_MANAGER)
+    except objects.ApiError as exc:
+        if exc.status != HTTPStatus.CONFLICT:
+            raise
+        return False
+    return True
+
+
+async def ensure_objects(
+    shared: state.Shared, body: Mapping[str, Any], *, fallback_active: bool | None = None
+) -> None:
+    """Apply whichever of the pool's objects differ from their desired state; placement
+    follows `fallback_active`, or the pool's SpotFallback condition when None."""
+    t0 = time.perf_counter()
+    spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+    on_demand = (
+        on_fallback(body.get("status") or {}) if fallback_active is None else fallback_active
+    )
+    wiring = await _wiring(shared, body["metadata"]["namespace"], body["metadata"]["name"])
+    for obj in _desired_objects(body, spec, wiring, on_demand):
+        if await _apply_if_changed(shared, obj, spec):
+            log.info(
+                "applied %s %s/%s",
+                obj["kind"],
+                obj["metadata"]["namespace"],
+                obj["metadata"]["name"],
+            )
+    shared.metrics.reconciled(metrics.ReconciledKind.AGENT_POOL, seconds=time.perf_counter() - t0)
