@@ -432,7 +432,8 @@ def test_mount_points_under_a_prefix_deepest_first() -> None:
 
 
 def test_shim_socket_is_where_containerd_1_6_puts_it() -> None:
-    # Measured on this host: a SIGKILLed shim of this id left exactly this socket behind.
+    # A known answer, measured: a SIGKILLed shim of this id, under a containerd whose
+    # socket had this path, left exactly this socket behind. The path is only the input.
     sock = "/root/.local/state/trimtab/clusters/realnode/nodes/real-on-demand-0/containerd.sock"
     cid = "cd022776088f840c03ccdccfe298c6a945b8437149fe1d02cf9e6b8f14a9ab50"
     assert hostundo.shim_socket(sock, cid) == pathlib.Path(

@@ -92,8 +92,3 @@ def connect_binary(
         **(auth or Auth.from_env()).pool_options(url),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
-
-
-async def ping(client: Redis) -> None:
-    """One round trip; raises one of UNAVAILABLE when Redis cannot be reached."""
-    await client.ping()

@@ -36,12 +36,9 @@ class DeadLetter:
 
 
 def entry_fields(task: messages.Task, *, pool: str, reason: str, at_ms: float) -> list[str]:
-    """The dead-letter entry of a step attempt given up on, as flat field/value pairs."""
-    return [
-        *("ns", task.namespace, "run", task.run_id, "step", task.step),
-        *("att", str(task.attempt), "wf", task.workflow, "gen", str(task.generation)),
-        *("pool", pool, "reason", reason, "at", f"{at_ms:.3f}"),
-    ]
+    """The dead-letter entry of a step attempt given up on, as flat field/value pairs:
+    the task message as trimtab.queue.messages encodes it, and why."""
+    return [*task.encode(), "pool", pool, "reason", reason, "at", f"{at_ms:.3f}"]
 
 
 def _entry(namespace: str, entry_id: str, f: dict[str, str]) -> DeadLetter:

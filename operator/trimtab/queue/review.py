@@ -62,10 +62,10 @@ def entry_fields(
     cost: float,
     at_ms: float,
 ) -> list[str]:
-    """The review entry of a step attempt parked for a person, as flat field/value pairs."""
+    """The review entry of a step attempt parked for a person, as flat field/value pairs:
+    the task message as trimtab.queue.messages encodes it, the output in question, why."""
     return [
-        *("ns", task.namespace, "run", task.run_id, "step", task.step),
-        *("att", str(task.attempt), "wf", task.workflow, "gen", str(task.generation)),
+        *task.encode(),
         *("pool", pool, "reason", reason, "output", "" if output is None else json.dumps(output)),
         *("tokens", str(tokens), "cost", repr(float(cost)), "at", f"{at_ms:.3f}"),
     ]

@@ -73,7 +73,6 @@ class Worker:
             self._every(max(0.5, self.visibility_s / 4), self._reclaim),
             self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
             self._every(10.0, self.queue.trim_acknowledged),
-            self._every(1.0, self._ping),
         ]
         background = [asyncio.create_task(loop(stop)) for loop in loops]
         try:
@@ -142,7 +141,10 @@ class Worker:
             )
 
     async def _promote(self) -> None:
+        """Move due retries onto the stream; as it reaches Redis every 0.2 s whether or
+        not a slot is free, it is also what keeps readiness current."""
         await self.queue.promote_due(now_ms=now_ms())
+        self.readiness.reached_redis()
 
     async def _reclaim(self) -> None:
         free = self.concurrency - self.in_flight
@@ -156,11 +158,6 @@ class Worker:
                     delivery.task.step,
                 )
                 self._spawn(delivery)
-
-    async def _ping(self) -> None:
-        """Keep readiness current while every slot is busy and nothing is claimed."""
-        await connection.ping(self.client)
-        self.readiness.reached_redis()
 
     async def _heartbeat(self) -> None:
         await self.queue.heartbeat([d.msg_id for d in self._running.values()])

@@ -2,7 +2,7 @@
 for the kubelet's readiness probe, `/healthz` for liveness.
 
 Ready means the worker can take steps now: it reached Redis within the last
-READY_WITHIN_SECONDS (a claim, or the ping it sends every second) and it is not
+READY_WITHIN_SECONDS (a claim, or the promotion of due retries every 0.2 s) and it is not
 draining. A worker that cannot reach Redis, or that was asked to stop, leaves its
 Service's endpoints and stops counting as Ready, so the Deployment's ready count (which
 the autoscaler measures its start-up time on) says what really serves.
