@@ -240,7 +240,12 @@ async def test_breaker_opens_keeps_calls_off_a_down_endpoint_and_closes_when_it_
         while _requests(sim, "down") - before < 3:  # the threshold's worth of failures
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
+        # The simulator counts the third call before the worker hears its answer and
+        # records it: give the record a moment.
         opened = await breaker.model_state(sdk.redis, NS, "b")
+        while opened is not breaker.State.OPEN and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            opened = await breaker.model_state(sdk.redis, NS, "b")
         await asyncio.sleep(0.6)  # inside the 1 s cool-down: the step retries, no calls
         assert opened is breaker.State.OPEN
         assert _requests(sim, "down") - before == 3
