@@ -16,7 +16,7 @@ READY = conditions.Desired(ConditionType.READY, True, Reason.AVAILABLE, "3/3 rep
 
 def test_first_write_stamps_now_and_generation() -> None:
     [c] = conditions.merge([], [READY], generation=4, now=T0)
-    assert c == {
+    assert c.model_dump(by_alias=True, mode="json") == {
         "type": "Ready",
         "status": "True",
         "reason": "Available",
@@ -50,14 +50,14 @@ def test_transition_time_moves_only_with_status(later: conditions.Desired, moves
     first = conditions.merge([], [READY], generation=1, now=T0)
     second = conditions.merge(first, [later], generation=2, now=T1)
     expected = "2026-01-01T12:05:00Z" if moves else "2026-01-01T12:00:00Z"
-    assert second[0]["lastTransitionTime"] == expected
-    assert second[0]["observedGeneration"] == 2
+    assert conditions.format_time(second[0].last_transition_time) == expected
+    assert second[0].observed_generation == 2
 
 
 def test_transitions_list_new_and_changed_conditions_only() -> None:
     fallback = conditions.Desired(ConditionType.SPOT_FALLBACK, False, Reason.ON_SPOT)
     first = conditions.merge([], [READY, fallback], generation=1, now=T0)
-    assert [c["type"] for c in conditions.transitions([], first)] == ["Ready", "SpotFallback"]
+    assert [e.reason for e in conditions.transitions([], first)] == ["Available", "OnSpot"]
     same = conditions.merge(first, [READY, fallback], generation=1, now=T1)
     assert conditions.transitions(first, same) == []
     changed = conditions.merge(
@@ -66,7 +66,47 @@ def test_transitions_list_new_and_changed_conditions_only() -> None:
         generation=1,
         now=T1,
     )
-    assert [c["type"] for c in conditions.transitions(first, changed)] == ["SpotFallback"]
+    [moved] = conditions.transitions(first, changed)
+    assert (moved.type, moved.reason) == ("Normal", "SpotUnschedulable")
+    assert moved.message.startswith("SpotFallback=True")
+
+
+def test_a_reason_that_follows_every_decision_moves_no_event_on_its_own() -> None:
+    def active(status: bool, reason: Reason) -> conditions.Desired:
+        return conditions.Desired(ConditionType.SCALING_ACTIVE, status, reason)
+
+    first = conditions.merge([], [active(True, Reason.STEADY)], generation=1, now=T0)
+    quiet = {ConditionType.SCALING_ACTIVE}
+    up = conditions.merge(first, [active(True, Reason.SCALED_UP)], generation=1, now=T1)
+    assert conditions.transitions(first, up, status_only=quiet) == []
+    assert len(conditions.transitions(first, up)) == 1
+    off = conditions.merge(first, [active(False, Reason.MANUAL_MODE)], generation=1, now=T1)
+    assert [e.reason for e in conditions.transitions(first, off, status_only=quiet)] == [
+        "ManualMode"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "warning"),
+    [
+        (ConditionType.READY, False, True),
+        (ConditionType.READY, True, False),
+        (ConditionType.METRICS_AVAILABLE, False, True),
+        (ConditionType.SCALING_LIMITED, False, False),
+        (ConditionType.SPOT_FALLBACK, True, False),
+        (ConditionType.SPEC_VALID, False, True),
+    ],
+)
+def test_a_false_condition_warns_only_where_false_is_trouble(
+    kind: ConditionType, status: bool, warning: bool
+) -> None:
+    [event] = conditions.transitions(
+        [],
+        conditions.merge(
+            [], [conditions.Desired(kind, status, Reason.AVAILABLE)], generation=1, now=T0
+        ),
+    )
+    assert event.warning is warning
 
 
 def test_names_fit_kubernetes_limits_for_the_longest_pool_name() -> None:

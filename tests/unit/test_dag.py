@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trimtab.reasons import Reason
 from trimtab.reconcile.agentworkflow.dag import (
     InvalidDagError,
     Plan,
@@ -17,6 +18,8 @@ from trimtab.reconcile.agentworkflow.dag import (
     compile_plan,
     find_problems,
 )
+
+CYCLE = Reason.DEPENDENCY_CYCLE
 
 
 def step(name: str, *deps: str, weight: float = 1.0) -> StepNode:
@@ -159,32 +162,32 @@ def _at(i: int, j: int | None = None) -> str:
         ),
         pytest.param(
             [step("a", "b"), step("b", "a")],
-            [Problem(_at(0), "dependency cycle: a -> b -> a")],
+            [Problem(_at(0), "dependency cycle: a -> b -> a", CYCLE)],
             id="two-cycle",
         ),
         pytest.param(
             [step("b", "c"), step("c", "a"), step("a", "b")],
-            [Problem(_at(2), "dependency cycle: a -> b -> c -> a")],
+            [Problem(_at(2), "dependency cycle: a -> b -> c -> a", CYCLE)],
             id="three-cycle-starts-at-smallest-name",
         ),
         pytest.param(
             [step("a", "b"), step("b", "a"), step("x", "y"), step("y", "x"), step("ok", "a")],
             [
-                Problem(_at(0), "dependency cycle: a -> b -> a"),
-                Problem(_at(2), "dependency cycle: x -> y -> x"),
+                Problem(_at(0), "dependency cycle: a -> b -> a", CYCLE),
+                Problem(_at(2), "dependency cycle: x -> y -> x", CYCLE),
             ],
             id="two-separate-cycles",
         ),
         pytest.param(
             [step("tail", "b"), step("b", "c"), step("c", "b")],
-            [Problem(_at(1), "dependency cycle: b -> c -> b")],
+            [Problem(_at(1), "dependency cycle: b -> c -> b", CYCLE)],
             id="cycle-names-only-steps-on-it",
         ),
         pytest.param(
             [step("a", "a", "b"), step("b", "a")],
             [
                 Problem(_at(0, 0), 'step "a" depends on itself'),
-                Problem(_at(0), "dependency cycle: a -> b -> a"),
+                Problem(_at(0), "dependency cycle: a -> b -> a", CYCLE),
             ],
             id="self-dependency-beside-a-real-cycle",
         ),
@@ -203,7 +206,7 @@ def _at(i: int, j: int | None = None) -> str:
                     _at(1, 2), 'step "b" depends on "ghost", which is not a step of this workflow'
                 ),
                 Problem("spec.steps[2].name", 'step name "a" is already used by spec.steps[0]'),
-                Problem(_at(3), "dependency cycle: c -> d -> c"),
+                Problem(_at(3), "dependency cycle: c -> d -> c", CYCLE),
             ],
             id="several-problems-all-reported",
         ),
@@ -316,7 +319,7 @@ def test_a_back_edge_in_a_chain_is_reported_as_a_cycle(data: st.DataObject, n: i
     cycle = [names[early], *reversed(names[early + 1 : late + 1]), names[early]]
     index = next(i for i, s in enumerate(steps) if s.name == names[early])
     assert find_problems(steps) == [
-        Problem(f"spec.steps[{index}].dependsOn", "dependency cycle: " + " -> ".join(cycle))
+        Problem(f"spec.steps[{index}].dependsOn", "dependency cycle: " + " -> ".join(cycle), CYCLE)
     ]
     with pytest.raises(InvalidDagError):
         compile_plan(steps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from typing import Any
 
 import pytest
@@ -95,8 +97,61 @@ def test_messages_name_the_cycle_and_the_missing_pool() -> None:
     assert waiting["PoolsReady"][2] == "not Ready yet: small"
 
 
-def test_summary_of_a_valid_plan_and_of_none() -> None:
+@dataclasses.dataclass(frozen=True)
+class _Runs:
+    started: int = 5
+    succeeded: int = 3
+    failed: int = 1
+    dead_lettered: int = 0
+    in_review: int = 1
+    tokens: int = 1234
+    cost: float = 0.1234567
+    p95_seconds: float | None = 2.34567
+
+
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+def _status(verdict: status.WorkflowVerdict, held: dict[str, Any]) -> dict[str, Any]:
+    want = status.desired(verdict, status.parse(held), _Runs(), generation=3, now=NOW)
+    return status.status_patch(held, want)
+
+
+def test_status_of_a_valid_plan_is_the_api_model_by_alias() -> None:
     verdict = status.decide(FAN_IN, pools_ready={"small": True, "big": True})
-    assert verdict.summary() == {"stepCount": 3, "depth": 2, "criticalPath": ["a", "c"]}
+    patch = _status(verdict, {})
+    assert patch["stepCount"] == 3
+    assert patch["depth"] == 2
+    assert patch["criticalPath"] == ["a", "c"]
+    assert patch["observedGeneration"] == 3
+    assert (patch["runsStarted"], patch["runsInReview"], patch["tokensUsed"]) == (5, 1, 1234)
+    assert patch["costSpent"] == 0.123457
+    assert patch["p95RunSeconds"] == 2.346
+    assert [c["type"] for c in patch["conditions"]] == ["Ready", "SpecValid", "PoolsReady"]
+    assert patch["conditions"][0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    # Written back as the apiserver would hold it, the same status patches nothing.
+    assert _status(verdict, patch) == {}
+
+
+def test_an_invalid_plan_reports_no_steps() -> None:
     bad = status.decide(CYCLE, pools_ready={"small": True})
-    assert bad.summary() == {"stepCount": 0, "depth": 0, "criticalPath": []}
+    patch = _status(bad, {"stepCount": 2, "depth": 2, "criticalPath": ["a", "b"]})
+    assert (patch["stepCount"], patch["depth"], patch["criticalPath"]) == (0, 0, [])
+
+
+def test_a_status_from_another_version_is_rewritten_whole() -> None:
+    verdict = status.decide(FAN_IN, pools_ready={"small": True, "big": True})
+    held = {"stepCount": -1, "oldField": "x"}
+    assert status.parse(held) == status.parse({})
+    assert _status(verdict, held)["stepCount"] == 3
+
+
+def test_the_reason_is_the_problems_kind_whatever_the_message() -> None:
+    both = _spec(
+        {"name": "a", "prompt": "x", "dependsOn": ["b"], "pool": "nowhere"},
+        {"name": "b", "prompt": "x", "dependsOn": ["a"]},
+    )
+    got = _conditions(status.decide(both, pools_ready={"small": True}))
+    assert got["SpecValid"][1] == "DependencyCycle"  # the cycle outranks the missing pool
+    missing = _conditions(status.decide(FAN_IN, pools_ready={"small": True}))
+    assert missing["SpecValid"][1] == "MissingPool"

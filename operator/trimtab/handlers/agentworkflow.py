@@ -51,33 +51,11 @@ async def _publish(
     await workflows.publish(shared.redis, compile_mod.to_document(compiled))
 
 
-def _status_patch(
-    current: Mapping[str, Any],
-    verdict: status_mod.WorkflowVerdict,
-    generation: int,
-    stats: workflows.RunStats,
-) -> dict[str, Any]:
-    now = datetime.datetime.now(datetime.UTC)
-    desired: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": conditions.merge(
-            current.get("conditions") or [], verdict.conditions, generation=generation, now=now
-        ),
-        **verdict.summary(),
-        "runsStarted": stats.started,
-        "runsSucceeded": stats.succeeded,
-        "runsFailed": stats.failed,
-        "runsDeadLettered": stats.dead_lettered,
-        "runsInReview": stats.in_review,
-        "tokensUsed": stats.tokens,
-        "costSpent": round(stats.cost, 6),
-        "p95RunSeconds": None if stats.p95_seconds is None else round(stats.p95_seconds, 3),
-    }
-    return {k: v for k, v in desired.items() if current.get(k) != v}
-
-
-async def _changes(shared: state.Shared, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate, publish when valid, and return the status fields that differ."""
+async def _status(
+    shared: state.Shared, body: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[conditions.Event]]:
+    """Validate, publish when valid, and return the status patch and the Events of the
+    conditions it moves."""
     t0 = time.perf_counter()
     meta = body["metadata"]
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
@@ -89,20 +67,22 @@ async def _changes(shared: state.Shared, body: Mapping[str, Any]) -> dict[str, A
     shared.metrics.reconciled(
         metrics.ReconciledKind.AGENT_WORKFLOW, seconds=time.perf_counter() - t0
     )
-    return _status_patch(body.get("status") or {}, verdict, generation, stats)
+    held = body.get("status") or {}
+    current = status_mod.parse(held)
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    want = status_mod.desired(verdict, current, stats, generation=generation, now=now)
+    moved = conditions.transitions(current.conditions, want.conditions)
+    return status_mod.status_patch(held, want), moved
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+async def reconcile(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """On a spec change (and at start-up): the same pass as the periodic refresh, through
+    the same write path, after the pools' Deployments learned the new tool Secrets."""
     await _update_pool_secrets(memo["shared"], body)
-    changes = await _changes(memo["shared"], body)
-    for key, value in changes.items():
-        patch.status[key] = value
-    if "conditions" in changes:
-        for event in _emit_transitions(body, body.get("status") or {}, changes["conditions"]):
-            kopf.event(body, type=event["type_"], reason=event["reason"], message=event["message"])
+    await refresh(memo["shared"], body)
 
 
 async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) -> None:
@@ -149,37 +129,26 @@ async def sweep_retired(shared: state.Shared) -> list[tuple[str, str]]:
 
 
 async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
-    """The periodic pass (pools turning Ready, run statistics): patch only what changed."""
-    changes = await _changes(shared, body)
-    if not changes:
-        return
+    """The periodic pass (pools turning Ready, run statistics): patch only what changed,
+    then post an Event for each condition that moved."""
+    patch, moved = await _status(shared, body)
     meta = body["metadata"]
-    await shared.kube(
-        shared.store.patch,
-        API_VERSION,
-        "AgentWorkflow",
-        meta["name"],
-        {"status": changes},
-        namespace=meta.get("namespace"),
-        subresource="status",
-    )
-    if "conditions" in changes:
-        for event in _emit_transitions(body, body.get("status") or {}, changes["conditions"]):
-            await shared.kube(events.post, shared.store, body, **event)
-
-
-def _emit_transitions(
-    body: Mapping[str, Any], status: Mapping[str, Any], merged: list[dict[str, Any]]
-) -> list[dict[str, str]]:
-    """One Event per condition whose status or reason changed."""
-    out = []
-    for cond in conditions.transitions(status.get("conditions") or [], merged):
-        normal = cond["status"] == "True" or cond["type"] == "SpotFallback"
-        out.append(
-            {
-                "type_": "Normal" if normal else "Warning",
-                "reason": cond["reason"],
-                "message": f"{cond['type']}={cond['status']}: {cond['message']}",
-            }
+    if patch:
+        await shared.kube(
+            shared.store.patch,
+            API_VERSION,
+            "AgentWorkflow",
+            meta["name"],
+            {"status": patch},
+            namespace=meta.get("namespace"),
+            subresource="status",
         )
-    return out
+    for event in moved:
+        await shared.kube(
+            events.post,
+            shared.store,
+            body,
+            type_=event.type,
+            reason=event.reason,
+            message=event.message,
+        )

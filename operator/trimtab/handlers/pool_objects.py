@@ -34,12 +34,6 @@ OBJECT_MANAGER = "trimtab-operator"
 log = logging.getLogger(__name__)
 
 
-def switched_at(status: Mapping[str, Any]) -> float | None:
-    """When the pool's SpotFallback condition last changed."""
-    found = conditions.find(status.get("conditions"), ConditionType.SPOT_FALLBACK)
-    return conditions.parse_time(found.get("lastTransitionTime"))
-
-
 def _hashed(obj: dict[str, Any]) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
     meta = obj["metadata"]

@@ -1,12 +1,9 @@
 """One pool's autoscaler in the operator: ticked every second by trimtab.handlers.loops
-over the load read for all pools at once, it feeds the pool's `Autoscaler`
-(trimtab.reconcile.agentpool.autoscaler), applies the replica count under its own field
-manager, records events, metrics and the pool's arrivals, and is the only writer of
-the pool's status.
-
-The decision itself is pure and shared with `trimtab simulate scaling`; what is here is
-reading (the Deployment and its ready count from the watch views, the load from
-Redis, recorded history when a predictive floor is switched on) and applying.
+over the load read for all pools at once. Each tick gathers what the pool looks like
+(its Deployment, pods and status from the watch views, its load from Redis), has the
+pure `plan` (trimtab.reconcile.agentpool.plan) decide, and executes the plan: the
+replica count under its own field manager, the status patch, the Events, the placement,
+the metrics and the pool's arrivals. It is the only writer of the pool's status.
 """
 
 from __future__ import annotations
@@ -16,25 +13,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from trimtab import metrics
-from trimtab.api.v1alpha1 import agentpool
-from trimtab.handlers import pool_objects, pool_status, state
+from trimtab.api.v1alpha1 import API_VERSION, agentpool
+from trimtab.handlers import pool_objects, state
 from trimtab.kube import events
 from trimtab.queue import arrivals, load
-from trimtab.reconcile.agentpool import autoscaler, desired, fallback, forecast, scaling
+from trimtab.reconcile.agentpool import autoscaler, desired, forecast, scaling
+from trimtab.reconcile.agentpool import plan as plan_mod
 from trimtab.reconcile.agentpool import status as status_mod
 
 SCALER_MANAGER = "trimtab-scaler"
 
 
-def _current_replicas(deployment: Mapping[str, Any] | None) -> int | None:
-    if deployment is None:
-        return None
+def _workload(deployment: Mapping[str, Any]) -> tuple[int, status_mod.Workload]:
+    """The Deployment's spec.replicas, and its counts as status reports them."""
     replicas = deployment.get("replicas")
-    return int(replicas) if replicas is not None else 1  # the API's default
-
-
-def _ready_replicas(deployment: Mapping[str, Any]) -> int:
-    return int((deployment.get("status") or {}).get("readyReplicas") or 0)
+    asked = int(replicas) if replicas is not None else 1  # the API's default
+    dep_status = deployment.get("status") or {}
+    counts = status_mod.Workload(
+        replicas=int(dep_status.get("replicas") or 0),
+        ready=int(dep_status.get("readyReplicas") or 0),
+    )
+    return asked, counts
 
 
 def _load(pool_load: load.PoolLoad | None) -> autoscaler.Load | None:
@@ -57,7 +56,7 @@ class PoolScaler:
     def __init__(self, shared: state.Shared, ns: str, name: str) -> None:
         self.shared, self.ns, self.name = shared, ns, name
         self.autoscaler = autoscaler.Autoscaler()
-        self.writer = pool_status.StatusWriter(shared, ns, name)
+        self.status_written_at = 0.0
         self.arrived = 0  # messages that reached the stream since the last tick
         self._spec: tuple[int, agentpool.AgentPoolSpec] | None = None
         self._history_for: forecast.Seasonal | None = None
@@ -72,27 +71,37 @@ class PoolScaler:
     async def tick(
         self, body: Mapping[str, Any], pool_load: load.PoolLoad | None, now: float
     ) -> None:
-        """One scaling pass for this pool: decide, apply, report."""
+        """One scaling pass for this pool: gather, plan, apply."""
         key = (self.ns, self.name)
         deployment = self.shared.deployments.get(key)
-        current = _current_replicas(deployment)
         self.arrived = 0
-        if deployment is None or current is None:
+        if deployment is None:
             return  # the Deployment is not there yet: reconcile_objects creates it
         spec = self.spec(body)
         await self._load_history(spec, now)
         t0 = time.perf_counter()
         before = self.autoscaler.arrivals_total
-        reading = autoscaler.Reading(current, _ready_replicas(deployment), _load(pool_load))
-        decision = self.autoscaler.decide(reading, spec, now)
+        asked, workload = _workload(deployment)
+        reading = autoscaler.Reading(asked, workload.ready, _load(pool_load))
+        seen = plan_mod.Observation(
+            name=self.name,
+            generation=int(body["metadata"]["generation"]),
+            status=body.get("status") or {},
+            workload=workload,
+            observed=self.autoscaler.observe(reading, spec, now),
+            pods=tuple(self.shared.pods.get(key, {}).values()),
+            breaker=pool_load.breaker if pool_load is not None else None,
+        )
         if pool_load is not None and before is not None:
             self.arrived = max(0, pool_load.added_total - before)
-        await self._apply(body, decision, current=current, t0=t0)
-        observed = self.autoscaler.last_observed
-        if pool_load is not None and observed is not None:
-            self._publish(spec, pool_load, decision, observed)
-        if observed is not None:
-            await self._write_status(body, spec, decision, observed, pool_load, now=now)
+        memory = plan_mod.Memory(self.autoscaler.memory, self.status_written_at)
+        planned = plan_mod.plan(
+            seen, spec, memory, now, status_interval=self.shared.cfg.status_interval_seconds
+        )
+        await self._apply(body, planned)
+        self.autoscaler.memory = planned.memory.scaling
+        self.status_written_at = planned.memory.status_written_at
+        self._record(spec, seen, planned, pool_load, seconds=time.perf_counter() - t0)
 
     async def _load_history(self, spec: agentpool.AgentPoolSpec, now: float) -> None:
         """Fill a newly made seasonal memory from the arrivals recorded in Redis."""
@@ -106,38 +115,54 @@ class PoolScaler:
         seasonal.load(counts, since=min(counts, default=now))
         self._history_for = seasonal
 
-    async def _apply(
-        self, body: Mapping[str, Any], decision: scaling.Decision, *, current: int, t0: float
-    ) -> None:
-        direction = metrics.ScaleDirection.NONE
-        if decision.replicas != current:
-            doc = desired.build_replicas_patch(self.ns, self.name, decision.replicas)
-            await self.shared.kube(self.shared.store.apply, doc, field_manager=SCALER_MANAGER)
-            up = decision.replicas > current
-            direction = metrics.ScaleDirection.UP if up else metrics.ScaleDirection.DOWN
-            await self.shared.kube(
-                events.post,
-                self.shared.store,
-                body,
-                type_="Normal",
-                reason=decision.reason.value,
-                message=f"{current} -> {decision.replicas}: {decision.message}",
+    async def _apply(self, body: Mapping[str, Any], planned: plan_mod.PoolPlan) -> None:
+        """Replicas, then status, then the Events that report both, then placement."""
+        kube, store = self.shared.kube, self.shared.store
+        if planned.replicas is not None:
+            doc = desired.build_replicas_patch(self.ns, self.name, planned.replicas)
+            await kube(store.apply, doc, field_manager=SCALER_MANAGER)
+        if planned.status is not None:
+            await kube(
+                store.patch,
+                API_VERSION,
+                "AgentPool",
+                self.name,
+                {"status": planned.status},
+                namespace=self.ns,
+                subresource="status",
             )
-        self.shared.metrics.scale_decided(
-            self.ns,
-            self.name,
-            direction=direction,
-            desired=decision.replicas,
-            seconds=time.perf_counter() - t0,
-        )
+        for event in planned.events:
+            await kube(
+                events.post,
+                store,
+                body,
+                type_=event.type,
+                reason=event.reason,
+                message=event.message,
+            )
+        if planned.fallback is not None:  # placement moves with the condition
+            await pool_objects.ensure_objects(self.shared, body, fallback_active=planned.fallback)
 
-    def _publish(
+    def _record(
         self,
         spec: agentpool.AgentPoolSpec,
-        pool_load: load.PoolLoad,
-        decision: scaling.Decision,
-        observed: scaling.Observed,
+        seen: plan_mod.Observation,
+        planned: plan_mod.PoolPlan,
+        pool_load: load.PoolLoad | None,
+        *,
+        seconds: float,
     ) -> None:
+        decision: scaling.Decision = planned.decision
+        current = seen.observed.current_replicas
+        direction = metrics.ScaleDirection.NONE
+        if decision.replicas != current:
+            up = decision.replicas > current
+            direction = metrics.ScaleDirection.UP if up else metrics.ScaleDirection.DOWN
+        self.shared.metrics.scale_decided(
+            self.ns, self.name, direction=direction, desired=decision.replicas, seconds=seconds
+        )
+        if pool_load is None:
+            return
         self.shared.metrics.pool_observed(
             self.ns,
             self.name,
@@ -146,45 +171,5 @@ class PoolScaler:
             p95_seconds=pool_load.p95_seconds,
             p95_target_seconds=spec.scaling.targets.p95_latency_seconds,
             predicted_replicas=decision.predicted_replicas,
-            startup_seconds=observed.startup_seconds,
+            startup_seconds=seen.observed.startup_seconds,
         )
-
-    async def _write_status(
-        self,
-        body: Mapping[str, Any],
-        spec: agentpool.AgentPoolSpec,
-        decision: scaling.Decision,
-        observed: scaling.Observed,
-        pool_load: load.PoolLoad | None,
-        *,
-        now: float,
-    ) -> None:
-        key = (self.ns, self.name)
-        status = dict(body.get("status") or {})
-        active = pool_objects.on_fallback(status)
-        spot = fallback.decide(
-            spec,
-            active=active,
-            switched_at=pool_objects.switched_at(status),
-            pods=list(self.shared.pods.get(key, {}).values()),
-            now=now,
-        )
-        breaker = pool_load.breaker if pool_load is not None else None
-        decided = status_mod.decide(
-            spec,
-            name=self.name,
-            deployment=self.shared.deployments.get(key),
-            scaling=pool_status.scaling_view(decision, observed, breaker),
-            fallback=spot.active,
-            fallback_message=spot.message,
-        )
-        decided["reason"] = f"{decision.reason.value}: {decision.message}"[:1024]
-        await self.writer.write(
-            status,
-            decided,
-            generation=int(body["metadata"]["generation"]),
-            scaled=decision.replicas != observed.current_replicas,
-            now=now,
-        )
-        if spot.active != active:  # placement moves with the condition
-            await pool_objects.ensure_objects(self.shared, body, fallback_active=spot.active)

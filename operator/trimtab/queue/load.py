@@ -9,10 +9,16 @@ import dataclasses
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import keys, stats
+from trimtab.api.v1alpha1 import agentpool
+from trimtab.queue import keys, stats, wire
 from trimtab.stats import rates, sketch
 
-BREAKER_STATES = {"closed": "Closed", "open": "Open", "half_open": "HalfOpen"}
+# The breaker's state as status names it (CamelCase, the API's) from its wire word.
+BREAKER_STATES: dict[str, agentpool.BreakerStatus] = {
+    wire.BreakerState.CLOSED: "Closed",
+    wire.BreakerState.OPEN: "Open",
+    wire.BreakerState.HALF_OPEN: "HalfOpen",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +29,7 @@ class PoolLoad:
     completion_rate: float  # steps per second over the window
     service_seconds: float | None  # mean step execution time over the window
     p95_seconds: float | None  # end-to-end (enqueue to done) p95 over the window
-    breaker: str  # the model endpoint's breaker: Closed, Open or HalfOpen
+    breaker: agentpool.BreakerStatus  # the model endpoint's breaker
     oldest_backlog_seconds: float | None = None  # age of the oldest undelivered entry
 
 

@@ -3,16 +3,18 @@
 `lastTransitionTime` changes only when `status` changes (a new reason or message on the
 same status keeps the time), `observedGeneration` is always the generation decided on,
 and conditions are recomputed whole on every reconcile, level-based, from spec and
-observed state. `transitions` lists what changed, for events.
+observed state. Conditions are the API's own `Condition` model, so what is written is
+what the CRD declares; `transitions` turns what changed into Events, one per move.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from trimtab.api.v1alpha1 import base
 from trimtab.reasons import ConditionType, Reason
 
 
@@ -26,8 +28,10 @@ class Desired:
     message: str = ""
 
     @property
-    def status_text(self) -> str:
-        return "Unknown" if self.status is None else str(self.status)
+    def status_text(self) -> base.ConditionStatus:
+        if self.status is None:
+            return "Unknown"
+        return "True" if self.status else "False"
 
 
 def format_time(now: datetime.datetime) -> str:
@@ -51,42 +55,78 @@ def is_true(current: Iterable[Mapping[str, Any]] | None, kind: str) -> bool:
     return find(current, kind).get("status") == "True"
 
 
+def condition_of(current: Sequence[base.Condition], kind: ConditionType) -> base.Condition | None:
+    """The condition of type `kind` in a status model's list, if there is one."""
+    return next((c for c in current if c.type == kind.value), None)
+
+
 def merge(
-    current: Sequence[Mapping[str, Any]],
+    current: Sequence[base.Condition],
     desired: Iterable[Desired],
     *,
     generation: int,
     now: datetime.datetime,
-) -> list[dict[str, Any]]:
+) -> list[base.Condition]:
     """The conditions to write: `desired`, keeping each unchanged status's transition time."""
-    previous = {c.get("type"): c for c in current}
+    previous = {c.type: c for c in current}
     out = []
     for d in desired:
         old = previous.get(d.type.value)
-        same_status = old is not None and old.get("status") == d.status_text
-        since = old["lastTransitionTime"] if same_status and old else format_time(now)
+        same_status = old is not None and old.status == d.status_text
         out.append(
-            {
-                "type": d.type.value,
-                "status": d.status_text,
-                "reason": d.reason.value,
-                "message": d.message,
-                "lastTransitionTime": since,
-                "observedGeneration": generation,
-            }
+            base.Condition(
+                type=d.type.value,
+                status=d.status_text,
+                reason=d.reason.value,
+                message=d.message,
+                last_transition_time=old.last_transition_time if same_status and old else now,
+                observed_generation=generation,
+            )
         )
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post about the object whose condition moved."""
+
+    warning: bool
+    reason: str
+    message: str
+
+    @property
+    def type(self) -> str:
+        return "Warning" if self.warning else "Normal"
+
+
+# Conditions whose False is trouble an operator of the cluster should see as a Warning;
+# a False ScalingLimited or SpotFallback is the healthy state.
+_WARN_WHEN_FALSE = frozenset(
+    {
+        ConditionType.READY,
+        ConditionType.METRICS_AVAILABLE,
+        ConditionType.SPEC_VALID,
+        ConditionType.POOLS_READY,
+    }
+)
+
+
 def transitions(
-    current: Sequence[Mapping[str, Any]], merged: Sequence[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
-    """The merged conditions whose status or reason differs from before (event-worthy)."""
-    previous = {c.get("type"): c for c in current}
-    return [
-        c
-        for c in merged
-        if (old := previous.get(c["type"])) is None
-        or old.get("status") != c["status"]
-        or old.get("reason") != c["reason"]
-    ]
+    current: Sequence[base.Condition],
+    merged: Sequence[base.Condition],
+    *,
+    status_only: Collection[ConditionType] = (),
+) -> list[Event]:
+    """One Event per merged condition that is new or whose status or reason changed; for
+    the types in `status_only`, whose reason follows every decision, only a new status
+    counts."""
+    previous = {c.type: c for c in current}
+    out = []
+    for c in merged:
+        old = previous.get(c.type)
+        reason_moved = old is not None and old.reason != c.reason and c.type not in status_only
+        if old is not None and old.status == c.status and not reason_moved:
+            continue
+        warning = c.status == "False" and c.type in _WARN_WHEN_FALSE
+        out.append(Event(warning, c.reason, f"{c.type}={c.status}: {c.message}"))
+    return out

@@ -382,6 +382,9 @@ class AgentPoolSpec(base.Model):
     breaker: BreakerSpec = Field(default_factory=BreakerSpec)
 
 
+BreakerStatus = Literal["Closed", "Open", "HalfOpen"]
+
+
 class AgentPoolStatus(base.Model):
     """Observed state of an AgentPool, written by the operator."""
 
@@ -412,4 +415,4 @@ class AgentPoolStatus(base.Model):
     last_scale_time: datetime.datetime | None = None
     last_scale_reason: str | None = Field(default=None, max_length=1024)
     capacity: Literal["Spot", "OnDemand"] | None = None
-    breaker: Literal["Closed", "Open", "HalfOpen"] | None = None
+    breaker: BreakerStatus | None = None

@@ -141,11 +141,14 @@ class Toleration(Model):
     toleration_seconds: int | None = None
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
 class Condition(Model):
     """The standard Kubernetes condition (metav1.Condition)."""
 
     type: str = pydantic.Field(max_length=316, description="Condition type, e.g. Ready.")
-    status: Literal["True", "False", "Unknown"]
+    status: ConditionStatus
     reason: str = pydantic.Field(max_length=1024, description="CamelCase reason.")
     message: str = pydantic.Field(default="", max_length=32768)
     last_transition_time: datetime.datetime

@@ -36,13 +36,38 @@ class Load:
     latency_p95_seconds: float | None  # end-to-end p95 over the window
 
 
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """What a decision leaves for the next one: the policy's history and the open
+    scale-ups whose start-up time is being measured."""
+
+    history: scaling.History = dataclasses.field(default_factory=scaling.History.empty)
+    startup: startup_mod.Startup = dataclasses.field(default_factory=startup_mod.Startup)
+
+
+def decide(
+    observed: scaling.Observed, spec: AgentPoolSpec, memory: Memory, now: float, *, ready: int
+) -> tuple[scaling.Decision, Memory]:
+    """The replicas to apply, and the memory to keep (pure); `ready` is the
+    Deployment's ready replicas, which answer the open scale-ups."""
+    decision = scaling.scale_decision(observed, spec, memory.history, now)
+    startup = startup_mod.track(
+        memory.startup,
+        now=now,
+        current=observed.current_replicas,
+        desired=decision.replicas,
+        ready=ready,
+    )
+    return decision, Memory(decision.history, startup)
+
+
 class Autoscaler:
-    """Arrival windows, start-up tracking, seasonal memory and the policy's history."""
+    """Arrival windows and seasonal memory (which fold each tick's counters into rates),
+    and the decision's `Memory` between ticks."""
 
     def __init__(self) -> None:
         self.arrivals = arrivals.ArrivalWindow()
-        self.startup = startup_mod.Startup()
-        self.history = scaling.History.empty()
+        self.memory = Memory()
         self.seasonal: forecast.Seasonal | None = None
         self.last_observed: scaling.Observed | None = None
 
@@ -73,7 +98,7 @@ class Autoscaler:
                 None,
                 None,
                 current,
-                startup_seconds=self.startup.seconds(),
+                startup_seconds=self.memory.startup.seconds(),
                 metrics_ok=False,
             )
         before = self.arrivals_total
@@ -81,7 +106,7 @@ class Autoscaler:
         seasonal = self.seasonal_for(spec)
         if seasonal is not None and before is not None:
             seasonal.add(now, max(0, load.added_total - before))
-        measured = self.startup.seconds()
+        measured = self.memory.startup.seconds()
         lead = scaling.startup_seconds(spec, measured)
         predicted = seasonal.predicted_rate(now, now + lead) if seasonal is not None else None
         return scaling.Observed(
@@ -103,14 +128,8 @@ class Autoscaler:
     def decide(self, reading: Reading, spec: AgentPoolSpec, now: float) -> scaling.Decision:
         """Observe, decide, and remember: the decision to apply."""
         observed = self.observe(reading, spec, now)
-        decision = scaling.scale_decision(observed, spec, self.history, now)
-        self.history = decision.history
-        self.startup = startup_mod.track(
-            self.startup,
-            now=now,
-            current=reading.current_replicas,
-            desired=decision.replicas,
-            ready=reading.ready_replicas,
+        decision, self.memory = decide(
+            observed, spec, self.memory, now, ready=reading.ready_replicas
         )
         self.last_observed = observed
         return decision

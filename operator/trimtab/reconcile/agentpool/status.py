@@ -1,36 +1,46 @@
-"""An AgentPool's status, decided from its spec, its Deployment and the last scaling
-decision: replica counts, load figures, and the conditions `kubectl get apool` and
-alerts read (Ready, ScalingActive, ScalingLimited, MetricsAvailable, SpotFallback)."""
+"""An AgentPool's status, decided as the API's own `AgentPoolStatus` model from one
+observation and the scaling decision: replica counts, load figures, and the conditions
+`kubectl get apool` and alerts read (Ready, ScalingActive, ScalingLimited,
+MetricsAvailable, SpotFallback). Building the model validates every field, so a
+misspelt or out-of-range field fails here rather than being pruned by the apiserver.
+
+`status_patch` decides what to write: every change that matters at once, and the load
+figures at most once a status interval, so a steady pool writes almost nothing.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping
 from typing import Any
+
+import pydantic
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reasons import ConditionType, Reason
 from trimtab.reconcile import conditions, naming
+from trimtab.reconcile.agentpool import fallback, scaling
 
 
 @dataclasses.dataclass(frozen=True)
-class Scaling:
-    """What the autoscaler last concluded, as status reports it."""
+class Workload:
+    """The pool's Deployment as the pass reads it."""
 
-    desired: int
-    reason: Reason
-    message: str
-    limited: Reason | None
-    metrics_ok: bool
-    queue_depth: int = 0
-    in_flight: int = 0
-    p95_seconds: float | None = None  # end to end: queue wait plus execution
-    breaker: str | None = None  # Closed | Open | HalfOpen, from the model endpoint's breaker
-    predicted_replicas: int | None = None  # the predictive floor, in Preview or Enabled mode
-    startup_seconds: float | None = None  # measured ask-to-Ready of recent scale-ups
+    replicas: int  # its status.replicas
+    ready: int  # its status.readyReplicas
 
 
-def _ready(spec: agentpool.AgentPoolSpec, desired: int, ready: int) -> conditions.Desired:
+def parse(raw: Mapping[str, Any]) -> agentpool.AgentPoolStatus:
+    """The status the apiserver holds; one that no longer parses (written by another
+    version) counts as empty, and is then rewritten whole."""
+    try:
+        return agentpool.AgentPoolStatus.model_validate(dict(raw))
+    except pydantic.ValidationError:
+        return agentpool.AgentPoolStatus()
+
+
+def _ready(desired: int, ready: int) -> conditions.Desired:
     if desired == 0:
         return conditions.Desired(
             ConditionType.READY,
@@ -48,33 +58,33 @@ def _ready(spec: agentpool.AgentPoolSpec, desired: int, ready: int) -> condition
 
 
 def _scaling_conditions(
-    spec: agentpool.AgentPoolSpec, scaling: Scaling
+    spec: agentpool.AgentPoolSpec, decision: scaling.Decision, metrics_ok: bool
 ) -> list[conditions.Desired]:
     manual = spec.scaling.mode != "Auto"
     active = conditions.Desired(
         ConditionType.SCALING_ACTIVE,
-        not manual and scaling.metrics_ok,
-        Reason.MANUAL_MODE if manual else scaling.reason,
-        scaling.message,
+        not manual and metrics_ok,
+        Reason.MANUAL_MODE if manual else decision.reason,
+        decision.message,
     )
     limited = conditions.Desired(
         ConditionType.SCALING_LIMITED,
-        scaling.limited is not None,
-        scaling.limited or Reason.WITHIN_BOUNDS,
+        decision.limited is not None,
+        decision.limited or Reason.WITHIN_BOUNDS,
         f"bounds {spec.scaling.min_replicas}..{spec.scaling.max_replicas}",
     )
     metrics = conditions.Desired(
         ConditionType.METRICS_AVAILABLE,
-        scaling.metrics_ok,
-        Reason.METRICS_READ if scaling.metrics_ok else Reason.METRICS_UNAVAILABLE,
+        metrics_ok,
+        Reason.METRICS_READ if metrics_ok else Reason.METRICS_UNAVAILABLE,
         "queue and latency statistics read from Redis"
-        if scaling.metrics_ok
+        if metrics_ok
         else "cannot read Redis: holding the current replica count",
     )
     return [active, limited, metrics]
 
 
-def _spot(spec: agentpool.AgentPoolSpec, fallback: bool, message: str) -> conditions.Desired:
+def _spot(spec: agentpool.AgentPoolSpec, spot: fallback.FallbackState) -> conditions.Desired:
     if spec.placement.capacity != "Spot":
         return conditions.Desired(
             ConditionType.SPOT_FALLBACK,
@@ -82,9 +92,9 @@ def _spot(spec: agentpool.AgentPoolSpec, fallback: bool, message: str) -> condit
             Reason.NOT_SPOT,
             f"capacity {spec.placement.capacity}",
         )
-    if fallback:
+    if spot.active:
         return conditions.Desired(
-            ConditionType.SPOT_FALLBACK, True, Reason.SPOT_UNSCHEDULABLE, message
+            ConditionType.SPOT_FALLBACK, True, Reason.SPOT_UNSCHEDULABLE, spot.message
         )
     return conditions.Desired(
         ConditionType.SPOT_FALLBACK, False, Reason.ON_SPOT, "running on spot capacity"
@@ -96,37 +106,89 @@ def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 1)
 
 
-def decide(
-    spec: agentpool.AgentPoolSpec,
-    *,
-    name: str,
-    deployment: Mapping[str, Any] | None,
-    scaling: Scaling,
-    fallback: bool,
-    fallback_message: str = "",
-) -> dict[str, Any]:
-    """Status fields (without conditions' merge) and the desired conditions, as
-    {"fields": {...}, "conditions": [...]} for the handler to merge and patch."""
-    dep_status = (deployment or {}).get("status") or {}
-    replicas = int(dep_status.get("replicas") or 0)
-    ready = int(dep_status.get("readyReplicas") or 0)
-    fields = {
-        "replicas": replicas,
-        "readyReplicas": ready,
-        "desiredReplicas": scaling.desired,
-        "replicaSummary": f"{ready}/{scaling.desired}",
-        "selector": naming.selector_string(name),
-        "queueDepth": scaling.queue_depth,
-        "inFlight": scaling.in_flight,
-        "p95LatencySeconds": scaling.p95_seconds,
-        "predictedReplicas": scaling.predicted_replicas,
-        "startupSeconds": _rounded(scaling.startup_seconds),
-        "capacity": "OnDemand" if fallback or spec.placement.capacity == "OnDemand" else "Spot",
-        "breaker": scaling.breaker,
-    }
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What one pass decided and read, as status reports it."""
+
+    name: str
+    generation: int
+    current: agentpool.AgentPoolStatus
+    workload: Workload
+    observed: scaling.Observed
+    decision: scaling.Decision
+    spot: fallback.FallbackState
+    breaker: agentpool.BreakerStatus | None  # the model endpoint's breaker
+
+
+def desired(
+    spec: agentpool.AgentPoolSpec, given: Inputs, now: datetime.datetime
+) -> agentpool.AgentPoolStatus:
+    """The whole status to hold after this pass."""
+    decision, observed, current = given.decision, given.observed, given.current
     wanted = [
-        _ready(spec, scaling.desired, ready),
-        *_scaling_conditions(spec, scaling),
-        _spot(spec, fallback, fallback_message),
+        _ready(decision.replicas, given.workload.ready),
+        *_scaling_conditions(spec, decision, observed.metrics_ok),
+        _spot(spec, given.spot),
     ]
-    return {"fields": fields, "conditions": wanted}
+    scaled = decision.replicas != observed.current_replicas
+    on_demand = given.spot.active or spec.placement.capacity == "OnDemand"
+    return agentpool.AgentPoolStatus(
+        observed_generation=given.generation,
+        conditions=conditions.merge(
+            current.conditions, wanted, generation=given.generation, now=now
+        ),
+        replicas=given.workload.replicas,
+        ready_replicas=given.workload.ready,
+        desired_replicas=decision.replicas,
+        replica_summary=f"{given.workload.ready}/{decision.replicas}",
+        selector=naming.selector_string(given.name),
+        queue_depth=observed.backlog,
+        in_flight=observed.in_flight,
+        p95_latency_seconds=observed.latency_p95_seconds,
+        predicted_replicas=decision.predicted_replicas,
+        startup_seconds=_rounded(observed.startup_seconds),
+        last_scale_time=now if scaled else current.last_scale_time,
+        last_scale_reason=(
+            f"{decision.reason.value}: {decision.message}"[:1024]
+            if scaled
+            else current.last_scale_reason
+        ),
+        capacity="OnDemand" if on_demand else "Spot",
+        breaker=given.breaker,
+    )
+
+
+def _alias(field: str) -> str:
+    return agentpool.AgentPoolStatus.model_fields[field].alias or field
+
+
+# Figures that move with every tick: refreshed once a status interval, never urgent.
+SLOW_FIELDS = frozenset(
+    _alias(f)
+    for f in (
+        "queue_depth",
+        "in_flight",
+        "p95_latency_seconds",
+        "predicted_replicas",
+        "startup_seconds",
+    )
+)
+
+
+def _kinds(conds: Any) -> list[tuple[Any, Any, Any]]:
+    return [(c.get("type"), c.get("status"), c.get("reason")) for c in conds or []]
+
+
+def status_patch(
+    held: Mapping[str, Any], want: agentpool.AgentPoolStatus, *, refresh_due: bool
+) -> dict[str, Any] | None:
+    """The merge patch from the status the apiserver holds to `want`, or None when
+    nothing urgent changed and the load figures are not due for a refresh."""
+    fields = want.model_dump(by_alias=True, mode="json")
+    changed = {k: v for k, v in fields.items() if held.get(k) != v}
+    urgent = set(changed) - SLOW_FIELDS
+    if "conditions" in urgent and _kinds(held.get("conditions")) == _kinds(fields["conditions"]):
+        urgent.discard("conditions")  # only messages moved ("idle 42 s"): not urgent
+    if not changed or (not urgent and not refresh_due):
+        return None
+    return changed

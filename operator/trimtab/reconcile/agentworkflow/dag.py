@@ -18,6 +18,8 @@ from collections import Counter, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from trimtab.reasons import Reason
+
 
 @dataclass(frozen=True)
 class StepNode:
@@ -30,10 +32,12 @@ class StepNode:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the spec, located by its path in the object."""
+    """One thing wrong with the spec, located by its path in the object; `reason` is
+    the kind of problem the SpecValid condition reports."""
 
     path: str
     message: str
+    reason: Reason = Reason.INVALID_SPEC
 
 
 class InvalidDagError(ValueError):
@@ -129,7 +133,8 @@ def _cycle_problems(
     for component in _cyclic_components(graph):
         cycle = _shortest_cycle(min(component), graph, component)
         message = "dependency cycle: " + " -> ".join((*cycle, cycle[0]))
-        problems.append(Problem(f"spec.steps[{index[cycle[0]]}].dependsOn", message))
+        path = f"spec.steps[{index[cycle[0]]}].dependsOn"
+        problems.append(Problem(path, message, Reason.DEPENDENCY_CYCLE))
     return problems
 
 

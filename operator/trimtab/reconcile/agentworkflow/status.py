@@ -1,14 +1,20 @@
-"""An AgentWorkflow's status, decided from its spec, the pools that exist, and its plan.
+"""An AgentWorkflow's status, decided from its spec, the pools that exist, and its plan,
+as the API's own `AgentWorkflowStatus` model.
 
-SpecValid names every problem (the cycle, the missing pool); PoolsReady says which
-referenced pools are not Ready yet; Ready is both. The plan summary (steps, depth,
-critical path) is what `kubectl get awf` and dashboards show.
+SpecValid names every problem (the cycle, the missing pool) and takes its reason from
+the problems' own kinds; PoolsReady says which referenced pools are not Ready yet; Ready
+is both. The plan summary (steps, depth, critical path) and the run figures are what
+`kubectl get awf` and dashboards show.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import pydantic
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reasons import ConditionType, Reason
@@ -26,22 +32,15 @@ class WorkflowVerdict:
     plan: dag.Plan | None
     publish: bool
 
-    def summary(self) -> dict[str, object]:
-        if self.plan is None:
-            return {"stepCount": 0, "depth": 0, "criticalPath": []}
-        return {
-            "stepCount": len(self.plan.order),
-            "depth": self.plan.depth,
-            "criticalPath": list(self.plan.critical_path),
-        }
+
+# When problems of several kinds are found, the condition's reason names the first
+# kind here: a cycle makes the whole graph meaningless, a missing pool is one edit away.
+_REASON_ORDER = (Reason.DEPENDENCY_CYCLE, Reason.MISSING_POOL)
 
 
 def _problem_reason(problems: Sequence[dag.Problem]) -> Reason:
-    if any(p.message.startswith("dependency cycle") for p in problems):
-        return Reason.DEPENDENCY_CYCLE
-    if any("does not exist in this namespace" in p.message for p in problems):
-        return Reason.MISSING_POOL
-    return Reason.INVALID_SPEC
+    kinds = {p.reason for p in problems}
+    return next((r for r in _REASON_ORDER if r in kinds), Reason.INVALID_SPEC)
 
 
 def _join(problems: Sequence[dag.Problem]) -> str:
@@ -87,3 +86,68 @@ def decide(spec: awf.AgentWorkflowSpec, *, pools_ready: Mapping[str, bool]) -> W
         "published; " + pools.message,
     )
     return WorkflowVerdict((ready, spec_valid, pools), plan, publish=True)
+
+
+class RunFigures(Protocol):
+    """A workflow's run counters as status reports them (trimtab.queue.workflows reads
+    them from Redis)."""
+
+    @property
+    def started(self) -> int: ...
+    @property
+    def succeeded(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def dead_lettered(self) -> int: ...
+    @property
+    def in_review(self) -> int: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def cost(self) -> float: ...
+    @property
+    def p95_seconds(self) -> float | None: ...
+
+
+def parse(raw: Mapping[str, Any]) -> awf.AgentWorkflowStatus:
+    """The status the apiserver holds; one that no longer parses counts as empty."""
+    try:
+        return awf.AgentWorkflowStatus.model_validate(dict(raw))
+    except pydantic.ValidationError:
+        return awf.AgentWorkflowStatus()
+
+
+def desired(
+    verdict: WorkflowVerdict,
+    current: awf.AgentWorkflowStatus,
+    runs: RunFigures,
+    *,
+    generation: int,
+    now: datetime.datetime,
+) -> awf.AgentWorkflowStatus:
+    """The whole status to hold: conditions merged with `current`, plan and run figures."""
+    plan = verdict.plan
+    return awf.AgentWorkflowStatus(
+        observed_generation=generation,
+        conditions=conditions.merge(
+            current.conditions, verdict.conditions, generation=generation, now=now
+        ),
+        step_count=0 if plan is None else len(plan.order),
+        depth=0 if plan is None else plan.depth,
+        critical_path=[] if plan is None else list(plan.critical_path),
+        runs_started=runs.started,
+        runs_succeeded=runs.succeeded,
+        runs_failed=runs.failed,
+        runs_dead_lettered=runs.dead_lettered,
+        runs_in_review=runs.in_review,
+        tokens_used=runs.tokens,
+        cost_spent=round(runs.cost, 6),
+        p95_run_seconds=None if runs.p95_seconds is None else round(runs.p95_seconds, 3),
+    )
+
+
+def status_patch(held: Mapping[str, Any], want: awf.AgentWorkflowStatus) -> dict[str, Any]:
+    """The merge patch from the status the apiserver holds to `want` ({} when equal)."""
+    fields = want.model_dump(by_alias=True, mode="json")
+    return {k: v for k, v in fields.items() if held.get(k) != v}

@@ -17,6 +17,7 @@ import jsonschema
 import jsonschema.exceptions
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.reasons import Reason
 from trimtab.reconcile.agentworkflow import dag
 
 
@@ -80,7 +81,8 @@ def pool_references(spec: awf.AgentWorkflowSpec) -> Iterator[tuple[str, str]]:
 def _missing_pools(spec: awf.AgentWorkflowSpec, pools: Collection[str]) -> Iterator[dag.Problem]:
     for path, name in pool_references(spec):
         if name not in pools:
-            yield dag.Problem(path, f'AgentPool "{name}" does not exist in this namespace')
+            message = f'AgentPool "{name}" does not exist in this namespace'
+            yield dag.Problem(path, message, Reason.MISSING_POOL)
 
 
 def find_problems(
