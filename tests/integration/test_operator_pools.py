@@ -233,6 +233,14 @@ def test_spot_pool_falls_back_to_on_demand_and_returns(
             )
             assert _fallback(back)["reason"] == "OnSpot"
             _wait_pods(kube, namespace, "spotty", ["spot", "spot"])
+        # Each move of the condition was announced, the way there and the way back.
+        moves = [
+            e["message"]
+            for e in kube.list("v1", "Event", namespace=namespace)
+            if e["involvedObject"]["name"] == "spotty" and e["message"].startswith("SpotFallback=")
+        ]
+        assert any(m.startswith("SpotFallback=True: ") for m in moves), moves
+        assert sum(m.startswith("SpotFallback=False: ") for m in moves) >= 2, moves  # new, back
     finally:
         _cordon(kube, "spot", unschedulable=False)
 
