@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -71,14 +72,7 @@ def _run(args: argparse.Namespace) -> int:
 
     import trimtab.handlers  # noqa: F401, PLC0415 - registers the handlers
 
-    os.environ.update(
-        {
-            "TRIMTAB_REDIS_URL": args.redis_url,
-            "TRIMTAB_WORKER_IMAGE": args.worker_image,
-            "TRIMTAB_METRICS_PORT": str(args.metrics_port),
-            "TRIMTAB_SCAN_CLUSTER": "0" if args.namespace else "1",
-        }
-    )
+    cfg = _config(args)
     logging.getLogger().handlers.clear()  # kopf installs its own (JSON) handler
     kopf.configure(
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
@@ -89,17 +83,39 @@ def _run(args: argparse.Namespace) -> int:
         "liveness_endpoint": f"http://0.0.0.0:{args.health_port}/healthz",
     }
     if args.leader_elect:
-        return _run_elected(args, options)
+        return _run_elected(args, cfg, options)
     kopf.run(
         standalone=args.standalone,
         # Any peering name, even beside standalone=True, makes kopf wait for peering CRDs.
         peering_name=None if args.standalone else args.peering,
+        memo=lifecycle_memo(cfg),
         **options,
     )
     return 0
 
 
-def _run_elected(args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _config(args: argparse.Namespace) -> config.OperatorConfig:
+    """The flags over the environment the operator's Deployment sets."""
+    return dataclasses.replace(
+        config.from_env(),
+        redis_url=args.redis_url,
+        worker_image=args.worker_image,
+        metrics_port=args.metrics_port,
+        scan_cluster=not args.namespace,
+    )
+
+
+def lifecycle_memo(cfg: config.OperatorConfig) -> Any:
+    """A fresh kopf memo carrying the config to the start-up handler
+    (trimtab.handlers.lifecycle), which builds the shared clients from it."""
+    import kopf  # noqa: PLC0415
+
+    return kopf.Memo(cfg=cfg)
+
+
+def _run_elected(
+    args: argparse.Namespace, cfg: config.OperatorConfig, options: dict[str, Any]
+) -> int:
     """The operator under leader election: standalone kopf, started and stopped by the
     Lease (trimtab.handlers.leadership) instead of kopf peering."""
     import kopf  # noqa: PLC0415
@@ -113,6 +129,7 @@ def _run_elected(args: argparse.Namespace, options: dict[str, Any]) -> int:
     lock = lease.LeaseLock(store, args.leader_election_namespace, args.leader_election_name, me)
 
     async def run_operator(stop: asyncio.Event) -> None:
-        await kopf.operator(standalone=True, stop_flag=stop, **options)
+        # A fresh memo each term: nothing of a lost term's clients carries over.
+        await kopf.operator(standalone=True, stop_flag=stop, memo=lifecycle_memo(cfg), **options)
 
     return asyncio.run(leadership.lead(lock, run_operator, health_port=args.health_port))

@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    cfg = config.from_env()
+    # `trimtab operator run` decides the settings and hands them over in the memo;
+    # under a bare `kopf run -m trimtab.handlers` they come from the environment alone.
+    cfg = memo.get("cfg")
+    if not isinstance(cfg, config.OperatorConfig):
+        cfg = config.from_env()
     # Our status schema has no room for kopf's own fields: keep its bookkeeping in
     # annotations, under our own prefix.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="trimtab.io")

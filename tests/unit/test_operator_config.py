@@ -1,0 +1,38 @@
+"""`trimtab operator run`: flags over the environment, handed to kopf in its memo."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from trimtab import config
+from trimtab.cli import operator_cmd
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    operator_cmd.register(parser.add_subparsers())
+    return parser.parse_args(["operator", "run", *argv])
+
+
+def test_flags_decide_over_the_environment_and_nothing_is_written_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIMTAB_STATUS_INTERVAL_SECONDS", "3")
+    monkeypatch.setenv("TRIMTAB_METRICS_PORT", "9999")
+    args = _args("-n", "team-a", "--redis-url", "redis://r:1/0", "--metrics-port", "0")
+    cfg = operator_cmd._config(args)
+    assert cfg.redis_url == "redis://r:1/0"
+    assert cfg.metrics_port == 0
+    assert cfg.scan_cluster is False  # given its namespaces, it scans nothing
+    assert cfg.status_interval_seconds == 3.0  # no flag: the Deployment's environment
+    assert config.from_env().metrics_port == 9999  # the environment was left alone
+
+
+def test_the_memo_carries_the_config_to_start_up() -> None:
+    cfg = operator_cmd._config(_args("-A"))
+    memo = operator_cmd.lifecycle_memo(cfg)
+    assert memo["cfg"] is cfg
+    assert cfg.scan_cluster is True
+    assert operator_cmd.lifecycle_memo(cfg) is not memo  # a fresh one for every term
