@@ -19,7 +19,7 @@ from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import pool_objects, state
-from trimtab.kube import events, objects
+from trimtab.kube import objects
 from trimtab.queue import workflows
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
@@ -31,7 +31,7 @@ PLURAL = "agentworkflows"
 def _pools_ready(shared: state.Shared, namespace: str) -> dict[str, bool]:
     """Each pool of the namespace and whether its Ready condition is True."""
     out = {}
-    for (ns, name), body in list(shared.pools.items()):
+    for (ns, name), body in list(shared.views.pools.items()):
         if ns == namespace:
             out[name] = conditions.is_true((body.get("status") or {}).get("conditions"), "Ready")
     return out
@@ -94,7 +94,7 @@ async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) ->
     # The per-generation parse the pools' Deployments are built from (an invalid spec
     # names no Secret); ensure_objects below reads the same cache.
     for pool in sorted(pool_objects.workflow_tool_secrets(shared, (ns, name), body)):
-        pool_body = shared.pools.get((ns, pool))
+        pool_body = shared.views.pools.get((ns, pool))
         if pool_body is not None:
             await pool_objects.ensure_objects(shared, pool_body)
 
@@ -117,10 +117,10 @@ async def sweep_retired(shared: state.Shared) -> list[tuple[str, str]]:
     other namespaces); a workflow this operator may not read is left to its owner."""
     retired = []
     for ns, name in sorted(await workflows.published(shared.redis)):
-        if (ns, name) in shared.workflows:
+        if (ns, name) in shared.views.workflows:
             continue
         try:
-            found = await shared.kube(shared.store.get, API_VERSION, "AgentWorkflow", name, ns)
+            found = await shared.kube.get(API_VERSION, "AgentWorkflow", name, ns)
         except objects.ApiError:
             continue  # forbidden (another operator's namespace) or unavailable
         if found is None and await workflows.retire(shared.redis, ns, name):
@@ -134,21 +134,10 @@ async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
     patch, moved = await _status(shared, body)
     meta = body["metadata"]
     if patch:
-        await shared.kube(
-            shared.store.patch,
-            API_VERSION,
-            "AgentWorkflow",
-            meta["name"],
-            {"status": patch},
-            namespace=meta.get("namespace"),
-            subresource="status",
+        await shared.kube.patch_status(
+            API_VERSION, "AgentWorkflow", meta["name"], patch, namespace=meta.get("namespace")
         )
     for event in moved:
-        await shared.kube(
-            events.post,
-            shared.store,
-            body,
-            type_=event.type,
-            reason=event.reason,
-            message=event.message,
+        await shared.kube.post_event(
+            dict(body), type_=event.type, reason=event.reason, message=event.message
         )

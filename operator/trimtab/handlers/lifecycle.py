@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 from typing import Any
 
@@ -12,7 +10,6 @@ import prometheus_client
 
 from trimtab import config, metrics
 from trimtab.handlers import state
-from trimtab.kube import client
 from trimtab.queue import connection
 
 log = logging.getLogger(__name__)
@@ -35,11 +32,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = not cfg.scan_cluster
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 20
-    # Apiserver calls run in threads (trimtab.kube is blocking): enough of them that a
-    # cold start over a thousand pools is not queued behind a handful.
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(client.POOL_SIZE, thread_name_prefix="kube")
-    )
     memo["shared"] = state.Shared(
         cfg=cfg, redis=connection.connect(cfg.redis_url), metrics=metrics.default()
     )
@@ -53,6 +45,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     shared: state.Shared | None = memo.get("shared")
     if shared is not None:
         await shared.redis.aclose()
+        shared.kube.close()
 
 
 @kopf.on.probe(id="redis")

@@ -41,10 +41,12 @@ async def scale_pools(shared: state.Shared) -> None:
     reader = load.LoadReader(shared.redis)
     while True:
         started = time.monotonic()
-        live = {(b["metadata"].get("uid", ""), key): b for key, b in list(shared.pools.items())}
+        live = {
+            (b["metadata"].get("uid", ""), key): b for key, b in list(shared.views.pools.items())
+        }
         for gone in set(scalers) - set(live):
             del scalers[gone]
-            if gone[1] not in shared.pools:  # deleted, not recreated under the same name
+            if gone[1] not in shared.views.pools:  # deleted, not recreated under the same name
                 shared.metrics.pool_forgotten(*gone[1])
         now = time.time()
         loads = await _loads(reader, [key for _, key in live], now)
@@ -78,11 +80,11 @@ async def refresh(shared: state.Shared) -> None:
     retirement of workflows deleted while no operator ran."""
     last_objects = 0.0
     while True:
-        for key, body in list(shared.workflows.items()):
+        for key, body in list(shared.views.workflows.items()):
             await _guarded(f"workflow {key[0]}/{key[1]}", agentworkflow.refresh(shared, body))
         if time.monotonic() - last_objects >= OBJECTS_EVERY_SECONDS:
             last_objects = time.monotonic()
-            for key, body in list(shared.pools.items()):
+            for key, body in list(shared.views.pools.items()):
                 await _guarded(
                     f"pool objects {key[0]}/{key[1]}", pool_objects.ensure_objects(shared, body)
                 )

@@ -66,7 +66,7 @@ def _desired_objects(
 async def _wiring(shared: state.Shared, namespace: str, pool: str) -> desired.Wiring:
     await _list_workflows_once(shared, namespace)
     needed: set[secrets.SecretKey] = set()
-    for key, body in list(shared.workflows.items()):
+    for key, body in list(shared.views.workflows.items()):
         if key[0] == namespace:
             needed |= workflow_tool_secrets(shared, key, body).get(pool, set())
     return desired.Wiring(
@@ -80,10 +80,10 @@ def workflow_tool_secrets(
     """A workflow's tool Secrets by pool, parsed once per generation: the once-a-minute
     pass over every pool would otherwise parse every workflow once per pool."""
     generation = body["metadata"].get("generation")
-    cached = shared.tool_secrets.get(key)
+    cached = shared.objects.tool_secrets.get(key)
     if cached is None or cached[0] != generation:
         cached = (generation, secrets.raw_tool_secrets_by_pool(body.get("spec") or {}))
-        shared.tool_secrets[key] = cached
+        shared.objects.tool_secrets[key] = cached
     return cached[1]
 
 
@@ -91,22 +91,20 @@ async def _list_workflows_once(shared: state.Shared, namespace: str) -> None:
     """Fill the namespace's workflow view from one list before its first use. At start-up
     pool events may come before workflow events; a Deployment built from a partial view
     would drop tool Secrets and roll every pod, twice, on each operator restart."""
-    if namespace in shared.workflows_listed:
+    if namespace in shared.objects.workflows_listed:
         return
-    found = await shared.kube(shared.store.list, API_VERSION, "AgentWorkflow", namespace=namespace)
+    found = await shared.kube.list(API_VERSION, "AgentWorkflow", namespace=namespace)
     for body in found:
         # Watch events are at least as fresh as this list: they win.
-        shared.workflows.setdefault((namespace, body["metadata"]["name"]), body)
-    shared.workflows_listed.add(namespace)
+        shared.views.workflows.setdefault((namespace, body["metadata"]["name"]), body)
+    shared.objects.workflows_listed.add(namespace)
 
 
 async def _apply_if_changed(
     shared: state.Shared, obj: dict[str, Any], spec: agentpool.AgentPoolSpec
 ) -> bool:
     meta = obj["metadata"]
-    current = await shared.kube(
-        shared.store.get, obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"]
-    )
+    current = await shared.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
     if (
         current is None
         and obj["kind"] == "Deployment"
@@ -116,7 +114,7 @@ async def _apply_if_changed(
     have = ((current or {}).get("metadata") or {}).get("annotations") or {}
     if have.get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]:
         return False
-    await shared.kube(shared.store.apply, obj, field_manager=OBJECT_MANAGER)
+    await shared.kube.apply(obj, field_manager=OBJECT_MANAGER)
     return True
 
 
@@ -128,7 +126,7 @@ async def _create_deployment(
     it from its first apply). False when it exists already (another pass was first)."""
     first = {**obj, "spec": {**obj["spec"], "replicas": desired.initial_replicas(spec)}}
     try:
-        await shared.kube(shared.store.create, first, field_manager=OBJECT_MANAGER)
+        await shared.kube.create(first, field_manager=OBJECT_MANAGER)
     except objects.ApiError as exc:
         if exc.status != HTTPStatus.CONFLICT:
             raise

@@ -15,25 +15,11 @@ from typing import Any
 from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, agentpool
 from trimtab.handlers import pool_objects, state
-from trimtab.kube import events
 from trimtab.queue import arrivals, load
 from trimtab.reconcile.agentpool import autoscaler, desired, forecast, scaling
 from trimtab.reconcile.agentpool import plan as plan_mod
-from trimtab.reconcile.agentpool import status as status_mod
 
 SCALER_MANAGER = "trimtab-scaler"
-
-
-def _workload(deployment: Mapping[str, Any]) -> tuple[int, status_mod.Workload]:
-    """The Deployment's spec.replicas, and its counts as status reports them."""
-    replicas = deployment.get("replicas")
-    asked = int(replicas) if replicas is not None else 1  # the API's default
-    dep_status = deployment.get("status") or {}
-    counts = status_mod.Workload(
-        replicas=int(dep_status.get("replicas") or 0),
-        ready=int(dep_status.get("readyReplicas") or 0),
-    )
-    return asked, counts
 
 
 def _load(pool_load: load.PoolLoad | None) -> autoscaler.Load | None:
@@ -73,7 +59,7 @@ class PoolScaler:
     ) -> None:
         """One scaling pass for this pool: gather, plan, apply."""
         key = (self.ns, self.name)
-        deployment = self.shared.deployments.get(key)
+        deployment = self.shared.views.deployments.get(key)
         self.arrived = 0
         if deployment is None:
             return  # the Deployment is not there yet: reconcile_objects creates it
@@ -81,15 +67,15 @@ class PoolScaler:
         await self._load_history(spec, now)
         t0 = time.perf_counter()
         before = self.autoscaler.arrivals_total
-        asked, workload = _workload(deployment)
-        reading = autoscaler.Reading(asked, workload.ready, _load(pool_load))
+        workload = deployment.workload
+        reading = autoscaler.Reading(deployment.asked, workload.ready, _load(pool_load))
         seen = plan_mod.Observation(
             name=self.name,
             generation=int(body["metadata"]["generation"]),
             status=body.get("status") or {},
             workload=workload,
             observed=self.autoscaler.observe(reading, spec, now),
-            pods=tuple(self.shared.pods.get(key, {}).values()),
+            pods=tuple(self.shared.views.pods.get(key, {}).values()),
             breaker=pool_load.breaker if pool_load is not None else None,
         )
         if pool_load is not None and before is not None:
@@ -117,28 +103,17 @@ class PoolScaler:
 
     async def _apply(self, body: Mapping[str, Any], planned: plan_mod.PoolPlan) -> None:
         """Replicas, then status, then the Events that report both, then placement."""
-        kube, store = self.shared.kube, self.shared.store
+        kube = self.shared.kube
         if planned.replicas is not None:
             doc = desired.build_replicas_patch(self.ns, self.name, planned.replicas)
-            await kube(store.apply, doc, field_manager=SCALER_MANAGER)
+            await kube.apply(doc, field_manager=SCALER_MANAGER)
         if planned.status is not None:
-            await kube(
-                store.patch,
-                API_VERSION,
-                "AgentPool",
-                self.name,
-                {"status": planned.status},
-                namespace=self.ns,
-                subresource="status",
+            await kube.patch_status(
+                API_VERSION, "AgentPool", self.name, planned.status, namespace=self.ns
             )
         for event in planned.events:
-            await kube(
-                events.post,
-                store,
-                body,
-                type_=event.type,
-                reason=event.reason,
-                message=event.message,
+            await kube.post_event(
+                dict(body), type_=event.type, reason=event.reason, message=event.message
             )
         if planned.fallback is not None:  # placement moves with the condition
             await pool_objects.ensure_objects(self.shared, body, fallback_active=planned.fallback)

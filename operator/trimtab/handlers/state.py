@@ -1,18 +1,49 @@
-"""What every handler shares: config, the Redis client, metrics, and the object store."""
+"""What every handler shares: config, the Redis client, metrics, the apiserver, and the
+views the watches keep."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from trimtab import config, metrics
-from trimtab.kube import client, objects
+from trimtab.kube import aio
 from trimtab.queue import connection
+from trimtab.reconcile.agentpool import fallback, status
 
-T = TypeVar("T")
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentView:
+    """A pool's worker Deployment as the scaler reads it."""
+
+    asked: int  # spec.replicas
+    workload: status.Workload
+
+
+@dataclasses.dataclass
+class Views:
+    """The objects the loops read, as the watches last saw them. Written only by the
+    watch handlers (trimtab.handlers.views); read by everything else."""
+
+    pools: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    workflows: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    deployments: dict[Key, DeploymentView] = dataclasses.field(default_factory=dict)
+    pods: dict[Key, dict[str, fallback.PodView]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ObjectsCache:
+    """What trimtab.handlers.pool_objects remembers between passes."""
+
+    # Namespaces whose workflows were listed once, so the view is complete there before
+    # a pool's Deployment is built from it.
+    workflows_listed: set[str] = dataclasses.field(default_factory=set)
+    # Each workflow's tool Secrets by pool, with the generation they were parsed from.
+    tool_secrets: dict[Key, tuple[Any, dict[str, set[tuple[str, str]]]]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 @dataclasses.dataclass
@@ -20,26 +51,7 @@ class Shared:
     cfg: config.OperatorConfig
     redis: connection.Redis
     metrics: metrics.Metrics
-    _store: objects.ObjectStore | None = None
-    # Views kept current by watch events (trimtab.handlers.views); keyed (namespace, name).
-    pools: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
-    workflows: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
-    deployments: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
-    pods: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
-    # Namespaces whose workflows were listed once, so the view is complete there before
-    # a pool's Deployment is built from it (trimtab.handlers.pool_objects).
-    workflows_listed: set[str] = dataclasses.field(default_factory=set)
-    # Each workflow's tool Secrets by pool, with the generation they were parsed from.
-    tool_secrets: dict[tuple[str, str], tuple[Any, dict[str, set[tuple[str, str]]]]] = (
-        dataclasses.field(default_factory=dict)
-    )
-
-    @property
-    def store(self) -> objects.ObjectStore:
-        if self._store is None:
-            self._store = objects.ObjectStore(client.connect())
-        return self._store
-
-    async def kube(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking trimtab.kube call off the event loop."""
-        return await asyncio.to_thread(functools.partial(call, *args, **kwargs))
+    # The apiserver, through the operator's one thread boundary (trimtab.kube.aio).
+    kube: aio.AsyncStore = dataclasses.field(default_factory=aio.AsyncStore)
+    views: Views = dataclasses.field(default_factory=Views)
+    objects: ObjectsCache = dataclasses.field(default_factory=ObjectsCache)

@@ -14,7 +14,7 @@ import kopf
 from trimtab.api.v1alpha1 import GROUP, VERSION
 from trimtab.handlers import state
 from trimtab.reconcile import conditions, naming
-from trimtab.reconcile.agentpool import fallback
+from trimtab.reconcile.agentpool import fallback, status
 
 MANAGED = {"app.kubernetes.io/managed-by": "trimtab-operator"}
 
@@ -53,10 +53,10 @@ def track_object(
 ) -> None:
     shared = _shared(memo)
     if shared is not None:
-        view = shared.pools if body.get("kind") == "AgentPool" else shared.workflows
+        view = shared.views.pools if body.get("kind") == "AgentPool" else shared.views.workflows
         _track(view, (namespace or "", name), event, _snapshot(body))
         if event.get("type") == "DELETED":
-            shared.tool_secrets.pop((namespace or "", name), None)
+            shared.objects.tool_secrets.pop((namespace or "", name), None)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
@@ -72,15 +72,19 @@ def track_deployment(
     shared = _shared(memo)
     if shared is not None:
         key = (namespace or "", labels.get(naming.POOL_LABEL, ""))
-        _track(
-            shared.deployments,
-            key,
-            event,
-            {
-                "replicas": (body.get("spec") or {}).get("replicas"),
-                "status": dict(body.get("status") or {}),
-            },
-        )
+        _track(shared.views.deployments, key, event, _deployment_view(body))
+
+
+def _deployment_view(body: Mapping[str, Any]) -> state.DeploymentView:
+    replicas = (body.get("spec") or {}).get("replicas")
+    counts = body.get("status") or {}
+    return state.DeploymentView(
+        asked=int(replicas) if replicas is not None else 1,  # the API's default
+        workload=status.Workload(
+            replicas=int(counts.get("replicas") or 0),
+            ready=int(counts.get("readyReplicas") or 0),
+        ),
+    )
 
 
 def _pod_view(status: Mapping[str, Any], labels: Mapping[str, str]) -> fallback.PodView:
@@ -109,5 +113,7 @@ def track_pod(
 ) -> None:
     shared = _shared(memo)
     if shared is not None:
-        pods = shared.pods.setdefault((namespace or "", labels.get(naming.POOL_LABEL, "")), {})
+        pods = shared.views.pods.setdefault(
+            (namespace or "", labels.get(naming.POOL_LABEL, "")), {}
+        )
         _track(pods, name, event, _pod_view(body.get("status") or {}, labels))
