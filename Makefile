@@ -24,11 +24,11 @@ image: ## build the project image locally (no Docker needed), print its archive
 help: ## list the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml hack/install-deps.sh
+$(STAMP): pyproject.toml hack/devtools/pyproject.toml hack/install-deps.sh
 	hack/install-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,lint,demo]'
+	$(BIN)/pip install -q -e '.[test,lint,demo]' -e hack/devtools
 	touch $(STAMP)
 
 install: $(STAMP) ## system packages, a virtualenv in .venv and the package with test and lint extras

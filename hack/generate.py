@@ -67,7 +67,7 @@ def kwok_stages() -> Generated:
         "# Apache License 2.0. Do not edit.\n"
     )
     body = "".join("---\n" + (stage_dir / rel).read_text() for rel in KWOK_STAGES)
-    return {"operator/trimtab/devcluster/kwok-stages.yaml": header + body}
+    return {"hack/devtools/trimtab_dev/devcluster/kwok-stages.yaml": header + body}
 
 
 def crds() -> Generated:

@@ -13,11 +13,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from trimtab.devcluster import layout  # imports no Kubernetes client: see below
+from trimtab_dev.devcluster import layout  # imports no Kubernetes client: see below
 
 # The kubernetes client reads $KUBECONFIG once, when first imported; kopf running
 # in-process (KopfRunner) logs in through it, so the path is set before anything here
-# imports the client (tests.harness.cluster does, through trimtab.devcluster.cluster).
+# imports the client (tests.harness.cluster does, through trimtab_dev.devcluster.cluster).
 os.environ["KUBECONFIG"] = str(
     layout.layout_for(os.environ.get("TRIMTAB_TEST_CLUSTER", layout.DEFAULT_NAME)).kubeconfig
 )

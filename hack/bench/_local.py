@@ -19,8 +19,8 @@ import httpx
 import redis
 
 from trimtab.api import crdgen
-from trimtab.devcluster import cluster, commands, layout
 from trimtab.kube import client, objects
+from trimtab_dev.devcluster import cluster, commands, layout
 
 PY = sys.executable
 

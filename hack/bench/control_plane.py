@@ -13,7 +13,7 @@ import shutil
 import statistics
 import time
 
-from trimtab.devcluster import cluster, layout
+from trimtab_dev.devcluster import cluster, layout
 
 # Below 32768: the kernel hands out ports above that to outgoing connections.
 PORTS = layout.Ports(

@@ -31,8 +31,8 @@ from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
 
-from trimtab.devcluster import layout
 from trimtab.kube import client, objects
+from trimtab_dev.devcluster import layout
 
 ROUNDS = 200
 NAMESPACE = "bench-kube-client"

@@ -44,11 +44,11 @@ import httpx
 import redis
 
 from trimtab.api import crdgen
-from trimtab.devcluster import cluster, commands, layout, realnodes
 from trimtab.kube import client, objects
 from trimtab.queue import keys
 from trimtab.reconcile import conditions, naming
 from trimtab.sdk import Client
+from trimtab_dev.devcluster import cluster, commands, layout, realnodes
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NS = f"bench-realnode-{uuid.uuid4().hex[:6]}"

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness import chart, realnode
-from trimtab.devcluster import layout
 from trimtab.kube import objects
+from trimtab_dev.devcluster import layout
 
 
 @pytest.fixture(scope="session")

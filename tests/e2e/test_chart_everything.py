@@ -25,10 +25,10 @@ import yaml
 
 from tests.harness import chart, operator, redis_server, runtime, samples
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.devcluster import layout, supervisor
 from trimtab.kube import client as kube_client
 from trimtab.kube import lease, objects
 from trimtab.sdk import client as sdk
+from trimtab_dev.devcluster import layout, supervisor
 
 pytestmark = pytest.mark.usefixtures("crds")
 RELEASE = "tt"

@@ -17,8 +17,8 @@ import yaml
 
 from tests.harness import chart, operator, samples
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.devcluster import binaries, layout
 from trimtab.kube import objects
+from trimtab_dev.devcluster import binaries, layout
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "trimtab"

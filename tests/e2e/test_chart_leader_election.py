@@ -23,9 +23,9 @@ import pytest
 
 from tests.harness import realchart as rc
 from tests.harness import samples
-from trimtab.devcluster import layout
 from trimtab.kube import objects
 from trimtab.reconcile import naming
+from trimtab_dev.devcluster import layout
 
 pytestmark = pytest.mark.usefixtures("crds")
 RELEASE = "tt"

@@ -23,10 +23,10 @@ import redis
 from tests.harness import chart, samples
 from tests.harness import realchart as rc
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.devcluster import layout, realnodes
 from trimtab.kube import objects
 from trimtab.queue import keys
 from trimtab.reconcile import naming
+from trimtab_dev.devcluster import layout, realnodes
 
 pytestmark = pytest.mark.usefixtures("crds")
 RELEASE = "tt"

@@ -27,10 +27,10 @@ import redis
 
 from tests.harness import cluster as cluster_harness
 from tests.harness import realworkers as rw
-from trimtab.devcluster import layout
 from trimtab.kube import objects
 from trimtab.queue import keys
 from trimtab.sdk import client as sdk
+from trimtab_dev.devcluster import layout
 
 pytestmark = pytest.mark.usefixtures("crds", "project_image")
 POOL, WORKFLOW, RUNS, REPLICAS = "flaky", "chain", 12, 2

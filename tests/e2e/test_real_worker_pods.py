@@ -22,9 +22,9 @@ import redis
 
 from tests.harness import realworkers as rw
 from tests.harness import redis_server
-from trimtab.devcluster import layout
 from trimtab.kube import objects
 from trimtab.sdk import client as sdk
+from trimtab_dev.devcluster import layout
 
 pytestmark = pytest.mark.usefixtures("crds", "project_image")
 POOL, WORKFLOW, RUNS = "summary", "summarize", 40

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from trimtab.devcluster import binaries, layout
 from trimtab.kube import objects as kube_objects
+from trimtab_dev.devcluster import binaries, layout
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "trimtab"

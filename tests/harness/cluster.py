@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from trimtab.devcluster import cluster, layout
+from trimtab_dev.devcluster import cluster, layout
 
 CLUSTER_NAME = os.environ.get("TRIMTAB_TEST_CLUSTER", layout.DEFAULT_NAME)
 
@@ -47,6 +47,6 @@ def kubectl(
     lay: layout.Layout, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The pinned kubectl, as the cluster's admin."""
-    from trimtab.devcluster import binaries  # noqa: PLC0415 - resolved once the cluster is up
+    from trimtab_dev.devcluster import binaries  # noqa: PLC0415 - resolved once the cluster is up
 
     return cluster.kubectl(lay, binaries.ensure_built(), *args, stdin=stdin)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from kopf.testing import KopfRunner
 
 from tests.harness import redis_server
-from trimtab.devcluster import commands
+from trimtab_dev.devcluster import commands
 
 
 def kopf_args(handlers: pathlib.Path, namespace: str) -> list[str]:

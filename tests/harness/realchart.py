@@ -2,7 +2,7 @@
 the session cluster's real node, and what the e2e tests read off such a pod.
 
 `helm install` puts the operator there through the chart's own `nodeSelector` and
-`tolerations` values (trimtab.devcluster.realnodes.placement), into a namespace that
+`tolerations` values (trimtab_dev.devcluster.realnodes.placement), into a namespace that
 enforces the restricted Pod Security profile. The readers look past the API's word where
 they can: the image containerd holds under a reference, the kubelet's own probe counters,
 and the operator's sockets and credentials from inside its container (`kubectl exec`).
@@ -23,8 +23,8 @@ import yaml
 
 from tests.harness import chart, realworkers
 from tests.harness import cluster as cluster_harness
-from trimtab.devcluster import host, layout, realnodes, runtime
 from trimtab.kube import objects
+from trimtab_dev.devcluster import host, layout, realnodes, runtime
 
 NODE = realworkers.NODE  # real-on-demand-0, which every cluster with one runs
 eventually = realworkers.eventually

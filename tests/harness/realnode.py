@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.harness import chart, redis_server
-from trimtab.devcluster import host, images, layout, realnodes
+from trimtab_dev.devcluster import host, images, layout, realnodes
 
 NAME = "rn-it"
 BUSYBOX = "localhost/trimtab/busybox:test"

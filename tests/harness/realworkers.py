@@ -17,12 +17,12 @@ import redis
 
 from tests.harness import operator, runtime, samples
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.devcluster import host, layout, realnodes
-from trimtab.devcluster import runtime as node_runtime
 from trimtab.kube import objects
 from trimtab.queue import keys
 from trimtab.reconcile import conditions, naming
 from trimtab.sdk import client as sdk
+from trimtab_dev.devcluster import host, layout, realnodes
+from trimtab_dev.devcluster import runtime as node_runtime
 
 NODE = realnodes.real_nodes(1)[0]  # real-on-demand-0, which every cluster with one runs
 # Small requests: the real node's allocatable is the machine's two CPUs.

@@ -21,10 +21,10 @@ import yaml
 from tests.harness import redis_server
 from trimtab import metrics
 from trimtab.api.v1alpha1 import agentpool
-from trimtab.devcluster import commands
 from trimtab.queue import connection
 from trimtab.worker import loop, settings
 from trimtab.worker import main as worker_main
+from trimtab_dev.devcluster import commands
 
 
 @contextlib.contextmanager

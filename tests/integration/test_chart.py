@@ -164,7 +164,7 @@ def test_every_value_is_documented_in_the_generated_readme() -> None:
 
 
 def test_the_kustomize_base_renders_what_the_chart_renders_by_default(helm: str) -> None:
-    from trimtab.devcluster import binaries  # noqa: PLC0415 - builds kubectl on first use
+    from trimtab_dev.devcluster import binaries  # noqa: PLC0415 - builds kubectl on first use
 
     kubectl = str(binaries.ensure_built() / "kubectl")
     built = subprocess.run(

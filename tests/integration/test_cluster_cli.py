@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from tests.harness import cluster as cluster_harness
-from trimtab.devcluster import layout, realnodes
+from trimtab_dev.devcluster import layout, realnodes
 
 
 def _trimtab(*args: str) -> subprocess.CompletedProcess[str]:

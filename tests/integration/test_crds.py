@@ -16,9 +16,9 @@ from kubernetes.client import exceptions as k8s_exceptions
 from tests.harness import cluster as cluster_harness
 from tests.harness import samples
 from trimtab.api.v1alpha1 import API_VERSION, manifests
-from trimtab.devcluster import layout
 from trimtab.kube import objects
 from trimtab.reconcile.agentworkflow import validation
+from trimtab_dev.devcluster import layout
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INVALID = samples.invalid_samples()

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from trimtab.devcluster import nodes
 from trimtab.kube import objects
+from trimtab_dev.devcluster import nodes
 
 
 def _deployment(namespace: str, name: str, replicas: int, **pod_spec: Any) -> dict[str, Any]:

@@ -15,10 +15,10 @@ import pytest
 
 from tests.harness import operator, runtime
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.devcluster import supervisor
 from trimtab.kube import objects
 from trimtab.reconcile import naming
 from trimtab.sdk import client as sdk
+from trimtab_dev.devcluster import supervisor
 
 pytestmark = pytest.mark.usefixtures("crds")
 RUNS = 240

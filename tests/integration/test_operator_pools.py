@@ -15,10 +15,10 @@ import redis
 
 from tests.harness import operator, samples
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.devcluster import nodes
 from trimtab.kube import objects
 from trimtab.queue import keys, messages
 from trimtab.reconcile import naming
+from trimtab_dev.devcluster import nodes
 
 pytestmark = pytest.mark.usefixtures("crds")
 

@@ -16,9 +16,9 @@ import pytest
 
 from tests.harness import realnode as rn
 from tests.harness import redis_server
-from trimtab.devcluster import binaries, cluster, health, layout, realnodes
 from trimtab.kube import client, objects
 from trimtab.reconcile import conditions
+from trimtab_dev.devcluster import binaries, cluster, health, layout, realnodes
 
 ON_DEMAND, SPOT = realnodes.real_nodes(2)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trimtab.demo import load
+from trimtab_dev.demo import load
 
 
 def test_the_same_seed_gives_the_same_load_and_another_seed_does_not() -> None:

@@ -6,8 +6,8 @@ import pathlib
 
 import pytest
 
-from trimtab.demo.report import summary_rows, write_report
-from trimtab.demo.timeline import (
+from trimtab_dev.demo.report import summary_rows, write_report
+from trimtab_dev.demo.timeline import (
     ON_DEMAND_PER_REPLICA_HOUR,
     SPOT_PER_REPLICA_HOUR,
     PoolSample,

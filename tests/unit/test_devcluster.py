@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from trimtab import cli
-from trimtab.devcluster import components, kubeconfig, layout, nodes, pki, processes
+from trimtab_dev.devcluster import components, kubeconfig, layout, nodes, pki, processes
 
 BIN = pathlib.Path("/opt/k8s")
 

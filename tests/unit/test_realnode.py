@@ -14,7 +14,7 @@ import tomllib
 import pytest
 
 from trimtab import cli
-from trimtab.devcluster import (
+from trimtab_dev.devcluster import (
     addresses,
     components,
     host,
@@ -26,7 +26,7 @@ from trimtab.devcluster import (
     pki,
     realnodes,
 )
-from trimtab.devcluster import layout as layout_mod
+from trimtab_dev.devcluster import layout as layout_mod
 
 pytestmark = pytest.mark.unit
 

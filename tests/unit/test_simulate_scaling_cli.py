@@ -10,8 +10,8 @@ import sys
 import pytest
 import yaml
 
-from trimtab.demo import whatif
-from trimtab.demo.timeline import PoolSample, Timeline
+from trimtab_dev.demo import whatif
+from trimtab_dev.demo.timeline import PoolSample, Timeline
 
 pytestmark = pytest.mark.unit
 POOL = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from trimtab.devcluster import supervisor
+from trimtab_dev.devcluster import supervisor
 
 
 def _pod(

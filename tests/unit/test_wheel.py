@@ -1,5 +1,6 @@
 """The wheel the image installs (Dockerfile) carries every file the package reads at
-run time, not only its Python modules."""
+run time, not only its Python modules, and nothing of the development tools, which are
+a distribution of their own (hack/devtools) that adds its commands to the CLI."""
 
 from __future__ import annotations
 
@@ -11,16 +12,34 @@ import zipfile
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_the_wheel_carries_the_lua_scripts_and_data_files(tmp_path: pathlib.Path) -> None:
+def _wheel(source: pathlib.Path, out: pathlib.Path, pattern: str) -> zipfile.ZipFile:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-         str(ROOT), "-w", str(tmp_path)],
+         str(source), "-w", str(out)],
         check=True,
     )  # fmt: skip
-    (wheel,) = tmp_path.glob("trimtab-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    (wheel,) = out.glob(pattern)
+    return zipfile.ZipFile(wheel)
+
+
+def test_the_wheel_carries_the_lua_scripts_and_no_development_tools(
+    tmp_path: pathlib.Path,
+) -> None:
+    names = set(_wheel(ROOT, tmp_path, "trimtab-*.whl").namelist())
     lua = {p.name for p in (ROOT / "operator" / "trimtab" / "queue" / "lua").glob("*.lua")}
     assert {f"trimtab/queue/lua/{name}" for name in lua} <= names
-    assert "trimtab/devcluster/kwok-stages.yaml" in names
     assert "trimtab/py.typed" in names
-    assert not any(n.startswith(("tests/", "hack/")) for n in names)
+    assert "trimtab/sim/server.py" in names  # the simulator is part of the product
+    assert not any(n.startswith(("tests/", "hack/", "trimtab_dev/")) for n in names)
+    assert not any(n.startswith(("trimtab/devcluster", "trimtab/demo")) for n in names)
+
+
+def test_the_development_tools_carry_their_data_and_plug_into_the_cli(
+    tmp_path: pathlib.Path,
+) -> None:
+    wheel = _wheel(ROOT / "hack" / "devtools", tmp_path, "trimtab_dev-*.whl")
+    names = set(wheel.namelist())
+    assert "trimtab_dev/devcluster/kwok-stages.yaml" in names
+    assert not any(n.startswith("trimtab/") for n in names)
+    (points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    assert "[trimtab.commands]\ndev = trimtab_dev:register" in wheel.read(points).decode()

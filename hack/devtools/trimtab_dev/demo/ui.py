@@ -7,7 +7,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from trimtab.demo import timeline as tl
+from trimtab_dev.demo import timeline as tl
 
 
 def _p95(value: float | None) -> str:

@@ -21,8 +21,8 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from trimtab.demo import whatif
-from trimtab.demo.timeline import (
+from trimtab_dev.demo import whatif
+from trimtab_dev.demo.timeline import (
     ON_DEMAND_PER_REPLICA_HOUR,
     SPOT_PER_REPLICA_HOUR,
     PoolSample,

@@ -17,8 +17,8 @@ import signal
 import time
 from collections.abc import Callable
 
-from trimtab.devcluster import host, runtime
-from trimtab.devcluster import hostrecord as rec
+from trimtab_dev.devcluster import host, runtime
+from trimtab_dev.devcluster import hostrecord as rec
 
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from trimtab.devcluster import addresses, nodes
+from trimtab_dev.devcluster import addresses, nodes
 
 REAL_NODE_LABEL = "trimtab.io/real-node"
 REAL_NODE_TAINT_KEY = "trimtab.io/real-node"

@@ -17,7 +17,9 @@ import time
 
 import yaml
 
-from trimtab.devcluster import (
+from trimtab.kube import client, objects
+from trimtab.reconcile import conditions
+from trimtab_dev.devcluster import (
     binaries,
     components,
     health,
@@ -29,9 +31,7 @@ from trimtab.devcluster import (
     realnode,
     realnodes,
 )
-from trimtab.devcluster import layout as layout_mod
-from trimtab.kube import client, objects
-from trimtab.reconcile import conditions
+from trimtab_dev.devcluster import layout as layout_mod
 
 DEFAULT_REAL_NODES = 1  # for a new cluster; an existing one keeps what it recorded
 _KUBELET_API_BINDING = {

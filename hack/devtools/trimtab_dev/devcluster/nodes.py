@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from trimtab.devcluster import components
+from trimtab_dev.devcluster import components
 
 CAPACITY_LABEL = "karpenter.sh/capacity-type"
 SPOT_TAINT_KEY = "trimtab.io/spot"

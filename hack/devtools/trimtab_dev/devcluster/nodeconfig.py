@@ -14,8 +14,8 @@ import json
 import pathlib
 from typing import Any
 
-from trimtab.devcluster import addresses, realnodes
-from trimtab.devcluster import layout as layout_mod
+from trimtab_dev.devcluster import addresses, realnodes
+from trimtab_dev.devcluster import layout as layout_mod
 
 CGROUP_PARENT = "trimtab"
 POD_BRIDGE = "cni0"  # inside the node's namespace, so every node may use the same name

@@ -9,12 +9,12 @@ import time
 from typing import Any
 
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.demo import timeline as tl
-from trimtab.devcluster import realnodes
 from trimtab.kube import objects
 from trimtab.queue import load, workflows
 from trimtab.reconcile import naming
 from trimtab.sdk import Client
+from trimtab_dev.demo import timeline as tl
+from trimtab_dev.devcluster import realnodes
 
 WORKFLOWS = ("customer-support", "batch-summarize")
 

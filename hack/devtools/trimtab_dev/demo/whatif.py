@@ -12,8 +12,8 @@ from __future__ import annotations
 import statistics
 
 from trimtab.api.v1alpha1.agentpool import AgentPoolSpec
-from trimtab.demo.timeline import Timeline
 from trimtab.sim.fleet import compare, contenders, model, traces
+from trimtab_dev.demo.timeline import Timeline
 
 START_UP_SECONDS = 15.0
 DEFAULT_SLO_SECONDS = 10.0

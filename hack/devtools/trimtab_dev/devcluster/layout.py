@@ -14,7 +14,7 @@ import json
 import os
 import pathlib
 
-from trimtab.devcluster import addresses
+from trimtab_dev.devcluster import addresses
 
 DEFAULT_NAME = "trimtab"
 LOOPBACK = "127.0.0.1"

@@ -10,8 +10,8 @@ import signal
 import sys
 from typing import Any
 
-from trimtab.devcluster import cluster, layout, realnode, supervisor
 from trimtab.kube import client, objects
+from trimtab_dev.devcluster import cluster, layout, realnode, supervisor
 
 
 def register(groups: Any) -> None:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from trimtab.devcluster import components
+from trimtab_dev.devcluster import components
 
 
 def pid_file(pids: pathlib.Path, name: str) -> pathlib.Path:

@@ -13,7 +13,7 @@ import dataclasses
 import pathlib
 import subprocess
 
-from trimtab.devcluster import addresses
+from trimtab_dev.devcluster import addresses
 
 DAYS = "3650"
 _EC = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")

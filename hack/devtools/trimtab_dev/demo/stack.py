@@ -31,7 +31,8 @@ import httpx
 import yaml
 
 from trimtab.api import crdgen
-from trimtab.devcluster import (
+from trimtab.kube import client, objects
+from trimtab_dev.devcluster import (
     binaries,
     cluster,
     commands,
@@ -40,7 +41,6 @@ from trimtab.devcluster import (
     realnodes,
     supervisor,
 )
-from trimtab.kube import client, objects
 
 log = logging.getLogger(__name__)
 SAMPLES = ("agentpool-support-small", "agentpool-support-large", "agentpool-batch-summarize")

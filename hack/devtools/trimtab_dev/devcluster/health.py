@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from trimtab.devcluster import addresses, components, processes, realnodes
-from trimtab.devcluster import layout as layout_mod
+from trimtab_dev.devcluster import addresses, components, processes, realnodes
+from trimtab_dev.devcluster import layout as layout_mod
 
 _STARTUP_TIMEOUT = {"etcd": 30.0, "kube-apiserver": 60.0}
 _DEFAULT_TIMEOUT = 30.0

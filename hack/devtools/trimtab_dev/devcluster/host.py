@@ -25,8 +25,8 @@ import re
 import shutil
 import subprocess
 
-from trimtab.devcluster import addresses, nodecomponents, nodeconfig
-from trimtab.devcluster import hostrecord as rec
+from trimtab_dev.devcluster import addresses, nodecomponents, nodeconfig
+from trimtab_dev.devcluster import hostrecord as rec
 
 CGROUP_FS = pathlib.Path("/sys/fs/cgroup")
 CGROUP_PARENT = nodeconfig.CGROUP_PARENT

@@ -38,7 +38,7 @@ def _interrupt(signum: int, _frame: object) -> NoReturn:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from trimtab.demo import load, run  # noqa: PLC0415 - matplotlib and rich load only here
+    from trimtab_dev.demo import load, run  # noqa: PLC0415 - matplotlib and rich load only here
 
     signal.signal(signal.SIGTERM, _interrupt)  # cleaned up like Ctrl-C
     shape = load.Shape(

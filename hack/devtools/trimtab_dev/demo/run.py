@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.live import Live
 
 from trimtab.api.v1alpha1 import API_VERSION
-from trimtab.demo import load, observe, report, stack, ui
-from trimtab.demo import timeline as tl
 from trimtab.queue import wire, workflows
 from trimtab.sdk import Client
 from trimtab.sdk import client as sdk_client
+from trimtab_dev.demo import load, observe, report, stack, ui
+from trimtab_dev.demo import timeline as tl
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+ROOT = pathlib.Path(__file__).resolve().parents[4]
 ENDED = {wire.RunStatus.SUCCEEDED, wire.RunStatus.FAILED, wire.RunStatus.REVIEW}
 
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from trimtab.devcluster import (
+from trimtab.kube import objects
+from trimtab_dev.devcluster import (
     components,
     health,
     host,
@@ -39,9 +40,8 @@ from trimtab.devcluster import (
     realnodes,
     runtime,
 )
-from trimtab.devcluster import hostrecord as rec
-from trimtab.devcluster import layout as layout_mod
-from trimtab.kube import objects
+from trimtab_dev.devcluster import hostrecord as rec
+from trimtab_dev.devcluster import layout as layout_mod
 
 
 def nodes_of(lay: layout_mod.Layout) -> list[realnodes.RealNode]:

@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from trimtab.devcluster import components
 from trimtab.kube import objects
 from trimtab.reconcile import naming
+from trimtab_dev.devcluster import components
 
 log = logging.getLogger(__name__)
 SecretReader = Callable[[str, str, str], str | None]  # namespace, name, key -> value

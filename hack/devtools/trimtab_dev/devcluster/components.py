@@ -10,8 +10,8 @@ import dataclasses
 import importlib.resources
 import pathlib
 
-from trimtab.devcluster import addresses
-from trimtab.devcluster import layout as layout_mod
+from trimtab_dev.devcluster import addresses
+from trimtab_dev.devcluster import layout as layout_mod
 
 SERVICE_CIDR = addresses.SERVICE_CIDR
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -136,7 +136,9 @@ def kube_scheduler(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) -> Componen
 
 def kwok_stages_path() -> pathlib.Path:
     """The kwok stage configuration shipped with this package."""
-    return pathlib.Path(str(importlib.resources.files("trimtab.devcluster") / "kwok-stages.yaml"))
+    return pathlib.Path(
+        str(importlib.resources.files("trimtab_dev.devcluster") / "kwok-stages.yaml")
+    )
 
 
 def kwok(lay: layout_mod.Layout, *, bin_dir: pathlib.Path) -> Component:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from trimtab.devcluster import components, realnodes
-from trimtab.devcluster import layout as layout_mod
+from trimtab_dev.devcluster import components, realnodes
+from trimtab_dev.devcluster import layout as layout_mod
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,8 +23,8 @@ def hack_dir() -> pathlib.Path:
     override = os.environ.get("TRIMTAB_HACK_DIR")
     if override:
         return pathlib.Path(override)
-    # operator/trimtab/devcluster/binaries.py -> repository root
-    root = pathlib.Path(__file__).resolve().parents[3]
+    # hack/devtools/trimtab_dev/devcluster/binaries.py -> repository root
+    root = pathlib.Path(__file__).resolve().parents[4]
     candidate = root / "hack"
     if not (candidate / "build-k8s.sh").exists():
         raise BinariesError(
