@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
+import sys
 
 import pytest
 
@@ -27,3 +29,11 @@ def test_without_the_tools_the_commands_say_how_to_get_them(
     assert err.startswith("trimtab: error: `trimtab cluster` comes with the development tools")
     assert "make install" in err
     assert cli.main(["demo"]) == 1
+
+
+def test_the_tools_layout_loads_no_kubernetes_client() -> None:
+    # The test session imports it before it points $KUBECONFIG at its cluster, and the
+    # client reads $KUBECONFIG once, at its first import.
+    code = "import sys, trimtab_dev.devcluster.layout; print('kubernetes' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
