@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.handlers import state
 from trimtab.reconcile.agentworkflow import status
 
 
@@ -155,3 +156,16 @@ def test_the_reason_is_the_problems_kind_whatever_the_message() -> None:
     assert got["SpecValid"][1] == "DependencyCycle"  # the cycle outranks the missing pool
     missing = _conditions(status.decide(FAN_IN, pools_ready={"small": True}))
     assert missing["SpecValid"][1] == "MissingPool"
+
+
+def test_the_operator_checks_a_workflow_once_per_generation() -> None:
+    checks = state.WorkflowChecks()
+    raw = FAN_IN.to_wire()
+    spec, checked = checks.of(("ns", "wf"), 1, raw)
+    assert checks.of(("ns", "wf"), 1, raw)[1] is checked  # the same generation: kept
+    assert checked.plan is not None
+    assert checked.plan.order == ("a", "b", "c")
+    assert status.decide(spec, pools_ready={"small": True, "big": True}, checked=checked).publish
+    _, cyclic = checks.of(("ns", "wf"), 2, CYCLE.to_wire())
+    assert cyclic.plan is None
+    assert [p.reason.value for p in cyclic.problems] == ["DependencyCycle"]

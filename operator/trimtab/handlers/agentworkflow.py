@@ -23,6 +23,7 @@ from trimtab.kube import objects
 from trimtab.queue import workflows
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.reconcile.agentworkflow import dag
 from trimtab.reconcile.agentworkflow import status as status_mod
 
 PLURAL = "agentworkflows"
@@ -38,16 +39,19 @@ def _pools_ready(shared: state.Shared, namespace: str) -> dict[str, bool]:
 
 
 async def _publish(
-    shared: state.Shared, namespace: str, name: str, generation: int, spec: awf.AgentWorkflowSpec
+    shared: state.Shared,
+    namespace: str,
+    name: str,
+    generation: int,
+    spec: awf.AgentWorkflowSpec,
+    plan: dag.Plan,
 ) -> None:
     try:
         if await workflows.current_generation(shared.redis, namespace, name) == generation:
             return  # already published: nothing to write
     except workflows.WorkflowNotFoundError:
         pass
-    compiled = compile_mod.compile_workflow(
-        namespace=namespace, name=name, generation=generation, spec=spec
-    )
+    compiled = compile_mod.compiled(namespace, name, generation, spec, plan)
     await workflows.publish(shared.redis, compile_mod.to_document(compiled))
 
 
@@ -59,10 +63,10 @@ async def _status(
     t0 = time.perf_counter()
     meta = body["metadata"]
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
-    parsed = awf.AgentWorkflowSpec.model_validate(dict(body["spec"]))
-    verdict = status_mod.decide(parsed, pools_ready=_pools_ready(shared, ns))
-    if verdict.publish:
-        await _publish(shared, ns, name, generation, parsed)
+    parsed, checked = shared.checks.of((ns, name), generation, body["spec"])
+    verdict = status_mod.decide(parsed, pools_ready=_pools_ready(shared, ns), checked=checked)
+    if verdict.publish and verdict.plan is not None:
+        await _publish(shared, ns, name, generation, parsed, verdict.plan)
     stats = await workflows.run_stats(shared.redis, ns, name, now=time.time())
     shared.metrics.reconciled(
         metrics.ReconciledKind.AGENT_WORKFLOW, seconds=time.perf_counter() - t0

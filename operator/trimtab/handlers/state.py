@@ -7,9 +7,11 @@ import dataclasses
 from typing import Any
 
 from trimtab import config, metrics
+from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.kube import aio
 from trimtab.queue import connection
 from trimtab.reconcile.agentpool import fallback, status
+from trimtab.reconcile.agentworkflow import validation
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -47,6 +49,26 @@ class ObjectsCache:
 
 
 @dataclasses.dataclass
+class WorkflowChecks:
+    """Each workflow's parsed spec and its own check, for the generation they came
+    from: a workflow is validated and compiled once per generation, not every pass."""
+
+    by_key: dict[Key, tuple[int, awf.AgentWorkflowSpec, validation.Checked]] = dataclasses.field(
+        default_factory=dict
+    )
+
+    def of(
+        self, key: Key, generation: int, raw_spec: Any
+    ) -> tuple[awf.AgentWorkflowSpec, validation.Checked]:
+        held = self.by_key.get(key)
+        if held is None or held[0] != generation:
+            spec = awf.AgentWorkflowSpec.model_validate(dict(raw_spec))
+            held = (generation, spec, validation.check(spec))
+            self.by_key[key] = held
+        return held[1], held[2]
+
+
+@dataclasses.dataclass
 class Shared:
     cfg: config.OperatorConfig
     redis: connection.Redis
@@ -55,3 +77,4 @@ class Shared:
     kube: aio.AsyncStore = dataclasses.field(default_factory=aio.AsyncStore)
     views: Views = dataclasses.field(default_factory=Views)
     objects: ObjectsCache = dataclasses.field(default_factory=ObjectsCache)
+    checks: WorkflowChecks = dataclasses.field(default_factory=WorkflowChecks)

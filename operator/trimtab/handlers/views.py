@@ -57,6 +57,7 @@ def track_object(
         _track(view, (namespace or "", name), event, _snapshot(body))
         if event.get("type") == "DELETED":
             shared.objects.tool_secrets.pop((namespace or "", name), None)
+            shared.checks.by_key.pop((namespace or "", name), None)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)

@@ -10,7 +10,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import review, runs, scripts, tasks, wire, workflows
+from trimtab.queue import review, runs, scripts, tasks, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 
 MAX_CONFLICTS = 20
@@ -32,25 +32,16 @@ def dependents(
     return out
 
 
-async def workflow_of(
-    client: aioredis.Redis, item: review.ReviewItem
-) -> compile_mod.CompiledWorkflow:
-    """The workflow generation the reviewed run was started with."""
-    doc = await workflows.load(client, item.namespace, item.workflow, item.generation)
-    return compile_mod.from_document(doc)
-
-
 async def approve(
     client: aioredis.Redis,
     lua: scripts.Scripts,
     item: review.ReviewItem,
     output: Any,
-    wf: compile_mod.CompiledWorkflow | None = None,
+    wf: compile_mod.CompiledWorkflow,
 ) -> wire.Reply:
     """Complete the reviewed step with `output`: OK, DUPLICATE (the step had moved on) or
     GONE (the run expired). The review entry is removed in every case. `wf` is the
-    run's workflow when the caller has it already."""
-    wf = wf or await workflow_of(client, item)
+    generation the run was started with."""
     queue = tasks.PoolQueue(
         client, lua, namespace=item.namespace, pool=item.pool, consumer="reviewer"
     )

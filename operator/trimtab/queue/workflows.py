@@ -8,6 +8,7 @@ only after its runs' TTL, so runs under way when it was deleted still finish.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 from typing import Any
@@ -16,6 +17,7 @@ from redis import asyncio as aioredis
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import keys
+from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.stats import rates, sketch
 
 
@@ -32,6 +34,29 @@ async def publish(client: aioredis.Redis, document: dict[str, Any]) -> int:
         pipe.sadd(keys.workflow_index(), f"{ns}/{name}")
         await pipe.execute()
     return gen
+
+
+class Compiled:
+    """One process's compiled generations, by (namespace, name, generation): a
+    generation never changes once published, so an entry never goes stale, and each is
+    decoded and compiled once however many readers (steps, reviews, submissions) ask.
+    The least recently used go first past `size`."""
+
+    def __init__(self, client: aioredis.Redis, size: int = 256) -> None:
+        self.client, self.size = client, size
+        self._held: collections.OrderedDict[tuple[str, str, int], compile_mod.CompiledWorkflow]
+        self._held = collections.OrderedDict()
+
+    async def get(self, namespace: str, name: str, generation: int) -> compile_mod.CompiledWorkflow:
+        key = (namespace, name, generation)
+        found = self._held.get(key)
+        if found is None:
+            doc = await load(self.client, namespace, name, generation)
+            found = self._held[key] = compile_mod.from_document(doc)
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
+        self._held.move_to_end(key)
+        return found
 
 
 async def current_generation(client: aioredis.Redis, namespace: str, name: str) -> int:

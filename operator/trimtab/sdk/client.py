@@ -53,19 +53,22 @@ class Client:
     def __init__(self, redis_url: str = DEFAULT_REDIS_URL) -> None:
         self.redis = connection.connect(redis_url)
         self.lua = scripts.Scripts(self.redis)
-        self._compiled: dict[tuple[str, str], tuple[float, compile_mod.CompiledWorkflow]] = {}
+        self._compiled = workflows.Compiled(self.redis)
+        self._current: dict[tuple[str, str], tuple[float, int]] = {}
 
     async def workflow(self, namespace: str, name: str) -> compile_mod.CompiledWorkflow:
         """The current published generation, rechecked at most once a second."""
-        cached = self._compiled.get((namespace, name))
-        if cached and time.monotonic() - cached[0] < GENERATION_CACHE_SECONDS:
-            return cached[1]
-        gen = await workflows.current_generation(self.redis, namespace, name)
-        if cached is None or cached[1].generation != gen:
-            doc = await workflows.load(self.redis, namespace, name, gen)
-            cached = (0.0, compile_mod.from_document(doc))
-        self._compiled[(namespace, name)] = (time.monotonic(), cached[1])
-        return cached[1]
+        seen = self._current.get((namespace, name))
+        if seen is None or time.monotonic() - seen[0] >= GENERATION_CACHE_SECONDS:
+            gen = await workflows.current_generation(self.redis, namespace, name)
+            seen = self._current[(namespace, name)] = (time.monotonic(), gen)
+        return await self._compiled.get(namespace, name, seen[1])
+
+    async def generation(
+        self, namespace: str, name: str, generation: int
+    ) -> compile_mod.CompiledWorkflow:
+        """One published generation (the one a run was started with), compiled once."""
+        return await self._compiled.get(namespace, name, generation)
 
     async def recorded_arrivals(
         self, namespace: str, pool: str, *, since: float, until: float

@@ -44,14 +44,15 @@ async def review_details(client: Client, ref: str) -> dict[str, Any]:
 async def approve(client: Client, ref: str) -> wire.Reply:
     """Accept the output under review as the step's output; the run continues."""
     item = await review_item(client, ref)
-    return await completion.approve(client.redis, client.lua, item, item.output)
+    wf = await client.generation(item.namespace, item.workflow, item.generation)
+    return await completion.approve(client.redis, client.lua, item, item.output, wf)
 
 
 async def edit(client: Client, ref: str, output: Any) -> wire.Reply:
     """Replace the output under review (checked against the step's schema); the run
     continues with the edited output."""
     item = await review_item(client, ref)
-    wf = await completion.workflow_of(client.redis, item)
+    wf = await client.generation(item.namespace, item.workflow, item.generation)
     step = wf.steps[item.step].spec
     schema = step.output.json_schema if step.output else None
     if schema is not None:

@@ -51,7 +51,7 @@ class Worker:
         self.visibility_s = cfg.spec.queue.visibility_timeout_seconds
         self.rng = rng or random.Random()
         self._running: dict[asyncio.Task[None], tasks.Delivery] = {}
-        self._workflows: dict[tuple[str, int], compile_mod.CompiledWorkflow] = {}
+        self._workflows = workflows.Compiled(self.client)
         self._tally = tally.SecondTally()
         self.readiness = serving.Readiness()  # what the pod's readiness probe reports
         self.finisher = finish.Finisher(
@@ -198,11 +198,7 @@ class Worker:
 
     async def _workflow(self, delivery: tasks.Delivery) -> compile_mod.CompiledWorkflow:
         task = delivery.task
-        key = (task.workflow, task.generation)
-        if key not in self._workflows:
-            doc = await workflows.load(self.client, task.namespace, task.workflow, task.generation)
-            self._workflows[key] = compile_mod.from_document(doc)
-        return self._workflows[key]
+        return await self._workflows.get(task.namespace, task.workflow, task.generation)
 
     async def _handle(self, delivery: tasks.Delivery) -> None:
         task = delivery.task

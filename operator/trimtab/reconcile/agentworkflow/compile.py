@@ -1,6 +1,9 @@
 """A workflow compiled for the runtime: the spec, its DAG plan, each step's pool or
-compiled routes. Published to Redis as a document (spec + generation) and recompiled
-by each reader, which is cheap and keeps one source of truth.
+compiled routes. Validated once per generation, by whoever publishes it (the operator,
+or the SDK without a cluster); published to Redis as a document (spec + generation).
+Readers decode the document without validating it again and compile its route
+programs (compiled CEL does not cross a process), once per generation per process
+(trimtab.queue.workflows.Compiled).
 
 Routes are CEL over `inputs` and the outputs of the step's dependencies, compiled once
 per generation. A route whose expression fails to evaluate (say, a field the output
@@ -92,11 +95,18 @@ def _compile_step(step: awf.Step, plan: dag.Plan, default_pool: str | None) -> C
 def compile_workflow(
     *, namespace: str, name: str, generation: int, spec: awf.AgentWorkflowSpec
 ) -> CompiledWorkflow:
-    """Compile `spec`; raises dag.InvalidDagError listing every problem found."""
-    problems = validation.find_problems(spec)
-    if problems:
-        raise dag.InvalidDagError(problems)
-    plan = validation.compile_plan(spec)
+    """Validate and compile `spec`, as a publisher does; raises dag.InvalidDagError
+    listing every problem found."""
+    checked = validation.check(spec)
+    if checked.plan is None:
+        raise dag.InvalidDagError(checked.problems)
+    return compiled(namespace, name, generation, spec, checked.plan)
+
+
+def compiled(
+    namespace: str, name: str, generation: int, spec: awf.AgentWorkflowSpec, plan: dag.Plan
+) -> CompiledWorkflow:
+    """The runtime's form of a spec already validated, with `plan` its DAG."""
     steps = {s.name: _compile_step(s, plan, spec.default_pool) for s in spec.steps}
     return CompiledWorkflow(
         namespace=namespace, name=name, generation=generation, spec=spec, plan=plan, steps=steps
@@ -113,9 +123,9 @@ def to_document(workflow: CompiledWorkflow) -> dict[str, Any]:
 
 
 def from_document(doc: Mapping[str, Any]) -> CompiledWorkflow:
-    return compile_workflow(
-        namespace=doc["namespace"],
-        name=doc["name"],
-        generation=int(doc["generation"]),
-        spec=awf.AgentWorkflowSpec.model_validate(doc["spec"]),
-    )
+    """A published generation as its readers hold it: the spec decoded into its model
+    (the one codec), not validated again: its publisher did, and nothing else writes
+    the document."""
+    spec = awf.AgentWorkflowSpec.model_validate(doc["spec"])
+    plan = validation.compile_plan(spec)
+    return compiled(doc["namespace"], doc["name"], int(doc["generation"]), spec, plan)

@@ -63,11 +63,18 @@ def _pools_ready(spec: awf.AgentWorkflowSpec, ready: Mapping[str, bool]) -> cond
     )
 
 
-def decide(spec: awf.AgentWorkflowSpec, *, pools_ready: Mapping[str, bool]) -> WorkflowVerdict:
-    """Conditions and plan for `spec`, given each existing pool's readiness."""
-    problems = validation.find_problems(spec, pools=set(pools_ready))
+def decide(
+    spec: awf.AgentWorkflowSpec,
+    *,
+    pools_ready: Mapping[str, bool],
+    checked: validation.Checked | None = None,
+) -> WorkflowVerdict:
+    """Conditions and plan for `spec`, given each existing pool's readiness; `checked`
+    is the spec's own check when the caller keeps it per generation."""
+    checked = checked or validation.check(spec)
+    problems = [*checked.problems, *validation.missing_pools(spec, set(pools_ready))]
     pools = _pools_ready(spec, pools_ready)
-    if problems:
+    if problems or checked.plan is None:
         spec_valid = conditions.Desired(
             ConditionType.SPEC_VALID, False, _problem_reason(problems), _join(problems)
         )
@@ -75,7 +82,7 @@ def decide(spec: awf.AgentWorkflowSpec, *, pools_ready: Mapping[str, bool]) -> W
             ConditionType.READY, False, Reason.INVALID_SPEC, spec_valid.message
         )
         return WorkflowVerdict((ready, spec_valid, pools), None, publish=False)
-    plan = validation.compile_plan(spec)
+    plan = checked.plan
     spec_valid = conditions.Desired(
         ConditionType.SPEC_VALID, True, Reason.VALID, f"{len(plan.order)} steps, depth {plan.depth}"
     )

@@ -9,6 +9,7 @@ its path, so the operator's SpecValid condition can name each one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -83,6 +84,25 @@ def _missing_pools(spec: awf.AgentWorkflowSpec, pools: Collection[str]) -> Itera
         if name not in pools:
             message = f'AgentPool "{name}" does not exist in this namespace'
             yield dag.Problem(path, message, Reason.MISSING_POOL)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """What a spec's own content says of it (pools aside): its problems, and its plan
+    when it has none. Decided once per generation."""
+
+    problems: tuple[dag.Problem, ...]
+    plan: dag.Plan | None
+
+
+def check(spec: awf.AgentWorkflowSpec) -> Checked:
+    problems = tuple(find_problems(spec))
+    return Checked(problems, None if problems else compile_plan(spec))
+
+
+def missing_pools(spec: awf.AgentWorkflowSpec, pools: Collection[str]) -> list[dag.Problem]:
+    """The references to pools that do not exist in the namespace."""
+    return list(_missing_pools(spec, pools))
 
 
 def find_problems(
