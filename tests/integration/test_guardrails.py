@@ -19,7 +19,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import breaker, runs, workflows
+from trimtab.queue import breaker, keys, runs, workflows
 from trimtab.sdk import Client, operations
 
 NS = "guard"
@@ -85,6 +85,12 @@ async def _settled(sdk: Client, run: str, status: str, within: float = 20) -> ru
             return state
         assert time.monotonic() < deadline, (state.status, state.steps)
         await asyncio.sleep(0.05)
+
+
+async def _model_breaker(sdk: Client, pool: str) -> breaker.State:
+    """The pool's model-endpoint breaker as recorded in Redis (closed when never tripped)."""
+    raw = await sdk.redis.hget(keys.pool_breaker(NS, pool, breaker.MODEL_ENDPOINT), "state")
+    return breaker.State(str(raw)) if raw else breaker.State.CLOSED
 
 
 async def _step_events(sdk: Client, run: str) -> list[str]:
@@ -242,10 +248,10 @@ async def test_breaker_opens_keeps_calls_off_a_down_endpoint_and_closes_when_it_
             await asyncio.sleep(0.02)
         # The simulator counts the third call before the worker hears its answer and
         # records it: give the record a moment.
-        opened = await breaker.model_state(sdk.redis, NS, "b")
+        opened = await _model_breaker(sdk, "b")
         while opened is not breaker.State.OPEN and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-            opened = await breaker.model_state(sdk.redis, NS, "b")
+            opened = await _model_breaker(sdk, "b")
         await asyncio.sleep(0.6)  # inside the 1 s cool-down: the step retries, no calls
         assert opened is breaker.State.OPEN
         assert _requests(sim, "down") - before == 3
@@ -253,7 +259,7 @@ async def test_breaker_opens_keeps_calls_off_a_down_endpoint_and_closes_when_it_
         async with httpx.AsyncClient() as http:  # the endpoint comes back
             (await http.put(admin, json={"rate_500": 0.0})).raise_for_status()
         state = await _settled(sdk, run, "succeeded")
-    assert await breaker.model_state(sdk.redis, NS, "b") is breaker.State.CLOSED
+    assert await _model_breaker(sdk, "b") is breaker.State.CLOSED
     # 3 failures, then one half-open probe that succeeded; nothing in between.
     assert _requests(sim, "down") - before == 4
     step = state.steps["answer"]
@@ -414,7 +420,7 @@ async def test_a_run_past_its_deadline_starts_no_further_step(
 async def test_breaker_opens_on_the_failure_rate_not_on_stray_errors(sdk: Client) -> None:
     spec = runtime.pool_spec("http://unused/v1", **BREAKER).breaker  # 3 failures, rate 0.5
     shared = breaker.Breaker(
-        sdk.redis, sdk.lua, namespace=NS, pool=f"rate-{time.time_ns()}", endpoint="model", spec=spec
+        sdk.lua, namespace=NS, pool=f"rate-{time.time_ns()}", endpoint="model", spec=spec
     )
     now = time.time() * 1000
     for _ in range(10):  # a busy endpoint: ten calls, three of them fail

@@ -22,6 +22,14 @@ async def pool(redis_url: str) -> AsyncIterator[tasks.PoolQueue]:
     await client.aclose()
 
 
+async def _read_load(
+    client: connection.Redis, *, namespace: str, pool: str, now: float, window_seconds: int = 10
+) -> load.PoolLoad:
+    """One pool's load, read the way the operator reads every pool's at once."""
+    reader = load.LoadReader(client, window_seconds=window_seconds)
+    return (await reader.read_all([(namespace, pool)], now=now))[(namespace, pool)]
+
+
 async def _add(queue: tasks.PoolQueue, n: int) -> list[str]:
     task = messages.Task(
         namespace=NS, run_id="r", step="s", attempt=1, workflow="w", generation=1, enqueued_ms=0.0
@@ -66,7 +74,7 @@ async def test_load_reads_backlog_in_flight_and_merged_latency(pool: tasks.PoolQ
             busy_seconds=sum(latencies),
             sketch=tally.to_bytes().decode(),
         )
-    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now, window_seconds=10)
+    got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now, window_seconds=10)
     assert (got.backlog, got.in_flight, got.added_total) == (7, 3, 10)
     assert got.completion_rate == pytest.approx(4.0)
     assert got.service_seconds == pytest.approx((2 + 3.8 + 2.0) / 40)
@@ -74,7 +82,7 @@ async def test_load_reads_backlog_in_flight_and_merged_latency(pool: tasks.PoolQ
 
 
 async def test_load_of_an_unknown_pool_is_empty(pool: tasks.PoolQueue) -> None:
-    got = await load.read_load(pool.client, namespace=NS, pool="none", now=time.time())
+    got = await _read_load(pool.client, namespace=NS, pool="none", now=time.time())
     assert (got.backlog, got.in_flight, got.completion_rate, got.p95_seconds) == (0, 0, 0.0, None)
 
 
@@ -124,7 +132,7 @@ async def test_a_stream_without_consumer_group_counts_every_entry_as_backlog(
     stream = keys.pool_stream(NS, "never-served")
     for _ in range(3):
         await pool.client.xadd(stream, {"x": "1"})
-    got = await load.read_load(pool.client, namespace=NS, pool="never-served", now=time.time())
+    got = await _read_load(pool.client, namespace=NS, pool="never-served", now=time.time())
     assert (got.backlog, got.in_flight, got.added_total) == (3, 0, 3)
 
 
@@ -135,16 +143,16 @@ async def test_oldest_backlog_age_is_that_of_the_first_undelivered_entry(
     for entry_id in (old, "1000000010000-0", newer):
         await pool.client.xadd(pool.stream, {"x": "1"}, id=entry_id)
     now = 1000000060.0
-    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now)
+    got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now)
     assert got.oldest_backlog_seconds == pytest.approx(60.0)
     await pool.read(2, block_ms=100)  # delivered entries are in flight, not backlog
-    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now)
+    got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now)
     assert got.oldest_backlog_seconds == pytest.approx(30.0)
     await pool.read(1, block_ms=100)
-    got = await load.read_load(pool.client, namespace=NS, pool=POOL, now=now)
+    got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now)
     assert (got.backlog, got.oldest_backlog_seconds) == (0, None)
     # Without a consumer group every entry is backlog, the first one the oldest.
     stream = keys.pool_stream(NS, "fresh")
     await pool.client.xadd(stream, {"x": "1"}, id=old)
-    got = await load.read_load(pool.client, namespace=NS, pool="fresh", now=now)
+    got = await _read_load(pool.client, namespace=NS, pool="fresh", now=now)
     assert got.oldest_backlog_seconds == pytest.approx(60.0)

@@ -64,7 +64,7 @@ async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
         ttl_seconds=600,
         now_ms=NOW,
     )
-    await runs.submit(client, lua, new)
+    await runs.submit(lua, new)
     await client.hset(
         keys.run(NS, task.run_id),
         mapping={f"s:{task.step}:state": wire.StepState.QUEUED, f"s:{task.step}:att": task.attempt},

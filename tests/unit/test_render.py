@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trimtab.worker.render import TemplateError, referenced_names, render, truncate_tokens
+from trimtab.worker.render import TemplateError, render, truncate_tokens
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"message": "my order is late", "customer": {"id": 7, "vip": True}},
@@ -101,8 +101,6 @@ def test_missing_path_names_the_path_and_what_exists(template: str, fragments: l
 def test_malformed_templates_are_errors(template: str, message: str) -> None:
     with pytest.raises(TemplateError, match=message):
         render(template, CONTEXT)
-    with pytest.raises(TemplateError, match=message):
-        referenced_names(template)
 
 
 def test_template_error_is_a_value_error() -> None:
@@ -130,19 +128,6 @@ def test_lookups_never_touch_attributes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("template", "names"),
-    [
-        pytest.param("plain text", set(), id="none"),
-        pytest.param("{{ inputs.message }} {{ inputs.customer.id }}", {"inputs"}, id="one"),
-        pytest.param("{{ intent }} {{ history.tickets.0.title }}", {"intent", "history"}, id="two"),
-        pytest.param(r"\{{ escaped }} {{ docs }}", {"docs"}, id="escaped-is-not-a-name"),
-    ],
-)
-def test_referenced_names(template: str, names: set[str]) -> None:
-    assert referenced_names(template) == names
-
-
-@pytest.mark.parametrize(
     ("text", "max_tokens", "expected"),
     [
         pytest.param("short", 10, "short", id="short-untouched"),
@@ -164,7 +149,6 @@ def test_truncate_tokens_rejects_a_negative_budget() -> None:
 @given(text=st.text().filter(lambda text: "{{" not in text))
 def test_text_without_placeholders_is_returned_unchanged(text: str) -> None:
     assert render(text, {}) == text
-    assert referenced_names(text) == set()
 
 
 @given(expression=st.text().filter(lambda text: "}" not in text), secret=st.text())

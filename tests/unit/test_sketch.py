@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trimtab.stats.rates import rate_per_second, window_keys
+from trimtab.stats.rates import window_keys
 from trimtab.stats.sketch import DEFAULT_ALPHA, MIN_VALUE, LatencySketch
 
 ALPHA = DEFAULT_ALPHA
@@ -202,32 +202,8 @@ def test_a_window_of_whole_buckets_has_that_many_keys(
 
 
 @pytest.mark.parametrize(
-    ("counts", "now", "window", "rate"),
-    [
-        pytest.param([], 100.0, 10.0, 0.0, id="no-buckets"),
-        pytest.param([(95.0, 20), (99.0, 10)], 100.0, 10.0, 3.0, id="all-inside"),
-        pytest.param([(90.0, 50), (91.0, 10)], 100.0, 10.0, 1.0, id="oldest-edge-excluded"),
-        pytest.param([(100.0, 5), (101.0, 99)], 100.0, 5.0, 1.0, id="future-excluded"),
-        pytest.param([(99.6, 3)], 100.0, 0.5, 6.0, id="sub-second-window"),
-    ],
-)
-def test_rate_per_second(
-    counts: list[tuple[float, int]], now: float, window: float, rate: float
-) -> None:
-    assert rate_per_second(counts, now=now, window=window) == pytest.approx(rate)
-
-
-@given(now=st.integers(min_value=60, max_value=10**9), per_second=st.integers(0, 1000))
-def test_rate_over_window_keys_recovers_a_steady_rate(now: int, per_second: int) -> None:
-    keys = window_keys(now, bucket_seconds=1, window_seconds=60)
-    counts = [(float(key), per_second) for key in keys]
-    assert rate_per_second(counts, now=now, window=60) == pytest.approx(per_second)
-
-
-@pytest.mark.parametrize(
     "call",
     [
-        pytest.param(lambda: rate_per_second([], now=1.0, window=0), id="rate-zero-window"),
         pytest.param(
             lambda: window_keys(1.0, bucket_seconds=0, window_seconds=60), id="zero-bucket"
         ),
@@ -239,6 +215,6 @@ def test_rate_over_window_keys_recovers_a_steady_rate(now: int, per_second: int)
         ),
     ],
 )
-def test_rate_helpers_reject_empty_windows(call: Callable[[], object]) -> None:
+def test_window_keys_reject_empty_windows(call: Callable[[], object]) -> None:
     with pytest.raises(ValueError, match="positive"):
         call()

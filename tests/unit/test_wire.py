@@ -51,13 +51,6 @@ def test_the_lua_tables_hold_the_enum_values_and_refuse_unknown_names() -> None:
         lua.execute(prelude + "return STEP.dnoe")
 
 
-def test_a_run_has_ended_only_when_it_succeeded_or_failed() -> None:
-    assert {s for s in wire.RunStatus if s.ended} == {
-        wire.RunStatus.SUCCEEDED,
-        wire.RunStatus.FAILED,
-    }
-
-
 texts = st.text(min_size=1, max_size=20)
 
 

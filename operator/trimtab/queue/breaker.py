@@ -9,8 +9,6 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
-from redis import asyncio as aioredis
-
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.queue import keys, scripts, wire
 
@@ -36,7 +34,6 @@ class Breaker:
 
     def __init__(
         self,
-        client: aioredis.Redis,
         lua: scripts.Scripts,
         *,
         namespace: str,
@@ -76,9 +73,3 @@ class Breaker:
             )
         )
         return State(reply.removeprefix("changed:")) if reply.startswith("changed:") else None
-
-
-async def model_state(client: aioredis.Redis, namespace: str, pool: str) -> State:
-    """The pool's model-endpoint breaker as last recorded (closed when never tripped)."""
-    raw = await client.hget(keys.pool_breaker(namespace, pool, MODEL_ENDPOINT), "state")
-    return State(str(raw)) if raw else State.CLOSED

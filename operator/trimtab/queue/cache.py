@@ -19,9 +19,7 @@ from trimtab.queue import keys, scripts
 MISSING = object()
 
 
-async def lookup(
-    client: aioredis.Redis, lua: scripts.Scripts, namespace: str, run_id: str, digest: str
-) -> Any:
+async def lookup(lua: scripts.Scripts, namespace: str, run_id: str, digest: str) -> Any:
     """The cached output, or MISSING; counts the hit or miss on the run (one round trip)."""
     raw = await lua.call(
         "cache_lookup", [keys.response_cache(namespace, digest), keys.run(namespace, run_id)], []

@@ -45,14 +45,6 @@ def _merge_window(hashes: list[dict[str, str]]) -> tuple[int, float, sketch.Late
     return completed, busy, merged
 
 
-async def read_load(
-    client: aioredis.Redis, *, namespace: str, pool: str, now: float, window_seconds: int = 10
-) -> PoolLoad:
-    """One pool's load over the last `window_seconds` whole seconds."""
-    reader = LoadReader(client, window_seconds=window_seconds)
-    return (await reader.read_all([(namespace, pool)], now=now))[(namespace, pool)]
-
-
 PoolKey = tuple[str, str]  # (namespace, pool)
 
 

@@ -112,7 +112,7 @@ async def remove(client: aioredis.Redis, namespace: str, review_id: str) -> None
 
 
 async def reject(
-    client: aioredis.Redis, lua: scripts.Scripts, item: ReviewItem, *, reason: str, now_ms: float
+    lua: scripts.Scripts, item: ReviewItem, *, reason: str, now_ms: float
 ) -> wire.Reply:
     """Fail the step and its run: REJECTED, or STALE when it had moved on already."""
     return wire.Reply(

@@ -124,7 +124,7 @@ class NewRun:
         )
 
 
-async def submit(client: aioredis.Redis, lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
+async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
     """Create the run and enqueue its roots on their pools; (created, run id). A repeated
     idempotency key or run id returns the existing run and writes nothing."""
     ns, fields = new.namespace, new.fields()

@@ -35,10 +35,6 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     REVIEW = "review"
 
-    @property
-    def ended(self) -> bool:
-        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED)
-
 
 class EventType(enum.StrEnum):
     """The `type` of an entry on a run's event stream."""

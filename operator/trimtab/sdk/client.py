@@ -121,7 +121,7 @@ class Client:
             now_ms=round(time.time() * 1000, 3),
             idempotency_key=idempotency_key,
         )
-        _, run_id = await runs.submit(self.redis, self.lua, new)
+        _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"
 
     async def get(self, run: str) -> runs.RunState:

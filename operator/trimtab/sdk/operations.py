@@ -68,7 +68,7 @@ async def edit(client: Client, ref: str, output: Any) -> wire.Reply:
 async def reject(client: Client, ref: str, reason: str = "rejected by a reviewer") -> wire.Reply:
     """Fail the step and its run."""
     item = await review_item(client, ref)
-    return await review.reject(client.redis, client.lua, item, reason=reason, now_ms=_now_ms())
+    return await review.reject(client.lua, item, reason=reason, now_ms=_now_ms())
 
 
 async def dead_letters(

@@ -1,15 +1,14 @@
 """Event rates over a sliding window, from counts kept in fixed time buckets.
 
 Workers add to one Redis hash field per time bucket (named by the bucket's start, in
-whole seconds) and the operator sums the fields of the last window. Both sides call
-these functions so they agree on which buckets a window holds: the bucket starts in
-(now - window, now].
+whole seconds) and the operator sums the fields of the last window. Both sides name
+the buckets with `window_keys`, so they agree on which buckets a window holds: the
+bucket starts in (now - window, now].
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 
 def window_keys(now: float, *, bucket_seconds: int, window_seconds: int) -> list[int]:
@@ -22,16 +21,3 @@ def window_keys(now: float, *, bucket_seconds: int, window_seconds: int) -> list
     last = math.floor(now / bucket_seconds) * bucket_seconds
     first = (math.floor((now - window_seconds) / bucket_seconds) + 1) * bucket_seconds
     return list(range(first, last + 1, bucket_seconds))
-
-
-def rate_per_second(counts: Sequence[tuple[float, int]], *, now: float, window: float) -> float:
-    """Events per second over the last `window` seconds, from (bucket start, count) pairs.
-
-    Buckets starting in (now - window, now] count; the newest is still filling, so the
-    rate leans low by at most one bucket, which keeps scale-up decisions conservative.
-    """
-    if window <= 0:
-        raise ValueError(f"window must be positive, got {window}")
-    start = now - window
-    total = sum(count for timestamp, count in counts if start < timestamp <= now)
-    return total / window

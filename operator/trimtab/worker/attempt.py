@@ -67,7 +67,7 @@ class Attempts:
         prompt = _rendered(step, context)
         digest = self.cache_digest(step, prompt)
         if digest is not None:
-            found = await cache.lookup(self.client, self.lua, task.namespace, task.run_id, digest)
+            found = await cache.lookup(self.lua, task.namespace, task.run_id, digest)
             hit = found is not cache.MISSING
             self.metrics.cache_looked_up(
                 self.cfg.namespace,

@@ -45,7 +45,6 @@ class Guards:
     def _breaker(self, endpoint: str) -> breaker.Breaker:
         if endpoint not in self._breakers:
             self._breakers[endpoint] = breaker.Breaker(
-                self.client,
                 self.lua,
                 namespace=self.cfg.namespace,
                 pool=self.cfg.pool,

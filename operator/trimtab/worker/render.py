@@ -78,11 +78,6 @@ def render(
     return "".join(piece if isinstance(piece, str) else value(piece) for piece in _parse(template))
 
 
-def referenced_names(template: str) -> set[str]:
-    """The top-level names a template uses, such as {'inputs', 'intent'}."""
-    return {piece.parts[0] for piece in _parse(template) if isinstance(piece, _Ref)}
-
-
 def _lookup(ref: _Ref, context: Mapping[str, Any]) -> Any:
     value: Any = context
     for depth, part in enumerate(ref.parts):

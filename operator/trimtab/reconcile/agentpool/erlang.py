@@ -29,13 +29,6 @@ def erlang_c(slots: int, load: float) -> float:
     return slots * b / (slots - load * (1 - b))
 
 
-def wait_tail(slots: int, load: float, *, service: float, budget: float) -> float:
-    """P(wait > budget)."""
-    if slots <= load:
-        return 1.0
-    return erlang_c(slots, load) * math.exp(-(slots - load) * budget / service)
-
-
 def slots_for_wait(load: float, *, service: float, budget: float, tail: float) -> float:
     """The fewest slots (fractional above EXACT_LIMIT) with P(wait > budget) <= tail."""
     if load <= 0:
