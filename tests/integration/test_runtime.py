@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys, runs, state, workflows
+from trimtab.queue import keys, runs, state, wire, workflows
 from trimtab.sdk import Client
 from trimtab.worker import settings
 
@@ -263,8 +263,10 @@ async def test_killed_worker_step_is_redelivered_and_completes_once(
     assert result.status == "succeeded"
     _, run_id = run.split("/")
     record = await sdk.redis.hgetall(keys.run(NS, run_id))
-    assert record[keys.step_field("think", "att")] == "1"  # redelivered, not retried
-    assert record[keys.step_field("think", "dlv")] == "2"
+    assert (
+        record[wire.step_field("think", wire.StepField.ATTEMPT)] == "1"
+    )  # redelivered, not retried
+    assert record[wire.step_field("think", wire.StepField.DELIVERIES)] == "2"
     events = [e async for e in sdk.events(run)]
     assert [e["type"] for e in events].count("step_done") == 1
 
@@ -288,7 +290,12 @@ async def test_graceful_drain_releases_in_flight_steps_at_once(
         result = await sdk.result(run, timeout=20)
     assert result.status == "succeeded"
     _, run_id = run.split("/")
-    assert await sdk.redis.hget(keys.run(NS, run_id), keys.step_field("think", "dlv")) == "1"
+    assert (
+        await sdk.redis.hget(
+            keys.run(NS, run_id), wire.step_field("think", wire.StepField.DELIVERIES)
+        )
+        == "1"
+    )
 
 
 async def test_runs_read_returns_none_for_an_unknown_run(redis_url: str) -> None:

@@ -67,7 +67,10 @@ async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
     await runs.submit(lua, new)
     await client.hset(
         keys.run(NS, task.run_id),
-        mapping={f"s:{task.step}:state": wire.StepState.QUEUED, f"s:{task.step}:att": task.attempt},
+        mapping={
+            wire.step_field(task.step, wire.StepField.STATE): wire.StepState.QUEUED,
+            wire.step_field(task.step, wire.StepField.ATTEMPT): task.attempt,
+        },
     )
     await client.xadd(main.stream, task.fields())
     [delivery] = await main.read(1, block_ms=100)

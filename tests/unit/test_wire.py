@@ -36,6 +36,28 @@ def test_no_script_spells_a_state_or_reply_of_its_own(name: str) -> None:
     assert not spelt, f"{name} spells {sorted(spelt)}: use the tables of _wire.lua"
 
 
+RUN_HASH_FIELDS = {f.value for f in (*wire.RunField, *wire.StepField)}
+# Where a run-hash field would be spelt: right after the run's key, or after a prefix.
+FIELD_SPELT = re.compile(r"(?:run_key,\s*|\.\.\s*)'([a-z_]+)'")
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, "_common.lua"])
+def test_no_script_spells_a_run_hash_field_of_its_own(name: str) -> None:
+    code = re.sub(r"--.*", "", (LUA / name).read_text())
+    spelt = set(FIELD_SPELT.findall(code)) & RUN_HASH_FIELDS
+    assert not spelt, f"{name} spells {sorted(spelt)}: use RUN_FIELD and STEP_FIELD"
+
+
+def test_a_step_field_names_its_step_and_nothing_else() -> None:
+    key = wire.step_field("a:b", wire.StepField.STATE)
+    assert key == "s:a:b:state"
+    assert wire.step_of_field(key, wire.StepField.STATE) == "a:b"
+    assert wire.step_of_field(key, wire.StepField.ATTEMPT) is None
+    assert wire.step_of_field(wire.RunField.STATUS, wire.StepField.STATE) is None
+    prelude = wire.lua_constants()
+    assert LuaRuntime().execute(prelude + "return step_prefix('a:b') .. STEP_FIELD.state") == key
+
+
 def test_every_registered_script_starts_with_the_constants() -> None:
     assert set(scripts.NAMES) == {n.removesuffix(".lua") for n in SCRIPTS}
     for name in scripts.NAMES:

@@ -97,8 +97,3 @@ def response_cache(namespace: str, digest: str) -> str:
 
 def review(namespace: str) -> str:
     return f"{_ns(namespace)}:review"
-
-
-def step_field(step: str, attribute: str) -> str:
-    """A per-step field of the run hash, e.g. `s:respond:state`."""
-    return f"s:{step}:{attribute}"

@@ -95,19 +95,23 @@ class NewRun:
     idempotency_key: str | None = None
 
     def fields(self) -> dict[str, Any]:
+        f = wire.RunField
         fields: dict[str, Any] = {
-            "wf": self.workflow,
-            "gen": self.generation,
-            "status": wire.RunStatus.RUNNING.value,
-            "inputs": json.dumps(self.inputs),
-            "created_ms": self.now_ms,
-            "version": 0,
-            "remaining": len(self.steps),
-            "tokens": 0,
-            "cost": 0,
+            f.WORKFLOW: self.workflow,
+            f.GENERATION: self.generation,
+            f.STATUS: wire.RunStatus.RUNNING.value,
+            f.INPUTS: json.dumps(self.inputs),
+            f.CREATED_MS: self.now_ms,
+            f.VERSION: 0,
+            f.REMAINING: len(self.steps),
+            f.TOKENS: 0,
+            f.COST: 0,
         }
         fields.update(
-            {keys.step_field(s, "state"): wire.StepState.PENDING.value for s in self.steps}
+            {
+                wire.step_field(s, wire.StepField.STATE): wire.StepState.PENDING.value
+                for s in self.steps
+            }
         )
         return fields
 
@@ -162,41 +166,45 @@ def _int(value: str | None) -> int | None:
 
 
 def _step(raw: Mapping[str, str], name: str) -> StepView:
-    def get(attr: str) -> str | None:
-        return raw.get(keys.step_field(name, attr))
+    field = wire.StepField
 
-    out = get("out")
+    def get(attr: wire.StepField) -> str | None:
+        return raw.get(wire.step_field(name, attr))
+
+    out = get(field.OUTPUT)
     return StepView(
-        state=wire.StepState(get("state") or wire.StepState.PENDING),
-        attempt=_int(get("att")) or 0,
-        pool=get("pool"),
+        state=wire.StepState(get(field.STATE) or wire.StepState.PENDING),
+        attempt=_int(get(field.ATTEMPT)) or 0,
+        pool=get(field.POOL),
         output=json.loads(out) if out is not None else None,
-        error=get("err"),
-        tokens=_int(get("tokens")) or 0,
-        cost=float(get("cost") or 0),
-        queued_ms=_float(get("qms")),
-        started_ms=_float(get("start_ms")),
-        ended_ms=_float(get("end_ms")),
+        error=get(field.ERROR),
+        tokens=_int(get(field.TOKENS)) or 0,
+        cost=float(get(field.COST) or 0),
+        queued_ms=_float(get(field.QUEUED_MS)),
+        started_ms=_float(get(field.STARTED_MS)),
+        ended_ms=_float(get(field.ENDED_MS)),
     )
 
 
 def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
-    names = sorted({k.split(":")[1] for k in raw if k.startswith("s:") and k.endswith(":state")})
+    found = (wire.step_of_field(k, wire.StepField.STATE) for k in raw)
+    names = sorted(n for n in found if n is not None)
+    f = wire.RunField
     return RunState(
         run_id=run_id,
         namespace=namespace,
-        workflow=raw["wf"],
-        generation=int(raw["gen"]),
-        status=wire.RunStatus(raw["status"]),
-        inputs=json.loads(raw["inputs"]),
-        created_ms=float(raw["created_ms"]),
-        ended_ms=_float(raw.get("end_ms")),
-        tokens=int(raw.get("tokens", 0)),
-        cost=float(raw.get("cost", 0)),
-        version=int(raw.get("version", 0)),
+        workflow=raw[f.WORKFLOW],
+        generation=int(raw[f.GENERATION]),
+        status=wire.RunStatus(raw[f.STATUS]),
+        inputs=json.loads(raw[f.INPUTS]),
+        created_ms=float(raw[f.CREATED_MS]),
+        ended_ms=_float(raw.get(f.ENDED_MS)),
+        tokens=int(raw.get(f.TOKENS, 0)),
+        cost=float(raw.get(f.COST, 0)),
+        version=int(raw.get(f.VERSION, 0)),
         steps={n: _step(raw, n) for n in names},
-        cache_hits=int(raw.get("cache_hits", 0)),
-        cache_misses=int(raw.get("cache_misses", 0)),
+        cache_hits=int(raw.get(f.CACHE_HITS, 0)),
+        cache_misses=int(raw.get(f.CACHE_MISSES, 0)),
     )
 
 

@@ -91,6 +91,57 @@ class BreakerVerdict(enum.StrEnum):
     DENY = "deny"
 
 
+class RunField(enum.StrEnum):
+    """A run's own fields in its run hash (trimtab.queue.runs decodes the hash)."""
+
+    WORKFLOW = "wf"
+    GENERATION = "gen"
+    STATUS = "status"
+    INPUTS = "inputs"
+    CREATED_MS = "created_ms"
+    ENDED_MS = "end_ms"
+    TOKENS = "tokens"
+    COST = "cost"
+    VERSION = "version"  # bumped by every completion: the fence of a step's outputs
+    REMAINING = "remaining"  # steps not yet done
+    IN_REVIEW = "in_review"  # steps waiting for a reviewer
+    CACHE_HITS = "cache_hits"
+    CACHE_MISSES = "cache_misses"
+
+
+class StepField(enum.StrEnum):
+    """A step's fields in its run's hash, each under the step's prefix (step_field)."""
+
+    STATE = "state"
+    ATTEMPT = "att"
+    DELIVERIES = "dlv"
+    POOL = "pool"
+    OUTPUT = "out"
+    ERROR = "err"
+    TOKENS = "tokens"
+    COST = "cost"
+    QUEUED_MS = "qms"
+    STARTED_MS = "start_ms"
+    ENDED_MS = "end_ms"
+    WORKER = "worker"
+
+
+STEP_PREFIX = "s:"
+
+
+def step_field(step: str, field: StepField) -> str:
+    """A step's field of the run hash, e.g. `s:respond:state`."""
+    return f"{STEP_PREFIX}{step}:{field.value}"
+
+
+def step_of_field(key: str, field: StepField) -> str | None:
+    """The step whose `field` the run hash's `key` is, or None when it is not one."""
+    suffix = f":{field.value}"
+    if key.startswith(STEP_PREFIX) and key.endswith(suffix):
+        return key[len(STEP_PREFIX) : -len(suffix)]
+    return None
+
+
 # The Lua tables generated from the enums above, by name.
 LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "STEP": StepState,
@@ -100,6 +151,8 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "BREAKER": BreakerState,
     "BREAKER_OP": BreakerOp,
     "VERDICT": BreakerVerdict,
+    "RUN_FIELD": RunField,
+    "STEP_FIELD": StepField,
 }
 
 
@@ -118,4 +171,10 @@ def lua_constants() -> str:
         lines.append(f"local {table} = wire({{")
         lines += [f"  {v.name.lower()} = '{v.value}'," for v in values]
         lines.append("})")
+    lines += [
+        "-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state",
+        "local function step_prefix(step)",
+        f"  return '{STEP_PREFIX}' .. step .. ':'",
+        "end",
+    ]
     return "\n".join(lines) + "\n"

@@ -4,9 +4,9 @@
 -- on to another attempt: it is acknowledged and nothing else happens, so no step runs
 -- or completes twice. Returns whether it was stale, and the step's state.
 local function ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-  local state = redis.call('HGET', run_key, 's:' .. step .. ':state')
+  local state = redis.call('HGET', run_key, step_prefix(step) .. STEP_FIELD.state)
   if (not state) or state == STEP.done or state == STEP.dead
-      or redis.call('HGET', run_key, 's:' .. step .. ':att') ~= attempt then
+      or redis.call('HGET', run_key, step_prefix(step) .. STEP_FIELD.attempt) ~= attempt then
     redis.call('XACK', stream, group, msg_id)
     return true, state
   end

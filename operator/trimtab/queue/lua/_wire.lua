@@ -62,3 +62,36 @@ local VERDICT = wire({
   allow = 'allow',
   deny = 'deny',
 })
+local RUN_FIELD = wire({
+  workflow = 'wf',
+  generation = 'gen',
+  status = 'status',
+  inputs = 'inputs',
+  created_ms = 'created_ms',
+  ended_ms = 'end_ms',
+  tokens = 'tokens',
+  cost = 'cost',
+  version = 'version',
+  remaining = 'remaining',
+  in_review = 'in_review',
+  cache_hits = 'cache_hits',
+  cache_misses = 'cache_misses',
+})
+local STEP_FIELD = wire({
+  state = 'state',
+  attempt = 'att',
+  deliveries = 'dlv',
+  pool = 'pool',
+  output = 'out',
+  error = 'err',
+  tokens = 'tokens',
+  cost = 'cost',
+  queued_ms = 'qms',
+  started_ms = 'start_ms',
+  ended_ms = 'end_ms',
+  worker = 'worker',
+})
+-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
+local function step_prefix(step)
+  return 's:' .. step .. ':'
+end

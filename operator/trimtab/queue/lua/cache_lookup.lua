@@ -2,5 +2,5 @@
 -- KEYS: cache entry, run
 -- Returns the cached output (JSON) or false.
 local found = redis.call('GET', KEYS[1])
-redis.call('HINCRBY', KEYS[2], found and 'cache_hits' or 'cache_misses', 1)
+redis.call('HINCRBY', KEYS[2], found and RUN_FIELD.cache_hits or RUN_FIELD.cache_misses, 1)
 return found

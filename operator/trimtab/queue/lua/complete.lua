@@ -15,19 +15,19 @@
 local run_key, events_key, stream = KEYS[1], KEYS[2], KEYS[3]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = ARGV[8]
-local p = 's:' .. step .. ':'
+local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return {REPLY.duplicate} end
 
 local function is_done(name)
-  return redis.call('HGET', run_key, 's:' .. name .. ':state') == STEP.done
+  return redis.call('HGET', run_key, step_prefix(name) .. STEP_FIELD.state) == STEP.done
 end
 
 local ready, i = {}, 10
-local version = redis.call('HGET', run_key, 'version')
+local version = redis.call('HGET', run_key, RUN_FIELD.version)
 for k = 5, #KEYS do
   local name, pool, routed, nwait = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local all_done = redis.call('HGET', run_key, 's:' .. name .. ':state') == STEP.pending
+  local all_done = redis.call('HGET', run_key, step_prefix(name) .. STEP_FIELD.state) == STEP.pending
   for d = 1, nwait do
     if all_done and not is_done(ARGV[i + 3 + d]) then all_done = false end
   end
@@ -41,31 +41,31 @@ end
 
 if state == STEP.review then  -- approved by a reviewer: the run waits on one review fewer
   redis.call('HINCRBY', KEYS[4], 'in_review', -1)
-  if redis.call('HINCRBY', run_key, 'in_review', -1) <= 0
-      and redis.call('HGET', run_key, 'status') == RUN.review then
-    redis.call('HSET', run_key, 'status', RUN.running)
+  if redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1) <= 0
+      and redis.call('HGET', run_key, RUN_FIELD.status) == RUN.review then
+    redis.call('HSET', run_key, RUN_FIELD.status, RUN.running)
   end
 end
-redis.call('HSET', run_key, p .. 'state', STEP.done, p .. 'out', ARGV[5], p .. 'tokens', ARGV[6],
-  p .. 'cost', ARGV[7], p .. 'end_ms', now)
-redis.call('HINCRBY', run_key, 'version', 1)
-redis.call('HINCRBY', run_key, 'tokens', ARGV[6])
-redis.call('HINCRBYFLOAT', run_key, 'cost', ARGV[7])
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.done, p .. STEP_FIELD.output, ARGV[5], p .. STEP_FIELD.tokens, ARGV[6],
+  p .. STEP_FIELD.cost, ARGV[7], p .. STEP_FIELD.ended_ms, now)
+redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
+redis.call('HINCRBY', run_key, RUN_FIELD.tokens, ARGV[6])
+redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, ARGV[7])
 redis.call('HINCRBY', KEYS[4], 'tokens', ARGV[6])
 redis.call('HINCRBYFLOAT', KEYS[4], 'cost', ARGV[7])
-local remaining = redis.call('HINCRBY', run_key, 'remaining', -1)
+local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
 local enqueued = {}
 for _, r in ipairs(ready) do
-  local q = 's:' .. r[2] .. ':'
-  redis.call('HSET', run_key, q .. 'state', STEP.queued, q .. 'att', 1, q .. 'pool', r[3],
-    q .. 'qms', now)
+  local q = step_prefix(r[2])
+  redis.call('HSET', run_key, q .. STEP_FIELD.state, STEP.queued, q .. STEP_FIELD.attempt, 1, q .. STEP_FIELD.pool, r[3],
+    q .. STEP_FIELD.queued_ms, now)
   redis.call('XADD', KEYS[r[1]], '*', unpack(r[4]))
   enqueued[#enqueued + 1] = r[2]
 end
 if remaining == 0 then
-  redis.call('HSET', run_key, 'status', RUN.succeeded, 'end_ms', now)
+  redis.call('HSET', run_key, RUN_FIELD.status, RUN.succeeded, RUN_FIELD.ended_ms, now)
   redis.call('HINCRBY', KEYS[4], 'succeeded', 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.succeeded, 'at', now)
 end

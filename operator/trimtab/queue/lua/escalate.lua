@@ -5,11 +5,11 @@
 --       message's field/value pairs
 local run_key, events_key, stream, target = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local p = 's:' .. step .. ':'
+local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return REPLY.duplicate end
-redis.call('HSET', run_key, p .. 'state', STEP.queued, p .. 'att', tonumber(attempt) + 1,
-  p .. 'dlv', 0, p .. 'pool', ARGV[5], p .. 'err', ARGV[6], p .. 'qms', ARGV[7])
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, tonumber(attempt) + 1,
+  p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.pool, ARGV[5], p .. STEP_FIELD.error, ARGV[6], p .. STEP_FIELD.queued_ms, ARGV[7])
 local fields = {}
 for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', target, '*', unpack(fields))

@@ -6,12 +6,12 @@
 local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
   ARGV[5], ARGV[6]
-local p = 's:' .. step .. ':'
+local p = step_prefix(step)
 local entry = take(ARGV, 7, #ARGV - 6)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return REPLY.duplicate end
-redis.call('HSET', run_key, p .. 'state', STEP.dead, p .. 'err', reason, p .. 'end_ms', now,
-  'status', RUN.failed, 'end_ms', now)
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now,
+  RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
 redis.call('XADD', dlq, '*', unpack(entry))
 redis.call('HINCRBY', KEYS[5], 'failed', 1)
 redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)

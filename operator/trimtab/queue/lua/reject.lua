@@ -4,15 +4,15 @@
 -- ARGV: step, attempt, review id, reason, now_ms
 local run_key, events_key, reviews = KEYS[1], KEYS[2], KEYS[3]
 local step, attempt, reason, now = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
-local p = 's:' .. step .. ':'
-if redis.call('HGET', run_key, p .. 'state') ~= STEP.review
-    or redis.call('HGET', run_key, p .. 'att') ~= attempt then
+local p = step_prefix(step)
+if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= STEP.review
+    or redis.call('HGET', run_key, p .. STEP_FIELD.attempt) ~= attempt then
   redis.call('XDEL', reviews, ARGV[3])
   return REPLY.stale
 end
-redis.call('HSET', run_key, p .. 'state', STEP.dead, p .. 'err', reason, p .. 'end_ms', now,
-  'status', RUN.failed, 'end_ms', now)
-redis.call('HINCRBY', run_key, 'in_review', -1)
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now,
+  RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1)
 redis.call('HINCRBY', KEYS[4], 'in_review', -1)
 redis.call('HINCRBY', KEYS[4], 'failed', 1)
 redis.call('XDEL', reviews, ARGV[3])

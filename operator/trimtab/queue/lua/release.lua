@@ -9,10 +9,10 @@ for k = 2, #KEYS do
   local entry = redis.call('XRANGE', stream, msg_id, msg_id)
   if #entry == 1 and redis.call('XACK', stream, group, msg_id) == 1 then
     redis.call('XADD', stream, '*', unpack(entry[1][2]))
-    local p = 's:' .. step .. ':'
-    if redis.call('HGET', KEYS[k], p .. 'state') == STEP.running then
-      redis.call('HSET', KEYS[k], p .. 'state', STEP.queued)
-      redis.call('HINCRBY', KEYS[k], p .. 'dlv', -1)
+    local p = step_prefix(step)
+    if redis.call('HGET', KEYS[k], p .. STEP_FIELD.state) == STEP.running then
+      redis.call('HSET', KEYS[k], p .. STEP_FIELD.state, STEP.queued)
+      redis.call('HINCRBY', KEYS[k], p .. STEP_FIELD.deliveries, -1)
     end
     released = released + 1
   end

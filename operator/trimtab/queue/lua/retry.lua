@@ -5,11 +5,11 @@
 --       message (its field/value pairs as a JSON array, enqueued at due_ms)
 local run_key, events_key, stream, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local p = 's:' .. step .. ':'
+local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return REPLY.duplicate end
-redis.call('HSET', run_key, p .. 'state', STEP.retrying, p .. 'att', tonumber(attempt) + 1,
-  p .. 'dlv', 0, p .. 'err', ARGV[6])
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.retrying, p .. STEP_FIELD.attempt, tonumber(attempt) + 1,
+  p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.error, ARGV[6])
 redis.call('ZADD', delayed, ARGV[5], ARGV[8])
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_retry, 'step', step, 'attempt', attempt,

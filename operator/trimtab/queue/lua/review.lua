@@ -9,12 +9,12 @@
 local run_key, events_key, stream, reviews = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
   ARGV[5], ARGV[6]
-local p = 's:' .. step .. ':'
+local p = step_prefix(step)
 local entry = take(ARGV, 7, #ARGV - 6)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return {REPLY.duplicate} end
-redis.call('HSET', run_key, p .. 'state', STEP.review, p .. 'err', reason, 'status', RUN.review)
-redis.call('HINCRBY', run_key, 'in_review', 1)
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.review, p .. STEP_FIELD.error, reason, 'status', RUN.review)
+redis.call('HINCRBY', run_key, RUN_FIELD.in_review, 1)
 local id = redis.call('XADD', reviews, '*', unpack(entry))
 redis.call('HINCRBY', KEYS[5], 'in_review', 1)
 redis.call('XACK', stream, group, msg_id)

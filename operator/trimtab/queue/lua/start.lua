@@ -8,18 +8,19 @@
 -- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer, dependency...
 local run_key, stream = KEYS[1], KEYS[2]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local p = 's:' .. step .. ':'
+local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return cjson.encode({reply = REPLY.duplicate}) end
-local deliveries = redis.call('HINCRBY', run_key, p .. 'dlv', 1)
+local deliveries = redis.call('HINCRBY', run_key, p .. STEP_FIELD.deliveries, 1)
 if deliveries > tonumber(ARGV[6]) then return cjson.encode({reply = REPLY.exhausted}) end
-redis.call('HSET', run_key, p .. 'state', STEP.running, p .. 'start_ms', ARGV[5],
-  p .. 'worker', ARGV[7])
-local v = redis.call('HMGET', run_key, 'inputs', 'version', 'created_ms', 'tokens', 'cost')
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.running, p .. STEP_FIELD.started_ms, ARGV[5],
+  p .. STEP_FIELD.worker, ARGV[7])
+local v = redis.call('HMGET', run_key, RUN_FIELD.inputs, RUN_FIELD.version, RUN_FIELD.created_ms,
+  RUN_FIELD.tokens, RUN_FIELD.cost)
 local reply = {reply = REPLY.run, inputs = v[1], version = v[2], created_ms = v[3],
   tokens = v[4], cost = v[5], outputs = {}}
 for i = 8, #ARGV do
-  local out = redis.call('HGET', run_key, 's:' .. ARGV[i] .. ':out')
+  local out = redis.call('HGET', run_key, step_prefix(ARGV[i]) .. STEP_FIELD.output)
   if out then reply.outputs[ARGV[i]] = out end
 end
 return cjson.encode(reply)

@@ -16,9 +16,9 @@ for k = 5, #KEYS do
   local step, pool = ARGV[i], ARGV[i + 1]
   local message
   message, i = take(ARGV, i + 3, tonumber(ARGV[i + 2]))
-  local p = 's:' .. step .. ':'
-  redis.call('HSET', run_key, p .. 'state', STEP.queued, p .. 'att', 1, p .. 'pool', pool,
-    p .. 'qms', now)
+  local p = step_prefix(step)
+  redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, 1, p .. STEP_FIELD.pool, pool,
+    p .. STEP_FIELD.queued_ms, now)
   redis.call('XADD', KEYS[k], '*', unpack(message))
 end
 redis.call('EXPIRE', run_key, ttl)
