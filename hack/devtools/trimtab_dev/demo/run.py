@@ -18,8 +18,9 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from trimtab.api.v1alpha1 import API_VERSION
+from trimtab.api.v1alpha1 import API_VERSION, agentpool
 from trimtab.queue import wire, workflows
+from trimtab.reconcile.agentpool import floors
 from trimtab.sdk import Client
 from trimtab.sdk import client as sdk_client
 from trimtab_dev.demo import load, observe, report, stack, ui
@@ -145,8 +146,16 @@ async def _until(check: Callable[[], bool], seconds: float) -> None:
 
 
 def _minimums(st: stack.Stack) -> dict[str, int]:
+    """Each pool's floor now: its minReplicas, or an active schedule's (the support
+    pools hold replicas in office hours, so a demo run then ends above minReplicas)."""
     pools = st.store.list(API_VERSION, "AgentPool", namespace=st.namespace)
-    return {p["metadata"]["name"]: int(p["spec"]["scaling"].get("minReplicas", 0)) for p in pools}
+    now = time.time()
+    out = {}
+    for pool in pools:
+        scaling = agentpool.AgentPoolSpec.model_validate(pool["spec"]).scaling
+        held, _ = floors.scheduled(scaling.schedules, now=now)
+        out[pool["metadata"]["name"]] = max(scaling.min_replicas, held.replicas if held else 0)
+    return out
 
 
 async def _finals(client: Client, refs: list[str]) -> dict[str, Any]:
