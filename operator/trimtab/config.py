@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 
 import trimtab
-from trimtab.reconcile.agentpool import redis_access
+from trimtab.reconcile.agentpool import admission, redis_access
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_WORKER_IMAGE = f"ghcr.io/trimtab/trimtab:{trimtab.__version__}"
@@ -28,6 +28,13 @@ class OperatorConfig:
     # Watch namespaces and CRDs to notice new ones: cluster-wide only. An operator given
     # its namespaces needs neither (nor the cluster-wide permission to watch them).
     scan_cluster: bool = True
+    # The admin's allow-lists (trimtab.reconcile.agentpool.admission); empty: anything.
+    allowed_images: tuple[str, ...] = ()
+    allowed_endpoints: tuple[str, ...] = ()
+
+    @property
+    def policy(self) -> admission.Policy:
+        return admission.Policy(images=self.allowed_images, endpoints=self.allowed_endpoints)
 
     @property
     def worker_redis(self) -> redis_access.RedisAccess:
@@ -52,4 +59,11 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         scale_interval_seconds=float(env.get("TRIMTAB_SCALE_INTERVAL_SECONDS", "1")),
         status_interval_seconds=float(env.get("TRIMTAB_STATUS_INTERVAL_SECONDS", "10")),
         scan_cluster=env.get("TRIMTAB_SCAN_CLUSTER", "1") != "0",
+        allowed_images=_listed(env.get("TRIMTAB_ALLOWED_IMAGES", "")),
+        allowed_endpoints=_listed(env.get("TRIMTAB_ALLOWED_ENDPOINTS", "")),
     )
+
+
+def _listed(text: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())

@@ -326,3 +326,48 @@ def test_a_pool_at_zero_wakes_for_work_queued_before_the_operator_started(
     kube.apply(samples.pool_doc(namespace, "late", scaling={"minReplicas": 0, "maxReplicas": 2}))
     with operator.trimtab_operator(namespace, redis_url):
         _deployment(kube, namespace, "late", lambda d: d["spec"].get("replicas") == 1)
+
+
+def _spec_valid(pool: dict[str, Any] | None) -> dict[str, Any]:
+    conds = ((pool or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == "SpecValid"), {})
+
+
+def test_a_pool_outside_the_admins_policy_or_the_profile_is_refused_and_never_built(
+    kube: objects.ObjectStore, namespace: str, redis_url: str
+) -> None:
+    miner = samples.pool_doc(namespace, "miner", worker={"image": "evil.example/miner:1"})
+    root = samples.pool_doc(
+        namespace,
+        "rooted",
+        worker={
+            "extraContainers": [
+                {"name": "side", "image": "ghcr.io/trimtab/side:1",
+                 "securityContext": {"privileged": True}}
+            ]
+        },
+    )  # fmt: skip
+    allowed = {"TRIMTAB_ALLOWED_IMAGES": "ghcr.io/trimtab"}
+    with operator.trimtab_operator(namespace, redis_url, env=allowed):
+        kube.apply(miner)
+        kube.apply(root)
+        for name, why in (("miner", "evil.example/miner:1"), ("rooted", "privileged")):
+            refused = kube.wait_for(
+                API_VERSION,
+                "AgentPool",
+                name,
+                namespace=namespace,
+                until=lambda p: _spec_valid(p).get("status") == "False",
+                timeout=60,
+            )
+            assert why in _spec_valid(refused)["message"]
+            ready = next(c for c in refused["status"]["conditions"] if c["type"] == "Ready")
+            assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+            deployment = naming.worker_deployment(name)
+            assert kube.get("apps/v1", "Deployment", deployment, namespace) is None
+        warned = {
+            e["involvedObject"]["name"]
+            for e in kube.list("v1", "Event", namespace=namespace)
+            if e["reason"] == "InvalidSpec" and e["type"] == "Warning"
+        }
+        assert {"miner", "rooted"} <= warned

@@ -266,8 +266,7 @@ def test_deployment_never_carries_replicas(spec: agentpool.AgentPoolSpec) -> Non
 
 
 def test_pod_passes_restricted_pod_security() -> None:
-    """Checks the pod and the worker container only: extra containers are the user's,
-    given as they are, and their security is theirs to set."""
+    """The pod, the worker container and an extra container all meet the profile."""
     sidecar = {"name": "vllm", "image": "vllm/vllm-openai"}
     spec = pool_spec(worker={"extraContainers": [sidecar]})
     obj = deployment(spec)
@@ -286,7 +285,14 @@ def test_pod_passes_restricted_pod_security() -> None:
     assert cctx["seccompProfile"] == {"type": "RuntimeDefault"}
     assert cctx["readOnlyRootFilesystem"] is True
     assert "privileged" not in cctx
-    assert pod(obj)["containers"][1:] == [sidecar]
+    [extra] = pod(obj)["containers"][1:]
+    assert extra["image"] == sidecar["image"]
+    assert extra["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def test_worker_container_runs_the_worker_command() -> None:

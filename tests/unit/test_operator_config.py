@@ -36,3 +36,18 @@ def test_the_memo_carries_the_config_to_start_up() -> None:
     assert memo["cfg"] is cfg
     assert cfg.scan_cluster is True
     assert operator_cmd.lifecycle_memo(cfg) is not memo  # a fresh one for every term
+
+
+def test_the_admins_allow_lists_come_from_flags_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIMTAB_ALLOWED_IMAGES", "registry.corp/agents, ghcr.io/trimtab")
+    from_env = operator_cmd._config(_args())
+    assert from_env.policy.images == ("registry.corp/agents", "ghcr.io/trimtab")
+    assert from_env.policy.endpoints == ()
+    flagged = operator_cmd._config(
+        _args("--allowed-image", "x.io/a", "--allowed-endpoint", "https://llm.corp/v1")
+    )
+    assert flagged.policy.images == ("x.io/a",)
+    assert flagged.policy.allows_endpoint("https://llm.corp/v1/chat")
+    assert not flagged.policy.allows_endpoint("https://elsewhere.example/v1")

@@ -35,6 +35,7 @@ def _seen(
     ready: int = 1,
     ok: bool = True,
     pods: tuple[fallback.PodView, ...] = (),
+    problems: tuple[str, ...] = (),
 ) -> plan_mod.Observation:
     observed = scaling.Observed(
         backlog=backlog,
@@ -54,6 +55,7 @@ def _seen(
         observed=observed,
         pods=pods,
         breaker="Closed" if ok else None,
+        problems=problems,
     )
 
 
@@ -95,9 +97,10 @@ def test_a_backlog_scales_up_and_reports_it_in_status_and_events() -> None:
         "ScalingLimited",
         "MetricsAvailable",
         "SpotFallback",
+        "SpecValid",
     }
     # Every condition is new: each is announced once.
-    assert len(planned.events) == 1 + 5
+    assert len(planned.events) == 1 + 6
     assert planned.memory.status_written_at == T0
 
 
@@ -176,4 +179,23 @@ def test_the_held_status_always_parses_and_tracks_the_deployment(
         parsed = agentpool.AgentPoolStatus.model_validate(held)
         assert parsed.desired_replicas == current
         assert parsed.observed_generation == 2
-        assert len({c.type for c in parsed.conditions}) == 5
+        assert len({c.type for c in parsed.conditions}) == 6
+
+
+def test_a_refused_spec_holds_the_pool_and_says_why() -> None:
+    why = ("spec.worker.image: image evil.example/miner:1 is not allowed here",)
+    planned, held = _pass({}, plan_mod.Memory(), T0, backlog=400, current=0, ready=0, problems=why)
+    assert planned.replicas is None  # a backlog, but nothing is scaled from a refused spec
+    assert planned.fallback is None
+    assert all(e.reason != "ScaledUp" for e in planned.events)
+    conds = {c["type"]: c for c in held["conditions"]}
+    assert (conds["SpecValid"]["status"], conds["SpecValid"]["reason"]) == ("False", "InvalidSpec")
+    assert conds["SpecValid"]["message"] == why[0]
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "InvalidSpec")
+    assert held["desiredReplicas"] == 0
+    assert "lastScaleTime" not in held
+    warned = {e.reason for e in planned.events if e.warning}
+    assert warned == {"InvalidSpec"}
+    fixed, held = _pass(held, planned.memory, T0 + 1, backlog=400, current=0, ready=0)
+    assert fixed.replicas is not None
+    assert {c["type"]: c["status"] for c in held["conditions"]}["SpecValid"] == "True"

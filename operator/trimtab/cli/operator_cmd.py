@@ -34,6 +34,22 @@ def register(groups: Any) -> None:
         "--worker-image",
         default=os.environ.get("TRIMTAB_WORKER_IMAGE", config.DEFAULT_WORKER_IMAGE),
     )
+    run.add_argument(
+        "--allowed-image",
+        action="append",
+        default=[],
+        metavar="REPOSITORY",
+        help="an image repository or registry pools may run (repeatable; default: any, "
+        "or $TRIMTAB_ALLOWED_IMAGES, comma-separated)",
+    )
+    run.add_argument(
+        "--allowed-endpoint",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a base URL pools may send their model calls and API keys to (repeatable; "
+        "default: any, or $TRIMTAB_ALLOWED_ENDPOINTS, comma-separated)",
+    )
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus port (0: off)")
     run.add_argument("--health-port", type=int, default=8081, help="liveness probe port")
     run.add_argument(
@@ -96,12 +112,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> config.OperatorConfig:
     """The flags over the environment the operator's Deployment sets."""
+    env = config.from_env()
     return dataclasses.replace(
-        config.from_env(),
+        env,
         redis_url=args.redis_url,
         worker_image=args.worker_image,
         metrics_port=args.metrics_port,
         scan_cluster=not args.namespace,
+        allowed_images=tuple(args.allowed_image) or env.allowed_images,
+        allowed_endpoints=tuple(args.allowed_endpoint) or env.allowed_endpoints,
     )
 
 

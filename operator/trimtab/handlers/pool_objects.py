@@ -25,7 +25,7 @@ from trimtab.handlers import state
 from trimtab.kube import objects
 from trimtab.reasons import ConditionType
 from trimtab.reconcile import conditions
-from trimtab.reconcile.agentpool import desired
+from trimtab.reconcile.agentpool import admission, desired
 from trimtab.reconcile.agentworkflow import secrets
 
 PLURAL = "agentpools"
@@ -134,6 +134,12 @@ async def _create_deployment(
     return True
 
 
+def refused(shared: state.Shared, spec: agentpool.AgentPoolSpec) -> list[str]:
+    """Why the operator builds nothing from `spec` (trimtab.reconcile.agentpool.admission)."""
+    found = admission.problems(spec, shared.cfg.policy, default_image=shared.cfg.worker_image)
+    return [str(p) for p in found]
+
+
 async def ensure_objects(
     shared: state.Shared, body: Mapping[str, Any], *, fallback_active: bool | None = None
 ) -> None:
@@ -141,6 +147,8 @@ async def ensure_objects(
     follows `fallback_active`, or the pool's SpotFallback condition when None."""
     t0 = time.perf_counter()
     spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+    if refused(shared, spec):
+        return  # nothing is built from it; the pool's SpecValid condition says why
     on_demand = (
         on_fallback(body.get("status") or {}) if fallback_active is None else fallback_active
     )

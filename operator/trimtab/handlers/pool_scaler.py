@@ -18,6 +18,7 @@ from trimtab.handlers import pool_objects, state
 from trimtab.queue import arrivals, load
 from trimtab.reconcile.agentpool import autoscaler, desired, forecast, scaling
 from trimtab.reconcile.agentpool import plan as plan_mod
+from trimtab.reconcile.agentpool import status as status_mod
 
 SCALER_MANAGER = "trimtab-scaler"
 
@@ -44,15 +45,17 @@ class PoolScaler:
         self.autoscaler = autoscaler.Autoscaler()
         self.status_written_at = 0.0
         self.arrived = 0  # messages that reached the stream since the last tick
-        self._spec: tuple[int, agentpool.AgentPoolSpec] | None = None
+        self._spec: tuple[int, agentpool.AgentPoolSpec, tuple[str, ...]] | None = None
         self._history_for: forecast.Seasonal | None = None
 
-    def spec(self, body: Mapping[str, Any]) -> agentpool.AgentPoolSpec:
-        """The parsed spec, re-validated only when the generation changes (not every tick)."""
+    def spec(self, body: Mapping[str, Any]) -> tuple[agentpool.AgentPoolSpec, tuple[str, ...]]:
+        """The parsed spec and why it is refused, decided again only when the generation
+        changes (not every tick)."""
         generation = int(body["metadata"]["generation"])
         if self._spec is None or self._spec[0] != generation:
-            self._spec = (generation, agentpool.AgentPoolSpec.model_validate(dict(body["spec"])))
-        return self._spec[1]
+            spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+            self._spec = (generation, spec, tuple(pool_objects.refused(self.shared, spec)))
+        return self._spec[1], self._spec[2]
 
     async def tick(
         self, body: Mapping[str, Any], pool_load: load.PoolLoad | None, now: float
@@ -61,9 +64,11 @@ class PoolScaler:
         key = (self.ns, self.name)
         deployment = self.shared.views.deployments.get(key)
         self.arrived = 0
-        if deployment is None:
+        spec, problems = self.spec(body)
+        if deployment is None and not problems:
             return  # the Deployment is not there yet: reconcile_objects creates it
-        spec = self.spec(body)
+        # A refused pool's status is written whether or not it has a Deployment.
+        deployment = deployment or state.DeploymentView(0, status_mod.Workload(0, 0))
         await self._load_history(spec, now)
         t0 = time.perf_counter()
         before = self.autoscaler.arrivals_total
@@ -77,6 +82,7 @@ class PoolScaler:
             observed=self.autoscaler.observe(reading, spec, now),
             pods=tuple(self.shared.views.pods.get(key, {}).values()),
             breaker=pool_load.breaker if pool_load is not None else None,
+            problems=problems,
         )
         if pool_load is not None and before is not None:
             self.arrived = max(0, pool_load.added_total - before)

@@ -15,7 +15,7 @@ from typing import Any
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reconcile import naming
-from trimtab.reconcile.agentpool import placement, redis_access
+from trimtab.reconcile.agentpool import admission, placement, redis_access
 from trimtab.reconcile.agentworkflow import secrets
 
 API_VERSION = "trimtab.io/v1alpha1"
@@ -31,7 +31,7 @@ NONROOT_ID = 65532
 TMP_VOLUME = "tmp"
 TMP_PATH = "/tmp"  # noqa: S108 - an emptyDir mount point, not a file the operator writes
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}
-RUNTIME_DEFAULT_SECCOMP = {"type": "RuntimeDefault"}
+RUNTIME_DEFAULT_SECCOMP = admission.RUNTIME_DEFAULT_SECCOMP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +136,8 @@ def _pod_spec(
     worker: dict[str, Any],
     volumes: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    extras = copy.deepcopy(spec.worker.extra_containers)
+    # Whatever the spec says, an extra container runs under the restricted profile.
+    extras = [admission.restricted(c) for c in spec.worker.extra_containers]
     pod: dict[str, Any] = {
         # Workers talk to Redis and the model endpoint, never to the Kubernetes API.
         "automountServiceAccountToken": False,
@@ -192,13 +193,7 @@ def _pod_security_context() -> dict[str, Any]:
 
 
 def _container_security_context() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
-    }
+    return {"readOnlyRootFilesystem": True, **copy.deepcopy(dict(admission.RESTRICTED))}
 
 
 def _worker_container(

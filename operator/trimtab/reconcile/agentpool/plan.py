@@ -36,6 +36,9 @@ class Observation:
     observed: scaling.Observed  # the load as the policy reads it (autoscaler.observe)
     pods: tuple[fallback.PodView, ...]
     breaker: agentpool.BreakerStatus | None  # None: the queue could not be read
+    # Why the operator refuses the spec (trimtab.reconcile.agentpool.admission): while
+    # there are any, the pool's size and placement are held and nothing is rebuilt.
+    problems: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,9 @@ def plan(
     decision, kept = autoscaler.decide(
         seen.observed, spec, memory.scaling, now, ready=seen.workload.ready
     )
+    if seen.problems:  # a refused spec changes nothing the operator runs
+        decision = dataclasses.replace(decision, replicas=seen.observed.current_replicas)
+        kept = memory.scaling
     current = status_mod.parse(seen.status)
     was_active, spot = _spot(spec, seen, current, now)
     wall = datetime.datetime.fromtimestamp(int(now), datetime.UTC)
@@ -102,6 +108,7 @@ def plan(
         decision,
         spot,
         seen.breaker,
+        seen.problems,
     )
     want = status_mod.desired(spec, given, wall)
     due = now - memory.status_written_at >= status_interval
@@ -113,7 +120,7 @@ def plan(
     scaled_to = decision.replicas if decision.replicas != current_replicas else None
     return PoolPlan(
         replicas=scaled_to,
-        fallback=spot.active if spot.active != was_active else None,
+        fallback=spot.active if spot.active != was_active and not seen.problems else None,
         status=patch,
         events=(*_scale_event(decision, current_replicas), *moved),
         decision=decision,

@@ -31,6 +31,9 @@ class Workload:
     ready: int  # its status.readyReplicas
 
 
+MAX_MESSAGE = 1024
+
+
 def parse(raw: Mapping[str, Any]) -> agentpool.AgentPoolStatus:
     """The status the apiserver holds; one that no longer parses (written by another
     version) counts as empty, and is then rewritten whole."""
@@ -40,7 +43,11 @@ def parse(raw: Mapping[str, Any]) -> agentpool.AgentPoolStatus:
         return agentpool.AgentPoolStatus()
 
 
-def _ready(desired: int, ready: int) -> conditions.Desired:
+def _ready(desired: int, ready: int, problems: tuple[str, ...]) -> conditions.Desired:
+    if problems:
+        return conditions.Desired(
+            ConditionType.READY, False, Reason.INVALID_SPEC, "the spec is refused: see SpecValid"
+        )
     if desired == 0:
         return conditions.Desired(
             ConditionType.READY,
@@ -58,7 +65,10 @@ def _ready(desired: int, ready: int) -> conditions.Desired:
 
 
 def _scaling_conditions(
-    spec: agentpool.AgentPoolSpec, decision: scaling.Decision, metrics_ok: bool
+    spec: agentpool.AgentPoolSpec,
+    decision: scaling.Decision,
+    metrics_ok: bool,
+    problems: tuple[str, ...],
 ) -> list[conditions.Desired]:
     manual = spec.scaling.mode != "Auto"
     active = conditions.Desired(
@@ -67,6 +77,10 @@ def _scaling_conditions(
         Reason.MANUAL_MODE if manual else decision.reason,
         decision.message,
     )
+    if problems:
+        active = conditions.Desired(
+            ConditionType.SCALING_ACTIVE, False, Reason.INVALID_SPEC, "holding: the spec is refused"
+        )
     limited = conditions.Desired(
         ConditionType.SCALING_LIMITED,
         decision.limited is not None,
@@ -101,6 +115,16 @@ def _spot(spec: agentpool.AgentPoolSpec, spot: fallback.FallbackState) -> condit
     )
 
 
+def _spec_valid(problems: tuple[str, ...]) -> conditions.Desired:
+    if not problems:
+        return conditions.Desired(
+            ConditionType.SPEC_VALID, True, Reason.VALID, "within the cluster's policy"
+        )
+    text = "; ".join(problems)
+    message = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    return conditions.Desired(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message)
+
+
 def _rounded(seconds: float | None) -> float | None:
     """To a tenth of a second: a measured time that moves by milliseconds is not news."""
     return None if seconds is None else round(seconds, 1)
@@ -118,6 +142,7 @@ class Inputs:
     decision: scaling.Decision
     spot: fallback.FallbackState
     breaker: agentpool.BreakerStatus | None  # the model endpoint's breaker
+    problems: tuple[str, ...] = ()  # why the spec is refused (admission)
 
 
 def desired(
@@ -126,9 +151,10 @@ def desired(
     """The whole status to hold after this pass."""
     decision, observed, current = given.decision, given.observed, given.current
     wanted = [
-        _ready(decision.replicas, given.workload.ready),
-        *_scaling_conditions(spec, decision, observed.metrics_ok),
+        _ready(decision.replicas, given.workload.ready, given.problems),
+        *_scaling_conditions(spec, decision, observed.metrics_ok, given.problems),
         _spot(spec, given.spot),
+        _spec_valid(given.problems),
     ]
     scaled = decision.replicas != observed.current_replicas
     on_demand = given.spot.active or spec.placement.capacity == "OnDemand"
