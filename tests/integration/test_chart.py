@@ -183,3 +183,18 @@ def test_the_kustomize_base_renders_what_the_chart_renders_by_default(helm: str)
     assert [o["metadata"]["name"] for o in namespaces] == ["trimtab-system"]
     rest = sorted((o for o in base if o["kind"] != "Namespace"), key=key)
     assert rest == sorted(rendered, key=key)
+
+
+def test_the_admins_allow_lists_reach_the_operator(helm: str) -> None:
+    def env_of(*sets: str) -> dict[str, str]:
+        deployment = next(o for o in _objects(helm, *sets) if o["kind"] == "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", "") for e in container.get("env") or []}
+
+    assert "TRIMTAB_ALLOWED_IMAGES" not in env_of()  # empty lists: anything goes
+    env = env_of(
+        "security.allowedImages={registry.corp/agents,ghcr.io/trimtab}",
+        "security.allowedEndpoints={https://llm.corp/v1}",
+    )
+    assert env["TRIMTAB_ALLOWED_IMAGES"] == "registry.corp/agents,ghcr.io/trimtab"
+    assert env["TRIMTAB_ALLOWED_ENDPOINTS"] == "https://llm.corp/v1"
