@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
+from trimtab.queue import workflows
 from trimtab.reconcile.agentworkflow import status
 
 
@@ -98,23 +98,23 @@ def test_messages_name_the_cycle_and_the_missing_pool() -> None:
     assert waiting["PoolsReady"][2] == "not Ready yet: small"
 
 
-@dataclasses.dataclass(frozen=True)
-class _Runs:
-    started: int = 5
-    succeeded: int = 3
-    failed: int = 1
-    dead_lettered: int = 0
-    in_review: int = 1
-    tokens: int = 1234
-    cost: float = 0.1234567
-    p95_seconds: float | None = 2.34567
+RUNS = workflows.RunStats(
+    started=5,
+    succeeded=3,
+    failed=1,
+    dead_lettered=0,
+    in_review=1,
+    tokens=1234,
+    cost=0.1234567,
+    p95_seconds=2.34567,
+)
 
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def _status(verdict: status.WorkflowVerdict, held: dict[str, Any]) -> dict[str, Any]:
-    want = status.desired(verdict, status.parse(held), _Runs(), generation=3, now=NOW)
+    want = status.desired(verdict, status.parse(held), RUNS, generation=3, now=NOW)
     return status.status_patch(held, want)
 
 
