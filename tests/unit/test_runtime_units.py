@@ -74,6 +74,19 @@ def test_retry_after_is_a_floor() -> None:
     assert delay == 7.5
 
 
+@pytest.mark.parametrize("asked", [1e12, 301.0])
+def test_retry_after_is_capped(asked: float) -> None:
+    assert backoff.delay_seconds(POLICY, 1, rng=random.Random(0), retry_after=asked) == 300.0
+    capped = POLICY.model_copy(update={"max_retry_after_seconds": 20.0})
+    assert backoff.delay_seconds(capped, 1, rng=random.Random(0), retry_after=asked) == 20.0
+
+
+def test_an_endless_retry_after_is_ignored() -> None:
+    plain = backoff.delay_seconds(POLICY, 1, rng=random.Random(0))
+    endless = backoff.delay_seconds(POLICY, 1, rng=random.Random(0), retry_after=float("inf"))
+    assert endless == plain
+
+
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(),

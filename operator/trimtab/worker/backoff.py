@@ -2,11 +2,13 @@
 
 Full-range jitter around the exponential delay spreads the retries of many runs that
 failed together (a model endpoint that blipped) instead of sending them back in one
-wave; a server's Retry-After is a floor, never shortened by jitter.
+wave; a server's Retry-After is a floor, never shortened by jitter, and capped at
+`maxRetryAfterSeconds` so a server cannot park a step for days.
 """
 
 from __future__ import annotations
 
+import math
 import random
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
@@ -25,6 +27,6 @@ def delay_seconds(
     )
     spread = base * backoff.jitter
     delay = base + rng.uniform(-spread, spread)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
+    if retry_after is not None and math.isfinite(retry_after):
+        delay = max(delay, min(retry_after, backoff.max_retry_after_seconds))
     return max(0.0, delay)

@@ -41,6 +41,13 @@ class Backoff(base.Model):
     factor: float = Field(default=2.0, ge=1, le=10)
     max_seconds: float = Field(default=60.0, gt=0, le=86400)
     jitter: float = Field(default=0.2, ge=0, le=1, description="Random share of each delay.")
+    max_retry_after_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="The longest wait a server's Retry-After may ask for; longer asks wait "
+        "this long.",
+    )
 
 
 class RetryPolicy(base.Model):

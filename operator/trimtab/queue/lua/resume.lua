@@ -14,7 +14,7 @@ if tonumber(attempt) ~= tonumber(redis.call('HGET', run_key, p .. STEP_FIELD.att
   return REPLY.stale
 end
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, attempt, p .. STEP_FIELD.deliveries, 0,
-  p .. STEP_FIELD.queued_ms, now, 'status', RUN.running)
+  p .. STEP_FIELD.queued_ms, now, RUN_FIELD.status, RUN.running)
 redis.call('HDEL', run_key, RUN_FIELD.ended_ms, p .. STEP_FIELD.ended_ms)
 redis.call('HINCRBY', KEYS[5], 'failed', -1)
 redis.call('XADD', stream, '*', unpack(fields))
