@@ -21,6 +21,7 @@ from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import breaker, keys, runs, workflows
 from trimtab.sdk import Client, operations
+from trimtab.sdk import client as sdk_client
 
 NS = "guard"
 ANSWER = {
@@ -153,6 +154,9 @@ async def _unsure_run(sim: str, redis_url: str, sdk: Client) -> tuple[str, str]:
         run = await sdk.submit(NS, "unsure", {"q": "x"})
         state = await _settled(sdk, run, "review")
     assert state.steps["answer"].state == "review"
+    # Waiting on it says why it has not finished, in one line, instead of timing out bare.
+    with pytest.raises(sdk_client.RunNotFinishedError, match="waits for human review"):
+        await sdk.result(run, timeout=0.2)
     items = [i for i in await operations.reviews(sdk, NS) if f"{NS}/{i.run_id}" == run]
     assert len(items) == 1
     assert "below the step's minimum 0.7" in items[0].reason

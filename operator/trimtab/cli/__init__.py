@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
-    except (RuntimeError, ValueError, LookupError) as exc:
+    # TimeoutError: a run that did not finish (sdk.client.RunNotFinishedError says why).
+    except (RuntimeError, ValueError, LookupError, TimeoutError) as exc:
         print(f"trimtab: error: {exc}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ def parse_inputs(pairs: list[str]) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     for pair in pairs:
         if pair.startswith("@"):
-            loaded = json.loads(pathlib.Path(pair[1:]).read_text())
+            loaded = _json_file(pathlib.Path(pair[1:]))
             if not isinstance(loaded, dict):
                 raise ValueError(f"{pair[1:]} must hold a JSON object")
             inputs.update(loaded)
@@ -36,3 +36,14 @@ def parse_inputs(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             inputs[key] = value
     return inputs
+
+
+def _json_file(path: pathlib.Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"--input @{path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--input @{path}: not JSON: {exc.msg} at line {exc.lineno}") from None

@@ -68,11 +68,32 @@ def _worker_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _document(path: pathlib.Path) -> Any:
+    """The one YAML document of `path`; ValueError, in one line, for anything else."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ValueError(f"{path}{at}: {problem}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path} holds no manifest (an AgentWorkflow document)")
+    return doc
+
+
 def _publish(args: argparse.Namespace) -> int:
     try:
-        parsed = manifests.parse(yaml.safe_load(args.file.read_text()))
+        parsed = manifests.parse(_document(args.file))
     except pydantic.ValidationError as exc:
-        print(f"trimtab: {args.file} is invalid:\n{exc}", file=sys.stderr)
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the document"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        print(f"trimtab: {args.file} is invalid: {where}: {first['msg']}{more}", file=sys.stderr)
         return 1
     if not isinstance(parsed, manifests.AgentWorkflow):
         print(f"trimtab: {args.file} holds a {parsed.kind}, not an AgentWorkflow", file=sys.stderr)
@@ -92,7 +113,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    namespace, workflow = sdk_client.split_ref(args.workflow)
+    namespace, workflow = sdk_client.split_ref(args.workflow, what="a workflow")
     inputs = common.parse_inputs(args.input)
     client = sdk_client.SyncClient(args.redis_url)
     run = client.submit(namespace, workflow, inputs, idempotency_key=args.idempotency_key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,11 +36,29 @@ class RunResult:
     errors: dict[str, str]
 
 
-def split_ref(run: str) -> tuple[str, str]:
-    namespace, sep, run_id = run.partition("/")
-    if not sep or not namespace or not run_id:
-        raise ValueError(f"a run is NAMESPACE/ID, got {run!r}")
-    return namespace, run_id
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAME = re.compile(r"^[A-Za-z0-9._-]{1,253}$")  # run ids and workflow names: no ':' or '/'
+ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")  # a Redis stream entry's id
+
+
+def split_ref(ref: str, *, what: str = "a run") -> tuple[str, str]:
+    """(namespace, name) of `NAMESPACE/NAME`; a malformed reference is a ValueError."""
+    namespace, sep, name = ref.partition("/")
+    if not sep or not NAMESPACE.match(namespace) or not NAME.match(name):
+        raise ValueError(f"{what} is NAMESPACE/ID, got {ref!r}")
+    return namespace, name
+
+
+def split_entry(ref: str) -> tuple[str, str]:
+    """(namespace, entry id) of a review or dead-letter entry, `NAMESPACE/1700000000000-0`."""
+    namespace, sep, entry = ref.partition("/")
+    if not sep or not NAMESPACE.match(namespace) or not ENTRY_ID.match(entry):
+        raise ValueError(f"an entry is NAMESPACE/ID with an ID like 1700000000000-0, got {ref!r}")
+    return namespace, entry
+
+
+class RunNotFinishedError(TimeoutError):
+    """`result` waited its whole timeout; the message says why the run is still going."""
 
 
 def new_run_id() -> str:
@@ -150,7 +169,18 @@ class Client:
             async for _ in self.events(run):
                 pass
 
-        await asyncio.wait_for(finished(), timeout=timeout)
+        try:
+            await asyncio.wait_for(finished(), timeout=timeout)
+        except TimeoutError:
+            state = await self.get(run)
+            if state.status is wire.RunStatus.REVIEW:
+                namespace = split_ref(run)[0]
+                raise RunNotFinishedError(
+                    f"run {run} waits for human review: `trimtab review list -n {namespace}`"
+                ) from None
+            raise RunNotFinishedError(
+                f"run {run} did not finish within {timeout:g} s (still {state.status})"
+            ) from None
         return _result(run, await self.get(run))
 
     async def aclose(self) -> None:

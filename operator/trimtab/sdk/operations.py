@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 
 from trimtab.queue import completion, deadletter, review, runs, wire
-from trimtab.sdk.client import Client, split_ref
+from trimtab.sdk.client import Client, split_entry
 
 
 class InvalidEditError(ValueError):
@@ -31,7 +31,7 @@ async def reviews(client: Client, namespace: str, count: int = 100) -> list[revi
 
 
 async def review_item(client: Client, ref: str) -> review.ReviewItem:
-    return await review.get(client.redis, *split_ref(ref))
+    return await review.get(client.redis, *split_entry(ref))
 
 
 async def review_details(client: Client, ref: str) -> dict[str, Any]:
@@ -78,7 +78,7 @@ async def dead_letters(
 
 
 async def dead_letter(client: Client, ref: str) -> deadletter.DeadLetter:
-    return await deadletter.get(client.redis, *split_ref(ref))
+    return await deadletter.get(client.redis, *split_entry(ref))
 
 
 async def retry_dead_letter(client: Client, ref: str) -> wire.Reply:
