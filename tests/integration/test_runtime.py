@@ -186,13 +186,19 @@ async def test_submit_with_the_same_idempotency_key_returns_the_same_run(
     await _publish(
         sdk, "once", {"defaultPool": "p", "steps": [_tool_step("a", _tools(sim) + "/echo", "{}")]}
     )
+    await _publish(
+        sdk, "twice", {"defaultPool": "p", "steps": [_tool_step("a", _tools(sim) + "/echo", "{}")]}
+    )
     first = await sdk.submit(NS, "once", {"n": 1}, idempotency_key="order-42")
     again = await sdk.submit(NS, "once", {"n": 2}, idempotency_key="order-42")
     other = await sdk.submit(NS, "once", {"n": 3}, idempotency_key="order-43")
+    elsewhere = await sdk.submit(NS, "twice", {"n": 4}, idempotency_key="order-42")
     assert first == again != other
+    assert elsewhere not in (first, other)  # a key is scoped by its workflow
     assert (await sdk.get(first)).inputs == {"n": 1}
+    assert (await sdk.get(elsewhere)).workflow == "twice"
     stream = keys.pool_stream(NS, "p")
-    assert await sdk.redis.xlen(stream) == 2  # one root enqueued per distinct run
+    assert await sdk.redis.xlen(stream) == 3  # one root enqueued per distinct run
 
 
 async def test_run_state_expires_with_the_workflow_ttl(
@@ -209,7 +215,11 @@ async def test_run_state_expires_with_the_workflow_ttl(
     )
     run = await sdk.submit(NS, "ttl", {}, idempotency_key="k")
     _, run_id = run.split("/")
-    for key in (keys.run(NS, run_id), keys.run_events(NS, run_id), keys.idempotency(NS, "k")):
+    for key in (
+        keys.run(NS, run_id),
+        keys.run_events(NS, run_id),
+        keys.idempotency(NS, "ttl", "k"),
+    ):
         assert 0 < await sdk.redis.ttl(key) <= 120, key
 
 

@@ -59,8 +59,10 @@ def run_events(namespace: str, run_id: str) -> str:
     return f"{_ns(namespace)}:run:{run_id}:events"
 
 
-def idempotency(namespace: str, key: str) -> str:
-    return f"{_ns(namespace)}:idem:{key}"
+def idempotency(namespace: str, workflow: str, key: str) -> str:
+    """A submission's idempotency key, scoped by its workflow: the same key sent to two
+    workflows starts two runs."""
+    return f"{_ns(namespace)}:idem:{workflow}:{key}"
 
 
 def workflow_current(namespace: str, name: str) -> str:

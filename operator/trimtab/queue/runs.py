@@ -132,7 +132,7 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
     """Create the run and enqueue its roots on their pools; (created, run id). A repeated
     idempotency key or run id returns the existing run and writes nothing."""
     ns, fields = new.namespace, new.fields()
-    idem = keys.idempotency(ns, new.idempotency_key) if new.idempotency_key else ""
+    idem = keys.idempotency(ns, new.workflow, new.idempotency_key) if new.idempotency_key else ""
     run_key = keys.run(ns, new.run_id)
     roots = list(new.root_pools.items())
     script_keys = [

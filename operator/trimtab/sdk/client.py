@@ -125,7 +125,8 @@ class Client:
     async def submit(
         self, namespace: str, workflow: str, inputs: Any, *, idempotency_key: str | None = None
     ) -> str:
-        """Start a run; returns `NAMESPACE/ID`. The same idempotency key returns the same run."""
+        """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
+        workflow returns the same run."""
         wf = await self.workflow(namespace, workflow)
         roots = {root: wf.choose_pool(root, {"inputs": inputs}) for root in wf.plan.roots}
         new = runs.NewRun(
