@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys, runs, state, wire, workflows
+from trimtab.queue import keys, messages, runs, state, wire, workflows
 from trimtab.sdk import Client
 from trimtab.worker import settings
 
@@ -312,3 +312,40 @@ async def test_runs_read_returns_none_for_an_unknown_run(redis_url: str) -> None
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     assert await runs.read(client, NS, "nope") is None
     await client.aclose()
+
+
+async def test_a_message_no_worker_can_process_is_dead_lettered_not_redelivered(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    ns = "poison"
+    spec = {"defaultPool": "p", "steps": [_tool_step("a", _tools(sim) + "/echo", "{}")]}
+    await sdk.publish(ns, "wf", awf.AgentWorkflowSpec.model_validate(spec))
+
+    def task(step: str, generation: int) -> list[str]:
+        return messages.Task(
+            namespace=ns,
+            run_id=f"forged-{step}-{generation}",
+            step=step,
+            attempt=1,
+            workflow="wf",
+            generation=generation,
+            enqueued_ms=time.time() * 1000,
+        ).encode()
+
+    cfg = runtime.worker_settings(ns, "p", runtime.pool_spec(sim), redis_url)
+    stream = keys.pool_stream(ns, "p")
+    async with runtime.in_process_worker(cfg):
+        for flat in (task("a", 99), task("ghost", 1)):
+            await sdk.redis.xadd(stream, dict(zip(flat[::2], flat[1::2], strict=True)))
+        deadline = time.monotonic() + 10
+        while await sdk.redis.xlen(keys.dead_letter(ns)) < 2:
+            assert time.monotonic() < deadline, "the forged messages were never dead-lettered"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # long enough for a redelivery, were there one
+    reasons = {e["reason"] for _, e in await sdk.redis.xrange(keys.dead_letter(ns))}
+    assert reasons == {
+        "workflow poison/wf generation 99 is not stored",
+        "workflow wf generation 1 has no step 'ghost'",
+    }
+    assert (await sdk.redis.xpending(stream, keys.GROUP))["pending"] == 0
+    assert await sdk.redis.xlen(keys.dead_letter(ns)) == 2

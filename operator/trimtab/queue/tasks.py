@@ -122,6 +122,21 @@ class PoolQueue:
             pipe.xack(self.stream, keys.GROUP, msg_id)
             await pipe.execute()
 
+    async def dead_letter_unprocessable(
+        self, delivery: Delivery, reason: str, *, now_ms: float
+    ) -> None:
+        """A message no worker can process (its workflow generation is not stored, or it
+        names a step its workflow lacks): into the dead-letter stream with why, and
+        acknowledged, so it is never redelivered and never pins the stream."""
+        log.error("dead-lettering %s on %s: %s", delivery.msg_id, self.stream, reason)
+        entry = deadletter.entry_fields(delivery.task, pool=self.pool, reason=reason, at_ms=now_ms)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                keys.dead_letter(self.namespace), dict(zip(entry[::2], entry[1::2], strict=True))
+            )
+            pipe.xack(self.stream, keys.GROUP, delivery.msg_id)
+            await pipe.execute()
+
     def _run_keys(self, task: messages.Task) -> list[str]:
         return [keys.run(task.namespace, task.run_id), keys.run_events(task.namespace, task.run_id)]
 

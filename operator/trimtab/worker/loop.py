@@ -202,7 +202,15 @@ class Worker:
 
     async def _handle(self, delivery: tasks.Delivery) -> None:
         task = delivery.task
-        wf = await self._workflow(delivery)
+        try:
+            wf = await self._workflow(delivery)
+        except workflows.WorkflowNotFoundError as exc:
+            await self.queue.dead_letter_unprocessable(delivery, str(exc), now_ms=now_ms())
+            return
+        if task.step not in wf.steps:
+            why = f"workflow {wf.name} generation {wf.generation} has no step {task.step!r}"
+            await self.queue.dead_letter_unprocessable(delivery, why, now_ms=now_ms())
+            return
         started = await self.queue.start(
             delivery,
             now_ms=now_ms(),
