@@ -34,6 +34,16 @@ class Desired:
         return "True" if self.status else "False"
 
 
+# The longest condition message written: room for several problems, short enough to read.
+MAX_MESSAGE = 1024
+
+
+def joined(parts: Iterable[str]) -> str:
+    """`parts` as one condition message, cut to MAX_MESSAGE."""
+    text = "; ".join(parts)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
 def format_time(now: datetime.datetime) -> str:
     """A Kubernetes timestamp (RFC 3339, whole seconds, UTC)."""
     return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,11 +15,9 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic
-
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reasons import ConditionType, Reason
-from trimtab.reconcile import conditions, naming
+from trimtab.reconcile import conditions, naming, statuses
 from trimtab.reconcile.agentpool import fallback, scaling
 
 
@@ -31,16 +29,9 @@ class Workload:
     ready: int  # its status.readyReplicas
 
 
-MAX_MESSAGE = 1024
-
-
 def parse(raw: Mapping[str, Any]) -> agentpool.AgentPoolStatus:
-    """The status the apiserver holds; one that no longer parses (written by another
-    version) counts as empty, and is then rewritten whole."""
-    try:
-        return agentpool.AgentPoolStatus.model_validate(dict(raw))
-    except pydantic.ValidationError:
-        return agentpool.AgentPoolStatus()
+    """The status the apiserver holds (statuses.parse)."""
+    return statuses.parse(agentpool.AgentPoolStatus, raw)
 
 
 def _ready(desired: int, ready: int, problems: tuple[str, ...]) -> conditions.Desired:
@@ -120,8 +111,7 @@ def _spec_valid(problems: tuple[str, ...]) -> conditions.Desired:
         return conditions.Desired(
             ConditionType.SPEC_VALID, True, Reason.VALID, "within the cluster's policy"
         )
-    text = "; ".join(problems)
-    message = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    message = conditions.joined(problems)
     return conditions.Desired(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message)
 
 
@@ -210,10 +200,9 @@ def status_patch(
 ) -> dict[str, Any] | None:
     """The merge patch from the status the apiserver holds to `want`, or None when
     nothing urgent changed and the load figures are not due for a refresh."""
-    fields = want.model_dump(by_alias=True, mode="json")
-    changed = {k: v for k, v in fields.items() if held.get(k) != v}
+    changed = statuses.changes(held, want)
     urgent = set(changed) - SLOW_FIELDS
-    if "conditions" in urgent and _kinds(held.get("conditions")) == _kinds(fields["conditions"]):
+    if "conditions" in urgent and _kinds(held.get("conditions")) == _kinds(changed["conditions"]):
         urgent.discard("conditions")  # only messages moved ("idle 42 s"): not urgent
     if not changed or (not urgent and not refresh_due):
         return None

@@ -14,14 +14,10 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-import pydantic
-
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reasons import ConditionType, Reason
-from trimtab.reconcile import conditions
+from trimtab.reconcile import conditions, statuses
 from trimtab.reconcile.agentworkflow import dag, validation
-
-MAX_MESSAGE = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +40,7 @@ def _problem_reason(problems: Sequence[dag.Problem]) -> Reason:
 
 
 def _join(problems: Sequence[dag.Problem]) -> str:
-    text = "; ".join(f"{p.path}: {p.message}" for p in problems)
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    return conditions.joined(f"{p.path}: {p.message}" for p in problems)
 
 
 def _pools_ready(spec: awf.AgentWorkflowSpec, ready: Mapping[str, bool]) -> conditions.Desired:
@@ -118,11 +113,8 @@ class RunFigures(Protocol):
 
 
 def parse(raw: Mapping[str, Any]) -> awf.AgentWorkflowStatus:
-    """The status the apiserver holds; one that no longer parses counts as empty."""
-    try:
-        return awf.AgentWorkflowStatus.model_validate(dict(raw))
-    except pydantic.ValidationError:
-        return awf.AgentWorkflowStatus()
+    """The status the apiserver holds (statuses.parse)."""
+    return statuses.parse(awf.AgentWorkflowStatus, raw)
 
 
 def desired(
@@ -156,5 +148,4 @@ def desired(
 
 def status_patch(held: Mapping[str, Any], want: awf.AgentWorkflowStatus) -> dict[str, Any]:
     """The merge patch from the status the apiserver holds to `want` ({} when equal)."""
-    fields = want.model_dump(by_alias=True, mode="json")
-    return {k: v for k, v in fields.items() if held.get(k) != v}
+    return statuses.changes(held, want)
