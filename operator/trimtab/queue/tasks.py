@@ -113,14 +113,8 @@ class PoolQueue:
     async def _dead_letter_malformed(
         self, msg_id: str, fields: dict[str, str], reason: str
     ) -> None:
-        log.error("dead-lettering malformed message %s on %s: %s", msg_id, self.stream, reason)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                keys.dead_letter(self.namespace),
-                {"pool": self.pool, "reason": reason, "raw": json.dumps(fields)},
-            )
-            pipe.xack(self.stream, keys.GROUP, msg_id)
-            await pipe.execute()
+        entry = {"pool": self.pool, "reason": reason, "raw": json.dumps(fields)}
+        await self._dead_letter_message(msg_id, entry)
 
     async def dead_letter_unprocessable(
         self, delivery: Delivery, reason: str, *, now_ms: float
@@ -128,13 +122,18 @@ class PoolQueue:
         """A message no worker can process (its workflow generation is not stored, or it
         names a step its workflow lacks): into the dead-letter stream with why, and
         acknowledged, so it is never redelivered and never pins the stream."""
-        log.error("dead-lettering %s on %s: %s", delivery.msg_id, self.stream, reason)
-        entry = deadletter.entry_fields(delivery.task, pool=self.pool, reason=reason, at_ms=now_ms)
+        flat = deadletter.entry_fields(delivery.task, pool=self.pool, reason=reason, at_ms=now_ms)
+        await self._dead_letter_message(
+            delivery.msg_id, dict(zip(flat[::2], flat[1::2], strict=True))
+        )
+
+    async def _dead_letter_message(self, msg_id: str, entry: dict[Any, Any]) -> None:
+        """A message that never became a step attempt: its entry into the dead-letter
+        stream and its acknowledgement, in one transaction."""
+        log.error("dead-lettering %s on %s: %s", msg_id, self.stream, entry["reason"])
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                keys.dead_letter(self.namespace), dict(zip(entry[::2], entry[1::2], strict=True))
-            )
-            pipe.xack(self.stream, keys.GROUP, delivery.msg_id)
+            pipe.xadd(keys.dead_letter(self.namespace), entry)
+            pipe.xack(self.stream, keys.GROUP, msg_id)
             await pipe.execute()
 
     def _run_keys(self, task: messages.Task) -> list[str]:
