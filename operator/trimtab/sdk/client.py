@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.api.v1alpha1 import base
 from trimtab.queue import arrivals, connection, runs, scripts, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 
@@ -36,7 +37,7 @@ class RunResult:
     errors: dict[str, str]
 
 
-NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAMESPACE = re.compile(base.NAME_PATTERN)  # a Kubernetes namespace: a DNS label
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,253}$")  # run ids and workflow names: no ':' or '/'
 ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")  # a Redis stream entry's id
 
