@@ -36,6 +36,8 @@ def _found(spec: agentpool.AgentPoolSpec, policy: admission.Policy | None = None
         pytest.param({"runAsNonRoot": False}, [], "root", id="root-allowed"),
         pytest.param({"seccompProfile": {"type": "Unconfined"}}, [], "seccomp", id="seccomp"),
         pytest.param({"procMount": "Unmasked"}, [], "/proc", id="proc"),
+        pytest.param({"seLinuxOptions": {"type": "spc_t"}}, [], "SELinux", id="selinux"),
+        pytest.param({"appArmorProfile": {"type": "Unconfined"}}, [], "AppArmor", id="apparmor"),
         pytest.param({}, [{"containerPort": 80, "hostPort": 80}], "host ports", id="host-port"),
     ],
 )
@@ -51,6 +53,8 @@ def test_an_extra_container_outside_the_profile_is_refused_and_never_emitted_as_
     ctx = emitted["securityContext"]
     assert "privileged" not in ctx
     assert "procMount" not in ctx
+    assert "seLinuxOptions" not in ctx
+    assert ctx.get("appArmorProfile", {}).get("type") != "Unconfined"
     assert ctx["allowPrivilegeEscalation"] is False
     assert ctx["runAsNonRoot"] is True
     assert ctx.get("runAsUser") != 0

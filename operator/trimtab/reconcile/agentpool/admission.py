@@ -7,9 +7,10 @@ own, and an extra container's is forced to the same rules (`restricted`). What t
 profile cannot express, the admin decides in the chart's values (`security.*`, passed
 to the operator as a `Policy`): which images pods may run and which model endpoints a
 pool's API key may be sent to. A spec outside the policy, or one whose extra container
-asks for what the profile forbids (privileged, added capabilities, a host port, root),
-is refused whole: `problems` names each reason, the pool's SpecValid condition says so,
-and no object is built from it.
+asks for what the profile forbids (privileged, added capabilities, a host port, root,
+custom SELinux options, an unconfined AppArmor or seccomp profile) is refused whole:
+`problems` names each reason, the pool's SpecValid condition says so, and no object is
+built from it.
 
 Secret references (the model's API key, `env[].valueFrom`) name Secrets of the pool's
 own namespace only; the operator cannot know which of them the author may read, so
@@ -113,6 +114,10 @@ def _container_problems(container: Mapping[str, Any]) -> Iterator[tuple[str, str
         yield "securityContext.runAsUser", "containers may not run as root"
     if (ctx.get("seccompProfile") or {}).get("type") == "Unconfined":
         yield "securityContext.seccompProfile", "an unconfined seccomp profile is not allowed"
+    if ctx.get("seLinuxOptions"):
+        yield "securityContext.seLinuxOptions", "custom SELinux options are not allowed"
+    if (ctx.get("appArmorProfile") or {}).get("type") == "Unconfined":
+        yield "securityContext.appArmorProfile", "an unconfined AppArmor profile is not allowed"
     if ctx.get("procMount") not in (None, "Default"):
         yield "securityContext.procMount", "only the default /proc mount is allowed"
     if (ctx.get("windowsOptions") or {}).get("hostProcess"):
@@ -128,8 +133,10 @@ def restricted(container: Mapping[str, Any]) -> dict[str, Any]:
     stay as the author set them."""
     out = copy.deepcopy(dict(container))
     ctx = dict(out.get("securityContext") or {})
-    for key in ("privileged", "procMount", "windowsOptions"):
+    for key in ("privileged", "procMount", "windowsOptions", "seLinuxOptions"):
         ctx.pop(key, None)
+    if (ctx.get("appArmorProfile") or {}).get("type") == "Unconfined":
+        ctx.pop("appArmorProfile")
     asked = (ctx.get("capabilities") or {}).get("add") or []
     ctx = {**ctx, **copy.deepcopy(dict(RESTRICTED))}
     kept = sorted(set(asked) & ALLOWED_CAPABILITIES)
