@@ -21,6 +21,7 @@ from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import pool_objects, state
 from trimtab.kube import objects
 from trimtab.queue import workflows
+from trimtab.reasons import ConditionType
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import dag
@@ -34,7 +35,8 @@ def _pools_ready(shared: state.Shared, namespace: str) -> dict[str, bool]:
     out = {}
     for (ns, name), body in list(shared.views.pools.items()):
         if ns == namespace:
-            out[name] = conditions.is_true((body.get("status") or {}).get("conditions"), "Ready")
+            held = (body.get("status") or {}).get("conditions")
+            out[name] = conditions.is_true(held, ConditionType.READY)
     return out
 
 
