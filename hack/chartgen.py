@@ -59,7 +59,8 @@ def crd_templates() -> dict[str, str]:
     for crd in crdgen.all_crds():
         body = crdgen.render(crd)
         lines = [line for line in body.splitlines() if not line.startswith("#")]
-        text = "\n".join(lines)
+        # Descriptions show template placeholders; to helm, `{{` starts an action.
+        text = "\n".join(lines).replace("{{", '{{ "{{" }}')
         marker = "metadata:\n"
         keep = (
             "metadata:\n"

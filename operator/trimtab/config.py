@@ -7,7 +7,8 @@ import os
 from collections.abc import Mapping
 
 import trimtab
-from trimtab.reconcile.agentpool import admission, redis_access
+from trimtab.reconcile import policy
+from trimtab.reconcile.agentpool import redis_access
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_WORKER_IMAGE = f"ghcr.io/trimtab/trimtab:{trimtab.__version__}"
@@ -28,13 +29,18 @@ class OperatorConfig:
     # Watch namespaces and CRDs to notice new ones: cluster-wide only. An operator given
     # its namespaces needs neither (nor the cluster-wide permission to watch them).
     scan_cluster: bool = True
-    # The admin's allow-lists (trimtab.reconcile.agentpool.admission); empty: anything.
+    # The admin's allow-lists (trimtab.reconcile.policy); empty: anything.
     allowed_images: tuple[str, ...] = ()
     allowed_endpoints: tuple[str, ...] = ()
+    allowed_tool_urls: tuple[str, ...] = ()
 
     @property
-    def policy(self) -> admission.Policy:
-        return admission.Policy(images=self.allowed_images, endpoints=self.allowed_endpoints)
+    def policy(self) -> policy.Policy:
+        return policy.Policy(
+            images=self.allowed_images,
+            endpoints=self.allowed_endpoints,
+            tool_urls=self.allowed_tool_urls,
+        )
 
     @property
     def worker_redis(self) -> redis_access.RedisAccess:
@@ -61,6 +67,7 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         scan_cluster=env.get("TRIMTAB_SCAN_CLUSTER", "1") != "0",
         allowed_images=_listed(env.get("TRIMTAB_ALLOWED_IMAGES", "")),
         allowed_endpoints=_listed(env.get("TRIMTAB_ALLOWED_ENDPOINTS", "")),
+        allowed_tool_urls=_listed(env.get("TRIMTAB_ALLOWED_TOOL_URLS", "")),
     )
 
 

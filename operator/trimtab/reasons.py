@@ -48,6 +48,7 @@ class Reason(enum.StrEnum):
     VALID = "Valid"
     DEPENDENCY_CYCLE = "DependencyCycle"
     MISSING_POOL = "MissingPool"
+    SECRET_MISSING = "SecretMissing"  # noqa: S105 - a reason, not a secret
     POOLS_NOT_READY = "PoolsNotReady"
     ALL_POOLS_READY = "AllPoolsReady"
     PUBLISHED = "Published"

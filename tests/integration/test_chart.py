@@ -195,6 +195,8 @@ def test_the_admins_allow_lists_reach_the_operator(helm: str) -> None:
     env = env_of(
         "security.allowedImages={registry.corp/agents,ghcr.io/trimtab}",
         "security.allowedEndpoints={https://llm.corp/v1}",
+        "security.allowedToolUrls={https://crm.corp/v1}",
     )
     assert env["TRIMTAB_ALLOWED_IMAGES"] == "registry.corp/agents,ghcr.io/trimtab"
     assert env["TRIMTAB_ALLOWED_ENDPOINTS"] == "https://llm.corp/v1"
+    assert env["TRIMTAB_ALLOWED_TOOL_URLS"] == "https://crm.corp/v1"

@@ -197,9 +197,14 @@ def _tool_workflow(namespace: str) -> dict[str, Any]:
     }
 
 
-def _secret_env(dep: dict[str, Any]) -> list[dict[str, Any]]:
-    env = dep["spec"]["template"]["spec"]["containers"][0].get("env", [])
-    return [e for e in env if e["name"].startswith("TRIMTAB_SECRET_")]
+def _secret_sources(dep: dict[str, Any]) -> list[dict[str, Any]]:
+    volumes = dep["spec"]["template"]["spec"].get("volumes", [])
+    return [
+        source["secret"]
+        for v in volumes
+        if v["name"] == secrets.VOLUME
+        for source in v["projected"]["sources"]
+    ]
 
 
 def test_tool_header_secrets_reach_the_pools_workers_and_survive_a_restart(
@@ -213,13 +218,10 @@ def test_tool_header_secrets_reach_the_pools_workers_and_survive_a_restart(
         kube.apply(_tool_workflow(namespace))  # after the pool: its Deployment is updated
         dep = kube.wait_for(
             "apps/v1", "Deployment", "small-worker", namespace=namespace,
-            until=lambda d: bool(_secret_env(d)),
+            until=lambda d: bool(_secret_sources(d)),
         )  # fmt: skip
-    assert _secret_env(dep) == [
-        {
-            "name": secrets.secret_env_name("crm", "token"),
-            "valueFrom": {"secretKeyRef": {"name": "crm", "key": "token"}},
-        }
+    assert _secret_sources(dep) == [
+        {"name": "crm", "optional": True, "items": [{"key": "token", "path": "crm/token"}]}
     ]
     generation = dep["metadata"]["generation"]
     # A restart sees pool events and workflow events in any order; the Deployment must

@@ -9,6 +9,7 @@ import pytest
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reconcile.agentpool import admission
+from trimtab.reconcile.policy import Policy
 
 DEFAULT_IMAGE = "ghcr.io/trimtab/trimtab:1"
 
@@ -19,10 +20,9 @@ def _spec(**worker: Any) -> agentpool.AgentPoolSpec:
     )
 
 
-def _found(spec: agentpool.AgentPoolSpec, policy: admission.Policy | None = None) -> list[str]:
+def _found(spec: agentpool.AgentPoolSpec, policy: Policy | None = None) -> list[str]:
     return [
-        str(p)
-        for p in admission.problems(spec, policy or admission.Policy(), default_image=DEFAULT_IMAGE)
+        str(p) for p in admission.problems(spec, policy or Policy(), default_image=DEFAULT_IMAGE)
     ]
 
 
@@ -82,7 +82,7 @@ def test_what_the_profile_leaves_open_stays_as_the_author_set_it() -> None:
 
 
 def test_the_admins_allow_lists_hold_for_images_and_endpoints() -> None:
-    policy = admission.Policy(images=("registry.corp",), endpoints=("https://llm.corp/v1",))
+    policy = Policy(images=("registry.corp",), endpoints=("https://llm.corp/v1",))
     assert _found(_spec(image="registry.corp/agents:2"), policy) == []
     assert _found(_spec(), policy) == []  # the operator's own image is always allowed
     assert _found(_spec(image="evil.example/miner:1"), policy) == [
@@ -117,7 +117,7 @@ def test_the_admins_allow_lists_hold_for_images_and_endpoints() -> None:
     ],
 )
 def test_an_endpoint_is_allowed_by_scheme_host_port_and_path(url: str, allowed: bool) -> None:
-    assert admission.Policy(endpoints=("https://llm.corp/v1",)).allows_endpoint(url) is allowed
+    assert Policy(endpoints=("https://llm.corp/v1",)).allows_endpoint(url) is allowed
 
 
 @pytest.mark.parametrize(
@@ -133,4 +133,4 @@ def test_an_endpoint_is_allowed_by_scheme_host_port_and_path(url: str, allowed: 
     ],
 )
 def test_an_image_is_allowed_by_whole_path_segments(image: str, allowed: bool) -> None:
-    assert admission.Policy(images=("registry.corp/agents",)).allows_image(image) is allowed
+    assert Policy(images=("registry.corp/agents",)).allows_image(image) is allowed

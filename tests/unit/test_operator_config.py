@@ -51,3 +51,10 @@ def test_the_admins_allow_lists_come_from_flags_or_the_environment(
     assert flagged.policy.images == ("x.io/a",)
     assert flagged.policy.allows_endpoint("https://llm.corp/v1/chat")
     assert not flagged.policy.allows_endpoint("https://elsewhere.example/v1")
+    monkeypatch.setenv("TRIMTAB_ALLOWED_TOOL_URLS", "https://crm.corp/v1")
+    tools = operator_cmd._config(_args())
+    assert tools.policy.allows_tool_url("https://crm.corp/v1/customers/{{ inputs.id }}")
+    assert not tools.policy.allows_tool_url("https://evil.example/x")
+    assert operator_cmd._config(_args("--allowed-tool-url", "https://b/")).policy.tool_urls == (
+        "https://b/",
+    )

@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.api.v1alpha1 import base
 from trimtab.cli import common
 from trimtab.queue import messages, state
 from trimtab.reconcile.agentworkflow import compile as compile_mod
@@ -139,35 +138,31 @@ def test_invalid_output_is_a_retryable_error(content: str, message: str) -> None
     assert err.value.retryable
 
 
-def test_tool_headers_come_from_literals_and_mounted_secrets() -> None:
+def test_tool_headers_come_from_literals_templates_and_mounted_secrets(
+    tmp_path: pathlib.Path,
+) -> None:
     tool = awf.ToolCall.model_validate(
         {
             "url": "http://t:1/x",
             "headers": [
                 {"name": "X-Plain", "value": "v"},
+                {"name": "X-Tenant", "value": "t-{{ inputs.tenant }}"},
                 {"name": "Authorization", "valueFromSecret": {"name": "crm-creds", "key": "token"}},
             ],
         }
     )
-    name = tools.secret_env_name(base.SecretKeyRef(name="crm-creds", key="token"))
-    env = {name: "Bearer s3cret"}
-    assert tools.headers_for(tool, env) == {
+    (tmp_path / "crm-creds").mkdir()
+    (tmp_path / "crm-creds" / "token").write_text("Bearer s3cret")
+    request = tools.rendered(tool, {"inputs": {"tenant": "acme"}}, tmp_path)
+    assert request.headers == {
         "Content-Type": "application/json",
         "X-Plain": "v",
+        "X-Tenant": "t-acme",
         "Authorization": "Bearer s3cret",
     }
-    with pytest.raises(errors.TemplateInputError, match=name):
-        tools.headers_for(tool, {})
-
-
-def test_secret_env_names_are_shell_safe_readable_and_distinct() -> None:
-    ref = base.SecretKeyRef(name="my.secret-1", key="api-key")
-    name = tools.secret_env_name(ref)
-    assert re.fullmatch(r"TRIMTAB_SECRET_MY_SECRET_1_API_KEY_[0-9A-F]{8}", name)
-    # Names that read the same once upper-cased and underscored stay apart.
-    alike = [("a-b", "c"), ("a", "b-c"), ("a", "B_c"), ("a", "b_c")]
-    names = {tools.secret_env_name(base.SecretKeyRef(name=n, key=k)) for n, k in alike}
-    assert len(names) == len(alike)
+    # A value cannot add a header line.
+    with pytest.raises(errors.TemplateInputError, match="line break"):
+        tools.rendered(tool, {"inputs": {"tenant": "a\r\nX-Admin: 1"}}, tmp_path)
 
 
 POOL_DOC = {

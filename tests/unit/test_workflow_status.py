@@ -11,6 +11,7 @@ from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
 from trimtab.queue import workflows
 from trimtab.reconcile.agentworkflow import status
+from trimtab.reconcile.policy import Policy
 
 
 def _spec(*steps: dict[str, Any]) -> awf.AgentWorkflowSpec:
@@ -161,11 +162,33 @@ def test_the_reason_is_the_problems_kind_whatever_the_message() -> None:
 def test_the_operator_checks_a_workflow_once_per_generation() -> None:
     checks = state.WorkflowChecks()
     raw = FAN_IN.to_wire()
-    spec, checked = checks.of(("ns", "wf"), 1, raw)
-    assert checks.of(("ns", "wf"), 1, raw)[1] is checked  # the same generation: kept
+    spec, checked = checks.of(("ns", "wf"), 1, raw, Policy())
+    assert checks.of(("ns", "wf"), 1, raw, Policy())[1] is checked  # the same generation: kept
     assert checked.plan is not None
     assert checked.plan.order == ("a", "b", "c")
     assert status.decide(spec, pools_ready={"small": True, "big": True}, checked=checked).publish
-    _, cyclic = checks.of(("ns", "wf"), 2, CYCLE.to_wire())
+    _, cyclic = checks.of(("ns", "wf"), 2, CYCLE.to_wire(), Policy())
     assert cyclic.plan is None
     assert [p.reason.value for p in cyclic.problems] == ["DependencyCycle"]
+
+
+def test_a_secret_workers_found_missing_is_named_but_the_workflow_stays_published() -> None:
+    header = {"name": "Authorization", "valueFromSecret": {"name": "crm", "key": "token"}}
+    spec = _spec(
+        {"name": "ask", "prompt": "x"},
+        {"name": "lookup", "kind": "tool", "tool": {"url": "https://crm/x", "headers": [header]}},
+    )
+    verdict = status.decide(
+        spec, pools_ready={"small": True}, missing_secrets=[("crm", "token"), ("other", "k")]
+    )
+    found = _conditions(verdict)
+    assert found["SpecValid"] == (
+        False,
+        "SecretMissing",
+        "spec.steps[1].tool.headers[0].valueFromSecret: Secret crm has no key token in this "
+        "namespace (or does not exist): step lookup fails until it is created",
+    )
+    assert found["Ready"][:2] == (False, "SecretMissing")
+    assert verdict.publish is True  # runs work as soon as the Secret exists
+    assert status.decide(spec, pools_ready={"small": True}).publish is True
+    assert _conditions(status.decide(spec, pools_ready={"small": True}))["SpecValid"][0] is True

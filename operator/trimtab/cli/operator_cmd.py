@@ -50,6 +50,14 @@ def register(groups: Any) -> None:
         help="a base URL pools may send their model calls and API keys to (repeatable; "
         "default: any, or $TRIMTAB_ALLOWED_ENDPOINTS, comma-separated)",
     )
+    run.add_argument(
+        "--allowed-tool-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a base URL tool steps may call, with their headers' Secrets (repeatable; "
+        "default: any, or $TRIMTAB_ALLOWED_TOOL_URLS, comma-separated)",
+    )
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus port (0: off)")
     run.add_argument("--health-port", type=int, default=8081, help="liveness probe port")
     run.add_argument(
@@ -121,6 +129,7 @@ def _config(args: argparse.Namespace) -> config.OperatorConfig:
         scan_cluster=not args.namespace,
         allowed_images=tuple(args.allowed_image) or env.allowed_images,
         allowed_endpoints=tuple(args.allowed_endpoint) or env.allowed_endpoints,
+        allowed_tool_urls=tuple(args.allowed_tool_url) or env.allowed_tool_urls,
     )
 
 

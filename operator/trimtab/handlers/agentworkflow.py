@@ -65,8 +65,11 @@ async def _status(
     t0 = time.perf_counter()
     meta = body["metadata"]
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
-    parsed, checked = shared.checks.of((ns, name), generation, body["spec"])
-    verdict = status_mod.decide(parsed, pools_ready=_pools_ready(shared, ns), checked=checked)
+    parsed, checked = shared.checks.of((ns, name), generation, body["spec"], shared.cfg.policy)
+    missing = await workflows.missing_secrets(shared.redis, ns, name, now=time.time())
+    verdict = status_mod.decide(
+        parsed, pools_ready=_pools_ready(shared, ns), checked=checked, missing_secrets=missing
+    )
     if verdict.publish and verdict.plan is not None:
         await _publish(shared, ns, name, generation, parsed, verdict.plan)
     stats = await workflows.run_stats(shared.redis, ns, name, now=time.time())

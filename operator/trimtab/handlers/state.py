@@ -12,6 +12,7 @@ from trimtab.kube import aio
 from trimtab.queue import connection
 from trimtab.reconcile.agentpool import fallback, status
 from trimtab.reconcile.agentworkflow import validation
+from trimtab.reconcile.policy import Policy
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -58,12 +59,12 @@ class WorkflowChecks:
     )
 
     def of(
-        self, key: Key, generation: int, raw_spec: Any
+        self, key: Key, generation: int, raw_spec: Any, policy: Policy
     ) -> tuple[awf.AgentWorkflowSpec, validation.Checked]:
         held = self.by_key.get(key)
         if held is None or held[0] != generation:
             spec = awf.AgentWorkflowSpec.model_validate(dict(raw_spec))
-            held = (generation, spec, validation.check(spec))
+            held = (generation, spec, validation.check(spec, policy))
             self.by_key[key] = held
         return held[1], held[2]
 

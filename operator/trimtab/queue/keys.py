@@ -81,6 +81,11 @@ def workflow_stats(namespace: str, name: str) -> str:
     return f"{_ns(namespace)}:wf:{name}:stats"
 
 
+def workflow_missing_secrets(namespace: str, name: str) -> str:
+    """Hash: `<secret>/<key>` -> when a worker last found it missing (ms)."""
+    return f"{_ns(namespace)}:wf:{name}:missing-secrets"
+
+
 def workflow_run_seconds(namespace: str, name: str, second: int) -> str:
     return f"{_ns(namespace)}:wf:{name}:runs:{second}"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import time
 from typing import Any
 
 from redis import asyncio as aioredis
@@ -108,6 +109,36 @@ async def retire(client: aioredis.Redis, namespace: str, name: str) -> bool:
         pipe.expire(keys.workflow_stats(namespace, name), keep)
         await pipe.execute()
     return True
+
+
+# A note older than this is taken as stale: no worker has tried the Secret lately.
+MISSING_SECRET_TTL_S = 600
+
+
+async def note_missing_secret(
+    client: aioredis.Redis, namespace: str, name: str, secret: tuple[str, str]
+) -> None:
+    key = keys.workflow_missing_secrets(namespace, name)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "/".join(secret), int(time.time() * 1000))
+        pipe.expire(key, MISSING_SECRET_TTL_S)
+        await pipe.execute()
+
+
+async def clear_missing_secret(
+    client: aioredis.Redis, namespace: str, name: str, secret: tuple[str, str]
+) -> None:
+    await client.hdel(keys.workflow_missing_secrets(namespace, name), "/".join(secret))
+
+
+async def missing_secrets(
+    client: aioredis.Redis, namespace: str, name: str, *, now: float
+) -> list[tuple[str, str]]:
+    """The (Secret, key) pairs workers of this workflow found missing lately, sorted."""
+    noted: Any = await client.hgetall(keys.workflow_missing_secrets(namespace, name))
+    cutoff = (now - MISSING_SECRET_TTL_S) * 1000
+    fresh = [field.partition("/") for field, at in noted.items() if float(at) >= cutoff]
+    return sorted((secret, key) for secret, _, key in fresh)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,13 +11,15 @@ import asyncio
 import hashlib
 import json
 import random
+import time
 from typing import Any
 
 from trimtab import metrics as metrics_mod
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import cache, connection, runs, scripts, tasks
+from trimtab.queue import cache, connection, runs, scripts, tasks, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import ending, errors, execute, finish, guard, policy, render, settings
+from trimtab.reconcile.agentworkflow import templates
+from trimtab.worker import ending, errors, execute, finish, guard, policy, settings
 
 
 class Attempts:
@@ -35,6 +37,7 @@ class Attempts:
         self.metrics, self.rng = metrics, rng
         self.lua = lua
         self.guards = guard.Guards(cfg, client=client, lua=lua, metrics=metrics)
+        self.secrets = SecretNotes(client, cfg.namespace)
 
     def cache_digest(self, step: awf.Step, prompt: execute.Prompt | None) -> str | None:
         """What determines the model's answer, hashed; None when the step does not cache
@@ -116,9 +119,14 @@ class Attempts:
             )
         except errors.StepError as exc:
             failure = exc
+        except Exception as exc:
+            failure = errors.UnexpectedError(exc)
         else:
             await self.guards.record(step, verdict, None, now())
+            await self.secrets.found(delivery.task.workflow, step)
             return result
+        if isinstance(failure, errors.SecretMissingError):
+            await self.secrets.missing(delivery.task.workflow, failure.secret)
         await self.guards.record(step, verdict, failure, now())
         return ending.after_failure(
             failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
@@ -138,7 +146,7 @@ class Attempts:
             budget=wf.spec.budget,
             spent_tokens=run.tokens,
             spent_cost=run.cost,
-            prompt_tokens=render.estimate_tokens(prompt.user),
+            prompt_tokens=templates.estimate_tokens(prompt.user),
             max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
             pricing=self.cfg.spec.model.pricing,
         )
@@ -151,5 +159,35 @@ def _rendered(step: awf.Step, context: dict[str, Any]) -> execute.Prompt | None:
         return None
     try:
         return execute.render_prompt(step, context)
-    except errors.TemplateInputError:
+    except Exception:
         return None
+
+
+class SecretNotes:
+    """Tells the operator which tool-header Secrets this namespace lacks, so the
+    workflow's status can name them (trimtab.queue.workflows.missing_secrets): noted
+    on each miss, cleared after a call that had them, at most every CLEAR_EVERY_S per
+    Secret and process (another worker may have noted it since)."""
+
+    CLEAR_EVERY_S = 10.0
+
+    def __init__(self, client: connection.Redis, namespace: str) -> None:
+        self.client, self.namespace = client, namespace
+        self._cleared: dict[tuple[str, tuple[str, str]], float] = {}
+
+    async def missing(self, workflow: str, secret: tuple[str, str]) -> None:
+        self._cleared.pop((workflow, secret), None)
+        await workflows.note_missing_secret(self.client, self.namespace, workflow, secret)
+
+    async def found(self, workflow: str, step: awf.Step) -> None:
+        if step.tool is None:
+            return
+        now = time.monotonic()
+        for header in step.tool.headers:
+            ref = header.value_from_secret
+            if ref is None:
+                continue
+            key = (workflow, (ref.name, ref.key))
+            if now - self._cleared.get(key, -self.CLEAR_EVERY_S) >= self.CLEAR_EVERY_S:
+                self._cleared[key] = now
+                await workflows.clear_missing_secret(self.client, self.namespace, workflow, key[1])

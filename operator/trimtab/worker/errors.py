@@ -8,8 +8,13 @@ StepError                 base: retryable and portable unless said otherwise
 ├── StepTimeoutError      the whole step outlived its timeoutSeconds
 ├── InvalidOutputError    the output did not parse or failed its JSON Schema; keeps the
 │                         rejected text for human review
-└── TemplateInputError    the prompt or body could not be rendered (neither retryable
-                          nor portable: the same inputs fail the same way anywhere)
+├── TemplateInputError    the prompt or body could not be rendered (neither retryable
+│                         nor portable: the same inputs fail the same way anywhere)
+├── SecretMissingError    a tool header's Secret or key does not exist in the namespace
+│                         (not retried: it fails the same way until someone creates it)
+└── UnexpectedError       anything else raised inside the step (a reply nested too deep
+                          to parse, text that cannot be encoded, a bug): not retried
+                          blindly, since the same inputs would raise again
 
 Retryable: timeouts, connection errors, 429 (honouring Retry-After), 5xx, invalid
 output. Permanent: other 4xx, template errors, and invalid output once the retries
@@ -74,3 +79,29 @@ class TemplateInputError(StepError):
     error_type = ErrorType.TEMPLATE
     retryable = False
     portable = False
+
+
+class SecretMissingError(StepError):
+    """A tool header's Secret key is not mounted: the Secret or the key does not exist."""
+
+    error_type = ErrorType.SECRET_MISSING
+    retryable = False
+    portable = False
+
+    def __init__(self, name: str, key: str) -> None:
+        super().__init__(
+            f"Secret {name} has no key {key} in this namespace (or does not exist): "
+            "create it, then retry the run"
+        )
+        self.secret = (name, key)
+
+
+class UnexpectedError(StepError):
+    """An exception no step error type expected, kept with its type and message."""
+
+    retryable = False
+    portable = False
+
+    def __init__(self, cause: BaseException) -> None:
+        text = str(cause).splitlines()[0][:300] if str(cause) else ""
+        super().__init__(f"unexpected {type(cause).__name__}" + (f": {text}" if text else ""))

@@ -14,7 +14,8 @@ import jsonschema
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.worker import errors, render
+from trimtab.reconcile.agentworkflow import templates
+from trimtab.worker import errors
 from trimtab.worker.model_client import ModelClient
 from trimtab.worker.tools import ToolClient
 
@@ -44,8 +45,8 @@ def _render(
     if template is None:
         return None
     try:
-        return render.render(template, context, max_value_tokens=max_value_tokens)
-    except render.TemplateError as exc:
+        return templates.render(template, context, max_value_tokens=max_value_tokens)
+    except templates.TemplateError as exc:
         raise errors.TemplateInputError(str(exc)) from exc
 
 
@@ -123,7 +124,7 @@ async def run_model_step(
 
 async def run_tool_step(step: awf.Step, context: Mapping[str, Any], clients: Clients) -> StepResult:
     assert step.tool is not None  # guaranteed by the step's CEL rule
-    value = await clients.tools.call(step.tool, body=_render(step.tool.body, context))
+    value = await clients.tools.call(step.tool, context)
     if step.output and step.output.json_schema is not None:
         parse_output(json.dumps(value), step.output)
     return StepResult(output=value)

@@ -21,7 +21,11 @@ def build_clients(cfg: settings.WorkerSettings) -> execute.Clients:
     limit = spec.worker.concurrency * 2  # headroom for retries overlapping slow replies
     return execute.Clients(
         model=ModelClient(spec.model, api_key=cfg.api_key, max_connections=limit),
-        tools=ToolClient(max_connections=limit, timeout_seconds=spec.model.timeout_seconds),
+        tools=ToolClient(
+            max_connections=limit,
+            timeout_seconds=spec.model.timeout_seconds,
+            secrets_root=cfg.tool_secrets_dir,
+        ),
         pricing=spec.model.pricing,
     )
 

@@ -17,9 +17,13 @@ from collections.abc import Mapping
 import yaml
 
 from trimtab.api.v1alpha1 import agentpool, manifests
+from trimtab.reconcile.agentworkflow import secrets
 
 POOL_SPEC_ENV = "TRIMTAB_POOL_SPEC"
 API_KEY_ENV = "TRIMTAB_MODEL_API_KEY"
+# Where tool headers' Secrets are mounted; a worker run outside Kubernetes points it at
+# a folder of <secret>/<key> files.
+TOOL_SECRETS_DIR_ENV = "TRIMTAB_TOOL_SECRETS_DIR"
 
 
 class SettingsError(ValueError):
@@ -35,6 +39,7 @@ class WorkerSettings:
     consumer: str
     api_key: str | None = None
     metrics_port: int | None = None
+    tool_secrets_dir: pathlib.Path = pathlib.Path(secrets.MOUNT_DIR)
 
 
 def consumer_name() -> str:
@@ -88,4 +93,5 @@ def resolve(
         consumer=consumer_name(),
         api_key=env.get(API_KEY_ENV),
         metrics_port=metrics_port,
+        tool_secrets_dir=pathlib.Path(env.get(TOOL_SECRETS_DIR_ENV) or secrets.MOUNT_DIR),
     )

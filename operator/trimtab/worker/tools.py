@@ -1,63 +1,78 @@
-"""HTTP tool calls of tool steps, with headers from literals or Secrets.
+"""HTTP tool calls of tool steps: gather the headers' Secrets, render, send.
 
-A header's Secret is read from the environment the operator sets on worker pods:
-`TRIMTAB_SECRET_<NAME>_<KEY>_<DIGEST>` (trimtab.reconcile.agentworkflow.secrets), so a
-secret value never passes through Redis or the workflow definition.
+A header's Secret is a file the operator mounts on worker pods
+(trimtab.reconcile.agentworkflow.secrets), read at each call so a rotated Secret is
+used as soon as the kubelet brings it in; a secret value never passes through Redis or
+the workflow definition. The request itself is rendered by
+trimtab.reconcile.agentworkflow.tool_requests, where no value can change its shape.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import pathlib
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.api.v1alpha1 import base
-from trimtab.reconcile.agentworkflow import secrets
+from trimtab.reconcile.agentworkflow import secrets, tool_requests
+from trimtab.reconcile.agentworkflow.templates import TemplateError
 from trimtab.worker import errors, http
 
 
-def secret_env_name(ref: base.SecretKeyRef) -> str:
-    """Where the operator put this Secret key (trimtab.reconcile.agentworkflow.secrets)."""
-    return secrets.secret_env_name(ref.name, ref.key)
-
-
-def headers_for(tool: awf.ToolCall, env: Mapping[str, str]) -> dict[str, str]:
-    out = {"Content-Type": "application/json"}
+def header_secrets(
+    tool: awf.ToolCall, root: pathlib.Path | None = None
+) -> dict[secrets.SecretKey, str]:
+    """The values of the Secret keys `tool`'s headers read; raises SecretMissingError
+    naming the first one that is not mounted (the Secret or its key does not exist)."""
+    root = root or pathlib.Path(secrets.MOUNT_DIR)
+    out: dict[secrets.SecretKey, str] = {}
     for header in tool.headers:
-        if header.value is not None:
-            out[header.name] = header.value
-        elif header.value_from_secret is not None:
-            name = secret_env_name(header.value_from_secret)
-            if name not in env:
-                raise errors.TemplateInputError(
-                    f"header {header.name}: secret not mounted "
-                    f"(expected environment variable {name})"
-                )
-            out[header.name] = env[name]
+        ref = header.value_from_secret
+        if ref is None:
+            continue
+        try:
+            out[(ref.name, ref.key)] = (root / secrets.file_name(ref.name, ref.key)).read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            raise errors.SecretMissingError(ref.name, ref.key) from None
     return out
+
+
+def rendered(
+    tool: awf.ToolCall, context: Mapping[str, Any], root: pathlib.Path | None = None
+) -> tool_requests.Request:
+    values = header_secrets(tool, root)
+    try:
+        return tool_requests.request(tool, context, values)
+    except TemplateError as exc:
+        raise errors.TemplateInputError(str(exc)) from exc
 
 
 class ToolClient:
     """Calls HTTP tools over one pooled client."""
 
-    def __init__(self, *, max_connections: int, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeout_seconds: float,
+        secrets_root: pathlib.Path | None = None,
+    ) -> None:
         self._clients = http.ClientSet(
             max_connections=max_connections, timeout_seconds=timeout_seconds
         )
+        self._secrets_root = secrets_root
 
-    async def call(
-        self, tool: awf.ToolCall, *, body: str | None, env: Mapping[str, str] | None = None
-    ) -> Any:
+    async def call(self, tool: awf.ToolCall, context: Mapping[str, Any]) -> Any:
+        request = rendered(tool, context, self._secrets_root)
         response = await http.post(
             self._clients.pick(),
-            tool.url,
-            content=body,
-            headers=headers_for(tool, env or os.environ),
-            method=tool.method,
+            request.url,
+            content=request.body,
+            headers=request.headers,
+            method=request.method,
             error=errors.ToolError,
         )
         return _decode(response)

@@ -5,9 +5,9 @@ serve a pool's queue from a simulated node. The supervisor plays the container
 runtime's part for worker pods on kwok's nodes only (pods on the real nodes run as
 containers under their kubelet): it keeps exactly one local process per Running worker
 pod, started with that pod's command, arguments and environment (Secret references
-resolved, as the kubelet would), and stops the process when the pod stops running. It
-follows the operator's scaling as a kubelet follows the scheduler, so what it shows is
-the product's own behaviour.
+resolved, and the tool-secrets volume written to a folder, as the kubelet would), and
+stops the process when the pod stops running. It follows the operator's scaling as a
+kubelet follows the scheduler, so what it shows is the product's own behaviour.
 
 Level-based like everything else: each pass lists the pods, `plan` compares them with the
 live processes, and the difference is applied. A restart of the supervisor adopts
@@ -30,6 +30,8 @@ from typing import Any
 
 from trimtab.kube import objects
 from trimtab.reconcile import naming
+from trimtab.reconcile.agentworkflow import secrets as tool_secrets
+from trimtab.worker import settings
 from trimtab_dev.devcluster import components
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class WorkerPod:
     pool: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    # The tool-secrets volume's files (path below it, content), as the kubelet projects it.
+    tool_secret_files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +108,27 @@ def resolve_env(
     return [(e["name"], _env_value(ns, pod_name, e, secrets)) for e in env]
 
 
+def projected_secret_files(
+    pod: Mapping[str, Any], volume: str, secrets: SecretReader
+) -> list[tuple[str, str]]:
+    """The files of the pod's projected volume `volume` (path, content), as the kubelet
+    writes them: an optional source whose Secret or key is missing writes nothing."""
+    ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    out: list[tuple[str, str]] = []
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        if vol.get("name") != volume:
+            continue
+        for source in (vol.get("projected") or {}).get("sources") or []:
+            ref = source.get("secret") or {}
+            for item in ref.get("items") or []:
+                value = secrets(ns, ref["name"], item["key"])
+                if value is None and not ref.get("optional"):
+                    raise LookupError(f"pod {ns}/{name}: secret {ref['name']} not found")
+                if value is not None:
+                    out.append((item["path"], value))
+    return out
+
+
 def secret_reader(store: objects.ObjectStore) -> SecretReader:
     """Reads a Secret key through the API, as the kubelet does for a pod's env."""
 
@@ -141,6 +166,7 @@ def worker_pod(pod: Mapping[str, Any], secrets: SecretReader) -> WorkerPod:
         pool=meta["labels"][naming.POOL_LABEL],
         argv=(*command, *_local_args(list(container.get("args") or []))),
         env=tuple(env),
+        tool_secret_files=tuple(projected_secret_files(pod, tool_secrets.VOLUME, secrets)),
     )
 
 
@@ -192,12 +218,23 @@ class Supervisor:
             self._start(pod)
         return decided
 
+    def _mounted(self, pod: WorkerPod) -> dict[str, str]:
+        """The pod's tool-secrets volume as a folder, and the variable naming it."""
+        if not pod.tool_secret_files:
+            return {}
+        root = self.logs / "volumes" / pod.uid
+        for rel, content in pod.tool_secret_files:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(content)
+            (root / rel).chmod(0o600)
+        return {settings.TOOL_SECRETS_DIR_ENV: str(root)}
+
     def _start(self, pod: WorkerPod) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{pod.namespace}_{pod.name}.log", "ab") as out:
             proc = subprocess.Popen(
                 list(pod.argv),
-                env={**os.environ, **dict(pod.env)},
+                env={**os.environ, **dict(pod.env), **self._mounted(pod)},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -23,6 +23,11 @@ MAX_ROUTES = 8
 TEMPLATE_MAX = 32768
 CEL_MAX = 1024
 
+# A tool URL may hold placeholders in its path, query and fragment, never before them:
+# the scheme, host and port are literal, so no run input can pick the host.
+TOOL_URL_PATTERN = r"^https?://[^\s/?#{}]+([/?#]([^\s{}]|\{\{[^{}]*\}\})*)?$"
+ToolUrl = Annotated[str, Field(min_length=1, max_length=base.URL_MAX, pattern=TOOL_URL_PATTERN)]
+
 StepName = Annotated[str, Field(min_length=1, max_length=STEP_NAME_MAX, pattern=STEP_NAME_PATTERN)]
 
 
@@ -124,24 +129,39 @@ class Header(base.Model):
     )
 
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9-]+$")
-    value: str | None = Field(default=None, max_length=8192)
+    value: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="A template over inputs and dependency outputs; a rendered value "
+        "holding a line break fails the step.",
+    )
     value_from_secret: base.SecretKeyRef | None = Field(
         default=None,
-        description="A Secret key in the workflow's namespace. The operator passes it to "
-        "the workers of every pool the step may run on, as a reference the kubelet resolves.",
+        description="A Secret key in the workflow's namespace. The operator mounts it "
+        "(optional, so a missing Secret fails only the steps that read it) in the workers "
+        "of every pool the step may run on, as a reference the kubelet resolves.",
     )
 
 
 class ToolCall(base.Model):
     """An HTTP tool the step calls."""
 
-    url: base.Url
+    url: ToolUrl = Field(
+        description="A template whose values are percent-encoded (a value '.' or '..' "
+        "fails the step); placeholders may appear only after the host, as in "
+        "`https://crm.corp/v1/customers/{{ inputs.id }}`. The operator's "
+        "`security.allowedToolUrls`, when set, must cover it.",
+    )
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     headers: list[Header] = Field(default_factory=list, max_length=16)
     body: str | None = Field(
         default=None,
         max_length=TEMPLATE_MAX,
-        description="Body template over inputs and dependency outputs.",
+        description="Body template over inputs and dependency outputs. With a JSON "
+        "Content-Type (the default) it must be JSON where a placeholder stands for a value "
+        '(`{"items": {{ inputs.items }}}`) or for text in a string (`"{{ inputs.id }}"`); '
+        "a value is always inserted escaped, never as syntax. A form body percent-encodes "
+        "each value; any other Content-Type gets plain text.",
     )
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trimtab.api.v1alpha1 import agentpool
+from trimtab.reconcile.policy import Policy
 
 RUNTIME_DEFAULT_SECCOMP = {"type": "RuntimeDefault"}
 # The one capability the restricted profile lets a container add.
@@ -38,38 +38,6 @@ RESTRICTED: Mapping[str, Any] = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": RUNTIME_DEFAULT_SECCOMP,
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Policy:
-    """The cluster admin's allow-lists; an empty list allows anything."""
-
-    images: tuple[str, ...] = ()  # repositories or registries, e.g. "registry.corp/agents"
-    endpoints: tuple[str, ...] = ()  # base URLs, e.g. "https://llm.corp/v1"
-
-    def allows_image(self, image: str) -> bool:
-        return not self.images or any(_image_under(image, e) for e in self.images)
-
-    def allows_endpoint(self, url: str) -> bool:
-        return not self.endpoints or any(_url_under(url, e) for e in self.endpoints)
-
-
-def _image_under(image: str, entry: str) -> bool:
-    """`image` is `entry` itself, one of its tags or digests, or inside it: whole path
-    segments only, so "registry.corp" does not admit "registry.corp.evil/x"."""
-    base = entry.rstrip("/")
-    return image == base or image.startswith((f"{base}:", f"{base}@", f"{base}/"))
-
-
-def _url_under(url: str, entry: str) -> bool:
-    """`url` has `entry`'s scheme, host and port, and a path at or below its path."""
-    got, allowed = urllib.parse.urlsplit(url), urllib.parse.urlsplit(entry)
-    if (got.scheme, got.hostname, got.port) != (allowed.scheme, allowed.hostname, allowed.port):
-        return False
-    if got.username is not None or got.password is not None:
-        return False  # credentials in the URL are never the admin's endpoint
-    base = allowed.path.rstrip("/")
-    return got.path == base or got.path.startswith(f"{base}/") or not base
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,7 +110,7 @@ def build_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
             },
-            "template": _pod_template(name, spec, where, worker, wiring.redis.volumes()),
+            "template": _pod_template(name, spec, where, worker, _volumes(wiring)),
         },
     }
 
@@ -225,13 +225,18 @@ def _worker_container(
         "volumeMounts": [
             {"name": TMP_VOLUME, "mountPath": TMP_PATH},
             *wiring.redis.volume_mounts(),
+            *secrets.volume_mounts(wiring.tool_secrets),
         ],
     }
 
 
+def _volumes(wiring: Wiring) -> list[dict[str, Any]]:
+    return [*wiring.redis.volumes(), *secrets.volumes(wiring.tool_secrets)]
+
+
 def _env(spec: agentpool.AgentPoolSpec, wiring: Wiring) -> list[dict[str, Any]]:
-    """The operator's variables (the spec, the Secrets of model key, Redis and tool
-    headers), then the user's. Names the operator sets are reserved
+    """The operator's variables (the spec, the Secrets of model key and Redis), then
+    the user's. Names the operator sets are reserved
     (the worker depends on them) and a repeated user name keeps its last value, since
     server-side apply rejects duplicate names in the list."""
     ours: list[dict[str, Any]] = [{"name": POOL_SPEC_ENV, "value": _spec_json(spec)}]
@@ -241,7 +246,6 @@ def _env(spec: agentpool.AgentPoolSpec, wiring: Wiring) -> list[dict[str, Any]]:
         source = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
         ours.append({"name": API_KEY_ENV, "valueFrom": source})
     ours.extend(wiring.redis.env())
-    ours.extend(secrets.env(wiring.tool_secrets))
     reserved = {e["name"] for e in ours}
     user = {e.name: e.to_wire() for e in spec.worker.env if e.name not in reserved}
     return [*ours, *user.values()]

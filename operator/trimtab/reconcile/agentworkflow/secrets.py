@@ -1,16 +1,16 @@
 """The Secrets tool steps read their headers from, and the pools whose workers need them.
 
-Workers have no access to the Kubernetes API, so a header's Secret reaches them as an
-environment variable the operator puts on the pool's Deployment: a reference, resolved
-by the kubelet, never the value. A pool gets the Secrets of every tool step that may
-run on it: its own pool or the default, its routes, its fallback and the workflow's
-degrade pool.
+Workers have no access to the Kubernetes API, so a header's Secret reaches them as a
+file in a projected volume the operator puts on the pool's Deployment: a reference,
+resolved by the kubelet, never the value. Each source is optional, so a Secret that
+does not exist (yet) fails only the steps that read it, never the pool's pods, and the
+kubelet brings a created or rotated Secret into running pods without a restart. A pool
+gets the Secrets of every tool step that may run on it: its own pool or the default,
+its routes, its fallback and the workflow's degrade pool.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,20 +19,19 @@ import pydantic
 from trimtab.api.v1alpha1 import agentworkflow as awf
 
 SecretKey = tuple[str, str]  # (Secret name, key)
-ENV_PREFIX = "TRIMTAB_SECRET_"
+VOLUME = "tool-secrets"
+MOUNT_DIR = "/var/run/trimtab/tool-secrets"
 
 
-def secret_env_name(name: str, key: str) -> str:
-    """The variable a header's Secret key is in: TRIMTAB_SECRET_<NAME>_<KEY>_<DIGEST>.
+def file_name(name: str, key: str) -> str:
+    """The file a header's Secret key is in, relative to MOUNT_DIR: `<name>/<key>`.
+    A Secret's name is a DNS subdomain and a key is `[-._a-zA-Z0-9]+`, so the pair is
+    one safe path and no two pairs share one."""
+    return f"{name}/{key}"
 
-    Name and key are upper-cased with every other character an underscore, for people
-    reading the pod spec. That alone can make two keys one name (`a-b`/`c` and `a`/`b-c`,
-    or keys differing in case), and a repeated name fails the Deployment's apply, so a
-    digest of the exact name and key follows.
-    """
-    readable = re.sub(r"[^A-Z0-9]", "_", f"{name}_{key}".upper())
-    digest = hashlib.sha256(f"{name}/{key}".encode()).hexdigest()[:8].upper()
-    return f"{ENV_PREFIX}{readable}_{digest}"
+
+def path(name: str, key: str) -> str:
+    return f"{MOUNT_DIR}/{file_name(name, key)}"
 
 
 def _step_pools(spec: awf.AgentWorkflowSpec, step: awf.Step) -> set[str]:
@@ -69,13 +68,28 @@ def raw_tool_secrets_by_pool(raw_spec: Mapping[str, Any]) -> dict[str, set[Secre
     return tool_secrets_by_pool(spec)
 
 
-def env(needed: Iterable[SecretKey]) -> list[dict[str, Any]]:
-    """The Deployment's variables for `needed`, in a stable order (a reordering would
-    roll every pod)."""
-    return [
+def volumes(needed: Iterable[SecretKey]) -> list[dict[str, Any]]:
+    """The pod's projected volume for `needed` (none when empty), in a stable order (a
+    reordering would roll every pod); every source optional."""
+    by_secret: dict[str, set[str]] = {}
+    for name, key in needed:
+        by_secret.setdefault(name, set()).add(key)
+    if not by_secret:
+        return []
+    sources = [
         {
-            "name": secret_env_name(name, key),
-            "valueFrom": {"secretKeyRef": {"name": name, "key": key}},
+            "secret": {
+                "name": name,
+                "optional": True,
+                "items": [{"key": k, "path": file_name(name, k)} for k in sorted(keys)],
+            }
         }
-        for name, key in sorted(set(needed))
+        for name, keys in sorted(by_secret.items())
     ]
+    return [{"name": VOLUME, "projected": {"sources": sources}}]
+
+
+def volume_mounts(needed: Iterable[SecretKey]) -> list[dict[str, Any]]:
+    if not set(needed):
+        return []
+    return [{"name": VOLUME, "mountPath": MOUNT_DIR, "readOnly": True}]

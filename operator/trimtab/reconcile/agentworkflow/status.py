@@ -1,10 +1,10 @@
 """An AgentWorkflow's status, decided from its spec, the pools that exist, and its plan,
 as the API's own `AgentWorkflowStatus` model.
 
-SpecValid names every problem (the cycle, the missing pool) and takes its reason from
-the problems' own kinds; PoolsReady says which referenced pools are not Ready yet; Ready
-is both. The plan summary (steps, depth, critical path) and the run figures are what
-`kubectl get awf` and dashboards show.
+SpecValid names every problem (the cycle, the missing pool, a Secret the workers found
+missing) and takes its reason from the problems' own kinds; PoolsReady says which
+referenced pools are not Ready yet; Ready is both. The plan summary (steps, depth,
+critical path) and the run figures are what `kubectl get awf` and dashboards show.
 """
 
 from __future__ import annotations
@@ -58,14 +58,51 @@ def _pools_ready(spec: awf.AgentWorkflowSpec, ready: Mapping[str, bool]) -> cond
     )
 
 
+def _missing_secret_problems(
+    spec: awf.AgentWorkflowSpec, missing: Sequence[tuple[str, str]]
+) -> list[dag.Problem]:
+    gone = set(missing)
+    found: list[dag.Problem] = []
+    for i, step in enumerate(spec.steps):
+        for k, header in enumerate(step.tool.headers if step.tool else []):
+            ref = header.value_from_secret
+            if ref is not None and (ref.name, ref.key) in gone:
+                found.append(
+                    dag.Problem(
+                        f"spec.steps[{i}].tool.headers[{k}].valueFromSecret",
+                        f"Secret {ref.name} has no key {ref.key} in this namespace (or does "
+                        f"not exist): step {step.name} fails until it is created",
+                        Reason.SECRET_MISSING,
+                    )
+                )
+    return found
+
+
+def _secrets_missing(
+    plan: dag.Plan, problems: Sequence[dag.Problem], pools: conditions.Desired
+) -> WorkflowVerdict:
+    """The spec is sound, but workers found Secrets it names missing: the workflow is
+    still published (runs start working once the Secret exists), and it says why its
+    tool steps fail."""
+    spec_valid = conditions.Desired(
+        ConditionType.SPEC_VALID, False, Reason.SECRET_MISSING, _join(problems)
+    )
+    ready = conditions.Desired(
+        ConditionType.READY, False, Reason.SECRET_MISSING, spec_valid.message
+    )
+    return WorkflowVerdict((ready, spec_valid, pools), plan, publish=True)
+
+
 def decide(
     spec: awf.AgentWorkflowSpec,
     *,
     pools_ready: Mapping[str, bool],
     checked: validation.Checked | None = None,
+    missing_secrets: Sequence[tuple[str, str]] = (),
 ) -> WorkflowVerdict:
-    """Conditions and plan for `spec`, given each existing pool's readiness; `checked`
-    is the spec's own check when the caller keeps it per generation."""
+    """Conditions and plan for `spec`, given each existing pool's readiness and the
+    Secrets workers lately found missing; `checked` is the spec's own check when the
+    caller keeps it per generation."""
     checked = checked or validation.check(spec)
     problems = [*checked.problems, *validation.missing_pools(spec, set(pools_ready))]
     pools = _pools_ready(spec, pools_ready)
@@ -78,6 +115,9 @@ def decide(
         )
         return WorkflowVerdict((ready, spec_valid, pools), None, publish=False)
     plan = checked.plan
+    secret_problems = _missing_secret_problems(spec, missing_secrets)
+    if secret_problems:
+        return _secrets_missing(plan, secret_problems, pools)
     spec_valid = conditions.Desired(
         ConditionType.SPEC_VALID, True, Reason.VALID, f"{len(plan.order)} steps, depth {plan.depth}"
     )

@@ -3,7 +3,9 @@
 The apiserver's CEL rules catch local mistakes (a duplicate step name, a dangling
 dependsOn). What needs the whole graph or other objects is checked here: dependency
 cycles, pools that do not exist in the namespace, route expressions that do not
-compile, output schemas that are not valid JSON Schema. Every problem is returned with
+compile, output schemas that are not valid JSON Schema, templates that are malformed or
+name a step the template cannot see, JSON bodies that are not JSON templates, and tool
+URLs outside the admin's allow-list. Every problem is returned with
 its path, so the operator's SpecValid condition can name each one.
 """
 
@@ -19,7 +21,8 @@ import jsonschema.exceptions
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reasons import Reason
-from trimtab.reconcile.agentworkflow import dag
+from trimtab.reconcile import policy as policy_mod
+from trimtab.reconcile.agentworkflow import dag, templates, tool_requests
 
 
 def step_nodes(spec: awf.AgentWorkflowSpec) -> list[dag.StepNode]:
@@ -64,6 +67,54 @@ def _schema_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
             )
 
 
+def _step_templates(step: awf.Step) -> Iterator[tuple[str, str]]:
+    """(field path below the step, template) of every template the step renders."""
+    for field, template in (("system", step.system), ("prompt", step.prompt)):
+        if template is not None:
+            yield field, template
+    if step.tool is not None:
+        yield "tool.url", step.tool.url
+        if step.tool.body is not None:
+            yield "tool.body", step.tool.body
+        for k, header in enumerate(step.tool.headers):
+            if header.value is not None:
+                yield f"tool.headers[{k}].value", header.value
+
+
+def _template_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
+    """A template sees `inputs` and the outputs of the steps it depends on, nothing else:
+    naming another step would fail every run, so it is refused here."""
+    for i, step in enumerate(spec.steps):
+        visible = {"inputs", *step.depends_on}
+        for field, template in _step_templates(step):
+            path = f"spec.steps[{i}].{field}"
+            try:
+                refs = templates.references(template)
+            except templates.TemplateError as exc:
+                yield dag.Problem(path, str(exc))
+                continue
+            for name in sorted({ref.parts[0] for ref in refs} - visible):
+                yield dag.Problem(
+                    path,
+                    f"'{name}' is not visible here: a template sees inputs and the steps "
+                    f"in dependsOn ({', '.join(sorted(step.depends_on)) or 'none'})",
+                )
+        if step.tool is not None and (problem := tool_requests.body_problem(step.tool)):
+            yield dag.Problem(f"spec.steps[{i}].tool.body", problem)
+
+
+def _tool_url_problems(
+    spec: awf.AgentWorkflowSpec, policy: policy_mod.Policy
+) -> Iterator[dag.Problem]:
+    for i, step in enumerate(spec.steps):
+        if step.tool is not None and not policy.allows_tool_url(step.tool.url):
+            yield dag.Problem(
+                f"spec.steps[{i}].tool.url",
+                f"{tool_requests.origin(step.tool.url)} is not an allowed tool URL here "
+                "(the operator's security.allowedToolUrls)",
+            )
+
+
 def pool_references(spec: awf.AgentWorkflowSpec) -> Iterator[tuple[str, str]]:
     """Every (path, pool name) the workflow refers to."""
     if spec.default_pool:
@@ -95,8 +146,9 @@ class Checked:
     plan: dag.Plan | None
 
 
-def check(spec: awf.AgentWorkflowSpec) -> Checked:
-    problems = tuple(find_problems(spec))
+def check(spec: awf.AgentWorkflowSpec, policy: policy_mod.Policy | None = None) -> Checked:
+    """`spec`'s own problems, and its plan; `policy` is the admin's (none: anything)."""
+    problems = tuple(find_problems(spec, policy=policy))
     return Checked(problems, None if problems else compile_plan(spec))
 
 
@@ -106,12 +158,17 @@ def missing_pools(spec: awf.AgentWorkflowSpec, pools: Collection[str]) -> list[d
 
 
 def find_problems(
-    spec: awf.AgentWorkflowSpec, *, pools: Collection[str] | None = None
+    spec: awf.AgentWorkflowSpec,
+    *,
+    pools: Collection[str] | None = None,
+    policy: policy_mod.Policy | None = None,
 ) -> list[dag.Problem]:
     """Every problem of `spec`; pool existence is checked only when `pools` is given."""
     problems = dag.find_problems(step_nodes(spec))
     problems += _route_problems(spec)
     problems += _schema_problems(spec)
+    problems += _template_problems(spec)
+    problems += _tool_url_problems(spec, policy or policy_mod.Policy())
     if pools is not None:
         problems += _missing_pools(spec, pools)
     return problems

@@ -7,10 +7,14 @@ optional integer indexes (`inputs.message`, `history.tickets.0.title`); lookups 
 through mappings and lists only, never attributes. Strings are inserted as they are,
 other values as compact JSON. A literal `{{` is written `\{{`. Rendering is one pass,
 so a substituted value containing `{{` is never rendered again.
+
+This module owns the syntax and text rendering (prompts); `tool_requests` renders the
+same templates into a JSON body or a URL, where a value must not change the structure.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -29,7 +33,9 @@ class TemplateError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Ref:
+class Ref:
+    """One placeholder: the dotted path it looks up."""
+
     path: str
 
     @property
@@ -37,8 +43,11 @@ class _Ref:
         return self.path.split(".")
 
 
-def _parse(template: str) -> list[str | _Ref]:
-    pieces: list[str | _Ref] = []
+# A worker renders the same few templates on every attempt: parse each once.
+@functools.lru_cache(maxsize=1024)
+def parse(template: str) -> tuple[str | Ref, ...]:
+    """The template's literal text and placeholders, in order; raises TemplateError."""
+    pieces: list[str | Ref] = []
     position = 0
     for match in _TOKEN.finditer(template):
         pieces.append(template[position : match.start()])
@@ -51,17 +60,17 @@ def _parse(template: str) -> list[str | _Ref]:
         else:
             pieces.append(_ref(match.group("expr"), offset=match.start()))
     pieces.append(template[position:])
-    return pieces
+    return tuple(pieces)
 
 
-def _ref(expr: str, *, offset: int) -> _Ref:
+def _ref(expr: str, *, offset: int) -> Ref:
     path = expr.strip()
     if not _PATH.fullmatch(path):
         raise TemplateError(
             f"invalid placeholder {{{{{expr}}}}} at offset {offset}: "
             "expected a dotted path such as 'inputs.message' or 'history.tickets.0.title'"
         )
-    return _Ref(path)
+    return Ref(path)
 
 
 def render(
@@ -71,14 +80,14 @@ def render(
     `max_value_tokens`, each value is cut to about that many tokens, with a marker, so a
     long conversation cannot blow a step's budget."""
 
-    def value(ref: _Ref) -> str:
-        text = _format(_lookup(ref, context), ref)
+    def value(ref: Ref) -> str:
+        text = text_of(lookup(ref, context), ref)
         return text if max_value_tokens is None else truncate_tokens(text, max_value_tokens)
 
-    return "".join(piece if isinstance(piece, str) else value(piece) for piece in _parse(template))
+    return "".join(piece if isinstance(piece, str) else value(piece) for piece in parse(template))
 
 
-def _lookup(ref: _Ref, context: Mapping[str, Any]) -> Any:
+def lookup(ref: Ref, context: Mapping[str, Any]) -> Any:
     value: Any = context
     for depth, part in enumerate(ref.parts):
         found, value = _step(value, part)
@@ -101,13 +110,19 @@ def _step(value: Any, part: str) -> tuple[bool, Any]:
     return False, None
 
 
-def _format(value: Any, ref: _Ref) -> str:
+def text_of(value: Any, ref: Ref) -> str:
+    """A looked-up value as text: strings as they are, anything else as compact JSON."""
     if isinstance(value, str):
         return value
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise TemplateError(f"'{ref.path}' is not JSON: {exc}") from exc
+
+
+def references(template: str) -> list[Ref]:
+    """The placeholders of `template`; raises TemplateError when it is malformed."""
+    return [piece for piece in parse(template) if isinstance(piece, Ref)]
 
 
 def estimate_tokens(text: str) -> int:

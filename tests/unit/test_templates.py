@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trimtab.worker.render import TemplateError, render, truncate_tokens
+from trimtab.reconcile.agentworkflow.templates import TemplateError, render, truncate_tokens
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"message": "my order is late", "customer": {"id": 7, "vip": True}},

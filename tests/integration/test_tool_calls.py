@@ -1,0 +1,130 @@
+"""Tool steps on a real worker, redis-server and HTTP servers: run inputs stay values in
+the request, a missing header Secret fails only its step and is reported to the
+operator, and an exception no step error expected fails the step once, not forever."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.harness import runtime
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import workflows
+from trimtab.sdk import Client
+
+pytestmark = pytest.mark.integration
+
+NS = "tools"
+INJECTION = 'c1", "limit": 100000, "customerId": "victim'
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    config = {"seed": 3, "tool_delay_seconds": 0.0}
+    with runtime.running_sim(tmp_path_factory.mktemp("sim"), config) as url:
+        yield url.removesuffix("/v1")
+
+
+@pytest.fixture
+async def nested_json() -> AsyncIterator[str]:
+    """A real HTTP server whose every reply is JSON nested deeper than Python parses."""
+
+    async def reply(_: web.Request) -> web.Response:
+        deep = "[" * 200_000 + "]" * 200_000
+        return web.Response(text=deep, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", reply)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def _worker(sim: str, redis_url: str, secrets_dir: pathlib.Path | None = None) -> Any:
+    cfg = runtime.worker_settings(NS, "p", runtime.pool_spec(sim + "/v1"), redis_url)
+    if secrets_dir is not None:
+        cfg = dataclasses.replace(cfg, tool_secrets_dir=secrets_dir)
+    return runtime.in_process_worker(cfg)
+
+
+async def _publish(sdk: Client, name: str, *steps: dict[str, Any]) -> None:
+    spec = {"defaultPool": "p", "steps": list(steps)}
+    await sdk.publish(NS, name, awf.AgentWorkflowSpec.model_validate(spec))
+
+
+async def test_a_run_input_cannot_rewrite_a_json_body_or_leave_the_url_path(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    body = '{"customerId": "{{ inputs.id }}", "limit": 20, "tags": {{ inputs.tags }}}'
+    url = sim + "/tools/{{ inputs.tool }}"
+    await _publish(sdk, "inject", {"name": "a", "kind": "tool", "tool": {"url": url, "body": body}})
+    async with _worker(sim, redis_url):
+        ok = await sdk.submit(NS, "inject", {"id": INJECTION, "tags": ["x", 1], "tool": "echo"})
+        result = await sdk.result(ok, timeout=20)
+        # A value is encoded whole: "../x" stays one path segment, so the tool's name
+        # is literally "../x" and the simulator's /tools route is the one reached.
+        escaped = await sdk.result(
+            await sdk.submit(NS, "inject", {"id": "", "tags": [], "tool": "../healthz"}),
+            timeout=20,
+        )
+    assert result.status == "succeeded"
+    assert result.outputs["a"]["received"] == {
+        "customerId": INJECTION,
+        "limit": 20,
+        "tags": ["x", 1],
+    }
+    assert escaped.status == "succeeded"
+    assert escaped.outputs["a"]["tool"] == "../healthz"
+
+
+async def test_a_missing_header_secret_fails_its_step_is_reported_and_clears_once_created(
+    sim: str, redis_url: str, sdk: Client, tmp_path: pathlib.Path
+) -> None:
+    header = {"name": "Authorization", "valueFromSecret": {"name": "crm", "key": "token"}}
+    step = {
+        "name": "a",
+        "kind": "tool",
+        "tool": {"url": sim + "/tools/echo", "body": "{}", "headers": [header]},
+        "retry": {"maxAttempts": 3},
+    }
+    await _publish(sdk, "secretive", step)
+    async with _worker(sim, redis_url, tmp_path):
+        failed = await sdk.result(await sdk.submit(NS, "secretive", {}), timeout=20)
+        noted = await workflows.missing_secrets(sdk.redis, NS, "secretive", now=time.time())
+        # The kubelet projects the Secret once it exists; the same worker uses it.
+        (tmp_path / "crm").mkdir()
+        (tmp_path / "crm" / "token").write_text("Bearer t")
+        worked = await sdk.result(await sdk.submit(NS, "secretive", {}), timeout=20)
+    assert failed.status == "failed"
+    assert "Secret crm has no key token" in failed.errors["a"]
+    assert "attempt 1 of 3" in failed.errors["a"]  # not retried: it would fail the same way
+    assert noted == [("crm", "token")]
+    assert worked.status == "succeeded"
+    assert await workflows.missing_secrets(sdk.redis, NS, "secretive", now=time.time()) == []
+
+
+async def test_an_unexpected_exception_fails_the_step_once_with_its_real_reason(
+    sim: str, redis_url: str, sdk: Client, nested_json: str
+) -> None:
+    step = {
+        "name": "a",
+        "kind": "tool",
+        "tool": {"url": nested_json + "/deep", "body": "{}"},
+        "retry": {"maxAttempts": 3},
+    }
+    await _publish(sdk, "deep", step)
+    async with _worker(sim, redis_url):
+        result = await sdk.result(await sdk.submit(NS, "deep", {}), timeout=20)
+    assert result.status == "failed"
+    assert "unexpected RecursionError" in result.errors["a"]
+    assert "attempt 1 of 3" in result.errors["a"]
