@@ -19,7 +19,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import breaker, keys, runs, workflows
+from trimtab.queue import breaker, keys, runs, wire, workflows
 from trimtab.sdk import Client, operations
 from trimtab.sdk import client as sdk_client
 
@@ -223,7 +223,8 @@ async def test_a_dead_lettered_step_retried_from_the_queue_resumes_its_run(
         entries = [e for e in await operations.dead_letters(sdk, NS) if f"{NS}/{e.run_id}" == run]
         assert len(entries) == 1
         assert "http_5xx" in entries[0].reason
-        assert await operations.retry_dead_letter(sdk, f"{NS}/{entries[0].id}") == "resumed"
+        resumed = await operations.retry_dead_letter(sdk, f"{NS}/{entries[0].id}")
+        assert resumed.outcome is wire.Reply.RESUMED
         state = await _settled(sdk, run, "succeeded")
     assert state.steps["answer"].attempt == 3
     assert not [e for e in await operations.dead_letters(sdk, NS) if f"{NS}/{e.run_id}" == run]

@@ -145,7 +145,7 @@ def test_a_resumed_dead_letter_runs_the_next_attempt_with_a_fresh_budget(
         [entry] = await deadletter.list_entries(main.client, NS)
         assert (entry.run_id, entry.step, entry.attempt) == (task.run_id, task.step, task.attempt)
         got = await deadletter.resume(main.client, main.lua, entry, now_ms=NOW + 7)
-        assert got is wire.Reply.RESUMED
+        assert got == deadletter.Resumed(wire.Reply.RESUMED, (task.step,))
         expected = dataclasses.replace(
             task, attempt=task.attempt + 1, budget_from=task.attempt, enqueued_ms=NOW + 7
         )

@@ -111,11 +111,27 @@ def _review_show(args: argparse.Namespace) -> int:
 
 
 RESOLVED = frozenset({wire.Reply.OK, wire.Reply.REJECTED, wire.Reply.RESUMED})
+# Why an operation changed nothing, in words; the reply's own word is printed first.
+WHY = {
+    wire.Reply.DUPLICATE: "the step had moved on already",
+    wire.Reply.GONE: "the run has expired",
+    wire.Reply.STALE: "the step was handled already",
+    wire.Reply.TERMINAL: "the run has failed (another step died): retry its dead letters "
+    "first, then review again",
+    wire.Reply.NOT_DEAD: "the step is no longer dead-lettered",
+    wire.Reply.OTHERS_DEAD: "the run has other dead steps without a dead-letter entry "
+    "(purged), so it cannot resume",
+    wire.Reply.MALFORMED: "the entry is a message that never was a step",
+}
 
 
-def _resolved(what: str, outcome: wire.Reply) -> int:
-    print(f"{what}: {outcome.value}")
-    return 0 if outcome in RESOLVED else 2
+def _resolved(what: str, outcome: wire.Reply, steps: tuple[str, ...] = ()) -> int:
+    if outcome in RESOLVED:
+        print(f"{what}: {outcome.value}" + (f" ({', '.join(steps)})" if steps else ""))
+        return 0
+    named = f" [{', '.join(steps)}]" if steps else ""
+    print(f"{what}: {outcome.value}: {WHY.get(outcome, 'nothing changed')}{named}")
+    return 2
 
 
 def _approve(args: argparse.Namespace) -> int:
@@ -153,8 +169,8 @@ def _dlq_show(args: argparse.Namespace) -> int:
 
 
 def _dlq_retry(args: argparse.Namespace) -> int:
-    outcome = _call(args.redis_url, lambda c: operations.retry_dead_letter(c, args.entry))
-    return _resolved(args.entry, outcome)
+    resumed = _call(args.redis_url, lambda c: operations.retry_dead_letter(c, args.entry))
+    return _resolved(args.entry, resumed.outcome, resumed.steps)
 
 
 def _dlq_purge(args: argparse.Namespace) -> int:

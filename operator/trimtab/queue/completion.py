@@ -39,9 +39,10 @@ async def approve(
     output: Any,
     wf: compile_mod.CompiledWorkflow,
 ) -> wire.Reply:
-    """Complete the reviewed step with `output`: OK, DUPLICATE (the step had moved on) or
-    GONE (the run expired). The review entry is removed in every case. `wf` is the
-    generation the run was started with."""
+    """Complete the reviewed step with `output`: OK, DUPLICATE (the step had moved on),
+    GONE (the run expired) or TERMINAL (the run failed meanwhile: refused). The review
+    entry is removed, except on TERMINAL: should the run's dead steps be retried, the
+    step waits for its review again. `wf` is the generation the run was started with."""
     queue = tasks.PoolQueue(
         client, lua, namespace=item.namespace, pool=item.pool, consumer="reviewer"
     )
@@ -64,5 +65,6 @@ async def approve(
         outcome = done.outcome
         if outcome is not wire.Reply.CONFLICT:
             break
-    await review.remove(client, item.namespace, item.id)
+    if outcome is not wire.Reply.TERMINAL:
+        await review.remove(client, item.namespace, item.id)
     return outcome

@@ -1,8 +1,9 @@
 """The per-namespace dead-letter stream: steps that exhausted their retries (and their
 fallback), kept with the reason until someone retries or purges them.
 
-Retrying resumes the run where it stopped: the step's next attempt, with a fresh retry
-budget, goes onto its pool's stream, atomically with removing the entry (resume.lua).
+Retrying resumes the run where it stopped: each dead step's next attempt, with a fresh
+retry budget, goes onto its pool's stream, atomically with removing the entries
+(resume.lua); a run's dead steps are resumed together, never one of several.
 This module is the entry's codec: `entry_fields` writes it (fail.lua adds it as given),
 `_entry` reads it.
 """
@@ -70,40 +71,63 @@ async def get(client: aioredis.Redis, namespace: str, entry_id: str) -> DeadLett
     return _entry(namespace, *found[0])
 
 
+async def _run_entries(client: aioredis.Redis, entry: DeadLetter) -> list[DeadLetter]:
+    """`entry` and the run's other dead-letter entries, one per step (the newest)."""
+    found: Any = await client.xrange(keys.dead_letter(entry.namespace))
+    by_step = {entry.step: entry}
+    for eid, fields in found:
+        other = _entry(entry.namespace, eid, fields)
+        same_run = other.run_id == entry.run_id and other.id != entry.id
+        if same_run and other.step is not None and other.step != entry.step:
+            by_step[other.step] = other
+    return list(by_step.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class Resumed:
+    """What resuming a dead letter did: `outcome`, and the steps it names (the one that
+    was not dead or was retried already, or the others still dead with no entry)."""
+
+    outcome: wire.Reply
+    steps: tuple[str, ...] = ()
+
+
 async def resume(
     client: aioredis.Redis, lua: scripts.Scripts, entry: DeadLetter, *, now_ms: float
-) -> wire.Reply:
-    """Retry the entry's step: RESUMED, or why not (GONE: the run expired; NOT_DEAD: the
-    step is no longer dead; STALE: it was retried already; MALFORMED: the entry never was
-    a step)."""
+) -> Resumed:
+    """Retry the entry's run from its dead steps, every one of them at once (a run with
+    one branch still dead would never end): RESUMED, or why not (GONE: the run expired;
+    NOT_DEAD: a step is no longer dead; STALE: it was retried already; OTHERS_DEAD: the
+    run has dead steps without an entry, purged; MALFORMED: the entry never was a step)."""
     if entry.run_id is None or entry.step is None or entry.workflow is None:
-        return wire.Reply.MALFORMED
+        return Resumed(wire.Reply.MALFORMED)
     run = await runs.read(client, entry.namespace, entry.run_id)
     if run is None:
-        return wire.Reply.GONE
-    task = messages.Task(
-        namespace=entry.namespace,
-        run_id=entry.run_id,
-        step=entry.step,
-        attempt=entry.attempt + 1,
-        workflow=entry.workflow,
-        generation=run.generation,
-        enqueued_ms=now_ms,
-        budget_from=entry.attempt,
-    )
-    return wire.Reply(
-        await lua.call(
-            "resume",
-            [
-                keys.run(entry.namespace, entry.run_id),
-                keys.run_events(entry.namespace, entry.run_id),
-                keys.pool_stream(entry.namespace, entry.pool),
-                keys.dead_letter(entry.namespace),
-                keys.workflow_stats(entry.namespace, entry.workflow),
-            ],
-            [entry.step, entry.id, now_ms, task.attempt, *task.encode()],
+        return Resumed(wire.Reply.GONE)
+    script_keys = [
+        keys.run(entry.namespace, entry.run_id),
+        keys.run_events(entry.namespace, entry.run_id),
+        keys.dead_letter(entry.namespace),
+        keys.workflow_stats(entry.namespace, entry.workflow),
+    ]
+    args: list[Any] = [now_ms]
+    for dead in await _run_entries(client, entry):
+        assert dead.step is not None  # kept by _run_entries
+        task = messages.Task(
+            namespace=entry.namespace,
+            run_id=entry.run_id,
+            step=dead.step,
+            attempt=dead.attempt + 1,
+            workflow=entry.workflow,
+            generation=run.generation,
+            enqueued_ms=now_ms,
+            budget_from=dead.attempt,
         )
-    )
+        fields = task.encode()
+        script_keys.append(keys.pool_stream(entry.namespace, dead.pool))
+        args += [dead.step, dead.id, task.attempt, len(fields), *fields]
+    reply, *steps = await lua.call("resume", script_keys, args)
+    return Resumed(wire.Reply(reply), tuple(steps))
 
 
 async def purge(client: aioredis.Redis, namespace: str, entry_ids: list[str] | None) -> int:

@@ -51,7 +51,7 @@ class Started:
 
 @dataclasses.dataclass(frozen=True)
 class Completion:
-    outcome: wire.Reply  # OK | DUPLICATE | CONFLICT
+    outcome: wire.Reply  # OK | DUPLICATE | CONFLICT | TERMINAL (an approval in a failed run)
     remaining: int | None = None
     enqueued: tuple[str, ...] = ()
 

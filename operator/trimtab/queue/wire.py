@@ -65,6 +65,8 @@ class Reply(enum.StrEnum):
     EXHAUSTED = "exhausted"  # start: delivered more often than allowed; caller fails it
     CONFLICT = "conflict"  # complete: the run moved on; read again and retry
     STALE = "stale"  # reject, resume: the step moved on already
+    TERMINAL = "terminal"  # approve: the run already failed; a review cannot revive it
+    OTHERS_DEAD = "others-dead"  # resume: other steps of the run are dead and not resumed
     GONE = "gone"  # resume, approve: the run expired
     NOT_DEAD = "not-dead"  # resume: the step is not dead-lettered
     MALFORMED = "malformed"  # resume: the entry never was a step
@@ -175,6 +177,15 @@ def lua_constants() -> str:
         "-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state",
         "local function step_prefix(step)",
         f"  return '{STEP_PREFIX}' .. step .. ':'",
+        "end",
+        "-- The step whose `field` the run hash's `key` is, or nil (wire.step_of_field)",
+        "local function step_of_field(key, field)",
+        f"  local pre, suffix = '{STEP_PREFIX}', ':' .. field",
+        "  if #key > #pre + #suffix and key:sub(1, #pre) == pre",
+        "      and key:sub(-#suffix) == suffix then",
+        "    return key:sub(#pre + 1, -#suffix - 1)",
+        "  end",
+        "  return nil",
         "end",
     ]
     return "\n".join(lines) + "\n"

@@ -81,8 +81,8 @@ async def dead_letter(client: Client, ref: str) -> deadletter.DeadLetter:
     return await deadletter.get(client.redis, *split_entry(ref))
 
 
-async def retry_dead_letter(client: Client, ref: str) -> wire.Reply:
-    """Resume the entry's run from its dead step, with a fresh retry budget."""
+async def retry_dead_letter(client: Client, ref: str) -> deadletter.Resumed:
+    """Resume the entry's run from its dead steps (all of them), with fresh retry budgets."""
     entry = await dead_letter(client, ref)
     return await deadletter.resume(client.redis, client.lua, entry, now_ms=_now_ms())
 

@@ -44,6 +44,8 @@ local REPLY = wire({
   exhausted = 'exhausted',
   conflict = 'conflict',
   stale = 'stale',
+  terminal = 'terminal',
+  others_dead = 'others-dead',
   gone = 'gone',
   not_dead = 'not-dead',
   malformed = 'malformed',
@@ -94,4 +96,13 @@ local STEP_FIELD = wire({
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)
   return 's:' .. step .. ':'
+end
+-- The step whose `field` the run hash's `key` is, or nil (wire.step_of_field)
+local function step_of_field(key, field)
+  local pre, suffix = 's:', ':' .. field
+  if #key > #pre + #suffix and key:sub(1, #pre) == pre
+      and key:sub(-#suffix) == suffix then
+    return key:sub(#pre + 1, -#suffix - 1)
+  end
+  return nil
 end

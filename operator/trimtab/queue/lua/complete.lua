@@ -4,7 +4,9 @@
 -- A routed dependent's pool was chosen by the caller from the outputs it read at run
 -- version `expected`; if the run moved on since, or the caller could not choose yet
 -- (pool ''), nothing is written and 'conflict' tells it to read again and retry.
--- A step in review completes the same way when a reviewer approves it (msg_id '0-0').
+-- A step in review completes the same way when a reviewer approves it (msg_id '0-0'),
+-- unless its run has failed meanwhile (another branch died): a failed run stays failed,
+-- so the approval is refused ('terminal') and nothing changes.
 -- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
 -- ARGV: step, attempt, msg_id, group, output, tokens, cost, now_ms, expected_version,
 --       then per dependent: name, pool, routed(0/1), nwait, the other steps it waits
@@ -18,6 +20,9 @@ local now = ARGV[8]
 local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return {REPLY.duplicate} end
+if state == STEP.review and redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
+  return {REPLY.terminal}
+end
 
 local function is_done(name)
   return redis.call('HGET', run_key, step_prefix(name) .. STEP_FIELD.state) == STEP.done

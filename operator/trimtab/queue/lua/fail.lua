@@ -10,13 +10,17 @@ local p = step_prefix(step)
 local entry = take(ARGV, 7, #ARGV - 6)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return REPLY.duplicate end
-redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now,
-  RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+-- A run fails once: a second branch dying adds its dead letter, not a second failure.
+local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
 redis.call('XADD', dlq, '*', unpack(entry))
-redis.call('HINCRBY', KEYS[5], 'failed', 1)
-redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reason', reason,
   'at', now)
-redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+if not already then
+  redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+  redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
+  redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+end
 return REPLY.dead

@@ -10,13 +10,16 @@ if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= STEP.review
   redis.call('XDEL', reviews, ARGV[3])
   return REPLY.stale
 end
-redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now,
-  RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
 redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1)
 redis.call('HINCRBY', KEYS[4], 'in_review', -1)
-redis.call('HINCRBY', KEYS[4], 'failed', 1)
 redis.call('XDEL', reviews, ARGV[3])
 redis.call('XADD', events_key, '*', 'type', EVENT.step_rejected, 'step', step, 'reason', reason,
   'at', now)
-redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+if not already then  -- a run fails once
+  redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+  redis.call('HINCRBY', KEYS[4], 'failed', 1)
+  redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+end
 return REPLY.rejected

@@ -1,23 +1,53 @@
--- Retry a dead-lettered step: its run is running again, the step's next attempt goes
--- onto its pool's stream, and the dead-letter entry is removed, all at once.
--- KEYS: run, events, pool stream, dead-letter stream, workflow stats
--- ARGV: step, dead-letter id, now_ms, the next attempt's number (the dead attempt + 1),
---       then its task message's field/value pairs
-local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local step, entry, now = ARGV[1], ARGV[2], ARGV[3]
-local p = step_prefix(step)
-if redis.call('EXISTS', run_key) == 0 then return REPLY.gone end
-if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= STEP.dead then return REPLY.not_dead end
-local attempt = ARGV[4]
-local fields = take(ARGV, 5, #ARGV - 4)
-if tonumber(attempt) ~= tonumber(redis.call('HGET', run_key, p .. STEP_FIELD.attempt)) + 1 then
-  return REPLY.stale
+-- Retry a run's dead-lettered steps: each one's next attempt goes onto its pool's
+-- stream and its dead-letter entry is removed, and the run is running again, all at
+-- once. Every dead step of the run is resumed together or none is: a run resumed with
+-- a branch still dead would wait on it forever ('others-dead' names the ones left).
+-- KEYS: run, events, dead-letter stream, workflow stats, then one pool stream per step
+-- ARGV: now_ms, then per step: name, dead-letter id, the next attempt's number (the
+--       dead attempt + 1), n, its task message's field/value pairs (n items)
+-- Returns {'resumed', step...}, {'gone'}, {'not-dead', step}, {'stale', step} or
+-- {'others-dead', step...}.
+local run_key, events_key, dlq = KEYS[1], KEYS[2], KEYS[3]
+local now = ARGV[1]
+if redis.call('EXISTS', run_key) == 0 then return {REPLY.gone} end
+local given, order, i = {}, {}, 2
+for k = 5, #KEYS do
+  local step, entry, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local fields
+  fields, i = take(ARGV, i + 4, tonumber(ARGV[i + 3]))
+  local p = step_prefix(step)
+  if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= STEP.dead then
+    return {REPLY.not_dead, step}
+  end
+  if tonumber(attempt) ~= tonumber(redis.call('HGET', run_key, p .. STEP_FIELD.attempt)) + 1 then
+    return {REPLY.stale, step}
+  end
+  given[step] = {k, entry, attempt, fields}
+  order[#order + 1] = step
 end
-redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, attempt, p .. STEP_FIELD.deliveries, 0,
-  p .. STEP_FIELD.queued_ms, now, RUN_FIELD.status, RUN.running)
-redis.call('HDEL', run_key, RUN_FIELD.ended_ms, p .. STEP_FIELD.ended_ms)
-redis.call('HINCRBY', KEYS[5], 'failed', -1)
-redis.call('XADD', stream, '*', unpack(fields))
-redis.call('XDEL', dlq, entry)
-redis.call('XADD', events_key, '*', 'type', EVENT.step_resumed, 'step', step, 'at', now)
-return REPLY.resumed
+local flat, others = redis.call('HGETALL', run_key), {}
+for j = 1, #flat, 2 do
+  local step = step_of_field(flat[j], STEP_FIELD.state)
+  if step and flat[j + 1] == STEP.dead and not given[step] then others[#others + 1] = step end
+end
+if #others > 0 then
+  table.sort(others)
+  return {REPLY.others_dead, unpack(others)}
+end
+for _, step in ipairs(order) do
+  local g, p = given[step], step_prefix(step)
+  redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, g[3],
+    p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.queued_ms, now)
+  redis.call('HDEL', run_key, p .. STEP_FIELD.ended_ms)
+  redis.call('XADD', KEYS[g[1]], '*', unpack(g[4]))
+  redis.call('XDEL', dlq, g[2])
+  redis.call('XADD', events_key, '*', 'type', EVENT.step_resumed, 'step', step, 'at', now)
+end
+if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
+  redis.call('HINCRBY', KEYS[4], 'failed', -1)
+end
+local status = RUN.running
+if tonumber(redis.call('HGET', run_key, RUN_FIELD.in_review) or '0') > 0 then status = RUN.review end
+redis.call('HSET', run_key, RUN_FIELD.status, status)
+redis.call('HDEL', run_key, RUN_FIELD.ended_ms)
+return {REPLY.resumed, unpack(order)}

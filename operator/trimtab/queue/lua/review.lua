@@ -13,7 +13,12 @@ local p = step_prefix(step)
 local entry = take(ARGV, 7, #ARGV - 6)
 local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
 if stale then return {REPLY.duplicate} end
-redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.review, p .. STEP_FIELD.error, reason, 'status', RUN.review)
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.review, p .. STEP_FIELD.error, reason)
+-- A run another branch failed stays failed: the entry is kept for the record, and
+-- approving it is refused (complete.lua).
+if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.running then
+  redis.call('HSET', run_key, RUN_FIELD.status, RUN.review)
+end
 redis.call('HINCRBY', run_key, RUN_FIELD.in_review, 1)
 local id = redis.call('XADD', reviews, '*', unpack(entry))
 redis.call('HINCRBY', KEYS[5], 'in_review', 1)

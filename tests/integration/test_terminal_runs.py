@@ -1,0 +1,125 @@
+"""A run that ended stays ended, on a real redis-server: approving a review in a run
+another branch failed is refused, a second dead branch does not fail the run twice, and
+retrying a dead letter resumes every dead step of its run or none."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from trimtab.queue import connection, deadletter, keys, runs, scripts, tasks, wire, workflows
+
+pytestmark = pytest.mark.integration
+
+NS, POOL, WF = "terminal", "main", "wf"
+NOW = 1_800_000_000_000.0
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[tasks.PoolQueue]:
+    client = connection.connect(redis_url)
+    lua = scripts.Scripts(client)
+    q = tasks.PoolQueue(client, lua, namespace=NS, pool=POOL, consumer="w1")
+    await q.ensure_group()
+    yield q
+    await client.aclose()
+
+
+async def _two_branches(queue: tasks.PoolQueue) -> dict[str, tasks.Delivery]:
+    """A run whose roots `a` and `b` are both delivered and started."""
+    new = runs.NewRun(
+        namespace=NS,
+        workflow=WF,
+        generation=1,
+        steps=["a", "b"],
+        run_id="r1",
+        inputs={},
+        root_pools={"a": POOL, "b": POOL},
+        ttl_seconds=600,
+        now_ms=NOW,
+    )
+    await runs.submit(queue.lua, new)
+    got = {d.task.step: d for d in await queue.read(2, block_ms=100)}
+    for delivery in got.values():
+        started = await queue.start(delivery, now_ms=NOW, max_deliveries=5)
+        assert started.outcome is wire.Reply.RUN
+    return got
+
+
+async def _status(queue: tasks.PoolQueue) -> str:
+    state = await runs.read(queue.client, NS, "r1")
+    assert state is not None
+    return str(state.status)
+
+
+async def _approve(queue: tasks.PoolQueue, delivery: tasks.Delivery) -> wire.Reply:
+    reviewed = tasks.Delivery("0-0", delivery.task)
+    done = await queue.complete(
+        reviewed, output="ok", tokens=0, cost=0.0, now_ms=NOW + 3,
+        expected_version=None, dependents=[],
+    )  # fmt: skip
+    return done.outcome
+
+
+async def test_an_approval_cannot_revive_a_run_another_branch_failed(
+    queue: tasks.PoolQueue,
+) -> None:
+    d = await _two_branches(queue)
+    assert await queue.fail(d["a"], reason="boom", now_ms=NOW + 1) is wire.Reply.DEAD
+    parked = await queue.park_for_review(
+        d["b"], reason="unsure", output="maybe", tokens=0, cost=0.0, now_ms=NOW + 2
+    )
+    assert parked is not None
+    assert await _status(queue) == wire.RunStatus.FAILED  # parking does not move it
+    assert await _approve(queue, d["b"]) is wire.Reply.TERMINAL
+    assert await _status(queue) == wire.RunStatus.FAILED
+    # Retrying the dead branch brings the run back, waiting on its review again.
+    [entry] = await deadletter.list_entries(queue.client, NS)
+    resumed = await deadletter.resume(queue.client, queue.lua, entry, now_ms=NOW + 4)
+    assert resumed == deadletter.Resumed(wire.Reply.RESUMED, ("a",))
+    assert await _status(queue) == wire.RunStatus.REVIEW
+    assert await _approve(queue, d["b"]) is wire.Reply.OK
+
+
+async def test_two_dead_branches_fail_the_run_once_and_resume_together(
+    queue: tasks.PoolQueue,
+) -> None:
+    d = await _two_branches(queue)
+    for step in ("a", "b"):
+        assert await queue.fail(d[step], reason=f"{step} died", now_ms=NOW + 1) is wire.Reply.DEAD
+    stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
+    assert (stats.failed, stats.dead_lettered) == (1, 1)  # one run failed, once
+    done = [e async for e in _events(queue) if e.get("type") == wire.EventType.RUN_DONE]
+    assert len(done) == 1
+    entries = await deadletter.list_entries(queue.client, NS)
+    assert len(entries) == 2
+    resumed = await deadletter.resume(queue.client, queue.lua, entries[0], now_ms=NOW + 4)
+    assert resumed.outcome is wire.Reply.RESUMED
+    assert sorted(resumed.steps) == ["a", "b"]
+    assert await _status(queue) == wire.RunStatus.RUNNING
+    assert await deadletter.list_entries(queue.client, NS) == []
+    assert sorted(t.task.step for t in await queue.read(5, block_ms=100)) == ["a", "b"]
+    stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
+    assert stats.failed == 0
+
+
+async def test_a_run_with_a_purged_dead_step_is_not_resumed_half_way(
+    queue: tasks.PoolQueue,
+) -> None:
+    d = await _two_branches(queue)
+    for step in ("a", "b"):
+        await queue.fail(d[step], reason="died", now_ms=NOW + 1)
+    entries = {e.step: e for e in await deadletter.list_entries(queue.client, NS)}
+    await deadletter.purge(queue.client, NS, [entries["b"].id])
+    resumed = await deadletter.resume(queue.client, queue.lua, entries["a"], now_ms=NOW + 4)
+    assert resumed == deadletter.Resumed(wire.Reply.OTHERS_DEAD, ("b",))
+    assert await _status(queue) == wire.RunStatus.FAILED
+    assert [e.step for e in await deadletter.list_entries(queue.client, NS)] == ["a"]
+
+
+async def _events(queue: tasks.PoolQueue) -> AsyncIterator[dict[str, str]]:
+    for _, fields in await queue.client.xrange(keys.run_events(NS, "r1")):
+        yield fields
+    await asyncio.sleep(0)
