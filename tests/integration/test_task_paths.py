@@ -77,8 +77,9 @@ async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
     assert delivery.task == task
     started = await main.start(delivery, now_ms=NOW, max_deliveries=5)
     assert started.outcome is wire.Reply.RUN
+    assert started.delivery is not None
     try:
-        await check(main, fallback, delivery)
+        await check(main, fallback, started.delivery)
     finally:
         await client.aclose()
 

@@ -41,10 +41,12 @@ async def _two_branches(queue: tasks.PoolQueue) -> dict[str, tasks.Delivery]:
         now_ms=NOW,
     )
     await runs.submit(queue.lua, new)
-    got = {d.task.step: d for d in await queue.read(2, block_ms=100)}
-    for delivery in got.values():
+    got = {}
+    for delivery in await queue.read(2, block_ms=100):
         started = await queue.start(delivery, now_ms=NOW, max_deliveries=5)
         assert started.outcome is wire.Reply.RUN
+        assert started.delivery is not None
+        got[delivery.task.step] = started.delivery
     return got
 
 
@@ -123,3 +125,50 @@ async def _events(queue: tasks.PoolQueue) -> AsyncIterator[dict[str, str]]:
     for _, fields in await queue.client.xrange(keys.run_events(NS, "r1")):
         yield fields
     await asyncio.sleep(0)
+
+
+async def test_a_stalled_worker_cannot_move_a_step_another_worker_started_since(
+    queue: tasks.PoolQueue,
+) -> None:
+    """Worker A stalls past the visibility timeout; B reclaims and starts the step. A's
+    late retry, review, dead letter, completion and release are all refused, and B's
+    delivery stays pending (not acknowledged for B) until B completes."""
+    a = (await _two_branches(queue))["a"]
+    other = tasks.PoolQueue(queue.client, queue.lua, namespace=NS, pool=POOL, consumer="w2")
+    reclaimed = {d.task.step: d for d in await other.reclaim(min_idle_ms=0, count=10)}
+    started = await other.start(reclaimed["a"], now_ms=NOW + 1, max_deliveries=5)
+    assert started.outcome is wire.Reply.RUN
+    assert started.delivery is not None
+    b = started.delivery
+    assert b.fence != a.fence
+    late = [
+        await queue.retry(a, due_ms=NOW + 5, error="late", now_ms=NOW + 2),
+        await queue.fail(a, reason="late", now_ms=NOW + 2),
+        await queue.escalate(a, pool="spare", reason="late", now_ms=NOW + 2),
+    ]
+    assert late == [wire.Reply.DUPLICATE] * 3
+    assert await queue.park_for_review(
+        a, reason="late", output="x", tokens=0, cost=0.0, now_ms=NOW + 2
+    ) is None  # fmt: skip
+    done = await queue.complete(
+        a, output="a's", tokens=5, cost=0.0, now_ms=NOW + 2, expected_version=None,
+        dependents=[],
+    )  # fmt: skip
+    assert done.outcome is wire.Reply.DUPLICATE
+    assert await queue.release([a]) == 0
+    pending = await queue.client.xpending_range(
+        keys.pool_stream(NS, POOL), keys.GROUP, "-", "+", 10
+    )
+    assert {p["message_id"] for p in pending} >= {b.msg_id}
+    assert await queue.client.xlen(keys.review(NS)) == 0
+    assert await deadletter.list_entries(queue.client, NS) == []
+    assert await _status(queue) == wire.RunStatus.RUNNING
+    finished = await other.complete(
+        b, output="b's", tokens=1, cost=0.0, now_ms=NOW + 3, expected_version=None,
+        dependents=[],
+    )  # fmt: skip
+    assert finished.outcome is wire.Reply.OK
+    state = await runs.read(queue.client, NS, "r1")
+    assert state is not None
+    assert state.steps["a"].output == "b's"
+    assert state.tokens == 1

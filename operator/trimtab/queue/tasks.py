@@ -26,10 +26,16 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class Delivery:
     """One task message as this consumer received it: the stream entry's id (what the
-    scripts acknowledge) and the task it carries."""
+    scripts acknowledge), the task it carries, and once started, its fence: the token
+    start.lua handed this delivery, without which no script moves the step (None: not
+    started; a reviewer's delivery has none and acts only for a step in review)."""
 
     msg_id: str
     task: messages.Task
+    fence: str | None = None
+
+    def fenced(self, fence: str | None) -> Delivery:
+        return dataclasses.replace(self, fence=fence)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Dependent:
 class Started:
     outcome: wire.Reply  # RUN | DUPLICATE (dropped) | EXHAUSTED (caller must fail it)
     view: runs.RunView | None = None
+    delivery: Delivery | None = None  # the delivery with its fence (RUN, EXHAUSTED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +160,10 @@ class PoolQueue:
             "start",
             [keys.run(task.namespace, task.run_id), self.stream],
             [
-                *_attempt_args(delivery),
+                task.step,
+                task.attempt,
+                delivery.msg_id,
+                keys.GROUP,
                 now_ms,
                 max_deliveries,
                 self.consumer,
@@ -162,8 +172,9 @@ class PoolQueue:
         )
         reply = json.loads(raw)
         outcome = wire.Reply(reply["reply"])
+        fenced = delivery.fenced(reply["fence"]) if "fence" in reply else None
         if outcome is not wire.Reply.RUN:
-            return Started(outcome=outcome)
+            return Started(outcome=outcome, delivery=fenced)
         view = runs.RunView(
             inputs=json.loads(reply["inputs"]),
             version=int(reply["version"] or 0),
@@ -173,7 +184,7 @@ class PoolQueue:
             tokens=int(reply["tokens"] or 0),
             cost=float(reply["cost"] or 0),
         )
-        return Started(outcome=outcome, view=view)
+        return Started(outcome=outcome, view=view, delivery=fenced)
 
     async def complete(
         self,
@@ -321,10 +332,14 @@ class PoolQueue:
         if not deliveries:
             return 0
         run_keys = [keys.run(d.task.namespace, d.task.run_id) for d in deliveries]
-        args: list[Any] = [keys.GROUP] + [x for d in deliveries for x in (d.msg_id, d.task.step)]
+        args: list[Any] = [keys.GROUP]
+        for d in deliveries:
+            args += [d.msg_id, d.task.step, d.fence or ""]
         return int(await self.lua.call("release", [self.stream, *run_keys], args))
 
 
 def _attempt_args(delivery: Delivery) -> list[Any]:
-    """What every step script is told first: which attempt, and which delivery to ack."""
-    return [delivery.task.step, delivery.task.attempt, delivery.msg_id, keys.GROUP]
+    """What every step script is told first: which attempt, which delivery to ack, and
+    the delivery's fence ('' for a reviewer's, who holds no delivery)."""
+    task = delivery.task
+    return [task.step, task.attempt, delivery.msg_id, keys.GROUP, delivery.fence or ""]

@@ -126,6 +126,7 @@ class StepField(enum.StrEnum):
     STARTED_MS = "start_ms"
     ENDED_MS = "end_ms"
     WORKER = "worker"
+    FENCE = "fence"  # the token of the delivery that started the attempt last (start.lua)
 
 
 STEP_PREFIX = "s:"

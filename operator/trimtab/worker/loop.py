@@ -217,8 +217,14 @@ class Worker:
             max_deliveries=self.cfg.spec.queue.max_deliveries,
             dependencies=wf.steps[task.step].dependencies,
         )
-        if started.outcome is wire.Reply.DUPLICATE:
+        if started.outcome is wire.Reply.DUPLICATE or started.delivery is None:
             return
+        # From here on the worker acts for this delivery by its fence; a drain releases
+        # it by the same token.
+        delivery = started.delivery
+        current = asyncio.current_task()
+        if current in self._running:
+            self._running[current] = delivery
         if started.outcome is wire.Reply.EXHAUSTED or started.view is None:
             limit = self.cfg.spec.queue.max_deliveries
             why = f"delivered more than {limit} times without completing"

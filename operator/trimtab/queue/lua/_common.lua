@@ -2,14 +2,22 @@
 
 -- A delivery is stale when its step is gone (run expired), done or dead, or has moved
 -- on to another attempt: it is acknowledged and nothing else happens, so no step runs
--- or completes twice. Returns whether it was stale, and the step's state.
-local function ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-  local state = redis.call('HGET', run_key, step_prefix(step) .. STEP_FIELD.state)
+-- or completes twice. It is also stale when another delivery of the same attempt has
+-- started since (`fence`, the token start.lua handed out, is no longer the step's): a
+-- worker that stalled past its visibility timeout can no longer act for a step another
+-- worker owns; that delivery is not acknowledged, since the message is the owner's now.
+-- A fence of '' is a reviewer's, who acts only for a step in review.
+-- Returns whether it was stale, and the step's state.
+local function ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
+  local p = step_prefix(step)
+  local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
   if (not state) or state == STEP.done or state == STEP.dead
-      or redis.call('HGET', run_key, step_prefix(step) .. STEP_FIELD.attempt) ~= attempt then
+      or redis.call('HGET', run_key, p .. STEP_FIELD.attempt) ~= attempt then
     redis.call('XACK', stream, group, msg_id)
     return true, state
   end
+  if fence == '' then return state ~= STEP.review, state end
+  if redis.call('HGET', run_key, p .. STEP_FIELD.fence) ~= fence then return true, state end
   return false, state
 end
 

@@ -92,6 +92,7 @@ local STEP_FIELD = wire({
   started_ms = 'start_ms',
   ended_ms = 'end_ms',
   worker = 'worker',
+  fence = 'fence',
 })
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)

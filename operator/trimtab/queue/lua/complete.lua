@@ -8,17 +8,17 @@
 -- unless its run has failed meanwhile (another branch died): a failed run stays failed,
 -- so the approval is refused ('terminal') and nothing changes.
 -- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
--- ARGV: step, attempt, msg_id, group, output, tokens, cost, now_ms, expected_version,
+-- ARGV: step, attempt, msg_id, group, fence, output, tokens, cost, now_ms, expected_version,
 --       then per dependent: name, pool, routed(0/1), nwait, the other steps it waits
 --       on..., n, its first attempt's task message (n field/value items)
 -- Which steps may become ready, and what each waits on, is the workflow's DAG
 -- (trimtab.reconcile.agentworkflow.dag, sent by the caller); the script only reads, in
 -- the same atomic step as the completion, whether those steps are done.
 local run_key, events_key, stream = KEYS[1], KEYS[2], KEYS[3]
-local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now = ARGV[8]
+local step, attempt, msg_id, group, fence = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now = ARGV[9]
 local p = step_prefix(step)
-local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
+local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return {REPLY.duplicate} end
 if state == STEP.review and redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
   return {REPLY.terminal}
@@ -28,7 +28,7 @@ local function is_done(name)
   return redis.call('HGET', run_key, step_prefix(name) .. STEP_FIELD.state) == STEP.done
 end
 
-local ready, i = {}, 10
+local ready, i = {}, 11
 local version = redis.call('HGET', run_key, RUN_FIELD.version)
 for k = 5, #KEYS do
   local name, pool, routed, nwait = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
@@ -39,7 +39,7 @@ for k = 5, #KEYS do
   local message
   message, i = take(ARGV, i + 5 + nwait, tonumber(ARGV[i + 4 + nwait]))
   if all_done then
-    if pool == '' or (routed == '1' and version ~= ARGV[9]) then return {REPLY.conflict} end
+    if pool == '' or (routed == '1' and version ~= ARGV[10]) then return {REPLY.conflict} end
     ready[#ready + 1] = {k, name, pool, message}
   end
 end
@@ -51,13 +51,13 @@ if state == STEP.review then  -- approved by a reviewer: the run waits on one re
     redis.call('HSET', run_key, RUN_FIELD.status, RUN.running)
   end
 end
-redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.done, p .. STEP_FIELD.output, ARGV[5], p .. STEP_FIELD.tokens, ARGV[6],
-  p .. STEP_FIELD.cost, ARGV[7], p .. STEP_FIELD.ended_ms, now)
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.done, p .. STEP_FIELD.output, ARGV[6], p .. STEP_FIELD.tokens, ARGV[7],
+  p .. STEP_FIELD.cost, ARGV[8], p .. STEP_FIELD.ended_ms, now)
 redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
-redis.call('HINCRBY', run_key, RUN_FIELD.tokens, ARGV[6])
-redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, ARGV[7])
-redis.call('HINCRBY', KEYS[4], 'tokens', ARGV[6])
-redis.call('HINCRBYFLOAT', KEYS[4], 'cost', ARGV[7])
+redis.call('HINCRBY', run_key, RUN_FIELD.tokens, ARGV[7])
+redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, ARGV[8])
+redis.call('HINCRBY', KEYS[4], 'tokens', ARGV[7])
+redis.call('HINCRBYFLOAT', KEYS[4], 'cost', ARGV[8])
 local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)

@@ -1,14 +1,14 @@
 -- Give up on a step: record why, move it to the dead-letter stream, fail the run,
 -- acknowledge the delivery -- atomically, so a failed step is never silently dropped.
 -- KEYS: run, events, own stream, dead-letter stream, workflow stats
--- ARGV: step, attempt, msg_id, group, reason, now_ms, then the dead-letter entry's
+-- ARGV: step, attempt, msg_id, group, fence, reason, now_ms, then the dead-letter entry's
 --       field/value pairs (trimtab.queue.deadletter.entry_fields)
 local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local step, attempt, msg_id, group, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
-  ARGV[5], ARGV[6]
+local step, attempt, msg_id, group, fence = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local reason, now = ARGV[6], ARGV[7]
 local p = step_prefix(step)
-local entry = take(ARGV, 7, #ARGV - 6)
-local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
+local entry = take(ARGV, 8, #ARGV - 7)
+local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return REPLY.duplicate end
 -- A run fails once: a second branch dying adds its dead letter, not a second failure.
 local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed

@@ -3,22 +3,32 @@
 -- {dependency = output}} -- all the step needs, in the same round trip -- or
 -- {reply = 'duplicate'} (already done, superseded or run gone: acked here), or
 -- {reply = 'exhausted'} (delivered more than max times: the caller dead-letters).
+-- 'run' and 'exhausted' carry `fence`: this delivery's token, which every later script
+-- for the attempt checks (_common.lua), so only the latest delivery can move the step.
 -- Decoded in one place: trimtab.queue.tasks.PoolQueue.start.
 -- KEYS: run, own stream
 -- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer, dependency...
 local run_key, stream = KEYS[1], KEYS[2]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = step_prefix(step)
-local stale, state = ack_if_stale(run_key, step, attempt, stream, group, msg_id)
-if stale then return cjson.encode({reply = REPLY.duplicate}) end
+local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
+if (not state) or state == STEP.done or state == STEP.dead or state == STEP.review
+    or redis.call('HGET', run_key, p .. STEP_FIELD.attempt) ~= attempt then
+  redis.call('XACK', stream, group, msg_id)
+  return cjson.encode({reply = REPLY.duplicate})
+end
+-- Never reset, so a token is never handed out twice for one step.
+local fence = tostring(redis.call('HINCRBY', run_key, p .. STEP_FIELD.fence, 1))
 local deliveries = redis.call('HINCRBY', run_key, p .. STEP_FIELD.deliveries, 1)
-if deliveries > tonumber(ARGV[6]) then return cjson.encode({reply = REPLY.exhausted}) end
+if deliveries > tonumber(ARGV[6]) then
+  return cjson.encode({reply = REPLY.exhausted, fence = fence})
+end
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.running, p .. STEP_FIELD.started_ms, ARGV[5],
   p .. STEP_FIELD.worker, ARGV[7])
 local v = redis.call('HMGET', run_key, RUN_FIELD.inputs, RUN_FIELD.version, RUN_FIELD.created_ms,
   RUN_FIELD.tokens, RUN_FIELD.cost)
-local reply = {reply = REPLY.run, inputs = v[1], version = v[2], created_ms = v[3],
-  tokens = v[4], cost = v[5], outputs = {}}
+local reply = {reply = REPLY.run, fence = fence, inputs = v[1], version = v[2],
+  created_ms = v[3], tokens = v[4], cost = v[5], outputs = {}}
 for i = 8, #ARGV do
   local out = redis.call('HGET', run_key, step_prefix(ARGV[i]) .. STEP_FIELD.output)
   if out then reply.outputs[ARGV[i]] = out end
