@@ -160,3 +160,15 @@ def test_every_step_error_carries_a_metrics_error_type() -> None:
     assert all(isinstance(c.error_type, ErrorType) for c in classes)
     assert errors.ModelError("x", error_type=ErrorType.HTTP_4XX).retryable is False
     assert errors.ToolError("x", error_type=ErrorType.HTTP_5XX).retryable is True
+
+
+def test_a_retry_due_after_the_deadline_ends_the_step_and_others_pass() -> None:
+    retry = ending.Retry(due_ms=10_500.0, reason="http_5xx: down", error=ErrorType.HTTP_5XX)
+    late = ending.within_deadline(retry, 10_000.0, 10)
+    assert isinstance(late, ending.DeadLetter)
+    assert late.error is ErrorType.DEADLINE_EXCEEDED
+    assert late.reason.startswith("deadline_exceeded: http_5xx: down")
+    assert ending.within_deadline(retry, 11_000.0, 11) is retry
+    assert ending.within_deadline(retry, None, None) is retry
+    dead = ending.DeadLetter("gone")
+    assert ending.within_deadline(dead, 0.0, 1) is dead

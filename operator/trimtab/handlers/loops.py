@@ -1,5 +1,6 @@
 """The operator's background loops: one for autoscaling every pool each second, one
-refreshing workflow statuses and re-checking pool objects. Started with the operator,
+refreshing workflow statuses and re-checking pool objects, one ending runs past their
+deadline (trimtab.queue.deadlines). Started with the operator,
 stopped with it; they read the views kept by trimtab.handlers.views.
 
 One loop over all pools replaces a kopf daemon per pool: no finalizer on every pool
@@ -19,7 +20,7 @@ import kopf
 
 from trimtab.handlers import agentworkflow, pool_objects, pool_scaler, state
 from trimtab.kube import objects
-from trimtab.queue import arrivals, connection, load
+from trimtab.queue import arrivals, connection, deadlines, load, scripts
 
 log = logging.getLogger(__name__)
 OBJECTS_EVERY_SECONDS = 60.0
@@ -97,7 +98,29 @@ async def _sweep(shared: state.Shared) -> None:
         log.info("retired workflow %s/%s: deleted while no operator was watching", ns, name)
 
 
-LOOPS: tuple[Callable[[state.Shared], Coroutine[Any, Any, None]], ...] = (scale_pools, refresh)
+async def end_overdue_runs(shared: state.Shared, *, every_seconds: float = 1.0) -> None:
+    """Each second, end the runs of watched namespaces that passed their deadline."""
+    lua = scripts.Scripts(shared.redis)
+    while True:
+        now_ms = time.time() * 1000
+        for ns in sorted({ns for ns, _ in list(shared.views.workflows)}):
+            await _guarded(f"deadlines in {ns}", _end_overdue(shared, lua, ns, now_ms))
+        await asyncio.sleep(every_seconds)
+
+
+async def _end_overdue(
+    shared: state.Shared, lua: scripts.Scripts, namespace: str, now_ms: float
+) -> None:
+    ended = await deadlines.end_overdue(shared.redis, lua, namespace, now_ms=now_ms)
+    if ended:
+        log.info("ended %d run(s) in %s at their deadline", len(ended), namespace)
+
+
+LOOPS: tuple[Callable[[state.Shared], Coroutine[Any, Any, None]], ...] = (
+    scale_pools,
+    refresh,
+    end_overdue_runs,
+)
 
 
 @kopf.on.startup()

@@ -59,6 +59,11 @@ def run_events(namespace: str, run_id: str) -> str:
     return f"{_ns(namespace)}:run:{run_id}:events"
 
 
+def deadlines(namespace: str) -> str:
+    """Sorted set: run id -> when the run must have ended (ms); swept by the operator."""
+    return f"{_ns(namespace)}:deadlines"
+
+
 def idempotency(namespace: str, workflow: str, key: str) -> str:
     """A submission's idempotency key, scoped by its workflow: the same key sent to two
     workflows starts two runs."""

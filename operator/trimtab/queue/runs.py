@@ -64,6 +64,7 @@ class RunState:
     steps: dict[str, StepView]
     cache_hits: int = 0  # cached steps answered from the response cache
     cache_misses: int = 0
+    error: str | None = None  # why the run ended when no step says (its deadline)
 
     def outputs(self) -> dict[str, Any]:
         return {name: s.output for name, s in self.steps.items() if s.state is wire.StepState.DONE}
@@ -93,6 +94,7 @@ class NewRun:
     ttl_seconds: int
     now_ms: float
     idempotency_key: str | None = None
+    deadline_seconds: int | None = None
 
     def fields(self) -> dict[str, Any]:
         f = wire.RunField
@@ -140,13 +142,16 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
         keys.run_events(ns, new.run_id),
         idem or run_key,
         keys.workflow_stats(ns, new.workflow),
+        keys.deadlines(ns),
     ]
     script_keys += [keys.pool_stream(ns, pool) for _, pool in roots]
+    deadline = new.deadline_seconds
     args: list[Any] = [
         new.run_id,
         new.ttl_seconds,
         new.now_ms,
         "1" if idem else "0",
+        "" if deadline is None else new.now_ms + deadline * 1000,
         len(fields),
         *(x for kv in fields.items() for x in kv),
     ]
@@ -205,6 +210,7 @@ def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
         steps={n: _step(raw, n) for n in names},
         cache_hits=int(raw.get(f.CACHE_HITS, 0)),
         cache_misses=int(raw.get(f.CACHE_MISSES, 0)),
+        error=raw.get(f.ERROR),
     )
 
 

@@ -24,6 +24,7 @@ NAMES = (
     "review",
     "reject",
     "resume",
+    "timeout",
     "breaker",
     "cache_lookup",
 )

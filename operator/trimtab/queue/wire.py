@@ -15,7 +15,7 @@ import enum
 class StepState(enum.StrEnum):
     """Where one step of a run is: pending -> queued -> running -> done, or retrying (back
     to queued when its backoff is due), review (waiting for a person), dead (dead-lettered
-    or rejected)."""
+    or rejected), cancelled (its run reached its deadline first)."""
 
     PENDING = "pending"
     QUEUED = "queued"
@@ -24,6 +24,7 @@ class StepState(enum.StrEnum):
     DONE = "done"
     DEAD = "dead"
     REVIEW = "review"
+    CANCELLED = "cancelled"
 
 
 class RunStatus(enum.StrEnum):
@@ -47,6 +48,7 @@ class EventType(enum.StrEnum):
     STEP_REJECTED = "step_rejected"
     STEP_RESUMED = "step_resumed"
     STEP_DEAD = "step_dead"
+    RUN_TIMED_OUT = "run_timed_out"
     RUN_DONE = "run_done"
 
 
@@ -67,6 +69,7 @@ class Reply(enum.StrEnum):
     STALE = "stale"  # reject, resume: the step moved on already
     TERMINAL = "terminal"  # approve: the run already failed; a review cannot revive it
     OTHERS_DEAD = "others-dead"  # resume: other steps of the run are dead and not resumed
+    TIMED_OUT = "timed-out"  # timeout: the run ended at its deadline
     GONE = "gone"  # resume, approve: the run expired
     NOT_DEAD = "not-dead"  # resume: the step is not dead-lettered
     MALFORMED = "malformed"  # resume: the entry never was a step
@@ -109,6 +112,7 @@ class RunField(enum.StrEnum):
     IN_REVIEW = "in_review"  # steps waiting for a reviewer
     CACHE_HITS = "cache_hits"
     CACHE_MISSES = "cache_misses"
+    ERROR = "err"  # why the run ended when no step says (its deadline)
 
 
 class StepField(enum.StrEnum):

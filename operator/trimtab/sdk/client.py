@@ -35,6 +35,7 @@ class RunResult:
     cost: float
     seconds: float | None
     errors: dict[str, str]
+    error: str | None = None  # why the run ended when no step says (its deadline)
 
 
 NAMESPACE = re.compile(base.NAME_PATTERN)  # a Kubernetes namespace: a DNS label
@@ -141,6 +142,7 @@ class Client:
             ttl_seconds=wf.ttl_seconds,
             now_ms=round(time.time() * 1000, 3),
             idempotency_key=idempotency_key,
+            deadline_seconds=wf.spec.deadline_seconds,
         )
         _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"
@@ -199,6 +201,7 @@ def _result(run: str, state: runs.RunState) -> RunResult:
         cost=state.cost,
         seconds=seconds,
         errors={n: s.error for n, s in state.steps.items() if s.error},
+        error=state.error,
     )
 
 

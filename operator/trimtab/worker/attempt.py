@@ -82,10 +82,11 @@ class Attempts:
         over = self._over_budget(step, wf, run, prompt)
         if over is not None:
             return ending.budget_exhausted(wf.spec.budget, pool=self.cfg.pool, shortfall=over)
-        called = await self._call(delivery, step, context, prompt)
+        due = policy.deadline_ms(wf.spec.deadline_seconds, run.created_ms)
+        called = await self._call(delivery, step, context, prompt, deadline_ms=due)
         if isinstance(called, execute.StepResult):
             return ending.Completed(called, digest=digest)
-        return called
+        return ending.within_deadline(called, due, wf.spec.deadline_seconds)
 
     async def remember(self, step: awf.Step, done: ending.Completed) -> None:
         """Fill the cache with an accepted (completed) result."""
@@ -101,6 +102,8 @@ class Attempts:
         step: awf.Step,
         context: dict[str, Any],
         prompt: execute.Prompt | None,
+        *,
+        deadline_ms: float | None,
     ) -> execute.StepResult | ending.Ending:
         now = finish.now_ms
         verdict = await self.guards.check(step, now())
@@ -108,12 +111,19 @@ class Attempts:
             return ending.breaker_open(
                 step, pool=self.cfg.pool, retry_at_ms=verdict.retry_at_ms, now_ms=now()
             )
+        # The call may take its timeout, but never past the run's deadline.
+        left_s = None if deadline_ms is None else max(0.0, (deadline_ms - now()) / 1000)
+        limit = step.timeout_seconds if left_s is None else min(step.timeout_seconds, left_s)
         try:
             result = await asyncio.wait_for(
-                execute.run_step(step, context, self.clients, prompt),
-                timeout=step.timeout_seconds,
+                execute.run_step(step, context, self.clients, prompt), timeout=limit
             )
         except TimeoutError:
+            if limit < step.timeout_seconds:
+                return ending.DeadLetter(
+                    "deadline_exceeded: the run reached its deadline while this step ran",
+                    metrics_mod.ErrorType.DEADLINE_EXCEEDED,
+                )
             failure: errors.StepError = errors.StepTimeoutError(
                 f"step timed out after {step.timeout_seconds} s"
             )

@@ -113,6 +113,18 @@ def after_failure(
     return DeadLetter(f"{error} ({of})", kind)
 
 
+def within_deadline(end: Ending, deadline_ms: float | None, deadline_s: int | None) -> Ending:
+    """`end`, unless it would have the step wait past the run's deadline: a retry (or a
+    breaker's wait) due after it ends the step instead, as the deadline would."""
+    if deadline_ms is None or not isinstance(end, Retry) or end.due_ms <= deadline_ms:
+        return end
+    return DeadLetter(
+        f"deadline_exceeded: {end.reason}; its next attempt would be due after the run's "
+        f"{deadline_s} s deadline",
+        ErrorType.DEADLINE_EXCEEDED,
+    )
+
+
 def breaker_open(
     spec: awf.Step, *, pool: str, retry_at_ms: float, now_ms: float
 ) -> Escalate | Retry:

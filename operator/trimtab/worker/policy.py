@@ -108,6 +108,13 @@ def on_budget_exhausted(budget: awf.Budget | None, pool: str) -> Next:
     return Next(Action.DEAD_LETTER)
 
 
+def deadline_ms(deadline_seconds: int | None, created_ms: float) -> float | None:
+    """When the run must have ended (ms), or None without a deadline."""
+    if deadline_seconds is None or not created_ms:
+        return None
+    return created_ms + deadline_seconds * 1000
+
+
 def past_deadline(deadline_seconds: int | None, created_ms: float, now_ms: float) -> str | None:
     """Why the run's next step must not start (its deadline passed), or None."""
     if deadline_seconds is None or not created_ms:

@@ -337,8 +337,10 @@ class AgentWorkflowSpec(base.Model):
         default=None,
         ge=1,
         le=30 * 86400,
-        description="A run still unfinished this long after submission fails: its "
-        "remaining steps do not start.",
+        description="A run still unfinished this long after submission fails, timed out, "
+        "wherever its steps are: none starts late, a running call is cut off, a retry "
+        "that would be due later is not scheduled, and the operator ends a run whose "
+        "step waits on a queue or in review (its unfinished steps are cancelled).",
     )
     concurrency_limit: int | None = Field(
         default=None,

@@ -11,7 +11,7 @@
 local function ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
   local p = step_prefix(step)
   local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
-  if (not state) or state == STEP.done or state == STEP.dead
+  if (not state) or state == STEP.done or state == STEP.dead or state == STEP.cancelled
       or redis.call('HGET', run_key, p .. STEP_FIELD.attempt) ~= attempt then
     redis.call('XACK', stream, group, msg_id)
     return true, state

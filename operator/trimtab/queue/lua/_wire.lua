@@ -13,6 +13,7 @@ local STEP = wire({
   done = 'done',
   dead = 'dead',
   review = 'review',
+  cancelled = 'cancelled',
 })
 local RUN = wire({
   running = 'running',
@@ -29,6 +30,7 @@ local EVENT = wire({
   step_rejected = 'step_rejected',
   step_resumed = 'step_resumed',
   step_dead = 'step_dead',
+  run_timed_out = 'run_timed_out',
   run_done = 'run_done',
 })
 local REPLY = wire({
@@ -46,6 +48,7 @@ local REPLY = wire({
   stale = 'stale',
   terminal = 'terminal',
   others_dead = 'others-dead',
+  timed_out = 'timed-out',
   gone = 'gone',
   not_dead = 'not-dead',
   malformed = 'malformed',
@@ -78,6 +81,7 @@ local RUN_FIELD = wire({
   in_review = 'in_review',
   cache_hits = 'cache_hits',
   cache_misses = 'cache_misses',
+  error = 'err',
 })
 local STEP_FIELD = wire({
   state = 'state',

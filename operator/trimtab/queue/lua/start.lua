@@ -13,6 +13,7 @@ local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = step_prefix(step)
 local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
 if (not state) or state == STEP.done or state == STEP.dead or state == STEP.review
+    or state == STEP.cancelled
     or redis.call('HGET', run_key, p .. STEP_FIELD.attempt) ~= attempt then
   redis.call('XACK', stream, group, msg_id)
   return cjson.encode({reply = REPLY.duplicate})

@@ -1,7 +1,9 @@
 -- Create a run and enqueue its root steps, atomically; idempotent by key and run id.
--- KEYS: run, events, idempotency (or any placeholder), workflow stats, root stream 1..n
--- ARGV: run_id, ttl_s, now_ms, use_idem(0/1), nfields, field/value * nfields,
---       then per root stream: step, pool, n, its task message (n field/value items)
+-- KEYS: run, events, idempotency (or any placeholder), workflow stats, deadlines,
+--       root stream 1..n
+-- ARGV: run_id, ttl_s, now_ms, use_idem(0/1), deadline_ms (or ''), nfields,
+--       field/value * nfields, then per root stream: step, pool, n, its task message
+--       (n field/value items)
 local run_key, events_key, idem_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, ttl, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local use_idem = ARGV[4] == '1'
@@ -10,9 +12,10 @@ if use_idem then
   if existing then return {0, existing} end
 end
 if redis.call('EXISTS', run_key) == 1 then return {0, run_id} end
-local fields, i = take(ARGV, 6, tonumber(ARGV[5]) * 2)
+local fields, i = take(ARGV, 7, tonumber(ARGV[6]) * 2)
 redis.call('HSET', run_key, unpack(fields))
-for k = 5, #KEYS do
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[5], ARGV[5], run_id) end
+for k = 6, #KEYS do
   local step, pool = ARGV[i], ARGV[i + 1]
   local message
   message, i = take(ARGV, i + 3, tonumber(ARGV[i + 2]))
