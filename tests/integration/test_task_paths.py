@@ -165,7 +165,7 @@ def test_a_released_or_reclaimed_message_is_the_same_task(
         [again] = await main.read(1, block_ms=100)
         assert again.task == task
         other = tasks.PoolQueue(main.client, main.lua, namespace=NS, pool=POOL, consumer="w2")
-        [reclaimed] = await other.reclaim(min_idle_ms=0, count=10)
+        [reclaimed] = await other.reclaim(await other.stale(min_idle_ms=0, count=10), min_idle_ms=0)
         assert (reclaimed.msg_id, reclaimed.task) == (again.msg_id, task)
 
     _run(redis_url, task, check)

@@ -135,7 +135,10 @@ async def test_a_stalled_worker_cannot_move_a_step_another_worker_started_since(
     delivery stays pending (not acknowledged for B) until B completes."""
     a = (await _two_branches(queue))["a"]
     other = tasks.PoolQueue(queue.client, queue.lua, namespace=NS, pool=POOL, consumer="w2")
-    reclaimed = {d.task.step: d for d in await other.reclaim(min_idle_ms=0, count=10)}
+    reclaimed = {
+        d.task.step: d
+        for d in await other.reclaim(await other.stale(min_idle_ms=0, count=10), min_idle_ms=0)
+    }
     started = await other.start(reclaimed["a"], now_ms=NOW + 1, max_deliveries=5)
     assert started.outcome is wire.Reply.RUN
     assert started.delivery is not None

@@ -11,11 +11,14 @@ This module is the entry's codec: `entry_fields` writes it (fail.lua adds it as 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 from redis import asyncio as aioredis
 
 from trimtab.queue import keys, messages, runs, scripts, wire
+
+log = logging.getLogger(__name__)
 
 
 class DeadLetterNotFoundError(LookupError):
@@ -40,6 +43,19 @@ def entry_fields(task: messages.Task, *, pool: str, reason: str, at_ms: float) -
     """The dead-letter entry of a step attempt given up on, as flat field/value pairs:
     the task message as trimtab.queue.messages encodes it, and why."""
     return [*task.encode(), "pool", pool, "reason", reason, "at", f"{at_ms:.3f}"]
+
+
+async def message(
+    client: aioredis.Redis, namespace: str, stream: str, msg_id: str, entry: dict[Any, Any]
+) -> None:
+    """A message that never became a step attempt (malformed, or one no worker can
+    process): its entry into the dead-letter stream and its acknowledgement, in one
+    transaction."""
+    log.error("dead-lettering %s on %s: %s", msg_id, stream, entry["reason"])
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.xadd(keys.dead_letter(namespace), entry)
+        pipe.xack(stream, keys.GROUP, msg_id)
+        await pipe.execute()
 
 
 def _entry(namespace: str, entry_id: str, f: dict[str, str]) -> DeadLetter:

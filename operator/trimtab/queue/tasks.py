@@ -2,8 +2,8 @@
 reclaim a dead worker's steps, promote due retries, release on drain.
 
 Delivery is at least once: a step stays pending in the consumer group until one of the
-scripts acknowledges it, and another worker reclaims it with XAUTOCLAIM once it has sat
-idle past the visibility timeout. Every script first checks that the delivery is still
+scripts acknowledges it, and another worker reclaims it once it has sat idle past the
+visibility timeout (trimtab.queue.redelivery). Every script first checks that the delivery is still
 the step's current attempt, so a redelivered or superseded message is acknowledged and
 dropped instead of running twice.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
-from trimtab.queue import deadletter, keys, messages, review, runs, scripts, trim, wire
+from trimtab.queue import deadletter, keys, messages, redelivery, review, runs, scripts, trim, wire
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +87,30 @@ class PoolQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def read(self, count: int, *, block_ms: int) -> list[Delivery]:
-        """New tasks for this consumer (at most `count`), waiting up to block_ms."""
+    async def read(self, count: int, *, block_ms: int | None) -> list[Delivery]:
+        """New tasks for this consumer (at most `count`), waiting up to block_ms (None:
+        not at all)."""
         found: Any = await self.client.xreadgroup(
             keys.GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms
         )
         return await self._decode([e for _, entries in found for e in entries])
 
-    async def reclaim(self, *, min_idle_ms: int, count: int) -> list[Delivery]:
-        """Tasks another consumer took and left idle past min_idle_ms (a dead worker's)."""
-        result: Any = await self.client.xautoclaim(
-            self.stream, keys.GROUP, self.consumer, min_idle_ms, "0-0", count=count
+    async def stale(self, *, min_idle_ms: int, count: int) -> list[str]:
+        """Ids of tasks some consumer took and left idle past min_idle_ms (a dead
+        worker's), to reclaim when a slot is free."""
+        return await redelivery.stale(
+            self.client, self.stream, min_idle_ms=min_idle_ms, count=count
         )
-        entries = result[1]
-        return await self._decode([e for e in entries if e[1]])
+
+    async def reclaim(self, msg_ids: list[str], *, min_idle_ms: int) -> list[Delivery]:
+        """Take over the tasks of `msg_ids` that are still idle past min_idle_ms."""
+        entries = await redelivery.claim(
+            self.client, self.stream, self.consumer, msg_ids, min_idle_ms=min_idle_ms
+        )
+        return await self._decode(entries)
+
+    async def forget_dead_consumers(self) -> list[str]:
+        return await redelivery.forget_dead_consumers(self.client, self.stream, keep=self.consumer)
 
     async def heartbeat(self, msg_ids: list[str]) -> None:
         """Reset the idle time of tasks still running here, so nobody reclaims them."""
@@ -121,7 +131,7 @@ class PoolQueue:
         self, msg_id: str, fields: dict[str, str], reason: str
     ) -> None:
         entry = {"pool": self.pool, "reason": reason, "raw": json.dumps(fields)}
-        await self._dead_letter_message(msg_id, entry)
+        await deadletter.message(self.client, self.namespace, self.stream, msg_id, entry)
 
     async def dead_letter_unprocessable(
         self, delivery: Delivery, reason: str, *, now_ms: float
@@ -130,18 +140,8 @@ class PoolQueue:
         names a step its workflow lacks): into the dead-letter stream with why, and
         acknowledged, so it is never redelivered and never pins the stream."""
         flat = deadletter.entry_fields(delivery.task, pool=self.pool, reason=reason, at_ms=now_ms)
-        await self._dead_letter_message(
-            delivery.msg_id, dict(zip(flat[::2], flat[1::2], strict=True))
-        )
-
-    async def _dead_letter_message(self, msg_id: str, entry: dict[Any, Any]) -> None:
-        """A message that never became a step attempt: its entry into the dead-letter
-        stream and its acknowledgement, in one transaction."""
-        log.error("dead-lettering %s on %s: %s", msg_id, self.stream, entry["reason"])
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xadd(keys.dead_letter(self.namespace), entry)
-            pipe.xack(self.stream, keys.GROUP, msg_id)
-            await pipe.execute()
+        entry = dict(zip(flat[::2], flat[1::2], strict=True))
+        await deadletter.message(self.client, self.namespace, self.stream, delivery.msg_id, entry)
 
     def _run_keys(self, task: messages.Task) -> list[str]:
         return [keys.run(task.namespace, task.run_id), keys.run_events(task.namespace, task.run_id)]

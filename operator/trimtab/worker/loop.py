@@ -1,8 +1,11 @@
 """The worker: claims its pool's steps, runs up to `concurrency` at once, completes them.
 
-Background tasks beside the claim loop keep delivery at least once: reclaiming steps a
-dead worker left idle past the visibility timeout, promoting retries whose backoff is
-due, heartbeating steps still running here so nobody reclaims them, and publishing
+One claim loop takes every step this worker runs, so it never holds more than its
+concurrency: a free slot goes first to a step a dead worker left idle past the
+visibility timeout (found by a background scan), then to new work, so redelivery never
+waits behind the backlog. Background tasks beside it keep delivery at least once:
+finding those stale steps, promoting retries whose backoff is due, heartbeating steps
+still running here so nobody reclaims them, forgetting dead consumers, and publishing
 per-second load statistics for the autoscaler. On stop, the worker drains: no new
 claims, in-flight steps get the grace period to finish, the rest are released for
 immediate redelivery.
@@ -51,6 +54,7 @@ class Worker:
         self.visibility_s = cfg.spec.queue.visibility_timeout_seconds
         self.rng = rng or random.Random()
         self._running: dict[asyncio.Task[None], tasks.Delivery] = {}
+        self._stale: list[str] = []  # idle entries to reclaim first (_find_stale)
         self._workflows = workflows.Compiled(self.client)
         self._tally = tally.SecondTally()
         self.readiness = serving.Readiness()  # what the pod's readiness probe reports
@@ -70,9 +74,10 @@ class Worker:
         loops = [
             self._every(0.2, self._promote),
             self._every(1.0, self._publish_stats),
-            self._every(max(0.5, self.visibility_s / 4), self._reclaim),
+            self._every(max(0.5, self.visibility_s / 4), self._find_stale),
             self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
             self._every(10.0, self.queue.trim_acknowledged),
+            self._every(60.0, self._forget_dead_consumers),
         ]
         background = [asyncio.create_task(loop(stop)) for loop in loops]
         try:
@@ -117,7 +122,10 @@ class Worker:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                claimed = await self.queue.read(free, block_ms=500)
+                claimed = await self._reclaimed(free)
+                rest = free - len(claimed)
+                if rest > 0:  # no waiting for new work while reclaimed steps are ready
+                    claimed += await self.queue.read(rest, block_ms=None if claimed else 500)
             except connection.UNAVAILABLE as exc:
                 log.warning("Redis unavailable (%s); claiming again shortly", exc)
                 await asyncio.sleep(0.5)
@@ -146,18 +154,29 @@ class Worker:
         await self.queue.promote_due(now_ms=now_ms())
         self.readiness.reached_redis()
 
-    async def _reclaim(self) -> None:
-        free = self.concurrency - self.in_flight
-        if free > 0:
-            for delivery in await self.queue.reclaim(
-                min_idle_ms=self.visibility_s * 1000, count=free
-            ):
-                log.info(
-                    "reclaimed %s/%s from an idle consumer",
-                    delivery.task.run_id,
-                    delivery.task.step,
-                )
-                self._spawn(delivery)
+    async def _find_stale(self) -> None:
+        """The pending entries idle past the visibility timeout, for the claim loop."""
+        ours = {d.msg_id for d in self._running.values()}
+        found = await self.queue.stale(
+            min_idle_ms=int(self.visibility_s * 1000), count=max(100, self.concurrency * 4)
+        )
+        self._stale = [msg_id for msg_id in found if msg_id not in ours]
+
+    async def _reclaimed(self, free: int) -> list[tasks.Delivery]:
+        """Up to `free` stale entries, taken over (each still idle: no race)."""
+        if not self._stale:
+            return []
+        wanted, self._stale = self._stale[:free], self._stale[free:]
+        taken = await self.queue.reclaim(wanted, min_idle_ms=int(self.visibility_s * 1000))
+        for delivery in taken:
+            log.info(
+                "reclaimed %s/%s from an idle consumer", delivery.task.run_id, delivery.task.step
+            )
+        return taken
+
+    async def _forget_dead_consumers(self) -> None:
+        for name in await self.queue.forget_dead_consumers():
+            log.info("removed consumer %s: idle and holding nothing", name)
 
     async def _heartbeat(self) -> None:
         await self.queue.heartbeat([d.msg_id for d in self._running.values()])
