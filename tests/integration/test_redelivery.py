@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys, redelivery
+from trimtab.queue import keys, redelivery, scripts, tasks, wire
 from trimtab.sdk import Client
 
 pytestmark = pytest.mark.integration
@@ -87,3 +87,44 @@ async def test_a_dead_consumer_holding_nothing_is_forgotten(redis_url: str, sdk:
     assert forgotten == ["gone"]
     names = {c["name"] for c in await sdk.redis.xinfo_consumers(stream, keys.GROUP)}
     assert names == {"busy"}  # the one holding a step stays, whatever its idle time
+
+
+async def _runs(sdk: Client, pool: str, n: int) -> list[str]:
+    spec = {"defaultPool": pool, "steps": [{"name": "a", "prompt": "x"}]}
+    await sdk.publish(NS, f"w-{pool}", awf.AgentWorkflowSpec.model_validate(spec))
+    return [await sdk.submit(NS, f"w-{pool}", {}) for _ in range(n)]
+
+
+async def _cut_off(queue: tasks.PoolQueue, stream: str, held: int) -> list[wire.Reply]:
+    """A worker takes `held` steps and dies; `queue` takes them over and starts them."""
+    await queue.client.xreadgroup(keys.GROUP, f"dead-{time.monotonic_ns()}", {stream: ">"},
+                                  count=held)  # fmt: skip
+    stale = await queue.stale(min_idle_ms=0, count=10)
+    outcomes = []
+    for delivery in await queue.reclaim(stale, min_idle_ms=0):
+        started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=1)
+        outcomes.append(started.outcome)
+        if started.outcome is wire.Reply.RUN:  # "die" again: the message goes back
+            await queue.release([started.delivery])  # type: ignore[list-item]
+            await queue.client.hincrby(
+                keys.run(NS, delivery.task.run_id),
+                wire.step_field("a", wire.StepField.DELIVERIES),
+                1,
+            )  # release gives the delivery back; a SIGKILL would not
+    return outcomes
+
+
+async def test_deliveries_cut_off_with_a_dying_workers_others_count_apart(
+    redis_url: str, sdk: Client
+) -> None:
+    """maxDeliveries 1: a step alone on a worker that dies is dead-lettered on its next
+    delivery; steps cut off together with others get four times as many."""
+    lua = scripts.Scripts(sdk.redis)
+    for pool, held, allowed in (("alone", 1, 1), ("together", 2, 4)):
+        stream = keys.pool_stream(NS, pool)
+        await sdk.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+        await _runs(sdk, pool, held)
+        queue = tasks.PoolQueue(sdk.redis, lua, namespace=NS, pool=pool, consumer="live")
+        history = [await _cut_off(queue, stream, held) for _ in range(allowed + 1)]
+        assert all(o == [wire.Reply.RUN] * held for o in history[:allowed]), (pool, history)
+        assert history[allowed] == [wire.Reply.EXHAUSTED] * held, (pool, history)

@@ -15,6 +15,7 @@ from the group: a live worker reads every half second, so it is long gone.
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 from redis import asyncio as aioredis
@@ -24,10 +25,15 @@ from trimtab.queue import keys
 DEAD_CONSUMER_IDLE_MS = 15 * 60 * 1000
 
 
-async def stale(client: aioredis.Redis, stream: str, *, min_idle_ms: int, count: int) -> list[str]:
-    """Ids of pending entries idle at least `min_idle_ms`, oldest first."""
+async def stale(
+    client: aioredis.Redis, stream: str, *, min_idle_ms: int, count: int
+) -> list[tuple[str, bool]]:
+    """Pending entries idle at least `min_idle_ms`, oldest first, as (id, interrupted):
+    interrupted when its consumer left others idle too, so it died holding several
+    steps (start.lua counts such a delivery apart)."""
     found: Any = await client.xpending_range(stream, keys.GROUP, "-", "+", count, idle=min_idle_ms)
-    return [str(p["message_id"]) for p in found]
+    held = collections.Counter(str(p["consumer"]) for p in found)
+    return [(str(p["message_id"]), held[str(p["consumer"])] > 1) for p in found]
 
 
 async def claim(

@@ -33,6 +33,7 @@ class Delivery:
     msg_id: str
     task: messages.Task
     fence: str | None = None
+    interrupted: bool = False  # reclaimed from a worker that died holding others too
 
     def fenced(self, fence: str | None) -> Delivery:
         return dataclasses.replace(self, fence=fence)
@@ -95,19 +96,22 @@ class PoolQueue:
         )
         return await self._decode([e for _, entries in found for e in entries])
 
-    async def stale(self, *, min_idle_ms: int, count: int) -> list[str]:
-        """Ids of tasks some consumer took and left idle past min_idle_ms (a dead
-        worker's), to reclaim when a slot is free."""
+    async def stale(self, *, min_idle_ms: int, count: int) -> list[tuple[str, bool]]:
+        """Tasks some consumer took and left idle past min_idle_ms (a dead worker's),
+        to reclaim when a slot is free: (id, interrupted) (redelivery.stale)."""
         return await redelivery.stale(
             self.client, self.stream, min_idle_ms=min_idle_ms, count=count
         )
 
-    async def reclaim(self, msg_ids: list[str], *, min_idle_ms: int) -> list[Delivery]:
-        """Take over the tasks of `msg_ids` that are still idle past min_idle_ms."""
+    async def reclaim(self, stale: list[tuple[str, bool]], *, min_idle_ms: int) -> list[Delivery]:
+        """Take over the `stale` tasks (redelivery.stale) still idle past min_idle_ms."""
+        cut = {msg_id for msg_id, interrupted in stale if interrupted}
         entries = await redelivery.claim(
-            self.client, self.stream, self.consumer, msg_ids, min_idle_ms=min_idle_ms
+            self.client, self.stream, self.consumer, [m for m, _ in stale], min_idle_ms=min_idle_ms
         )
-        return await self._decode(entries)
+        return [
+            dataclasses.replace(d, interrupted=d.msg_id in cut) for d in await self._decode(entries)
+        ]
 
     async def forget_dead_consumers(self) -> list[str]:
         return await redelivery.forget_dead_consumers(self.client, self.stream, keep=self.consumer)
@@ -167,6 +171,7 @@ class PoolQueue:
                 now_ms,
                 max_deliveries,
                 self.consumer,
+                "1" if delivery.interrupted else "0",
                 *dependencies,
             ],
         )

@@ -131,6 +131,7 @@ class StepField(enum.StrEnum):
     ENDED_MS = "end_ms"
     WORKER = "worker"
     FENCE = "fence"  # the token of the delivery that started the attempt last (start.lua)
+    INTERRUPTED = "cut"  # deliveries cut off with their worker's others (start.lua)
 
 
 STEP_PREFIX = "s:"

@@ -54,7 +54,7 @@ class Worker:
         self.visibility_s = cfg.spec.queue.visibility_timeout_seconds
         self.rng = rng or random.Random()
         self._running: dict[asyncio.Task[None], tasks.Delivery] = {}
-        self._stale: list[str] = []  # idle entries to reclaim first (_find_stale)
+        self._stale: list[tuple[str, bool]] = []  # idle entries to reclaim first (_find_stale)
         self._workflows = workflows.Compiled(self.client)
         self._tally = tally.SecondTally()
         self.readiness = serving.Readiness()  # what the pod's readiness probe reports
@@ -160,7 +160,7 @@ class Worker:
         found = await self.queue.stale(
             min_idle_ms=int(self.visibility_s * 1000), count=max(100, self.concurrency * 4)
         )
-        self._stale = [msg_id for msg_id in found if msg_id not in ours]
+        self._stale = [(msg_id, cut) for msg_id, cut in found if msg_id not in ours]
 
     async def _reclaimed(self, free: int) -> list[tasks.Delivery]:
         """Up to `free` stale entries, taken over (each still idle: no race)."""

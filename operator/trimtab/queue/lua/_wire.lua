@@ -97,6 +97,7 @@ local STEP_FIELD = wire({
   ended_ms = 'end_ms',
   worker = 'worker',
   fence = 'fence',
+  interrupted = 'cut',
 })
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)

@@ -37,7 +37,7 @@ end
 for _, step in ipairs(order) do
   local g, p = given[step], step_prefix(step)
   redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, g[3],
-    p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.queued_ms, now)
+    p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.interrupted, 0, p .. STEP_FIELD.queued_ms, now)
   redis.call('HDEL', run_key, p .. STEP_FIELD.ended_ms)
   redis.call('XADD', KEYS[g[1]], '*', unpack(g[4]))
   redis.call('XDEL', dlq, g[2])

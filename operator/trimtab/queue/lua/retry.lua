@@ -9,7 +9,7 @@ local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return REPLY.duplicate end
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.retrying, p .. STEP_FIELD.attempt, tonumber(attempt) + 1,
-  p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.error, ARGV[7])
+  p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.interrupted, 0, p .. STEP_FIELD.error, ARGV[7])
 redis.call('ZADD', delayed, ARGV[6], ARGV[9])
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_retry, 'step', step, 'attempt', attempt,

@@ -1,4 +1,9 @@
--- Mark a delivered step attempt as running and count its deliveries.
+-- Mark a delivered step attempt as running and count its deliveries. A redelivery whose
+-- worker died holding other steps too (`interrupted`: the caller saw them all left
+-- idle together) was cut off with its worker, not by the step itself, so it counts
+-- against a limit INTERRUPTED_FACTOR times higher: a worker killed under load does
+-- not dead-letter a sound step, while a step that kills every worker it runs on
+-- still ends in the dead-letter stream.
 -- Returns, as JSON, {reply = 'run', inputs, version, created_ms, tokens, cost, outputs =
 -- {dependency = output}} -- all the step needs, in the same round trip -- or
 -- {reply = 'duplicate'} (already done, superseded or run gone: acked here), or
@@ -7,7 +12,8 @@
 -- for the attempt checks (_common.lua), so only the latest delivery can move the step.
 -- Decoded in one place: trimtab.queue.tasks.PoolQueue.start.
 -- KEYS: run, own stream
--- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer, dependency...
+-- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer,
+--       interrupted (0/1), dependency...
 local run_key, stream = KEYS[1], KEYS[2]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = step_prefix(step)
@@ -20,8 +26,15 @@ if (not state) or state == STEP.done or state == STEP.dead or state == STEP.revi
 end
 -- Never reset, so a token is never handed out twice for one step.
 local fence = tostring(redis.call('HINCRBY', run_key, p .. STEP_FIELD.fence, 1))
-local deliveries = redis.call('HINCRBY', run_key, p .. STEP_FIELD.deliveries, 1)
-if deliveries > tonumber(ARGV[6]) then
+local INTERRUPTED_FACTOR = 4
+local exhausted
+if ARGV[8] == '1' then
+  local cut = redis.call('HINCRBY', run_key, p .. STEP_FIELD.interrupted, 1)
+  exhausted = cut > INTERRUPTED_FACTOR * tonumber(ARGV[6])
+else
+  exhausted = redis.call('HINCRBY', run_key, p .. STEP_FIELD.deliveries, 1) > tonumber(ARGV[6])
+end
+if exhausted then
   return cjson.encode({reply = REPLY.exhausted, fence = fence})
 end
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.running, p .. STEP_FIELD.started_ms, ARGV[5],
@@ -30,7 +43,7 @@ local v = redis.call('HMGET', run_key, RUN_FIELD.inputs, RUN_FIELD.version, RUN_
   RUN_FIELD.tokens, RUN_FIELD.cost)
 local reply = {reply = REPLY.run, fence = fence, inputs = v[1], version = v[2],
   created_ms = v[3], tokens = v[4], cost = v[5], outputs = {}}
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   local out = redis.call('HGET', run_key, step_prefix(ARGV[i]) .. STEP_FIELD.output)
   if out then reply.outputs[ARGV[i]] = out end
 end
