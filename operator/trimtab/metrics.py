@@ -57,6 +57,7 @@ class ErrorType(enum.StrEnum):
     CONNECT = "connect"
     INVALID_OUTPUT = "invalid_output"
     TEMPLATE = "template"
+    TOO_LARGE = "too_large"
     SECRET_MISSING = "secret_missing"  # noqa: S105 - a label, not a secret
     BUDGET_EXHAUSTED = "budget_exhausted"
     DEADLINE_EXCEEDED = "deadline_exceeded"

@@ -15,8 +15,9 @@ from aiohttp import web
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import workflows
+from trimtab.queue import keys, workflows
 from trimtab.sdk import Client
+from trimtab.sdk.client import InputsTooLargeError
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,17 @@ async def nested_json() -> AsyncIterator[str]:
         deep = "[" * 200_000 + "]" * 200_000
         return web.Response(text=deep, content_type="application/json")
 
+    async def huge(request: web.Request) -> web.StreamResponse:
+        # Streamed without a length, so only counting what arrives can stop it.
+        out = web.StreamResponse()
+        await out.prepare(request)
+        for _ in range(12):
+            await out.write(b"x" * 512 * 1024)
+        await out.write_eof()
+        return out
+
     app = web.Application()
+    app.router.add_route("*", "/huge", huge)
     app.router.add_route("*", "/{tail:.*}", reply)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -128,3 +139,24 @@ async def test_an_unexpected_exception_fails_the_step_once_with_its_real_reason(
     assert result.status == "failed"
     assert "unexpected RecursionError" in result.errors["a"]
     assert "attempt 1 of 3" in result.errors["a"]
+
+
+async def test_a_reply_over_the_limit_fails_the_step_without_being_read_whole(
+    sim: str, redis_url: str, sdk: Client, nested_json: str
+) -> None:
+    step = {"name": "a", "kind": "tool", "tool": {"url": nested_json + "/huge", "body": "{}"}}
+    await _publish(sdk, "huge", {**step, "retry": {"maxAttempts": 3}})
+    async with _worker(sim, redis_url):
+        result = await sdk.result(await sdk.submit(NS, "huge", {}), timeout=20)
+    assert result.status == "failed"
+    assert "too_large: the reply is at least" in result.errors["a"]
+    assert "attempt 1 of 3" in result.errors["a"]
+
+
+async def test_inputs_over_the_limit_are_refused_before_anything_is_written(
+    sdk: Client, redis_url: str
+) -> None:
+    await _publish(sdk, "big-in", {"name": "a", "prompt": "{{ inputs.doc }}"})
+    with pytest.raises(InputsTooLargeError, match="the limit is 1048576"):
+        await sdk.submit(NS, "big-in", {"doc": "x" * (1024 * 1024)})
+    assert await sdk.redis.xlen(keys.pool_stream(NS, "p")) == 0

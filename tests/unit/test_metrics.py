@@ -213,6 +213,7 @@ def test_default_is_built_once() -> None:
                 "connect",
                 "invalid_output",
                 "template",
+                "too_large",
                 "secret_missing",
                 "budget_exhausted",
                 "deadline_exceeded",

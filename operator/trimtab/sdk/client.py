@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import re
 import time
@@ -20,6 +21,26 @@ from trimtab.reconcile.agentworkflow import compile as compile_mod
 T = TypeVar("T")
 DEFAULT_REDIS_URL = os.environ.get("TRIMTAB_REDIS_URL", "redis://127.0.0.1:6379/0")
 GENERATION_CACHE_SECONDS = 1.0
+
+
+# Inputs are copied into the run, every prompt that names them and the model's context:
+# a run's inputs past this size are refused before anything is written.
+MAX_INPUT_BYTES = 1024 * 1024
+
+
+class InputsTooLargeError(ValueError):
+    """A run's inputs are larger than MAX_INPUT_BYTES as JSON."""
+
+
+def checked_inputs(inputs: Any) -> str:
+    """`inputs` as JSON; raises InputsTooLargeError (or TypeError when not JSON)."""
+    text = json.dumps(inputs)
+    if len(text.encode()) > MAX_INPUT_BYTES:
+        raise InputsTooLargeError(
+            f"the run's inputs are {len(text.encode())} bytes as JSON; the limit is "
+            f"{MAX_INPUT_BYTES}: pass large documents by reference (a URL, an object key)"
+        )
+    return text
 
 
 class RunNotFoundError(LookupError):
@@ -128,7 +149,8 @@ class Client:
         self, namespace: str, workflow: str, inputs: Any, *, idempotency_key: str | None = None
     ) -> str:
         """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
-        workflow returns the same run."""
+        workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused."""
+        checked_inputs(inputs)
         wf = await self.workflow(namespace, workflow)
         roots = {root: wf.choose_pool(root, {"inputs": inputs}) for root in wf.plan.roots}
         new = runs.NewRun(

@@ -10,6 +10,8 @@ StepError                 base: retryable and portable unless said otherwise
 │                         rejected text for human review
 ├── TemplateInputError    the prompt or body could not be rendered (neither retryable
 │                         nor portable: the same inputs fail the same way anywhere)
+├── ReplyTooLargeError    the model or tool replied with more than the worker reads
+│                         (not retried: the same request would get the same reply)
 ├── SecretMissingError    a tool header's Secret or key does not exist in the namespace
 │                         (not retried: it fails the same way until someone creates it)
 └── UnexpectedError       anything else raised inside the step (a reply nested too deep
@@ -105,3 +107,14 @@ class UnexpectedError(StepError):
     def __init__(self, cause: BaseException) -> None:
         text = str(cause).splitlines()[0][:300] if str(cause) else ""
         super().__init__(f"unexpected {type(cause).__name__}" + (f": {text}" if text else ""))
+
+
+class ReplyTooLargeError(StepError):
+    """A model or tool reply over the worker's limit (trimtab.worker.http)."""
+
+    error_type = ErrorType.TOO_LARGE
+    retryable = False
+    portable = False
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the reply is at least {size} bytes; the limit is {limit}")

@@ -69,6 +69,27 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+# A reply larger than this is refused: a model or tool answering megabytes is broken or
+# hostile, and its text would go on into prompts, Redis and every later step.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+
+async def _bounded(streamed: httpx.Response) -> httpx.Response:
+    """The streamed reply read whole, unless it is over MAX_REPLY_BYTES."""
+    declared = streamed.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+        raise errors.ReplyTooLargeError(int(declared), MAX_REPLY_BYTES)
+    body = bytearray()
+    async for chunk in streamed.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise errors.ReplyTooLargeError(len(body), MAX_REPLY_BYTES)
+    return httpx.Response(
+        streamed.status_code, headers=streamed.headers, content=bytes(body),
+        request=streamed.request,
+    )  # fmt: skip
+
+
 def raise_for(
     response: httpx.Response, *, error: type[errors.ModelError | errors.ToolError]
 ) -> None:
@@ -99,11 +120,13 @@ async def post(
     method: str = "POST",
     error: type[errors.ModelError | errors.ToolError],
 ) -> httpx.Response:
-    """Send one request; transport failures become `error` with a bounded error type."""
+    """Send one request; transport failures become `error` with a bounded error type,
+    and a reply over MAX_REPLY_BYTES a ReplyTooLargeError (read no further)."""
     try:
-        response = await client.request(
+        async with client.stream(
             method, url, json=json_body, content=content, headers=headers
-        )
+        ) as streamed:
+            response = await _bounded(streamed)
     except httpx.TimeoutException as exc:
         raise error(f"timed out: {exc!r}", error_type=ErrorType.TIMEOUT) from exc
     except httpx.TransportError as exc:
