@@ -73,7 +73,7 @@ async def test_an_approval_cannot_revive_a_run_another_branch_failed(
     parked = await queue.park_for_review(
         d["b"], reason="unsure", output="maybe", tokens=0, cost=0.0, now_ms=NOW + 2
     )
-    assert parked is not None
+    assert isinstance(parked, str)
     assert await _status(queue) == wire.RunStatus.FAILED  # parking does not move it
     assert await _approve(queue, d["b"]) is wire.Reply.TERMINAL
     assert await _status(queue) == wire.RunStatus.FAILED
@@ -152,7 +152,7 @@ async def test_a_stalled_worker_cannot_move_a_step_another_worker_started_since(
     assert late == [wire.Reply.DUPLICATE] * 3
     assert await queue.park_for_review(
         a, reason="late", output="x", tokens=0, cost=0.0, now_ms=NOW + 2
-    ) is None  # fmt: skip
+    ) is wire.Reply.DUPLICATE  # fmt: skip
     done = await queue.complete(
         a, output="a's", tokens=5, cost=0.0, now_ms=NOW + 2, expected_version=None,
         dependents=[],
@@ -175,3 +175,18 @@ async def test_a_stalled_worker_cannot_move_a_step_another_worker_started_since(
     assert state is not None
     assert state.steps["a"].output == "b's"
     assert state.tokens == 1
+
+
+async def test_a_full_review_stream_parks_nothing(queue: tasks.PoolQueue) -> None:
+    d = await _two_branches(queue)
+    async with queue.client.pipeline(transaction=False) as pipe:
+        for _ in range(wire.REVIEWS_MAX):
+            pipe.xadd(keys.review(NS), {"filler": "1"})
+        await pipe.execute()
+    parked = await queue.park_for_review(
+        d["a"], reason="unsure", output="x", tokens=0, cost=0.0, now_ms=NOW + 1
+    )
+    assert parked is wire.Reply.FULL
+    assert await queue.client.xlen(keys.review(NS)) == wire.REVIEWS_MAX
+    assert await _status(queue) == wire.RunStatus.RUNNING  # nothing written
+    assert await queue.fail(d["a"], reason="full", now_ms=NOW + 2) is wire.Reply.DEAD

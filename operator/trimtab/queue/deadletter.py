@@ -53,7 +53,9 @@ async def message(
     transaction."""
     log.error("dead-lettering %s on %s: %s", msg_id, stream, entry["reason"])
     async with client.pipeline(transaction=True) as pipe:
-        pipe.xadd(keys.dead_letter(namespace), entry)
+        pipe.xadd(
+            keys.dead_letter(namespace), entry, maxlen=wire.DEAD_LETTERS_MAX, approximate=True
+        )
         pipe.xack(stream, keys.GROUP, msg_id)
         await pipe.execute()
 

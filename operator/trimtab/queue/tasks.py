@@ -299,9 +299,9 @@ class PoolQueue:
         tokens: int,
         cost: float,
         now_ms: float,
-    ) -> str | None:
-        """Put the step on the namespace's review stream; returns the review id, or None
-        when the delivery was stale (acknowledged, nothing parked)."""
+    ) -> str | wire.Reply:
+        """Put the step on the namespace's review stream; returns the review id, or why
+        not: DUPLICATE (the delivery was stale: acknowledged, nothing parked) or FULL."""
         task = delivery.task
         reason = reason[:2000]
         entry = review.entry_fields(
@@ -323,7 +323,8 @@ class PoolQueue:
             ],
             [*_attempt_args(delivery), reason, now_ms, *entry],
         )
-        return str(reply[1]) if wire.Reply(reply[0]) is wire.Reply.PARKED else None
+        outcome = wire.Reply(reply[0])
+        return str(reply[1]) if outcome is wire.Reply.PARKED else outcome
 
     async def promote_due(self, *, now_ms: float, limit: int = 100) -> int:
         return int(await self.lua.call("promote", [self.delayed, self.stream], [now_ms, limit]))

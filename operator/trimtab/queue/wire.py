@@ -70,6 +70,7 @@ class Reply(enum.StrEnum):
     TERMINAL = "terminal"  # approve: the run already failed; a review cannot revive it
     OTHERS_DEAD = "others-dead"  # resume: other steps of the run are dead and not resumed
     TIMED_OUT = "timed-out"  # timeout: the run ended at its deadline
+    FULL = "full"  # review: the namespace's review stream holds REVIEWS_MAX; not parked
     GONE = "gone"  # resume, approve: the run expired
     NOT_DEAD = "not-dead"  # resume: the step is not dead-lettered
     MALFORMED = "malformed"  # resume: the entry never was a step
@@ -136,6 +137,12 @@ class StepField(enum.StrEnum):
 
 STEP_PREFIX = "s:"
 
+# Bounds on a namespace's streams. Reviews are removed as they are handled, so a full
+# review stream means nobody reviews: a step is dead-lettered instead of parked. The
+# dead-letter stream is trimmed (approximately) to its newest entries.
+REVIEWS_MAX = 10_000
+DEAD_LETTERS_MAX = 100_000
+
 
 def step_field(step: str, field: StepField) -> str:
     """A step's field of the run hash, e.g. `s:respond:state`."""
@@ -180,6 +187,7 @@ def lua_constants() -> str:
         lines += [f"  {v.name.lower()} = '{v.value}'," for v in values]
         lines.append("})")
     lines += [
+        f"local REVIEWS_MAX, DEAD_LETTERS_MAX = {REVIEWS_MAX}, {DEAD_LETTERS_MAX}",
         "-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state",
         "local function step_prefix(step)",
         f"  return '{STEP_PREFIX}' .. step .. ':'",

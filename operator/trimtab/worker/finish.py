@@ -109,7 +109,10 @@ class Finisher:
                     cost=end.result.cost if end.result else 0.0,
                     now_ms=at,
                 )
-                return wire.Reply.DUPLICATE if parked is None else wire.Reply.PARKED
+                if parked is wire.Reply.FULL:  # nobody reviews: do not pile up more
+                    why = f"{end.reason}; not parked: {wire.REVIEWS_MAX} steps await review"
+                    return await self.queue.fail(delivery, reason=why, now_ms=at)
+                return parked if isinstance(parked, wire.Reply) else wire.Reply.PARKED
             case ending.DeadLetter():
                 return await self.queue.fail(delivery, reason=end.reason, now_ms=at)
 

@@ -49,6 +49,7 @@ local REPLY = wire({
   terminal = 'terminal',
   others_dead = 'others-dead',
   timed_out = 'timed-out',
+  full = 'full',
   gone = 'gone',
   not_dead = 'not-dead',
   malformed = 'malformed',
@@ -99,6 +100,7 @@ local STEP_FIELD = wire({
   fence = 'fence',
   interrupted = 'cut',
 })
+local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)
   return 's:' .. step .. ':'

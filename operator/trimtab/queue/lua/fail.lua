@@ -13,7 +13,7 @@ if stale then return REPLY.duplicate end
 -- A run fails once: a second branch dying adds its dead letter, not a second failure.
 local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
-redis.call('XADD', dlq, '*', unpack(entry))
+redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_LETTERS_MAX, '*', unpack(entry))
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reason', reason,
   'at', now)
