@@ -88,6 +88,7 @@ def test_dev_values_bundle_a_persistent_redis(helm: str) -> None:
     options = dict(zip(args[::2], args[1::2], strict=True))
     assert options["--appendonly"] == "yes"
     assert options["--maxmemory-policy"] == "noeviction"
+    assert options["--maxmemory"] == "768mb"  # three quarters of the 1Gi limit
     assert options["--requirepass"] == "$(REDIS_PASSWORD)"
     [claim] = redis["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
@@ -101,3 +102,28 @@ def test_dev_values_lint_clean(helm: str) -> None:
     argv = [helm, "lint", "--strict", str(chart.CHART), "-f", str(chart.DEV_VALUES)]
     done = subprocess.run(argv, check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        pytest.param(("redis.bundled.resources.limits.memory=512Mi",), "384mb", id="mebibytes"),
+        pytest.param(("redis.bundled.maxmemory=100mb",), "100mb", id="given"),
+    ],
+)
+def test_the_bundled_redis_maxmemory_follows_its_memory_limit(
+    helm: str, sets: tuple[str, ...], expected: str
+) -> None:
+    found = chart.objects(helm, *sets, files=(chart.DEV_VALUES,))
+    args = chart.find(found, "StatefulSet", "trimtab-redis")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+    assert dict(zip(args[::2], args[1::2], strict=True))["--maxmemory"] == expected
+
+
+def test_a_memory_limit_in_other_units_asks_for_maxmemory(helm: str) -> None:
+    done = chart.template(
+        helm, "redis.bundled.resources.limits.memory=1G", files=(chart.DEV_VALUES,)
+    )
+    assert done.returncode != 0
+    assert "must be given in Mi or Gi, or set redis.bundled.maxmemory" in done.stderr

@@ -99,3 +99,21 @@ app.kubernetes.io/component: redis
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{/*
+The bundled Redis's maxmemory: the value given, or three quarters of the container's
+memory limit (Mi or Gi), so a full Redis refuses writes before the kernel kills it.
+*/}}
+{{- define "trimtab.redisMaxmemory" -}}
+{{- $bundled := .Values.redis.bundled -}}
+{{- $limit := toString (($bundled.resources.limits | default dict).memory | default "") -}}
+{{- if $bundled.maxmemory -}}
+{{ $bundled.maxmemory }}
+{{- else if hasSuffix "Gi" $limit -}}
+{{ div (mul (trimSuffix "Gi" $limit | int) 1024 3) 4 }}mb
+{{- else if hasSuffix "Mi" $limit -}}
+{{ div (mul (trimSuffix "Mi" $limit | int) 3) 4 }}mb
+{{- else -}}
+{{ fail "redis.bundled.resources.limits.memory must be given in Mi or Gi, or set redis.bundled.maxmemory" }}
+{{- end -}}
+{{- end -}}

@@ -19,6 +19,8 @@ from redis import exceptions as redis_exceptions
 
 Redis = aioredis.Redis  # the client type, for callers outside trimtab.queue
 # Redis is down, restarting or loading its AOF: callers wait and try again.
+# Redis at maxmemory with noeviction refuses plain writes (the scripts run allow-oom).
+FULL = (redis_exceptions.OutOfMemoryError,)
 UNAVAILABLE = (
     redis_exceptions.ConnectionError,
     redis_exceptions.TimeoutError,

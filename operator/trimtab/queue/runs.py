@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis import asyncio as aioredis
+from redis import exceptions as redis_exceptions
 
 from trimtab.queue import keys, messages, scripts, wire
 
@@ -130,9 +131,14 @@ class NewRun:
         )
 
 
+class RedisFullError(RuntimeError):
+    """Redis is too full to take a new run; runs under way go on."""
+
+
 async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
     """Create the run and enqueue its roots on their pools; (created, run id). A repeated
-    idempotency key or run id returns the existing run and writes nothing."""
+    idempotency key or run id returns the existing run and writes nothing. Raises
+    RedisFullError when Redis uses more than ADMIT_BELOW_PERCENT of its maxmemory."""
     ns, fields = new.namespace, new.fields()
     idem = keys.idempotency(ns, new.workflow, new.idempotency_key) if new.idempotency_key else ""
     run_key = keys.run(ns, new.run_id)
@@ -158,7 +164,19 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
     for step, pool in roots:
         message = new.first_attempt(step).encode()
         args += [step, pool, len(message), *message]
-    created, rid = await lua.call("submit", script_keys, args)
+    try:
+        created, rid, *limit = await lua.call("submit", script_keys, args)
+    except redis_exceptions.OutOfMemoryError as exc:  # past maxmemory: refused by Redis
+        raise RedisFullError(
+            f"Redis is full ({exc}): new runs are refused until runs finish or expire; "
+            "runs under way go on"
+        ) from exc
+    if int(created) < 0:
+        raise RedisFullError(
+            f"Redis is full ({int(rid) / 2**20:.1f} of {int(limit[0]) / 2**20:.1f} MiB): new "
+            f"runs are refused above {wire.ADMIT_BELOW_PERCENT}% until runs finish or "
+            "expire; runs under way go on"
+        )
     return bool(int(created)), str(rid)
 
 

@@ -82,8 +82,14 @@ class PoolQueue:
         self.delayed = keys.pool_delayed(namespace, pool)
 
     async def ensure_group(self) -> None:
+        """Create the stream's consumer group unless it exists; a full Redis refuses
+        the create even then, so an existing group is looked up (a read) instead."""
         try:
             await self.client.xgroup_create(self.stream, keys.GROUP, id="0", mkstream=True)
+        except redis_exceptions.OutOfMemoryError:
+            groups: Any = await self.client.xinfo_groups(self.stream)
+            if not any(g["name"] == keys.GROUP for g in groups):
+                raise
         except redis_exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise

@@ -142,6 +142,9 @@ STEP_PREFIX = "s:"
 # dead-letter stream is trimmed (approximately) to its newest entries.
 REVIEWS_MAX = 10_000
 DEAD_LETTERS_MAX = 100_000
+# submit.lua refuses a new run while Redis uses more than this share of its maxmemory,
+# keeping the rest for the runs already under way (trimtab.queue.scripts).
+ADMIT_BELOW_PERCENT = 90
 
 
 def step_field(step: str, field: StepField) -> str:
@@ -188,6 +191,7 @@ def lua_constants() -> str:
         lines.append("})")
     lines += [
         f"local REVIEWS_MAX, DEAD_LETTERS_MAX = {REVIEWS_MAX}, {DEAD_LETTERS_MAX}",
+        f"local ADMIT_BELOW_PERCENT = {ADMIT_BELOW_PERCENT}",
         "-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state",
         "local function step_prefix(step)",
         f"  return '{STEP_PREFIX}' .. step .. ':'",

@@ -88,7 +88,8 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            with contextlib.suppress(*connection.UNAVAILABLE):  # stopping while Redis is away
+            # Stopping while Redis is away or full: the last second's figures are lost.
+            with contextlib.suppress(*connection.UNAVAILABLE, *connection.FULL):
                 await self._publish_stats()
 
     async def _ensure_group(self, stop: asyncio.Event) -> None:

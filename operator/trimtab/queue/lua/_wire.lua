@@ -101,6 +101,7 @@ local STEP_FIELD = wire({
   interrupted = 'cut',
 })
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
+local ADMIT_BELOW_PERCENT = 90
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)
   return 's:' .. step .. ':'

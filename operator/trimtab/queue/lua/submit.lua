@@ -4,6 +4,8 @@
 -- ARGV: run_id, ttl_s, now_ms, use_idem(0/1), deadline_ms (or ''), nfields,
 --       field/value * nfields, then per root stream: step, pool, n, its task message
 --       (n field/value items)
+-- Returns {1, run_id} (created), {0, run_id} (it existed) or {-1, used, maxmemory}
+-- (refused: Redis is too full to take new work; trimtab.queue.scripts says why).
 local run_key, events_key, idem_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, ttl, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local use_idem = ARGV[4] == '1'
@@ -12,6 +14,12 @@ if use_idem then
   if existing then return {0, existing} end
 end
 if redis.call('EXISTS', run_key) == 1 then return {0, run_id} end
+local memory = redis.call('INFO', 'memory')
+local used = tonumber(string.match(memory, 'used_memory:(%d+)'))
+local limit = tonumber(string.match(memory, 'maxmemory:(%d+)'))
+if limit and limit > 0 and used * 100 > limit * ADMIT_BELOW_PERCENT then
+  return {-1, used, limit}
+end
 local fields, i = take(ARGV, 7, tonumber(ARGV[6]) * 2)
 redis.call('HSET', run_key, unpack(fields))
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[5], ARGV[5], run_id) end
