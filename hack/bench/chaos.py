@@ -311,6 +311,8 @@ async def _run(size: str, srv: Redis, tools: str, fleet: Fleet) -> tuple[dict[st
     client = Client(srv.url)
     try:
         await client.publish(NS, WF, _spec(tools))
+        stream = keys.pool_stream(NS, POOL)  # as the first worker would create it
+        await client.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
         for _ in range(WORKERS):
             fleet.spawn()
         watch = Watch()

@@ -276,3 +276,29 @@ async def test_client_set_keeps_each_pool_small(limit: int, shards: int, per_sha
     pool = picked[0]._transport._pool
     assert pool._max_connections == per_shard
     await clients.aclose()
+
+
+def _state(step: Any) -> Any:
+    from trimtab.queue import runs, wire  # noqa: PLC0415
+
+    view = runs.StepView(
+        state=wire.StepState(step["state"]), attempt=1, pool="p", output=None, error=None,
+        tokens=0, cost=0.0, queued_ms=step["queued_ms"], started_ms=step.get("started_ms"),
+        ended_ms=None,
+    )  # fmt: skip
+    return runs.RunState(
+        run_id="r", namespace="n", workflow="w", generation=1, status=wire.RunStatus.RUNNING,
+        inputs={}, created_ms=0.0, ended_ms=None, tokens=0, cost=0.0, version=0,
+        steps={"a": view},
+    )  # fmt: skip
+
+
+def test_runs_get_calls_out_a_step_no_worker_took() -> None:
+    from trimtab.cli import runtime as runtime_cmd  # noqa: PLC0415
+
+    waiting = _state({"state": "queued", "queued_ms": 1_000.0})
+    assert runtime_cmd.unserved(waiting, now_ms=20_000.0) == []  # 19 s: not yet
+    [line] = runtime_cmd.unserved(waiting, now_ms=61_000.0)
+    assert line.startswith("step a has waited 60 s on pool p, and no worker has taken it")
+    started = _state({"state": "running", "queued_ms": 1_000.0, "started_ms": 2_000.0})
+    assert runtime_cmd.unserved(started, now_ms=61_000.0) == []

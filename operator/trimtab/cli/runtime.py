@@ -8,6 +8,7 @@ import asyncio
 import json
 import pathlib
 import sys
+import time
 from typing import Any
 
 import pydantic
@@ -15,7 +16,7 @@ import yaml
 
 from trimtab.api.v1alpha1 import manifests
 from trimtab.cli import common
-from trimtab.queue import wire
+from trimtab.queue import runs, wire
 from trimtab.sdk import client as sdk_client
 from trimtab.worker import main as worker_main
 from trimtab.worker import settings
@@ -154,18 +155,49 @@ def _runs_get(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    now_ms = time.time() * 1000
     print(f"run {args.run}: {state.status}, {state.tokens} tokens, cost {state.cost:.6f}")
+    if state.error:
+        print(f"  {state.error}")
     print(
         f"{'STEP':<24}{'STATE':<10}{'ATT':>4}{'POOL':>20}{'WAIT ms':>9}{'RUN ms':>9}{'TOKENS':>8}"
     )
     for name, s in state.steps.items():
-        wait = (s.started_ms - s.queued_ms) if s.started_ms and s.queued_ms else None
         ran = (s.ended_ms - s.started_ms) if s.ended_ms and s.started_ms else None
         print(
             f"{name:<24}{s.state:<10}{s.attempt:>4}{(s.pool or '-'):>20}"
-            f"{_ms(wait):>9}{_ms(ran):>9}{s.tokens:>8}"
+            f"{_ms(_waited_ms(s, now_ms)):>9}{_ms(ran):>9}{s.tokens:>8}"
         )
+    for line in unserved(state, now_ms):
+        print(line)
     return 0
+
+
+# A step queued this long with no worker taking it is called out under the table.
+UNSERVED_AFTER_S = 30.0
+
+
+def _waited_ms(s: runs.StepView, now_ms: float) -> float | None:
+    """Queue wait: until it started, or so far for a step still queued."""
+    if s.queued_ms and s.started_ms and s.started_ms >= s.queued_ms:
+        return s.started_ms - s.queued_ms
+    if s.queued_ms and s.state is wire.StepState.QUEUED:
+        return now_ms - s.queued_ms
+    return None
+
+
+def unserved(state: runs.RunState, now_ms: float) -> list[str]:
+    """A line for each step queued longer than UNSERVED_AFTER_S that no worker took."""
+    out = []
+    for name, s in state.steps.items():
+        waited = _waited_ms(s, now_ms) if s.state is wire.StepState.QUEUED else None
+        if waited is not None and waited / 1000 > UNSERVED_AFTER_S:
+            out.append(
+                f"step {name} has waited {waited / 1000:.0f} s on pool {s.pool}, and no worker "
+                "has taken it: is the pool scaled to zero, at its maximum, or without "
+                "running workers? (kubectl get agentpool)"
+            )
+    return out
 
 
 def _ms(value: float | None) -> str:

@@ -339,7 +339,8 @@ class QueueSpec(base.Model):
         default=5,
         ge=1,
         le=100,
-        description="Deliveries before a step goes to the dead-letter stream.",
+        description="Deliveries before a step goes to the dead-letter stream. A delivery "
+        "cut off with its dead worker's other steps counts against four times this.",
     )
 
 
