@@ -162,11 +162,11 @@ async def _held_by(client: Client, name: str) -> list[tuple[str, str]]:
 class Watch:
     """Steps a signalled worker held, until another worker starts each again."""
 
-    waiting: dict[tuple[str, str], tuple[float, str]] = dataclasses.field(default_factory=dict)
-    delays: list[float] = dataclasses.field(default_factory=list)
+    waiting: dict[tuple[str, str], tuple[float, str, str]] = dataclasses.field(default_factory=dict)
+    delays: list[tuple[str, float, float]] = dataclasses.field(default_factory=list)  # sig, at, s
 
     async def poll(self, client: Client) -> None:
-        for (run, step), (at_ms, name) in list(self.waiting.items()):
+        for (run, step), (at_ms, name, sig) in list(self.waiting.items()):
             raw: Any = await client.redis.hmget(
                 keys.run(NS, run),
                 [
@@ -176,7 +176,7 @@ class Watch:
             )
             started, worker = raw
             if started and float(started) > at_ms and not str(worker).startswith(f"{name}-"):
-                self.delays.append((float(started) - at_ms) / 1000)
+                self.delays.append((sig, at_ms, (float(started) - at_ms) / 1000))
                 del self.waiting[(run, step)]
 
 
@@ -207,10 +207,10 @@ async def _chaos(client: Client, fleet: Fleet, srv: Redis, size: str, watch: Wat
         fleet.resume_due()
         if now >= next_hit and fleet.kills < kills:
             next_hit = now + seconds / kills
-            name, _ = fleet.hit(rng)
+            name, sig = fleet.hit(rng)
             at_ms = time.time() * 1000
             for held in await _patient(functools.partial(_held_by, client, name)):
-                watch.waiting.setdefault(held, (at_ms, name))
+                watch.waiting.setdefault(held, (at_ms, name, signal.Signals(sig).name))
         if not poisoned and now - t0 > seconds / 4:
             await _patient(lambda: _poison(client))
             poisoned = True
@@ -342,7 +342,6 @@ def main(size: str) -> int:
 
 
 def _report(size: str, audit: dict[str, Any], fleet: Fleet, watch: Watch, took: float) -> None:
-    d = watch.delays or [0.0]
     print(
         f"chaos ({size}): {audit['runs']} runs of a 5-step fan-out/join DAG, {WORKERS} "
         f"workers x {CONCURRENCY}, visibility {VISIBILITY_S} s; {fleet.kills} SIGKILLs, "
@@ -352,10 +351,19 @@ def _report(size: str, audit: dict[str, Any], fleet: Fleet, watch: Watch, took: 
     for key, value in audit.items():
         print(f"  {key:28} {value}")
     goal = VISIBILITY_S + 5
-    print(f"  {'redelivery delay':28} {'p50':>8} {'p99':>8} {'max':>8} {'goal p99':>9}  n")
-    p50, p99 = _local.percentile(d, 50), _local.percentile(d, 99)
-    seen, unseen = len(watch.delays), len(watch.waiting)
-    print(f"  {'':28} {p50:8.2f} {p99:8.2f} {max(d):8.2f} {goal:9.2f}  {seen} (+{unseen} unseen)")
+    print(f"  {'redelivery delay (s)':28} {'p50':>8} {'p99':>8} {'max':>8} {'goal p99':>9}  n")
+    for label, sigs in (("after SIGKILL", {"SIGKILL"}), ("after SIGSTOP", {"SIGSTOP"}),
+                        ("all", {"SIGKILL", "SIGSTOP"})):  # fmt: skip
+        d = [s for sig, _, s in watch.delays if sig in sigs] or [0.0]
+        p50, p99 = _local.percentile(d, 50), _local.percentile(d, 99)
+        print(f"  {label:>28} {p50:8.2f} {p99:8.2f} {max(d):8.2f} {goal:9.2f}  {len(d)}")
+    print(f"  {'unseen (finished elsewhere)':28} {len(watch.waiting)}")
+    first = min((at for _, at, _ in watch.delays), default=0.0)
+    slowest = sorted(watch.delays, key=lambda x: -x[2])[:3]
+    shown = ", ".join(
+        f"{s:.1f} s ({sig} at +{(at - first) / 1000:.0f} s)" for sig, at, s in slowest
+    )
+    print(f"  {'slowest':28} {shown}")
 
 
 if __name__ == "__main__":
