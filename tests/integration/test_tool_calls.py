@@ -124,32 +124,25 @@ async def test_a_missing_header_secret_fails_its_step_is_reported_and_clears_onc
     assert await workflows.missing_secrets(sdk.redis, NS, "secretive", now=time.time()) == []
 
 
-async def test_an_unexpected_exception_fails_the_step_once_with_its_real_reason(
-    sim: str, redis_url: str, sdk: Client, nested_json: str
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        pytest.param("/deep", "unexpected RecursionError", id="unexpected-exception"),
+        pytest.param("/huge", "too_large: the reply is at least", id="reply-over-the-limit"),
+    ],
+)
+async def test_a_failure_no_retry_can_mend_fails_the_step_once_with_its_reason(
+    sim: str, redis_url: str, sdk: Client, nested_json: str, path: str, reason: str
 ) -> None:
-    step = {
-        "name": "a",
-        "kind": "tool",
-        "tool": {"url": nested_json + "/deep", "body": "{}"},
-        "retry": {"maxAttempts": 3},
-    }
-    await _publish(sdk, "deep", step)
+    """A reply nested too deep to parse (an exception no step error expected) and a
+    reply over the limit (never read whole) both fail the step at its first attempt."""
+    name = path.strip("/")
+    step = {"name": "a", "kind": "tool", "tool": {"url": nested_json + path, "body": "{}"}}
+    await _publish(sdk, name, {**step, "retry": {"maxAttempts": 3}})
     async with _worker(sim, redis_url):
-        result = await sdk.result(await sdk.submit(NS, "deep", {}), timeout=20)
+        result = await sdk.result(await sdk.submit(NS, name, {}), timeout=20)
     assert result.status == "failed"
-    assert "unexpected RecursionError" in result.errors["a"]
-    assert "attempt 1 of 3" in result.errors["a"]
-
-
-async def test_a_reply_over_the_limit_fails_the_step_without_being_read_whole(
-    sim: str, redis_url: str, sdk: Client, nested_json: str
-) -> None:
-    step = {"name": "a", "kind": "tool", "tool": {"url": nested_json + "/huge", "body": "{}"}}
-    await _publish(sdk, "huge", {**step, "retry": {"maxAttempts": 3}})
-    async with _worker(sim, redis_url):
-        result = await sdk.result(await sdk.submit(NS, "huge", {}), timeout=20)
-    assert result.status == "failed"
-    assert "too_large: the reply is at least" in result.errors["a"]
+    assert reason in result.errors["a"]
     assert "attempt 1 of 3" in result.errors["a"]
 
 
