@@ -106,11 +106,10 @@ async def _cut_off(queue: tasks.PoolQueue, stream: str, held: int) -> list[wire.
         outcomes.append(started.outcome)
         if started.outcome is wire.Reply.RUN:  # "die" again: the message goes back
             await queue.release([started.delivery])  # type: ignore[list-item]
-            await queue.client.hincrby(
-                keys.run(NS, delivery.task.run_id),
-                wire.step_field("a", wire.StepField.DELIVERIES),
-                1,
-            )  # release gives the delivery back; a SIGKILL would not
+            # Release gives the delivery back to the counter it used; a SIGKILL would not.
+            run_key = keys.run(NS, delivery.task.run_id)
+            counter = await queue.client.hget(run_key, wire.step_field("a", wire.StepField.COUNTED))
+            await queue.client.hincrby(run_key, f"{wire.STEP_PREFIX}a:{counter}", 1)
     return outcomes
 
 
@@ -128,3 +127,22 @@ async def test_deliveries_cut_off_with_a_dying_workers_others_count_apart(
         history = [await _cut_off(queue, stream, held) for _ in range(allowed + 1)]
         assert all(o == [wire.Reply.RUN] * held for o in history[:allowed]), (pool, history)
         assert history[allowed] == [wire.Reply.EXHAUSTED] * held, (pool, history)
+
+
+async def test_a_drain_gives_back_the_counter_the_delivery_used(
+    redis_url: str, sdk: Client
+) -> None:
+    lua = scripts.Scripts(sdk.redis)
+    stream = keys.pool_stream(NS, "drain")
+    await sdk.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+    [run] = await _runs(sdk, "drain", 1)
+    await _runs(sdk, "drain", 1)
+    queue = tasks.PoolQueue(sdk.redis, lua, namespace=NS, pool="drain", consumer="live")
+    await sdk.redis.xreadgroup(keys.GROUP, "dead", {stream: ">"}, count=2)
+    taken = await queue.reclaim(await queue.stale(min_idle_ms=0, count=10), min_idle_ms=0)
+    started = [await queue.start(d, now_ms=time.time() * 1000, max_deliveries=5) for d in taken]
+    assert all(d.interrupted for d in taken)
+    await queue.release([s.delivery for s in started if s.delivery is not None])
+    raw = await sdk.redis.hgetall(keys.run(NS, run.split("/")[1]))
+    assert int(raw[wire.step_field("a", wire.StepField.INTERRUPTED)]) == 0
+    assert int(raw.get(wire.step_field("a", wire.StepField.DELIVERIES)) or 0) == 0

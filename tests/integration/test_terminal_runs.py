@@ -9,7 +9,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from trimtab.queue import connection, deadletter, keys, runs, scripts, tasks, wire, workflows
+from trimtab.queue import (
+    connection,
+    deadletter,
+    deadlines,
+    keys,
+    runs,
+    scripts,
+    tasks,
+    wire,
+    workflows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +37,12 @@ async def queue(redis_url: str) -> AsyncIterator[tasks.PoolQueue]:
     await client.aclose()
 
 
-async def _two_branches(queue: tasks.PoolQueue) -> dict[str, tasks.Delivery]:
+async def _two_branches(
+    queue: tasks.PoolQueue, deadline_seconds: int | None = None
+) -> dict[str, tasks.Delivery]:
     """A run whose roots `a` and `b` are both delivered and started."""
     new = runs.NewRun(
+        deadline_seconds=deadline_seconds,
         namespace=NS,
         workflow=WF,
         generation=1,
@@ -102,9 +115,17 @@ async def test_two_dead_branches_fail_the_run_once_and_resume_together(
     assert sorted(resumed.steps) == ["a", "b"]
     assert await _status(queue) == wire.RunStatus.RUNNING
     assert await deadletter.list_entries(queue.client, NS) == []
-    assert sorted(t.task.step for t in await queue.read(5, block_ms=100)) == ["a", "b"]
+    again = {d.task.step: d for d in await queue.read(5, block_ms=100)}
+    assert sorted(again) == ["a", "b"]
     stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
     assert stats.failed == 0
+    # Dying again: the run fails (once more, as it ran again) but was dead-lettered once.
+    for step, delivery in again.items():
+        started = await queue.start(delivery, now_ms=NOW + 5, max_deliveries=5)
+        assert started.delivery is not None
+        await queue.fail(started.delivery, reason=f"{step} died again", now_ms=NOW + 6)
+    stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
+    assert (stats.failed, stats.dead_lettered) == (1, 1)
 
 
 async def test_a_run_with_a_purged_dead_step_is_not_resumed_half_way(
@@ -190,3 +211,30 @@ async def test_a_full_review_stream_parks_nothing(queue: tasks.PoolQueue) -> Non
     assert await queue.client.xlen(keys.review(NS)) == wire.REVIEWS_MAX
     assert await _status(queue) == wire.RunStatus.RUNNING  # nothing written
     assert await queue.fail(d["a"], reason="full", now_ms=NOW + 2) is wire.Reply.DEAD
+
+
+async def test_a_run_timed_out_in_review_leaves_no_review_behind(queue: tasks.PoolQueue) -> None:
+    d = await _two_branches(queue, deadline_seconds=1)
+    parked = await queue.park_for_review(
+        d["a"], reason="unsure", output="x", tokens=0, cost=0.0, now_ms=NOW + 1
+    )
+    assert isinstance(parked, str)
+    assert await queue.client.xlen(keys.review(NS)) == 1
+    ended = await deadlines.end_overdue(queue.client, queue.lua, NS, now_ms=NOW + 5_000)
+    assert ended == ["r1"]
+    assert await queue.client.xlen(keys.review(NS)) == 0
+    stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
+    assert (stats.in_review, stats.failed) == (0, 1)
+    assert await _status(queue) == wire.RunStatus.FAILED
+
+
+async def test_a_message_dead_lettered_unprocessed_is_no_dead_step_to_resume(
+    queue: tasks.PoolQueue,
+) -> None:
+    d = await _two_branches(queue)
+    await queue.fail(d["a"], reason="died", now_ms=NOW + 1)
+    # A forged message naming the same run's live step b, dead-lettered unprocessed.
+    await queue.dead_letter_unprocessable(d["b"], "no such generation", now_ms=NOW + 2)
+    [entry] = [e for e in await deadletter.list_entries(queue.client, NS) if e.step == "a"]
+    resumed = await deadletter.resume(queue.client, queue.lua, entry, now_ms=NOW + 3)
+    assert resumed == deadletter.Resumed(wire.Reply.RESUMED, ("a",))

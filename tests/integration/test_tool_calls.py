@@ -49,8 +49,14 @@ async def nested_json() -> AsyncIterator[str]:
         await out.write_eof()
         return out
 
+    async def gzipped(_: web.Request) -> web.Response:
+        out = web.json_response({"answer": "x" * 2000})
+        out.enable_compression()  # gzip, as most real APIs answer when asked
+        return out
+
     app = web.Application()
     app.router.add_route("*", "/huge", huge)
+    app.router.add_route("*", "/gzip", gzipped)
     app.router.add_route("*", "/{tail:.*}", reply)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -153,3 +159,14 @@ async def test_inputs_over_the_limit_are_refused_before_anything_is_written(
     with pytest.raises(InputsTooLargeError, match="the limit is 1048576"):
         await sdk.submit(NS, "big-in", {"doc": "x" * (1024 * 1024)})
     assert await sdk.redis.xlen(keys.pool_stream(NS, "p")) == 0
+
+
+async def test_a_compressed_reply_is_read_once_and_decoded(
+    sim: str, redis_url: str, sdk: Client, nested_json: str
+) -> None:
+    step = {"name": "a", "kind": "tool", "tool": {"url": nested_json + "/gzip", "body": "{}"}}
+    await _publish(sdk, "gzip", step)
+    async with _worker(sim, redis_url):
+        result = await sdk.result(await sdk.submit(NS, "gzip", {}), timeout=20)
+    assert result.status == "succeeded", result.errors
+    assert result.outputs["a"] == {"answer": "x" * 2000}

@@ -5,6 +5,7 @@ that refuse templates which could not render."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -67,8 +68,16 @@ def test_url_values_are_percent_encoded_whole_and_dot_segments_refused() -> None
     got = tool_requests.render_url(url, {"inputs": {"id": "../admin?x=1#f", "q": "a b&c"}})
     assert got == "https://crm.corp/v1/customers/..%2Fadmin%3Fx%3D1%23f?q=a%20b%26c"
     for dots in (".", ".."):
-        with pytest.raises(TemplateError, match="a URL cannot take"):
+        with pytest.raises(TemplateError, match=re.escape("has a '.' or '..' segment")):
             tool_requests.render_url(url, {"inputs": {"id": dots, "q": ""}})
+    # Two values adding up to "..", and a value completing a literal dot, are refused too.
+    for template, values in (
+        ("https://crm.corp/v1/{{ inputs.a }}{{ inputs.b }}/admin", {"a": ".", "b": "."}),
+        ("https://crm.corp/v1/.{{ inputs.a }}/admin", {"a": "."}),
+    ):
+        with pytest.raises(TemplateError, match="segment"):
+            tool_requests.render_url(template, {"inputs": values})
+    assert tool_requests.render_url(url, {"inputs": {"id": "a.b", "q": "."}}).endswith("a.b?q=.")
 
 
 def test_the_api_refuses_a_placeholder_before_the_path() -> None:
@@ -156,3 +165,39 @@ def test_tool_bodies_and_headers_are_checked_and_urls_held_to_the_allow_list() -
     assert allowed.allows_tool_url("https://crm.corp/v1/customers/{{ inputs.id }}")
     assert not allowed.allows_tool_url("https://crm.corp/v10/{{ inputs.id }}")
     assert not allowed.allows_tool_url("https://crm.corp/v1{{ inputs.id }}")
+
+
+def test_a_value_as_a_key_cannot_replace_another_key_nor_a_body_repeat_one() -> None:
+    template = '{"role": "user", "{{ inputs.k }}": "x"}'
+    with pytest.raises(TemplateError, match="repeats the key 'role'"):
+        tool_requests.render_json(template, {"inputs": {"k": "role"}})
+    assert json.loads(tool_requests.render_json(template, {"inputs": {"k": "other"}})) == {
+        "role": "user",
+        "other": "x",
+    }
+    assert (
+        tool_requests.body_problem(_tool(body='{"a": 1, "a": 2}')) == "the body repeats the key 'a'"
+    )
+
+
+def test_content_type_is_one_header_whatever_its_case_and_never_a_template() -> None:
+    tool = _tool(
+        body="a={{ inputs.v }}", headers=[{"name": "content-type", "value": tool_requests.FORM}]
+    )
+    got = tool_requests.request(tool, {"inputs": {"v": "1"}}, {})
+    assert got.headers == {"content-type": tool_requests.FORM}
+    assert got.body == "a=1"
+    templated = _spec(
+        {"name": "t", "kind": "tool", "tool": {"url": "https://crm.corp/x", "headers": [
+            {"name": "Content-Type", "value": "{{ inputs.ct }}"}]}}
+    )  # fmt: skip
+    assert _problems(templated) == [
+        "spec.steps[0].tool.headers[0].value: Content-Type cannot be a template: it decides "
+        "how the body is rendered"
+    ]
+
+
+@pytest.mark.parametrize("key", [".", "..", "../../etc/passwd", "a/b"])
+def test_a_secret_key_cannot_name_a_path(key: str) -> None:
+    with pytest.raises(ValueError, match="pattern"):
+        awf.Header.model_validate({"name": "A", "valueFromSecret": {"name": "s", "key": key}})

@@ -99,11 +99,13 @@ async def _sweep(shared: state.Shared) -> None:
 
 
 async def end_overdue_runs(shared: state.Shared, *, every_seconds: float = 1.0) -> None:
-    """Each second, end the runs of watched namespaces that passed their deadline."""
+    """Each second, end the runs of watched namespaces (those with a workflow or a pool)
+    that passed their deadline."""
     lua = scripts.Scripts(shared.redis)
     while True:
         now_ms = time.time() * 1000
-        for ns in sorted({ns for ns, _ in list(shared.views.workflows)}):
+        watched = {ns for ns, _ in [*shared.views.workflows, *shared.views.pools]}
+        for ns in sorted(watched):
             await _guarded(f"deadlines in {ns}", _end_overdue(shared, lua, ns, now_ms))
         await asyncio.sleep(every_seconds)
 

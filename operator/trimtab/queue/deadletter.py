@@ -89,14 +89,19 @@ async def get(client: aioredis.Redis, namespace: str, entry_id: str) -> DeadLett
     return _entry(namespace, *found[0])
 
 
-async def _run_entries(client: aioredis.Redis, entry: DeadLetter) -> list[DeadLetter]:
-    """`entry` and the run's other dead-letter entries, one per step (the newest)."""
+async def _run_entries(
+    client: aioredis.Redis, entry: DeadLetter, run: runs.RunState
+) -> list[DeadLetter]:
+    """`entry` and the entries of the run's other dead steps, one per step (the newest);
+    an entry for a step that is not dead (a message no worker could process, naming a
+    run) is not the run's to resume."""
     found: Any = await client.xrange(keys.dead_letter(entry.namespace))
     by_step = {entry.step: entry}
     for eid, fields in found:
         other = _entry(entry.namespace, eid, fields)
-        same_run = other.run_id == entry.run_id and other.id != entry.id
-        if same_run and other.step is not None and other.step != entry.step:
+        same_run = other.run_id == entry.run_id and other.step != entry.step
+        step = run.steps.get(other.step or "")
+        if same_run and step is not None and step.state is wire.StepState.DEAD:
             by_step[other.step] = other
     return list(by_step.values())
 
@@ -129,7 +134,7 @@ async def resume(
         keys.workflow_stats(entry.namespace, entry.workflow),
     ]
     args: list[Any] = [now_ms]
-    for dead in await _run_entries(client, entry):
+    for dead in await _run_entries(client, entry, run):
         assert dead.step is not None  # kept by _run_entries
         task = messages.Task(
             namespace=entry.namespace,

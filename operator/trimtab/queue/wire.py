@@ -114,6 +114,7 @@ class RunField(enum.StrEnum):
     CACHE_HITS = "cache_hits"
     CACHE_MISSES = "cache_misses"
     ERROR = "err"  # why the run ended when no step says (its deadline)
+    DEAD_LETTERED = "dlq"  # set once the run first had a step dead-lettered (counted once)
 
 
 class StepField(enum.StrEnum):
@@ -133,6 +134,8 @@ class StepField(enum.StrEnum):
     WORKER = "worker"
     FENCE = "fence"  # the token of the delivery that started the attempt last (start.lua)
     INTERRUPTED = "cut"  # deliveries cut off with their worker's others (start.lua)
+    COUNTED = "counted"  # which of the two counters the last start added to (release.lua)
+    REVIEW = "review"  # the step's entry on the review stream, while it waits there
 
 
 STEP_PREFIX = "s:"

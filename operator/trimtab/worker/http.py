@@ -74,6 +74,9 @@ def _retry_after(response: httpx.Response) -> float | None:
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
+_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
 async def _bounded(streamed: httpx.Response) -> httpx.Response:
     """The streamed reply read whole, unless it is over MAX_REPLY_BYTES."""
     declared = streamed.headers.get("content-length")
@@ -84,10 +87,11 @@ async def _bounded(streamed: httpx.Response) -> httpx.Response:
         body += chunk
         if len(body) > MAX_REPLY_BYTES:
             raise errors.ReplyTooLargeError(len(body), MAX_REPLY_BYTES)
+    # The bytes are decoded already: the new reply must not claim an encoding or length.
+    headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _FRAMING]
     return httpx.Response(
-        streamed.status_code, headers=streamed.headers, content=bytes(body),
-        request=streamed.request,
-    )  # fmt: skip
+        streamed.status_code, headers=headers, content=bytes(body), request=streamed.request
+    )
 
 
 def raise_for(

@@ -33,8 +33,11 @@ def header_secrets(
         ref = header.value_from_secret
         if ref is None:
             continue
+        path = (root / secrets.file_name(ref.name, ref.key)).resolve()
+        if not path.is_relative_to(root.resolve()):  # the API's patterns already forbid it
+            raise errors.SecretMissingError(ref.name, ref.key)
         try:
-            out[(ref.name, ref.key)] = (root / secrets.file_name(ref.name, ref.key)).read_text()
+            out[(ref.name, ref.key)] = path.read_text()
         except (FileNotFoundError, NotADirectoryError):
             raise errors.SecretMissingError(ref.name, ref.key) from None
     return out

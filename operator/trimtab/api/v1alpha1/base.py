@@ -98,7 +98,12 @@ class SecretKeyRef(Model):
         description="Name of the Secret.",
     )
     key: str = pydantic.Field(
-        min_length=1, max_length=K8S_KEY_MAX, description="Key within the Secret."
+        min_length=1,
+        max_length=K8S_KEY_MAX,
+        # Kubernetes' own rule for a Secret's keys, "." and ".." excluded (no lookahead:
+        # the apiserver's patterns are RE2).
+        pattern=r"^([-_a-zA-Z0-9]|\.[-_a-zA-Z0-9]|\.\.[-._a-zA-Z0-9])[-._a-zA-Z0-9]*$",
+        description="Key within the Secret.",
     )
 
 

@@ -83,6 +83,7 @@ local RUN_FIELD = wire({
   cache_hits = 'cache_hits',
   cache_misses = 'cache_misses',
   error = 'err',
+  dead_lettered = 'dlq',
 })
 local STEP_FIELD = wire({
   state = 'state',
@@ -99,6 +100,8 @@ local STEP_FIELD = wire({
   worker = 'worker',
   fence = 'fence',
   interrupted = 'cut',
+  counted = 'counted',
+  review = 'review',
 })
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
 local ADMIT_BELOW_PERCENT = 90

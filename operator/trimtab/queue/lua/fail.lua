@@ -17,10 +17,13 @@ redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_LETTERS_MAX, '*', unpack(entry))
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reason', reason,
   'at', now)
+-- Runs with a dead letter, each counted once however many steps die or how often.
+if redis.call('HSETNX', run_key, RUN_FIELD.dead_lettered, 1) == 1 then
+  redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
+end
 if not already then
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
-  redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
 end
 return REPLY.dead

@@ -27,13 +27,11 @@ end
 -- Never reset, so a token is never handed out twice for one step.
 local fence = tostring(redis.call('HINCRBY', run_key, p .. STEP_FIELD.fence, 1))
 local INTERRUPTED_FACTOR = 4
-local exhausted
-if ARGV[8] == '1' then
-  local cut = redis.call('HINCRBY', run_key, p .. STEP_FIELD.interrupted, 1)
-  exhausted = cut > INTERRUPTED_FACTOR * tonumber(ARGV[6])
-else
-  exhausted = redis.call('HINCRBY', run_key, p .. STEP_FIELD.deliveries, 1) > tonumber(ARGV[6])
-end
+local counter, limit = STEP_FIELD.deliveries, tonumber(ARGV[6])
+if ARGV[8] == '1' then counter, limit = STEP_FIELD.interrupted, INTERRUPTED_FACTOR * limit end
+-- Which counter this delivery used, so a drain gives back that one (release.lua).
+redis.call('HSET', run_key, p .. STEP_FIELD.counted, counter)
+local exhausted = redis.call('HINCRBY', run_key, p .. counter, 1) > limit
 if exhausted then
   return cjson.encode({reply = REPLY.exhausted, fence = fence})
 end

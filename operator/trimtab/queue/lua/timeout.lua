@@ -3,7 +3,7 @@
 -- yet finished is cancelled, so any delivery of it later is acknowledged and dropped
 -- (_common.lua) and no worker starts it (start.lua). A run that already ended is only
 -- taken off the deadline set. Atomic, so a completion cannot slip in between.
--- KEYS: run, events, deadlines, workflow stats
+-- KEYS: run, events, deadlines, workflow stats, review stream
 -- ARGV: run_id, reason, now_ms
 -- Returns 'timed-out' or 'gone' (expired, or ended before its deadline).
 local run_key, events_key, deadlines = KEYS[1], KEYS[2], KEYS[3]
@@ -18,8 +18,10 @@ for j = 1, #flat, 2 do
   if step and state ~= STEP.done and state ~= STEP.dead then
     local p = step_prefix(step)
     redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.cancelled)
-    if state == STEP.review then
+    if state == STEP.review then  -- nobody is to review it any more
       redis.call('HINCRBY', KEYS[4], 'in_review', -1)
+      local entry = redis.call('HGET', run_key, p .. STEP_FIELD.review)
+      if entry then redis.call('XDEL', KEYS[5], entry) end
     end
   end
 end

@@ -8,10 +8,12 @@ outputs, which whoever submits a run controls. Rendered as plain text, an input 
   a string becomes part of that string, escaped; a bare placeholder becomes one JSON
   value (an object stays an object);
 - in a form body (`application/x-www-form-urlencoded`), each value is percent-encoded;
-- in a URL, each value is percent-encoded whole (a `/` included), `.` and `..` are
-  refused, and the scheme, host and port are never templated (the API's URL pattern
-  allows no placeholder before the path), so a run cannot steer a call to another host;
-- in a header, a value cannot hold a line break.
+- in a URL, each value is percent-encoded whole (a `/` included), a rendered `.` or `..`
+  path segment is refused (values can add up to one), and the scheme, host and port are
+  never templated (the API's URL pattern allows no placeholder before the path), so a
+  run cannot steer a call to another host or up its path;
+- in a header, a value cannot hold a line break; Content-Type cannot be templated, since
+  it decides how the body is rendered.
 Any other `Content-Type` gets the body as plain text, which is the author's choice.
 """
 
@@ -94,13 +96,22 @@ def _json_template(template: str) -> _JsonTemplate:
                 in_string = not in_string
         text.append(piece)
     try:
-        tree = json.loads("".join(text))
+        tree = json.loads("".join(text), object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise TemplateError(
             f"the body is not a JSON template ({exc.msg}); put a placeholder where a JSON "
             'value goes ({{ inputs.items }}) or inside a string ("{{ inputs.id }}")'
         ) from None
     return _JsonTemplate(tree, tuple(refs))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise TemplateError(f"the body repeats the key {key!r}")
+        out[key] = value
+    return out
 
 
 def _filled(node: Any, values: list[Any], texts: list[str], *, key: bool = False) -> Any:
@@ -110,9 +121,13 @@ def _filled(node: Any, values: list[Any], texts: list[str], *, key: bool = False
             return values[int(whole.group(2))]
         return _SLOT.sub(lambda m: texts[int(m.group(2))], node)
     if isinstance(node, dict):
-        return {
-            _filled(k, values, texts, key=True): _filled(v, values, texts) for k, v in node.items()
-        }
+        # A key a value filled in may not replace another key (a run input naming "role").
+        return _unique_keys(
+            [
+                (_filled(k, values, texts, key=True), _filled(v, values, texts))
+                for k, v in node.items()
+            ]
+        )
     if isinstance(node, list):
         return [_filled(item, values, texts) for item in node]
     return node
@@ -135,15 +150,19 @@ def _encoded(template: str, context: Mapping[str, Any], *, form: bool) -> str:
             out.append(piece)
             continue
         text = templates.text_of(templates.lookup(piece, context), piece)
-        if not form and text in {".", ".."}:
-            raise TemplateError(f"'{piece.path}' is {text!r}, which a URL cannot take")
         out.append(urllib.parse.quote_plus(text) if form else urllib.parse.quote(text, safe=""))
     return "".join(out)
 
 
 def render_url(template: str, context: Mapping[str, Any]) -> str:
-    """The URL `template` with each value percent-encoded, its origin untouched."""
-    return _encoded(template, context, form=False)
+    """The URL `template` with each value percent-encoded, its origin untouched; a path
+    segment that renders (or decodes) to `.` or `..` is refused, as HTTP clients and
+    servers would resolve it."""
+    url = _encoded(template, context, form=False)
+    path = urllib.parse.urlsplit(url).path
+    if any(urllib.parse.unquote(seg) in {".", ".."} for seg in path.split("/")):
+        raise TemplateError(f"the rendered URL path {path!r} has a '.' or '..' segment")
+    return url
 
 
 def render_header(template: str, context: Mapping[str, Any]) -> str:
@@ -172,12 +191,22 @@ def request(
     KeyError (a Secret key not in `secrets`)."""
     headers = {"Content-Type": JSON}
     for header in tool.headers:
+        # Names are case-insensitive: the author's replaces the default, never joins it.
+        for same in [n for n in headers if n.lower() == header.name.lower()]:
+            del headers[same]
         if header.value is not None:
             headers[header.name] = render_header(header.value, context)
         elif header.value_from_secret is not None:
             ref = header.value_from_secret
             headers[header.name] = secrets[(ref.name, ref.key)]
     return Request(tool.method, render_url(tool.url, context), headers, render_body(tool, context))
+
+
+def header_problem(header: awf.Header) -> str | None:
+    """Why a header cannot be sent as written, or None."""
+    if header.name.lower() == "content-type" and header.value and "{{" in header.value:
+        return "Content-Type cannot be a template: it decides how the body is rendered"
+    return None
 
 
 def body_problem(tool: awf.ToolCall) -> str | None:

@@ -101,6 +101,9 @@ def _template_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
                 )
         if step.tool is not None and (problem := tool_requests.body_problem(step.tool)):
             yield dag.Problem(f"spec.steps[{i}].tool.body", problem)
+        for k, header in enumerate(step.tool.headers if step.tool else []):
+            if problem := tool_requests.header_problem(header):
+                yield dag.Problem(f"spec.steps[{i}].tool.headers[{k}].value", problem)
 
 
 def _tool_url_problems(
