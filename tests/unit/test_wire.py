@@ -58,10 +58,16 @@ def test_a_step_field_names_its_step_and_nothing_else() -> None:
     assert LuaRuntime().execute(prelude + "return step_prefix('a:b') .. STEP_FIELD.state") == key
 
 
-def test_every_registered_script_starts_with_the_constants() -> None:
+def test_every_registered_script_starts_with_its_flags_then_the_constants() -> None:
     assert set(scripts.NAMES) == {n.removesuffix(".lua") for n in SCRIPTS}
     for name in scripts.NAMES:
-        assert scripts.source(name).startswith(wire.lua_constants())
+        flags, _, rest = scripts.source(name).partition("\n")
+        if name in scripts.ADMITTING:  # refused by a full Redis: no flags at all
+            assert scripts.source(name).startswith(wire.lua_constants())
+        else:  # running work goes on when Redis is full
+            assert flags == "#!lua flags=allow-oom"
+            assert rest.startswith(wire.lua_constants())
+    assert scripts.ADMITTING == {"submit"}
 
 
 def test_the_lua_tables_hold_the_enum_values_and_refuse_unknown_names() -> None:
