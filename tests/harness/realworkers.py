@@ -206,7 +206,8 @@ def pod_of(consumer: str) -> str:
 
 def steps(rds: redis.Redis, ref: str) -> dict[str, dict[str, str]]:
     """A run's per-step record (`s:<step>:<attr>` fields): state, worker (the consumer
-    that started its last delivery), dlv (deliveries started), ..."""
+    that started its last delivery), dlv and cut (deliveries started, counted alone or
+    cut off with their worker's others), ..."""
     namespace, run_id = ref.split("/", 1)
     out: dict[str, dict[str, str]] = {}
     for field, value in rds.hgetall(keys.run(namespace, run_id)).items():

@@ -67,7 +67,7 @@ def test_every_registered_script_starts_with_its_flags_then_the_constants() -> N
         else:  # running work goes on when Redis is full
             assert flags == "#!lua flags=allow-oom"
             assert rest.startswith(wire.lua_constants())
-    assert scripts.ADMITTING == {"submit"}
+    assert {"submit"} == scripts.ADMITTING
 
 
 def test_the_lua_tables_hold_the_enum_values_and_refuse_unknown_names() -> None:
