@@ -180,6 +180,13 @@ async def test_a_stalled_worker_cannot_move_a_step_another_worker_started_since(
     )  # fmt: skip
     assert done.outcome is wire.Reply.DUPLICATE
     assert await queue.release([a]) == 0
+    # B's heartbeat keeps the message B's, and A's after it does not take it back.
+    await other.heartbeat([b])
+    await queue.heartbeat([a])
+    [entry] = await queue.client.xpending_range(
+        keys.pool_stream(NS, POOL), keys.GROUP, b.msg_id, b.msg_id, 1
+    )
+    assert entry["consumer"] == "w2"
     pending = await queue.client.xpending_range(
         keys.pool_stream(NS, POOL), keys.GROUP, "-", "+", 10
     )

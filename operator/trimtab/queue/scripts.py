@@ -26,6 +26,7 @@ NAMES = (
     "fail",
     "promote",
     "release",
+    "heartbeat",
     "escalate",
     "review",
     "reject",

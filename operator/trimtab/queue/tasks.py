@@ -122,11 +122,16 @@ class PoolQueue:
     async def forget_dead_consumers(self) -> list[str]:
         return await redelivery.forget_dead_consumers(self.client, self.stream, keep=self.consumer)
 
-    async def heartbeat(self, msg_ids: list[str]) -> None:
-        """Reset the idle time of tasks still running here, so nobody reclaims them."""
-        if msg_ids:
-            ids: list[Any] = list(msg_ids)
-            await self.client.xclaim(self.stream, keys.GROUP, self.consumer, 0, ids, justid=True)
+    async def heartbeat(self, deliveries: list[Delivery]) -> None:
+        """Reset the idle time of tasks still running here, so nobody reclaims them;
+        a delivery fenced out by another worker's start is left alone (heartbeat.lua)."""
+        if not deliveries:
+            return
+        run_keys = [keys.run(d.task.namespace, d.task.run_id) for d in deliveries]
+        args: list[Any] = [keys.GROUP, self.consumer]
+        for d in deliveries:
+            args += [d.msg_id, d.task.step, d.fence or ""]
+        await self.lua.call("heartbeat", [self.stream, *run_keys], args)
 
     async def _decode(self, entries: list[Any]) -> list[Delivery]:
         out = []

@@ -180,7 +180,7 @@ class Worker:
             log.info("removed consumer %s: idle and holding nothing", name)
 
     async def _heartbeat(self) -> None:
-        await self.queue.heartbeat([d.msg_id for d in self._running.values()])
+        await self.queue.heartbeat(list(self._running.values()))
 
     async def _publish_stats(self) -> None:
         taken = self._tally.take()
