@@ -8,6 +8,7 @@ import pytest
 
 from trimtab import config
 from trimtab.cli import operator_cmd
+from trimtab.reconcile.agentpool import redis_access
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -58,3 +59,32 @@ def test_the_admins_allow_lists_come_from_flags_or_the_environment(
     assert operator_cmd._config(_args("--allowed-tool-url", "https://b/")).policy.tool_urls == (
         "https://b/",
     )
+
+
+def test_a_password_in_the_workers_redis_url_is_refused_and_never_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = operator_cmd._config(_args("--redis-url", "redis://:s3cret@redis:6379/0"))
+    problem = cfg.worker_redis.problem()
+    assert problem is not None
+    assert "s3cret" not in problem
+    assert "redis://:***@redis:6379/0" in problem
+    # Workers with their own URL, the password from a Secret: fine.
+    monkeypatch.setenv("TRIMTAB_WORKER_REDIS_URL", "redis://redis:6379/0")
+    assert (
+        operator_cmd._config(_args("--redis-url", "redis://:s3cret@redis/0")).worker_redis.problem()
+        is None
+    )
+    assert redis_access.redacted("rediss://user:pw@h:1/0") == "rediss://user:***@h:1/0"
+    assert redis_access.redacted("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_the_operator_command_refuses_it_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from trimtab import cli  # noqa: PLC0415
+
+    code = cli.main(["operator", "run", "--redis-url", "redis://:s3cret@redis:6379/0"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1
+    assert "carries a password" in err
+    assert "s3cret" not in err

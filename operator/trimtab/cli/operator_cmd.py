@@ -97,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     import trimtab.handlers  # noqa: F401, PLC0415 - registers the handlers
 
     cfg = _config(args)
+    if problem := cfg.worker_redis.problem():
+        raise ValueError(problem)
     logging.getLogger().handlers.clear()  # kopf installs its own (JSON) handler
     kopf.configure(
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN

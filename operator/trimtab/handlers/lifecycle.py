@@ -11,6 +11,7 @@ import prometheus_client
 from trimtab import config, metrics
 from trimtab.handlers import state
 from trimtab.queue import connection
+from trimtab.reconcile.agentpool import redis_access
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     cfg = memo.get("cfg")
     if not isinstance(cfg, config.OperatorConfig):
         cfg = config.from_env()
+    if problem := cfg.worker_redis.problem():  # `operator run` refused it already
+        raise kopf.PermanentError(problem)
     # Our status schema has no room for kopf's own fields: keep its bookkeeping in
     # annotations, under our own prefix.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="trimtab.io")
@@ -37,7 +40,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port)
-    log.info("trimtab operator started (redis %s)", cfg.redis_url)
+    log.info("trimtab operator started (redis %s)", redis_access.redacted(cfg.redis_url))
 
 
 @kopf.on.cleanup()

@@ -11,6 +11,7 @@ import the queue, and a unit test keeps the two in step.
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from typing import Any
 
 PASSWORD_ENV = "TRIMTAB_REDIS_PASSWORD"  # noqa: S105 - a variable name
@@ -20,12 +21,36 @@ CA_DIR = "/etc/trimtab/redis-ca"
 CA_KEY = "ca.crt"
 
 
+def redacted(url: str) -> str:
+    """`url` with any password replaced by `***`, for logs and messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 @dataclasses.dataclass(frozen=True)
 class RedisAccess:
     url: str
     password_secret: str | None = None  # Secret name in the pool's namespace
     password_key: str = "password"  # noqa: S105 - a key name in the Secret
     ca_secret: str | None = None  # Secret name in the pool's namespace, with key ca.crt
+
+    def problem(self) -> str | None:
+        """Why workers cannot be given this access as it is, or None. A password in the
+        URL would be copied into every worker Deployment's arguments, readable by anyone
+        who may read Deployments: it must come from a Secret instead."""
+        if urllib.parse.urlsplit(self.url).password is not None:
+            return (
+                f"the workers' Redis URL {redacted(self.url)} carries a password, which "
+                "would be copied into every worker Deployment: pass the URL without it and "
+                "the password as a Secret (chart: redis.auth.existingSecret; env: "
+                "TRIMTAB_WORKER_REDIS_PASSWORD_SECRET), or give workers their own URL "
+                "(TRIMTAB_WORKER_REDIS_URL)"
+            )
+        return None
 
     def env(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
