@@ -7,8 +7,8 @@ starts with lua/_wire.lua, the states and replies generated from trimtab.queue.w
 A full Redis (`noeviction` at `maxmemory`) refuses scripts that write, which would stop
 running work along with new work. So every script but `submit` is flagged `allow-oom`:
 steps already under way can always start, finish, retry or fail, while submit.lua
-itself refuses new runs once memory passes ADMIT_BELOW of maxmemory, leaving the rest
-for them.
+itself refuses new runs once memory passes wire.ADMIT_BELOW_PERCENT of maxmemory,
+leaving the rest for them.
 """
 
 from __future__ import annotations

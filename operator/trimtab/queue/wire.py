@@ -148,6 +148,9 @@ DEAD_LETTERS_MAX = 100_000
 # submit.lua refuses a new run while Redis uses more than this share of its maxmemory,
 # keeping the rest for the runs already under way (trimtab.queue.scripts).
 ADMIT_BELOW_PERCENT = 90
+# A delivery cut off with its dead worker's other steps counts against this many times
+# the pool's maxDeliveries (start.lua).
+INTERRUPTED_FACTOR = 4
 
 
 def step_field(step: str, field: StepField) -> str:
@@ -194,7 +197,8 @@ def lua_constants() -> str:
         lines.append("})")
     lines += [
         f"local REVIEWS_MAX, DEAD_LETTERS_MAX = {REVIEWS_MAX}, {DEAD_LETTERS_MAX}",
-        f"local ADMIT_BELOW_PERCENT = {ADMIT_BELOW_PERCENT}",
+        f"local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = {ADMIT_BELOW_PERCENT}, "
+        f"{INTERRUPTED_FACTOR}",
         "-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state",
         "local function step_prefix(step)",
         f"  return '{STEP_PREFIX}' .. step .. ':'",

@@ -1,5 +1,17 @@
 -- Prepended by trimtab.queue.scripts to every script, after _wire.lua.
 
+-- A step that has ended for good (done, dead, cancelled): nothing starts or moves it.
+local function has_ended(state)
+  return state == STEP.done or state == STEP.dead or state == STEP.cancelled
+end
+
+-- A delivery of `attempt` is out of date when its run is gone (no state), its step has
+-- ended, or the step has moved on to another attempt.
+local function outdated(run_key, step, state, attempt)
+  return (not state) or has_ended(state)
+    or redis.call('HGET', run_key, step_prefix(step) .. STEP_FIELD.attempt) ~= attempt
+end
+
 -- A delivery is stale when its step is gone (run expired), done or dead, or has moved
 -- on to another attempt: it is acknowledged and nothing else happens, so no step runs
 -- or completes twice. It is also stale when another delivery of the same attempt has
@@ -11,8 +23,7 @@
 local function ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
   local p = step_prefix(step)
   local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
-  if (not state) or state == STEP.done or state == STEP.dead or state == STEP.cancelled
-      or redis.call('HGET', run_key, p .. STEP_FIELD.attempt) ~= attempt then
+  if outdated(run_key, step, state, attempt) then
     redis.call('XACK', stream, group, msg_id)
     return true, state
   end

@@ -104,7 +104,7 @@ local STEP_FIELD = wire({
   review = 'review',
 })
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
-local ADMIT_BELOW_PERCENT = 90
+local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)
   return 's:' .. step .. ':'

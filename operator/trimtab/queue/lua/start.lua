@@ -18,15 +18,13 @@ local run_key, stream = KEYS[1], KEYS[2]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = step_prefix(step)
 local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
-if (not state) or state == STEP.done or state == STEP.dead or state == STEP.review
-    or state == STEP.cancelled
-    or redis.call('HGET', run_key, p .. STEP_FIELD.attempt) ~= attempt then
+-- A step in review waits for a person; a message for it (a duplicate) starts nothing.
+if state == STEP.review or outdated(run_key, step, state, attempt) then
   redis.call('XACK', stream, group, msg_id)
   return cjson.encode({reply = REPLY.duplicate})
 end
 -- Never reset, so a token is never handed out twice for one step.
 local fence = tostring(redis.call('HINCRBY', run_key, p .. STEP_FIELD.fence, 1))
-local INTERRUPTED_FACTOR = 4
 local counter, limit = STEP_FIELD.deliveries, tonumber(ARGV[6])
 if ARGV[8] == '1' then counter, limit = STEP_FIELD.interrupted, INTERRUPTED_FACTOR * limit end
 -- Which counter this delivery used, so a drain gives back that one (release.lua).

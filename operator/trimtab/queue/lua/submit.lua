@@ -5,7 +5,7 @@
 --       field/value * nfields, then per root stream: step, pool, n, its task message
 --       (n field/value items)
 -- Returns {1, run_id} (created), {0, run_id} (it existed) or {-1, used, maxmemory}
--- (refused: Redis is too full to take new work; trimtab.queue.scripts says why).
+-- (refused: Redis is too full to take new work; trimtab.queue.runs.submit says so).
 local run_key, events_key, idem_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, ttl, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local use_idem = ARGV[4] == '1'

@@ -15,7 +15,7 @@ local flat = redis.call('HGETALL', run_key)
 for j = 1, #flat, 2 do
   local step = step_of_field(flat[j], STEP_FIELD.state)
   local state = flat[j + 1]
-  if step and state ~= STEP.done and state ~= STEP.dead then
+  if step and not has_ended(state) then
     local p = step_prefix(step)
     redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.cancelled)
     if state == STEP.review then  -- nobody is to review it any more
