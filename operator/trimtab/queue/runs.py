@@ -167,17 +167,18 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
     try:
         created, rid, *limit = await lua.call("submit", script_keys, args)
     except redis_exceptions.OutOfMemoryError as exc:  # past maxmemory: refused by Redis
-        raise RedisFullError(
-            f"Redis is full ({exc}): new runs are refused until runs finish or expire; "
-            "runs under way go on"
-        ) from exc
+        raise _full(str(exc)) from exc
     if int(created) < 0:
-        raise RedisFullError(
-            f"Redis is full ({int(rid) / 2**20:.1f} of {int(limit[0]) / 2**20:.1f} MiB): new "
-            f"runs are refused above {wire.ADMIT_BELOW_PERCENT}% until runs finish or "
-            "expire; runs under way go on"
-        )
+        used, most = int(rid) / 2**20, int(limit[0]) / 2**20
+        raise _full(f"{used:.1f} of {most:.1f} MiB", f" above {wire.ADMIT_BELOW_PERCENT}%")
     return bool(int(created)), str(rid)
+
+
+def _full(why: str, threshold: str = "") -> RedisFullError:
+    return RedisFullError(
+        f"Redis is full ({why}): new runs are refused{threshold} until runs finish or "
+        "expire; runs under way go on"
+    )
 
 
 def _float(value: str | None) -> float | None:
