@@ -32,15 +32,14 @@ class InputsTooLargeError(ValueError):
     """A run's inputs are larger than MAX_INPUT_BYTES as JSON."""
 
 
-def checked_inputs(inputs: Any) -> str:
-    """`inputs` as JSON; raises InputsTooLargeError (or TypeError when not JSON)."""
-    text = json.dumps(inputs)
-    if len(text.encode()) > MAX_INPUT_BYTES:
+def check_inputs(inputs: Any) -> None:
+    """Raises InputsTooLargeError (or TypeError when `inputs` is not JSON)."""
+    size = len(json.dumps(inputs).encode())
+    if size > MAX_INPUT_BYTES:
         raise InputsTooLargeError(
-            f"the run's inputs are {len(text.encode())} bytes as JSON; the limit is "
-            f"{MAX_INPUT_BYTES}: pass large documents by reference (a URL, an object key)"
+            f"the run's inputs are {size} bytes as JSON; the limit is {MAX_INPUT_BYTES}: "
+            "pass large documents by reference (a URL, an object key)"
         )
-    return text
 
 
 class RunNotFoundError(LookupError):
@@ -150,7 +149,7 @@ class Client:
     ) -> str:
         """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
         workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused."""
-        checked_inputs(inputs)
+        check_inputs(inputs)
         wf = await self.workflow(namespace, workflow)
         roots = {root: wf.choose_pool(root, {"inputs": inputs}) for root in wf.plan.roots}
         new = runs.NewRun(

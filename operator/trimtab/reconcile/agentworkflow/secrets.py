@@ -30,10 +30,6 @@ def file_name(name: str, key: str) -> str:
     return f"{name}/{key}"
 
 
-def path(name: str, key: str) -> str:
-    return f"{MOUNT_DIR}/{file_name(name, key)}"
-
-
 def _step_pools(spec: awf.AgentWorkflowSpec, step: awf.Step) -> set[str]:
     pools = {p for p in (step.pool or spec.default_pool,) if p}
     pools |= {route.pool for route in step.routes or []}

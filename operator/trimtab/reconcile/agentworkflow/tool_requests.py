@@ -29,9 +29,8 @@ from typing import Any
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reconcile.agentworkflow import templates
+from trimtab.reconcile.agentworkflow.secrets import SecretKey
 from trimtab.reconcile.agentworkflow.templates import TemplateError
-
-SecretKey = tuple[str, str]  # (Secret name, key)
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
