@@ -147,8 +147,9 @@ class ToolCall(base.Model):
     """An HTTP tool the step calls."""
 
     url: ToolUrl = Field(
-        description="A template whose values are percent-encoded (a value '.' or '..' "
-        "fails the step); placeholders may appear only after the host, as in "
+        description="A template whose values are percent-encoded (a path segment that "
+        "renders to '.' or '..' fails the step); placeholders may appear only after the "
+        "host, as in "
         "`https://crm.corp/v1/customers/{{ inputs.id }}`. The operator's "
         "`security.allowedToolUrls`, when set, must cover it.",
     )
