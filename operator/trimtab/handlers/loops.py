@@ -103,19 +103,15 @@ async def end_overdue_runs(shared: state.Shared, *, every_seconds: float = 1.0) 
     that passed their deadline."""
     lua = scripts.Scripts(shared.redis)
     while True:
-        now_ms = time.time() * 1000
-        watched = {ns for ns, _ in [*shared.views.workflows, *shared.views.pools]}
-        for ns in sorted(watched):
-            await _guarded(f"deadlines in {ns}", _end_overdue(shared, lua, ns, now_ms))
+        await _guarded("ending overdue runs", _end_overdue(shared, lua))
         await asyncio.sleep(every_seconds)
 
 
-async def _end_overdue(
-    shared: state.Shared, lua: scripts.Scripts, namespace: str, now_ms: float
-) -> None:
-    ended = await deadlines.end_overdue(shared.redis, lua, namespace, now_ms=now_ms)
-    if ended:
-        log.info("ended %d run(s) in %s at their deadline", len(ended), namespace)
+async def _end_overdue(shared: state.Shared, lua: scripts.Scripts) -> None:
+    watched = sorted({ns for ns, _ in [*shared.views.workflows, *shared.views.pools]})
+    ended = await deadlines.end_overdue_in(shared.redis, lua, watched, now_ms=time.time() * 1000)
+    for ns, runs in ended.items():
+        log.info("ended %d run(s) in %s at their deadline", len(runs), ns)
 
 
 LOOPS: tuple[Callable[[state.Shared], Coroutine[Any, Any, None]], ...] = (

@@ -10,52 +10,73 @@ steps cancelled) and forgets one that has.
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from redis import asyncio as aioredis
 
 from trimtab.queue import keys, scripts, wire
 
+REASON = "deadline_exceeded: the run reached its deadline before it ended"
+
+
+async def end_overdue_in(
+    client: aioredis.Redis,
+    lua: scripts.Scripts,
+    namespaces: Iterable[str],
+    *,
+    now_ms: float,
+    limit: int = 200,
+) -> dict[str, list[str]]:
+    """End the overdue runs of every namespace; the ids ended, by namespace. One
+    pipelined read finds the due runs of all namespaces (most have none), then each
+    namespace's are ended in batches of `limit` until none is left."""
+    ended: dict[str, list[str]] = {}
+    pending = list(namespaces)
+    while pending:
+        async with client.pipeline(transaction=False) as pipe:
+            for ns in pending:
+                pipe.zrangebyscore(keys.deadlines(ns), "-inf", now_ms, 0, limit)
+            dues: Any = await pipe.execute()
+        again = []
+        for ns, due in zip(pending, dues, strict=True):
+            if due:
+                ended.setdefault(ns, []).extend(await _end(client, lua, ns, due, now_ms))
+            if len(due) >= limit:
+                again.append(ns)
+        pending = again
+    return ended
+
 
 async def end_overdue(
     client: aioredis.Redis, lua: scripts.Scripts, namespace: str, *, now_ms: float, limit: int = 200
 ) -> list[str]:
-    """End the namespace's runs whose deadline is past, in batches of `limit` until none
-    is left; the ids of those it ended (a run that ended in time is only forgotten)."""
-    ended: list[str] = []
-    while True:
-        batch = await _end_batch(client, lua, namespace, now_ms=now_ms, limit=limit)
-        ended += batch.ended
-        if batch.seen < limit:
-            return ended
+    """`end_overdue_in` for one namespace: the ids of the runs it ended."""
+    found = await end_overdue_in(client, lua, [namespace], now_ms=now_ms, limit=limit)
+    return found.get(namespace, [])
 
 
-@dataclasses.dataclass(frozen=True)
-class _Batch:
-    seen: int
-    ended: list[str]
-
-
-async def _end_batch(
-    client: aioredis.Redis, lua: scripts.Scripts, namespace: str, *, now_ms: float, limit: int
-) -> _Batch:
-    due: Any = await client.zrangebyscore(keys.deadlines(namespace), "-inf", now_ms, 0, limit)
+async def _end(
+    client: aioredis.Redis, lua: scripts.Scripts, namespace: str, due: list[str], now_ms: float
+) -> list[str]:
+    """timeout.lua for each due run (its workflow, for the stats key, read in one go)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for run_id in due:
+            pipe.hget(keys.run(namespace, run_id), wire.RunField.WORKFLOW)
+        workflows: Any = await pipe.execute()
     ended = []
-    for run_id in due:
-        run_key = keys.run(namespace, run_id)
-        workflow: Any = await client.hget(run_key, wire.RunField.WORKFLOW)
+    for run_id, workflow in zip(due, workflows, strict=True):
         reply = await lua.call(
             "timeout",
             [
-                run_key,
+                keys.run(namespace, run_id),
                 keys.run_events(namespace, run_id),
                 keys.deadlines(namespace),
                 keys.workflow_stats(namespace, workflow or "-"),
                 keys.review(namespace),
             ],
-            [run_id, "deadline_exceeded: the run reached its deadline before it ended", now_ms],
+            [run_id, REASON, now_ms],
         )
         if wire.Reply(reply) is wire.Reply.TIMED_OUT:
             ended.append(run_id)
-    return _Batch(len(due), ended)
+    return ended
