@@ -6,7 +6,7 @@ starts and completes, since every script but submit runs `allow-oom`."""
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
@@ -52,40 +52,41 @@ async def _publish(sdk: Client, sim: str) -> None:
     await sdk.publish(NS, "w", awf.AgentWorkflowSpec.model_validate(spec))
 
 
-async def test_past_the_admission_share_new_runs_are_refused_clearly(
-    small_redis: str, sim: str
-) -> None:
-    sdk = Client(small_redis)
+@pytest.fixture
+async def sdk(small_redis: str, sim: str) -> AsyncIterator[Client]:
+    """The SDK on the small Redis, the one-step workflow published."""
+    client = Client(small_redis)
     try:
-        await _publish(sdk, sim)
-        assert (await sdk.submit(NS, "w", {})).startswith(f"{NS}/")
-        _fill(small_redis, until_percent=93)
-        with pytest.raises(runs.RedisFullError, match=r"new runs are refused above 90%"):
-            await sdk.submit(NS, "w", {})
+        await _publish(client, sim)
+        yield client
     finally:
-        await sdk.aclose()
+        await client.aclose()
+
+
+async def test_past_the_admission_share_new_runs_are_refused_clearly(
+    small_redis: str, sdk: Client
+) -> None:
+    assert (await sdk.submit(NS, "w", {})).startswith(f"{NS}/")
+    _fill(small_redis, until_percent=93)
+    with pytest.raises(runs.RedisFullError, match=r"new runs are refused above 90%"):
+        await sdk.submit(NS, "w", {})
 
 
 async def test_at_the_limit_a_queued_step_still_runs_to_completion(
-    small_redis: str, sim: str
+    small_redis: str, sim: str, sdk: Client
 ) -> None:
-    sdk = Client(small_redis)
-    try:
-        await _publish(sdk, sim)
-        # The pool's consumer group, as its workers created it before Redis filled up.
-        stream = keys.pool_stream(NS, "p")
-        await sdk.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
-        run = await sdk.submit(NS, "w", {})
-        # Over the limit for good: maxmemory set below what is used, and nothing evicts.
-        plain = redis.Redis.from_url(small_redis)
-        plain.config_set("maxmemory", int(plain.info("memory")["used_memory"]) - 200_000)
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            plain.set("one-more", "x")
-        with pytest.raises(runs.RedisFullError):
-            await sdk.submit(NS, "w", {})
-        cfg = runtime.worker_settings(NS, "p", runtime.pool_spec(sim), small_redis)
-        async with runtime.in_process_worker(cfg):
-            result = await sdk.result(run, timeout=20)
-        assert result.status == "succeeded"
-    finally:
-        await sdk.aclose()
+    # The pool's consumer group, as its workers created it before Redis filled up.
+    stream = keys.pool_stream(NS, "p")
+    await sdk.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+    run = await sdk.submit(NS, "w", {})
+    # Over the limit for good: maxmemory set below what is used, and nothing evicts.
+    plain = redis.Redis.from_url(small_redis)
+    plain.config_set("maxmemory", int(plain.info("memory")["used_memory"]) - 200_000)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        plain.set("one-more", "x")
+    with pytest.raises(runs.RedisFullError):
+        await sdk.submit(NS, "w", {})
+    cfg = runtime.worker_settings(NS, "p", runtime.pool_spec(sim), small_redis)
+    async with runtime.in_process_worker(cfg):
+        result = await sdk.result(run, timeout=20)
+    assert result.status == "succeeded"
