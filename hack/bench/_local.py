@@ -31,7 +31,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(check: Any, what: str, timeout: float = 20) -> None:
+def wait_for(check: Any, what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
@@ -65,7 +65,7 @@ def services(sim_config: dict[str, Any]) -> Iterator[tuple[str, str, pathlib.Pat
         )
         st.callback(commands.stop, rds)
         url = f"redis://127.0.0.1:{rport}/0"
-        _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
+        wait_for(lambda: redis.Redis.from_url(url).ping(), "redis-server")
         (work / "sim.json").write_text(json.dumps(sim_config))
         sim = subprocess.Popen(
             commands.simulator_argv(sport, work / "sim.json"),
@@ -73,7 +73,7 @@ def services(sim_config: dict[str, Any]) -> Iterator[tuple[str, str, pathlib.Pat
             stderr=subprocess.DEVNULL,
         )
         st.callback(commands.stop, sim)
-        _wait(lambda: httpx.get(f"http://127.0.0.1:{sport}/healthz").status_code == 200, "sim")
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{sport}/healthz").status_code == 200, "sim")
         yield url, f"http://127.0.0.1:{sport}/v1", work
 
 

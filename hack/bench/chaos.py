@@ -66,7 +66,7 @@ class Redis:
         argv += ["--dir", str(self.work), "--save", "", "--appendonly", "yes"]
         argv += ["--appendfsync", "always"]  # a SIGKILL loses nothing acknowledged
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        _local._wait(lambda: redis.Redis.from_url(self.url).ping(), "redis-server")
+        _local.wait_for(lambda: redis.Redis.from_url(self.url).ping(), "redis-server")
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -299,7 +299,7 @@ def _services(work: pathlib.Path) -> Iterator[tuple[Redis, str, pathlib.Path]]:
         sim = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         st.callback(commands.stop, sim)
         base = f"http://127.0.0.1:{port}"
-        _local._wait(lambda: httpx.get(f"{base}/healthz").status_code == 200, "simulator")
+        _local.wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, "simulator")
         pool = _local.pool_manifest(NS, POOL, f"{base}/v1", concurrency=CONCURRENCY)
         pool["spec"]["queue"] = {"visibilityTimeoutSeconds": VISIBILITY_S}
         manifest = work / "pool.json"
