@@ -82,7 +82,11 @@ def api_reference() -> Generated:
 
 def chart() -> Generated:
     """The Helm chart's CRD templates and values schema (hack/chartgen.py)."""
-    chart_files = {**chartgen.crd_templates(), **chartgen.values_schema(ROOT)}
+    chart_files = {
+        **chartgen.crd_templates(),
+        **chartgen.redis_acl_template(),
+        **chartgen.values_schema(ROOT),
+    }
     return {
         **chart_files,
         **chartgen.chart_readme(ROOT),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import pathlib
+import re
 import subprocess
 from typing import Any
 
@@ -112,3 +114,21 @@ def service_account_kubeconfig(
     }
     out.write_text(yaml.safe_dump(config))
     return out
+
+
+def secret_value(found: list[dict[str, Any]], namespace: str, name: str, key: str) -> str:
+    """A key of a rendered Secret, decoded."""
+    [secret] = [
+        o
+        for o in found
+        if o["kind"] == "Secret"
+        and o["metadata"]["name"] == name
+        and o["metadata"]["namespace"] == namespace
+    ]
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """`$(VAR)` in a container's command or argument replaced as the kubelet does (an
+    unknown variable stays as written)."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), text)

@@ -3,12 +3,15 @@ bundled single-node Redis of values-dev.yaml, rendered by the real (pinned) helm
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
-from tests.harness import chart
+from tests.harness import chart, redis_server
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +130,83 @@ def test_a_memory_limit_in_other_units_asks_for_maxmemory(helm: str) -> None:
     )
     assert done.returncode != 0
     assert "must be given in Mi or Gi, or set redis.bundled.maxmemory" in done.stderr
+
+
+def _rendered_redis_env(found: list[dict[str, Any]], namespace: str) -> dict[str, str]:
+    """The bundled Redis container's variables, read from the rendered Secrets."""
+    container = chart.find(found, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for entry in container["env"]:
+        ref = entry["valueFrom"]["secretKeyRef"]
+        env[entry["name"]] = chart.secret_value(found, namespace, ref["name"], ref["key"])
+    return env
+
+
+@pytest.fixture
+def bundled_with_users(
+    helm: str, tmp_path: pathlib.Path
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """The bundled Redis's rendered command line for two watched namespaces, run as a
+    local redis-server with the rendered Secrets' passwords; yields what rendered and
+    the server's URL (no credentials)."""
+    found = chart.objects(helm, "watchNamespaces={team-a,team-b}", files=(chart.DEV_VALUES,))
+    container = chart.find(found, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    env = _rendered_redis_env(found, "trimtab-system")
+    args = [chart.expand(a, env) for a in container["args"]]
+    port = redis_server.free_port()
+    args[args.index("--port") + 1] = str(port)
+    args[args.index("--dir") + 1] = str(tmp_path)
+    proc = subprocess.Popen([*container["command"], *args, "--bind", "127.0.0.1"])
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        redis_server.wait_ping(url, proc, password=env["REDIS_PASSWORD"])
+        yield found, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _client(found: list[dict[str, Any]], url: str, namespace: str) -> redis.Redis:
+    """A client as namespace's workers log in, from the Secret the chart put there."""
+    secret = "trimtab-redis-user"
+    return redis.Redis.from_url(
+        url,
+        username=chart.secret_value(found, namespace, secret, "username"),
+        password=chart.secret_value(found, namespace, secret, "password"),
+    )
+
+
+def test_the_bundled_redis_asks_for_a_password_it_generated(
+    bundled_with_users: tuple[list[dict[str, Any]], str],
+) -> None:
+    found, url = bundled_with_users
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(url).ping()
+    env = _operator_env(found)
+    ref = env["TRIMTAB_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    password = chart.secret_value(found, "trimtab-system", ref["name"], ref["key"])
+    assert len(password) == 32
+    assert redis.Redis.from_url(url, password=password).set("tt:team-a:k", "v")
+    args = chart.find(found, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--protected-mode" not in args
+
+
+def test_each_namespace_gets_a_user_confined_to_its_keys(
+    bundled_with_users: tuple[list[dict[str, Any]], str],
+) -> None:
+    found, url = bundled_with_users
+    # Workers read their user from the Secret in their own namespace.
+    env = _operator_env(found)
+    assert env["TRIMTAB_WORKER_REDIS_PASSWORD_SECRET"]["value"] == "trimtab-redis-user"
+    team_a, team_b = _client(found, url, "team-a"), _client(found, url, "team-b")
+    assert team_a.set("tt:team-a:run:r1", "a")
+    assert team_b.set("tt:team-b:run:r1", "b")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        team_a.get("tt:team-b:run:r1")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        team_b.flushall()
+    assert team_b.get("tt:team-b:run:r1") == b"b"
+    # Each user's password is its own: team-a's does not open team-b's user.
+    a_password = chart.secret_value(found, "team-a", "trimtab-redis-user", "password")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(url, username="tt-team-b", password=a_password).ping()

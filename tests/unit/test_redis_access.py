@@ -25,6 +25,7 @@ def _deployment(access: redis_access.RedisAccess) -> dict[str, Any]:
 
 def test_the_pure_layer_names_the_clients_variables() -> None:
     assert redis_access.PASSWORD_ENV == connection.PASSWORD_ENV
+    assert redis_access.USERNAME_ENV == connection.USERNAME_ENV
     assert redis_access.CA_FILE_ENV == connection.CA_FILE_ENV
 
 
@@ -43,6 +44,9 @@ def test_password_and_ca_are_secret_references_in_the_pools_namespace() -> None:
     env = {e["name"]: e for e in worker(dep)["env"]}
     ref = env[connection.PASSWORD_ENV]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "redis-auth", "key": "pw"}
+    # The user comes from the same Secret when it names one (a namespace user).
+    user = env[connection.USERNAME_ENV]["valueFrom"]["secretKeyRef"]
+    assert user == {"name": "redis-auth", "key": "username", "optional": True}
     ca_file = env[connection.CA_FILE_ENV]["value"]
     mounts = {m["name"]: m for m in worker(dep)["volumeMounts"]}
     assert ca_file.startswith(mounts[redis_access.CA_VOLUME]["mountPath"] + "/")
@@ -75,6 +79,12 @@ def test_operator_config_reads_the_worker_secrets() -> None:
         pytest.param(connection.Auth(), "redis://r/0", {}, id="none"),
         pytest.param(connection.Auth(password="s"), "redis://r/0", {"password": "s"}, id="pw"),
         pytest.param(
+            connection.Auth(password="s", username="tt-a"),
+            "redis://r/0",
+            {"password": "s", "username": "tt-a"},
+            id="user",
+        ),
+        pytest.param(
             connection.Auth(ca_file="/ca.crt"),
             TLS_URL,
             {"ssl_cert_reqs": "required", "ssl_ca_certs": "/ca.crt"},
@@ -93,8 +103,12 @@ def test_a_ca_bundle_without_tls_is_refused_not_ignored() -> None:
 
 
 def test_auth_comes_from_the_environment() -> None:
-    env = {connection.PASSWORD_ENV: "s3cret", connection.CA_FILE_ENV: "/etc/ca.crt"}
+    env = {
+        connection.PASSWORD_ENV: "s3cret",
+        connection.CA_FILE_ENV: "/etc/ca.crt",
+        connection.USERNAME_ENV: "tt-team-a",
+    }
     assert connection.Auth.from_env(env) == connection.Auth(
-        password="s3cret", ca_file="/etc/ca.crt"
+        password="s3cret", ca_file="/etc/ca.crt", username="tt-team-a"
     )
     assert connection.Auth.from_env({connection.PASSWORD_ENV: ""}) == connection.Auth()

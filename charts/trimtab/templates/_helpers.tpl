@@ -117,3 +117,44 @@ memory limit (Mi or Gi), so a full Redis refuses writes before the kernel kills 
 {{ fail "redis.bundled.resources.limits.memory must be given in Mi or Gi, or set redis.bundled.maxmemory" }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The Secret in the release namespace with the Redis password the operator uses: the one
+given, or with the bundled Redis the one the chart generates (redis-auth.yaml); empty: none.
+*/}}
+{{- define "trimtab.redisPasswordSecret" -}}
+{{- if .Values.redis.auth.existingSecret -}}
+{{ .Values.redis.auth.existingSecret }}
+{{- else if .Values.redis.bundled.enabled -}}
+{{ include "trimtab.fullname" . }}-redis-auth
+{{- end -}}
+{{- end -}}
+
+{{/*
+Namespaces whose workers get their own user of the bundled Redis, confined to their keys
+(trimtab.queue.acl), as a JSON list: redis.auth.namespaceUsers, else watchNamespaces.
+*/}}
+{{- define "trimtab.redisUserNamespaces" -}}
+{{- if .Values.redis.bundled.enabled -}}
+{{ default .Values.watchNamespaces .Values.redis.auth.namespaceUsers | toJson }}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret every namespace user's password and name are in, in its own namespace. */}}
+{{- define "trimtab.redisUserSecret" -}}
+{{- default (printf "%s-redis-user" (include "trimtab.fullname" .)) .Values.redis.auth.workerSecret -}}
+{{- end -}}
+
+{{/*
+The Secret workers read the Redis password from, in their own namespace: a namespace
+user's, else workerSecret, else the operator's (which the admin copies there).
+*/}}
+{{- define "trimtab.redisWorkerSecret" -}}
+{{- if ne (include "trimtab.redisUserNamespaces" .) "[]" -}}
+{{ include "trimtab.redisUserSecret" . }}
+{{- else -}}
+{{ default (include "trimtab.redisPasswordSecret" .) .Values.redis.auth.workerSecret }}
+{{- end -}}
+{{- end -}}

@@ -1,9 +1,11 @@
 """Redis clients for the runtime: text for streams and runs, binary for state.
 
 Every client (operator, workers, SDK, CLI) connects here, so authentication and TLS are
-settled in one place. A `rediss://` URL turns TLS on; the password and the CA bundle come
-from the environment (TRIMTAB_REDIS_PASSWORD, TRIMTAB_REDIS_CA_FILE), where a pod gets
-them from a Secret, so they never appear in a URL, a flag or an object the operator writes.
+settled in one place. A `rediss://` URL turns TLS on; the user, the password and the CA
+bundle come from the environment (TRIMTAB_REDIS_USERNAME, TRIMTAB_REDIS_PASSWORD,
+TRIMTAB_REDIS_CA_FILE), where a pod gets them from a Secret, so they never appear in a
+URL, a flag or an object the operator writes. Without a user, Redis's `default` user
+applies; a namespace's own user (trimtab.queue.acl) reaches only that namespace's keys.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ UNAVAILABLE = (
 )
 
 
+USERNAME_ENV = "TRIMTAB_REDIS_USERNAME"
 PASSWORD_ENV = "TRIMTAB_REDIS_PASSWORD"  # noqa: S105 - a variable name
 CA_FILE_ENV = "TRIMTAB_REDIS_CA_FILE"
 TLS_SCHEME = "rediss"
@@ -35,25 +38,32 @@ TLS_SCHEME = "rediss"
 
 @dataclasses.dataclass(frozen=True)
 class Auth:
-    """What a client presents besides the URL: a password, and for TLS the CA bundle
-    that signed the server's certificate (none: the system's trusted CAs)."""
+    """What a client presents besides the URL: a user and password, and for TLS the CA
+    bundle that signed the server's certificate (none: the system's trusted CAs)."""
 
     password: str | None = None
     ca_file: str | None = None
+    username: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Auth:
         env = os.environ if env is None else env
-        return cls(password=env.get(PASSWORD_ENV) or None, ca_file=env.get(CA_FILE_ENV) or None)
+        return cls(
+            password=env.get(PASSWORD_ENV) or None,
+            ca_file=env.get(CA_FILE_ENV) or None,
+            username=env.get(USERNAME_ENV) or None,
+        )
 
     def pool_options(self, url: str) -> dict[str, Any]:
-        """Connection pool options for `url`. A password written in the URL wins, as
+        """Connection pool options for `url`. A user or password written in the URL wins, as
         redis-py applies URL options last; a CA bundle is an error without TLS, since it
         would otherwise be silently ignored and the user believe the link verified."""
         tls = urllib.parse.urlsplit(url).scheme == TLS_SCHEME
         if self.ca_file and not tls:
             raise ValueError(f"{CA_FILE_ENV} is set but the Redis URL is not {TLS_SCHEME}://")
         options: dict[str, Any] = {}
+        if self.username:
+            options["username"] = self.username
         if self.password:
             options["password"] = self.password
         if tls:

@@ -1,5 +1,5 @@
-"""How worker pods reach Redis: the URL, and the Secrets that hold the password and the
-TLS CA bundle.
+"""How worker pods reach Redis: the URL, and the Secrets that hold the user, the password
+and the TLS CA bundle.
 
 A pod can only read Secrets of its own namespace, so the Secrets are named here and
 must exist in every namespace that runs pools; the operator writes references to them,
@@ -14,7 +14,11 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
+USERNAME_ENV = "TRIMTAB_REDIS_USERNAME"
 PASSWORD_ENV = "TRIMTAB_REDIS_PASSWORD"  # noqa: S105 - a variable name
+# The optional key of the password Secret naming the Redis user: the chart writes it for
+# the namespace users of its bundled Redis (trimtab.queue.acl); absent, `default` applies.
+USERNAME_KEY = "username"
 CA_FILE_ENV = "TRIMTAB_REDIS_CA_FILE"
 CA_VOLUME = "redis-ca"
 CA_DIR = "/etc/trimtab/redis-ca"
@@ -55,6 +59,8 @@ class RedisAccess:
     def env(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if self.password_secret:
+            user = {"name": self.password_secret, "key": USERNAME_KEY, "optional": True}
+            out.append({"name": USERNAME_ENV, "valueFrom": {"secretKeyRef": user}})
             ref = {"name": self.password_secret, "key": self.password_key}
             out.append({"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": ref}})
         if self.ca_secret:
