@@ -15,7 +15,7 @@ import pytest
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import deadlines, keys, scripts, wire, workflows
-from trimtab.sdk import Client
+from trimtab.sdk import Client, operations
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +103,29 @@ async def test_a_run_waiting_on_a_pool_nobody_serves_is_ended_by_the_sweep(
     stats = await workflows.run_stats(sdk.redis, NS, "stranded", now=time.time())
     assert stats.failed == 1
     assert await deadlines.end_overdue(sdk.redis, lua, NS, now_ms=time.time() * 1000) == []
+
+
+async def test_a_resumed_run_still_ends_at_its_deadline(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(sdk, "resumed", {"name": "a", "prompt": "hi"}, deadline=2)
+    async with _worker(sim, redis_url, "broken"):
+        run = await sdk.submit(NS, "resumed", {})
+        failed = await sdk.result(run, timeout=20)
+    assert failed.status == "failed"
+    lua = scripts.Scripts(sdk.redis)
+    later_ms = time.time() * 1000 + 5000  # past the deadline
+    # The sweep forgets a run that has ended (here: failed before its deadline) ...
+    assert await deadlines.end_overdue(sdk.redis, lua, NS, now_ms=later_ms) == []
+    assert await sdk.redis.zcard(keys.deadlines(NS)) == 0
+    # ... and resuming it files it again: with no worker to take the step, the sweep
+    # still ends it.
+    [entry] = await operations.dead_letters(sdk, NS)
+    resumed = await operations.retry_dead_letter(sdk, f"{NS}/{entry.id}")
+    assert resumed.outcome is wire.Reply.RESUMED
+    assert (await sdk.get(run)).status is wire.RunStatus.RUNNING
+    ended = await deadlines.end_overdue(sdk.redis, lua, NS, now_ms=later_ms)
+    assert [f"{NS}/{r}" for r in ended] == [run]
+    state = await sdk.get(run)
+    assert state.status is wire.RunStatus.FAILED
+    assert state.steps["a"].state is wire.StepState.CANCELLED

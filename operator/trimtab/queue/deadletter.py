@@ -132,8 +132,9 @@ async def resume(
         keys.run_events(entry.namespace, entry.run_id),
         keys.dead_letter(entry.namespace),
         keys.workflow_stats(entry.namespace, entry.workflow),
+        keys.deadlines(entry.namespace),
     ]
-    args: list[Any] = [now_ms]
+    args: list[Any] = [now_ms, entry.run_id]
     for dead in await _run_entries(client, entry, run):
         assert dead.step is not None  # kept by _run_entries
         task = messages.Task(

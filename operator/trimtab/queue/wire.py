@@ -114,6 +114,7 @@ class RunField(enum.StrEnum):
     CACHE_HITS = "cache_hits"
     CACHE_MISSES = "cache_misses"
     ERROR = "err"  # why the run ended when no step says (its deadline)
+    DEADLINE_MS = "deadline_ms"  # when the run times out, if it has a deadline
     DEAD_LETTERED = "dlq"  # set once the run first had a step dead-lettered (counted once)
 
 

@@ -83,6 +83,7 @@ local RUN_FIELD = wire({
   cache_hits = 'cache_hits',
   cache_misses = 'cache_misses',
   error = 'err',
+  deadline_ms = 'deadline_ms',
   dead_lettered = 'dlq',
 })
 local STEP_FIELD = wire({

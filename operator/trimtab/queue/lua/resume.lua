@@ -2,16 +2,19 @@
 -- stream and its dead-letter entry is removed, and the run is running again, all at
 -- once. Every dead step of the run is resumed together or none is: a run resumed with
 -- a branch still dead would wait on it forever ('others-dead' names the ones left).
--- KEYS: run, events, dead-letter stream, workflow stats, then one pool stream per step
--- ARGV: now_ms, then per step: name, dead-letter id, the next attempt's number (the
+-- A run with a deadline goes back on the deadline set (the sweep may have dropped it
+-- once the run failed), so it times out even when no worker serves the resumed steps.
+-- KEYS: run, events, dead-letter stream, workflow stats, deadlines, then one pool
+--       stream per step
+-- ARGV: now_ms, run id, then per step: name, dead-letter id, the next attempt's number (the
 --       dead attempt + 1), n, its task message's field/value pairs (n items)
 -- Returns {'resumed', step...}, {'gone'}, {'not-dead', step}, {'stale', step} or
 -- {'others-dead', step...}.
 local run_key, events_key, dlq = KEYS[1], KEYS[2], KEYS[3]
-local now = ARGV[1]
+local now, run_id = ARGV[1], ARGV[2]
 if redis.call('EXISTS', run_key) == 0 then return {REPLY.gone} end
-local given, order, i = {}, {}, 2
-for k = 5, #KEYS do
+local given, order, i = {}, {}, 3
+for k = 6, #KEYS do
   local step, entry, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local fields
   fields, i = take(ARGV, i + 4, tonumber(ARGV[i + 3]))
@@ -50,4 +53,6 @@ local status = RUN.running
 if tonumber(redis.call('HGET', run_key, RUN_FIELD.in_review) or '0') > 0 then status = RUN.review end
 redis.call('HSET', run_key, RUN_FIELD.status, status)
 redis.call('HDEL', run_key, RUN_FIELD.ended_ms)
+local deadline = redis.call('HGET', run_key, RUN_FIELD.deadline_ms)
+if deadline then redis.call('ZADD', KEYS[5], deadline, run_id) end
 return {REPLY.resumed, unpack(order)}

@@ -22,7 +22,10 @@ if limit and limit > 0 and used * 100 > limit * ADMIT_BELOW_PERCENT then
 end
 local fields, i = take(ARGV, 7, tonumber(ARGV[6]) * 2)
 redis.call('HSET', run_key, unpack(fields))
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[5], ARGV[5], run_id) end
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[5], ARGV[5], run_id)
+  redis.call('HSET', run_key, RUN_FIELD.deadline_ms, ARGV[5])  -- for resume.lua
+end
 for k = 6, #KEYS do
   local step, pool = ARGV[i], ARGV[i + 1]
   local message
