@@ -23,7 +23,7 @@ class Reason(enum.StrEnum):
     # Ready
     AVAILABLE = "Available"
     PROGRESSING = "Progressing"
-    NO_REPLICAS = "NoReplicas"
+    UNSERVED = "Unserved"  # work is queued and no replica is wanted to take it
     SCALED_TO_ZERO = "ScaledToZero"
     INVALID_SPEC = "InvalidSpec"
     # Scaling

@@ -199,3 +199,34 @@ def test_a_refused_spec_holds_the_pool_and_says_why() -> None:
     fixed, held = _pass(held, planned.memory, T0 + 1, backlog=400, current=0, ready=0)
     assert fixed.replicas is not None
     assert {c["type"]: c["status"] for c in held["conditions"]}["SpecValid"] == "True"
+
+
+def _manual(replicas: int) -> agentpool.AgentPoolSpec:
+    doc = _spec().to_wire()
+    doc["scaling"]["mode"] = "Manual"
+    doc["replicas"] = replicas
+    return agentpool.AgentPoolSpec.model_validate(doc)
+
+
+def _ready_condition(held: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in held["conditions"] if c["type"] == "Ready")
+
+
+def test_queued_work_with_no_replica_wanted_makes_the_pool_unready() -> None:
+    # Manual mode at 0 replicas: the autoscaler will not wake it, so the steps would wait
+    # with no sign; the pool says so, and so does every workflow on it (PoolsReady).
+    _, held = _pass({}, plan_mod.Memory(), T0, backlog=5, current=0, ready=0, spec=_manual(0))
+    ready = _ready_condition(held)
+    assert (ready["status"], ready["reason"]) == ("False", "Unserved")
+    assert ready["message"].startswith("5 task(s) queued")
+    # Nothing queued: scaled to zero is fine.
+    _, idle = _pass({}, plan_mod.Memory(), T0, backlog=0, current=0, ready=0, spec=_manual(0))
+    assert (_ready_condition(idle)["status"], _ready_condition(idle)["reason"]) == (
+        "True",
+        "ScaledToZero",
+    )
+    # In Auto mode the same backlog wakes the pool instead.
+    woke, awake = _pass({}, plan_mod.Memory(), T0, backlog=5, current=0, ready=0)
+    assert woke.replicas is not None
+    assert woke.replicas >= 1
+    assert _ready_condition(awake)["reason"] != "Unserved"

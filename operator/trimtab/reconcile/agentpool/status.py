@@ -34,10 +34,19 @@ def parse(raw: Mapping[str, Any]) -> agentpool.AgentPoolStatus:
     return statuses.parse(agentpool.AgentPoolStatus, raw)
 
 
-def _ready(desired: int, ready: int, problems: tuple[str, ...]) -> conditions.Desired:
+def _ready(desired: int, ready: int, backlog: int, problems: tuple[str, ...]) -> conditions.Desired:
     if problems:
         return conditions.Desired(
             ConditionType.READY, False, Reason.INVALID_SPEC, "the spec is refused: see SpecValid"
+        )
+    if desired == 0 and backlog > 0:
+        # Manual mode at 0 replicas, or a ceiling of 0: the steps wait until their runs'
+        # deadlines, so the pool, and every workflow that uses it, says so.
+        return conditions.Desired(
+            ConditionType.READY,
+            False,
+            Reason.UNSERVED,
+            f"{backlog} task(s) queued and no replica wanted to take them",
         )
     if desired == 0:
         return conditions.Desired(
@@ -141,7 +150,7 @@ def desired(
     """The whole status to hold after this pass."""
     decision, observed, current = given.decision, given.observed, given.current
     wanted = [
-        _ready(decision.replicas, given.workload.ready, given.problems),
+        _ready(decision.replicas, given.workload.ready, observed.backlog, given.problems),
         *_scaling_conditions(spec, decision, observed.metrics_ok, given.problems),
         _spot(spec, given.spot),
         _spec_valid(given.problems),
