@@ -69,6 +69,9 @@ def test_external_redis_with_password_and_tls(helm: str) -> None:
         ),
         pytest.param(("redis.url=",), "redis.url is required", id="no-redis-at-all"),
         pytest.param(("redis.bundled.appendfsync=sometimes",), "appendfsync", id="bad-fsync"),
+        pytest.param(
+            ("redis.auth.namespaceUsers={team-a}",), "trimtab redis grant", id="users-external"
+        ),
     ],
 )
 def test_contradictory_redis_settings_fail_with_the_reason(
@@ -210,3 +213,19 @@ def test_each_namespace_gets_a_user_confined_to_its_keys(
     a_password = chart.secret_value(found, "team-a", "trimtab-redis-user", "password")
     with pytest.raises(redis.AuthenticationError):
         redis.Redis.from_url(url, username="tt-team-b", password=a_password).ping()
+
+
+def test_namespace_users_may_differ_from_the_watched_namespaces(helm: str) -> None:
+    found = chart.objects(
+        helm,
+        "watchNamespaces={team-a,team-b}",
+        "redis.auth.namespaceUsers={team-c}",
+        files=(chart.DEV_VALUES,),
+    )
+    users = [
+        o["metadata"]["namespace"] for o in found if o["metadata"]["name"] == "trimtab-redis-user"
+    ]
+    assert users == ["team-c"]
+    args = chart.find(found, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--user") + 1] == "tt-team-c"
+    assert args.count("--user") == 1

@@ -46,6 +46,9 @@ app.kubernetes.io/component: operator
 {{- if and .Values.redis.tls.caSecret (not (hasPrefix "rediss://" (include "trimtab.redisUrl" .))) -}}
 {{- fail "redis.tls.caSecret is set but redis.url is not rediss://" -}}
 {{- end -}}
+{{- if and .Values.redis.auth.namespaceUsers (not .Values.redis.bundled.enabled) -}}
+{{- fail "redis.auth.namespaceUsers configures the bundled Redis; for an external Redis, create each user with `trimtab redis grant NAMESPACE`" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Labels of every pool's worker pods, as the operator sets them (trimtab.reconcile.naming). */}}
