@@ -122,6 +122,7 @@ WHY = {
     wire.Reply.OTHERS_DEAD: "the run has other dead steps without a dead-letter entry "
     "(purged), so it cannot resume",
     wire.Reply.MALFORMED: "the entry is a message that never was a step",
+    wire.Reply.TIMED_OUT: "the run reached its deadline: submit it again",
 }
 
 

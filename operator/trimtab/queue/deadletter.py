@@ -106,6 +106,22 @@ async def _run_entries(
     return list(by_step.values())
 
 
+async def _to_resume(
+    client: aioredis.Redis, entry: DeadLetter, run: runs.RunState
+) -> list[tuple[str, str, int, str]]:
+    """(step, dead-letter id, its last attempt, pool) of every step resuming the run
+    queues: the dead ones by their entries, and the ones the failure cancelled before
+    they ran (no entry: id '')."""
+    found = []
+    for dead in await _run_entries(client, entry, run):
+        assert dead.step is not None  # kept by _run_entries
+        found.append((dead.step, dead.id, dead.attempt, dead.pool))
+    for name, step in sorted(run.steps.items()):
+        if step.state is wire.StepState.CANCELLED and step.pool:
+            found.append((name, "", step.attempt, step.pool))
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class Resumed:
     """What resuming a dead letter did: `outcome`, and the steps it names (the one that
@@ -121,7 +137,9 @@ async def resume(
     """Retry the entry's run from its dead steps, every one of them at once (a run with
     one branch still dead would never end): RESUMED, or why not (GONE: the run expired;
     NOT_DEAD: a step is no longer dead; STALE: it was retried already; OTHERS_DEAD: the
-    run has dead steps without an entry, purged; MALFORMED: the entry never was a step)."""
+    run has dead steps without an entry, purged; TIMED_OUT: the run ended at its
+    deadline; MALFORMED: the entry never was a step). The steps the failure cancelled
+    before they ran are queued again too."""
     if entry.run_id is None or entry.step is None or entry.workflow is None:
         return Resumed(wire.Reply.MALFORMED)
     run = await runs.read(client, entry.namespace, entry.run_id)
@@ -135,21 +153,20 @@ async def resume(
         keys.deadlines(entry.namespace),
     ]
     args: list[Any] = [now_ms, entry.run_id]
-    for dead in await _run_entries(client, entry, run):
-        assert dead.step is not None  # kept by _run_entries
+    for step, entry_id, attempt, pool in await _to_resume(client, entry, run):
         task = messages.Task(
             namespace=entry.namespace,
             run_id=entry.run_id,
-            step=dead.step,
-            attempt=dead.attempt + 1,
+            step=step,
+            attempt=attempt + 1,
             workflow=entry.workflow,
             generation=run.generation,
             enqueued_ms=now_ms,
-            budget_from=dead.attempt,
+            budget_from=attempt,
         )
         fields = task.encode()
-        script_keys.append(keys.pool_stream(entry.namespace, dead.pool))
-        args += [dead.step, dead.id, task.attempt, len(fields), *fields]
+        script_keys.append(keys.pool_stream(entry.namespace, pool))
+        args += [step, entry_id, task.attempt, len(fields), *fields]
     reply, *steps = await lua.call("resume", script_keys, args)
     return Resumed(wire.Reply(reply), tuple(steps))
 

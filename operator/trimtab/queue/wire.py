@@ -15,7 +15,7 @@ import enum
 class StepState(enum.StrEnum):
     """Where one step of a run is: pending -> queued -> running -> done, or retrying (back
     to queued when its backoff is due), review (waiting for a person), dead (dead-lettered
-    or rejected), cancelled (its run reached its deadline first)."""
+    or rejected), cancelled (its run reached its deadline, or failed, before it ended)."""
 
     PENDING = "pending"
     QUEUED = "queued"
@@ -64,6 +64,7 @@ class Reply(enum.StrEnum):
     REJECTED = "rejected"  # reject: a person failed the step
     RESUMED = "resumed"  # resume: a dead-lettered step runs again
     DUPLICATE = "duplicate"  # the delivery was stale: acknowledged, nothing else
+    CANCELLED = "cancelled"  # start, retry: the run has failed; the step is cancelled
     EXHAUSTED = "exhausted"  # start: delivered more often than allowed; caller fails it
     CONFLICT = "conflict"  # complete: the run moved on; read again and retry
     STALE = "stale"  # reject, resume: the step moved on already

@@ -60,6 +60,11 @@ class Finisher:
         if reply is wire.Reply.DUPLICATE:
             log.info("%s/%s: stale delivery, dropped", delivery.task.run_id, delivery.task.step)
             return reply
+        if reply is wire.Reply.CANCELLED:
+            log.info(
+                "%s/%s: its run has failed; no retry", delivery.task.run_id, delivery.task.step
+            )
+            return reply
         self.metrics.step_finished(
             self.cfg.namespace,
             self.cfg.pool,

@@ -237,6 +237,9 @@ class Worker:
             max_deliveries=self.cfg.spec.queue.max_deliveries,
             dependencies=wf.steps[task.step].dependencies,
         )
+        if started.outcome is wire.Reply.CANCELLED:
+            log.info("%s/%s: its run has failed; not started", task.run_id, task.step)
+            return
         if started.outcome is wire.Reply.DUPLICATE or started.delivery is None:
             return
         # From here on the worker acts for this delivery by its fence; a drain releases

@@ -43,6 +43,7 @@ local REPLY = wire({
   rejected = 'rejected',
   resumed = 'resumed',
   duplicate = 'duplicate',
+  cancelled = 'cancelled',
   exhausted = 'exhausted',
   conflict = 'conflict',
   stale = 'stale',

@@ -6,7 +6,9 @@
 -- (pool ''), nothing is written and 'conflict' tells it to read again and retry.
 -- A step in review completes the same way when a reviewer approves it (msg_id '0-0'),
 -- unless its run has failed meanwhile (another branch died): a failed run stays failed,
--- so the approval is refused ('terminal') and nothing changes.
+-- so the approval is refused ('terminal') and nothing changes. A running step of a
+-- failed run is recorded (its tokens were spent), but starts nothing: its ready
+-- dependents are cancelled, not enqueued, and resume.lua queues them with the rest.
 -- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
 -- ARGV: step, attempt, msg_id, group, fence, output, tokens, cost, now_ms, expected_version,
 --       then per dependent: name, pool, routed(0/1), nwait, the other steps it waits
@@ -62,12 +64,17 @@ local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
 local enqueued = {}
+local failed = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 for _, r in ipairs(ready) do
   local q = step_prefix(r[2])
-  redis.call('HSET', run_key, q .. STEP_FIELD.state, STEP.queued, q .. STEP_FIELD.attempt, 1, q .. STEP_FIELD.pool, r[3],
-    q .. STEP_FIELD.queued_ms, now)
-  redis.call('XADD', KEYS[r[1]], '*', unpack(r[4]))
-  enqueued[#enqueued + 1] = r[2]
+  if failed then
+    redis.call('HSET', run_key, q .. STEP_FIELD.state, STEP.cancelled, q .. STEP_FIELD.attempt, 1, q .. STEP_FIELD.pool, r[3])
+  else
+    redis.call('HSET', run_key, q .. STEP_FIELD.state, STEP.queued, q .. STEP_FIELD.attempt, 1, q .. STEP_FIELD.pool, r[3],
+      q .. STEP_FIELD.queued_ms, now)
+    redis.call('XADD', KEYS[r[1]], '*', unpack(r[4]))
+    enqueued[#enqueued + 1] = r[2]
+  end
 end
 if remaining == 0 then
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.succeeded, RUN_FIELD.ended_ms, now)

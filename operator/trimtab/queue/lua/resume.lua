@@ -2,6 +2,8 @@
 -- stream and its dead-letter entry is removed, and the run is running again, all at
 -- once. Every dead step of the run is resumed together or none is: a run resumed with
 -- a branch still dead would wait on it forever ('others-dead' names the ones left).
+-- The steps the failure cancelled before they ran (dead-letter id '') are queued again
+-- with them. A run that timed out stays ended ('timed-out'): its deadline has passed.
 -- A run with a deadline goes back on the deadline set (the sweep may have dropped it
 -- once the run failed), so it times out even when no worker serves the resumed steps.
 -- KEYS: run, events, dead-letter stream, workflow stats, deadlines, then one pool
@@ -13,13 +15,16 @@
 local run_key, events_key, dlq = KEYS[1], KEYS[2], KEYS[3]
 local now, run_id = ARGV[1], ARGV[2]
 if redis.call('EXISTS', run_key) == 0 then return {REPLY.gone} end
+if redis.call('HEXISTS', run_key, RUN_FIELD.error) == 1 then return {REPLY.timed_out} end
 local given, order, i = {}, {}, 3
 for k = 6, #KEYS do
   local step, entry, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local fields
   fields, i = take(ARGV, i + 4, tonumber(ARGV[i + 3]))
   local p = step_prefix(step)
-  if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= STEP.dead then
+  local want = STEP.dead
+  if entry == '' then want = STEP.cancelled end
+  if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= want then
     return {REPLY.not_dead, step}
   end
   if tonumber(attempt) ~= tonumber(redis.call('HGET', run_key, p .. STEP_FIELD.attempt)) + 1 then
@@ -43,7 +48,7 @@ for _, step in ipairs(order) do
     p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.interrupted, 0, p .. STEP_FIELD.queued_ms, now)
   redis.call('HDEL', run_key, p .. STEP_FIELD.ended_ms)
   redis.call('XADD', KEYS[g[1]], '*', unpack(g[4]))
-  redis.call('XDEL', dlq, g[2])
+  if g[2] ~= '' then redis.call('XDEL', dlq, g[2]) end
   redis.call('XADD', events_key, '*', 'type', EVENT.step_resumed, 'step', step, 'at', now)
 end
 if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then

@@ -7,7 +7,9 @@
 -- Returns, as JSON, {reply = 'run', inputs, version, created_ms, tokens, cost, outputs =
 -- {dependency = output}} -- all the step needs, in the same round trip -- or
 -- {reply = 'duplicate'} (already done, superseded or run gone: acked here), or
--- {reply = 'exhausted'} (delivered more than max times: the caller dead-letters).
+-- {reply = 'exhausted'} (delivered more than max times: the caller dead-letters) or
+-- {reply = 'cancelled'} (the run has failed: nothing more of it starts, the step is
+-- cancelled and acked; resume.lua queues it again).
 -- 'run' and 'exhausted' carry `fence`: this delivery's token, which every later script
 -- for the attempt checks (_common.lua), so only the latest delivery can move the step.
 -- Decoded in one place: trimtab.queue.tasks.PoolQueue.start.
@@ -22,6 +24,11 @@ local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
 if state == STEP.review or outdated(run_key, step, state, attempt) then
   redis.call('XACK', stream, group, msg_id)
   return cjson.encode({reply = REPLY.duplicate})
+end
+if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
+  redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.cancelled)
+  redis.call('XACK', stream, group, msg_id)
+  return cjson.encode({reply = REPLY.cancelled})
 end
 -- Never reset, so a token is never handed out twice for one step.
 local fence = tostring(redis.call('HINCRBY', run_key, p .. STEP_FIELD.fence, 1))

@@ -1,0 +1,125 @@
+"""A failed run stops spending, on a real redis-server, workers and the simulator: once
+one branch dies, no further step of the run starts, a sibling's retry is dropped, and a
+sibling still running is recorded but enqueues nothing. Resuming the dead branch
+queues everything the failure cancelled, and the run then succeeds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import runtime
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import runs, wire
+from trimtab.sdk import Client, operations
+
+NS = "failed-runs"
+SIM: dict[str, Any] = {
+    "seed": 11,
+    "tool_delay_seconds": 0.0,
+    "default": {"ttft_seconds": 0.0, "per_token_seconds": 0.0, "output_tokens_mean": 5},
+    "models": {
+        "slow": {"name": "slow", "ttft_seconds": 1.5, "output_tokens_mean": 5},
+        "broken": {"name": "broken", "ttft_seconds": 0.0, "rate_500": 1.0},
+        "broken-slowly": {"name": "broken-slowly", "ttft_seconds": 0.3, "rate_500": 1.0},
+    },
+}
+RETRY = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.5, "maxSeconds": 0.5}}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with runtime.running_sim(tmp_path_factory.mktemp("sim"), SIM) as url:
+        yield url
+
+
+def _requests(sim: str, model: str) -> int:
+    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
+    return int(stats["models"].get(model, {}).get("requests", 0))
+
+
+@contextlib.asynccontextmanager
+async def _workers(sim: str, redis_url: str, **pools: str) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        for pool, model in pools.items():
+            cfg = runtime.worker_settings(NS, pool, runtime.pool_spec(sim, model=model), redis_url)
+            await stack.enter_async_context(runtime.in_process_worker(cfg))
+        yield
+
+
+async def _until(sdk: Client, run: str, done: Any, within: float = 20) -> runs.RunState:
+    deadline = time.monotonic() + within
+    while True:
+        state = await sdk.get(run)
+        if done(state):
+            return state
+        assert time.monotonic() < deadline, (state.status, state.steps)
+        await asyncio.sleep(0.05)
+
+
+def _spec(sim: str) -> dict[str, Any]:
+    """a -> b (dies at once), c (slow) -> d, e (fails slowly, would retry)."""
+    echo_url = sim.removesuffix("/v1") + "/tools/echo"
+    echo = {"name": "a", "kind": "tool", "tool": {"url": echo_url, "body": "{}"}}
+    return {
+        "defaultPool": "p",
+        "steps": [
+            echo,
+            {
+                "name": "b",
+                "prompt": "b",
+                "pool": "q",
+                "dependsOn": ["a"],
+                "retry": {"maxAttempts": 1},
+            },
+            {"name": "c", "prompt": "c", "dependsOn": ["a"]},
+            {"name": "d", "prompt": "d", "dependsOn": ["c"]},
+            {"name": "e", "prompt": "e", "pool": "r", "dependsOn": ["a"], "retry": RETRY},
+        ],
+    }
+
+
+async def test_a_failed_run_starts_nothing_more_and_resumes_whole(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await sdk.publish(NS, "branches", awf.AgentWorkflowSpec.model_validate(_spec(sim)))
+    before = _requests(sim, "broken-slowly")
+    async with _workers(sim, redis_url, p="slow", q="broken", r="broken-slowly"):
+        run = await sdk.submit(NS, "branches", {})
+
+        def settled(s: runs.RunState) -> bool:
+            return (
+                s.steps["d"].state is wire.StepState.CANCELLED
+                and s.steps["e"].state is wire.StepState.CANCELLED
+            )
+
+        state = await _until(sdk, run, settled)
+        await asyncio.sleep(1.0)  # e's retry would be due by now
+    assert state.status is wire.RunStatus.FAILED
+    assert state.steps["b"].state is wire.StepState.DEAD
+    # c was already calling the model: its result is recorded, its tokens counted ...
+    assert state.steps["c"].state is wire.StepState.DONE
+    assert state.steps["c"].tokens > 0
+    # ... but d, which waited on it, never started.
+    assert state.steps["d"].started_ms is None
+    # e failed once; its retry was dropped rather than calling the model again.
+    assert _requests(sim, "broken-slowly") - before == 1
+    after = await sdk.get(run)
+    assert after.steps["e"].state is wire.StepState.CANCELLED
+
+    # Resuming the dead branch queues what the failure cancelled, and the run succeeds.
+    [entry] = [e for e in await operations.dead_letters(sdk, NS) if e.step == "b"]
+    async with _workers(sim, redis_url, p="sim-small", q="sim-small", r="sim-small"):
+        resumed = await operations.retry_dead_letter(sdk, f"{NS}/{entry.id}")
+        assert resumed.outcome is wire.Reply.RESUMED
+        assert set(resumed.steps) == {"b", "d", "e"}
+        done = await _until(sdk, run, lambda s: s.status is wire.RunStatus.SUCCEEDED)
+    assert {name: s.state for name, s in done.steps.items()} == dict.fromkeys(
+        "abcde", wire.StepState.DONE
+    )
