@@ -8,6 +8,7 @@ import pytest
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import budgets, wire
 from trimtab.worker import policy
 
 RETRY = awf.RetryPolicy(max_attempts=3)
@@ -92,45 +93,44 @@ PRICING = agentpool.Pricing(input_per_1k=1.0, output_per_1k=2.0)
 STEP = awf.Step(name="s", prompt="p", max_tokens=100)
 
 
-@pytest.mark.parametrize(
-    ("step", "budget", "spent", "cost", "over"),
-    [
-        (STEP, None, 10_000, 100.0, None),
-        (STEP.model_copy(update={"token_budget": 150}), None, 0, 0.0, "over its tokenBudget 150"),
-        (STEP.model_copy(update={"token_budget": 200}), None, 0, 0.0, None),
-        (STEP, awf.Budget(max_tokens_per_run=300), 100, 0.0, None),
-        (STEP, awf.Budget(max_tokens_per_run=300), 101, 0.0, "may exceed 300"),
-        (STEP, awf.Budget(max_cost_per_run=1.0), 0, 0.7, None),
-        (STEP, awf.Budget(max_cost_per_run=1.0), 0, 0.71, "may exceed 1"),
-    ],
-    ids=[
-        "no-budget",
-        "step-token-budget-exceeded",
-        "step-token-budget-fits",
-        "run-tokens-exactly-fit",
-        "run-tokens-one-over",
-        "run-cost-fits",
-        "run-cost-over",
-    ],
-)
-def test_budget_shortfall_uses_the_worst_case(
-    step: awf.Step, budget: awf.Budget | None, spent: int, cost: float, over: str | None
-) -> None:
+def test_the_worst_case_is_the_prompt_and_the_whole_completion_allowance() -> None:
     # 100 prompt tokens + 100 completion tokens: 200 tokens, 0.1 + 0.2 = 0.3 at PRICING.
-    got = policy.budget_shortfall(
-        step=step,
-        budget=budget,
-        spent_tokens=spent,
-        spent_cost=cost,
-        prompt_tokens=100,
-        max_tokens=100,
-        pricing=PRICING,
-    )
+    worst = policy.worst_case(prompt_tokens=100, max_tokens=100, pricing=PRICING)
+    assert worst == budgets.WorstCase(tokens=200, cost=pytest.approx(0.3))
+
+
+@pytest.mark.parametrize(
+    ("token_budget", "over"),
+    [(None, None), (150, "over its tokenBudget 150"), (200, None)],
+    ids=["none", "exceeded", "exactly-fits"],
+)
+def test_a_step_over_its_own_token_budget_does_not_call(
+    token_budget: int | None, over: str | None
+) -> None:
+    step = STEP.model_copy(update={"token_budget": token_budget})
+    got = policy.step_shortfall(step, budgets.WorstCase(tokens=200, cost=0.3))
     if over is None:
         assert got is None
     else:
         assert got is not None
         assert over in got
+
+
+def test_run_limits_are_held_only_when_the_budget_sets_one() -> None:
+    assert policy.run_limits(None) is None
+    assert policy.run_limits(awf.Budget(on_exhausted="HumanReview")) is None
+    assert policy.run_limits(awf.Budget(max_tokens_per_run=300)) == budgets.Limits(300, None)
+    assert policy.run_limits(awf.Budget(max_cost_per_run=1.0)) == budgets.Limits(None, 1.0)
+
+
+def test_a_refusal_says_what_was_spent_and_what_others_hold() -> None:
+    worst, limits = budgets.WorstCase(tokens=200, cost=0.3), budgets.Limits(400, 1.0)
+    tokens = budgets.Hold(wire.Reply.OVER_BUDGET, kind="tokens", spent=50, held=200)
+    assert policy.run_shortfall(tokens, worst, limits) == (
+        "the run has used 50 tokens and steps under way hold 200; 200 more may exceed 400"
+    )
+    cost = budgets.Hold(wire.Reply.OVER_BUDGET, kind="cost", spent=0.5, held=0.3)
+    assert "0.300000 more may exceed 1" in policy.run_shortfall(cost, worst, limits)
 
 
 @pytest.mark.parametrize(

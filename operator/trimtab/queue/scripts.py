@@ -21,6 +21,7 @@ from redis import asyncio as aioredis
 NAMES = (
     "submit",
     "start",
+    "reserve",
     "complete",
     "retry",
     "fail",

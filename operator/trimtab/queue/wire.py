@@ -65,6 +65,8 @@ class Reply(enum.StrEnum):
     RESUMED = "resumed"  # resume: a dead-lettered step runs again
     DUPLICATE = "duplicate"  # the delivery was stale: acknowledged, nothing else
     CANCELLED = "cancelled"  # start, retry: the run has failed; the step is cancelled
+    RESERVED = "reserved"  # reserve: the step's worst case is held against the run's budget
+    OVER_BUDGET = "over-budget"  # reserve: the worst case does not fit what is left
     EXHAUSTED = "exhausted"  # start: delivered more often than allowed; caller fails it
     CONFLICT = "conflict"  # complete: the run moved on; read again and retry
     STALE = "stale"  # reject, resume: the step moved on already
@@ -116,6 +118,8 @@ class RunField(enum.StrEnum):
     CACHE_MISSES = "cache_misses"
     ERROR = "err"  # why the run ended when no step says (its deadline)
     DEADLINE_MS = "deadline_ms"  # when the run times out, if it has a deadline
+    HELD_TOKENS = "held_tokens"  # the worst cases its running steps hold (reserve.lua)
+    HELD_COST = "held_cost"
     DEAD_LETTERED = "dlq"  # set once the run first had a step dead-lettered (counted once)
 
 
@@ -135,6 +139,8 @@ class StepField(enum.StrEnum):
     ENDED_MS = "end_ms"
     WORKER = "worker"
     FENCE = "fence"  # the token of the delivery that started the attempt last (start.lua)
+    HELD_TOKENS = "held_tokens"  # its attempt's worst case, held against the run's budget
+    HELD_COST = "held_cost"
     INTERRUPTED = "cut"  # deliveries cut off with their worker's others (start.lua)
     COUNTED = "counted"  # which of the two counters the last start added to (release.lua)
     REVIEW = "review"  # the step's entry on the review stream, while it waits there

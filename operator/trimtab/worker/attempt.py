@@ -16,7 +16,7 @@ from typing import Any
 
 from trimtab import metrics as metrics_mod
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import cache, connection, runs, scripts, tasks, workflows
+from trimtab.queue import budgets, cache, connection, runs, scripts, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import templates
 from trimtab.worker import ending, errors, execute, finish, guard, policy, settings
@@ -79,7 +79,9 @@ class Attempts:
             )
             if hit:
                 return ending.Completed(execute.StepResult(output=found), cached=True)
-        over = self._over_budget(step, wf, run, prompt)
+        over = await self._hold_budget(delivery, step, wf, prompt)
+        if isinstance(over, ending.Ending):
+            return over
         if over is not None:
             return ending.budget_exhausted(wf.spec.budget, pool=self.cfg.pool, shortfall=over)
         due = policy.deadline_ms(wf.spec.deadline_seconds, run.created_ms)
@@ -142,24 +144,35 @@ class Attempts:
             failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
         )
 
-    def _over_budget(
+    async def _hold_budget(
         self,
+        delivery: tasks.Delivery,
         step: awf.Step,
         wf: compile_mod.CompiledWorkflow,
-        run: runs.RunView,
         prompt: execute.Prompt | None,
-    ) -> str | None:
+    ) -> str | ending.Ending | None:
+        """Why the call must not happen (over a budget), an ending when the step is no
+        longer this delivery's, or None: the call may go ahead, its worst case held
+        against the run's limits until the attempt ends."""
         if prompt is None or (step.token_budget is None and wf.spec.budget is None):
             return None  # a tool (no tokens), a template error (reported), or no limit
-        return policy.budget_shortfall(
-            step=step,
-            budget=wf.spec.budget,
-            spent_tokens=run.tokens,
-            spent_cost=run.cost,
+        worst = policy.worst_case(
             prompt_tokens=templates.estimate_tokens(prompt.user),
             max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
             pricing=self.cfg.spec.model.pricing,
         )
+        over = policy.step_shortfall(step, worst)
+        limits = policy.run_limits(wf.spec.budget)
+        if over is not None or limits is None:
+            return over
+        hold = await budgets.reserve(self.lua, delivery, worst, limits)
+        if hold.outcome is wire.Reply.DUPLICATE:
+            # Another delivery started the step since (this worker stalled): the script
+            # the ending runs finds the fence replaced and leaves the step to its owner.
+            return ending.DeadLetter("superseded: another delivery of this step started")
+        if hold.outcome is wire.Reply.OVER_BUDGET:
+            return policy.run_shortfall(hold, worst, limits)
+        return None
 
 
 def _rendered(step: awf.Step, context: dict[str, Any]) -> execute.Prompt | None:

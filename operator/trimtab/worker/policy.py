@@ -3,7 +3,9 @@ pool after a backoff, move to the fallback pool with a fresh retry budget, park 
 human review, or give up to the dead-letter queue. One pure function, so every path is
 unit-tested without Redis; the worker's finisher applies the answer.
 
-Budgets are checked before a step starts (`budget_shortfall`); an exhausted budget
+Budgets are checked before a step calls its model: its own tokenBudget here
+(`step_shortfall`), the run's limits atomically in Redis against what the steps under
+way hold (trimtab.queue.budgets, worded by `run_shortfall`); an exhausted budget
 follows the workflow's `onExhausted` (`on_budget_exhausted`).
 
 Order: retries first (retryable errors only, while the budget lasts), then the
@@ -19,6 +21,7 @@ import enum
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import budgets
 
 
 class Action(enum.StrEnum):
@@ -69,32 +72,42 @@ def confidence_shortfall(output: object, minimum: awf.MinConfidence | None) -> s
     return f"confidence {confidence:g} is below the step's minimum {minimum.threshold:g}"
 
 
-def budget_shortfall(
-    *,
-    step: awf.Step,
-    budget: awf.Budget | None,
-    spent_tokens: int,
-    spent_cost: float,
-    prompt_tokens: int,
-    max_tokens: int,
-    pricing: agentpool.Pricing,
-) -> str | None:
-    """Why the step must not start (it could exceed a limit), or None. The projection
-    is the worst case: the prompt plus the step's whole completion allowance, priced at
-    this pool's rates, so a step that starts can never overrun its run's budget."""
-    projected = prompt_tokens + max_tokens
-    if step.token_budget is not None and projected > step.token_budget:
-        return f"the step may use {projected} tokens, over its tokenBudget {step.token_budget}"
-    if budget is None:
-        return None
-    limit = budget.max_tokens_per_run
-    if limit is not None and spent_tokens + projected > limit:
-        return f"the run has used {spent_tokens} tokens; {projected} more may exceed {limit}"
+def worst_case(
+    *, prompt_tokens: int, max_tokens: int, pricing: agentpool.Pricing
+) -> budgets.WorstCase:
+    """What one call may spend at most: the prompt plus the step's whole completion
+    allowance, priced at this pool's rates."""
     cost = (prompt_tokens * pricing.input_per_1k + max_tokens * pricing.output_per_1k) / 1000
-    ceiling = budget.max_cost_per_run
-    if ceiling is not None and spent_cost + cost > ceiling:
-        return f"the run has cost {spent_cost:.6f}; {cost:.6f} more may exceed {ceiling:g}"
+    return budgets.WorstCase(tokens=prompt_tokens + max_tokens, cost=cost)
+
+
+def step_shortfall(step: awf.Step, worst: budgets.WorstCase) -> str | None:
+    """Why the step must not call (its worst case is over its own tokenBudget), or None.
+    One attempt of a step runs at a time, so this needs no hold; the run's limits do
+    (budgets.reserve)."""
+    if step.token_budget is not None and worst.tokens > step.token_budget:
+        return f"the step may use {worst.tokens} tokens, over its tokenBudget {step.token_budget}"
     return None
+
+
+def run_limits(budget: awf.Budget | None) -> budgets.Limits | None:
+    """The run's limits to hold calls against, or None when it has none."""
+    if budget is None or (budget.max_tokens_per_run is None and budget.max_cost_per_run is None):
+        return None
+    return budgets.Limits(tokens=budget.max_tokens_per_run, cost=budget.max_cost_per_run)
+
+
+def run_shortfall(hold: budgets.Hold, worst: budgets.WorstCase, limits: budgets.Limits) -> str:
+    """Why the step must not call, from reserve.lua's refusal."""
+    if hold.kind == "cost":
+        return (
+            f"the run has cost {hold.spent:.6f} and steps under way hold {hold.held:.6f}; "
+            f"{worst.cost:.6f} more may exceed {limits.cost:g}"
+        )
+    return (
+        f"the run has used {hold.spent:.0f} tokens and steps under way hold {hold.held:.0f}; "
+        f"{worst.tokens} more may exceed {limits.tokens}"
+    )
 
 
 def on_budget_exhausted(budget: awf.Budget | None, pool: str) -> Next:

@@ -40,3 +40,15 @@ local function take(args, i, n)
   return out, i + n
 end
 
+
+-- Give back what the step's attempt held against its run's budget (reserve.lua): every
+-- script that ends or hands back an attempt calls it, so a hold lasts only while the
+-- attempt may still spend. A redelivery's reserve replaces a dead worker's hold.
+local function release_hold(run_key, p)
+  local tokens = redis.call('HGET', run_key, p .. STEP_FIELD.held_tokens)
+  if not tokens then return end
+  local cost = redis.call('HGET', run_key, p .. STEP_FIELD.held_cost) or '0'
+  redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, -tonumber(tokens))
+  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, -tonumber(cost))
+  redis.call('HDEL', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
+end

@@ -46,6 +46,7 @@ for k = 5, #KEYS do
   end
 end
 
+release_hold(run_key, p)  -- the spend itself is recorded below
 if state == STEP.review then  -- approved by a reviewer: the run waits on one review fewer
   redis.call('HINCRBY', KEYS[4], 'in_review', -1)
   if redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1) <= 0

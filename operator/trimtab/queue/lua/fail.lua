@@ -10,6 +10,7 @@ local p = step_prefix(step)
 local entry = take(ARGV, 8, #ARGV - 7)
 local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return REPLY.duplicate end
+release_hold(run_key, p)
 -- A run fails once: a second branch dying adds its dead letter, not a second failure.
 local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)

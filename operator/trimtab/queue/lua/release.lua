@@ -16,6 +16,7 @@ for k = 2, #KEYS do
     redis.call('XADD', stream, '*', unpack(entry[1][2]))
     if fence ~= '' and redis.call('HGET', KEYS[k], p .. STEP_FIELD.state) == STEP.running then
       redis.call('HSET', KEYS[k], p .. STEP_FIELD.state, STEP.queued)
+      release_hold(KEYS[k], p)
       local counter = redis.call('HGET', KEYS[k], p .. STEP_FIELD.counted) or STEP_FIELD.deliveries
       redis.call('HINCRBY', KEYS[k], p .. counter, -1)
     end

@@ -1,0 +1,151 @@
+"""A run's budget holds under concurrency, on a real redis-server: steps running in
+parallel hold their worst case before calling (reserve.lua), so together they can
+never spend past `maxTokensPerRun`. Hypothesis draws interleavings of holds,
+completions, retries, failures and redeliveries of parallel steps and checks, after
+every operation, that what was spent plus what is held never exceeds the limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.harness import runtime
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import budgets, connection, keys, runs, scripts, tasks, wire
+from trimtab.sdk import Client
+
+NS, POOL = "budgets", "p"
+SIM: dict[str, Any] = {
+    "seed": 2,
+    "default": {"ttft_seconds": 0.5, "per_token_seconds": 0.0, "output_tokens_mean": 20},
+}
+NOW = 1_800_000_000_000.0
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with runtime.running_sim(tmp_path_factory.mktemp("sim"), SIM) as url:
+        yield url
+
+
+def _requests(sim: str) -> int:
+    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
+    return sum(int(m.get("requests", 0)) for m in stats["models"].values())
+
+
+async def test_parallel_steps_never_spend_past_the_runs_budget(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    # Each step's worst case is its prompt (~4 tokens) + maxTokens 150: two fit in 400,
+    # three do not, and all three are ready at once.
+    steps = [{"name": n, "prompt": "Say hi", "maxTokens": 150} for n in ("a", "b", "c")]
+    spec = {"defaultPool": POOL, "budget": {"maxTokensPerRun": 400}, "steps": steps}
+    await sdk.publish(NS, "parallel", awf.AgentWorkflowSpec.model_validate(spec))
+    before = _requests(sim)
+    cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim), redis_url)
+    async with runtime.in_process_worker(cfg):
+        result = await sdk.result(await sdk.submit(NS, "parallel", {}), timeout=20)
+        await asyncio.sleep(1.0)  # the two calls under way finish and are recorded
+    state = await sdk.get(result.run)
+    assert _requests(sim) - before == 2  # the third step never called
+    [refused] = [n for n, s in state.steps.items() if s.state is wire.StepState.DEAD]
+    assert "steps under way hold" in (state.steps[refused].error or "")
+    assert state.tokens <= 400
+    assert sum(s.tokens for s in state.steps.values()) == state.tokens
+    held = await sdk.redis.hget(keys.run(NS, result.run.split("/")[1]), wire.RunField.HELD_TOKENS)
+    assert int(held or 0) == 0  # every hold was given back
+
+
+STEPS = ("s0", "s1", "s2", "s3")
+LIMIT = 400
+# Worst cases of a third to over a half of the limit: two or three holds reach it, so
+# most interleavings press against it (small values would never get near).
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(("reserve", "reserve", "complete", "retry", "fail", "redeliver")),
+        st.integers(0, len(STEPS) - 1),
+        st.integers(LIMIT // 3, LIMIT * 2 // 3),
+    ),
+    min_size=2,
+    max_size=30,
+)
+
+
+async def _interleaving(redis_url: str, ops: list[tuple[str, int, int]]) -> None:
+    client = connection.connect(redis_url)
+    await client.flushall()
+    lua = scripts.Scripts(client)
+    queue = tasks.PoolQueue(client, lua, namespace=NS, pool=POOL, consumer="w")
+    await queue.ensure_group()
+    new = runs.NewRun(
+        namespace=NS,
+        workflow="wf",
+        generation=1,
+        steps=list(STEPS),
+        run_id="r",
+        inputs={},
+        root_pools=dict.fromkeys(STEPS, POOL),
+        ttl_seconds=600,
+        now_ms=NOW,
+    )
+    await runs.submit(lua, new)
+    delivered = {d.task.step: d for d in await queue.read(len(STEPS), block_ms=100)}
+    live: dict[str, tasks.Delivery] = {}
+    holds: dict[str, int] = {}  # what each step's live delivery was granted
+    for step in STEPS:
+        started = await queue.start(delivered[step], now_ms=NOW, max_deliveries=100)
+        assert started.delivery is not None
+        live[step] = started.delivery
+    limits = budgets.Limits(tokens=LIMIT, cost=None)
+    try:
+        for op, index, amount in ops:
+            step = STEPS[index]
+            d = live[step]
+            match op:
+                case "reserve":
+                    hold = await budgets.reserve(lua, d, budgets.WorstCase(amount, 0.0), limits)
+                    if hold.outcome is wire.Reply.RESERVED:
+                        holds[step] = amount
+                case "complete" if step in holds:  # a call spends at most its worst case
+                    spent = min(amount, holds.pop(step))
+                    await queue.complete(
+                        d, output={}, tokens=spent, cost=0.0, now_ms=NOW,
+                        expected_version=None, dependents=[],
+                    )  # fmt: skip
+                case "retry":
+                    holds.pop(step, None)
+                    await queue.retry(d, due_ms=NOW, error="e", now_ms=NOW)
+                case "fail":
+                    holds.pop(step, None)
+                    await queue.fail(d, reason="e", now_ms=NOW)
+                case "redeliver":  # its worker died: the same message, started again
+                    again = await queue.start(delivered[step], now_ms=NOW, max_deliveries=100)
+                    if again.delivery is not None and again.outcome is wire.Reply.RUN:
+                        live[step] = again.delivery
+            run: Any = await client.hgetall(keys.run(NS, "r"))
+            spent_total = int(run.get(wire.RunField.TOKENS) or 0)
+            held_total = int(float(run.get(wire.RunField.HELD_TOKENS) or 0))
+            step_holds = sum(
+                int(float(run.get(wire.step_field(s, wire.StepField.HELD_TOKENS)) or 0))
+                for s in STEPS
+            )
+            assert spent_total + held_total <= LIMIT, (op, step, run)
+            assert held_total == step_holds, run
+    finally:
+        await client.aclose()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations)
+def test_no_interleaving_spends_past_the_budget(
+    redis_url: str, ops: list[tuple[str, int, int]]
+) -> None:
+    asyncio.run(_interleaving(redis_url, ops))
