@@ -36,9 +36,8 @@ class StepOutcome(enum.StrEnum):
 
 class RunOutcome(enum.StrEnum):
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    REVIEW = "review"
-    DEAD_LETTERED = "dead_lettered"
+    FAILED = "failed"  # failed with nothing kept to retry (deadLetter.enabled: false)
+    DEAD_LETTERED = "dead_lettered"  # failed, its dead step kept for `dlq retry`
 
 
 class TokenKind(enum.StrEnum):

@@ -16,7 +16,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import runs, wire
+from trimtab.queue import runs, wire, workflows
 from trimtab.sdk import Client, operations
 
 NS = "failed-runs"
@@ -123,3 +123,33 @@ async def test_a_failed_run_starts_nothing_more_and_resumes_whole(
     assert {name: s.state for name, s in done.steps.items()} == dict.fromkeys(
         "abcde", wire.StepState.DONE
     )
+
+
+async def test_a_workflow_that_keeps_no_dead_letters_still_fails_its_runs(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    spec = {
+        "defaultPool": "q",
+        "deadLetter": {"enabled": False},
+        "steps": [{"name": "a", "prompt": "a", "retry": {"maxAttempts": 1}}],
+    }
+    await sdk.publish(NS, "unkept", awf.AgentWorkflowSpec.model_validate(spec))
+    cfg = runtime.worker_settings(NS, "q", runtime.pool_spec(sim, model="broken"), redis_url)
+    async with runtime.in_process_worker(cfg) as worker:
+        result = await sdk.result(await sdk.submit(NS, "unkept", {}), timeout=20)
+    assert result.status == "failed"
+    assert "http_5xx" in result.errors["a"]
+    assert await operations.dead_letters(sdk, NS) == []
+    stats = await workflows.run_stats(sdk.redis, NS, "unkept", now=time.time())
+    assert (stats.failed, stats.dead_lettered) == (1, 0)
+    # The metrics say failed, not dead-lettered, for the step and for the run.
+    outcomes = {
+        (s.name, s.labels.get("outcome"))
+        for family in (worker.metrics.steps_total, worker.metrics.runs_total)
+        for metric in family.collect()
+        for s in metric.samples
+        if s.value and s.name.endswith("_total")
+    }
+    assert ("trimtab_steps_total", "failed") in outcomes
+    assert ("trimtab_runs_total", "failed") in outcomes
+    assert not {o for _, o in outcomes} & {"dead_lettered"}

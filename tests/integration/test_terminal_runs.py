@@ -102,8 +102,9 @@ async def test_two_dead_branches_fail_the_run_once_and_resume_together(
     queue: tasks.PoolQueue,
 ) -> None:
     d = await _two_branches(queue)
-    for step in ("a", "b"):
-        assert await queue.fail(d[step], reason=f"{step} died", now_ms=NOW + 1) is wire.Reply.DEAD
+    assert await queue.fail(d["a"], reason="a died", now_ms=NOW + 1) is wire.Reply.DEAD
+    # The run had failed already: counted once, by the first.
+    assert await queue.fail(d["b"], reason="b died", now_ms=NOW + 1) is wire.Reply.ALSO_DEAD
     stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
     assert (stats.failed, stats.dead_lettered) == (1, 1)  # one run failed, once
     done = [e async for e in _events(queue) if e.get("type") == wire.EventType.RUN_DONE]
@@ -120,10 +121,13 @@ async def test_two_dead_branches_fail_the_run_once_and_resume_together(
     stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
     assert stats.failed == 0
     # Dying again: the run fails (once more, as it ran again) but was dead-lettered once.
-    for step, delivery in again.items():
-        started = await queue.start(delivery, now_ms=NOW + 5, max_deliveries=5)
-        assert started.delivery is not None
-        await queue.fail(started.delivery, reason=f"{step} died again", now_ms=NOW + 6)
+    started = {
+        step: await queue.start(delivery, now_ms=NOW + 5, max_deliveries=5)
+        for step, delivery in again.items()
+    }
+    for step, attempt in started.items():
+        assert attempt.delivery is not None
+        await queue.fail(attempt.delivery, reason=f"{step} died again", now_ms=NOW + 6)
     stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
     assert (stats.failed, stats.dead_lettered) == (1, 1)
 

@@ -96,7 +96,7 @@ def test_cross_field_rules_reach_the_schema() -> None:
         pytest.param(
             kinds.AGENT_POOL,
             "apool",
-            ["Ready", "Replicas", "Queue", "P95", "Capacity", "Age"],
+            ["Ready", "Tier", "Replicas", "Queue", "P95", "Capacity", "Age"],
             id="pool",
         ),
         pytest.param(

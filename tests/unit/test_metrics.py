@@ -72,7 +72,7 @@ def record_everything(m: Metrics) -> None:
     m.cost_total.labels("shop", "gpt").inc(0.03)
     m.step_error("shop", "gpt", error=ErrorType.HTTP_429)
     m.steps_in_flight.labels("shop", "gpt").inc()
-    m.run_finished("shop", "support", outcome=RunOutcome.REVIEW)
+    m.run_finished("shop", "support", outcome=RunOutcome.DEAD_LETTERED)
     m.breaker_changed("shop", "gpt", endpoint_kind=EndpointKind.MODEL, state=BreakerState.OPEN)
     m.reconciled(ReconciledKind.AGENT_POOL, seconds=0.01)
     m.scale_decided("shop", "gpt", direction=ScaleDirection.UP, desired=4)
@@ -145,7 +145,7 @@ def test_names_carry_namespace_and_units(registry: CollectorRegistry, m: Metrics
         pytest.param("trimtab_steps_in_flight", POOL, 1.0, id="in-flight"),
         pytest.param(
             "trimtab_runs_total",
-            {"namespace": "shop", "workflow": "support", "outcome": "review"},
+            {"namespace": "shop", "workflow": "support", "outcome": "dead_lettered"},
             1.0,
             id="runs",
         ),
@@ -201,7 +201,7 @@ def test_default_is_built_once() -> None:
             },
             id="step-outcome",
         ),
-        pytest.param(RunOutcome, {"succeeded", "failed", "review", "dead_lettered"}, id="run"),
+        pytest.param(RunOutcome, {"succeeded", "failed", "dead_lettered"}, id="run"),
         pytest.param(TokenKind, {"prompt", "completion"}, id="token-kind"),
         pytest.param(
             ErrorType,

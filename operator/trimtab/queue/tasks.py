@@ -268,10 +268,16 @@ class PoolQueue:
             )
         )
 
-    async def fail(self, delivery: Delivery, *, reason: str, now_ms: float) -> wire.Reply:
+    async def fail(
+        self, delivery: Delivery, *, reason: str, now_ms: float, keep: bool = True
+    ) -> wire.Reply:
+        """Dead-letter the step and fail its run; `keep`: an entry goes onto the
+        namespace's dead-letter stream (the workflow's deadLetter.enabled)."""
         task = delivery.task
         reason = reason[:2000]
         entry = deadletter.entry_fields(task, pool=self.pool, reason=reason, at_ms=now_ms)
+        if not keep:
+            entry = []
         return wire.Reply(
             await self.lua.call(
                 "fail",

@@ -61,6 +61,7 @@ class Reply(enum.StrEnum):
     SCHEDULED = "scheduled"  # retry: the next attempt waits out its backoff
     ESCALATED = "escalated"  # escalate: the next attempt is on the fallback pool
     DEAD = "dead"  # fail: dead-lettered, the run failed
+    ALSO_DEAD = "also-dead"  # fail: dead-lettered in a run another step had failed already
     REJECTED = "rejected"  # reject: a person failed the step
     RESUMED = "resumed"  # resume: a dead-lettered step runs again
     DUPLICATE = "duplicate"  # the delivery was stale: acknowledged, nothing else

@@ -65,20 +65,25 @@ class Finisher:
                 "%s/%s: its run has failed; no retry", delivery.task.run_id, delivery.task.step
             )
             return reply
+        kept = wf.spec.dead_letter.enabled
+        outcome = ending.step_outcome(end)
+        if outcome is metrics_mod.StepOutcome.DEAD_LETTERED and not kept:
+            outcome = metrics_mod.StepOutcome.FAILED
         self.metrics.step_finished(
             self.cfg.namespace,
             self.cfg.pool,
             workflow=wf.name,
             step=delivery.task.step,
-            outcome=ending.step_outcome(end),
+            outcome=outcome,
             seconds=seconds,
         )
         if isinstance(end, ending.Completed):
             self._record_completed(delivery, end, seconds)
-        if reply is wire.Reply.DEAD:
-            self.metrics.run_finished(
-                delivery.task.namespace, wf.name, outcome=metrics_mod.RunOutcome.FAILED
+        if reply is wire.Reply.DEAD:  # the run failed with this step (ALSO_DEAD: before it)
+            run_outcome = (
+                metrics_mod.RunOutcome.DEAD_LETTERED if kept else metrics_mod.RunOutcome.FAILED
             )
+            self.metrics.run_finished(delivery.task.namespace, wf.name, outcome=run_outcome)
         return reply
 
     async def _transition(
@@ -88,7 +93,7 @@ class Finisher:
         end: ending.Ending,
         run: runs.RunView | None,
     ) -> wire.Reply:
-        at = now_ms()
+        at, keep = now_ms(), wf.spec.dead_letter.enabled
         match end:
             case ending.Completed():
                 assert run is not None, "a completion needs the run it read"
@@ -116,10 +121,10 @@ class Finisher:
                 )
                 if parked is wire.Reply.FULL:  # nobody reviews: do not pile up more
                     why = f"{end.reason}; not parked: {wire.REVIEWS_MAX} steps await review"
-                    return await self.queue.fail(delivery, reason=why, now_ms=at)
+                    return await self.queue.fail(delivery, reason=why, now_ms=at, keep=keep)
                 return parked if isinstance(parked, wire.Reply) else wire.Reply.PARKED
             case ending.DeadLetter():
-                return await self.queue.fail(delivery, reason=end.reason, now_ms=at)
+                return await self.queue.fail(delivery, reason=end.reason, now_ms=at, keep=keep)
 
     def _record_completed(
         self, delivery: tasks.Delivery, end: ending.Completed, seconds: float

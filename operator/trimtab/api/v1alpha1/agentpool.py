@@ -71,7 +71,8 @@ class ModelEndpoint(base.Model):
     )
     tier: base.Name = Field(
         default="standard",
-        description="A label such as small or large, used by fallbacks, routes and cost reports.",
+        description="A label such as small or large for the model's size, shown by "
+        "`kubectl get agentpools`; nothing else reads it.",
     )
     pricing: Pricing = Field(default_factory=Pricing, description="Token prices.")
     timeout_seconds: float = Field(
@@ -324,14 +325,8 @@ class PlacementSpec(base.Model):
 
 
 class QueueSpec(base.Model):
-    """The pool's Redis stream and its delivery guarantees."""
+    """The delivery guarantees of the pool's Redis stream."""
 
-    stream: str | None = Field(
-        default=None,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9:._-]+$",
-        description="Stream name override.",
-    )
     visibility_timeout_seconds: int = Field(
         default=300, ge=1, le=86400, description="Unacknowledged steps are redelivered after this."
     )

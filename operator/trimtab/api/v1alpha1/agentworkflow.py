@@ -289,10 +289,14 @@ class StateSpec(base.Model):
 
 
 class DeadLetterSpec(base.Model):
-    """Whether failed runs are kept on a dead-letter stream for inspection and retry."""
+    """Whether a step that gives up is kept on its namespace's dead-letter stream, for
+    inspection and `dlq retry`."""
 
-    enabled: bool = True
-    stream: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9:._-]+$")
+    enabled: bool = Field(
+        default=True,
+        description="Keep each step that gives up on the namespace's dead-letter stream. "
+        "false: the step and its run still fail, with nothing kept to retry.",
+    )
 
 
 def _names(steps: list[Step]) -> list[str]:

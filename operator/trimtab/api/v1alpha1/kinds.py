@@ -68,6 +68,7 @@ AGENT_POOL = Kind(
     status=agentpool.AgentPoolStatus,
     columns=(
         PrinterColumn("Ready", "string", READY, "Whether the pool serves its queue"),
+        PrinterColumn("Tier", "string", ".spec.model.tier", "The model's size label"),
         PrinterColumn("Replicas", "string", ".status.replicaSummary", "Ready/desired replicas"),
         PrinterColumn("Queue", "integer", ".status.queueDepth", "Steps waiting"),
         PrinterColumn("P95", "number", ".status.p95LatencySeconds", "End-to-end p95 latency (s)"),

@@ -40,6 +40,7 @@ local REPLY = wire({
   scheduled = 'scheduled',
   escalated = 'escalated',
   dead = 'dead',
+  also_dead = 'also-dead',
   rejected = 'rejected',
   resumed = 'resumed',
   duplicate = 'duplicate',

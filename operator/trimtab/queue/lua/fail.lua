@@ -1,5 +1,7 @@
 -- Give up on a step: record why, move it to the dead-letter stream, fail the run,
 -- acknowledge the delivery -- atomically, so a failed step is never silently dropped.
+-- Without entry fields (the workflow keeps no dead letters) the step and run fail the
+-- same way and nothing goes onto the stream.
 -- KEYS: run, events, own stream, dead-letter stream, workflow stats
 -- ARGV: step, attempt, msg_id, group, fence, reason, now_ms, then the dead-letter entry's
 --       field/value pairs (trimtab.queue.deadletter.entry_fields)
@@ -14,17 +16,18 @@ release_hold(run_key, p)
 -- A run fails once: a second branch dying adds its dead letter, not a second failure.
 local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
-redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_LETTERS_MAX, '*', unpack(entry))
+if #entry > 0 then
+  redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_LETTERS_MAX, '*', unpack(entry))
+  -- Runs with a dead letter, each counted once however many steps die or how often.
+  if redis.call('HSETNX', run_key, RUN_FIELD.dead_lettered, 1) == 1 then
+    redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
+  end
+end
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reason', reason,
   'at', now)
--- Runs with a dead letter, each counted once however many steps die or how often.
-if redis.call('HSETNX', run_key, RUN_FIELD.dead_lettered, 1) == 1 then
-  redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
-end
-if not already then
-  redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
-  redis.call('HINCRBY', KEYS[5], 'failed', 1)
-  redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
-end
+if already then return REPLY.also_dead end
+redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+redis.call('HINCRBY', KEYS[5], 'failed', 1)
+redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
 return REPLY.dead
