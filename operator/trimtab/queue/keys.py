@@ -13,6 +13,8 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:wf:{name}:current         current generation of a published workflow
     tt:{ns}:wf:{name}:gen:{gen}       compiled workflow of one generation (JSON)
     tt:{ns}:wf:{name}:stats           run counters: started, succeeded, failed, tokens, cost
+    tt:{ns}:wf:{name}:admitted        run keys under way, under a concurrencyLimit (set)
+    tt:{ns}:wf:{name}:waiting         runs waiting for a place, oldest first (list)
     tt:{ns}:wf:{name}:runs:{sec}      per-second run-duration sketches (hash, TTL)
     tt:{ns}:state:{session}           conversation state (TTL)
     tt:{ns}:dlq                       dead-lettered steps (stream)
@@ -84,6 +86,14 @@ def workflow_generation(namespace: str, name: str, generation: int) -> str:
 
 def workflow_stats(namespace: str, name: str) -> str:
     return f"{_ns(namespace)}:wf:{name}:stats"
+
+
+def workflow_admitted(namespace: str, name: str) -> str:
+    return f"{_ns(namespace)}:wf:{name}:admitted"
+
+
+def workflow_waiting(namespace: str, name: str) -> str:
+    return f"{_ns(namespace)}:wf:{name}:waiting"
 
 
 def workflow_missing_secrets(namespace: str, name: str) -> str:

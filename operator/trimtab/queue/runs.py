@@ -96,6 +96,7 @@ class NewRun:
     now_ms: float
     idempotency_key: str | None = None
     deadline_seconds: int | None = None
+    concurrency_limit: int | None = None  # runs of the workflow under way at once
 
     def fields(self) -> dict[str, Any]:
         f = wire.RunField
@@ -149,6 +150,8 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
         idem or run_key,
         keys.workflow_stats(ns, new.workflow),
         keys.deadlines(ns),
+        keys.workflow_admitted(ns, new.workflow),
+        keys.workflow_waiting(ns, new.workflow),
     ]
     script_keys += [keys.pool_stream(ns, pool) for _, pool in roots]
     deadline = new.deadline_seconds
@@ -158,6 +161,7 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
         new.now_ms,
         "1" if idem else "0",
         "" if deadline is None else new.now_ms + deadline * 1000,
+        "" if new.concurrency_limit is None else new.concurrency_limit,
         len(fields),
         *(x for kv in fields.items() for x in kv),
     ]

@@ -29,8 +29,10 @@ class StepState(enum.StrEnum):
 
 class RunStatus(enum.StrEnum):
     """A run's status: running until it succeeds or fails; review while a step waits for a
-    person (it resumes running when approved)."""
+    person (it resumes running when approved); waiting, before it runs, while its
+    workflow has `concurrencyLimit` runs under way (admission in _common.lua)."""
 
+    WAITING = "waiting"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -41,6 +43,7 @@ class EventType(enum.StrEnum):
     """The `type` of an entry on a run's event stream."""
 
     SUBMITTED = "submitted"
+    ADMITTED = "admitted"  # a waiting run started, as another ended
     STEP_DONE = "step_done"
     STEP_RETRY = "step_retry"
     STEP_ESCALATED = "step_escalated"
@@ -121,6 +124,10 @@ class RunField(enum.StrEnum):
     DEADLINE_MS = "deadline_ms"  # when the run times out, if it has a deadline
     HELD_TOKENS = "held_tokens"  # the worst cases its running steps hold (reserve.lua)
     HELD_COST = "held_cost"
+    # Under a concurrencyLimit: the workflow's admission keys and limit (JSON), and while
+    # the run waits, its roots' task messages (JSON), enqueued once it is admitted.
+    ADMISSION = "admission"
+    ROOTS = "roots"
     DEAD_LETTERED = "dlq"  # set once the run first had a step dead-lettered (counted once)
 
 

@@ -164,6 +164,7 @@ class Client:
             now_ms=round(time.time() * 1000, 3),
             idempotency_key=idempotency_key,
             deadline_seconds=wf.spec.deadline_seconds,
+            concurrency_limit=wf.spec.concurrency_limit,
         )
         _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"

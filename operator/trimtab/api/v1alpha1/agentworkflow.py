@@ -351,7 +351,8 @@ class AgentWorkflowSpec(base.Model):
         default=None,
         ge=1,
         le=1_000_000,
-        description="Runs in flight at once; further submissions queue.",
+        description="Runs under way at once. Further runs wait (status waiting), and "
+        "start in the order they were submitted as runs end.",
     )
 
 

@@ -52,3 +52,51 @@ local function release_hold(run_key, p)
   redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, -tonumber(cost))
   redis.call('HDEL', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
 end
+
+-- Admission under a workflow's concurrencyLimit. A run of such a workflow carries, in
+-- RUN_FIELD.admission, its workflow's set of admitted run keys, its list of waiting
+-- runs (oldest first) and the limit; a waiting run carries its roots' task messages.
+-- Admitting a run makes it running and enqueues its roots. An admitted run whose hash
+-- is gone (expired) or has ended frees its place when the set is full, so a lost run
+-- can never hold one forever.
+local function admit(entry, now)
+  local w = cjson.decode(entry)
+  if redis.call('HGET', w.run, RUN_FIELD.status) ~= RUN.waiting then return false end
+  local a = cjson.decode(redis.call('HGET', w.run, RUN_FIELD.admission))
+  redis.call('SADD', a.active, w.run)
+  redis.call('HSET', w.run, RUN_FIELD.status, RUN.running)
+  for _, root in ipairs(cjson.decode(redis.call('HGET', w.run, RUN_FIELD.roots))) do
+    local q = step_prefix(root.step)
+    redis.call('HSET', w.run, q .. STEP_FIELD.state, STEP.queued, q .. STEP_FIELD.queued_ms, now)
+    redis.call('XADD', root.stream, '*', unpack(root.message))
+  end
+  redis.call('HDEL', w.run, RUN_FIELD.roots)
+  redis.call('XADD', w.events, '*', 'type', EVENT.admitted, 'at', now)
+  return true
+end
+
+local function prune_admitted(active)
+  for _, key in ipairs(redis.call('SMEMBERS', active)) do
+    local status = redis.call('HGET', key, RUN_FIELD.status)
+    if status ~= RUN.running and status ~= RUN.review then redis.call('SREM', active, key) end
+  end
+end
+
+-- Admit waiting runs, oldest first, while the workflow has room.
+local function admit_waiting(a, now)
+  if redis.call('SCARD', a.active) >= a.limit then prune_admitted(a.active) end
+  while redis.call('SCARD', a.active) < a.limit do
+    local entry = redis.call('LPOP', a.waiting)
+    if not entry then return end
+    admit(entry, now)
+  end
+end
+
+-- The run has ended (succeeded, failed, timed out): its place goes to the next waiting.
+local function leave_admission(run_key, now)
+  local admission = redis.call('HGET', run_key, RUN_FIELD.admission)
+  if not admission then return end
+  local a = cjson.decode(admission)
+  redis.call('SREM', a.active, run_key)
+  admit_waiting(a, now)
+end

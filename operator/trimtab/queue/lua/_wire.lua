@@ -16,6 +16,7 @@ local STEP = wire({
   cancelled = 'cancelled',
 })
 local RUN = wire({
+  waiting = 'waiting',
   running = 'running',
   succeeded = 'succeeded',
   failed = 'failed',
@@ -23,6 +24,7 @@ local RUN = wire({
 })
 local EVENT = wire({
   submitted = 'submitted',
+  admitted = 'admitted',
   step_done = 'step_done',
   step_retry = 'step_retry',
   step_escalated = 'step_escalated',
@@ -90,6 +92,8 @@ local RUN_FIELD = wire({
   deadline_ms = 'deadline_ms',
   held_tokens = 'held_tokens',
   held_cost = 'held_cost',
+  admission = 'admission',
+  roots = 'roots',
   dead_lettered = 'dlq',
 })
 local STEP_FIELD = wire({

@@ -79,6 +79,7 @@ for _, r in ipairs(ready) do
 end
 if remaining == 0 then
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.succeeded, RUN_FIELD.ended_ms, now)
+  leave_admission(run_key, now)
   redis.call('HINCRBY', KEYS[4], 'succeeded', 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.succeeded, 'at', now)
 end

@@ -28,6 +28,7 @@ redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reas
   'at', now)
 if already then return REPLY.also_dead end
 redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+leave_admission(run_key, now)
 redis.call('HINCRBY', KEYS[5], 'failed', 1)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
 return REPLY.dead

@@ -20,6 +20,7 @@ redis.call('XADD', events_key, '*', 'type', EVENT.step_rejected, 'step', step, '
   'at', now)
 if not already then  -- a run fails once
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
+  leave_admission(run_key, now)
   redis.call('HINCRBY', KEYS[4], 'failed', 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
 end

@@ -10,7 +10,9 @@ local run_key, events_key, deadlines = KEYS[1], KEYS[2], KEYS[3]
 local run_id, reason, now = ARGV[1], ARGV[2], ARGV[3]
 redis.call('ZREM', deadlines, run_id)
 local status = redis.call('HGET', run_key, RUN_FIELD.status)
-if status ~= RUN.running and status ~= RUN.review then return REPLY.gone end
+if status ~= RUN.running and status ~= RUN.review and status ~= RUN.waiting then
+  return REPLY.gone
+end
 local flat = redis.call('HGETALL', run_key)
 for j = 1, #flat, 2 do
   local step = step_of_field(flat[j], STEP_FIELD.state)
@@ -28,6 +30,7 @@ for j = 1, #flat, 2 do
 end
 redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now,
   RUN_FIELD.error, reason, RUN_FIELD.in_review, 0)
+leave_admission(run_key, now)
 redis.call('HINCRBY', KEYS[4], 'failed', 1)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_timed_out, 'reason', reason, 'at', now)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)

@@ -1,0 +1,97 @@
+"""A workflow's concurrencyLimit on a real redis-server, workers and the simulator: runs
+beyond the limit wait (status waiting) rather than being refused, start in the order
+they were submitted as runs end, however they end, and a waiting run that reaches its
+deadline ends without ever holding a place."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.harness import runtime
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import deadlines, keys, scripts, wire
+from trimtab.sdk import Client
+
+NS, POOL = "limits", "p"
+SIM: dict[str, Any] = {
+    "seed": 4,
+    "default": {"ttft_seconds": 0.0, "per_token_seconds": 0.0, "output_tokens_mean": 5},
+    "models": {
+        "slow": {"name": "slow", "ttft_seconds": 0.6, "output_tokens_mean": 5},
+        "broken": {"name": "broken", "ttft_seconds": 0.3, "rate_500": 1.0},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with runtime.running_sim(tmp_path_factory.mktemp("sim"), SIM) as url:
+        yield url
+
+
+async def _publish(sdk: Client, name: str, limit: int, **more: Any) -> None:
+    step = {"name": "a", "prompt": "hi", "retry": {"maxAttempts": 1}}
+    spec = {"defaultPool": POOL, "concurrencyLimit": limit, "steps": [step], **more}
+    await sdk.publish(NS, name, awf.AgentWorkflowSpec.model_validate(spec))
+
+
+async def _statuses(sdk: Client, ids: list[str]) -> list[wire.RunStatus]:
+    return [(await sdk.get(r)).status for r in ids]
+
+
+async def test_runs_beyond_the_limit_wait_and_start_in_order(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    await _publish(sdk, "limited", limit=2)
+    cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim, model="slow"), redis_url)
+    async with runtime.in_process_worker(cfg):
+        ids = [await sdk.submit(NS, "limited", {"n": n}) for n in range(5)]
+        first = await _statuses(sdk, ids)
+        assert first == [wire.RunStatus.RUNNING] * 2 + [wire.RunStatus.WAITING] * 3
+        most = 0
+        deadline = time.monotonic() + 30
+        while True:
+            states = await _statuses(sdk, ids)
+            most = max(most, states.count(wire.RunStatus.RUNNING))
+            if all(s is wire.RunStatus.SUCCEEDED for s in states):
+                break
+            assert time.monotonic() < deadline, states
+            await asyncio.sleep(0.05)
+    assert most == 2  # the worker could run 8 at once; the workflow allows 2
+    started = [(await sdk.get(r)).steps["a"].started_ms or 0 for r in ids]
+    assert started == sorted(started)  # in the order submitted
+    assert await sdk.redis.scard(keys.workflow_admitted(NS, "limited")) == 0
+    assert await sdk.redis.llen(keys.workflow_waiting(NS, "limited")) == 0
+
+
+async def test_a_failed_run_frees_its_place(sim: str, redis_url: str, sdk: Client) -> None:
+    await _publish(sdk, "failing", limit=1)
+    cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim, model="broken"), redis_url)
+    async with runtime.in_process_worker(cfg):
+        ids = [await sdk.submit(NS, "failing", {}) for _ in range(3)]
+        results = [await sdk.result(r, timeout=20) for r in ids]
+    assert [r.status for r in results] == ["failed"] * 3
+
+
+async def test_a_waiting_run_past_its_deadline_ends_and_holds_no_place(
+    redis_url: str, sdk: Client
+) -> None:
+    await _publish(sdk, "stuck", limit=1, deadlineSeconds=1)
+    held = await sdk.submit(NS, "stuck", {})  # admitted; no worker serves the pool
+    waiting = await sdk.submit(NS, "stuck", {})
+    assert await _statuses(sdk, [held, waiting]) == [wire.RunStatus.RUNNING, wire.RunStatus.WAITING]
+    lua = scripts.Scripts(sdk.redis)
+    ended = await deadlines.end_overdue(sdk.redis, lua, NS, now_ms=time.time() * 1000 + 2000)
+    assert sorted(f"{NS}/{r}" for r in ended) == sorted([held, waiting])
+    state = await sdk.get(waiting)
+    assert state.status is wire.RunStatus.FAILED
+    assert state.steps["a"].started_ms is None
+    assert await sdk.redis.scard(keys.workflow_admitted(NS, "stuck")) == 0
+    # The place is free: the next run is admitted at once.
+    after = await sdk.submit(NS, "stuck", {})
+    assert (await sdk.get(after)).status is wire.RunStatus.RUNNING
