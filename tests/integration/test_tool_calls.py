@@ -54,7 +54,11 @@ async def nested_json() -> AsyncIterator[str]:
         out.enable_compression()  # gzip, as most real APIs answer when asked
         return out
 
+    async def headers(request: web.Request) -> web.Response:
+        return web.json_response(dict(request.headers))
+
     app = web.Application()
+    app.router.add_route("*", "/headers", headers)
     app.router.add_route("*", "/huge", huge)
     app.router.add_route("*", "/gzip", gzipped)
     app.router.add_route("*", "/{tail:.*}", reply)
@@ -170,3 +174,21 @@ async def test_a_compressed_reply_is_read_once_and_decoded(
         result = await sdk.result(await sdk.submit(NS, "gzip", {}), timeout=20)
     assert result.status == "succeeded", result.errors
     assert result.outputs["a"] == {"answer": "x" * 2000}
+
+
+async def test_each_tool_call_carries_an_idempotency_key_of_its_attempt(
+    sim: str, nested_json: str, redis_url: str, sdk: Client
+) -> None:
+    url = nested_json + "/headers"
+    own = {"name": "Idempotency-Key", "value": "the-tools-own"}
+    await _publish(
+        sdk,
+        "keyed",
+        {"name": "a", "kind": "tool", "tool": {"url": url, "body": "{}"}},
+        {"name": "b", "kind": "tool", "tool": {"url": url, "body": "{}", "headers": [own]}},
+    )
+    async with _worker(sim, redis_url):
+        result = await sdk.result(await sdk.submit(NS, "keyed", {}), timeout=20)
+    assert result.status == "succeeded", result.errors
+    assert result.outputs["a"]["Idempotency-Key"] == f"{result.run}/a/1"
+    assert result.outputs["b"]["Idempotency-Key"] == "the-tools-own"  # the workflow's wins

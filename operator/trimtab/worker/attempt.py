@@ -16,10 +16,20 @@ from typing import Any
 
 from trimtab import metrics as metrics_mod
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import budgets, cache, connection, runs, scripts, tasks, wire, workflows
+from trimtab.queue import (
+    budgets,
+    cache,
+    connection,
+    messages,
+    runs,
+    scripts,
+    tasks,
+    wire,
+    workflows,
+)
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import templates
-from trimtab.worker import ending, errors, execute, finish, guard, policy, settings
+from trimtab.worker import ending, errors, execute, finish, guard, policy, settings, tools
 
 
 class Attempts:
@@ -118,7 +128,10 @@ class Attempts:
         limit = step.timeout_seconds if left_s is None else min(step.timeout_seconds, left_s)
         try:
             result = await asyncio.wait_for(
-                execute.run_step(step, context, self.clients, prompt), timeout=limit
+                execute.run_step(
+                    step, context, self.clients, prompt, idempotency_key=_key(delivery.task)
+                ),
+                timeout=limit,
             )
         except TimeoutError:
             if limit < step.timeout_seconds:
@@ -173,6 +186,10 @@ class Attempts:
         if hold.outcome is wire.Reply.OVER_BUDGET:
             return policy.run_shortfall(hold, worst, limits)
         return None
+
+
+def _key(task: messages.Task) -> str:
+    return tools.idempotency_key(task.namespace, task.run_id, task.step, task.attempt)
 
 
 def _rendered(step: awf.Step, context: dict[str, Any]) -> execute.Prompt | None:

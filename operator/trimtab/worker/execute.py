@@ -122,18 +122,26 @@ async def run_model_step(
     )
 
 
-async def run_tool_step(step: awf.Step, context: Mapping[str, Any], clients: Clients) -> StepResult:
+async def run_tool_step(
+    step: awf.Step, context: Mapping[str, Any], clients: Clients, *, idempotency_key: str | None
+) -> StepResult:
     assert step.tool is not None  # guaranteed by the step's CEL rule
-    value = await clients.tools.call(step.tool, context)
+    value = await clients.tools.call(step.tool, context, idempotency_key=idempotency_key)
     if step.output and step.output.json_schema is not None:
         parse_output(json.dumps(value), step.output)
     return StepResult(output=value)
 
 
 async def run_step(
-    step: awf.Step, context: Mapping[str, Any], clients: Clients, prompt: Prompt | None = None
+    step: awf.Step,
+    context: Mapping[str, Any],
+    clients: Clients,
+    prompt: Prompt | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> StepResult:
-    """One attempt; a model step's `prompt` is rendered here when not given."""
+    """One attempt; a model step's `prompt` is rendered here when not given; a tool call
+    carries `idempotency_key` (tools.idempotency_key)."""
     if step.kind == "tool":
-        return await run_tool_step(step, context, clients)
+        return await run_tool_step(step, context, clients, idempotency_key=idempotency_key)
     return await run_model_step(step, context, clients, prompt)

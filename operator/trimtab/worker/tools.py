@@ -53,6 +53,23 @@ def rendered(
         raise errors.TemplateInputError(str(exc)) from exc
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(namespace: str, run_id: str, step: str, attempt: int) -> str:
+    """The key a tool can de-duplicate calls by: the same for every delivery of one
+    attempt (a worker that died mid-call and the one that took over), new for the next."""
+    return f"{namespace}/{run_id}/{step}/{attempt}"
+
+
+def with_idempotency_key(headers: Mapping[str, str], key: str | None) -> dict[str, str]:
+    """`headers` plus the Idempotency-Key, unless the tool's own headers set one."""
+    out = dict(headers)
+    if key is not None and IDEMPOTENCY_HEADER.lower() not in {h.lower() for h in out}:
+        out[IDEMPOTENCY_HEADER] = key
+    return out
+
+
 class ToolClient:
     """Calls HTTP tools over one pooled client."""
 
@@ -68,13 +85,15 @@ class ToolClient:
         )
         self._secrets_root = secrets_root
 
-    async def call(self, tool: awf.ToolCall, context: Mapping[str, Any]) -> Any:
+    async def call(
+        self, tool: awf.ToolCall, context: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Any:
         request = rendered(tool, context, self._secrets_root)
         response = await http.post(
             self._clients.pick(),
             request.url,
             content=request.body,
-            headers=request.headers,
+            headers=with_idempotency_key(request.headers, idempotency_key),
             method=request.method,
             error=errors.ToolError,
         )
