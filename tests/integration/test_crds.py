@@ -106,7 +106,7 @@ def _table(cluster: layout.Layout, *args: str) -> list[str]:
 def test_kubectl_get_shows_printer_columns(cluster: layout.Layout, samples_ns: str) -> None:
     lines = _table(cluster, "apool,awf", "-n", samples_ns)
     headers = [line.split() for line in lines if line.startswith("NAME")]
-    assert ["NAME", "READY", "REPLICAS", "QUEUE", "P95", "CAPACITY", "AGE"] in headers
+    assert ["NAME", "READY", "TIER", "REPLICAS", "QUEUE", "P95", "CAPACITY", "AGE"] in headers
     assert ["NAME", "READY", "STEPS", "RUNS", "P95", "COST", "AGE"] in headers
     assert any(line.startswith("agentpool.trimtab.io/support-small") for line in lines)
     by_category = _table(cluster, "agents", "-n", samples_ns, "-o", "name")

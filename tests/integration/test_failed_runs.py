@@ -153,3 +153,41 @@ async def test_a_workflow_that_keeps_no_dead_letters_still_fails_its_runs(
     assert ("trimtab_steps_total", "failed") in outcomes
     assert ("trimtab_runs_total", "failed") in outcomes
     assert not {o for _, o in outcomes} & {"dead_lettered"}
+
+
+async def test_an_optional_dependency_or_a_default_output_lets_the_run_go_on(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    echo = sim.removesuffix("/v1") + "/tools/echo"
+    once = {"maxAttempts": 1}
+    spec = {
+        "defaultPool": "p",
+        "steps": [
+            {"name": "history", "prompt": "h", "pool": "q", "retry": once},
+            {
+                "name": "docs",
+                "prompt": "d",
+                "pool": "q",
+                "retry": once,
+                "onFailure": {"output": {"found": []}},
+            },
+            {
+                "name": "answer",
+                "kind": "tool",
+                "tool": {"url": echo, "body": '{"h": {{ history }}, "d": {{ docs }}}'},
+                "dependsOn": ["history", "docs"],
+                "optionalDependencies": ["history"],
+            },
+        ],
+    }
+    await sdk.publish(NS, "goes-on", awf.AgentWorkflowSpec.model_validate(spec))
+    async with _workers(sim, redis_url, p="sim-small", q="broken"):
+        result = await sdk.result(await sdk.submit(NS, "goes-on", {}), timeout=20)
+    assert result.status == "succeeded", result.errors
+    assert result.outputs["answer"]["received"] == {"h": None, "d": {"found": []}}
+    state = await sdk.get(result.run)
+    for name in ("history", "docs"):
+        assert state.steps[name].state is wire.StepState.DONE
+        assert "gave up, run goes on" in (state.steps[name].error or "")
+        assert "http_5xx" in (state.steps[name].error or "")
+    assert await operations.dead_letters(sdk, NS) == []

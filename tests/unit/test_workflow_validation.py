@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import dag, validation
 
 
@@ -118,3 +119,29 @@ def test_compiled_route_evaluates_over_dependency_outputs() -> None:
     program = validation.compile_route("intent.complexity == 'high' || inputs.vip")
     assert program.execute({"intent": {"complexity": "high"}, "inputs": {"vip": False}})
     assert not program.execute({"intent": {"complexity": "low"}, "inputs": {"vip": False}})
+
+
+def test_a_default_output_must_fit_the_steps_schema() -> None:
+    schema = {"type": "object", "required": ["intent"]}
+    fits = _spec(_step("a", output={"schema": schema}, onFailure={"output": {"intent": "other"}}))
+    assert validation.find_problems(fits) == []
+    breaks = _spec(_step("a", output={"schema": schema}, onFailure={"output": {}}))
+    [problem] = validation.find_problems(breaks)
+    assert problem.path == "spec.steps[0].onFailure.output"
+    assert "'intent' is a required property" in problem.message
+
+
+def test_what_stands_in_for_a_step_that_gives_up() -> None:
+    spec = _spec(
+        _step("history"),
+        _step("docs", onFailure={"output": {"found": []}}),
+        _step("intent"),
+        _step("respond", "history", "docs", "intent", optionalDependencies=["history"]),
+        _step("audit", "intent"),
+        _step("log", "intent", optionalDependencies=["intent"]),
+    )
+    wf = compile_mod.compile_workflow(namespace="n", name="w", generation=1, spec=spec)
+    assert wf.stand_in("docs") == compile_mod.StandIn({"found": []})  # its own default
+    assert wf.stand_in("history") == compile_mod.StandIn(None)  # its one dependent can do without
+    assert wf.stand_in("intent") is None  # respond and audit need it, though log does not
+    assert wf.stand_in("respond") is None  # a step nothing depends on fails its run

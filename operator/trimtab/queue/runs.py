@@ -257,3 +257,11 @@ async def events(
         {keys.run_events(namespace, run_id): after}, count=count, block=block_ms
     )
     return [(eid, dict(fields)) for _, entries in found for eid, fields in entries]
+
+
+async def note_step_error(
+    client: aioredis.Redis, namespace: str, run_id: str, step: str, reason: str
+) -> None:
+    """Say why a step that is done gave up (its output stands in: trimtab.worker.finish)."""
+    field = wire.step_field(step, wire.StepField.ERROR)
+    await client.hset(keys.run(namespace, run_id), field, reason[:2000])

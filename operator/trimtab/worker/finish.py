@@ -12,7 +12,7 @@ import time
 from trimtab import metrics as metrics_mod
 from trimtab.queue import completion, connection, messages, runs, tasks, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import ending, settings
+from trimtab.worker import ending, execute, settings
 from trimtab.worker import stats as tally_mod
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ class Finisher:
             return reply
         kept = wf.spec.dead_letter.enabled
         outcome = ending.step_outcome(end)
-        if outcome is metrics_mod.StepOutcome.DEAD_LETTERED and not kept:
+        # Gave up with nothing kept, or with an output standing in (the run goes on).
+        gave_up = isinstance(end, ending.DeadLetter) and (not kept or reply is wire.Reply.OK)
+        if gave_up:
             outcome = metrics_mod.StepOutcome.FAILED
         self.metrics.step_finished(
             self.cfg.namespace,
@@ -124,7 +126,33 @@ class Finisher:
                     return await self.queue.fail(delivery, reason=why, now_ms=at, keep=keep)
                 return parked if isinstance(parked, wire.Reply) else wire.Reply.PARKED
             case ending.DeadLetter():
-                return await self.queue.fail(delivery, reason=end.reason, now_ms=at, keep=keep)
+                return await self._give_up(delivery, wf, run, end)
+
+    async def _give_up(
+        self,
+        delivery: tasks.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunView | None,
+        end: ending.DeadLetter,
+    ) -> wire.Reply:
+        """Dead-letter the step, or when an output stands in for it (compile.stand_in),
+        complete it with that and note why on the step: the run goes on, and shows it."""
+        task = delivery.task
+        stand_in = wf.stand_in(task.step)
+        if stand_in is None:
+            keep = wf.spec.dead_letter.enabled
+            return await self.queue.fail(delivery, reason=end.reason, now_ms=now_ms(), keep=keep)
+        if run is None:
+            fresh = await runs.read(self.client, task.namespace, task.run_id)
+            if fresh is None:
+                return wire.Reply.DUPLICATE  # the run expired
+            run = fresh.view()
+        done = ending.Completed(execute.StepResult(output=stand_in.output))
+        reply = await self._complete(delivery, wf, run, done)
+        if reply is wire.Reply.OK:
+            why = f"gave up, run goes on with its stand-in output: {end.reason}"
+            await runs.note_step_error(self.client, task.namespace, task.run_id, task.step, why)
+        return reply
 
     def _record_completed(
         self, delivery: tasks.Delivery, end: ending.Completed, seconds: float

@@ -177,6 +177,16 @@ def _last_route_is_default(routes: list[Route]) -> bool:
     return len(defaults) == 1 and routes[-1].when is None
 
 
+class OnFailure(base.Model):
+    """What the run goes on with when a step gives up."""
+
+    output: base.AnyJSON = Field(
+        description="The step's output once it gives up (retries, fallback and review "
+        "spent; its budget exhausted): the step is done with this instead of failing "
+        "the run, and its error still says why. Must fit output.schema.",
+    )
+
+
 class Step(base.Model):
     """One node of the DAG: a model call or an HTTP tool call."""
 
@@ -185,6 +195,12 @@ class Step(base.Model):
             rule="!has(self.dependsOn) || !(self.name in self.dependsOn)",
             message="a step cannot depend on itself",
             check=lambda s: s.name not in s.depends_on,
+        ),
+        base.CelRule(
+            rule="!has(self.optionalDependencies) || self.optionalDependencies.all(d, "
+            "has(self.dependsOn) && d in self.dependsOn)",
+            message="optionalDependencies must each be in dependsOn",
+            check=lambda s: set(s.optional_dependencies) <= set(s.depends_on),
         ),
         base.CelRule(
             rule="!(has(self.pool) && has(self.routes))",
@@ -245,6 +261,13 @@ class Step(base.Model):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     tool: ToolCall | None = None
     depends_on: list[StepName] = Field(default_factory=list, max_length=MAX_DEPENDS_ON)
+    optional_dependencies: list[StepName] = Field(
+        default_factory=list,
+        max_length=MAX_DEPENDS_ON,
+        description="Of dependsOn, those this step can do without: when one gives up and "
+        "every step depending on it lists it here, it is done with output null (its "
+        "error says why) and the run goes on.",
+    )
     timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     output: OutputSpec | None = None
@@ -263,6 +286,7 @@ class Step(base.Model):
         "tokens, marked '[... truncated to N tokens]'.",
     )
     cache: CacheSpec | None = None
+    on_failure: OnFailure | None = None
 
 
 class Budget(base.Model):

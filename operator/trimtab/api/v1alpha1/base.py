@@ -85,6 +85,8 @@ FreeForm = Annotated[
     dict[str, Any],
     pydantic.WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
 ]
+# Any JSON value (object, array, string, number, boolean), kept as given.
+AnyJSON = Annotated[Any, pydantic.WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True})]
 
 
 class SecretKeyRef(Model):

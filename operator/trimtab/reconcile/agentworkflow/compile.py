@@ -37,6 +37,13 @@ class CompiledStep:
 
 
 @dataclasses.dataclass(frozen=True)
+class StandIn:
+    """The output a step that gave up is done with, so its run goes on."""
+
+    output: Any
+
+
+@dataclasses.dataclass(frozen=True)
 class CompiledWorkflow:
     namespace: str
     name: str
@@ -57,6 +64,18 @@ class CompiledWorkflow:
         if any(d not in outputs for d in deps):
             return None
         return {"inputs": inputs, **{d: outputs[d] for d in deps}}
+
+    def stand_in(self, step: str) -> StandIn | None:
+        """What the run goes on with when `step` gives up: its onFailure output, or null
+        when every step depending on it can do without it (optionalDependencies);
+        None: nothing stands in, and the run fails."""
+        compiled = self.steps[step]
+        if compiled.spec.on_failure is not None:
+            return StandIn(compiled.spec.on_failure.output)
+        dependents = [self.steps[d].spec for d in compiled.dependents]
+        if dependents and all(step in d.optional_dependencies for d in dependents):
+            return StandIn(None)
+        return None
 
     def choose_pool(self, step: str, context: Mapping[str, Any]) -> str:
         """The pool `step` runs on, given its route context."""

@@ -65,6 +65,17 @@ def _schema_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
             yield dag.Problem(
                 f"spec.steps[{i}].output.schema", f"not a valid JSON Schema: {exc.message}"
             )
+            continue
+        if step.on_failure is None:
+            continue
+        # The default stands in for an output the schema would have checked.
+        found = jsonschema.validators.validator_for(schema)(schema).iter_errors(
+            step.on_failure.output
+        )
+        if (first := next(iter(found), None)) is not None:
+            yield dag.Problem(
+                f"spec.steps[{i}].onFailure.output", f"does not fit output.schema: {first.message}"
+            )
 
 
 def _step_templates(step: awf.Step) -> Iterator[tuple[str, str]]:
