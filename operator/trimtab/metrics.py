@@ -61,6 +61,7 @@ class ErrorType(enum.StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     BREAKER_OPEN = "breaker_open"
+    RATE_LIMITED = "rate_limited"  # waited for the pool's own rate limit (no call made)
     OTHER = "error"
 
 

@@ -35,6 +35,7 @@ class Reason(enum.StrEnum):
     WOKE_FROM_ZERO = "WokeFromZero"
     AT_MAX_REPLICAS = "AtMaxReplicas"
     AT_MIN_REPLICAS = "AtMinReplicas"
+    RATE_LIMITED = "RateLimited"  # the model's rate limit keeps no more replicas busy
     WITHIN_BOUNDS = "WithinBounds"
     MANUAL_MODE = "ManualMode"
     METRICS_UNAVAILABLE = "MetricsUnavailable"

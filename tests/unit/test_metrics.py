@@ -218,6 +218,7 @@ def test_default_is_built_once() -> None:
                 "budget_exhausted",
                 "deadline_exceeded",
                 "breaker_open",
+                "rate_limited",
                 "error",
             },
             id="error-type",

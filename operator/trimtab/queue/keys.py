@@ -5,6 +5,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:pool:{pool}:delayed       retries waiting for their backoff (zset, score = due ms)
     tt:{ns}:pool:{pool}:stats:{sec}   per-second arrivals, completions, latency sketches (hash)
     tt:{ns}:pool:{pool}:breaker:{ep}  circuit breaker of one endpoint ("model", "tool:URL")
+    tt:{ns}:pool:{pool}:rate          the model endpoint's rate-limit buckets (hash)
     tt:{ns}:pool:{pool}:arrivals:{hour}  arrivals per second of one hour (hash, TTL 8 days)
     tt:{ns}:run:{run}                 run record and per-step state (hash, TTL)
     tt:{ns}:run:{run}:events          step and run events, for waiters (stream, TTL)
@@ -51,6 +52,10 @@ def pool_arrivals(namespace: str, pool: str, hour: int) -> str:
 
 def pool_breaker(namespace: str, pool: str, endpoint: str) -> str:
     return f"{_ns(namespace)}:pool:{pool}:breaker:{endpoint}"
+
+
+def pool_rate(namespace: str, pool: str) -> str:
+    return f"{_ns(namespace)}:pool:{pool}:rate"
 
 
 def run(namespace: str, run_id: str) -> str:

@@ -34,6 +34,7 @@ NAMES = (
     "resume",
     "timeout",
     "breaker",
+    "ratelimit",
     "cache_lookup",
 )
 

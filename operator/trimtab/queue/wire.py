@@ -71,6 +71,7 @@ class Reply(enum.StrEnum):
     CANCELLED = "cancelled"  # start, retry: the run has failed; the step is cancelled
     RESERVED = "reserved"  # reserve: the step's worst case is held against the run's budget
     OVER_BUDGET = "over-budget"  # reserve: the worst case does not fit what is left
+    WAIT = "wait"  # ratelimit: no room for the call yet
     EXHAUSTED = "exhausted"  # start: delivered more often than allowed; caller fails it
     CONFLICT = "conflict"  # complete: the run moved on; read again and retry
     STALE = "stale"  # reject, resume: the step moved on already
@@ -81,6 +82,14 @@ class Reply(enum.StrEnum):
     GONE = "gone"  # resume, approve: the run expired
     NOT_DEAD = "not-dead"  # resume: the step is not dead-lettered
     MALFORMED = "malformed"  # resume: the entry never was a step
+
+
+class RateOp(enum.StrEnum):
+    """What a worker tells ratelimit.lua: take a call's share, or how the call went."""
+
+    TAKE = "take"
+    THROTTLED = "throttled"  # the endpoint answered 429: halve the rate
+    OK = "ok"  # a call succeeded: win back some of the rate
 
 
 class BreakerState(enum.StrEnum):
@@ -190,6 +199,7 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "REPLY": Reply,
     "BREAKER": BreakerState,
     "BREAKER_OP": BreakerOp,
+    "RATE_OP": RateOp,
     "VERDICT": BreakerVerdict,
     "RUN_FIELD": RunField,
     "STEP_FIELD": StepField,

@@ -29,7 +29,7 @@ from trimtab.queue import (
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import templates
-from trimtab.worker import ending, errors, execute, finish, guard, policy, settings, tools
+from trimtab.worker import ending, errors, execute, finish, guard, policy, settings, throttle, tools
 
 
 class Attempts:
@@ -47,6 +47,9 @@ class Attempts:
         self.metrics, self.rng = metrics, rng
         self.lua = lua
         self.guards = guard.Guards(cfg, client=client, lua=lua, metrics=metrics)
+        self.throttle = throttle.Throttle(
+            lua, namespace=cfg.namespace, pool=cfg.pool, spec=cfg.spec
+        )
         self.secrets = SecretNotes(client, cfg.namespace)
 
     def cache_digest(self, step: awf.Step, prompt: execute.Prompt | None) -> str | None:
@@ -123,6 +126,13 @@ class Attempts:
             return ending.breaker_open(
                 step, pool=self.cfg.pool, retry_at_ms=verdict.retry_at_ms, now_ms=now()
             )
+        if self.throttle.applies(step) and prompt is not None:
+            worst = templates.estimate_tokens(prompt.user) + (
+                step.max_tokens or self.cfg.spec.model.max_tokens
+            )
+            wait = await self.throttle.turn(step, worst, now())
+            if wait is not None:
+                return ending.rate_limited(pool=self.cfg.pool, due_ms=now() + wait)
         # The call may take its timeout, but never past the run's deadline.
         left_s = None if deadline_ms is None else max(0.0, (deadline_ms - now()) / 1000)
         limit = step.timeout_seconds if left_s is None else min(step.timeout_seconds, left_s)
@@ -148,11 +158,13 @@ class Attempts:
             failure = errors.UnexpectedError(exc)
         else:
             await self.guards.record(step, verdict, None, now())
+            await self.throttle.report(step, None, now())
             await self.secrets.found(delivery.task.workflow, step)
             return result
         if isinstance(failure, errors.SecretMissingError):
             await self.secrets.missing(delivery.task.workflow, failure.secret)
         await self.guards.record(step, verdict, failure, now())
+        await self.throttle.report(step, failure, now())
         return ending.after_failure(
             failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
         )

@@ -139,6 +139,13 @@ def breaker_open(
     return Retry(due_ms=due, reason=reason, error=ErrorType.BREAKER_OPEN, keep_budget=True)
 
 
+def rate_limited(*, pool: str, due_ms: float) -> Retry:
+    """The pool's model rate limit has no room for a while: the step waits its turn
+    without holding a worker slot, its retries untouched."""
+    reason = f"rate_limited: pool {pool}'s model rate limit has no room yet"
+    return Retry(due_ms=due_ms, reason=reason, error=ErrorType.RATE_LIMITED, keep_budget=True)
+
+
 def budget_exhausted(budget: awf.Budget | None, *, pool: str, shortfall: str) -> Ending:
     """The step may not start within its budgets: degrade, review or fail."""
     decided = policy.on_budget_exhausted(budget, pool)

@@ -57,6 +57,34 @@ class Pricing(base.Model):
     )
 
 
+class RateLimit(base.Model):
+    """The endpoint's rate limit, shared by all the pool's workers through Redis: calls
+    wait their turn rather than meet the provider's 429s, a 429 halves the rate until
+    calls succeed again, and the autoscaler adds no replica the limit could not use."""
+
+    CEL = (
+        base.CelRule(
+            rule="has(self.requestsPerMinute) || has(self.tokensPerMinute)",
+            message="rateLimit needs requestsPerMinute or tokensPerMinute",
+            check=lambda r: r.requests_per_minute is not None or r.tokens_per_minute is not None,
+        ),
+    )
+
+    requests_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Model requests per minute, all workers together.",
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="Tokens per minute, all workers together: each call takes its worst "
+        "case (prompt estimate plus its completion allowance).",
+    )
+
+
 class ModelEndpoint(base.Model):
     """The OpenAI-compatible endpoint every worker of the pool calls."""
 
@@ -81,6 +109,7 @@ class ModelEndpoint(base.Model):
     max_tokens: int = Field(
         default=1024, ge=1, le=1_000_000, description="Default completion token limit per request."
     )
+    rate_limit: RateLimit | None = None
 
 
 class WorkerSpec(base.Model):

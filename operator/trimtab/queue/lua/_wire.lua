@@ -49,6 +49,7 @@ local REPLY = wire({
   cancelled = 'cancelled',
   reserved = 'reserved',
   over_budget = 'over-budget',
+  wait = 'wait',
   exhausted = 'exhausted',
   conflict = 'conflict',
   stale = 'stale',
@@ -69,6 +70,11 @@ local BREAKER_OP = wire({
   allow = 'allow',
   success = 'success',
   failure = 'failure',
+})
+local RATE_OP = wire({
+  take = 'take',
+  throttled = 'throttled',
+  ok = 'ok',
 })
 local VERDICT = wire({
   allow = 'allow',

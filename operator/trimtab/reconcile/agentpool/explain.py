@@ -57,4 +57,6 @@ def limit_note(limited: Reason | None, scaling: ScalingSpec) -> str:
         return f"; capped at maxReplicas {scaling.max_replicas}"
     if limited is Reason.AT_MIN_REPLICAS:
         return f"; raised to minReplicas {scaling.min_replicas}"
+    if limited is Reason.RATE_LIMITED:
+        return "; held where the model's rate limit keeps every replica busy"
     return ""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from trimtab.api.v1alpha1.agentpool import AgentPoolSpec, ScalingSpec
 from trimtab.reasons import Reason
 from trimtab.reconcile.agentpool import arrivals as arrivals_mod
-from trimtab.reconcile.agentpool import explain, floors, need, stabilize
+from trimtab.reconcile.agentpool import explain, floors, need, ratecap, stabilize
 from trimtab.reconcile.agentpool import startup as startup_mod
 
 # With no service time ever measured, assume a step takes a second; the first
@@ -180,6 +180,7 @@ def _auto(observed: Observed, spec: AgentPoolSpec, *, history: History, now: flo
     sustained = stabilize.stabilized(recs, now, current=current, windows=windows)
     held = max(sustained, keep, *(r for _, r in drains))
     replicas, limited = _clamp(0 if choice.to_zero else max(held, choice.floor), scaling)
+    replicas, limited = _rate_capped(spec, service, replicas, limited)
     target = _clamp(max(choice.raw, choice.drain), scaling)[0]
     reason = explain.reason(current, replicas, target=target, active=observed.active)
     message = explain.message(
@@ -277,6 +278,16 @@ def _counts(needs: Mapping[need.Signal, need.Need], found: floors.Floors) -> dic
     if found.predicted is not None:
         counts["predicted"] = found.predicted.replicas
     return counts
+
+
+def _rate_capped(
+    spec: AgentPoolSpec, service: float, replicas: int, limited: Reason | None
+) -> tuple[int, Reason | None]:
+    """No more replicas than the model's rate limit can keep busy (minReplicas stands)."""
+    cap = ratecap.ceiling(spec, service)
+    if cap is None or replicas <= max(cap, spec.scaling.min_replicas):
+        return replicas, limited
+    return max(cap, spec.scaling.min_replicas), Reason.RATE_LIMITED
 
 
 def _clamp(replicas: int, scaling: ScalingSpec) -> tuple[int, Reason | None]:
