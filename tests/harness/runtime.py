@@ -164,3 +164,12 @@ def worker_process(
                 proc.kill()
                 proc.wait()
         out.close()
+
+
+def sim_requests(sim: str, model: str | None = None) -> int:
+    """Model requests the simulator at `sim` (its /v1 URL) has answered: for `model`, or
+    for every model."""
+    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
+    models = stats["models"]
+    found = [models.get(model, {})] if model is not None else list(models.values())
+    return sum(int(m.get("requests", 0)) for m in found)

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,11 +33,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _requests(sim: str) -> int:
-    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
-    return sum(int(m.get("requests", 0)) for m in stats["models"].values())
-
-
 async def test_parallel_steps_never_spend_past_the_runs_budget(
     sim: str, redis_url: str, sdk: Client
 ) -> None:
@@ -47,13 +41,13 @@ async def test_parallel_steps_never_spend_past_the_runs_budget(
     steps = [{"name": n, "prompt": "Say hi", "maxTokens": 150} for n in ("a", "b", "c")]
     spec = {"defaultPool": POOL, "budget": {"maxTokensPerRun": 400}, "steps": steps}
     await sdk.publish(NS, "parallel", awf.AgentWorkflowSpec.model_validate(spec))
-    before = _requests(sim)
+    before = runtime.sim_requests(sim)
     cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim), redis_url)
     async with runtime.in_process_worker(cfg):
         result = await sdk.result(await sdk.submit(NS, "parallel", {}), timeout=20)
         await asyncio.sleep(1.0)  # the two calls under way finish and are recorded
     state = await sdk.get(result.run)
-    assert _requests(sim) - before == 2  # the third step never called
+    assert runtime.sim_requests(sim) - before == 2  # the third step never called
     [refused] = [n for n, s in state.steps.items() if s.state is wire.StepState.DEAD]
     assert "steps under way hold" in (state.steps[refused].error or "")
     assert state.tokens <= 400

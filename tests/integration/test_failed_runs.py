@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.harness import runtime
@@ -37,11 +36,6 @@ RETRY = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.5, "maxSeconds": 0.5}
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with runtime.running_sim(tmp_path_factory.mktemp("sim"), SIM) as url:
         yield url
-
-
-def _requests(sim: str, model: str) -> int:
-    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
-    return int(stats["models"].get(model, {}).get("requests", 0))
 
 
 @contextlib.asynccontextmanager
@@ -89,7 +83,7 @@ async def test_a_failed_run_starts_nothing_more_and_resumes_whole(
     sim: str, redis_url: str, sdk: Client
 ) -> None:
     await sdk.publish(NS, "branches", awf.AgentWorkflowSpec.model_validate(_spec(sim)))
-    before = _requests(sim, "broken-slowly")
+    before = runtime.sim_requests(sim, "broken-slowly")
     async with _workers(sim, redis_url, p="slow", q="broken", r="broken-slowly"):
         run = await sdk.submit(NS, "branches", {})
 
@@ -109,7 +103,7 @@ async def test_a_failed_run_starts_nothing_more_and_resumes_whole(
     # ... but d, which waited on it, never started.
     assert state.steps["d"].started_ms is None
     # e failed once; its retry was dropped rather than calling the model again.
-    assert _requests(sim, "broken-slowly") - before == 1
+    assert runtime.sim_requests(sim, "broken-slowly") - before == 1
     after = await sdk.get(run)
     assert after.steps["e"].state is wire.StepState.CANCELLED
 

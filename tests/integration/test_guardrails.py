@@ -55,11 +55,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _requests(sim: str, model: str) -> int:
-    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
-    return int(stats["models"].get(model, {}).get("requests", 0))
-
-
 @contextlib.asynccontextmanager
 async def _workers(
     sim: str, redis_url: str, spec_overrides: dict[str, Any] | None = None, **pools: str
@@ -102,12 +97,12 @@ async def test_malformed_output_twice_then_valid_succeeds_on_the_third_attempt(
     sim: str, redis_url: str, sdk: Client
 ) -> None:
     await _publish(sdk, "retry", {"pool": "a", "output": {"schema": ANSWER}, "retry": FAST_RETRY})
-    before = _requests(sim, "flaky")
+    before = runtime.sim_requests(sim, "flaky")
     async with _workers(sim, redis_url, a="flaky"):
         run = await sdk.submit(NS, "retry", {"q": "x"})
         state = await _settled(sdk, run, "succeeded")
     assert state.steps["answer"].attempt == 3
-    assert _requests(sim, "flaky") - before == 3
+    assert runtime.sim_requests(sim, "flaky") - before == 3
     events = await _step_events(sdk, run)
     assert events.count("step_retry") == 2
     assert events.count("step_done") == 1  # completed once, never twice
@@ -126,14 +121,14 @@ async def test_schema_violation_on_the_small_pool_escalates_to_the_large_one(
             "fallback": {"pool": "large"},
         },
     )
-    sloppy, careful = _requests(sim, "sloppy"), _requests(sim, "careful")
+    sloppy, careful = runtime.sim_requests(sim, "sloppy"), runtime.sim_requests(sim, "careful")
     async with _workers(sim, redis_url, small="sloppy", large="careful"):
         run = await sdk.submit(NS, "escalate", {"q": "x"})
         state = await _settled(sdk, run, "succeeded")
     step = state.steps["answer"]
     assert (step.pool, step.attempt) == ("large", 3)  # two on the small pool, one on the large
-    assert _requests(sim, "sloppy") - sloppy == 2
-    assert _requests(sim, "careful") - careful == 1
+    assert runtime.sim_requests(sim, "sloppy") - sloppy == 2
+    assert runtime.sim_requests(sim, "careful") - careful == 1
     assert (await _step_events(sdk, run)).count("step_escalated") == 1
 
 
@@ -244,11 +239,11 @@ async def test_breaker_opens_keeps_calls_off_a_down_endpoint_and_closes_when_it_
 ) -> None:
     await _publish(sdk, "breaker", {"pool": "b", "retry": {**FAST_RETRY, "maxAttempts": 10}})
     admin = sim.removesuffix("/v1") + "/admin/models/down"
-    before = _requests(sim, "down")
+    before = runtime.sim_requests(sim, "down")
     async with _workers(sim, redis_url, BREAKER, b="down"):
         run = await sdk.submit(NS, "breaker", {"q": "x"})
         deadline = time.monotonic() + 10
-        while _requests(sim, "down") - before < 3:  # the threshold's worth of failures
+        while runtime.sim_requests(sim, "down") - before < 3:  # the threshold's worth of failures
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         # The simulator counts the third call before the worker hears its answer and
@@ -259,14 +254,14 @@ async def test_breaker_opens_keeps_calls_off_a_down_endpoint_and_closes_when_it_
             opened = await _model_breaker(sdk, "b")
         await asyncio.sleep(0.6)  # inside the 1 s cool-down: the step retries, no calls
         assert opened is breaker.State.OPEN
-        assert _requests(sim, "down") - before == 3
+        assert runtime.sim_requests(sim, "down") - before == 3
         assert (await sdk.get(run)).status == "running"  # waiting, not failed
         async with httpx.AsyncClient() as http:  # the endpoint comes back
             (await http.put(admin, json={"rate_500": 0.0})).raise_for_status()
         state = await _settled(sdk, run, "succeeded")
     assert await _model_breaker(sdk, "b") is breaker.State.CLOSED
     # 3 failures, then one half-open probe that succeeded; nothing in between.
-    assert _requests(sim, "down") - before == 4
+    assert runtime.sim_requests(sim, "down") - before == 4
     step = state.steps["answer"]
     assert step.attempt > 4  # breaker waits are attempts too, but not against the budget
     events = await _step_events(sdk, run)
@@ -310,7 +305,7 @@ async def test_budget_exhausted_fails_the_run_before_the_step_calls_the_model(
     sim: str, redis_url: str, sdk: Client
 ) -> None:
     await _budgeted(sdk, "budget-fail", {"maxTokensPerRun": 30, "onExhausted": "Fail"})
-    before = _requests(sim, "careful")
+    before = runtime.sim_requests(sim, "careful")
     async with _priced_workers(sim, redis_url, pricey=("careful", 0.002)):
         run = await sdk.submit(NS, "budget-fail", {"q": "x"})
         state = await _settled(sdk, run, "failed")
@@ -319,7 +314,7 @@ async def test_budget_exhausted_fails_the_run_before_the_step_calls_the_model(
     assert second.state == "dead"
     assert second.error is not None
     assert second.error.startswith("budget_exhausted: the run has used")
-    assert _requests(sim, "careful") - before == 1  # the second step never started
+    assert runtime.sim_requests(sim, "careful") - before == 1  # the second step never started
     assert state.tokens <= 30
     entries = [e for e in await operations.dead_letters(sdk, NS) if f"{NS}/{e.run_id}" == run]
     assert [e.step for e in entries] == ["second"]
@@ -368,12 +363,12 @@ async def test_the_same_prompt_twice_with_caching_makes_one_model_call_and_costs
         {"pool": "c", "output": {"schema": ANSWER}, "cache": {"ttlSeconds": 60}},
     )
     question = {"q": f"what is {time.time_ns()}"}  # a prompt no earlier test cached
-    before = _requests(sim, "careful")
+    before = runtime.sim_requests(sim, "careful")
     async with _workers(sim, redis_url, c="careful"):
         first = await _settled(sdk, await sdk.submit(NS, "cached", question), "succeeded")
         second = await _settled(sdk, await sdk.submit(NS, "cached", question), "succeeded")
         other = await _settled(sdk, await sdk.submit(NS, "cached", {"q": "else"}), "succeeded")
-    assert _requests(sim, "careful") - before == 2  # the first run and the other prompt
+    assert runtime.sim_requests(sim, "careful") - before == 2  # the first run and the other prompt
     assert second.steps["answer"].output == first.steps["answer"].output
     assert (second.tokens, second.cost) == (0, 0.0)
     assert first.tokens > 0
@@ -412,7 +407,7 @@ async def test_a_run_reaching_its_deadline_mid_call_ends_and_starts_no_further_s
         ],
     }
     await sdk.publish(NS, "deadline", awf.AgentWorkflowSpec.model_validate(spec))
-    before = _requests(sim, "slow")
+    before = runtime.sim_requests(sim, "slow")
     async with _workers(sim, redis_url, s="slow"):
         run = await sdk.submit(NS, "deadline", {"q": "x"})
         state = await _settled(sdk, run, "failed", within=10)
@@ -420,7 +415,7 @@ async def test_a_run_reaching_its_deadline_mid_call_ends_and_starts_no_further_s
     assert state.steps["first"].state == "dead"
     assert (state.steps["first"].error or "").startswith("deadline_exceeded")
     assert state.steps["second"].state == "pending"
-    assert _requests(sim, "slow") - before == 1
+    assert runtime.sim_requests(sim, "slow") - before == 1
 
 
 async def test_breaker_opens_on_the_failure_rate_not_on_stray_errors(sdk: Client) -> None:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.harness import runtime
@@ -31,11 +30,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _requests(sim: str) -> int:
-    stats = httpx.get(sim.removesuffix("/v1") + "/stats").json()
-    return sum(int(m.get("requests", 0)) for m in stats["models"].values())
-
-
 async def _publish(sdk: Client, name: str, **step: Any) -> None:
     spec = {"defaultPool": POOL, "steps": [{"name": "a", "prompt": "hi", **step}]}
     await sdk.publish(NS, name, awf.AgentWorkflowSpec.model_validate(spec))
@@ -48,14 +42,14 @@ def _worker(sim: str, redis_url: str, model: str, rate: dict[str, int]) -> Any:
 
 async def test_calls_are_spread_at_the_pools_rate(sim: str, redis_url: str, sdk: Client) -> None:
     await _publish(sdk, "spread")
-    before = _requests(sim)
+    before = runtime.sim_requests(sim)
     async with _worker(sim, redis_url, "sim-small", {"requestsPerMinute": 120}):
         t0 = time.monotonic()
         runs = [await sdk.submit(NS, "spread", {"n": n}) for n in range(6)]
         results = await asyncio.gather(*(sdk.result(r, timeout=20) for r in runs))
         took = time.monotonic() - t0
     assert [r.status for r in results] == ["succeeded"] * 6
-    assert _requests(sim) - before == 6  # no call refused, none repeated
+    assert runtime.sim_requests(sim) - before == 6  # no call refused, none repeated
     # 2 a second, at most 2 at once: the last of six went 2 s after the first (unlimited,
     # all six go at once: the worker runs 8).
     assert took >= 1.8
