@@ -6,6 +6,7 @@ deadline ends without ever holding a place."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -95,3 +96,37 @@ async def test_a_waiting_run_past_its_deadline_ends_and_holds_no_place(
     # The place is free: the next run is admitted at once.
     after = await sdk.submit(NS, "stuck", {})
     assert (await sdk.get(after)).status is wire.RunStatus.RUNNING
+
+
+async def test_a_busy_key_waits_without_holding_back_other_keys(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    key = {"key": "{{ inputs.customer }}", "limit": 1}
+    await _publish(sdk, "tenants", limit=3, concurrencyKey=key)
+    # Nobody serves the pool yet: admission alone decides who runs.
+    a1, a2, a3 = [await sdk.submit(NS, "tenants", {"customer": "a"}) for _ in range(3)]
+    b1 = await sdk.submit(NS, "tenants", {"customer": "b"})
+    c1 = await sdk.submit(NS, "tenants", {"customer": "c"})
+    d1 = await sdk.submit(NS, "tenants", {"customer": "d"})  # the workflow's 3 are taken
+    running, waiting = wire.RunStatus.RUNNING, wire.RunStatus.WAITING
+    assert await _statuses(sdk, [a1, a2, a3, b1, c1, d1]) == [
+        running, waiting, waiting, running, running, waiting,
+    ]  # fmt: skip
+    cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim, model="slow"), redis_url)
+    async with runtime.in_process_worker(cfg):
+        results = [await sdk.result(r, timeout=30) for r in (a1, a2, a3, b1, c1, d1)]
+    assert [r.status for r in results] == ["succeeded"] * 6
+    started = {r: (await sdk.get(r)).steps["a"].started_ms or 0 for r in (a1, a2, a3, d1)}
+    assert started[a1] < started[a2] < started[a3]  # one at a time for customer a
+    assert started[d1] < started[a3]  # d did not wait behind a's queue
+
+
+async def test_a_key_the_inputs_lack_refuses_the_run_in_one_line(sdk: Client) -> None:
+    await _publish(
+        sdk, "keyed", limit=2, concurrencyKey={"key": "{{ inputs.customer }}", "limit": 1}
+    )
+    prefix = re.escape("concurrencyKey '{{ inputs.customer }}': ")
+    with pytest.raises(ValueError, match=f"^{prefix}") as err:
+        await sdk.submit(NS, "keyed", {"other": 1})
+    assert "\n" not in str(err.value)
+    assert await sdk.redis.llen(keys.workflow_waiting(NS, "keyed")) == 0

@@ -145,3 +145,24 @@ def test_what_stands_in_for_a_step_that_gives_up() -> None:
     assert wf.stand_in("history") == compile_mod.StandIn(None)  # its one dependent can do without
     assert wf.stand_in("intent") is None  # respond and audit need it, though log does not
     assert wf.stand_in("respond") is None  # a step nothing depends on fails its run
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("{{ inputs.customer_id }}", None),
+        ("tenant-{{ inputs.org }}-{{ inputs.user }}", None),
+        ("{{ history.customer }}", "inputs only"),
+        ("constant", "inputs only"),
+        ("{{ inputs.x", "unclosed"),
+    ],
+)
+def test_a_concurrency_key_names_the_inputs(key: str, message: str | None) -> None:
+    spec = _spec(_step("a"), concurrencyKey={"key": key, "limit": 2})
+    problems = validation.find_problems(spec)
+    if message is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert problem.path == "spec.concurrencyKey.key"
+        assert message in problem.message

@@ -16,6 +16,8 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:wf:{name}:stats           run counters: started, succeeded, failed, tokens, cost
     tt:{ns}:wf:{name}:admitted        run keys under way, under a concurrencyLimit (set)
     tt:{ns}:wf:{name}:waiting         runs waiting for a place, oldest first (list)
+    tt:{ns}:wf:{name}:key:{digest}:admitted  the same per concurrencyKey value
+    tt:{ns}:wf:{name}:key:{digest}:waiting
     tt:{ns}:wf:{name}:runs:{sec}      per-second run-duration sketches (hash, TTL)
     tt:{ns}:state:{session}           conversation state (TTL)
     tt:{ns}:dlq                       dead-lettered steps (stream)
@@ -24,6 +26,8 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
 """
 
 from __future__ import annotations
+
+import hashlib
 
 GROUP = "workers"
 PREFIX = "tt"
@@ -99,6 +103,19 @@ def workflow_admitted(namespace: str, name: str) -> str:
 
 def workflow_waiting(namespace: str, name: str) -> str:
     return f"{_ns(namespace)}:wf:{name}:waiting"
+
+
+def workflow_key_admitted(namespace: str, name: str, value: str) -> str:
+    return f"{_ns(namespace)}:wf:{name}:key:{_digest(value)}:admitted"
+
+
+def workflow_key_waiting(namespace: str, name: str, value: str) -> str:
+    return f"{_ns(namespace)}:wf:{name}:key:{_digest(value)}:waiting"
+
+
+def _digest(value: str) -> str:
+    """A key value as a key-name part: any text, fixed length (a tenant's id may be long)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 def workflow_missing_secrets(namespace: str, name: str) -> str:

@@ -97,6 +97,7 @@ class NewRun:
     idempotency_key: str | None = None
     deadline_seconds: int | None = None
     concurrency_limit: int | None = None  # runs of the workflow under way at once
+    concurrency_key: tuple[str, int] | None = None  # (the run's key value, its limit)
 
     def fields(self) -> dict[str, Any]:
         f = wire.RunField
@@ -153,6 +154,14 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
         keys.workflow_admitted(ns, new.workflow),
         keys.workflow_waiting(ns, new.workflow),
     ]
+    if new.concurrency_key is None:
+        script_keys += [run_key, run_key]  # placeholders: no key limit
+    else:
+        value = new.concurrency_key[0]
+        script_keys += [
+            keys.workflow_key_admitted(ns, new.workflow, value),
+            keys.workflow_key_waiting(ns, new.workflow, value),
+        ]
     script_keys += [keys.pool_stream(ns, pool) for _, pool in roots]
     deadline = new.deadline_seconds
     args: list[Any] = [
@@ -162,6 +171,7 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
         "1" if idem else "0",
         "" if deadline is None else new.now_ms + deadline * 1000,
         "" if new.concurrency_limit is None else new.concurrency_limit,
+        "" if new.concurrency_key is None else new.concurrency_key[1],
         len(fields),
         *(x for kv in fields.items() for x in kv),
     ]

@@ -55,8 +55,8 @@ ADMITTING = frozenset({"submit"})
 
 def source(name: str) -> str:
     """The script as Redis runs it: its flags, the shared constants (lua/_wire.lua), the
-    shared functions (lua/_common.lua), then the script itself."""
+    shared functions (lua/_common.lua, lua/_admission.lua), then the script itself."""
     lua = importlib.resources.files("trimtab.queue") / "lua"
-    parts = ("_wire", "_common", name)
+    parts = ("_wire", "_common", "_admission", name)
     flags = "" if name in ADMITTING else "#!lua flags=allow-oom\n"
     return flags + "".join((lua / f"{part}.lua").read_text() for part in parts)

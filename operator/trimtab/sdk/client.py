@@ -17,6 +17,7 @@ from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
 from trimtab.queue import arrivals, connection, runs, scripts, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.reconcile.agentworkflow import templates
 
 T = TypeVar("T")
 DEFAULT_REDIS_URL = os.environ.get("TRIMTAB_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -30,6 +31,17 @@ MAX_INPUT_BYTES = 1024 * 1024
 
 class InputsTooLargeError(ValueError):
     """A run's inputs are larger than MAX_INPUT_BYTES as JSON."""
+
+
+def _concurrency_key(key: awf.ConcurrencyKey | None, inputs: Any) -> tuple[str, int] | None:
+    """The run's concurrencyKey value and its limit; raises ValueError when the inputs
+    lack what the key names (the run is not created)."""
+    if key is None:
+        return None
+    try:
+        return templates.render(key.key, {"inputs": inputs}), key.limit
+    except templates.TemplateError as exc:
+        raise ValueError(f"concurrencyKey {key.key!r}: {exc}") from None
 
 
 def check_inputs(inputs: Any) -> None:
@@ -165,6 +177,7 @@ class Client:
             idempotency_key=idempotency_key,
             deadline_seconds=wf.spec.deadline_seconds,
             concurrency_limit=wf.spec.concurrency_limit,
+            concurrency_key=_concurrency_key(wf.spec.concurrency_key, inputs),
         )
         _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"

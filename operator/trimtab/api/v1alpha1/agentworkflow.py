@@ -312,6 +312,23 @@ class StateSpec(base.Model):
     ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
 
 
+class ConcurrencyKey(base.Model):
+    """Runs under way at once per value of a key, so one tenant cannot take the workflow."""
+
+    key: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="A template over the run's inputs, e.g. '{{ inputs.customer_id }}': "
+        "runs whose key renders the same share `limit`.",
+    )
+    limit: int = Field(
+        ge=1,
+        le=1_000_000,
+        description="Runs under way at once per key value. More wait for their key, in "
+        "the order submitted, without holding back other keys' runs.",
+    )
+
+
 class DeadLetterSpec(base.Model):
     """Whether a step that gives up is kept on its namespace's dead-letter stream, for
     inspection and `dlq retry`."""
@@ -378,6 +395,7 @@ class AgentWorkflowSpec(base.Model):
         description="Runs under way at once. Further runs wait (status waiting), and "
         "start in the order they were submitted as runs end.",
     )
+    concurrency_key: ConcurrencyKey | None = None
 
 
 class AgentWorkflowStatus(base.Model):

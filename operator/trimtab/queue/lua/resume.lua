@@ -58,9 +58,7 @@ local status = RUN.running
 if tonumber(redis.call('HGET', run_key, RUN_FIELD.in_review) or '0') > 0 then status = RUN.review end
 redis.call('HSET', run_key, RUN_FIELD.status, status)
 redis.call('HDEL', run_key, RUN_FIELD.ended_ms)
--- Resumed by a person: it takes its place again even past the limit.
-local admission = redis.call('HGET', run_key, RUN_FIELD.admission)
-if admission then redis.call('SADD', cjson.decode(admission).active, run_key) end
+rejoin_admission(run_key)
 local deadline = redis.call('HGET', run_key, RUN_FIELD.deadline_ms)
 if deadline then redis.call('ZADD', KEYS[5], deadline, run_id) end
 return {REPLY.resumed, unpack(order)}

@@ -1,12 +1,13 @@
 -- Create a run and enqueue its root steps, atomically; idempotent by key and run id.
--- Under a concurrency limit, a run that finds its workflow full waits instead: its roots
--- are kept in the run and it joins the workflow's waiting list, to be admitted, oldest
--- first, as runs end (admit_waiting, _common.lua).
+-- Under a concurrency limit, a run that finds its workflow (or its key) full waits
+-- instead: its roots are kept in the run and it joins a waiting list, to be admitted,
+-- oldest first, as runs end (_admission.lua).
 -- KEYS: run, events, idempotency (or any placeholder), workflow stats, deadlines,
---       the workflow's admitted set and waiting list, root stream 1..n
+--       the workflow's admitted set and waiting list, the key value's admitted set and
+--       waiting list (or placeholders), root stream 1..n
 -- ARGV: run_id, ttl_s, now_ms, use_idem(0/1), deadline_ms (or ''), concurrency limit
---       (or ''), nfields, field/value * nfields, then per root stream: step, pool, n,
---       its task message (n field/value items)
+--       (or ''), key limit (or ''), nfields, field/value * nfields, then per root
+--       stream: step, pool, n, its task message (n field/value items)
 -- Returns {1, run_id} (created), {0, run_id} (it existed) or {-1, used, maxmemory}
 -- (refused: Redis is too full to take new work; trimtab.queue.runs.submit says so).
 local run_key, events_key, idem_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -23,22 +24,21 @@ local limit = tonumber(string.match(memory, 'maxmemory:(%d+)'))
 if limit and limit > 0 and used * 100 > limit * ADMIT_BELOW_PERCENT then
   return {-1, used, limit}
 end
-local fields, i = take(ARGV, 8, tonumber(ARGV[7]) * 2)
+local fields, i = take(ARGV, 9, tonumber(ARGV[8]) * 2)
 redis.call('HSET', run_key, unpack(fields))
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[5], ARGV[5], run_id)
   redis.call('HSET', run_key, RUN_FIELD.deadline_ms, ARGV[5])  -- for resume.lua
 end
-local waits = false
-if ARGV[6] ~= '' then
-  local a = {active = KEYS[6], waiting = KEYS[7], limit = tonumber(ARGV[6])}
+local waits = nil  -- or the list the run waits in
+if ARGV[6] ~= '' or ARGV[7] ~= '' then
+  local a = {active = KEYS[6], waiting = KEYS[7], limit = tonumber(ARGV[6]),
+    kactive = KEYS[8], kwaiting = KEYS[9], klimit = tonumber(ARGV[7])}
   redis.call('HSET', run_key, RUN_FIELD.admission, cjson.encode(a))
-  admit_waiting(a, now)  -- runs that came first go first
-  waits = redis.call('SCARD', a.active) >= a.limit
-  if not waits then redis.call('SADD', a.active, run_key) end
+  waits = admit_new(a, run_key, now)
 end
 local roots = {}
-for k = 8, #KEYS do
+for k = 10, #KEYS do
   local step, pool = ARGV[i], ARGV[i + 1]
   local message
   message, i = take(ARGV, i + 3, tonumber(ARGV[i + 2]))
@@ -53,7 +53,7 @@ for k = 8, #KEYS do
 end
 if waits then
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.waiting, RUN_FIELD.roots, cjson.encode(roots))
-  redis.call('RPUSH', KEYS[7], cjson.encode({run = run_key, events = events_key}))
+  redis.call('RPUSH', waits, cjson.encode({run = run_key, events = events_key}))
 end
 redis.call('EXPIRE', run_key, ttl)
 redis.call('XADD', events_key, '*', 'type', EVENT.submitted, 'at', now)

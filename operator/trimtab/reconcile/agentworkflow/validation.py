@@ -92,6 +92,22 @@ def _step_templates(step: awf.Step) -> Iterator[tuple[str, str]]:
                 yield f"tool.headers[{k}].value", header.value
 
 
+def _key_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
+    """A concurrencyKey is rendered at submission, when only the inputs exist."""
+    if spec.concurrency_key is None:
+        return
+    path = "spec.concurrencyKey.key"
+    try:
+        refs = templates.references(spec.concurrency_key.key)
+    except templates.TemplateError as exc:
+        yield dag.Problem(path, str(exc))
+        return
+    if not refs or any(ref.parts[0] != "inputs" for ref in refs):
+        yield dag.Problem(
+            path, "a key must name the run's inputs only, e.g. {{ inputs.customer_id }}"
+        )
+
+
 def _template_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
     """A template sees `inputs` and the outputs of the steps it depends on, nothing else:
     naming another step would fail every run, so it is refused here."""
@@ -182,6 +198,7 @@ def find_problems(
     problems += _route_problems(spec)
     problems += _schema_problems(spec)
     problems += _template_problems(spec)
+    problems += _key_problems(spec)
     problems += _tool_url_problems(spec, policy or policy_mod.Policy())
     if pools is not None:
         problems += _missing_pools(spec, pools)

@@ -1,0 +1,112 @@
+-- Prepended by trimtab.queue.scripts to every script, after _common.lua.
+--
+-- Admission under a workflow's concurrencyLimit and its concurrencyKey's limit. A run of
+-- such a workflow carries, in RUN_FIELD.admission, its admission table: the workflow's
+-- set of admitted run keys and list of runs waiting for a place (`active`, `waiting`,
+-- `limit`), and for its key's value the same again (`kactive`, `kwaiting`, `klimit`);
+-- either limit may be absent. A run takes its key's place first, then the workflow's:
+-- one waiting for its key holds nothing, one waiting for the workflow holds its key's
+-- place, so a busy key never keeps other keys' runs waiting. Waiting lists are served
+-- oldest first. A run that waits carries its roots' task messages (RUN_FIELD.roots),
+-- enqueued once it has every place. A set member whose run expired or ended frees its
+-- place when the set is full, so a lost run never holds one for ever.
+
+local function prune(set, also)
+  for _, key in ipairs(redis.call('SMEMBERS', set)) do
+    local status = redis.call('HGET', key, RUN_FIELD.status)
+    if status ~= RUN.running and status ~= RUN.review and status ~= also then
+      redis.call('SREM', set, key)
+    end
+  end
+end
+
+local function has_room(set, limit, also)
+  if redis.call('SCARD', set) >= limit then prune(set, also) end
+  return redis.call('SCARD', set) < limit
+end
+
+-- Enqueue an admitted waiting run's roots.
+local function start_waiting(run_key, events_key, now)
+  redis.call('HSET', run_key, RUN_FIELD.status, RUN.running)
+  for _, root in ipairs(cjson.decode(redis.call('HGET', run_key, RUN_FIELD.roots))) do
+    local q = step_prefix(root.step)
+    redis.call('HSET', run_key, q .. STEP_FIELD.state, STEP.queued, q .. STEP_FIELD.queued_ms, now)
+    redis.call('XADD', root.stream, '*', unpack(root.message))
+  end
+  redis.call('HDEL', run_key, RUN_FIELD.roots)
+  redis.call('XADD', events_key, '*', 'type', EVENT.admitted, 'at', now)
+end
+
+-- Whether a run that holds its key's place (if any) got the workflow's.
+local function take_workflow_place(a, run_key)
+  if not a.limit then return true end
+  if not has_room(a.active, a.limit) then return false end
+  redis.call('SADD', a.active, run_key)
+  return true
+end
+
+-- Admit the workflow's waiting runs while it has room (they hold their keys' places).
+local function drain_workflow(a, now)
+  if not a.limit then return end
+  while has_room(a.active, a.limit) do
+    local entry = redis.call('LPOP', a.waiting)
+    if not entry then return end
+    local w = cjson.decode(entry)
+    if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
+      redis.call('SADD', a.active, w.run)
+      start_waiting(w.run, w.events, now)
+    end
+  end
+end
+
+-- Give the key's free places to its waiting runs; each then takes the workflow's place
+-- or joins the workflow's waiting list.
+local function drain_key(a, now)
+  if not a.klimit then return end
+  while has_room(a.kactive, a.klimit, RUN.waiting) do
+    local entry = redis.call('LPOP', a.kwaiting)
+    if not entry then return end
+    local w = cjson.decode(entry)
+    if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
+      redis.call('SADD', a.kactive, w.run)
+      if take_workflow_place(a, w.run) then
+        start_waiting(w.run, w.events, now)
+      else
+        redis.call('RPUSH', a.waiting, entry)
+      end
+    end
+  end
+end
+
+-- The list a new run must wait in, or nil once it has its places. Runs already
+-- waiting go first.
+local function admit_new(a, run_key, now)
+  drain_workflow(a, now)
+  if a.klimit then
+    drain_key(a, now)
+    if not has_room(a.kactive, a.klimit, RUN.waiting) then return a.kwaiting end
+    redis.call('SADD', a.kactive, run_key)
+  end
+  if take_workflow_place(a, run_key) then return nil end
+  return a.waiting
+end
+
+-- The run has ended (succeeded, failed, timed out): its places go to those waiting.
+local function leave_admission(run_key, now)
+  local admission = redis.call('HGET', run_key, RUN_FIELD.admission)
+  if not admission then return end
+  local a = cjson.decode(admission)
+  if a.limit then redis.call('SREM', a.active, run_key) end
+  if a.klimit then redis.call('SREM', a.kactive, run_key) end
+  drain_workflow(a, now)
+  drain_key(a, now)
+end
+
+-- A person resumed the run: it takes its places again, even past the limits.
+local function rejoin_admission(run_key)
+  local admission = redis.call('HGET', run_key, RUN_FIELD.admission)
+  if not admission then return end
+  local a = cjson.decode(admission)
+  if a.limit then redis.call('SADD', a.active, run_key) end
+  if a.klimit then redis.call('SADD', a.kactive, run_key) end
+end
