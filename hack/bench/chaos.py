@@ -6,7 +6,11 @@ Real parts throughout: worker processes (`trimtab worker run`), a redis-server w
 append-only file (`appendfsync always`), the inference simulator's tool endpoints.
 Runs are submitted at a steady rate with idempotency keys, and all are submitted again
 at the end. A killed worker is replaced at once; a stopped one is resumed after the
-visibility timeout plus 2 s, so its late calls meet the fence.
+visibility timeout plus 2 s, so its late calls meet the fence. Only a ready worker (its
+/readyz answers 200) is signalled, and only while another ready one remains to take
+over its steps; until then the next signal waits. A process still starting holds
+nothing, and with no worker ready, the delay measured would be how long a replacement
+takes to start, not how long redelivery takes.
 
 Checks, and exits 1 when one fails: every run ends and succeeds (none lost, none stuck),
 every step completes exactly once, a resubmission returns the same run, tool calls never
@@ -14,7 +18,7 @@ outnumber deliveries, and exactly the poison messages reach the dead-letter stre
 Prints the redelivery delay (a dead or stalled worker's step, from the signal to its
 next start) at p50/p99/max beside the goal, visibility timeout + 5 s.
 
-    hack/bench/chaos.py            the benchmark: 600 runs, 210 SIGKILLs, ~3 minutes
+    hack/bench/chaos.py            the benchmark: 600 runs, 210 SIGKILLs, 3-6 minutes
     hack/bench/chaos.py --small    CI: 100 runs, 30 SIGKILLs, about a minute
 """
 
@@ -80,14 +84,17 @@ class Fleet:
     def __init__(self, manifest: pathlib.Path, redis_url: str, logs: pathlib.Path) -> None:
         self.manifest, self.redis_url, self.logs = manifest, redis_url, logs
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports: dict[str, int] = {}  # name -> its metrics port, where /readyz answers
         self.stopped: dict[str, float] = {}  # name -> when to resume (monotonic)
         self.serial = self.kills = self.stops = 0
+        self.waited_s = 0.0  # how long due signals waited for two ready workers
 
     def spawn(self) -> None:
         self.serial += 1
         name = f"chaos-w{self.serial}"
+        self.ports[name] = _local.free_port()
         argv = [sys.executable, "-m", "trimtab", "worker", "run", "-f", str(self.manifest),
-                "--redis-url", self.redis_url]  # fmt: skip
+                "--redis-url", self.redis_url, "--metrics-port", str(self.ports[name])]  # fmt: skip
         with open(self.logs / f"{name}.log", "wb") as log:
             env = {**os.environ, "HOSTNAME": name}
             self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
@@ -98,9 +105,24 @@ class Fleet:
                 self.procs[name].send_signal(signal.SIGCONT)
                 del self.stopped[name]
 
-    def hit(self, rng: random.Random) -> tuple[str, int]:
-        """Signal a random running worker: SIGKILL (replaced at once) or SIGSTOP."""
-        name = rng.choice(sorted(set(self.procs) - set(self.stopped)))
+    async def ready(self, http: httpx.AsyncClient) -> set[str]:
+        """The running (not stopped) workers whose readiness probe answers 200."""
+        out = set()
+        for name in sorted(set(self.procs) - set(self.stopped)):
+            with contextlib.suppress(httpx.HTTPError):
+                probe = await http.get(f"http://127.0.0.1:{self.ports[name]}/readyz")
+                if probe.status_code == 200:
+                    out.add(name)
+        return out
+
+    def hit(self, rng: random.Random, ready: set[str]) -> tuple[str, int] | None:
+        """Signal a random worker among the `ready` ones: SIGKILL (replaced at once) or
+        SIGSTOP. None, signalling nobody, while fewer than two are ready: the signalled
+        worker's steps need another to take them over."""
+        up = sorted(ready & set(self.procs) - set(self.stopped))
+        if len(up) < 2:
+            return None
+        name = rng.choice(up)
         if rng.random() < 0.8 or len(self.stopped) >= 2:
             self.procs.pop(name).kill()
             self.kills += 1
@@ -198,16 +220,24 @@ async def _chaos(client: Client, fleet: Fleet, srv: Redis, size: str, watch: Wat
     refs: list[str] = []
     t0 = time.monotonic()
     killed_redis = poisoned = False
-    next_hit = t0 + 2
+    next_hit, held_since = t0 + 2, 0.0  # held_since: when a due signal found too few ready
+    http = httpx.AsyncClient(timeout=0.5)
     while len(refs) < runs_n or fleet.kills < kills:
         now = time.monotonic()
         due = min(runs_n, int((now - t0) / seconds * runs_n) + 1)
         while len(refs) < due:
             refs.append(await _patient(functools.partial(_submit, client, len(refs))))
         fleet.resume_due()
+        hit = None
         if now >= next_hit and fleet.kills < kills:
+            hit = fleet.hit(rng, await fleet.ready(http))
+            if hit is None:
+                held_since = held_since or now
+        if hit is not None:
+            fleet.waited_s += now - held_since if held_since else 0.0
+            held_since = 0.0
             next_hit = now + seconds / kills
-            name, sig = fleet.hit(rng)
+            name, sig = hit
             at_ms = time.time() * 1000
             for held in await _patient(functools.partial(_held_by, client, name)):
                 watch.waiting.setdefault(held, (at_ms, name, signal.Signals(sig).name))
@@ -221,6 +251,7 @@ async def _chaos(client: Client, fleet: Fleet, srv: Redis, size: str, watch: Wat
             killed_redis = True
         await _patient(lambda: watch.poll(client))
         await asyncio.sleep(0.05)
+    await http.aclose()
     return refs
 
 
@@ -358,6 +389,7 @@ def _report(size: str, audit: dict[str, Any], fleet: Fleet, watch: Watch, took: 
         p50, p99 = _local.percentile(d, 50), _local.percentile(d, 99)
         print(f"  {label:>28} {p50:8.2f} {p99:8.2f} {max(d):8.2f} {goal:9.2f}  {len(d)}")
     print(f"  {'unseen (finished elsewhere)':28} {len(watch.waiting)}")
+    print(f"  {'signals held back (s)':28} {fleet.waited_s:.1f} (fewer than two ready)")
     first = min((at for _, at, _ in watch.delays), default=0.0)
     slowest = sorted(watch.delays, key=lambda x: -x[2])[:3]
     shown = ", ".join(
