@@ -18,7 +18,7 @@ outnumber deliveries, and exactly the poison messages reach the dead-letter stre
 Prints the redelivery delay (a dead or stalled worker's step, from the signal to its
 next start) at p50/p99/max beside the goal, visibility timeout + 5 s.
 
-    hack/bench/chaos.py            the benchmark: 600 runs, 210 SIGKILLs, 3-6 minutes
+    hack/bench/chaos.py            the benchmark: 600 runs, 210 SIGKILLs, 3-7 minutes
     hack/bench/chaos.py --small    CI: 100 runs, 30 SIGKILLs, about a minute
 """
 
