@@ -1,7 +1,7 @@
 """A failed run stops spending, on a real redis-server, workers and the simulator: once
 one branch dies, no further step of the run starts, a sibling's retry is dropped, and a
-sibling still running is recorded but enqueues nothing. Resuming the dead branch
-queues everything the failure cancelled, and the run then succeeds."""
+sibling's call under way is stopped. Resuming the dead branch queues everything the
+failure cancelled, and the run then succeeds."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ SIM: dict[str, Any] = {
         "slow": {"name": "slow", "ttft_seconds": 1.5, "output_tokens_mean": 5},
         "broken": {"name": "broken", "ttft_seconds": 0.0, "rate_500": 1.0},
         "broken-slowly": {"name": "broken-slowly", "ttft_seconds": 0.3, "rate_500": 1.0},
+        "glacial": {"name": "glacial", "ttft_seconds": 8.0, "output_tokens_mean": 5},
     },
 }
 RETRY = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.5, "maxSeconds": 0.5}}
@@ -89,7 +90,7 @@ async def test_a_failed_run_starts_nothing_more_and_resumes_whole(
 
         def settled(s: runs.RunState) -> bool:
             return (
-                s.steps["d"].state is wire.StepState.CANCELLED
+                s.steps["c"].state is wire.StepState.CANCELLED
                 and s.steps["e"].state is wire.StepState.CANCELLED
             )
 
@@ -97,10 +98,8 @@ async def test_a_failed_run_starts_nothing_more_and_resumes_whole(
         await asyncio.sleep(1.0)  # e's retry would be due by now
     assert state.status is wire.RunStatus.FAILED
     assert state.steps["b"].state is wire.StepState.DEAD
-    # c was already calling the model: its result is recorded, its tokens counted ...
-    assert state.steps["c"].state is wire.StepState.DONE
-    assert state.steps["c"].tokens > 0
-    # ... but d, which waited on it, never started.
+    # c was calling the slow model: stopped, its call cut off, and d never started.
+    assert state.steps["c"].tokens == 0
     assert state.steps["d"].started_ms is None
     # e failed once; its retry was dropped rather than calling the model again.
     assert runtime.sim_requests(sim, "broken-slowly") - before == 1
@@ -112,7 +111,7 @@ async def test_a_failed_run_starts_nothing_more_and_resumes_whole(
     async with _workers(sim, redis_url, p="sim-small", q="sim-small", r="sim-small"):
         resumed = await operations.retry_dead_letter(sdk, f"{NS}/{entry.id}")
         assert resumed.outcome is wire.Reply.RESUMED
-        assert set(resumed.steps) == {"b", "d", "e"}
+        assert set(resumed.steps) == {"b", "c", "e"}
         done = await _until(sdk, run, lambda s: s.status is wire.RunStatus.SUCCEEDED)
     assert {name: s.state for name, s in done.steps.items()} == dict.fromkeys(
         "abcde", wire.StepState.DONE
@@ -185,3 +184,25 @@ async def test_an_optional_dependency_or_a_default_output_lets_the_run_go_on(
         assert "gave up, run goes on" in (state.steps[name].error or "")
         assert "http_5xx" in (state.steps[name].error or "")
     assert await operations.dead_letters(sdk, NS) == []
+
+
+async def test_a_call_under_way_in_a_run_that_failed_is_stopped(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    once = {"maxAttempts": 1}
+    spec = {
+        "defaultPool": "p",
+        "steps": [
+            {"name": "dies", "prompt": "x", "pool": "q", "retry": once},
+            {"name": "slow", "prompt": "y", "retry": once},  # answers after 8 s
+        ],
+    }
+    await sdk.publish(NS, "stopped", awf.AgentWorkflowSpec.model_validate(spec))
+    async with _workers(sim, redis_url, p="glacial", q="broken"):
+        t0 = time.monotonic()
+        run = await sdk.submit(NS, "stopped", {})
+        state = await _until(sdk, run, lambda s: s.steps["slow"].state is wire.StepState.CANCELLED)
+        took = time.monotonic() - t0
+    assert state.status is wire.RunStatus.FAILED
+    assert took < 8.0  # stopped before the model answered, not after
+    assert state.steps["slow"].tokens == 0

@@ -249,3 +249,26 @@ async def test_a_message_dead_lettered_unprocessed_is_no_dead_step_to_resume(
     [entry] = [e for e in await deadletter.list_entries(queue.client, NS) if e.step == "a"]
     resumed = await deadletter.resume(queue.client, queue.lua, entry, now_ms=NOW + 3)
     assert resumed == deadletter.Resumed(wire.Reply.RESUMED, ("a",))
+
+
+async def test_a_step_finishing_in_a_failed_run_is_recorded_and_enqueues_nothing(
+    queue: tasks.PoolQueue,
+) -> None:
+    d = await _two_branches(queue)
+    await queue.client.hset(
+        keys.run(NS, "r1"), wire.step_field("c", wire.StepField.STATE), wire.StepState.PENDING
+    )
+    assert await queue.fail(d["a"], reason="a died", now_ms=NOW + 1) is wire.Reply.DEAD
+    before = await queue.client.xlen(queue.stream)
+    done = await queue.complete(
+        d["b"], output={"x": 1}, tokens=7, cost=0.0, now_ms=NOW + 2, expected_version=None,
+        dependents=[tasks.Dependent("c", POOL, routed=False, waits_on=())],
+    )  # fmt: skip
+    assert done.outcome is wire.Reply.OK
+    assert done.enqueued == ()
+    state = await runs.read(queue.client, NS, "r1")
+    assert state is not None
+    assert state.steps["b"].state is wire.StepState.DONE  # its tokens were spent: kept
+    assert state.tokens == 7
+    assert state.steps["c"].state is wire.StepState.CANCELLED  # for resume to queue
+    assert await queue.client.xlen(queue.stream) == before

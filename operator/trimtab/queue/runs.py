@@ -275,3 +275,12 @@ async def note_step_error(
     """Say why a step that is done gave up (its output stands in: trimtab.worker.finish)."""
     field = wire.step_field(step, wire.StepField.ERROR)
     await client.hset(keys.run(namespace, run_id), field, reason[:2000])
+
+
+async def failed_among(client: aioredis.Redis, runs_: list[tuple[str, str]]) -> list[bool]:
+    """For each (namespace, run id), whether the run has failed, in one round trip."""
+    async with client.pipeline(transaction=False) as pipe:
+        for namespace, run_id in runs_:
+            pipe.hget(keys.run(namespace, run_id), wire.RunField.STATUS)
+        found: Any = await pipe.execute()
+    return [status == wire.RunStatus.FAILED for status in found]

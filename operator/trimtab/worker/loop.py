@@ -5,8 +5,9 @@ concurrency: a free slot goes first to a step a dead worker left idle past the
 visibility timeout (found by a background scan), then to new work, so redelivery never
 waits behind the backlog. Background tasks beside it keep delivery at least once:
 finding those stale steps, promoting retries whose backoff is due, heartbeating steps
-still running here so nobody reclaims them, forgetting dead consumers, and publishing
-per-second load statistics for the autoscaler. On stop, the worker drains: no new
+still running here so nobody reclaims them, stopping the steps of runs that failed
+meanwhile (no tokens spent on results nobody uses), forgetting dead consumers, and
+publishing per-second load statistics for the autoscaler. On stop, the worker drains: no new
 claims, in-flight steps get the grace period to finish, the rest are released for
 immediate redelivery.
 """
@@ -78,6 +79,7 @@ class Worker:
             self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
             self._every(10.0, self.queue.trim_acknowledged),
             self._every(60.0, self._forget_dead_consumers),
+            self._every(1.0, self._stop_failed_runs),
         ]
         background = [asyncio.create_task(loop(stop)) for loop in loops]
         try:
@@ -174,6 +176,26 @@ class Worker:
                 "reclaimed %s/%s from an idle consumer", delivery.task.run_id, delivery.task.step
             )
         return taken
+
+    async def _stop_failed_runs(self) -> None:
+        """Stop the steps running here whose run has failed meanwhile (another branch
+        died): their calls would spend tokens on results nobody uses. Each is handed
+        back, and start.lua cancels it there."""
+        running = list(self._running.items())
+        if not running:
+            return
+        refs = [(d.task.namespace, d.task.run_id) for _, d in running]
+        failed = await runs.failed_among(self.client, refs)
+        doomed = [task for (task, _), f in zip(running, failed, strict=True) if f]
+        if not doomed:
+            return
+        # The task's own delivery: after start it carries the fence (see _handle).
+        deliveries = [self._running[t] for t in doomed if t in self._running]
+        for task in doomed:
+            task.cancel()
+        await asyncio.gather(*doomed, return_exceptions=True)
+        stopped = await self.queue.release(deliveries)
+        log.info("stopped %d step(s) of failed runs (%d handed back)", len(doomed), stopped)
 
     async def _forget_dead_consumers(self) -> None:
         for name in await self.queue.forget_dead_consumers():
