@@ -140,6 +140,15 @@ async def test_a_namespace_user_reaches_nothing_else(
     assert await admin.redis.get(keys.run(OTHER, "r1")) == "theirs"
 
 
+async def test_a_namespace_user_may_name_its_database(admin: Client, user_url: str) -> None:
+    client = aioredis.Redis.from_url(user_url.replace("/0", "/1"), decode_responses=True)
+    try:
+        assert await client.set(keys.run(NS, "r1"), "in db 1")
+    finally:
+        await client.aclose()
+    assert await admin.redis.get(keys.run(NS, "r1")) is None  # db 0 untouched
+
+
 async def test_granting_again_replaces_the_password(admin: Client, redis_url: str) -> None:
     await acl.grant(admin.redis, NS, "first")
     await acl.grant(admin.redis, NS, "second")

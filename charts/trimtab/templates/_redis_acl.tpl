@@ -23,4 +23,5 @@ tt-{{ . }}
 - "-script|debug"
 - "-function"
 - "+info"
+- "+select"
 {{- end -}}

@@ -10,7 +10,8 @@ Lua too.
 The rules are an allow-list of command categories minus whatever reaches beyond keys:
 `@dangerous` and `@admin` (FLUSHALL, CONFIG, KEYS, CLIENT KILL...), SCAN and RANDOMKEY
 (which list other namespaces' key names), and flushing or killing the shared script
-cache. INFO stays: admission control reads `INFO memory` inside the submit script.
+cache. INFO stays (admission control reads `INFO memory` inside the submit script), and
+SELECT, so a URL may name its database.
 
 The chart renders the same rules for its bundled Redis (hack/generate.py writes
 charts/trimtab/templates/_redis_acl.tpl from `rules`), and `trimtab redis grant` applies
@@ -64,6 +65,7 @@ def rules(namespace: str) -> list[str]:
         *(f"+{c}" for c in _ALLOWED),
         *(f"-{c}" for c in _DENIED),
         "+info",
+        "+select",  # a URL's database number (redis://host/1)
     ]
 
 
