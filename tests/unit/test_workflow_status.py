@@ -97,6 +97,11 @@ def test_messages_name_the_cycle_and_the_missing_pool() -> None:
     assert 'spec.steps[2].fallback.pool: AgentPool "big" does not exist' in missing
     waiting = _conditions(status.decide(FAN_IN, pools_ready={"small": False, "big": True}))
     assert waiting["PoolsReady"][2] == "not Ready yet: small"
+    # With the pool's own reason, the workflow says why it waits on it.
+    unserved = status.decide(
+        FAN_IN, pools_ready={"small": False, "big": True}, pools_why={"small": "Unserved"}
+    )
+    assert _conditions(unserved)["PoolsReady"][2] == "not Ready yet: small (Unserved)"
 
 
 RUNS = workflows.RunStats(

@@ -30,14 +30,17 @@ from trimtab.reconcile.agentworkflow import status as status_mod
 PLURAL = "agentworkflows"
 
 
-def _pools_ready(shared: state.Shared, namespace: str) -> dict[str, bool]:
-    """Each pool of the namespace and whether its Ready condition is True."""
-    out = {}
+def _pools_ready(shared: state.Shared, namespace: str) -> tuple[dict[str, bool], dict[str, str]]:
+    """Each pool of the namespace and whether its Ready condition is True; and for those
+    that are not, its reason."""
+    ready, why = {}, {}
     for (ns, name), body in list(shared.views.pools.items()):
         if ns == namespace:
             held = (body.get("status") or {}).get("conditions")
-            out[name] = conditions.is_true(held, ConditionType.READY)
-    return out
+            ready[name] = conditions.is_true(held, ConditionType.READY)
+            if not ready[name]:
+                why[name] = str(conditions.find(held, ConditionType.READY).get("reason") or "")
+    return ready, why
 
 
 async def _publish(
@@ -67,8 +70,9 @@ async def _status(
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
     parsed, checked = shared.checks.of((ns, name), generation, body["spec"], shared.cfg.policy)
     missing = await workflows.missing_secrets(shared.redis, ns, name, now=time.time())
+    ready, why = _pools_ready(shared, ns)
     verdict = status_mod.decide(
-        parsed, pools_ready=_pools_ready(shared, ns), checked=checked, missing_secrets=missing
+        parsed, pools_ready=ready, checked=checked, missing_secrets=missing, pools_why=why
     )
     if verdict.publish and verdict.plan is not None:
         await _publish(shared, ns, name, generation, parsed, verdict.plan)

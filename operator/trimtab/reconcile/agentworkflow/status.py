@@ -43,15 +43,18 @@ def _join(problems: Sequence[dag.Problem]) -> str:
     return conditions.joined(f"{p.path}: {p.message}" for p in problems)
 
 
-def _pools_ready(spec: awf.AgentWorkflowSpec, ready: Mapping[str, bool]) -> conditions.Desired:
+def _pools_ready(
+    spec: awf.AgentWorkflowSpec, ready: Mapping[str, bool], why: Mapping[str, str]
+) -> conditions.Desired:
     referenced = sorted({name for _, name in validation.pool_references(spec)})
     waiting = [name for name in referenced if not ready.get(name, False)]
     if waiting:
+        named = (f"{name} ({why[name]})" if why.get(name) else name for name in waiting)
         return conditions.Desired(
             ConditionType.POOLS_READY,
             False,
             Reason.POOLS_NOT_READY,
-            "not Ready yet: " + ", ".join(waiting),
+            "not Ready yet: " + ", ".join(named),
         )
     return conditions.Desired(
         ConditionType.POOLS_READY, True, Reason.ALL_POOLS_READY, f"{len(referenced)} pool(s) Ready"
@@ -99,13 +102,14 @@ def decide(
     pools_ready: Mapping[str, bool],
     checked: validation.Checked | None = None,
     missing_secrets: Sequence[tuple[str, str]] = (),
+    pools_why: Mapping[str, str] | None = None,
 ) -> WorkflowVerdict:
-    """Conditions and plan for `spec`, given each existing pool's readiness and the
-    Secrets workers lately found missing; `checked` is the spec's own check when the
-    caller keeps it per generation."""
+    """Conditions and plan for `spec`, given each existing pool's readiness (and, for one
+    not Ready, its Ready reason, e.g. Unserved) and the Secrets workers lately found
+    missing; `checked` is the spec's own check when the caller keeps it per generation."""
     checked = checked or validation.check(spec)
     problems = [*checked.problems, *validation.missing_pools(spec, set(pools_ready))]
-    pools = _pools_ready(spec, pools_ready)
+    pools = _pools_ready(spec, pools_ready, pools_why or {})
     if problems or checked.plan is None:
         spec_valid = conditions.Desired(
             ConditionType.SPEC_VALID, False, _problem_reason(problems), _join(problems)
