@@ -98,7 +98,10 @@ def test_valid_workflow_is_published_and_ready_once_its_pools_are(
             namespace=namespace,
             timeout=30,
             until=lambda o: (
-                _condition(o, "PoolsReady").get("message") == "not Ready yet: support-large"
+                # the pool's own Ready reason follows its name
+                str(_condition(o, "PoolsReady").get("message")).startswith(
+                    "not Ready yet: support-large ("
+                )
             ),
         )
         assert _condition(waiting, "Ready")["status"] == "False"
