@@ -62,6 +62,7 @@ class ErrorType(enum.StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
     BREAKER_OPEN = "breaker_open"
     RATE_LIMITED = "rate_limited"  # waited for the pool's own rate limit (no call made)
+    BUDGET_HELD = "budget_held"  # waited for steps under way to settle the run's budget
     OTHER = "error"
 
 

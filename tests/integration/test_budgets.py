@@ -23,6 +23,8 @@ NS, POOL = "budgets", "p"
 SIM: dict[str, Any] = {
     "seed": 2,
     "default": {"ttft_seconds": 0.5, "per_token_seconds": 0.0, "output_tokens_mean": 20},
+    # Answers that use nearly all of a 150-token allowance.
+    "models": {"wordy": {"name": "wordy", "ttft_seconds": 0.5, "output_tokens_mean": 400}},
 }
 NOW = 1_800_000_000_000.0
 
@@ -33,27 +35,50 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-async def test_parallel_steps_never_spend_past_the_runs_budget(
-    sim: str, redis_url: str, sdk: Client
-) -> None:
-    # Each step's worst case is its prompt (~4 tokens) + maxTokens 150: two fit in 400,
-    # three do not, and all three are ready at once.
+async def _parallel(sim: str, redis_url: str, sdk: Client, model: str) -> runs.RunState:
+    """Three steps ready at once, each with a worst case of its prompt (~4 tokens) plus
+    maxTokens 150, under maxTokensPerRun 400: two fit at once, the third does not."""
     steps = [{"name": n, "prompt": "Say hi", "maxTokens": 150} for n in ("a", "b", "c")]
     spec = {"defaultPool": POOL, "budget": {"maxTokensPerRun": 400}, "steps": steps}
     await sdk.publish(NS, "parallel", awf.AgentWorkflowSpec.model_validate(spec))
-    before = runtime.sim_requests(sim)
-    cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim), redis_url)
+    cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim, model=model), redis_url)
     async with runtime.in_process_worker(cfg):
         result = await sdk.result(await sdk.submit(NS, "parallel", {}), timeout=20)
-        await asyncio.sleep(1.0)  # the two calls under way finish and are recorded
+        await asyncio.sleep(1.0)  # calls still under way finish and are recorded
     state = await sdk.get(result.run)
-    assert runtime.sim_requests(sim) - before == 2  # the third step never called
-    [refused] = [n for n, s in state.steps.items() if s.state is wire.StepState.DEAD]
-    assert "steps under way hold" in (state.steps[refused].error or "")
     assert state.tokens <= 400
     assert sum(s.tokens for s in state.steps.values()) == state.tokens
     held = await sdk.redis.hget(keys.run(NS, result.run.split("/")[1]), wire.RunField.HELD_TOKENS)
     assert int(held or 0) == 0  # every hold was given back
+    return state
+
+
+async def test_a_step_the_spend_leaves_no_room_for_never_calls(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    before = runtime.sim_requests(sim)
+    state = await _parallel(sim, redis_url, sdk, "wordy")
+    # a and b used ~150 each; c's worst case no longer fits: it fails without calling
+    # (each of the three seeing 0 spent, as before holds, would have spent ~450).
+    assert runtime.sim_requests(sim) - before == 2
+    [refused] = [n for n, s in state.steps.items() if s.state is wire.StepState.DEAD]
+    assert "may exceed 400" in (state.steps[refused].error or "")
+    assert state.status is wire.RunStatus.FAILED
+
+
+async def test_a_step_held_back_only_by_others_holds_waits_and_runs(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    before = runtime.sim_requests(sim)
+    state = await _parallel(sim, redis_url, sdk, "sim-small")
+    # Short answers: once a and b settle (~25 each), c's worst case fits, so it waited
+    # for them rather than failing the run.
+    assert state.status is wire.RunStatus.SUCCEEDED
+    assert runtime.sim_requests(sim) - before == 3
+    events = [e async for e in sdk.events(f"{state.namespace}/{state.run_id}")]
+    held = [e for e in events if e.get("type") == "step_retry"]
+    assert held
+    assert all(e["error"].startswith("budget_held:") for e in held)
 
 
 STEPS = ("s0", "s1", "s2", "s3")

@@ -125,6 +125,7 @@ async def test_a_namespace_user_runs_its_namespaces_workflows(
         pytest.param(("CONFIG", "SET", "maxmemory", "1"), id="config"),
         pytest.param(("SCRIPT", "FLUSH"), id="the-script-cache"),
         pytest.param(("PUBLISH", "x", "y"), id="pubsub"),
+        pytest.param(("CLIENT", "TRACKING", "ON", "BCAST"), id="key-tracking"),
     ],
 )
 async def test_a_namespace_user_reaches_nothing_else(

@@ -163,3 +163,16 @@ def test_on_budget_exhausted(budget: awf.Budget | None, pool: str, want: policy.
 )
 def test_past_deadline(deadline: int | None, created: float, now: float, late: bool) -> None:
     assert (policy.past_deadline(deadline, created, now) is not None) is late
+
+
+@pytest.mark.parametrize(
+    ("kind", "spent", "held_back"),
+    [("tokens", 200, True), ("tokens", 201, False), ("cost", 0.7, True), ("cost", 0.71, False)],
+    ids=["others-hold-it", "spent-leaves-no-room", "cost-others-hold-it", "cost-spent"],
+)
+def test_a_step_waits_only_when_the_others_holds_are_what_keep_it_out(
+    kind: str, spent: float, held_back: bool
+) -> None:
+    worst, limits = budgets.WorstCase(tokens=200, cost=0.3), budgets.Limits(400, 1.0)
+    hold = budgets.Hold(wire.Reply.OVER_BUDGET, kind=kind, spent=spent, held=500)
+    assert policy.held_back(hold, worst, limits) is held_back

@@ -219,6 +219,7 @@ def test_default_is_built_once() -> None:
                 "deadline_exceeded",
                 "breaker_open",
                 "rate_limited",
+                "budget_held",
                 "error",
             },
             id="error-type",

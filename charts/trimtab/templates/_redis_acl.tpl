@@ -22,6 +22,7 @@ tt-{{ . }}
 - "-script|kill"
 - "-script|debug"
 - "-function"
+- "-client|tracking"
 - "+info"
 - "+select"
 {{- end -}}

@@ -39,6 +39,9 @@ _DENIED = (
     "script|kill",
     "script|debug",
     "function",
+    # Broadcast tracking pushes invalidations for every changed key, unchecked by ACL:
+    # other namespaces' key names (run ids, workflows, pools).
+    "client|tracking",
 )
 
 

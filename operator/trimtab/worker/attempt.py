@@ -195,9 +195,12 @@ class Attempts:
             # Another delivery started the step since (this worker stalled): the script
             # the ending runs finds the fence replaced and leaves the step to its owner.
             return ending.DeadLetter("superseded: another delivery of this step started")
-        if hold.outcome is wire.Reply.OVER_BUDGET:
-            return policy.run_shortfall(hold, worst, limits)
-        return None
+        if hold.outcome is not wire.Reply.OVER_BUDGET:
+            return None
+        why = policy.run_shortfall(hold, worst, limits)
+        if policy.held_back(hold, worst, limits):
+            return ending.budget_held(why, now_ms=finish.now_ms())
+        return why
 
 
 def _key(task: messages.Task) -> str:

@@ -146,6 +146,16 @@ def rate_limited(*, pool: str, due_ms: float) -> Retry:
     return Retry(due_ms=due_ms, reason=reason, error=ErrorType.RATE_LIMITED, keep_budget=True)
 
 
+HELD_WAIT_MS = 1000.0
+
+
+def budget_held(shortfall: str, *, now_ms: float) -> Retry:
+    """The run's budget has room for the step once the steps under way settle what they
+    hold: it waits (its retries untouched) and asks again."""
+    reason = f"budget_held: {shortfall}; waiting for them to settle"
+    return Retry(now_ms + HELD_WAIT_MS, reason, ErrorType.BUDGET_HELD, keep_budget=True)
+
+
 def budget_exhausted(budget: awf.Budget | None, *, pool: str, shortfall: str) -> Ending:
     """The step may not start within its budgets: degrade, review or fail."""
     decided = policy.on_budget_exhausted(budget, pool)

@@ -138,7 +138,9 @@ class Finisher:
         """Dead-letter the step, or when an output stands in for it (compile.stand_in),
         complete it with that and note why on the step: the run goes on, and shows it."""
         task = delivery.task
-        stand_in = wf.stand_in(task.step)
+        # A run past its deadline ends: nothing stands in to carry it further.
+        late = end.error is metrics_mod.ErrorType.DEADLINE_EXCEEDED
+        stand_in = None if late else wf.stand_in(task.step)
         if stand_in is None:
             keep = wf.spec.dead_letter.enabled
             return await self.queue.fail(delivery, reason=end.reason, now_ms=now_ms(), keep=keep)

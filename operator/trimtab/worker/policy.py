@@ -97,6 +97,14 @@ def run_limits(budget: awf.Budget | None) -> budgets.Limits | None:
     return budgets.Limits(tokens=budget.max_tokens_per_run, cost=budget.max_cost_per_run)
 
 
+def held_back(hold: budgets.Hold, worst: budgets.WorstCase, limits: budgets.Limits) -> bool:
+    """Whether the refusal is only the other steps' holds: what the run has spent leaves
+    room for this worst case, so the step waits for them to settle instead of failing."""
+    if hold.kind == "cost":
+        return limits.cost is not None and hold.spent + worst.cost <= limits.cost
+    return limits.tokens is not None and hold.spent + worst.tokens <= limits.tokens
+
+
 def run_shortfall(hold: budgets.Hold, worst: budgets.WorstCase, limits: budgets.Limits) -> str:
     """Why the step must not call, from reserve.lua's refusal."""
     if hold.kind == "cost":
