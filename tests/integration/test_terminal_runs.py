@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -272,3 +273,29 @@ async def test_a_step_finishing_in_a_failed_run_is_recorded_and_enqueues_nothing
     assert state.tokens == 7
     assert state.steps["c"].state is wire.StepState.CANCELLED  # for resume to queue
     assert await queue.client.xlen(queue.stream) == before
+
+
+async def test_resuming_reads_again_when_a_step_was_cancelled_meanwhile(
+    queue: tasks.PoolQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = await _two_branches(queue)
+    assert await queue.fail(d["a"], reason="a died", now_ms=NOW + 1) is wire.Reply.DEAD
+    [entry] = await deadletter.list_entries(queue.client, NS)
+    # A worker cancels b between resume's read of the run and its script (the race, put
+    # at that instant): the script sees a cancelled step it was not given, and resume
+    # reads the run again and queues b too.
+    real_read, reads = runs.read, []
+
+    async def read_then_cancel(*args: Any, **kwargs: Any) -> runs.RunState | None:
+        state = await real_read(*args, **kwargs)
+        reads.append(state)
+        if len(reads) == 1:
+            field = wire.step_field("b", wire.StepField.STATE)
+            await queue.client.hset(keys.run(NS, "r1"), field, wire.StepState.CANCELLED)
+        return state
+
+    monkeypatch.setattr(runs, "read", read_then_cancel)
+    resumed = await deadletter.resume(queue.client, queue.lua, entry, now_ms=NOW + 2)
+    assert resumed.outcome is wire.Reply.RESUMED
+    assert sorted(resumed.steps) == ["a", "b"]
+    assert len(reads) == 2

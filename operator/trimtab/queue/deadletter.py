@@ -142,6 +142,21 @@ async def resume(
     before they ran are queued again too."""
     if entry.run_id is None or entry.step is None or entry.workflow is None:
         return Resumed(wire.Reply.MALFORMED)
+    for _ in range(RESUME_TRIES):
+        resumed = await _resume_once(client, lua, entry, now_ms=now_ms)
+        if resumed.outcome is not wire.Reply.CONFLICT:
+            return resumed
+    return resumed  # the run kept changing under us: the caller sees CONFLICT
+
+
+RESUME_TRIES = 5
+
+
+async def _resume_once(
+    client: aioredis.Redis, lua: scripts.Scripts, entry: DeadLetter, *, now_ms: float
+) -> Resumed:
+    assert entry.run_id is not None  # checked by resume
+    assert entry.workflow is not None
     run = await runs.read(client, entry.namespace, entry.run_id)
     if run is None:
         return Resumed(wire.Reply.GONE)

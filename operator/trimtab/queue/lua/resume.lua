@@ -10,8 +10,9 @@
 --       stream per step
 -- ARGV: now_ms, run id, then per step: name, dead-letter id, the next attempt's number (the
 --       dead attempt + 1), n, its task message's field/value pairs (n items)
--- Returns {'resumed', step...}, {'gone'}, {'not-dead', step}, {'stale', step} or
--- {'others-dead', step...}.
+-- Returns {'resumed', step...}, {'gone'}, {'not-dead', step}, {'stale', step},
+-- {'others-dead', step...} or {'conflict', step...} (more were cancelled since the
+-- caller read the run: it reads again).
 local run_key, events_key, dlq = KEYS[1], KEYS[2], KEYS[3]
 local now, run_id = ARGV[1], ARGV[2]
 if redis.call('EXISTS', run_key) == 0 then return {REPLY.gone} end
@@ -33,15 +34,18 @@ for k = 6, #KEYS do
   given[step] = {k, entry, attempt, fields}
   order[#order + 1] = step
 end
-local flat, others = redis.call('HGETALL', run_key), {}
+local flat, others, moved = redis.call('HGETALL', run_key), {}, {}
 for j = 1, #flat, 2 do
   local step = step_of_field(flat[j], STEP_FIELD.state)
   if step and flat[j + 1] == STEP.dead and not given[step] then others[#others + 1] = step end
+  -- Cancelled since the caller read the run (a worker stopped it): read again.
+  if step and flat[j + 1] == STEP.cancelled and not given[step] then moved[#moved + 1] = step end
 end
 if #others > 0 then
   table.sort(others)
   return {REPLY.others_dead, unpack(others)}
 end
+if #moved > 0 then return {REPLY.conflict, unpack(moved)} end
 for _, step in ipairs(order) do
   local g, p = given[step], step_prefix(step)
   redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, g[3],
