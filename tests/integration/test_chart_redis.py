@@ -215,17 +215,37 @@ def test_each_namespace_gets_a_user_confined_to_its_keys(
         redis.Redis.from_url(url, username="tt-team-b", password=a_password).ping()
 
 
-def test_namespace_users_may_differ_from_the_watched_namespaces(helm: str) -> None:
+def test_namespace_users_may_cover_more_than_the_watched_namespaces(helm: str) -> None:
     found = chart.objects(
         helm,
-        "watchNamespaces={team-a,team-b}",
-        "redis.auth.namespaceUsers={team-c}",
+        "watchNamespaces={team-a}",
+        "redis.auth.namespaceUsers={team-a,team-c}",
         files=(chart.DEV_VALUES,),
     )
     users = [
         o["metadata"]["namespace"] for o in found if o["metadata"]["name"] == "trimtab-redis-user"
     ]
-    assert users == ["team-c"]
+    assert users == ["team-a", "team-c"]
     args = chart.find(found, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--user") + 1] == "tt-team-c"
-    assert args.count("--user") == 1
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--user"] == ["tt-team-a", "tt-team-c"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        pytest.param(
+            ("redis.auth.namespaceUsers={team-a}",), "needs watchNamespaces", id="cluster-wide"
+        ),
+        pytest.param(
+            ("watchNamespaces={team-a,team-b}", "redis.auth.namespaceUsers={team-a}"),
+            "team-b is missing",
+            id="a-watched-namespace-left-out",
+        ),
+    ],
+)
+def test_namespace_users_must_cover_every_watched_namespace(
+    helm: str, sets: tuple[str, ...], message: str
+) -> None:
+    done = chart.template(helm, *sets, files=(chart.DEV_VALUES,))
+    assert done.returncode != 0
+    assert message in done.stderr

@@ -14,7 +14,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import deadlines, keys, scripts, wire
+from trimtab.queue import deadlines, keys, scripts, tasks, wire
 from trimtab.sdk import Client
 
 NS, POOL = "limits", "p"
@@ -73,7 +73,7 @@ async def test_runs_beyond_the_limit_wait_and_start_in_order(
     started = [start for start, _ in spans]
     # The first two went at once; the waiting ones in the order submitted, after them.
     assert max(started[:2]) < started[2] < started[3] < started[4]
-    assert await sdk.redis.scard(keys.workflow_admitted(NS, "limited")) == 0
+    assert await sdk.redis.zcard(keys.workflow_admitted(NS, "limited")) == 0
     assert await sdk.redis.llen(keys.workflow_waiting(NS, "limited")) == 0
 
 
@@ -99,7 +99,7 @@ async def test_a_waiting_run_past_its_deadline_ends_and_holds_no_place(
     state = await sdk.get(waiting)
     assert state.status is wire.RunStatus.FAILED
     assert state.steps["a"].started_ms is None
-    assert await sdk.redis.scard(keys.workflow_admitted(NS, "stuck")) == 0
+    assert await sdk.redis.zcard(keys.workflow_admitted(NS, "stuck")) == 0
     # The place is free: the next run is admitted at once.
     after = await sdk.submit(NS, "stuck", {})
     assert (await sdk.get(after)).status is wire.RunStatus.RUNNING
@@ -137,3 +137,22 @@ async def test_a_key_the_inputs_lack_refuses_the_run_in_one_line(sdk: Client) ->
         await sdk.submit(NS, "keyed", {"other": 1})
     assert "\n" not in str(err.value)
     assert await sdk.redis.llen(keys.workflow_waiting(NS, "keyed")) == 0
+
+
+async def test_a_run_admitted_late_gets_its_whole_time_to_live(sdk: Client) -> None:
+    await _publish(sdk, "late", limit=1, state={"ttlSeconds": 60})
+    await sdk.submit(NS, "late", {})
+    late = await sdk.submit(NS, "late", {})
+    run_key = keys.run(NS, late.split("/")[1])
+    await sdk.redis.expire(run_key, 30)  # as if it had waited half its time
+    # The first run's step fails, which ends the run: its place goes to the late one.
+    queue = tasks.PoolQueue(
+        sdk.redis, scripts.Scripts(sdk.redis), namespace=NS, pool=POOL, consumer="w"
+    )
+    await queue.ensure_group()
+    [delivery] = await queue.read(1, block_ms=100)
+    started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=5)
+    assert started.delivery is not None
+    await queue.fail(started.delivery, reason="died", now_ms=time.time() * 1000)
+    assert (await sdk.get(late)).status is wire.RunStatus.RUNNING
+    assert await sdk.redis.ttl(run_key) > 50  # its time to live started again

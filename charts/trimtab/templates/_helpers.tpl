@@ -49,6 +49,16 @@ app.kubernetes.io/component: operator
 {{- if and .Values.redis.auth.namespaceUsers (not .Values.redis.bundled.enabled) -}}
 {{- fail "redis.auth.namespaceUsers configures the bundled Redis; for an external Redis, create each user with `trimtab redis grant NAMESPACE`" -}}
 {{- end -}}
+{{- with .Values.redis.auth.namespaceUsers -}}
+{{- if not $.Values.watchNamespaces -}}
+{{- fail "redis.auth.namespaceUsers needs watchNamespaces: a cluster-wide operator's workers in other namespaces would name a user Secret that does not exist there" -}}
+{{- end -}}
+{{- range $.Values.watchNamespaces -}}
+{{- if not (has . $.Values.redis.auth.namespaceUsers) -}}
+{{- fail (printf "redis.auth.namespaceUsers must list every watched namespace; %s is missing" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Labels of every pool's worker pods, as the operator sets them (trimtab.reconcile.naming). */}}

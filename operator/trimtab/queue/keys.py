@@ -14,7 +14,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:wf:{name}:current         current generation of a published workflow
     tt:{ns}:wf:{name}:gen:{gen}       compiled workflow of one generation (JSON)
     tt:{ns}:wf:{name}:stats           run counters: started, succeeded, failed, tokens, cost
-    tt:{ns}:wf:{name}:admitted        run keys under way, under a concurrencyLimit (set)
+    tt:{ns}:wf:{name}:admitted        run keys under way, under a concurrencyLimit (zset, by expiry)
     tt:{ns}:wf:{name}:waiting         runs waiting for a place, oldest first (list)
     tt:{ns}:wf:{name}:key:{digest}:admitted  the same per concurrencyKey value
     tt:{ns}:wf:{name}:key:{digest}:waiting

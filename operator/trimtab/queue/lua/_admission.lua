@@ -8,25 +8,22 @@
 -- one waiting for its key holds nothing, one waiting for the workflow holds its key's
 -- place, so a busy key never keeps other keys' runs waiting. Waiting lists are served
 -- oldest first. A run that waits carries its roots' task messages (RUN_FIELD.roots),
--- enqueued once it has every place. A set member whose run expired or ended frees its
--- place when the set is full, so a lost run never holds one for ever.
+-- enqueued once it has every place; its TTL (`ttl`) starts again then, so a long wait
+-- does not eat its time to run. The admitted sets are sorted sets scored by when each
+-- run's hash expires: a run that expired without ending frees its place at the next
+-- check, in O(log n), so a lost run never holds one for ever.
 
-local function prune(set, also)
-  for _, key in ipairs(redis.call('SMEMBERS', set)) do
-    local status = redis.call('HGET', key, RUN_FIELD.status)
-    if status ~= RUN.running and status ~= RUN.review and status ~= also then
-      redis.call('SREM', set, key)
-    end
-  end
+local function has_room(set, limit, now)
+  if redis.call('ZCARD', set) >= limit then redis.call('ZREMRANGEBYSCORE', set, '-inf', now) end
+  return redis.call('ZCARD', set) < limit
 end
 
-local function has_room(set, limit, also)
-  if redis.call('SCARD', set) >= limit then prune(set, also) end
-  return redis.call('SCARD', set) < limit
+local function hold_place(set, a, run_key, now)
+  redis.call('ZADD', set, now + a.ttl * 1000, run_key)
 end
 
--- Enqueue an admitted waiting run's roots.
-local function start_waiting(run_key, events_key, now)
+-- Enqueue an admitted waiting run's roots; its TTL starts again now.
+local function start_waiting(a, run_key, events_key, now)
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.running)
   for _, root in ipairs(cjson.decode(redis.call('HGET', run_key, RUN_FIELD.roots))) do
     local q = step_prefix(root.step)
@@ -35,26 +32,29 @@ local function start_waiting(run_key, events_key, now)
   end
   redis.call('HDEL', run_key, RUN_FIELD.roots)
   redis.call('XADD', events_key, '*', 'type', EVENT.admitted, 'at', now)
+  redis.call('EXPIRE', run_key, a.ttl)
+  redis.call('EXPIRE', events_key, a.ttl)
+  if a.klimit then hold_place(a.kactive, a, run_key, now) end
 end
 
 -- Whether a run that holds its key's place (if any) got the workflow's.
-local function take_workflow_place(a, run_key)
+local function take_workflow_place(a, run_key, now)
   if not a.limit then return true end
-  if not has_room(a.active, a.limit) then return false end
-  redis.call('SADD', a.active, run_key)
+  if not has_room(a.active, a.limit, now) then return false end
+  hold_place(a.active, a, run_key, now)
   return true
 end
 
 -- Admit the workflow's waiting runs while it has room (they hold their keys' places).
 local function drain_workflow(a, now)
   if not a.limit then return end
-  while has_room(a.active, a.limit) do
+  while has_room(a.active, a.limit, now) do
     local entry = redis.call('LPOP', a.waiting)
     if not entry then return end
     local w = cjson.decode(entry)
     if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
-      redis.call('SADD', a.active, w.run)
-      start_waiting(w.run, w.events, now)
+      hold_place(a.active, a, w.run, now)
+      start_waiting(a, w.run, w.events, now)
     end
   end
 end
@@ -63,14 +63,14 @@ end
 -- or joins the workflow's waiting list.
 local function drain_key(a, now)
   if not a.klimit then return end
-  while has_room(a.kactive, a.klimit, RUN.waiting) do
+  while has_room(a.kactive, a.klimit, now) do
     local entry = redis.call('LPOP', a.kwaiting)
     if not entry then return end
     local w = cjson.decode(entry)
     if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
-      redis.call('SADD', a.kactive, w.run)
-      if take_workflow_place(a, w.run) then
-        start_waiting(w.run, w.events, now)
+      hold_place(a.kactive, a, w.run, now)
+      if take_workflow_place(a, w.run, now) then
+        start_waiting(a, w.run, w.events, now)
       else
         redis.call('RPUSH', a.waiting, entry)
       end
@@ -84,10 +84,10 @@ local function admit_new(a, run_key, now)
   drain_workflow(a, now)
   if a.klimit then
     drain_key(a, now)
-    if not has_room(a.kactive, a.klimit, RUN.waiting) then return a.kwaiting end
-    redis.call('SADD', a.kactive, run_key)
+    if not has_room(a.kactive, a.klimit, now) then return a.kwaiting end
+    hold_place(a.kactive, a, run_key, now)
   end
-  if take_workflow_place(a, run_key) then return nil end
+  if take_workflow_place(a, run_key, now) then return nil end
   return a.waiting
 end
 
@@ -96,17 +96,17 @@ local function leave_admission(run_key, now)
   local admission = redis.call('HGET', run_key, RUN_FIELD.admission)
   if not admission then return end
   local a = cjson.decode(admission)
-  if a.limit then redis.call('SREM', a.active, run_key) end
-  if a.klimit then redis.call('SREM', a.kactive, run_key) end
+  if a.limit then redis.call('ZREM', a.active, run_key) end
+  if a.klimit then redis.call('ZREM', a.kactive, run_key) end
   drain_workflow(a, now)
   drain_key(a, now)
 end
 
 -- A person resumed the run: it takes its places again, even past the limits.
-local function rejoin_admission(run_key)
+local function rejoin_admission(run_key, now)
   local admission = redis.call('HGET', run_key, RUN_FIELD.admission)
   if not admission then return end
   local a = cjson.decode(admission)
-  if a.limit then redis.call('SADD', a.active, run_key) end
-  if a.klimit then redis.call('SADD', a.kactive, run_key) end
+  if a.limit then hold_place(a.active, a, run_key, now) end
+  if a.klimit then hold_place(a.kactive, a, run_key, now) end
 end

@@ -62,7 +62,7 @@ local status = RUN.running
 if tonumber(redis.call('HGET', run_key, RUN_FIELD.in_review) or '0') > 0 then status = RUN.review end
 redis.call('HSET', run_key, RUN_FIELD.status, status)
 redis.call('HDEL', run_key, RUN_FIELD.ended_ms)
-rejoin_admission(run_key)
+rejoin_admission(run_key, now)
 local deadline = redis.call('HGET', run_key, RUN_FIELD.deadline_ms)
 if deadline then redis.call('ZADD', KEYS[5], deadline, run_id) end
 return {REPLY.resumed, unpack(order)}

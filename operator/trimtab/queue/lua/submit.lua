@@ -33,7 +33,7 @@ end
 local waits = nil  -- or the list the run waits in
 if ARGV[6] ~= '' or ARGV[7] ~= '' then
   local a = {active = KEYS[6], waiting = KEYS[7], limit = tonumber(ARGV[6]),
-    kactive = KEYS[8], kwaiting = KEYS[9], klimit = tonumber(ARGV[7])}
+    kactive = KEYS[8], kwaiting = KEYS[9], klimit = tonumber(ARGV[7]), ttl = ttl}
   redis.call('HSET', run_key, RUN_FIELD.admission, cjson.encode(a))
   waits = admit_new(a, run_key, now)
 end
