@@ -156,3 +156,28 @@ async def test_a_run_admitted_late_gets_its_whole_time_to_live(sdk: Client) -> N
     await queue.fail(started.delivery, reason="died", now_ms=time.time() * 1000)
     assert (await sdk.get(late)).status is wire.RunStatus.RUNNING
     assert await sdk.redis.ttl(run_key) > 50  # its time to live started again
+
+
+async def _end_next(queue: tasks.PoolQueue) -> str:
+    """Start and fail the next queued step: its run ends. Returns the run's id."""
+    [delivery] = await queue.read(1, block_ms=100)
+    started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=5)
+    assert started.delivery is not None
+    await queue.fail(started.delivery, reason="died", now_ms=time.time() * 1000)
+    return delivery.task.run_id
+
+
+async def test_a_run_admitted_behind_another_key_keeps_to_its_own_key(sdk: Client) -> None:
+    key = {"key": "{{ inputs.customer }}", "limit": 1}
+    await _publish(sdk, "two-keys", limit=1, concurrencyKey=key)
+    a1 = await sdk.submit(NS, "two-keys", {"customer": "a"})
+    b1 = await sdk.submit(NS, "two-keys", {"customer": "b"})  # waits for the workflow
+    a2 = await sdk.submit(NS, "two-keys", {"customer": "a"})  # waits for its key
+    queue = tasks.PoolQueue(
+        sdk.redis, scripts.Scripts(sdk.redis), namespace=NS, pool=POOL, consumer="w"
+    )
+    await queue.ensure_group()
+    assert await _end_next(queue) == a1.split("/")[1]  # b1 takes the workflow's place
+    assert await _statuses(sdk, [b1, a2]) == [wire.RunStatus.RUNNING, wire.RunStatus.WAITING]
+    assert await _end_next(queue) == b1.split("/")[1]  # and a2 then takes it
+    assert (await sdk.get(a2)).status is wire.RunStatus.RUNNING

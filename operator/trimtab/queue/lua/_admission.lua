@@ -22,8 +22,10 @@ local function hold_place(set, a, run_key, now)
   redis.call('ZADD', set, now + a.ttl * 1000, run_key)
 end
 
--- Enqueue an admitted waiting run's roots; its TTL starts again now.
-local function start_waiting(a, run_key, events_key, now)
+-- Enqueue an admitted waiting run's roots; its TTL starts again now. It may have come
+-- off the workflow's list behind another key's run: its own admission table says its key.
+local function start_waiting(run_key, events_key, now)
+  local a = cjson.decode(redis.call('HGET', run_key, RUN_FIELD.admission))
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.running)
   for _, root in ipairs(cjson.decode(redis.call('HGET', run_key, RUN_FIELD.roots))) do
     local q = step_prefix(root.step)
@@ -54,7 +56,7 @@ local function drain_workflow(a, now)
     local w = cjson.decode(entry)
     if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
       hold_place(a.active, a, w.run, now)
-      start_waiting(a, w.run, w.events, now)
+      start_waiting(w.run, w.events, now)
     end
   end
 end
@@ -70,7 +72,7 @@ local function drain_key(a, now)
     if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
       hold_place(a.kactive, a, w.run, now)
       if take_workflow_place(a, w.run, now) then
-        start_waiting(a, w.run, w.events, now)
+        start_waiting(w.run, w.events, now)
       else
         redis.call('RPUSH', a.waiting, entry)
       end
