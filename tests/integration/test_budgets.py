@@ -168,3 +168,32 @@ def test_no_interleaving_spends_past_the_budget(
     redis_url: str, ops: list[tuple[str, int, int]]
 ) -> None:
     asyncio.run(_interleaving(redis_url, ops))
+
+
+async def test_a_step_parked_for_review_holds_what_it_used_not_its_worst_case(
+    redis_url: str,
+) -> None:
+    client = connection.connect(redis_url)
+    try:
+        lua = scripts.Scripts(client)
+        queue = tasks.PoolQueue(client, lua, namespace=NS, pool=POOL, consumer="w")
+        await queue.ensure_group()
+        new = runs.NewRun(
+            namespace=NS, workflow="wf", generation=1, steps=["s"], run_id="rv", inputs={},
+            root_pools={"s": POOL}, ttl_seconds=600, now_ms=NOW,
+        )  # fmt: skip
+        await runs.submit(lua, new)
+        [delivery] = await queue.read(1, block_ms=100)
+        started = await queue.start(delivery, now_ms=NOW, max_deliveries=5)
+        assert started.delivery is not None
+        limits = budgets.Limits(tokens=LIMIT, cost=None)
+        hold = await budgets.reserve(lua, started.delivery, budgets.WorstCase(300, 0.0), limits)
+        assert hold.outcome is wire.Reply.RESERVED
+        parked = await queue.park_for_review(
+            started.delivery, reason="unsure", output={}, tokens=30, cost=0.0, now_ms=NOW
+        )
+        assert isinstance(parked, str)  # the review entry's id
+        held = await client.hget(keys.run(NS, "rv"), wire.RunField.HELD_TOKENS)
+        assert int(float(held)) == 30  # what the parked output cost, until a reviewer decides
+    finally:
+        await client.aclose()

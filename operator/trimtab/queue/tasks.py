@@ -338,7 +338,7 @@ class PoolQueue:
                 keys.review(task.namespace),
                 keys.workflow_stats(task.namespace, task.workflow),
             ],
-            [*_attempt_args(delivery), reason, now_ms, *entry],
+            [*_attempt_args(delivery), reason, now_ms, tokens, repr(float(cost)), *entry],
         )
         outcome = wire.Reply(reply[0])
         return str(reply[1]) if outcome is wire.Reply.PARKED else outcome

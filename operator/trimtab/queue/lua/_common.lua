@@ -52,3 +52,14 @@ local function release_hold(run_key, p)
   redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, -tonumber(cost))
   redis.call('HDEL', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
 end
+
+-- Bring the step's hold down to what its attempt really used (a step parked for review:
+-- its spend is recorded only when a reviewer approves, so until then the hold stands
+-- for it, no longer the worst case). No hold, nothing to settle.
+local function settle_hold(run_key, p, tokens, cost)
+  local held = redis.call('HMGET', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
+  if not held[1] then return end
+  redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, tokens - tonumber(held[1]))
+  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, cost - tonumber(held[2] or '0'))
+  redis.call('HSET', run_key, p .. STEP_FIELD.held_tokens, tokens, p .. STEP_FIELD.held_cost, cost)
+end
