@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys
+from trimtab.queue import keys, ratelimit, scripts
 from trimtab.sdk import Client
 
 NS, POOL = "rates", "p"
@@ -89,3 +89,24 @@ async def test_a_429_halves_the_pools_rate(sim: str, redis_url: str, sdk: Client
     assert "http_429" in result.errors["a"]
     factor = await sdk.redis.hget(keys.pool_rate(NS, POOL), "factor")
     assert float(factor) == 0.5
+
+
+async def test_only_calls_after_a_429_win_the_rate_back_and_a_debt_stays_owed(
+    sdk: Client,
+) -> None:
+    lua = scripts.Scripts(sdk.redis)
+    key = keys.pool_rate(NS, "bucket")
+
+    async def take(at: float, tokens: int) -> float:
+        return await ratelimit.take(lua, NS, "bucket", now_ms=at, requests_per_minute=None,
+                                    tokens_per_minute=6000, tokens=tokens)  # fmt: skip
+
+    assert await take(1000, 500) == 0  # bigger than the 100-token bucket: goes, in debt
+    assert float(await sdk.redis.hget(key, "tok")) < 0
+    await ratelimit.report(lua, NS, "bucket", throttled=True, now_ms=2000)
+    assert float(await sdk.redis.hget(key, "factor")) == 0.5
+    assert float(await sdk.redis.hget(key, "tok")) < 0  # the debt is still owed
+    await ratelimit.report(lua, NS, "bucket", throttled=False, now_ms=1500)  # taken before
+    assert float(await sdk.redis.hget(key, "factor")) == 0.5
+    await ratelimit.report(lua, NS, "bucket", throttled=False, now_ms=2500)  # taken after
+    assert float(await sdk.redis.hget(key, "factor")) == pytest.approx(0.55)

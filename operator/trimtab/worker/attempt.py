@@ -133,6 +133,7 @@ class Attempts:
             wait = await self.throttle.turn(step, worst, now())
             if wait is not None:
                 return ending.rate_limited(pool=self.cfg.pool, due_ms=now() + wait)
+        taken_ms = now()  # the call's turn (after the rate limit, if any)
         # The call may take its timeout, but never past the run's deadline.
         left_s = None if deadline_ms is None else max(0.0, (deadline_ms - now()) / 1000)
         limit = step.timeout_seconds if left_s is None else min(step.timeout_seconds, left_s)
@@ -158,13 +159,13 @@ class Attempts:
             failure = errors.UnexpectedError(exc)
         else:
             await self.guards.record(step, verdict, None, now())
-            await self.throttle.report(step, None, now())
+            await self.throttle.report(step, None, taken_ms=taken_ms, now_ms=now())
             await self.secrets.found(delivery.task.workflow, step)
             return result
         if isinstance(failure, errors.SecretMissingError):
             await self.secrets.missing(delivery.task.workflow, failure.secret)
         await self.guards.record(step, verdict, failure, now())
-        await self.throttle.report(step, failure, now())
+        await self.throttle.report(step, failure, taken_ms=taken_ms, now_ms=now())
         return ending.after_failure(
             failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
         )

@@ -51,11 +51,18 @@ class Throttle:
                 return wait
             await asyncio.sleep(wait / 1000)
 
-    async def report(self, step: awf.Step, error: errors.StepError | None, now_ms: float) -> None:
+    async def report(
+        self, step: awf.Step, error: errors.StepError | None, *, taken_ms: float, now_ms: float
+    ) -> None:
+        """How the call that took its turn at `taken_ms` went: a 429 or a success."""
         if not self.applies(step):
             return
         throttled = error is not None and error.error_type is ErrorType.HTTP_429
-        if error is None or throttled:
+        if throttled:
             await ratelimit.report(
-                self.lua, self.namespace, self.pool, throttled=throttled, now_ms=now_ms
+                self.lua, self.namespace, self.pool, throttled=True, now_ms=now_ms
+            )
+        elif error is None:
+            await ratelimit.report(
+                self.lua, self.namespace, self.pool, throttled=False, now_ms=taken_ms
             )

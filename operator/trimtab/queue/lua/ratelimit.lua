@@ -1,25 +1,30 @@
 -- A pool's model rate limit, shared by all its workers: two token buckets (requests and
 -- tokens) that refill at the limit per minute times `factor`, each holding one second's
 -- worth (so calls are spread out, not fired in a burst), and the factor itself: halved
--- by a 429 (down to MIN_RATE_FACTOR) and won back a twentieth per successful call.
+-- by a 429 (down to MIN_RATE_FACTOR) and won back a twentieth per successful call that
+-- took its turn after the last 429 (calls already under way then prove nothing).
 -- A call bigger than its bucket may go once the bucket is full, leaving it in debt, so
 -- no call waits forever.
 -- KEYS: the pool's rate hash
--- ARGV: op (RATE_OP), now_ms, requests per minute (or ''), tokens per minute (or ''),
---       the call's tokens
+-- ARGV: op (RATE_OP), now_ms (for 'ok': when the call took its turn), requests per
+--       minute (or ''), tokens per minute (or ''), the call's tokens
 -- Returns {'ok'} or, for a take that must wait, {'wait', ms}.
 local key, op, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local MIN_RATE_FACTOR, DAY_S = 0.05, 86400
-local v = redis.call('HMGET', key, 'req', 'tok', 'at', 'factor')
+local v = redis.call('HMGET', key, 'req', 'tok', 'at', 'factor', 'throttled_at')
 local factor = tonumber(v[4] or '1')
 if op == RATE_OP.throttled then
   factor = math.max(MIN_RATE_FACTOR, factor / 2)
-  redis.call('HSET', key, 'factor', factor, 'req', 0, 'tok', 0, 'at', now)
+  -- Empty the buckets, but keep a debt a big call left: it is still owed.
+  local req, tok = math.min(tonumber(v[1] or '0'), 0), math.min(tonumber(v[2] or '0'), 0)
+  redis.call('HSET', key, 'factor', factor, 'req', req, 'tok', tok, 'at', now, 'throttled_at', now)
   redis.call('EXPIRE', key, DAY_S)
   return {REPLY.ok}
 end
 if op == RATE_OP.ok then
-  if factor < 1 then redis.call('HSET', key, 'factor', math.min(1, factor + 0.05)) end
+  if factor < 1 and now > tonumber(v[5] or '0') then
+    redis.call('HSET', key, 'factor', math.min(1, factor + 0.05))
+  end
   return {REPLY.ok}
 end
 local elapsed = math.max(0, now - tonumber(v[3] or now))
