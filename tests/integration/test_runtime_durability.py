@@ -21,7 +21,9 @@ NS, RUNS = "dur", 200
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = {"seed": 3, "tool_delay_seconds": 0.05}
+    # Slow enough that checking 200 runs on a busy machine cannot outlast the load:
+    # the restart must land while steps are still under way.
+    config = {"seed": 3, "tool_delay_seconds": 0.2}
     with runtime.running_sim(tmp_path_factory.mktemp("sim"), config) as url:
         yield url
 
