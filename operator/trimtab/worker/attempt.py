@@ -92,13 +92,12 @@ class Attempts:
             )
             if hit:
                 return ending.Completed(execute.StepResult(output=found), cached=True)
-        over = await self._hold_budget(delivery, step, wf, prompt)
-        if isinstance(over, ending.Ending):
-            return over
-        if over is not None:
-            return ending.budget_exhausted(wf.spec.budget, pool=self.cfg.pool, shortfall=over)
+        worst = self._worst_case(step, prompt)
+        held = await self._hold_budget(delivery, step, wf, worst)
+        if held is not None:
+            return held
         due = policy.deadline_ms(wf.spec.deadline_seconds, run.created_ms)
-        called = await self._call(delivery, step, context, prompt, deadline_ms=due)
+        called = await self._call(delivery, step, context, prompt, worst, deadline_ms=due)
         if isinstance(called, execute.StepResult):
             return ending.Completed(called, digest=digest)
         return ending.within_deadline(called, due, wf.spec.deadline_seconds)
@@ -117,6 +116,7 @@ class Attempts:
         step: awf.Step,
         context: dict[str, Any],
         prompt: execute.Prompt | None,
+        worst: budgets.WorstCase | None,
         *,
         deadline_ms: float | None,
     ) -> execute.StepResult | ending.Ending:
@@ -126,11 +126,8 @@ class Attempts:
             return ending.breaker_open(
                 step, pool=self.cfg.pool, retry_at_ms=verdict.retry_at_ms, now_ms=now()
             )
-        if self.throttle.applies(step) and prompt is not None:
-            worst = templates.estimate_tokens(prompt.user) + (
-                step.max_tokens or self.cfg.spec.model.max_tokens
-            )
-            wait = await self.throttle.turn(step, worst, now())
+        if self.throttle.applies(step) and worst is not None:
+            wait = await self.throttle.turn(step, worst.tokens, now())
             if wait is not None:
                 return ending.rate_limited(pool=self.cfg.pool, due_ms=now() + wait)
         taken_ms = now()  # the call's turn (after the rate limit, if any)
@@ -170,27 +167,38 @@ class Attempts:
             failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
         )
 
+    def _worst_case(
+        self, step: awf.Step, prompt: execute.Prompt | None
+    ) -> budgets.WorstCase | None:
+        """What the call may spend at most, for the budgets and the rate limit; None for
+        a tool step (no tokens) or a prompt that did not render (the call reports it)."""
+        if prompt is None:
+            return None
+        return policy.worst_case(
+            prompt_tokens=templates.estimate_tokens(prompt.user),
+            max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
+            pricing=self.cfg.spec.model.pricing,
+        )
+
     async def _hold_budget(
         self,
         delivery: tasks.Delivery,
         step: awf.Step,
         wf: compile_mod.CompiledWorkflow,
-        prompt: execute.Prompt | None,
-    ) -> str | ending.Ending | None:
-        """Why the call must not happen (over a budget), an ending when the step is no
-        longer this delivery's, or None: the call may go ahead, its worst case held
-        against the run's limits until the attempt ends."""
-        if prompt is None or (step.token_budget is None and wf.spec.budget is None):
-            return None  # a tool (no tokens), a template error (reported), or no limit
-        worst = policy.worst_case(
-            prompt_tokens=templates.estimate_tokens(prompt.user),
-            max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
-            pricing=self.cfg.spec.model.pricing,
-        )
+        worst: budgets.WorstCase | None,
+    ) -> ending.Ending | None:
+        """How the attempt ends instead of calling (a budget it would overrun, a wait for
+        its siblings' holds, a delivery no longer the step's), or None: the call may go
+        ahead, its worst case held against the run's limits until the attempt ends."""
+        if worst is None:
+            return None
+        budget, pool = wf.spec.budget, self.cfg.pool
         over = policy.step_shortfall(step, worst)
-        limits = policy.run_limits(wf.spec.budget)
-        if over is not None or limits is None:
-            return over
+        if over is not None:
+            return ending.budget_exhausted(budget, pool=pool, shortfall=over)
+        limits = policy.run_limits(budget)
+        if limits is None:
+            return None
         hold = await budgets.reserve(self.lua, delivery, worst, limits)
         if hold.outcome is wire.Reply.DUPLICATE:
             # Another delivery started the step since (this worker stalled): the script
@@ -199,9 +207,11 @@ class Attempts:
         if hold.outcome is not wire.Reply.OVER_BUDGET:
             return None
         why = policy.run_shortfall(hold, worst, limits)
-        if policy.held_back(hold, worst, limits):
-            return ending.budget_held(why, now_ms=finish.now_ms())
-        return why
+        return (
+            ending.budget_held(why, now_ms=finish.now_ms())
+            if policy.held_back(hold, worst, limits)  # only its siblings' holds keep it out
+            else ending.budget_exhausted(budget, pool=pool, shortfall=why)
+        )
 
 
 def _key(task: messages.Task) -> str:
