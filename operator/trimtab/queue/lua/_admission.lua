@@ -47,17 +47,25 @@ local function take_workflow_place(a, run_key, now)
   return true
 end
 
+-- The oldest run on `list` still waiting, and its entry; entries of runs that ended
+-- or expired while they waited are dropped. nil when none is left.
+local function pop_waiting(list)
+  while true do
+    local entry = redis.call('LPOP', list)
+    if not entry then return nil end
+    local w = cjson.decode(entry)
+    if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then return w, entry end
+  end
+end
+
 -- Admit the workflow's waiting runs while it has room (they hold their keys' places).
 local function drain_workflow(a, now)
   if not a.limit then return end
   while has_room(a.active, a.limit, now) do
-    local entry = redis.call('LPOP', a.waiting)
-    if not entry then return end
-    local w = cjson.decode(entry)
-    if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
-      hold_place(a.active, a, w.run, now)
-      start_waiting(w.run, w.events, now)
-    end
+    local w = pop_waiting(a.waiting)
+    if not w then return end
+    hold_place(a.active, a, w.run, now)
+    start_waiting(w.run, w.events, now)
   end
 end
 
@@ -66,16 +74,13 @@ end
 local function drain_key(a, now)
   if not a.klimit then return end
   while has_room(a.kactive, a.klimit, now) do
-    local entry = redis.call('LPOP', a.kwaiting)
-    if not entry then return end
-    local w = cjson.decode(entry)
-    if redis.call('HGET', w.run, RUN_FIELD.status) == RUN.waiting then
-      hold_place(a.kactive, a, w.run, now)
-      if take_workflow_place(a, w.run, now) then
-        start_waiting(w.run, w.events, now)
-      else
-        redis.call('RPUSH', a.waiting, entry)
-      end
+    local w, entry = pop_waiting(a.kwaiting)
+    if not w then return end
+    hold_place(a.kactive, a, w.run, now)
+    if take_workflow_place(a, w.run, now) then
+      start_waiting(w.run, w.events, now)
+    else
+      redis.call('RPUSH', a.waiting, entry)
     end
   end
 end
