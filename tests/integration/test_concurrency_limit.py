@@ -139,6 +139,15 @@ async def test_a_key_the_inputs_lack_refuses_the_run_in_one_line(sdk: Client) ->
     assert await sdk.redis.llen(keys.workflow_waiting(NS, "keyed")) == 0
 
 
+async def _end_next(queue: tasks.PoolQueue) -> str:
+    """Start and fail the next queued step: its run ends. Returns the run's id."""
+    [delivery] = await queue.read(1, block_ms=100)
+    started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=5)
+    assert started.delivery is not None
+    await queue.fail(started.delivery, reason="died", now_ms=time.time() * 1000)
+    return delivery.task.run_id
+
+
 async def test_a_run_admitted_late_gets_its_whole_time_to_live(sdk: Client) -> None:
     await _publish(sdk, "late", limit=1, state={"ttlSeconds": 60})
     await sdk.submit(NS, "late", {})
@@ -150,21 +159,9 @@ async def test_a_run_admitted_late_gets_its_whole_time_to_live(sdk: Client) -> N
         sdk.redis, scripts.Scripts(sdk.redis), namespace=NS, pool=POOL, consumer="w"
     )
     await queue.ensure_group()
-    [delivery] = await queue.read(1, block_ms=100)
-    started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=5)
-    assert started.delivery is not None
-    await queue.fail(started.delivery, reason="died", now_ms=time.time() * 1000)
+    await _end_next(queue)
     assert (await sdk.get(late)).status is wire.RunStatus.RUNNING
     assert await sdk.redis.ttl(run_key) > 50  # its time to live started again
-
-
-async def _end_next(queue: tasks.PoolQueue) -> str:
-    """Start and fail the next queued step: its run ends. Returns the run's id."""
-    [delivery] = await queue.read(1, block_ms=100)
-    started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=5)
-    assert started.delivery is not None
-    await queue.fail(started.delivery, reason="died", now_ms=time.time() * 1000)
-    return delivery.task.run_id
 
 
 async def test_a_run_admitted_behind_another_key_keeps_to_its_own_key(sdk: Client) -> None:
