@@ -152,12 +152,20 @@ def test_backlog_scales_a_spot_pool_up_and_idle_scales_it_to_zero(
             time.sleep(0.5)
         redis.Redis.from_url(redis_url).delete(keys.pool_stream(namespace, "batch"))
         _deployment(kube, namespace, "batch", lambda d: d["spec"].get("replicas") == 0)
-    reasons = {
+        # The Events follow the Deployment's change in the same pass, a moment later.
+        deadline = time.monotonic() + 10
+        while not {"Idle"} <= (reasons := _event_reasons(kube, namespace, "batch")):
+            assert time.monotonic() < deadline, reasons
+            time.sleep(0.2)
+    assert {"ScaledUp", "WokeFromZero"} & reasons, reasons
+
+
+def _event_reasons(kube: objects.ObjectStore, namespace: str, pool: str) -> set[str]:
+    return {
         e["reason"]
         for e in kube.list("v1", "Event", namespace=namespace)
-        if e["involvedObject"]["name"] == "batch"
+        if e["involvedObject"]["name"] == pool
     }
-    assert {"ScaledUp", "Idle"} <= reasons or {"WokeFromZero", "Idle"} <= reasons, reasons
 
 
 def test_manual_pool_follows_kubectl_scale(
@@ -365,9 +373,16 @@ def test_a_pool_outside_the_admins_policy_or_the_profile_is_refused_and_never_bu
             assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
             deployment = naming.worker_deployment(name)
             assert kube.get("apps/v1", "Deployment", deployment, namespace) is None
-        warned = {
-            e["involvedObject"]["name"]
-            for e in kube.list("v1", "Event", namespace=namespace)
-            if e["reason"] == "InvalidSpec" and e["type"] == "Warning"
-        }
-        assert {"miner", "rooted"} <= warned
+        # The Warning Events follow the status in the same pass, a moment later.
+        deadline = time.monotonic() + 10
+        while not {"miner", "rooted"} <= (warned := _warned(kube, namespace, "InvalidSpec")):
+            assert time.monotonic() < deadline, warned
+            time.sleep(0.2)
+
+
+def _warned(kube: objects.ObjectStore, namespace: str, reason: str) -> set[str]:
+    return {
+        e["involvedObject"]["name"]
+        for e in kube.list("v1", "Event", namespace=namespace)
+        if e["reason"] == reason and e["type"] == "Warning"
+    }
