@@ -33,6 +33,9 @@ if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
 end
 -- Never reset, so a token is never handed out twice for one step.
 local fence = tostring(redis.call('HINCRBY', run_key, p .. STEP_FIELD.fence, 1))
+-- This delivery holds nothing until it reserves: an earlier one's hold (its worker died
+-- or stalled, and fenced out now, it can book no spend) is given back.
+release_hold(run_key, p)
 local counter, limit = STEP_FIELD.deliveries, tonumber(ARGV[6])
 if ARGV[8] == '1' then counter, limit = STEP_FIELD.interrupted, INTERRUPTED_FACTOR * limit end
 -- Which counter this delivery used, so a drain gives back that one (release.lua).
