@@ -39,6 +39,7 @@ API = "trimtab.io/v1alpha1"
 OPERATOR_RESOURCES = {
     "agentpools",
     "agentworkflows",
+    "agentbudgets",
     "deployments",
     "services",
     "poddisruptionbudgets",

@@ -9,6 +9,7 @@ a run id or a step id never becomes a label, since each would make a new time se
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 from dataclasses import dataclass
@@ -88,9 +89,18 @@ class ScaleDirection(enum.StrEnum):
     NONE = "none"
 
 
+class BudgetPeriod(enum.StrEnum):
+    """An AgentBudget limit's window (agentbudget.Period)."""
+
+    HOUR = "Hour"
+    DAY = "Day"
+    MONTH = "Month"
+
+
 class ReconciledKind(enum.StrEnum):
     AGENT_POOL = "AgentPool"
     AGENT_WORKFLOW = "AgentWorkflow"
+    AGENT_BUDGET = "AgentBudget"
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,8 @@ class Metrics:
     pool_predicted_replicas: Gauge
     pool_startup_seconds: Gauge
     autoscaler_last_pass_timestamp_seconds: Gauge
+    budget_used_ratio: Gauge
+    budget_warnings_total: Counter
 
     def pool_observed(
         self,
@@ -198,6 +210,22 @@ class Metrics:
         # Both checked before labels(), which would otherwise leave a child reading "closed".
         kind, value = EndpointKind(endpoint_kind).value, BreakerState(state).value
         self.breaker_state.labels(namespace, pool, kind).set(value)
+
+    def budget_observed(
+        self, namespace: str, budget: str, *, period: BudgetPeriod, used: float
+    ) -> None:
+        """The share of one AgentBudget limit its current window has spent."""
+        self.budget_used_ratio.labels(namespace, budget, BudgetPeriod(period).value).set(used)
+
+    def budget_warned(self, namespace: str, budget: str, *, period: BudgetPeriod) -> None:
+        """One AgentBudget window crossed its warnAt share."""
+        self.budget_warnings_total.labels(namespace, budget, BudgetPeriod(period).value).inc()
+
+    def budget_forgotten(self, namespace: str, budget: str) -> None:
+        """A deleted budget's gauges go with it."""
+        for period in BudgetPeriod:
+            with contextlib.suppress(KeyError):  # never set for this period
+                self.budget_used_ratio.remove(namespace, budget, period.value)
 
     def reconciled(self, kind: ReconciledKind, *, seconds: float) -> None:
         self.reconcile_duration_seconds.labels(ReconciledKind(kind).value).observe(seconds)
@@ -304,6 +332,17 @@ def build(registry: CollectorRegistry) -> Metrics:
             "autoscaler_last_pass_timestamp_seconds",
             "When the operator's autoscaler last finished a pass over every pool.",
             (),
+        ),
+        budget_used_ratio=gauge(
+            "budget_used_ratio",
+            "Share of an AgentBudget limit its current window has spent (the higher of "
+            "tokens and cost; 1 is exhausted).",
+            ("namespace", "budget", "period"),
+        ),
+        budget_warnings_total=counter(
+            "budget_warnings",
+            "AgentBudget windows that crossed their warnAt share.",
+            ("namespace", "budget", "period"),
         ),
     )
 

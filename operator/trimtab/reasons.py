@@ -17,6 +17,8 @@ class ConditionType(enum.StrEnum):
     SPOT_FALLBACK = "SpotFallback"
     SPEC_VALID = "SpecValid"
     POOLS_READY = "PoolsReady"
+    NEAR_LIMIT = "NearLimit"
+    EXHAUSTED = "Exhausted"
 
 
 class Reason(enum.StrEnum):
@@ -53,3 +55,8 @@ class Reason(enum.StrEnum):
     POOLS_NOT_READY = "PoolsNotReady"
     ALL_POOLS_READY = "AllPoolsReady"
     PUBLISHED = "Published"
+    # Budgets
+    ENFORCED = "Enforced"
+    WITHIN_LIMITS = "WithinLimits"
+    WARN_AT_REACHED = "WarnAtReached"
+    LIMIT_REACHED = "LimitReached"

@@ -11,13 +11,14 @@ from typing import Any
 
 import yaml
 
+from trimtab.api.v1alpha1 import kinds
 from trimtab.kube import objects as kube_objects
 from trimtab_dev.devcluster import binaries, layout
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "trimtab"
 DEV_VALUES = CHART / "values-dev.yaml"
-TRIMTAB_CRDS = ("agentpools.trimtab.io", "agentworkflows.trimtab.io")
+TRIMTAB_CRDS = tuple(k.crd_name for k in kinds.KINDS)
 
 
 def hack_output(script: str) -> str:

@@ -53,12 +53,12 @@ def sample_pool_names() -> set[str]:
 
 
 def api_models() -> list[type[Any]]:
-    """Every API model class defined in the two kinds' modules."""
-    from trimtab.api.v1alpha1 import agentpool, agentworkflow, base  # noqa: PLC0415
+    """Every API model class defined in the kinds' modules."""
+    from trimtab.api.v1alpha1 import agentbudget, agentpool, agentworkflow, base  # noqa: PLC0415
 
     return [
         obj
-        for module in (agentpool, agentworkflow)
+        for module in (agentpool, agentworkflow, agentbudget)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, base.Model)

@@ -128,7 +128,9 @@ async def _interleaving(redis_url: str, ops: list[tuple[str, int, int]]) -> None
             d = live[step]
             match op:
                 case "reserve":
-                    hold = await budgets.reserve(lua, d, budgets.WorstCase(amount, 0.0), limits)
+                    hold = await budgets.reserve(
+                        lua, d, budgets.WorstCase(amount, 0.0), limits, now=NOW / 1000
+                    )
                     if hold.outcome is wire.Reply.RESERVED:
                         holds[step] = amount
                 case "complete" if step in holds:  # a call spends at most its worst case
@@ -147,6 +149,7 @@ async def _interleaving(redis_url: str, ops: list[tuple[str, int, int]]) -> None
                     again = await queue.start(delivered[step], now_ms=NOW, max_deliveries=100)
                     if again.delivery is not None and again.outcome is wire.Reply.RUN:
                         live[step] = again.delivery
+                        holds.pop(step, None)  # the dead delivery's hold is given back
             run: Any = await client.hgetall(keys.run(NS, "r"))
             spent_total = int(run.get(wire.RunField.TOKENS) or 0)
             held_total = int(float(run.get(wire.RunField.HELD_TOKENS) or 0))
@@ -187,7 +190,8 @@ async def test_a_step_parked_for_review_holds_what_it_used_not_its_worst_case(
         started = await queue.start(delivery, now_ms=NOW, max_deliveries=5)
         assert started.delivery is not None
         limits = budgets.Limits(tokens=LIMIT, cost=None)
-        hold = await budgets.reserve(lua, started.delivery, budgets.WorstCase(300, 0.0), limits)
+        worst = budgets.WorstCase(300, 0.0)
+        hold = await budgets.reserve(lua, started.delivery, worst, limits, now=NOW / 1000)
         assert hold.outcome is wire.Reply.RESERVED
         parked = await queue.park_for_review(
             started.delivery, reason="unsure", output={}, tokens=30, cost=0.0, now_ms=NOW

@@ -90,7 +90,8 @@ def test_invalid_samples_are_refused(
 def test_server_side_apply_is_strict(
     kube: objects.ObjectStore, samples_ns: str, field: str, value: Any, message: str
 ) -> None:
-    doc = _in(samples.valid_docs()[0][1], samples_ns)
+    pool = next(d for _, d in samples.valid_docs() if d["kind"] == "AgentPool")
+    doc = _in(pool, samples_ns)
     doc["spec"] = {**doc["spec"], "model": {**doc["spec"]["model"], field: value}}
     with pytest.raises(k8s_exceptions.ApiException) as err:
         kube.apply(doc)
@@ -104,13 +105,15 @@ def _table(cluster: layout.Layout, *args: str) -> list[str]:
 
 
 def test_kubectl_get_shows_printer_columns(cluster: layout.Layout, samples_ns: str) -> None:
-    lines = _table(cluster, "apool,awf", "-n", samples_ns)
+    lines = _table(cluster, "apool,awf,abudget", "-n", samples_ns)
     headers = [line.split() for line in lines if line.startswith("NAME")]
     assert ["NAME", "READY", "TIER", "REPLICAS", "QUEUE", "P95", "CAPACITY", "AGE"] in headers
     assert ["NAME", "READY", "STEPS", "RUNS", "P95", "COST", "AGE"] in headers
+    assert ["NAME", "READY", "EXHAUSTED", "AGE"] in headers
     assert any(line.startswith("agentpool.trimtab.io/support-small") for line in lines)
     by_category = _table(cluster, "agents", "-n", samples_ns, "-o", "name")
     assert "agentworkflow.trimtab.io/customer-support" in by_category
+    assert "agentbudget.trimtab.io/support-daily" in by_category
 
 
 def test_kubectl_scale_sets_replicas_of_a_manual_pool(

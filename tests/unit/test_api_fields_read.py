@@ -1,4 +1,4 @@
-"""No API field without effect: every field of both kinds' specs is read by some code
+"""No API field without effect: every field of the kinds' specs is read by some code
 outside the API package (as `.field_name`), or is named below with where it goes.
 A field added to the models and never read fails here before users are promised it."""
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-from trimtab.api.v1alpha1 import agentpool, agentworkflow, kinds
+from trimtab.api.v1alpha1 import agentbudget, agentpool, agentworkflow, kinds
 
 SOURCE = pathlib.Path(__file__).resolve().parents[2] / "operator" / "trimtab"
 # Fields whose value reaches its destination whole, never read one by one.
@@ -27,7 +27,7 @@ PASSED_THROUGH = {
 def _column_paths() -> set[str]:
     """Spec fields shown by `kubectl get` (printer columns), as dotted paths."""
     out = set()
-    for kind in (kinds.AGENT_POOL, kinds.AGENT_WORKFLOW):
+    for kind in kinds.KINDS:
         for column in kind.columns:
             if column.json_path.startswith(".spec."):
                 out.add(f"{kind.kind}{column.json_path}")
@@ -63,6 +63,7 @@ def test_every_spec_field_is_read_or_passed_through() -> None:
     found = [
         *_fields(agentpool.AgentPoolSpec, "AgentPool.spec", seen),
         *_fields(agentworkflow.AgentWorkflowSpec, "AgentWorkflow.spec", seen),
+        *_fields(agentbudget.AgentBudgetSpec, "AgentBudget.spec", seen),
     ]
     assert len(found) > 100  # the walk reached the nested models
     unread = [
@@ -82,6 +83,7 @@ def test_the_exceptions_are_still_fields() -> None:
         for spec, root in (
             (agentpool.AgentPoolSpec, "AgentPool.spec"),
             (agentworkflow.AgentWorkflowSpec, "AgentWorkflow.spec"),
+            (agentbudget.AgentBudgetSpec, "AgentBudget.spec"),
         )
         for where, _ in _fields(spec, root, seen)
     }

@@ -13,7 +13,7 @@ import pydantic
 import pytest
 
 from tests.harness import samples
-from trimtab.api.v1alpha1 import agentpool, agentworkflow, base, manifests
+from trimtab.api.v1alpha1 import base, kinds, manifests
 from trimtab.reconcile.agentworkflow import validation
 
 VALID = samples.valid_docs()
@@ -93,7 +93,7 @@ def _fields_valid(cls: type[base.Model], sub: Any) -> base.Model | None:
 
 def _rule_cases() -> Iterator[Any]:
     docs = [d for _, d in VALID] + [s.doc for s in INVALID]
-    specs = {"AgentPool": agentpool.AgentPoolSpec, "AgentWorkflow": agentworkflow.AgentWorkflowSpec}
+    specs = {kind.kind: kind.spec for kind in kinds.KINDS}
     seen = set()
     for doc in docs:
         for cls, sub in _pairs(specs[doc["kind"]], doc.get("spec")):

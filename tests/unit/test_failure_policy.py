@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import budgets, wire
+from trimtab.reconcile.agentbudget import windows
 from trimtab.worker import policy
 
 RETRY = awf.RetryPolicy(max_attempts=3)
@@ -117,20 +119,35 @@ def test_a_step_over_its_own_token_budget_does_not_call(
 
 
 def test_run_limits_are_held_only_when_the_budget_sets_one() -> None:
-    assert policy.run_limits(None) is None
-    assert policy.run_limits(awf.Budget(on_exhausted="HumanReview")) is None
+    assert not policy.run_limits(None).any
+    assert not policy.run_limits(awf.Budget(on_exhausted="HumanReview")).any
     assert policy.run_limits(awf.Budget(max_tokens_per_run=300)) == budgets.Limits(300, None)
     assert policy.run_limits(awf.Budget(max_cost_per_run=1.0)) == budgets.Limits(None, 1.0)
 
 
 def test_a_refusal_says_what_was_spent_and_what_others_hold() -> None:
     worst, limits = budgets.WorstCase(tokens=200, cost=0.3), budgets.Limits(400, 1.0)
-    tokens = budgets.Hold(wire.Reply.OVER_BUDGET, kind="tokens", spent=50, held=200)
-    assert policy.run_shortfall(tokens, worst, limits) == (
+    tokens = budgets.Hold(wire.Reply.OVER_BUDGET, kind=wire.LimitKind.TOKENS, spent=50, held=200)
+    assert policy.hold_shortfall(tokens, worst, limits) == (
         "the run has used 50 tokens and steps under way hold 200; 200 more may exceed 400"
     )
-    cost = budgets.Hold(wire.Reply.OVER_BUDGET, kind="cost", spent=0.5, held=0.3)
-    assert "0.300000 more may exceed 1" in policy.run_shortfall(cost, worst, limits)
+    cost = budgets.Hold(wire.Reply.OVER_BUDGET, kind=wire.LimitKind.COST, spent=0.5, held=0.3)
+    assert "0.300000 more may exceed 1" in policy.hold_shortfall(cost, worst, limits)
+
+
+def test_a_refusal_by_an_agentbudget_names_it_and_weighs_its_own_limit() -> None:
+    worst, run = budgets.WorstCase(tokens=200, cost=0.3), budgets.Limits(None, None)
+    window = windows.Window("ns", "team", "Day", 0, 86400, tokens=1000, cost=None)
+    hold = budgets.Hold(
+        wire.Reply.OVER_BUDGET, kind=wire.LimitKind.TOKENS, spent=700, held=250, window=window
+    )
+    assert policy.hold_shortfall(hold, worst, run) == (
+        "AgentBudget team (day) has used 700 tokens and calls under way hold 250; "
+        "200 more may exceed 1000"
+    )
+    assert policy.held_back(hold, worst, run)  # 700 + 200 fits 1000 once the others settle
+    spent = dataclasses.replace(hold, spent=801)
+    assert not policy.held_back(spent, worst, run)
 
 
 @pytest.mark.parametrize(
@@ -167,11 +184,16 @@ def test_past_deadline(deadline: int | None, created: float, now: float, late: b
 
 @pytest.mark.parametrize(
     ("kind", "spent", "held_back"),
-    [("tokens", 200, True), ("tokens", 201, False), ("cost", 0.7, True), ("cost", 0.71, False)],
+    [
+        (wire.LimitKind.TOKENS, 200, True),
+        (wire.LimitKind.TOKENS, 201, False),
+        (wire.LimitKind.COST, 0.7, True),
+        (wire.LimitKind.COST, 0.71, False),
+    ],
     ids=["others-hold-it", "spent-leaves-no-room", "cost-others-hold-it", "cost-spent"],
 )
 def test_a_step_waits_only_when_the_others_holds_are_what_keep_it_out(
-    kind: str, spent: float, held_back: bool
+    kind: wire.LimitKind, spent: float, held_back: bool
 ) -> None:
     worst, limits = budgets.WorstCase(tokens=200, cost=0.3), budgets.Limits(400, 1.0)
     hold = budgets.Hold(wire.Reply.OVER_BUDGET, kind=kind, spent=spent, held=500)

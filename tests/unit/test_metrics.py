@@ -45,6 +45,8 @@ EXPECTED = {
     "trimtab_pool_predicted_replicas": {"namespace", "pool"},
     "trimtab_pool_startup_seconds": {"namespace", "pool"},
     "trimtab_autoscaler_last_pass_timestamp_seconds": set(),
+    "trimtab_budget_used_ratio": {"namespace", "budget", "period"},
+    "trimtab_budget_warnings_total": {"namespace", "budget", "period"},
 }
 
 
@@ -88,6 +90,8 @@ def record_everything(m: Metrics) -> None:
         startup_seconds=12.5,
     )
     m.autoscaler_passed(1_700_000_000.0)
+    m.budget_observed("shop", "support", period=metrics.BudgetPeriod.DAY, used=0.85)
+    m.budget_warned("shop", "support", period=metrics.BudgetPeriod.DAY)
 
 
 def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, set[str]]]:

@@ -6,6 +6,6 @@ Importing this package registers every handler with kopf.
 
 # lifecycle first: its start-up handler creates the shared state the loops need.
 from trimtab.handlers import lifecycle  # isort: skip
-from trimtab.handlers import agentpool, agentworkflow, loops, views
+from trimtab.handlers import agentbudget, agentpool, agentworkflow, loops, views
 
-__all__ = ["agentpool", "agentworkflow", "lifecycle", "loops", "views"]
+__all__ = ["agentbudget", "agentpool", "agentworkflow", "lifecycle", "loops", "views"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from trimtab.handlers import agentworkflow, pool_objects, pool_scaler, state
+from trimtab.handlers import agentbudget, agentworkflow, pool_objects, pool_scaler, state
 from trimtab.kube import objects
 from trimtab.queue import arrivals, connection, deadlines, load, scripts
 
@@ -77,12 +77,14 @@ async def _loads(
 
 
 async def refresh(shared: state.Shared) -> None:
-    """Workflow statuses every status interval; once a minute, pool objects and the
-    retirement of workflows deleted while no operator ran."""
+    """Workflow and budget statuses every status interval; once a minute, pool objects
+    and the retirement of workflows and budgets deleted while no operator ran."""
     last_objects = 0.0
     while True:
         for key, body in list(shared.views.workflows.items()):
             await _guarded(f"workflow {key[0]}/{key[1]}", agentworkflow.refresh(shared, body))
+        for key, body in list(shared.views.budgets.items()):
+            await _guarded(f"budget {key[0]}/{key[1]}", agentbudget.refresh(shared, body))
         if time.monotonic() - last_objects >= OBJECTS_EVERY_SECONDS:
             last_objects = time.monotonic()
             for key, body in list(shared.views.pools.items()):
@@ -96,6 +98,8 @@ async def refresh(shared: state.Shared) -> None:
 async def _sweep(shared: state.Shared) -> None:
     for ns, name in await agentworkflow.sweep_retired(shared):
         log.info("retired workflow %s/%s: deleted while no operator was watching", ns, name)
+    for ns, name in await agentbudget.sweep_withdrawn(shared):
+        log.info("withdrew budget %s/%s: deleted while no operator was watching", ns, name)
 
 
 async def end_overdue_runs(shared: state.Shared, *, every_seconds: float = 1.0) -> None:

@@ -32,6 +32,7 @@ class Views:
 
     pools: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
     workflows: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    budgets: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
     deployments: dict[Key, DeploymentView] = dataclasses.field(default_factory=dict)
     pods: dict[Key, dict[str, fallback.PodView]] = dataclasses.field(default_factory=dict)
 

@@ -42,6 +42,7 @@ def _track(view: dict[Any, Any], key: Any, event: Mapping[str, Any], value: Any)
 
 @kopf.on.event(GROUP, VERSION, "agentpools")
 @kopf.on.event(GROUP, VERSION, "agentworkflows")
+@kopf.on.event(GROUP, VERSION, "agentbudgets")
 def track_object(
     *,
     event: kopf.RawEvent,
@@ -53,7 +54,11 @@ def track_object(
 ) -> None:
     shared = _shared(memo)
     if shared is not None:
-        view = shared.views.pools if body.get("kind") == "AgentPool" else shared.views.workflows
+        view = {
+            "AgentPool": shared.views.pools,
+            "AgentWorkflow": shared.views.workflows,
+            "AgentBudget": shared.views.budgets,
+        }[str(body.get("kind"))]
         _track(view, (namespace or "", name), event, _snapshot(body))
         if event.get("type") == "DELETED":
             shared.objects.tool_secrets.pop((namespace or "", name), None)

@@ -23,6 +23,8 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:dlq                       dead-lettered steps (stream)
     tt:{ns}:cache:{digest}            a cached step output (JSON, TTL)
     tt:{ns}:review                    steps waiting for human review (stream)
+    tt:{ns}:budgets                   AgentBudgets in force: name -> definition (JSON, hash)
+    tt:{ns}:budget:{name}:{period}:{start}  one budget window's spend and holds (hash, TTL)
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def pool_rate(namespace: str, pool: str) -> str:
 
 def run(namespace: str, run_id: str) -> str:
     return f"{_ns(namespace)}:run:{run_id}"
+
+
+def budgets(namespace: str) -> str:
+    return f"{_ns(namespace)}:budgets"
+
+
+def budget_window(namespace: str, budget: str, period: str, start: int) -> str:
+    """`start` is the window's first second since the epoch (UTC)."""
+    return f"{_ns(namespace)}:budget:{budget}:{period}:{start}"
 
 
 def run_events(namespace: str, run_id: str) -> str:

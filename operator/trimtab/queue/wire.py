@@ -158,9 +158,29 @@ class StepField(enum.StrEnum):
     FENCE = "fence"  # the token of the delivery that started the attempt last (start.lua)
     HELD_TOKENS = "held_tokens"  # its attempt's worst case, held against the run's budget
     HELD_COST = "held_cost"
+    BUDGET_WINDOWS = "budgets"  # the AgentBudget windows the hold is also on (keys, spaced)
     INTERRUPTED = "cut"  # deliveries cut off with their worker's others (start.lua)
     COUNTED = "counted"  # which of the two counters the last start added to (release.lua)
     REVIEW = "review"  # the step's entry on the review stream, while it waits there
+
+
+class LimitKind(enum.StrEnum):
+    """Which of a limit's amounts a reservation was refused for (reserve.lua)."""
+
+    TOKENS = "tokens"
+    COST = "cost"
+
+
+class WindowField(enum.StrEnum):
+    """One AgentBudget window's hash (reserve.lua holds, the ending scripts book)."""
+
+    TOKENS = "tokens"  # spent by calls that ended
+    COST = "cost"
+    HELD_TOKENS = "held_tokens"  # the worst cases of the calls under way
+    HELD_COST = "held_cost"
+    # The worst case of the last call the window's spend left no room for (reserve.lua):
+    # new runs are refused from then on, until the window turns.
+    SPENT_OUT = "spent_out"
 
 
 STEP_PREFIX = "s:"
@@ -203,6 +223,8 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "VERDICT": BreakerVerdict,
     "RUN_FIELD": RunField,
     "STEP_FIELD": StepField,
+    "WINDOW_FIELD": WindowField,
+    "LIMIT_KIND": LimitKind,
 }
 
 

@@ -121,6 +121,10 @@ _WARN_WHEN_FALSE = frozenset(
 )
 
 
+# Conditions whose True is the trouble: a budget near or at its limit.
+_WARN_WHEN_TRUE = frozenset({ConditionType.NEAR_LIMIT, ConditionType.EXHAUSTED})
+
+
 def transitions(
     current: Sequence[base.Condition],
     merged: Sequence[base.Condition],
@@ -137,6 +141,8 @@ def transitions(
         reason_moved = old is not None and old.reason != c.reason and c.type not in status_only
         if old is not None and old.status == c.status and not reason_moved:
             continue
-        warning = c.status == "False" and c.type in _WARN_WHEN_FALSE
+        warning = (c.status == "False" and c.type in _WARN_WHEN_FALSE) or (
+            c.status == "True" and c.type in _WARN_WHEN_TRUE
+        )
         out.append(Event(warning, c.reason, f"{c.type}={c.status}: {c.message}"))
     return out

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
-from trimtab.queue import arrivals, connection, runs, scripts, wire, workflows
+from trimtab.queue import agentbudgets, arrivals, connection, runs, scripts, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import templates
 
@@ -52,6 +52,10 @@ def check_inputs(inputs: Any) -> None:
             f"the run's inputs are {size} bytes as JSON; the limit is {MAX_INPUT_BYTES}: "
             "pass large documents by reference (a URL, an object key)"
         )
+
+
+class BudgetExhaustedError(RuntimeError):
+    """An AgentBudget covering the workflow is spent for its current window."""
 
 
 class RunNotFoundError(LookupError):
@@ -160,9 +164,13 @@ class Client:
         self, namespace: str, workflow: str, inputs: Any, *, idempotency_key: str | None = None
     ) -> str:
         """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
-        workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused."""
+        workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused, and so
+        is a run an AgentBudget has no room for (BudgetExhaustedError)."""
         check_inputs(inputs)
         wf = await self.workflow(namespace, workflow)
+        spent = await agentbudgets.exhausted(self.redis, namespace, workflow, now=time.time())
+        if spent is not None:
+            raise BudgetExhaustedError(f"run of {namespace}/{workflow} refused: {spent}")
         roots = {root: wf.choose_pool(root, {"inputs": inputs}) for root in wf.plan.roots}
         new = runs.NewRun(
             namespace=namespace,

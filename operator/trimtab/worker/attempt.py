@@ -24,12 +24,22 @@ from trimtab.queue import (
     runs,
     scripts,
     tasks,
-    wire,
     workflows,
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import templates
-from trimtab.worker import ending, errors, execute, finish, guard, policy, settings, throttle, tools
+from trimtab.worker import (
+    ending,
+    errors,
+    execute,
+    finish,
+    guard,
+    policy,
+    settings,
+    spending,
+    throttle,
+    tools,
+)
 
 
 class Attempts:
@@ -51,6 +61,7 @@ class Attempts:
             lua, namespace=cfg.namespace, pool=cfg.pool, spec=cfg.spec
         )
         self.secrets = SecretNotes(client, cfg.namespace)
+        self.spending = spending.Spending(client, lua, namespace=cfg.namespace, pool=cfg.pool)
 
     def cache_digest(self, step: awf.Step, prompt: execute.Prompt | None) -> str | None:
         """What determines the model's answer, hashed; None when the step does not cache
@@ -93,7 +104,7 @@ class Attempts:
             if hit:
                 return ending.Completed(execute.StepResult(output=found), cached=True)
         worst = self._worst_case(step, prompt)
-        held = await self._hold_budget(delivery, step, wf, worst)
+        held = await self.spending.hold(delivery, step, wf, worst)
         if held is not None:
             return held
         due = policy.deadline_ms(wf.spec.deadline_seconds, run.created_ms)
@@ -175,42 +186,10 @@ class Attempts:
         if prompt is None:
             return None
         return policy.worst_case(
-            prompt_tokens=templates.estimate_tokens(prompt.user),
+            # The system prompt is sent, and charged, with every call.
+            prompt_tokens=templates.estimate_tokens((prompt.system or "") + prompt.user),
             max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
             pricing=self.cfg.spec.model.pricing,
-        )
-
-    async def _hold_budget(
-        self,
-        delivery: tasks.Delivery,
-        step: awf.Step,
-        wf: compile_mod.CompiledWorkflow,
-        worst: budgets.WorstCase | None,
-    ) -> ending.Ending | None:
-        """How the attempt ends instead of calling (a budget it would overrun, a wait for
-        its siblings' holds, a delivery no longer the step's), or None: the call may go
-        ahead, its worst case held against the run's limits until the attempt ends."""
-        if worst is None:
-            return None
-        budget, pool = wf.spec.budget, self.cfg.pool
-        over = policy.step_shortfall(step, worst)
-        if over is not None:
-            return ending.budget_exhausted(budget, pool=pool, shortfall=over)
-        limits = policy.run_limits(budget)
-        if limits is None:
-            return None
-        hold = await budgets.reserve(self.lua, delivery, worst, limits)
-        if hold.outcome is wire.Reply.DUPLICATE:
-            # Another delivery started the step since (this worker stalled): the script
-            # the ending runs finds the fence replaced and leaves the step to its owner.
-            return ending.DeadLetter("superseded: another delivery of this step started")
-        if hold.outcome is not wire.Reply.OVER_BUDGET:
-            return None
-        why = policy.run_shortfall(hold, worst, limits)
-        return (
-            ending.budget_held(why, now_ms=finish.now_ms())
-            if policy.held_back(hold, worst, limits)  # only its siblings' holds keep it out
-            else ending.budget_exhausted(budget, pool=pool, shortfall=why)
         )
 
 

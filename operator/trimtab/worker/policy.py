@@ -21,7 +21,7 @@ import enum
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import budgets
+from trimtab.queue import budgets, wire
 
 
 class Action(enum.StrEnum):
@@ -90,31 +90,44 @@ def step_shortfall(step: awf.Step, worst: budgets.WorstCase) -> str | None:
     return None
 
 
-def run_limits(budget: awf.Budget | None) -> budgets.Limits | None:
-    """The run's limits to hold calls against, or None when it has none."""
-    if budget is None or (budget.max_tokens_per_run is None and budget.max_cost_per_run is None):
-        return None
+def run_limits(budget: awf.Budget | None) -> budgets.Limits:
+    """The run's limits to hold calls against (both None when it has none)."""
+    if budget is None:
+        return budgets.Limits(tokens=None, cost=None)
     return budgets.Limits(tokens=budget.max_tokens_per_run, cost=budget.max_cost_per_run)
 
 
+def _limit_of(hold: budgets.Hold, limits: budgets.Limits) -> budgets.Limits:
+    """The limits the refusal was against: an AgentBudget window's, or the run's."""
+    w = hold.window
+    return limits if w is None else budgets.Limits(tokens=w.tokens, cost=w.cost)
+
+
 def held_back(hold: budgets.Hold, worst: budgets.WorstCase, limits: budgets.Limits) -> bool:
-    """Whether the refusal is only the other steps' holds: what the run has spent leaves
-    room for this worst case, so the step waits for them to settle instead of failing."""
-    if hold.kind == "cost":
-        return limits.cost is not None and hold.spent + worst.cost <= limits.cost
-    return limits.tokens is not None and hold.spent + worst.tokens <= limits.tokens
+    """Whether the refusal is only the other calls' holds: what was spent leaves room
+    for this worst case, so the step waits for them to settle instead of failing."""
+    limit = _limit_of(hold, limits)
+    if hold.kind is wire.LimitKind.COST:
+        return limit.cost is not None and hold.spent + worst.cost <= limit.cost
+    return limit.tokens is not None and hold.spent + worst.tokens <= limit.tokens
 
 
-def run_shortfall(hold: budgets.Hold, worst: budgets.WorstCase, limits: budgets.Limits) -> str:
+def hold_shortfall(hold: budgets.Hold, worst: budgets.WorstCase, limits: budgets.Limits) -> str:
     """Why the step must not call, from reserve.lua's refusal."""
-    if hold.kind == "cost":
+    limit = _limit_of(hold, limits)
+    whose, others = (
+        ("the run", "steps under way")
+        if hold.window is None
+        else (hold.window.label(), "calls under way")
+    )
+    if hold.kind is wire.LimitKind.COST:
         return (
-            f"the run has cost {hold.spent:.6f} and steps under way hold {hold.held:.6f}; "
-            f"{worst.cost:.6f} more may exceed {limits.cost:g}"
+            f"{whose} has cost {hold.spent:.6f} and {others} hold {hold.held:.6f}; "
+            f"{worst.cost:.6f} more may exceed {limit.cost:g}"
         )
     return (
-        f"the run has used {hold.spent:.0f} tokens and steps under way hold {hold.held:.0f}; "
-        f"{worst.tokens} more may exceed {limits.tokens}"
+        f"{whose} has used {hold.spent:.0f} tokens and {others} hold {hold.held:.0f}; "
+        f"{worst.tokens} more may exceed {limit.tokens}"
     )
 
 

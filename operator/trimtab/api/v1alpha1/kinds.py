@@ -1,4 +1,4 @@
-"""The two kinds as Kubernetes sees them: names, printer columns, subresources.
+"""The kinds as Kubernetes sees them: names, printer columns, subresources.
 
 Everything a CRD says besides the schema lives here as data, next to the models, so
 the CRD generator has one place to read and the operator one place to name things.
@@ -10,7 +10,7 @@ import dataclasses
 
 import pydantic
 
-from trimtab.api.v1alpha1 import GROUP, VERSION, agentpool, agentworkflow
+from trimtab.api.v1alpha1 import GROUP, VERSION, agentbudget, agentpool, agentworkflow
 
 READY = '.status.conditions[?(@.type=="Ready")].status'
 NAME_MAX = 50
@@ -95,4 +95,23 @@ AGENT_WORKFLOW = Kind(
     ),
 )
 
-KINDS = (AGENT_POOL, AGENT_WORKFLOW)
+AGENT_BUDGET = Kind(
+    kind="AgentBudget",
+    plural="agentbudgets",
+    singular="agentbudget",
+    short_names=("abudget",),
+    spec=agentbudget.AgentBudgetSpec,
+    status=agentbudget.AgentBudgetStatus,
+    columns=(
+        PrinterColumn("Ready", "string", READY, "Enforced by the workers"),
+        PrinterColumn(
+            "Exhausted",
+            "string",
+            '.status.conditions[?(@.type=="Exhausted")].status',
+            "A limit is spent: new runs are refused",
+        ),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+    ),
+)
+
+KINDS = (AGENT_POOL, AGENT_WORKFLOW, AGENT_BUDGET)

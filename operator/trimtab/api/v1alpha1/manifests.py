@@ -1,4 +1,4 @@
-"""Whole AgentPool and AgentWorkflow objects, parsed from manifests without a cluster.
+"""Whole AgentPool, AgentWorkflow and AgentBudget objects, parsed from manifests without a cluster.
 
 `trimtab workflow publish -f` and `trimtab worker run -f` read manifests directly, so
 they must reject what the apiserver would reject, with the same messages for the
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from trimtab.api.v1alpha1 import agentpool, agentworkflow, base, kinds
+from trimtab.api.v1alpha1 import agentbudget, agentpool, agentworkflow, base, kinds
 
 
 class ObjectMeta(pydantic.BaseModel):
@@ -45,7 +45,13 @@ class AgentWorkflow(_Object):
     status: agentworkflow.AgentWorkflowStatus | None = None
 
 
-Manifest = AgentPool | AgentWorkflow
+class AgentBudget(_Object):
+    kind: Literal["AgentBudget"] = "AgentBudget"
+    spec: agentbudget.AgentBudgetSpec
+    status: agentbudget.AgentBudgetStatus | None = None
+
+
+Manifest = AgentPool | AgentWorkflow | AgentBudget
 
 
 def parse(doc: dict[str, Any]) -> Manifest:
@@ -55,4 +61,8 @@ def parse(doc: dict[str, Any]) -> Manifest:
         return AgentPool.model_validate(doc)
     if kind == "AgentWorkflow":
         return AgentWorkflow.model_validate(doc)
-    raise ValueError(f"not a Trimtab manifest: kind {kind!r} (expected AgentPool or AgentWorkflow)")
+    if kind == "AgentBudget":
+        return AgentBudget.model_validate(doc)
+    raise ValueError(
+        f"not a Trimtab manifest: kind {kind!r} (expected AgentPool, AgentWorkflow or AgentBudget)"
+    )

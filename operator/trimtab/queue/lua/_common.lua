@@ -41,25 +41,53 @@ local function take(args, i, n)
 end
 
 
--- Give back what the step's attempt held against its run's budget (reserve.lua): every
--- script that ends or hands back an attempt calls it, so a hold lasts only while the
--- attempt may still spend. A redelivery's reserve replaces a dead worker's hold.
-local function release_hold(run_key, p)
-  local tokens = redis.call('HGET', run_key, p .. STEP_FIELD.held_tokens)
-  if not tokens then return end
-  local cost = redis.call('HGET', run_key, p .. STEP_FIELD.held_cost) or '0'
-  redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, -tonumber(tokens))
-  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, -tonumber(cost))
-  redis.call('HDEL', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
+-- The AgentBudget windows the step's hold is also on (reserve.lua names them in the
+-- run hash, so whichever script ends the attempt finds them). A window whose key has
+-- expired is skipped: its figures are no longer read, and writing would revive it.
+local function budget_windows(run_key, p)
+  local named = redis.call('HGET', run_key, p .. STEP_FIELD.budget_windows)
+  local found = {}
+  if not named then return found end
+  for key in string.gmatch(named, '%S+') do
+    if redis.call('EXISTS', key) == 1 then found[#found + 1] = key end
+  end
+  return found
+end
+
+-- Give back what the step's attempt held against its run's budget and its AgentBudget
+-- windows (reserve.lua), booking on those windows what the attempt spent (`tokens`,
+-- `cost`; none when omitted): every script that ends or hands back an attempt calls
+-- it, so a hold lasts only while the attempt may still spend. A redelivery's reserve
+-- replaces a dead worker's hold.
+local function release_hold(run_key, p, tokens, cost)
+  local held = redis.call('HMGET', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
+  if not held[1] then return end
+  local held_tokens, held_cost = tonumber(held[1]), tonumber(held[2] or '0')
+  redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, -held_tokens)
+  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, -held_cost)
+  for _, key in ipairs(budget_windows(run_key, p)) do
+    redis.call('HINCRBY', key, WINDOW_FIELD.held_tokens, -held_tokens)
+    redis.call('HINCRBYFLOAT', key, WINDOW_FIELD.held_cost, -held_cost)
+    redis.call('HINCRBY', key, WINDOW_FIELD.tokens, tokens or 0)
+    redis.call('HINCRBYFLOAT', key, WINDOW_FIELD.cost, cost or 0)
+  end
+  redis.call('HDEL', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost,
+    p .. STEP_FIELD.budget_windows)
 end
 
 -- Bring the step's hold down to what its attempt really used (a step parked for review:
 -- its spend is recorded only when a reviewer approves, so until then the hold stands
--- for it, no longer the worst case). No hold, nothing to settle.
+-- for it, no longer the worst case), on its run and its budget windows alike. No hold,
+-- nothing to settle.
 local function settle_hold(run_key, p, tokens, cost)
   local held = redis.call('HMGET', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
   if not held[1] then return end
-  redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, tokens - tonumber(held[1]))
-  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, cost - tonumber(held[2] or '0'))
+  local less_tokens, less_cost = tokens - tonumber(held[1]), cost - tonumber(held[2] or '0')
+  redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, less_tokens)
+  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, less_cost)
+  for _, key in ipairs(budget_windows(run_key, p)) do
+    redis.call('HINCRBY', key, WINDOW_FIELD.held_tokens, less_tokens)
+    redis.call('HINCRBYFLOAT', key, WINDOW_FIELD.held_cost, less_cost)
+  end
   redis.call('HSET', run_key, p .. STEP_FIELD.held_tokens, tokens, p .. STEP_FIELD.held_cost, cost)
 end

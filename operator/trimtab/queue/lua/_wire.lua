@@ -118,9 +118,21 @@ local STEP_FIELD = wire({
   fence = 'fence',
   held_tokens = 'held_tokens',
   held_cost = 'held_cost',
+  budget_windows = 'budgets',
   interrupted = 'cut',
   counted = 'counted',
   review = 'review',
+})
+local WINDOW_FIELD = wire({
+  tokens = 'tokens',
+  cost = 'cost',
+  held_tokens = 'held_tokens',
+  held_cost = 'held_cost',
+  spent_out = 'spent_out',
+})
+local LIMIT_KIND = wire({
+  tokens = 'tokens',
+  cost = 'cost',
 })
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
 local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4

@@ -46,7 +46,8 @@ for k = 5, #KEYS do
   end
 end
 
-release_hold(run_key, p)  -- the spend itself is recorded below
+-- The spend is booked on the step's budget windows here, and on the run below.
+release_hold(run_key, p, tonumber(ARGV[7]), tonumber(ARGV[8]))
 if state == STEP.review then  -- approved by a reviewer: the run waits on one review fewer
   redis.call('HINCRBY', KEYS[4], 'in_review', -1)
   if redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1) <= 0

@@ -1,13 +1,17 @@
 -- Hold a model step's worst case (its prompt plus its whole completion allowance, and
--- their price) against its run's budget before the call, so steps running in parallel
--- can never together spend past it: what the run has spent, plus what the other steps
--- under way hold, plus this worst case must fit each limit. The hold is given back when
--- the attempt ends (release_hold, _common.lua), when the spend itself is recorded.
--- KEYS: run
--- ARGV: step, attempt, fence, tokens, cost, token limit (or ''), cost limit (or '')
+-- their price) against its run's budget and the AgentBudget windows that cover it,
+-- before the call, so steps running in parallel (of one run, or of many runs) can never
+-- together spend past a limit: what was spent, plus what the other calls under way
+-- hold, plus this worst case must fit each limit. The hold is given back when the
+-- attempt ends (release_hold, _common.lua), when the spend itself is booked.
+-- KEYS: run, then one AgentBudget window per limit that applies
+-- ARGV: step, attempt, fence, tokens, cost, token limit (or ''), cost limit (or ''),
+--       then per window: token limit (or ''), cost limit (or ''), TTL seconds, its index
 -- Returns {'reserved'}, {'duplicate'} (the attempt is no longer running, or another
--- delivery owns it now), or
--- {'over-budget', 'tokens' or 'cost', spent, held by the other steps}.
+-- delivery owns it now), or {'over-budget', LIMIT_KIND, spent, held by the
+-- other calls, the window's index} where the index is '' for the run's own limit.
+-- The windows are named in the run hash for the scripts that end the attempt: one
+-- Redis primary holds them all (trimtab.queue).
 local run_key, step, attempt, fence = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local p = step_prefix(step)
 local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
@@ -15,22 +19,50 @@ if state ~= STEP.running or outdated(run_key, step, state, attempt)
     or redis.call('HGET', run_key, p .. STEP_FIELD.fence) ~= fence then
   return {REPLY.duplicate}
 end
-local mine = redis.call('HMGET', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
+-- An earlier delivery's hold on this step (its worker died) is replaced, not added.
+release_hold(run_key, p)
+local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
+
+-- Nil when `spent + held + want` fits `limit` ('' is no limit), else the refusal.
+local function refusal(kind, limit, spent, held, want, label)
+  if limit == '' or spent + held + want <= tonumber(limit) then return nil end
+  return {REPLY.over_budget, kind, tostring(spent), tostring(held), label}
+end
+
 local run = redis.call('HMGET', run_key, RUN_FIELD.tokens, RUN_FIELD.cost,
   RUN_FIELD.held_tokens, RUN_FIELD.held_cost)
-local mine_tokens, mine_cost = tonumber(mine[1] or '0'), tonumber(mine[2] or '0')
-local spent_tokens, spent_cost = tonumber(run[1] or '0'), tonumber(run[2] or '0')
--- An earlier delivery's hold on this step (its worker died) is replaced, not added.
-local held_tokens = tonumber(run[3] or '0') - mine_tokens
-local held_cost = tonumber(run[4] or '0') - mine_cost
-local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
-if ARGV[6] ~= '' and spent_tokens + held_tokens + tokens > tonumber(ARGV[6]) then
-  return {REPLY.over_budget, 'tokens', tostring(spent_tokens), tostring(held_tokens)}
+local refused = refusal(LIMIT_KIND.tokens, ARGV[6], tonumber(run[1] or '0'), tonumber(run[3] or '0'), tokens, '')
+  or refusal(LIMIT_KIND.cost, ARGV[7], tonumber(run[2] or '0'), tonumber(run[4] or '0'), cost, '')
+if refused then return refused end
+for k = 2, #KEYS do
+  local i = 8 + (k - 2) * 4
+  local w = redis.call('HMGET', KEYS[k], WINDOW_FIELD.tokens, WINDOW_FIELD.cost,
+    WINDOW_FIELD.held_tokens, WINDOW_FIELD.held_cost)
+  refused = refusal(LIMIT_KIND.tokens, ARGV[i], tonumber(w[1] or '0'), tonumber(w[3] or '0'), tokens, ARGV[i + 3])
+    or refusal(LIMIT_KIND.cost, ARGV[i + 1], tonumber(w[2] or '0'), tonumber(w[4] or '0'), cost, ARGV[i + 3])
+  if refused then
+    -- What the window has spent leaves no room for this call, whatever settles: it is
+    -- spent out for calls this size, and new runs are refused until it turns.
+    local by_tokens = refused[2] == LIMIT_KIND.tokens
+    local want, limit = by_tokens and tokens or cost, by_tokens and ARGV[i] or ARGV[i + 1]
+    if tonumber(refused[3]) + want > tonumber(limit) then
+      redis.call('HSET', KEYS[k], WINDOW_FIELD.spent_out, want)
+    end
+    return refused
+  end
 end
-if ARGV[7] ~= '' and spent_cost + held_cost + cost > tonumber(ARGV[7]) then
-  return {REPLY.over_budget, 'cost', tostring(spent_cost), tostring(held_cost)}
-end
+
 redis.call('HSET', run_key, p .. STEP_FIELD.held_tokens, tokens, p .. STEP_FIELD.held_cost, cost)
-redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, tokens - mine_tokens)
-redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, cost - mine_cost)
+redis.call('HINCRBY', run_key, RUN_FIELD.held_tokens, tokens)
+redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.held_cost, cost)
+if #KEYS > 1 then
+  local named = {}
+  for k = 2, #KEYS do
+    redis.call('HINCRBY', KEYS[k], WINDOW_FIELD.held_tokens, tokens)
+    redis.call('HINCRBYFLOAT', KEYS[k], WINDOW_FIELD.held_cost, cost)
+    redis.call('EXPIRE', KEYS[k], ARGV[8 + (k - 2) * 4 + 2])
+    named[#named + 1] = KEYS[k]
+  end
+  redis.call('HSET', run_key, p .. STEP_FIELD.budget_windows, table.concat(named, ' '))
+end
 return {REPLY.reserved}

@@ -1,0 +1,83 @@
+"""AgentBudgets in Redis: the definitions the operator publishes, and what each window
+(trimtab.reconcile.agentbudget.windows) has spent and holds.
+
+The operator resolves which workflows a budget covers (by name, by label, or all of the
+namespace) and publishes that with the limits, so a worker decides from one hash read
+which windows a call must also be held on (trimtab.queue.budgets). A window is a hash
+named by its budget, period and first second.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from trimtab.queue import keys, wire
+from trimtab.reconcile.agentbudget.windows import Definition, Spend, Window, covering
+
+
+def window_key(w: Window) -> str:
+    return keys.budget_window(w.namespace, w.budget, w.period, w.start)
+
+
+async def publish(
+    client: aioredis.Redis, namespace: str, name: str, definition: Definition
+) -> None:
+    await client.hset(keys.budgets(namespace), name, definition.to_json())
+
+
+async def withdraw(client: aioredis.Redis, namespace: str, name: str) -> None:
+    """Stop enforcing a deleted budget; its windows expire on their own."""
+    await client.hdel(keys.budgets(namespace), name)
+
+
+async def definitions(client: aioredis.Redis, namespace: str) -> dict[str, Definition]:
+    raw: dict[Any, Any] = await client.hgetall(keys.budgets(namespace))
+    return {_text(name): Definition.from_json(_text(doc)) for name, doc in raw.items()}
+
+
+async def spend(client: aioredis.Redis, found: Sequence[Window]) -> list[Spend]:
+    """Each window's figures, in one round trip."""
+    fields = [wire.WindowField.TOKENS, wire.WindowField.COST]
+    fields += [wire.WindowField.HELD_TOKENS, wire.WindowField.HELD_COST]
+    fields += [wire.WindowField.SPENT_OUT]
+    async with client.pipeline(transaction=False) as pipe:
+        for w in found:
+            pipe.hmget(window_key(w), fields)
+        rows = await pipe.execute()
+    return [
+        Spend(
+            w,
+            tokens=int(_number(row[0])),
+            cost=_number(row[1]),
+            # A hold is never below zero; rounding of float increments may leave -1e-17.
+            held_tokens=max(0, int(_number(row[2]))),
+            held_cost=max(0.0, _number(row[3])),
+            refused=None if row[4] is None else _number(row[4]),
+        )
+        for w, row in zip(found, rows, strict=True)
+    ]
+
+
+async def exhausted(
+    client: aioredis.Redis, namespace: str, workflow: str, *, now: float
+) -> str | None:
+    """Why a new run of `workflow` is refused (a budget covering it is spent), or None."""
+    found = covering(namespace, workflow, await definitions(client, namespace), now)
+    for s in await spend(client, found) if found else []:
+        why = s.spent_out()
+        if why is not None:
+            turns = datetime.datetime.fromtimestamp(s.window.end, datetime.UTC)
+            return f"{why}; the window turns at {turns.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _number(value: Any) -> float:
+    return 0.0 if value is None else float(_text(value))

@@ -1,0 +1,172 @@
+"""A namespace's AgentBudget holds under concurrency, on a real redis-server: 50 runs
+whose calls each cost a twentieth of the budget, started, held, completed, retried and
+redelivered in every order Hypothesis draws, spend exactly the budget (20 runs' worth)
+and never more, checked after every operation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trimtab.queue import agentbudgets, budgets, connection, keys, runs, scripts, tasks, wire
+from trimtab.reconcile.agentbudget import windows
+
+NS, POOL, STEP = "ns-budget", "p", "answer"
+RUNS, FITS = 50, 20
+WORST = 150  # each call's worst case, and what it spends: 20 of them fill the budget
+LIMIT = FITS * WORST
+NOW_MS = 1_800_000_000_000.0
+NO_RUN_LIMITS = budgets.Limits(tokens=None, cost=None)
+DEFINITION = windows.Definition(None, (windows.Limit("Day", LIMIT, None),))
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(("reserve", "reserve", "reserve", "complete", "retry", "redeliver")),
+        st.integers(0, RUNS - 1),
+    ),
+    min_size=10,
+    max_size=200,
+)
+
+
+class Runs:
+    """50 one-step runs of one workflow, each step started by a worker."""
+
+    def __init__(self, client: connection.Redis) -> None:
+        self.client = client
+        self.lua = scripts.Scripts(client)
+        self.queue = tasks.PoolQueue(client, self.lua, namespace=NS, pool=POOL, consumer="w")
+        self.windows = windows.windows(NS, "team", DEFINITION, NOW_MS / 1000)
+        self.messages: dict[str, tasks.Delivery] = {}
+        self.live: dict[str, tasks.Delivery] = {}
+        self.holding: set[str] = set()
+        self.done: set[str] = set()
+        self.refused: set[str] = set()
+
+    async def submit_and_start(self) -> None:
+        await self.queue.ensure_group()
+        for i in range(RUNS):
+            new = runs.NewRun(
+                namespace=NS, workflow="support", generation=1, steps=[STEP], run_id=f"r{i}",
+                inputs={}, root_pools={STEP: POOL}, ttl_seconds=600, now_ms=NOW_MS,
+            )  # fmt: skip
+            await runs.submit(self.lua, new)
+        for d in await self.queue.read(RUNS, block_ms=100):
+            self.messages[d.task.run_id] = d
+            await self.start(d.task.run_id)
+
+    async def start(self, run: str) -> bool:
+        started = await self.queue.start(self.messages[run], now_ms=NOW_MS, max_deliveries=1000)
+        if started.delivery is None or started.outcome is not wire.Reply.RUN:
+            return False
+        self.live[run] = started.delivery
+        self.holding.discard(run)  # a redelivery's start gives the dead worker's hold back
+        return True
+
+    async def reserve(self, run: str) -> budgets.Hold:
+        worst = budgets.WorstCase(WORST, 0.0)
+        hold = await budgets.reserve(
+            self.lua, self.live[run], worst, NO_RUN_LIMITS, self.windows, now=NOW_MS / 1000
+        )
+        if hold.outcome is wire.Reply.RESERVED:
+            self.holding.add(run)
+        return hold
+
+    async def complete(self, run: str) -> None:
+        await self.queue.complete(
+            self.live[run], output={}, tokens=WORST, cost=0.0, now_ms=NOW_MS,
+            expected_version=None, dependents=[],
+        )  # fmt: skip
+        self.holding.discard(run)
+        self.done.add(run)
+
+    async def retry(self, run: str) -> None:
+        """The attempt failed before spending: back to the queue, its hold given back."""
+        await self.queue.retry(self.live[run], due_ms=NOW_MS, error="e", now_ms=NOW_MS)
+        self.holding.discard(run)
+        await self.queue.promote_due(now_ms=NOW_MS)
+        for d in await self.queue.read(RUNS, block_ms=10):
+            self.messages[d.task.run_id] = d
+            await self.start(d.task.run_id)
+
+    async def window(self) -> windows.Spend:
+        [spend] = await agentbudgets.spend(self.client, self.windows)
+        return spend
+
+
+async def _apply(r: Runs, op: str, run: str) -> None:
+    if run in r.done or run in r.refused:
+        return
+    match op:
+        case "reserve" if run not in r.holding:
+            hold = await r.reserve(run)
+            spend = await r.window()
+            if hold.outcome is wire.Reply.OVER_BUDGET and spend.tokens + WORST > LIMIT:
+                r.refused.add(run)  # spent out: the step fails (budget_exhausted)
+                await r.queue.fail(r.live[run], reason="budget_exhausted", now_ms=NOW_MS)
+        case "complete" if run in r.holding:
+            await r.complete(run)
+        case "retry":
+            await r.retry(run)
+        case "redeliver":  # its worker died: the same message, started again
+            await r.start(run)
+
+
+async def _check(r: Runs) -> None:
+    spend = await r.window()
+    assert spend.tokens + spend.held_tokens <= LIMIT, spend
+    assert spend.held_tokens == WORST * len(r.holding), (spend, sorted(r.holding))
+
+
+async def _interleaving(redis_url: str, ops: list[tuple[str, int]]) -> dict[str, int]:
+    client = connection.connect(redis_url)
+    await client.flushall()
+    r = Runs(client)
+    try:
+        await r.submit_and_start()
+        for op, index in ops:
+            await _apply(r, op, f"r{index}")
+            await _check(r)
+        # Then every run still under way asks until it calls or is refused, as the
+        # workers would: a call held back by others' holds waits for them to settle.
+        while unfinished := [f"r{i}" for i in range(RUNS) if f"r{i}" not in r.done | r.refused]:
+            for run in unfinished:
+                await _apply(r, "complete" if run in r.holding else "reserve", run)
+                await _check(r)
+        spend = await r.window()
+        run_tokens: Any = [
+            await client.hget(keys.run(NS, f"r{i}"), wire.RunField.TOKENS) for i in range(RUNS)
+        ]
+        return {
+            "spent": spend.tokens,
+            "held": spend.held_tokens,
+            "completed": len(r.done),
+            "refused": len(r.refused),
+            "booked_on_runs": sum(int(t or 0) for t in run_tokens),
+        }
+    finally:
+        await client.aclose()
+
+
+COUNTS: list[dict[str, int]] = []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations)
+def test_fifty_runs_spend_exactly_a_budget_that_fits_twenty_in_any_interleaving(
+    redis_url: str, ops: list[tuple[str, int]]
+) -> None:
+    counts = asyncio.run(_interleaving(redis_url, ops))
+    COUNTS.append(counts)
+    assert counts == {
+        "spent": LIMIT,
+        "held": 0,
+        "completed": FITS,
+        "refused": RUNS - FITS,
+        "booked_on_runs": LIMIT,
+    }
