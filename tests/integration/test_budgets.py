@@ -24,7 +24,11 @@ SIM: dict[str, Any] = {
     "seed": 2,
     "default": {"ttft_seconds": 0.5, "per_token_seconds": 0.0, "output_tokens_mean": 20},
     # Answers that use nearly all of a 150-token allowance.
-    "models": {"wordy": {"name": "wordy", "ttft_seconds": 0.5, "output_tokens_mean": 400}},
+    "models": {
+        "wordy": {"name": "wordy", "ttft_seconds": 0.5, "output_tokens_mean": 400},
+        # Every answer is broken JSON: each attempt's output is refused after the call.
+        "broken": {"name": "broken", "ttft_seconds": 0.05, "rate_malformed": 1.0},
+    },
 }
 NOW = 1_800_000_000_000.0
 
@@ -79,6 +83,32 @@ async def test_a_step_held_back_only_by_others_holds_waits_and_runs(
     held = [e for e in events if e.get("type") == "step_retry"]
     assert held
     assert all(e["error"].startswith("budget_held:") for e in held)
+
+
+async def test_an_attempt_whose_output_is_refused_still_counts_what_its_call_spent(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    """Three attempts whose answers are not JSON: each call's tokens count on the run,
+    its step and the workflow, although no attempt completed."""
+    step = {
+        "name": "a", "prompt": "Say hi", "maxTokens": 50, "output": {"schema": {"type": "object"}},
+        "retry": {"maxAttempts": 3, "backoff": {"initialSeconds": 0.05, "maxSeconds": 0.1}},
+    }  # fmt: skip
+    spec = {"defaultPool": POOL, "steps": [step]}
+    await sdk.publish(NS, "refused", awf.AgentWorkflowSpec.model_validate(spec))
+    cfg = runtime.worker_settings(NS, POOL, runtime.pool_spec(sim, model="broken"), redis_url)
+    before = runtime.sim_requests(sim, "broken")
+    async with runtime.in_process_worker(cfg):
+        result = await sdk.result(await sdk.submit(NS, "refused", {}), timeout=20)
+    assert result.status is wire.RunStatus.FAILED
+    assert runtime.sim_requests(sim, "broken") - before == 3
+    state = await sdk.get(result.run)
+    # 20 tokens an answer on average and a prompt of a few: three calls' worth.
+    assert state.tokens >= 3 * 10
+    assert state.steps["a"].tokens == state.tokens
+    assert state.cost > 0
+    stats: Any = await sdk.redis.hgetall(keys.workflow_stats(NS, "refused"))
+    assert int(stats["tokens"]) == state.tokens
 
 
 STEPS = ("s0", "s1", "s2", "s3")

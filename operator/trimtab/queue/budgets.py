@@ -98,3 +98,15 @@ async def reserve(
 
 def _limit(value: float | None) -> str | float:
     return "" if value is None else value
+
+
+async def book(lua: scripts.Scripts, delivery: Delivery, *, tokens: int, cost: float) -> bool:
+    """Count what this (started) delivery's call spent although the attempt failed (its
+    output was refused); False when the attempt is no longer the delivery's."""
+    task = delivery.task
+    reply = await lua.call(
+        "book",
+        [keys.run(task.namespace, task.run_id), keys.workflow_stats(task.namespace, task.workflow)],
+        [task.step, task.attempt, delivery.fence or "", tokens, repr(float(cost))],
+    )
+    return wire.Reply(reply[0]) is wire.Reply.BOOKED

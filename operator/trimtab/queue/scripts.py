@@ -22,6 +22,7 @@ NAMES = (
     "submit",
     "start",
     "reserve",
+    "book",
     "complete",
     "retry",
     "fail",

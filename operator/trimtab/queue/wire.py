@@ -70,6 +70,7 @@ class Reply(enum.StrEnum):
     DUPLICATE = "duplicate"  # the delivery was stale: acknowledged, nothing else
     CANCELLED = "cancelled"  # start, retry: the run has failed; the step is cancelled
     RESERVED = "reserved"  # reserve: the step's worst case is held against the run's budget
+    BOOKED = "booked"  # book: a failed attempt's spend is counted
     OVER_BUDGET = "over-budget"  # reserve: the worst case does not fit what is left
     WAIT = "wait"  # ratelimit: no room for the call yet
     EXHAUSTED = "exhausted"  # start: delivered more often than allowed; caller fails it

@@ -170,6 +170,8 @@ class Attempts:
             await self.throttle.report(step, None, taken_ms=taken_ms, now_ms=now())
             await self.secrets.found(delivery.task.workflow, step)
             return result
+        if failure.tokens:  # the model answered: what it used counts, whatever follows
+            await budgets.book(self.lua, delivery, tokens=failure.tokens, cost=failure.cost)
         if isinstance(failure, errors.SecretMissingError):
             await self.secrets.missing(delivery.task.workflow, failure.secret)
         await self.guards.record(step, verdict, failure, now())

@@ -40,6 +40,10 @@ class StepError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # What a call made before the failure spent (an output refused after the model
+        # answered): charged all the same (trimtab.queue.budgets.book).
+        self.tokens = 0
+        self.cost = 0.0
 
 
 class _HttpStepError(StepError):

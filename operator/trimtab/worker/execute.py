@@ -114,11 +114,17 @@ async def run_model_step(
         max_tokens=step.max_tokens,
         json_schema=schema,
     )
+    cost = reply.cost(clients.pricing)
+    try:
+        output = parse_output(reply.content, step.output)
+    except errors.InvalidOutputError as exc:
+        exc.tokens, exc.cost = reply.prompt_tokens + reply.completion_tokens, cost
+        raise
     return StepResult(
-        output=parse_output(reply.content, step.output),
+        output=output,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
-        cost=reply.cost(clients.pricing),
+        cost=cost,
     )
 
 

@@ -48,6 +48,7 @@ local REPLY = wire({
   duplicate = 'duplicate',
   cancelled = 'cancelled',
   reserved = 'reserved',
+  booked = 'booked',
   over_budget = 'over-budget',
   wait = 'wait',
   exhausted = 'exhausted',

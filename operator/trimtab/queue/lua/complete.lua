@@ -55,8 +55,11 @@ if state == STEP.review then  -- approved by a reviewer: the run waits on one re
     redis.call('HSET', run_key, RUN_FIELD.status, RUN.running)
   end
 end
-redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.done, p .. STEP_FIELD.output, ARGV[6], p .. STEP_FIELD.tokens, ARGV[7],
-  p .. STEP_FIELD.cost, ARGV[8], p .. STEP_FIELD.ended_ms, now)
+redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.done, p .. STEP_FIELD.output, ARGV[6],
+  p .. STEP_FIELD.ended_ms, now)
+-- Added to what its failed attempts' calls spent (book.lua).
+redis.call('HINCRBY', run_key, p .. STEP_FIELD.tokens, ARGV[7])
+redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, ARGV[8])
 redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
 redis.call('HINCRBY', run_key, RUN_FIELD.tokens, ARGV[7])
 redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, ARGV[8])
