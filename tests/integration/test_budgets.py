@@ -111,6 +111,28 @@ async def test_an_attempt_whose_output_is_refused_still_counts_what_its_call_spe
     assert int(stats["tokens"]) == state.tokens
 
 
+async def test_a_pool_that_counts_with_the_bpe_holds_a_dense_prompt_at_its_real_size(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    """A Chinese prompt of 96 characters: 24 tokens by the estimate, 104 as it
+    tokenizes. Under a tokenBudget of 60, the estimating pool calls; the pool that
+    counts with cl100k_base sees the call would not fit and does not."""
+    step = {"name": "a", "prompt": "请帮我查一下我上个月的订单为什么还没有发货谢谢。" * 4,
+            "maxTokens": 10, "tokenBudget": 60}  # fmt: skip
+    await sdk.publish(NS, "dense", awf.AgentWorkflowSpec.model_validate(
+        {"defaultPool": POOL, "steps": [step]}
+    ))  # fmt: skip
+    ended = {}
+    for tokenizer in ("Estimate", "Cl100kBase"):
+        spec = runtime.pool_spec(sim, model__tokenizer=tokenizer)
+        before = runtime.sim_requests(sim)
+        async with runtime.in_process_worker(runtime.worker_settings(NS, POOL, spec, redis_url)):
+            result = await sdk.result(await sdk.submit(NS, "dense", {}), timeout=20)
+        ended[tokenizer] = (result.status, runtime.sim_requests(sim) - before)
+    assert ended["Estimate"] == (wire.RunStatus.SUCCEEDED, 1)
+    assert ended["Cl100kBase"] == (wire.RunStatus.FAILED, 0)
+
+
 STEPS = ("s0", "s1", "s2", "s3")
 LIMIT = 400
 # Worst cases of a third to over a half of the limit: two or three holds reach it, so

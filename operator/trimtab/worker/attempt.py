@@ -27,7 +27,6 @@ from trimtab.queue import (
     workflows,
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.reconcile.agentworkflow import templates
 from trimtab.worker import (
     ending,
     errors,
@@ -38,6 +37,7 @@ from trimtab.worker import (
     settings,
     spending,
     throttle,
+    tokens,
     tools,
 )
 
@@ -62,6 +62,7 @@ class Attempts:
         )
         self.secrets = SecretNotes(client, cfg.namespace)
         self.spending = spending.Spending(client, lua, namespace=cfg.namespace, pool=cfg.pool)
+        self.count_tokens = tokens.counter(cfg.spec.model.tokenizer)
 
     def cache_digest(self, step: awf.Step, prompt: execute.Prompt | None) -> str | None:
         """What determines the model's answer, hashed; None when the step does not cache
@@ -188,8 +189,7 @@ class Attempts:
         if prompt is None:
             return None
         return policy.worst_case(
-            # The system prompt is sent, and charged, with every call.
-            prompt_tokens=templates.estimate_tokens((prompt.system or "") + prompt.user),
+            prompt_tokens=tokens.prompt_tokens(prompt, self.count_tokens),
             max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
             pricing=self.cfg.spec.model.pricing,
         )

@@ -102,6 +102,15 @@ class ModelEndpoint(base.Model):
         description="A label such as small or large for the model's size, shown by "
         "`kubectl get agentpools`; nothing else reads it.",
     )
+    tokenizer: Literal["Estimate", "Cl100kBase"] = Field(
+        default="Estimate",
+        description="How a prompt's tokens are counted before the call, for the worst case "
+        "each call holds on its budgets and the rate limit: Estimate (four characters a "
+        "token; text that tokenizes denser, such as Chinese or code, can overrun a budget "
+        "by the difference) or Cl100kBase (the BPE of OpenAI's GPT-4 and GPT-3.5 models, "
+        "bundled, exact for them and close for most others). Spend is always settled to "
+        "the usage the endpoint reports.",
+    )
     pricing: Pricing = Field(default_factory=Pricing, description="Token prices.")
     timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="Timeout of one model request."
