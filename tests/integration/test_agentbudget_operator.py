@@ -102,6 +102,8 @@ def test_a_namespace_budget_is_enforced_reported_and_lifted(
         )  # fmt: skip
         # Runs one after another until one is refused: about four fit in 500 tokens.
         outcomes: list[str] = []
+        first = client.submit(namespace, "support", {}, idempotency_key="order-1")
+        outcomes.append(client.result(first, timeout=60).status.value)
         for _ in range(10):
             try:
                 run = client.submit(namespace, "support", {})
@@ -113,6 +115,8 @@ def test_a_namespace_budget_is_enforced_reported_and_lifted(
             pytest.fail(f"ten runs were never refused: {outcomes}")
         assert "AgentBudget team (day) has used" in refusal
         assert "the window turns at" in refusal
+        # A submission sent again (its reply was lost) gets the run it started.
+        assert client.submit(namespace, "support", {}, idempotency_key="order-1") == first
         assert outcomes.count(wire.RunStatus.SUCCEEDED.value) >= 3
         spent = kube.wait_for(
             API_VERSION, "AgentBudget", "team", namespace=namespace,

@@ -137,6 +137,14 @@ class RedisFullError(RuntimeError):
     """Redis is too full to take a new run; runs under way go on."""
 
 
+async def submitted_as(
+    client: aioredis.Redis, namespace: str, workflow: str, idempotency_key: str
+) -> str | None:
+    """The id of the run an idempotency key already started, or None."""
+    found: Any = await client.get(keys.idempotency(namespace, workflow, idempotency_key))
+    return None if found is None else str(found)
+
+
 async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
     """Create the run and enqueue its roots on their pools; (created, run id). A repeated
     idempotency key or run id returns the existing run and writes nothing. Raises

@@ -168,6 +168,10 @@ class Client:
         is a run an AgentBudget has no room for (BudgetExhaustedError)."""
         check_inputs(inputs)
         wf = await self.workflow(namespace, workflow)
+        if idempotency_key is not None:  # a retried submission gets its run, budget or not
+            known = await runs.submitted_as(self.redis, namespace, workflow, idempotency_key)
+            if known is not None:
+                return f"{namespace}/{known}"
         spent = await agentbudgets.exhausted(self.redis, namespace, workflow, now=time.time())
         if spent is not None:
             raise BudgetExhaustedError(f"run of {namespace}/{workflow} refused: {spent}")
