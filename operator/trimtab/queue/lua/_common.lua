@@ -32,6 +32,15 @@ local function ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id
   return false, state
 end
 
+-- Whether the delivery holding `fence` still runs the step's `attempt`: what a worker
+-- must be before it holds or books anything for the attempt.
+local function runs_attempt(run_key, step, attempt, fence)
+  local p = step_prefix(step)
+  local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
+  return state == STEP.running and not outdated(run_key, step, state, attempt)
+    and redis.call('HGET', run_key, p .. STEP_FIELD.fence) == fence
+end
+
 -- The next `n` arguments from position i on, and the position after them: how the
 -- scripts take a list the caller built (a task message's field/value pairs).
 local function take(args, i, n)

@@ -8,11 +8,7 @@
 -- Returns {'booked'} or {'duplicate'} (no longer this delivery's attempt: nothing booked).
 local run_key, step, attempt, fence = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local p = step_prefix(step)
-local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
-if state ~= STEP.running or outdated(run_key, step, state, attempt)
-    or redis.call('HGET', run_key, p .. STEP_FIELD.fence) ~= fence then
-  return {REPLY.duplicate}
-end
+if not runs_attempt(run_key, step, attempt, fence) then return {REPLY.duplicate} end
 local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('HINCRBY', run_key, RUN_FIELD.tokens, tokens)
 redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, cost)

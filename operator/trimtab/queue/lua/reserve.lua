@@ -14,11 +14,7 @@
 -- Redis primary holds them all (trimtab.queue).
 local run_key, step, attempt, fence = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local p = step_prefix(step)
-local state = redis.call('HGET', run_key, p .. STEP_FIELD.state)
-if state ~= STEP.running or outdated(run_key, step, state, attempt)
-    or redis.call('HGET', run_key, p .. STEP_FIELD.fence) ~= fence then
-  return {REPLY.duplicate}
-end
+if not runs_attempt(run_key, step, attempt, fence) then return {REPLY.duplicate} end
 -- An earlier delivery's hold on this step (its worker died) is replaced, not added.
 release_hold(run_key, p)
 local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
