@@ -11,7 +11,17 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trimtab.queue import agentbudgets, budgets, connection, keys, runs, scripts, tasks, wire
+from trimtab.queue import (
+    agentbudgets,
+    budgets,
+    connection,
+    keys,
+    review,
+    runs,
+    scripts,
+    tasks,
+    wire,
+)
 from trimtab.reconcile.agentbudget import windows
 
 NS, POOL, STEP = "ns-budget", "p", "answer"
@@ -170,3 +180,62 @@ def test_fifty_runs_spend_exactly_a_budget_that_fits_twenty_in_any_interleaving(
         "refused": RUNS - FITS,
         "booked_on_runs": LIMIT,
     }
+
+
+async def _fresh(redis_url: str) -> tuple[connection.Redis, Runs]:
+    client = connection.connect(redis_url)
+    await client.flushall()
+    r = Runs(client)
+    await r.submit_and_start()
+    await agentbudgets.publish(client, NS, "team", DEFINITION)  # as the operator does
+    return client, r
+
+
+async def test_a_call_larger_than_the_whole_budget_fails_alone_and_refuses_no_run(
+    redis_url: str,
+) -> None:
+    client, r = await _fresh(redis_url)
+    try:
+        huge = budgets.WorstCase(LIMIT + 1, 0.0)
+        hold = await budgets.reserve(
+            r.lua, r.live["r0"], huge, NO_RUN_LIMITS, r.windows, now=NOW_MS / 1000
+        )
+        assert hold.outcome is wire.Reply.OVER_BUDGET
+        assert await agentbudgets.exhausted(client, NS, "support", now=NOW_MS / 1000) is None
+        # 19 runs spend 2850 of 3000: a call of 150 would still fit, one of 151 not.
+        for i in range(1, 20):
+            run = f"r{i}"
+            assert (await r.reserve(run)).outcome is wire.Reply.RESERVED
+            await r.complete(run)
+        bigger = budgets.WorstCase(WORST + 1, 0.0)
+        hold = await budgets.reserve(
+            r.lua, r.live["r20"], bigger, NO_RUN_LIMITS, r.windows, now=NOW_MS / 1000
+        )
+        assert hold.outcome is wire.Reply.OVER_BUDGET
+        why = await agentbudgets.exhausted(client, NS, "support", now=NOW_MS / 1000)
+        assert why is not None
+        assert "has used 2850 of its 3000 tokens, too few left for a call of 151" in why
+        ttl = await client.ttl(agentbudgets.window_key(r.windows[0]))
+        assert ttl > 0  # the window expires, refusals and all
+    finally:
+        await client.aclose()
+
+
+async def test_a_rejected_review_books_what_its_call_spent(redis_url: str) -> None:
+    client, r = await _fresh(redis_url)
+    try:
+        assert (await r.reserve("r0")).outcome is wire.Reply.RESERVED
+        parked = await r.queue.park_for_review(
+            r.live["r0"], reason="unsure", output={}, tokens=30, cost=0.0, now_ms=NOW_MS
+        )
+        assert isinstance(parked, str)
+        item = await review.get(client, NS, parked)
+        rejected = await review.reject(r.lua, item, reason="wrong", now_ms=NOW_MS)
+        assert rejected is wire.Reply.REJECTED
+        spend = await r.window()
+        assert (spend.tokens, spend.held_tokens) == (30, 0)
+        state = await runs.read(client, NS, "r0")
+        assert state is not None
+        assert state.tokens == 30
+    finally:
+        await client.aclose()

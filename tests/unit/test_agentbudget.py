@@ -3,6 +3,7 @@ covers, and the status, conditions and warnings a window's figures call for."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -129,10 +130,17 @@ def test_an_unchanged_pass_patches_nothing() -> None:
 
 
 def test_a_call_refused_for_lack_of_room_spends_the_window_out_for_new_runs() -> None:
-    refused = windows.Spend(
-        _spend(900).window, tokens=900, cost=0.0, held_tokens=0, held_cost=0.0, refused=150
-    )
+    window = _spend(900).window
+    refused = windows.Spend(window, 900, 0.0, 0, 0.0, refused_tokens=150)
     assert refused.spent_out() == (
-        "AgentBudget team (day) has used 900 of its 1000 tokens, too little left for a call (150)"
+        "AgentBudget team (day) has used 900 of its 1000 tokens, too few left for a call of 150"
     )
+    assert (refused.refusal() or "").endswith("; the window turns at 2027-01-01T00:00:00Z")
     assert _spend(900).spent_out() is None  # room left, and no call refused yet
+    raised = dataclasses.replace(window, tokens=2000)  # an admin raised the limit since
+    assert windows.Spend(raised, 900, 0.0, 0, 0.0, refused_tokens=150).spent_out() is None
+
+
+def test_an_unknown_period_is_an_error_not_a_month() -> None:
+    with pytest.raises(ValueError, match="unknown budget period 'Week'"):
+        windows.window_bounds("Week", NOW.timestamp())

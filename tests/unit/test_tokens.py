@@ -32,3 +32,11 @@ def test_a_prompt_counts_each_message_its_framing_and_the_answers_start() -> Non
     assert tokens.prompt_tokens(both, count) == (
         count("You are terse.") + 2 + 2 * framing + tokens.REPLY_PRIMING
     )
+
+
+def test_the_output_schema_sent_with_the_prompt_counts_too() -> None:
+    count = tokens.counter("Estimate")
+    prompt = execute.Prompt(system=None, user="hello world")
+    schema = {"type": "object", "required": ["answer"]}
+    extra = tokens.prompt_tokens(prompt, count, schema=schema) - tokens.prompt_tokens(prompt, count)
+    assert extra == count('{"type": "object", "required": ["answer"]}')

@@ -19,7 +19,7 @@ import kopf
 import pydantic
 
 from trimtab import metrics
-from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
+from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION, kinds
 from trimtab.api.v1alpha1 import agentbudget as ab
 from trimtab.handlers import state
 from trimtab.kube import objects
@@ -27,7 +27,7 @@ from trimtab.queue import agentbudgets
 from trimtab.reconcile.agentbudget import plan as plan_mod
 from trimtab.reconcile.agentbudget import windows as windows_mod
 
-PLURAL = "agentbudgets"
+KIND, PLURAL = kinds.AGENT_BUDGET.kind, kinds.AGENT_BUDGET.plural
 log = logging.getLogger(__name__)
 
 
@@ -48,6 +48,7 @@ async def withdraw_when_deleted(
         shared: state.Shared = memo["shared"]
         await agentbudgets.withdraw(shared.redis, namespace or "default", name)
         shared.metrics.budget_forgotten(namespace or "default", name)
+        shared.budget_passes.pop((namespace or "default", name), None)
 
 
 def _workflow_labels(shared: state.Shared, namespace: str) -> dict[str, dict[str, str]]:
@@ -60,6 +61,14 @@ def _workflow_labels(shared: state.Shared, namespace: str) -> dict[str, dict[str
 
 async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
     """One pass: publish, read the windows, patch what changed, post the Events."""
+    meta = body["metadata"]
+    key = (meta.get("namespace") or "default", meta["name"])
+    passes = shared.budget_passes.setdefault(key, state.BudgetPasses())
+    async with passes.lock:
+        await _pass(shared, body, passes)
+
+
+async def _pass(shared: state.Shared, body: Mapping[str, Any], passes: state.BudgetPasses) -> None:
     t0 = time.perf_counter()
     meta = body["metadata"]
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
@@ -91,8 +100,12 @@ async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
         )
     for period, used in planned.used:
         shared.metrics.budget_observed(ns, name, period=metrics.BudgetPeriod(period), used=used)
+    starts = {w.period: w.start for w in found}
+    passes.warned &= set(starts.items())  # past windows are done with
     for period in planned.warned:
-        shared.metrics.budget_warned(ns, name, period=metrics.BudgetPeriod(period))
+        if (period, starts[period]) not in passes.warned:
+            passes.warned.add((period, starts[period]))
+            shared.metrics.budget_warned(ns, name, period=metrics.BudgetPeriod(period))
     shared.metrics.reconciled(metrics.ReconciledKind.AGENT_BUDGET, seconds=time.perf_counter() - t0)
 
 
@@ -109,7 +122,7 @@ async def sweep_withdrawn(shared: state.Shared) -> list[tuple[str, str]]:
             if (ns, name) in shared.views.budgets:
                 continue
             try:
-                found = await shared.kube.get(API_VERSION, "AgentBudget", name, ns)
+                found = await shared.kube.get(API_VERSION, KIND, name, ns)
             except objects.ApiError:
                 continue
             if found is None:

@@ -3,6 +3,7 @@ views the watches keep."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -71,6 +72,16 @@ class WorkflowChecks:
 
 
 @dataclasses.dataclass
+class BudgetPasses:
+    """One pass at a time per AgentBudget, and the windows whose warning it counted: a
+    spec change and the periodic refresh, each reading a status the other has not yet
+    seen written, would otherwise both count one crossing of warnAt."""
+
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    warned: set[tuple[str, int]] = dataclasses.field(default_factory=set)  # (period, start)
+
+
+@dataclasses.dataclass
 class Shared:
     cfg: config.OperatorConfig
     redis: connection.Redis
@@ -80,3 +91,4 @@ class Shared:
     views: Views = dataclasses.field(default_factory=Views)
     objects: ObjectsCache = dataclasses.field(default_factory=ObjectsCache)
     checks: WorkflowChecks = dataclasses.field(default_factory=WorkflowChecks)
+    budget_passes: dict[Key, BudgetPasses] = dataclasses.field(default_factory=dict)

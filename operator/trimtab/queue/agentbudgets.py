@@ -9,13 +9,12 @@ named by its budget, period and first second.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from trimtab.queue import keys, wire
+from trimtab.queue import keys, messages, wire
 from trimtab.reconcile.agentbudget.windows import Definition, Spend, Window, covering
 
 
@@ -36,14 +35,16 @@ async def withdraw(client: aioredis.Redis, namespace: str, name: str) -> None:
 
 async def definitions(client: aioredis.Redis, namespace: str) -> dict[str, Definition]:
     raw: dict[Any, Any] = await client.hgetall(keys.budgets(namespace))
-    return {_text(name): Definition.from_json(_text(doc)) for name, doc in raw.items()}
+    return {
+        messages.text(name): Definition.from_json(messages.text(doc)) for name, doc in raw.items()
+    }
 
 
 async def spend(client: aioredis.Redis, found: Sequence[Window]) -> list[Spend]:
     """Each window's figures, in one round trip."""
     fields = [wire.WindowField.TOKENS, wire.WindowField.COST]
     fields += [wire.WindowField.HELD_TOKENS, wire.WindowField.HELD_COST]
-    fields += [wire.WindowField.SPENT_OUT]
+    fields += [wire.WindowField.SPENT_OUT_TOKENS, wire.WindowField.SPENT_OUT_COST]
     async with client.pipeline(transaction=False) as pipe:
         for w in found:
             pipe.hmget(window_key(w), fields)
@@ -53,10 +54,11 @@ async def spend(client: aioredis.Redis, found: Sequence[Window]) -> list[Spend]:
             w,
             tokens=int(_number(row[0])),
             cost=_number(row[1]),
-            # A hold is never below zero; rounding of float increments may leave -1e-17.
-            held_tokens=max(0, int(_number(row[2]))),
+            held_tokens=int(_number(row[2])),
+            # HINCRBYFLOAT sums of holds given back may leave -1e-17 for nothing held.
             held_cost=max(0.0, _number(row[3])),
-            refused=None if row[4] is None else _number(row[4]),
+            refused_tokens=None if row[4] is None else int(_number(row[4])),
+            refused_cost=None if row[5] is None else _number(row[5]),
         )
         for w, row in zip(found, rows, strict=True)
     ]
@@ -67,17 +69,9 @@ async def exhausted(
 ) -> str | None:
     """Why a new run of `workflow` is refused (a budget covering it is spent), or None."""
     found = covering(namespace, workflow, await definitions(client, namespace), now)
-    for s in await spend(client, found) if found else []:
-        why = s.spent_out()
-        if why is not None:
-            turns = datetime.datetime.fromtimestamp(s.window.end, datetime.UTC)
-            return f"{why}; the window turns at {turns.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-    return None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    refusals = (s.refusal() for s in (await spend(client, found) if found else []))
+    return next((r for r in refusals if r is not None), None)
 
 
 def _number(value: Any) -> float:
-    return 0.0 if value is None else float(_text(value))
+    return 0.0 if value is None else float(messages.text(value))

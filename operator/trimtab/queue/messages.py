@@ -59,7 +59,7 @@ class Task:
 
 def decode(fields: Mapping[bytes | str, bytes | str]) -> Task:
     """The task in a stream entry's fields; MessageError names what is missing or wrong."""
-    f = {_text(k): _text(v) for k, v in fields.items()}
+    f = {text(k): text(v) for k, v in fields.items()}
     try:
         return Task(
             namespace=f["ns"],
@@ -77,5 +77,6 @@ def decode(fields: Mapping[bytes | str, bytes | str]) -> Task:
         raise MessageError(f"task message has a malformed number: {f}") from exc
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
+    """A Redis reply as text, whichever way the client decodes replies."""
     return value.decode() if isinstance(value, bytes) else value

@@ -179,9 +179,10 @@ class WindowField(enum.StrEnum):
     COST = "cost"
     HELD_TOKENS = "held_tokens"  # the worst cases of the calls under way
     HELD_COST = "held_cost"
-    # The worst case of the last call the window's spend left no room for (reserve.lua):
-    # new runs are refused from then on, until the window turns.
-    SPENT_OUT = "spent_out"
+    # The worst case (tokens, cost) of the last call the window's spend left no room
+    # for (reserve.lua): new runs are refused while that call would still not fit.
+    SPENT_OUT_TOKENS = "spent_out_tokens"
+    SPENT_OUT_COST = "spent_out_cost"
 
 
 STEP_PREFIX = "s:"

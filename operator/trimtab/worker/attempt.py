@@ -188,8 +188,9 @@ class Attempts:
         a tool step (no tokens) or a prompt that did not render (the call reports it)."""
         if prompt is None:
             return None
+        schema = step.output.json_schema if step.output else None
         return policy.worst_case(
-            prompt_tokens=tokens.prompt_tokens(prompt, self.count_tokens),
+            prompt_tokens=tokens.prompt_tokens(prompt, self.count_tokens, schema=schema),
             max_tokens=step.max_tokens or self.cfg.spec.model.max_tokens,
             pricing=self.cfg.spec.model.pricing,
         )

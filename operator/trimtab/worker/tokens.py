@@ -15,8 +15,10 @@ what the endpoint will report.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
+from typing import Any
 
 from trimtab.reconcile.agentworkflow import templates
 from trimtab.worker import execute
@@ -45,8 +47,12 @@ def counter(tokenizer: str) -> Callable[[str], int]:
     return _count_cl100k if tokenizer == "Cl100kBase" else templates.estimate_tokens
 
 
-def prompt_tokens(prompt: execute.Prompt, count: Callable[[str], int]) -> int:
+def prompt_tokens(
+    prompt: execute.Prompt, count: Callable[[str], int], *, schema: Any = None
+) -> int:
     """The prompt's tokens as the endpoint will see them: each message, its framing,
-    and the start of the answer."""
+    the start of the answer, and the output schema sent as its response format (which
+    providers charge as prompt tokens)."""
     messages = [m for m in (prompt.system, prompt.user) if m]
-    return sum(count(m) + PER_MESSAGE for m in messages) + REPLY_PRIMING
+    sent = sum(count(m) + PER_MESSAGE for m in messages) + REPLY_PRIMING
+    return sent + (0 if schema is None else count(json.dumps(schema)))

@@ -84,6 +84,21 @@ local function release_hold(run_key, p, tokens, cost)
     p .. STEP_FIELD.budget_windows)
 end
 
+-- End the hold of a step parked for review without a completion (rejected, or its run
+-- timed out): its hold was settled to what the attempt used (settle_hold), and that
+-- spend is real, so it is booked on the run, the step, the workflow and the windows.
+local function book_review_hold(run_key, p, stats_key)
+  local held = redis.call('HMGET', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
+  local tokens, cost = tonumber(held[1] or '0'), tonumber(held[2] or '0')
+  release_hold(run_key, p, tokens, cost)
+  redis.call('HINCRBY', run_key, RUN_FIELD.tokens, tokens)
+  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, cost)
+  redis.call('HINCRBY', run_key, p .. STEP_FIELD.tokens, tokens)
+  redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, cost)
+  redis.call('HINCRBY', stats_key, 'tokens', tokens)
+  redis.call('HINCRBYFLOAT', stats_key, 'cost', cost)
+end
+
 -- Bring the step's hold down to what its attempt really used (a step parked for review:
 -- its spend is recorded only when a reviewer approves, so until then the hold stands
 -- for it, no longer the worst case), on its run and its budget windows alike. No hold,

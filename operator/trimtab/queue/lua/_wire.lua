@@ -129,7 +129,8 @@ local WINDOW_FIELD = wire({
   cost = 'cost',
   held_tokens = 'held_tokens',
   held_cost = 'held_cost',
-  spent_out = 'spent_out',
+  spent_out_tokens = 'spent_out_tokens',
+  spent_out_cost = 'spent_out_cost',
 })
 local LIMIT_KIND = wire({
   tokens = 'tokens',

@@ -10,7 +10,7 @@ if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= STEP.review
   redis.call('XDEL', reviews, ARGV[3])
   return REPLY.stale
 end
-release_hold(run_key, p)
+book_review_hold(run_key, p, KEYS[4])
 local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
 redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1)

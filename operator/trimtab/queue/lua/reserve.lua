@@ -30,20 +30,28 @@ local run = redis.call('HMGET', run_key, RUN_FIELD.tokens, RUN_FIELD.cost,
 local refused = refusal(LIMIT_KIND.tokens, ARGV[6], tonumber(run[1] or '0'), tonumber(run[3] or '0'), tokens, '')
   or refusal(LIMIT_KIND.cost, ARGV[7], tonumber(run[2] or '0'), tonumber(run[4] or '0'), cost, '')
 if refused then return refused end
+-- What a window has spent leaves no room for this call, whatever settles (a call that
+-- would fit the empty window): it is spent out for calls this size, of that kind, and
+-- new runs are refused until it turns (trimtab.reconcile.agentbudget.windows).
+local function mark_spent_out(key, field, spent, want, limit, ttl)
+  if limit == '' then return end
+  limit = tonumber(limit)
+  if want <= limit and spent + want > limit then
+    redis.call('HSET', key, field, want)
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+
 for k = 2, #KEYS do
   local i = 8 + (k - 2) * 4
   local w = redis.call('HMGET', KEYS[k], WINDOW_FIELD.tokens, WINDOW_FIELD.cost,
     WINDOW_FIELD.held_tokens, WINDOW_FIELD.held_cost)
-  refused = refusal(LIMIT_KIND.tokens, ARGV[i], tonumber(w[1] or '0'), tonumber(w[3] or '0'), tokens, ARGV[i + 3])
-    or refusal(LIMIT_KIND.cost, ARGV[i + 1], tonumber(w[2] or '0'), tonumber(w[4] or '0'), cost, ARGV[i + 3])
+  local spent_tokens, spent_cost = tonumber(w[1] or '0'), tonumber(w[2] or '0')
+  refused = refusal(LIMIT_KIND.tokens, ARGV[i], spent_tokens, tonumber(w[3] or '0'), tokens, ARGV[i + 3])
+    or refusal(LIMIT_KIND.cost, ARGV[i + 1], spent_cost, tonumber(w[4] or '0'), cost, ARGV[i + 3])
   if refused then
-    -- What the window has spent leaves no room for this call, whatever settles: it is
-    -- spent out for calls this size, and new runs are refused until it turns.
-    local by_tokens = refused[2] == LIMIT_KIND.tokens
-    local want, limit = by_tokens and tokens or cost, by_tokens and ARGV[i] or ARGV[i + 1]
-    if tonumber(refused[3]) + want > tonumber(limit) then
-      redis.call('HSET', KEYS[k], WINDOW_FIELD.spent_out, want)
-    end
+    mark_spent_out(KEYS[k], WINDOW_FIELD.spent_out_tokens, spent_tokens, tokens, ARGV[i], ARGV[i + 2])
+    mark_spent_out(KEYS[k], WINDOW_FIELD.spent_out_cost, spent_cost, cost, ARGV[i + 1], ARGV[i + 2])
     return refused
   end
 end

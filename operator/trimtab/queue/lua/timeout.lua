@@ -20,11 +20,13 @@ for j = 1, #flat, 2 do
   if step and not has_ended(state) then
     local p = step_prefix(step)
     redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.cancelled)
-    release_hold(run_key, p)
-    if state == STEP.review then  -- nobody is to review it any more
+    if state == STEP.review then  -- nobody is to review it any more; its spend stands
+      book_review_hold(run_key, p, KEYS[4])
       redis.call('HINCRBY', KEYS[4], 'in_review', -1)
       local entry = redis.call('HGET', run_key, p .. STEP_FIELD.review)
       if entry then redis.call('XDEL', KEYS[5], entry) end
+    else
+      release_hold(run_key, p)
     end
   end
 end

@@ -4,7 +4,7 @@ Ready says the workers enforce it (always, once published: a budget has nothing 
 to wait for); NearLimit and Exhausted say whether a window has spent its `warnAt` share
 or all of a limit, each a Warning Event when it turns True. Spend counts what ended;
 what calls under way hold is shown beside it but warns of nothing, since it is
-settled to the real spend within seconds.
+settled to the real spend when each call ends.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ call must be held on, and what a window's figures mean.
 Pure, for the workers (which windows to hold a call on), the SDK (whether a new run
 is refused) and the operator (status); trimtab.queue.agentbudgets reads and writes the
 figures. A call's spend is booked in the window it was held in, so a call that ends
-after its window turned still settles where it was counted.
+after its window turned still settles where it was counted, while that window is kept
+(one period after it ends: a review left longer than that books nowhere).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Mapping
 
 HOUR = 3600
 DAY = 24 * HOUR
+# The periods (agentbudget.Period) of one length; a Month's is its calendar month's.
+FIXED = {"Hour": HOUR, "Day": DAY}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,41 +83,66 @@ class Window:
 @dataclasses.dataclass(frozen=True)
 class Spend:
     """What a window has spent (calls that ended) and holds (calls under way), and the
-    worst case of the last call its spend left no room for, if any."""
+    worst case of the last call its spend left no room for, of each kind, if any."""
 
     window: Window
     tokens: int
     cost: float
     held_tokens: int
     held_cost: float
-    refused: float | None = None
+    refused_tokens: int | None = None
+    refused_cost: float | None = None
 
     def spent_out(self) -> str | None:
-        """Why new runs are refused (a limit is reached, or a call was refused for lack
-        of room whatever settles), or None."""
+        """Why new runs are refused, or None: a limit is reached, or a call that would
+        fit the empty window was refused for lack of room, and would be still (the
+        limit may have been raised since)."""
         w = self.window
         if w.tokens is not None and self.tokens >= w.tokens:
             return f"{w.label()} has used {self.tokens} of its {w.tokens} tokens"
         if w.cost is not None and self.cost >= w.cost:
             return f"{w.label()} has spent {self.cost:.6f} of its {w.cost:g}"
-        if self.refused is not None:
-            used = (
-                f"{self.tokens} of its {w.tokens} tokens"
-                if w.tokens is not None
-                else (f"{self.cost:.6f} of its {w.cost:g}")
+        tokens_left, cost_left = self.left()
+        if self.refused_tokens is not None and tokens_left < self.refused_tokens:
+            return (
+                f"{w.label()} has used {self.tokens} of its {w.tokens} tokens, too few "
+                f"left for a call of {self.refused_tokens}"
             )
-            return f"{w.label()} has used {used}, too little left for a call ({self.refused:g})"
+        if self.refused_cost is not None and cost_left < self.refused_cost:
+            return (
+                f"{w.label()} has spent {self.cost:.6f} of its {w.cost:g}, too little "
+                f"left for a call of {self.refused_cost:.6f}"
+            )
         return None
+
+    def left(self) -> tuple[float, float]:
+        """What the limits leave of each kind (infinite without a limit of that kind)."""
+        w, unlimited = self.window, float("inf")
+        return (
+            unlimited if w.tokens is None else w.tokens - self.tokens,
+            unlimited if w.cost is None else w.cost - self.cost,
+        )
+
+    def refusal(self) -> str | None:
+        """The one-line refusal of a new run, naming when the window turns, or None."""
+        why = self.spent_out()
+        if why is None:
+            return None
+        turns = datetime.datetime.fromtimestamp(self.window.end, datetime.UTC)
+        return f"{why}; the window turns at {turns.strftime(RFC3339)}"
+
+
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def window_bounds(period: str, now: float) -> tuple[int, int]:
     """The calendar window (UTC) holding `now`: its first second and the next one's."""
-    if period == "Hour":
-        start = int(now // HOUR * HOUR)
-        return start, start + HOUR
-    if period == "Day":
-        start = int(now // DAY * DAY)
-        return start, start + DAY
+    if period in FIXED:
+        length = FIXED[period]
+        start = int(now // length * length)
+        return start, start + length
+    if period != "Month":
+        raise ValueError(f"unknown budget period {period!r}")
     moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
     first = datetime.datetime(moment.year, moment.month, 1, tzinfo=datetime.UTC)
     days = calendar.monthrange(moment.year, moment.month)[1]
