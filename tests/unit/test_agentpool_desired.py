@@ -49,7 +49,14 @@ AKS_SPOT = {
     "value": "spot",
     "effect": "NoSchedule",
 }
-CUSTOM_SPOT = {"key": "pool", "operator": "Equal", "value": "cheap", "effect": "NoExecute"}
+# tolerationSeconds passes through: the pod leaves a spot node this long after its taint.
+CUSTOM_SPOT = {
+    "key": "pool",
+    "operator": "Equal",
+    "value": "cheap",
+    "effect": "NoExecute",
+    "tolerationSeconds": 300,
+}
 CUSTOM = {
     "spotNodeSelector": {"pool": "cheap"},
     "onDemandNodeSelector": {"pool": "steady"},

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from trimtab.api.v1alpha1.agentpool import AgentPoolSpec
 from trimtab.reasons import Reason
-from trimtab.reconcile.agentpool import need
+from trimtab.reconcile.agentpool import need, scaling, startup
 from trimtab.reconcile.agentpool.arrivals import Arrivals
 from trimtab.reconcile.agentpool.scaling import (
     Decision,
@@ -636,3 +636,10 @@ def test_decisions_are_deterministic(
     assert scale_decision(observed, spec, history, NOW) == scale_decision(
         observed, spec, history, NOW
     )
+
+
+def test_a_set_start_up_time_wins_over_the_measured_one() -> None:
+    measured = 20.0
+    assert scaling.startup_seconds(pool(startupSeconds=90), measured) == 90
+    assert scaling.startup_seconds(pool(), measured) == measured
+    assert scaling.startup_seconds(pool(), None) == startup.ASSUMED_SECONDS

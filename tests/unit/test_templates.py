@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reconcile.agentworkflow.templates import TemplateError, render, truncate_tokens
+from trimtab.worker import execute
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"message": "my order is late", "customer": {"id": 7, "vip": True}},
@@ -179,3 +181,13 @@ def test_values_are_pruned_to_max_value_tokens_but_the_template_is_not() -> None
     template = "Context: {{ inputs.history }} / {{ inputs.short }} " + "t" * 50
     got = render(template, context, max_value_tokens=5)
     assert got == ("Context: " + "h" * 20 + "\n[... truncated to 5 tokens] / ok " + "t" * 50)
+
+
+def test_a_steps_max_input_tokens_prunes_each_inserted_value_not_its_own_text() -> None:
+    step = awf.Step.model_validate(
+        {"name": "s", "prompt": "Summarize: {{ inputs.doc }}", "maxInputTokens": 5,
+         "system": "Notes: {{ inputs.doc }}"}
+    )  # fmt: skip
+    prompt = execute.render_prompt(step, {"inputs": {"doc": "y" * 100}})
+    assert prompt.user == "Summarize: " + "y" * 20 + "\n[... truncated to 5 tokens]"
+    assert prompt.system == "Notes: " + "y" * 20 + "\n[... truncated to 5 tokens]"
