@@ -455,3 +455,23 @@ async def test_a_429_is_retried_after_its_retry_after_not_the_shorter_backoff(
     waited = (state.steps["answer"].started_ms or 0) - float(retried[0]["at"])
     # Retry-After says 0.8 s; the worker promotes due retries every 0.2 s.
     assert 800 <= waited <= 1600, waited
+
+
+async def test_a_lower_failure_rate_opens_sooner_and_more_probes_go_through(sdk: Client) -> None:
+    """failureRate 0.2 and halfOpenProbes 2: three failures of ten calls (0.3) open the
+    breaker that the default rate of 0.5 kept closed above, and after the cool-down two
+    probes may go out at once, not one."""
+    overrides = {**BREAKER, "breaker__failureRate": 0.2, "breaker__halfOpenProbes": 2}
+    spec = runtime.pool_spec("http://unused/v1", **overrides).breaker
+    shared = breaker.Breaker(
+        sdk.lua, namespace=NS, pool=f"low-{time.time_ns()}", endpoint="model", spec=spec
+    )
+    now = time.time() * 1000
+    for _ in range(10):
+        assert (await shared.allow(now)).allowed
+    for _ in range(3):
+        await shared.record(ok=False, now_ms=now)
+    assert (await shared.allow(now + 10)).state is breaker.State.OPEN
+    first, second = await shared.allow(now + 1001), await shared.allow(now + 1002)
+    assert (first.allowed, second.allowed) == (True, True)
+    assert not (await shared.allow(now + 1003)).allowed  # a third waits for their answers
