@@ -395,6 +395,21 @@ async def test_a_step_timeout_retries_then_dead_letters(
     assert (await _step_events(sdk, run)).count("step_retry") == 1
 
 
+async def test_the_pools_model_timeout_cuts_a_slow_call_before_the_steps_own(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    """model.timeoutSeconds 0.3 under a step timeout of 120 s: the request to the slow
+    endpoint (1.2 s to answer) is cut off at the pool's limit and retried."""
+    await _publish(sdk, "model-timeout", {"pool": "t", "retry": {**FAST_RETRY, "maxAttempts": 2}})
+    async with _workers(sim, redis_url, {"model__timeoutSeconds": 0.3}, t="slow"):
+        run = await sdk.submit(NS, "model-timeout", {"q": "x"})
+        state = await _settled(sdk, run, "failed")
+    step = state.steps["answer"]
+    assert step.attempt == 2
+    # The HTTP client's read timeout, not the step's own ("step timed out after").
+    assert (step.error or "").startswith("timeout: timed out: ReadTimeout")
+
+
 async def test_a_run_reaching_its_deadline_mid_call_ends_and_starts_no_further_step(
     sim: str, redis_url: str, sdk: Client
 ) -> None:
