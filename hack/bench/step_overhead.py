@@ -5,7 +5,9 @@
    every hop, the time from a step's enqueue to its dependent's enqueue (claim, start,
    read the run, call the zero-latency endpoint, complete + enqueue the dependent), from
    the run record's microsecond timestamps. Once with one run at a time (latency), once
-   with 16 runs in flight (under load). Target: p50 <= 2 ms, p99 <= 10 ms.
+   with 16 runs in flight (under load). Target: p50 <= 2 ms, p99 <= 10 ms. Then the
+   same chain held against budgets (its run's maxTokensPerRun and a namespace
+   AgentBudget with an hourly and a daily limit): what the atomic reservation adds.
 2. Parallel DAG: the customer-support shape (history, docs, intent: 2 s each, in
    parallel; then a 2 s response) against the same four steps chained, same worker.
 Prints figures; asserts nothing.
@@ -20,6 +22,8 @@ from typing import Any
 import _local
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import agentbudgets
+from trimtab.reconcile.agentbudget import windows
 from trimtab.sdk import Client
 
 NS = "bench"
@@ -45,6 +49,13 @@ def _chain(length: int, *, prompt: str = "go") -> dict[str, Any]:
         for i in range(length)
     ]
     return {"defaultPool": "p", "steps": steps}
+
+
+# Limits far above what the bench spends: every call is held and settled, none refused.
+BUDGET = windows.Definition(
+    frozenset({"budgeted"}),
+    (windows.Limit("Hour", 10**9, None), windows.Limit("Day", 10**10, 10**6)),
+)
 
 
 def _support_shape() -> dict[str, Any]:
@@ -94,6 +105,12 @@ async def overhead(redis_url: str) -> None:
     ):
         runs = await _run_batch(client, "chain", count, concurrent=concurrent)
         _report(label, [h for run in runs for h in await _hops(client, run)])
+    budgeted = {**_chain(CHAIN), "budget": {"maxTokensPerRun": 10**6}}
+    await client.publish(NS, "budgeted", awf.AgentWorkflowSpec.model_validate(budgeted))
+    await agentbudgets.publish(client.redis, NS, "team", BUDGET)
+    await _run_batch(client, "budgeted", 20, concurrent=1)
+    runs = await _run_batch(client, "budgeted", 300, concurrent=1)
+    _report("one at a time, 3 budgets", [h for run in runs for h in await _hops(client, run)])
     await client.aclose()
 
 

@@ -239,3 +239,33 @@ async def test_a_rejected_review_books_what_its_call_spent(redis_url: str) -> No
         assert state.tokens == 30
     finally:
         await client.aclose()
+
+
+async def test_a_cost_limit_holds_calls_by_their_price(redis_url: str) -> None:
+    """A daily cost limit of 1.00 and calls worth 0.30 at worst: three fit, the fourth
+    is refused on cost although tokens have no limit, and new runs are refused."""
+    client, r = await _fresh(redis_url)
+    try:
+        by_cost = windows.Definition(None, (windows.Limit("Day", None, 1.0),))
+        await agentbudgets.publish(client, NS, "team", by_cost)
+        r.windows = windows.windows(NS, "team", by_cost, NOW_MS / 1000)
+        worst = budgets.WorstCase(WORST, 0.3)
+        outcomes: list[tuple[wire.Reply, wire.LimitKind | None]] = []
+        for i in range(4):
+            hold = await budgets.reserve(
+                r.lua, r.live[f"r{i}"], worst, NO_RUN_LIMITS, r.windows, now=NOW_MS / 1000
+            )
+            refused = hold.outcome is wire.Reply.OVER_BUDGET
+            outcomes.append((hold.outcome, hold.kind if refused else None))
+            if hold.outcome is wire.Reply.RESERVED:
+                await r.queue.complete(
+                    r.live[f"r{i}"], output={}, tokens=WORST, cost=0.3, now_ms=NOW_MS,
+                    expected_version=None, dependents=[],
+                )  # fmt: skip
+        assert outcomes[:3] == [(wire.Reply.RESERVED, None)] * 3
+        assert outcomes[3] == (wire.Reply.OVER_BUDGET, wire.LimitKind.COST)
+        why = await agentbudgets.exhausted(client, NS, "support", now=NOW_MS / 1000)
+        assert why is not None
+        assert "too little left for a call of 0.300000" in why
+    finally:
+        await client.aclose()

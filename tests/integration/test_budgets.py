@@ -133,6 +133,22 @@ async def test_a_pool_that_counts_with_the_bpe_holds_a_dense_prompt_at_its_real_
     assert ended["Cl100kBase"] == (wire.RunStatus.FAILED, 0)
 
 
+async def test_a_steps_allowance_defaults_to_its_pools_max_tokens(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    """No maxTokens on the step: the pool's model.maxTokens (40) caps the wordy model's
+    answer (400 tokens on average) and is the completion allowance the call holds."""
+    spec = {"defaultPool": POOL, "steps": [{"name": "a", "prompt": "Say hi"}]}
+    await sdk.publish(NS, "capped", awf.AgentWorkflowSpec.model_validate(spec))
+    pool = runtime.pool_spec(sim, model="wordy", model__maxTokens=40)
+    async with runtime.in_process_worker(runtime.worker_settings(NS, POOL, pool, redis_url)):
+        result = await sdk.result(await sdk.submit(NS, "capped", {}), timeout=20)
+    assert result.status is wire.RunStatus.SUCCEEDED
+    state = await sdk.get(result.run)
+    completion = state.tokens - 2  # "Say hi": two tokens of prompt, as the simulator counts
+    assert completion == 40
+
+
 STEPS = ("s0", "s1", "s2", "s3")
 LIMIT = 400
 # Worst cases of a third to over a half of the limit: two or three holds reach it, so
