@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.harness import chart
+from trimtab.api.v1alpha1 import kinds
 
 ROOT, CHART = chart.ROOT, chart.CHART
 
@@ -58,8 +59,7 @@ def test_defaults_render_the_cluster_wide_operator(helm: str) -> None:
     assert _kinds(objects) == [
         "ClusterRole",
         "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "CustomResourceDefinition",
+        *["CustomResourceDefinition"] * len(kinds.KINDS),
         "Deployment",
         "Service",
         "ServiceAccount",
@@ -122,7 +122,11 @@ def test_standby_replicas_elect_a_leader_through_one_lease(helm: str) -> None:
 
 @pytest.mark.parametrize(
     ("sets", "crds", "kept"),
-    [((), 2, True), (("crds.keep=false",), 2, False), (("crds.enabled=false",), 0, False)],
+    [
+        ((), len(kinds.KINDS), True),
+        (("crds.keep=false",), len(kinds.KINDS), False),
+        (("crds.enabled=false",), 0, False),
+    ],
     ids=["default", "not-kept", "disabled"],
 )
 def test_crds_follow_enabled_and_keep(
