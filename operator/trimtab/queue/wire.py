@@ -165,6 +165,19 @@ class StepField(enum.StrEnum):
     REVIEW = "review"  # the step's entry on the review stream, while it waits there
 
 
+class WorkflowStat(enum.StrEnum):
+    """A workflow's run counters in its stats hash (the scripts count, trimtab.queue.
+    workflows reads them for status)."""
+
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+    IN_REVIEW = "in_review"
+    TOKENS = "tokens"
+    COST = "cost"
+
+
 class LimitKind(enum.StrEnum):
     """Which of a limit's amounts a reservation was refused for (reserve.lua)."""
 
@@ -227,6 +240,7 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "STEP_FIELD": StepField,
     "WINDOW_FIELD": WindowField,
     "LIMIT_KIND": LimitKind,
+    "WF_STAT": WorkflowStat,
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from redis import asyncio as aioredis
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys
+from trimtab.queue import keys, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.stats import rates, sketch
 
@@ -170,12 +170,12 @@ async def run_stats(
         for value in window.values():
             merged.merge(sketch.LatencySketch.from_bytes(value.encode()))
     return RunStats(
-        started=int(counters.get("started", 0)),
-        succeeded=int(counters.get("succeeded", 0)),
-        failed=int(counters.get("failed", 0)),
-        dead_lettered=int(counters.get("dead_lettered", 0)),
-        in_review=max(0, int(counters.get("in_review", 0))),
-        tokens=int(counters.get("tokens", 0)),
-        cost=float(counters.get("cost", 0.0)),
+        started=int(counters.get(wire.WorkflowStat.STARTED, 0)),
+        succeeded=int(counters.get(wire.WorkflowStat.SUCCEEDED, 0)),
+        failed=int(counters.get(wire.WorkflowStat.FAILED, 0)),
+        dead_lettered=int(counters.get(wire.WorkflowStat.DEAD_LETTERED, 0)),
+        in_review=max(0, int(counters.get(wire.WorkflowStat.IN_REVIEW, 0))),
+        tokens=int(counters.get(wire.WorkflowStat.TOKENS, 0)),
+        cost=float(counters.get(wire.WorkflowStat.COST, 0.0)),
         p95_seconds=merged.quantile(0.95),
     )

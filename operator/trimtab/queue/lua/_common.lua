@@ -95,8 +95,8 @@ local function book_review_hold(run_key, p, stats_key)
   redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, cost)
   redis.call('HINCRBY', run_key, p .. STEP_FIELD.tokens, tokens)
   redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, cost)
-  redis.call('HINCRBY', stats_key, 'tokens', tokens)
-  redis.call('HINCRBYFLOAT', stats_key, 'cost', cost)
+  redis.call('HINCRBY', stats_key, WF_STAT.tokens, tokens)
+  redis.call('HINCRBYFLOAT', stats_key, WF_STAT.cost, cost)
 end
 
 -- Bring the step's hold down to what its attempt really used (a step parked for review:

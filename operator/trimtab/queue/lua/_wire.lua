@@ -136,6 +136,15 @@ local LIMIT_KIND = wire({
   tokens = 'tokens',
   cost = 'cost',
 })
+local WF_STAT = wire({
+  started = 'started',
+  succeeded = 'succeeded',
+  failed = 'failed',
+  dead_lettered = 'dead_lettered',
+  in_review = 'in_review',
+  tokens = 'tokens',
+  cost = 'cost',
+})
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
 local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state

@@ -49,7 +49,7 @@ end
 -- The spend is booked on the step's budget windows here, and on the run below.
 release_hold(run_key, p, tonumber(ARGV[7]), tonumber(ARGV[8]))
 if state == STEP.review then  -- approved by a reviewer: the run waits on one review fewer
-  redis.call('HINCRBY', KEYS[4], 'in_review', -1)
+  redis.call('HINCRBY', KEYS[4], WF_STAT.in_review, -1)
   if redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1) <= 0
       and redis.call('HGET', run_key, RUN_FIELD.status) == RUN.review then
     redis.call('HSET', run_key, RUN_FIELD.status, RUN.running)
@@ -63,8 +63,8 @@ redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, ARGV[8])
 redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
 redis.call('HINCRBY', run_key, RUN_FIELD.tokens, ARGV[7])
 redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, ARGV[8])
-redis.call('HINCRBY', KEYS[4], 'tokens', ARGV[7])
-redis.call('HINCRBYFLOAT', KEYS[4], 'cost', ARGV[8])
+redis.call('HINCRBY', KEYS[4], WF_STAT.tokens, ARGV[7])
+redis.call('HINCRBYFLOAT', KEYS[4], WF_STAT.cost, ARGV[8])
 local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
@@ -84,7 +84,7 @@ end
 if remaining == 0 then
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.succeeded, RUN_FIELD.ended_ms, now)
   leave_admission(run_key, now)
-  redis.call('HINCRBY', KEYS[4], 'succeeded', 1)
+  redis.call('HINCRBY', KEYS[4], WF_STAT.succeeded, 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.succeeded, 'at', now)
 end
 return {REPLY.ok, tostring(remaining), unpack(enqueued)}

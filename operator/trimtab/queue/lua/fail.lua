@@ -20,7 +20,7 @@ if #entry > 0 then
   redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_LETTERS_MAX, '*', unpack(entry))
   -- Runs with a dead letter, each counted once however many steps die or how often.
   if redis.call('HSETNX', run_key, RUN_FIELD.dead_lettered, 1) == 1 then
-    redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
+    redis.call('HINCRBY', KEYS[5], WF_STAT.dead_lettered, 1)
   end
 end
 redis.call('XACK', stream, group, msg_id)
@@ -29,6 +29,6 @@ redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reas
 if already then return REPLY.also_dead end
 redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
 leave_admission(run_key, now)
-redis.call('HINCRBY', KEYS[5], 'failed', 1)
+redis.call('HINCRBY', KEYS[5], WF_STAT.failed, 1)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
 return REPLY.dead

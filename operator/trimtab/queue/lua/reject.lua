@@ -14,14 +14,14 @@ book_review_hold(run_key, p, KEYS[4])
 local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
 redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1)
-redis.call('HINCRBY', KEYS[4], 'in_review', -1)
+redis.call('HINCRBY', KEYS[4], WF_STAT.in_review, -1)
 redis.call('XDEL', reviews, ARGV[3])
 redis.call('XADD', events_key, '*', 'type', EVENT.step_rejected, 'step', step, 'reason', reason,
   'at', now)
 if not already then  -- a run fails once
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
   leave_admission(run_key, now)
-  redis.call('HINCRBY', KEYS[4], 'failed', 1)
+  redis.call('HINCRBY', KEYS[4], WF_STAT.failed, 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
 end
 return REPLY.rejected

@@ -56,7 +56,7 @@ for _, step in ipairs(order) do
   redis.call('XADD', events_key, '*', 'type', EVENT.step_resumed, 'step', step, 'at', now)
 end
 if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
-  redis.call('HINCRBY', KEYS[4], 'failed', -1)
+  redis.call('HINCRBY', KEYS[4], WF_STAT.failed, -1)
 end
 local status = RUN.running
 if tonumber(redis.call('HGET', run_key, RUN_FIELD.in_review) or '0') > 0 then status = RUN.review end

@@ -25,7 +25,7 @@ end
 redis.call('HINCRBY', run_key, RUN_FIELD.in_review, 1)
 local id = redis.call('XADD', reviews, '*', unpack(entry))
 redis.call('HSET', run_key, p .. STEP_FIELD.review, id)
-redis.call('HINCRBY', KEYS[5], 'in_review', 1)
+redis.call('HINCRBY', KEYS[5], WF_STAT.in_review, 1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_review, 'step', step, 'reason', reason,
   'review', id, 'at', now)

@@ -59,5 +59,5 @@ redis.call('EXPIRE', run_key, ttl)
 redis.call('XADD', events_key, '*', 'type', EVENT.submitted, 'at', now)
 redis.call('EXPIRE', events_key, ttl)
 if use_idem then redis.call('SET', idem_key, run_id, 'EX', ttl) end
-redis.call('HINCRBY', stats_key, 'started', 1)
+redis.call('HINCRBY', stats_key, WF_STAT.started, 1)
 return {1, run_id}

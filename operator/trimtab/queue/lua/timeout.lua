@@ -22,7 +22,7 @@ for j = 1, #flat, 2 do
     redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.cancelled)
     if state == STEP.review then  -- nobody is to review it any more; its spend stands
       book_review_hold(run_key, p, KEYS[4])
-      redis.call('HINCRBY', KEYS[4], 'in_review', -1)
+      redis.call('HINCRBY', KEYS[4], WF_STAT.in_review, -1)
       local entry = redis.call('HGET', run_key, p .. STEP_FIELD.review)
       if entry then redis.call('XDEL', KEYS[5], entry) end
     else
@@ -33,7 +33,7 @@ end
 redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now,
   RUN_FIELD.error, reason, RUN_FIELD.in_review, 0)
 leave_admission(run_key, now)
-redis.call('HINCRBY', KEYS[4], 'failed', 1)
+redis.call('HINCRBY', KEYS[4], WF_STAT.failed, 1)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_timed_out, 'reason', reason, 'at', now)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
 return REPLY.timed_out
