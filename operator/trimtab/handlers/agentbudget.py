@@ -79,6 +79,8 @@ async def _pass(shared: state.Shared, body: Mapping[str, Any], passes: state.Bud
         return
     covered = plan_mod.covered(spec, _workflow_labels(shared, ns))
     definition = plan_mod.definition(spec, covered)
+    # Every pass, not only on change: a Redis that lost its data (no persistence, a
+    # failover to an empty replica) has the budget back within a status interval.
     await agentbudgets.publish(shared.redis, ns, name, definition)
     now = time.time()
     found = windows_mod.windows(ns, name, definition, now)
@@ -91,9 +93,7 @@ async def _pass(shared: state.Shared, body: Mapping[str, Any], passes: state.Bud
         now=datetime.datetime.fromtimestamp(int(now), datetime.UTC),
     )
     if planned.patch:
-        await shared.kube.patch_status(
-            API_VERSION, "AgentBudget", name, planned.patch, namespace=ns
-        )
+        await shared.kube.patch_status(API_VERSION, KIND, name, planned.patch, namespace=ns)
     for event in planned.events:
         await shared.kube.post_event(
             dict(body), type_=event.type, reason=event.reason, message=event.message
@@ -114,10 +114,7 @@ async def sweep_withdrawn(shared: state.Shared) -> list[tuple[str, str]]:
     namespaces this operator watches objects in; absence is confirmed with the
     apiserver, and a budget this operator may not read is left to its owner."""
     withdrawn = []
-    watched = {
-        ns for ns, _ in [*shared.views.workflows, *shared.views.pools, *shared.views.budgets]
-    }
-    for ns in sorted(watched):
+    for ns in sorted(shared.views.namespaces()):
         for name in sorted(await agentbudgets.definitions(shared.redis, ns)):
             if (ns, name) in shared.views.budgets:
                 continue

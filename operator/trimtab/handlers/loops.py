@@ -112,7 +112,7 @@ async def end_overdue_runs(shared: state.Shared, *, every_seconds: float = 1.0) 
 
 
 async def _end_overdue(shared: state.Shared, lua: scripts.Scripts) -> None:
-    watched = sorted({ns for ns, _ in [*shared.views.workflows, *shared.views.pools]})
+    watched = sorted(shared.views.namespaces())
     ended = await deadlines.end_overdue_in(shared.redis, lua, watched, now_ms=time.time() * 1000)
     for ns, runs in ended.items():
         log.info("ended %d run(s) in %s at their deadline", len(runs), ns)

@@ -37,6 +37,10 @@ class Views:
     deployments: dict[Key, DeploymentView] = dataclasses.field(default_factory=dict)
     pods: dict[Key, dict[str, fallback.PodView]] = dataclasses.field(default_factory=dict)
 
+    def namespaces(self) -> set[str]:
+        """The namespaces this operator watches objects of Trimtab's kinds in."""
+        return {ns for ns, _ in [*self.workflows, *self.pools, *self.budgets]}
+
 
 @dataclasses.dataclass
 class ObjectsCache:

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from trimtab.api.v1alpha1 import GROUP, VERSION
+from trimtab.api.v1alpha1 import GROUP, VERSION, kinds
 from trimtab.handlers import state
 from trimtab.reconcile import conditions, naming
 from trimtab.reconcile.agentpool import fallback, status
@@ -55,9 +55,9 @@ def track_object(
     shared = _shared(memo)
     if shared is not None:
         view = {
-            "AgentPool": shared.views.pools,
-            "AgentWorkflow": shared.views.workflows,
-            "AgentBudget": shared.views.budgets,
+            kinds.AGENT_POOL.kind: shared.views.pools,
+            kinds.AGENT_WORKFLOW.kind: shared.views.workflows,
+            kinds.AGENT_BUDGET.kind: shared.views.budgets,
         }[str(body.get("kind"))]
         _track(view, (namespace or "", name), event, _snapshot(body))
         if event.get("type") == "DELETED":

@@ -142,7 +142,7 @@ async def submitted_as(
 ) -> str | None:
     """The id of the run an idempotency key already started, or None."""
     found: Any = await client.get(keys.idempotency(namespace, workflow, idempotency_key))
-    return None if found is None else str(found)
+    return None if found is None else messages.text(found)
 
 
 async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:

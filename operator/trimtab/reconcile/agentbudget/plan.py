@@ -22,7 +22,6 @@ from trimtab.reconcile.agentbudget import windows as windows_mod
 
 @dataclasses.dataclass(frozen=True)
 class BudgetPlan:
-    definition: windows_mod.Definition
     status: ab.AgentBudgetStatus
     patch: dict[str, Any]  # the status fields that differ from what is held
     events: tuple[conditions.Event, ...]
@@ -54,9 +53,12 @@ def definition(
 
 def used_share(s: windows_mod.Spend) -> float:
     """The higher of the tokens and cost shares the window has spent."""
-    w = s.window
-    shares = [s.tokens / w.tokens] if w.tokens else []
-    shares += [s.cost / w.cost] if w.cost else []
+    return _share(s.tokens, s.window.tokens, s.cost, s.window.cost)
+
+
+def _share(tokens: float, token_limit: int | None, cost: float, cost_limit: float | None) -> float:
+    shares = [tokens / token_limit] if token_limit else []
+    shares += [cost / cost_limit] if cost_limit else []
     return max(shares, default=0.0)
 
 
@@ -145,7 +147,6 @@ def plan(
         if used_share(s) >= spec.warn_at and not _was_past(before.get(s.window.period), s, spec)
     )
     return BudgetPlan(
-        definition=definition(spec, workflows),
         status=status,
         patch=statuses.changes(held, status),
         events=tuple(conditions.transitions(current.conditions, merged)),
@@ -160,6 +161,5 @@ def _was_past(
     """Whether the status already showed this window past warnAt (counted then)."""
     if before is None or before.window_start != _period(now).window_start:
         return False
-    token_share = before.tokens_spent / before.tokens_limit if before.tokens_limit else 0.0
-    cost_share = before.cost_spent / before.cost_limit if before.cost_limit else 0.0
-    return max(token_share, cost_share) >= spec.warn_at
+    shown = _share(before.tokens_spent, before.tokens_limit, before.cost_spent, before.cost_limit)
+    return shown >= spec.warn_at
