@@ -63,6 +63,17 @@ local function budget_windows(run_key, p)
   return found
 end
 
+-- Count what a step's call spent on its run, the step and its workflow (`stats_key`);
+-- the budget windows are booked where the hold ends (release_hold).
+local function book_spend(run_key, p, stats_key, tokens, cost)
+  redis.call('HINCRBY', run_key, RUN_FIELD.tokens, tokens)
+  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, cost)
+  redis.call('HINCRBY', run_key, p .. STEP_FIELD.tokens, tokens)
+  redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, cost)
+  redis.call('HINCRBY', stats_key, WF_STAT.tokens, tokens)
+  redis.call('HINCRBYFLOAT', stats_key, WF_STAT.cost, cost)
+end
+
 -- Give back what the step's attempt held against its run's budget and its AgentBudget
 -- windows (reserve.lua), booking on those windows what the attempt spent (`tokens`,
 -- `cost`; none when omitted): every script that ends or hands back an attempt calls
@@ -91,12 +102,7 @@ local function book_review_hold(run_key, p, stats_key)
   local held = redis.call('HMGET', run_key, p .. STEP_FIELD.held_tokens, p .. STEP_FIELD.held_cost)
   local tokens, cost = tonumber(held[1] or '0'), tonumber(held[2] or '0')
   release_hold(run_key, p, tokens, cost)
-  redis.call('HINCRBY', run_key, RUN_FIELD.tokens, tokens)
-  redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, cost)
-  redis.call('HINCRBY', run_key, p .. STEP_FIELD.tokens, tokens)
-  redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, cost)
-  redis.call('HINCRBY', stats_key, WF_STAT.tokens, tokens)
-  redis.call('HINCRBYFLOAT', stats_key, WF_STAT.cost, cost)
+  book_spend(run_key, p, stats_key, tokens, cost)
 end
 
 -- Bring the step's hold down to what its attempt really used (a step parked for review:

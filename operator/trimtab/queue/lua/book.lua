@@ -10,12 +10,7 @@ local run_key, step, attempt, fence = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local p = step_prefix(step)
 if not runs_attempt(run_key, step, attempt, fence) then return {REPLY.duplicate} end
 local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
-redis.call('HINCRBY', run_key, RUN_FIELD.tokens, tokens)
-redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, cost)
-redis.call('HINCRBY', run_key, p .. STEP_FIELD.tokens, tokens)
-redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, cost)
-redis.call('HINCRBY', KEYS[2], WF_STAT.tokens, tokens)
-redis.call('HINCRBYFLOAT', KEYS[2], WF_STAT.cost, cost)
+book_spend(run_key, p, KEYS[2], tokens, cost)
 for _, key in ipairs(budget_windows(run_key, p)) do
   redis.call('HINCRBY', key, WINDOW_FIELD.tokens, tokens)
   redis.call('HINCRBYFLOAT', key, WINDOW_FIELD.cost, cost)

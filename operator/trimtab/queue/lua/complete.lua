@@ -57,14 +57,9 @@ if state == STEP.review then  -- approved by a reviewer: the run waits on one re
 end
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.done, p .. STEP_FIELD.output, ARGV[6],
   p .. STEP_FIELD.ended_ms, now)
--- Added to what its failed attempts' calls spent (book.lua).
-redis.call('HINCRBY', run_key, p .. STEP_FIELD.tokens, ARGV[7])
-redis.call('HINCRBYFLOAT', run_key, p .. STEP_FIELD.cost, ARGV[8])
+-- The step's figures add to what its failed attempts' calls spent (book.lua).
+book_spend(run_key, p, KEYS[4], ARGV[7], ARGV[8])
 redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
-redis.call('HINCRBY', run_key, RUN_FIELD.tokens, ARGV[7])
-redis.call('HINCRBYFLOAT', run_key, RUN_FIELD.cost, ARGV[8])
-redis.call('HINCRBY', KEYS[4], WF_STAT.tokens, ARGV[7])
-redis.call('HINCRBYFLOAT', KEYS[4], WF_STAT.cost, ARGV[8])
 local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
