@@ -195,7 +195,8 @@ def test_a_standby_takes_over_the_lease_when_the_leader_pod_is_deleted(
         taken,
         what=lambda: (
             f"the Lease is held by {_holder(kube, namespace, lease)!r}, not the standby {standby}"
-            f" (the deleted leader was {leader})"
+            f" (the deleted leader was {leader}); the standby last logged"
+            f" {_messages(cluster, namespace, standby)[-5:]}"
         ),
         timeout=TAKEOVER_S,
     )

@@ -8,13 +8,17 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 
 import pytest
+import yaml
 
-from tests.harness import redis_server, samples
-from trimtab.kube import lease, objects
+from tests.harness import redis_server, samples, tcp_proxy
+from trimtab.kube import client, lease, objects
 from trimtab.reconcile import leader, naming
+from trimtab_dev.devcluster import layout
 
 pytestmark = pytest.mark.usefixtures("crds")
 
@@ -132,3 +136,42 @@ def _wait_for_line(log: pathlib.Path, text: str, *, seconds: float) -> None:
     while text not in log.read_text():
         assert time.monotonic() < deadline, f"{text!r} not in {log}: {log.read_text()[-3000:]}"
         time.sleep(0.2)
+
+
+def test_a_lease_call_on_a_silent_connection_fails_by_its_deadline_and_the_next_one_succeeds(
+    cluster: layout.Layout, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """A replica whose connection to the API server goes silent (a dropped NAT entry, a
+    half-open socket) gets an error from its Lease call within the request deadline,
+    not a call that never returns, and so keeps polling: once the network answers
+    again, it renews. Without a deadline a standby stuck like this never takes over."""
+    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
+    server = urllib.parse.urlsplit(kubeconfig["clusters"][0]["cluster"]["server"])
+    assert server.hostname is not None
+    assert server.port is not None
+    with tcp_proxy.stalling_proxy((server.hostname, server.port)) as proxy:
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://{proxy.host}:{proxy.port}"
+        proxied = tmp_path / "kubeconfig"
+        proxied.write_text(yaml.safe_dump(kubeconfig))
+        store = objects.ObjectStore(client.connect(str(proxied), request_seconds=1.0))
+        lock = lease.LeaseLock(store, namespace, "trimtab", "a")
+        assert lock.try_acquire(time.time())
+
+        proxy.stall()
+        ended: list[BaseException | bool] = []
+
+        def poll() -> None:
+            try:
+                ended.append(lock.try_acquire(time.time()))
+            except Exception as exc:  # the deadline's error, whichever layer raises it
+                ended.append(exc)
+
+        polling = threading.Thread(target=poll, daemon=True)
+        polling.start()
+        polling.join(timeout=60)  # a 1 s deadline, retried by urllib3 a few times
+        assert not polling.is_alive(), "a Lease call on a silent connection never returned"
+        [outcome] = ended
+        assert isinstance(outcome, Exception), outcome
+
+        proxy.resume()
+        assert lock.try_acquire(time.time())  # renewed: the replica still holds it

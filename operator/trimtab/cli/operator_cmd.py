@@ -155,7 +155,7 @@ def _run_elected(
 
     # The pod (hostname) and process, made unique by a random part as client-go does.
     me = f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    store = objects.ObjectStore(client.connect())
+    store = objects.ObjectStore(client.connect(request_seconds=lease.REQUEST_SECONDS))
     lock = lease.LeaseLock(store, args.leader_election_namespace, args.leader_election_name, me)
 
     async def run_operator(stop: asyncio.Event) -> None:
