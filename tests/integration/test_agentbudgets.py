@@ -15,6 +15,7 @@ from trimtab.queue import (
     agentbudgets,
     budgets,
     connection,
+    intake,
     keys,
     review,
     runs,
@@ -50,21 +51,21 @@ class Runs:
         self.lua = scripts.Scripts(client)
         self.queue = tasks.PoolQueue(client, self.lua, namespace=NS, pool=POOL, consumer="w")
         self.windows = windows.windows(NS, "team", DEFINITION, NOW_MS / 1000)
-        self.messages: dict[str, tasks.Delivery] = {}
-        self.live: dict[str, tasks.Delivery] = {}
+        self.messages: dict[str, intake.Delivery] = {}
+        self.live: dict[str, intake.Delivery] = {}
         self.holding: set[str] = set()
         self.done: set[str] = set()
         self.refused: set[str] = set()
 
     async def submit_and_start(self) -> None:
-        await self.queue.ensure_group()
+        await self.queue.intake.ensure_groups()
         for i in range(RUNS):
             new = runs.NewRun(
                 namespace=NS, workflow="support", generation=1, steps=[STEP], run_id=f"r{i}",
                 inputs={}, root_pools={STEP: POOL}, ttl_seconds=600, now_ms=NOW_MS,
             )  # fmt: skip
             await runs.submit(self.lua, new)
-        for d in await self.queue.read(RUNS, block_ms=100):
+        for d in await self.queue.intake.read(RUNS, block_ms=100):
             self.messages[d.task.run_id] = d
             await self.start(d.task.run_id)
 
@@ -97,8 +98,8 @@ class Runs:
         """The attempt failed before spending: back to the queue, its hold given back."""
         await self.queue.retry(self.live[run], due_ms=NOW_MS, error="e", now_ms=NOW_MS)
         self.holding.discard(run)
-        await self.queue.promote_due(now_ms=NOW_MS)
-        for d in await self.queue.read(RUNS, block_ms=10):
+        await self.queue.intake.promote_due(now_ms=NOW_MS)
+        for d in await self.queue.intake.read(RUNS, block_ms=10):
             self.messages[d.task.run_id] = d
             await self.start(d.task.run_id)
 

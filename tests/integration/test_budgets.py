@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import budgets, connection, keys, runs, scripts, tasks, wire
+from trimtab.queue import budgets, connection, intake, keys, runs, scripts, tasks, wire
 from trimtab.sdk import Client
 
 NS, POOL = "budgets", "p"
@@ -169,7 +169,7 @@ async def _interleaving(redis_url: str, ops: list[tuple[str, int, int]]) -> None
     await client.flushall()
     lua = scripts.Scripts(client)
     queue = tasks.PoolQueue(client, lua, namespace=NS, pool=POOL, consumer="w")
-    await queue.ensure_group()
+    await queue.intake.ensure_groups()
     new = runs.NewRun(
         namespace=NS,
         workflow="wf",
@@ -182,8 +182,8 @@ async def _interleaving(redis_url: str, ops: list[tuple[str, int, int]]) -> None
         now_ms=NOW,
     )
     await runs.submit(lua, new)
-    delivered = {d.task.step: d for d in await queue.read(len(STEPS), block_ms=100)}
-    live: dict[str, tasks.Delivery] = {}
+    delivered = {d.task.step: d for d in await queue.intake.read(len(STEPS), block_ms=100)}
+    live: dict[str, intake.Delivery] = {}
     holds: dict[str, int] = {}  # what each step's live delivery was granted
     for step in STEPS:
         started = await queue.start(delivered[step], now_ms=NOW, max_deliveries=100)
@@ -248,13 +248,13 @@ async def test_a_step_parked_for_review_holds_what_it_used_not_its_worst_case(
     try:
         lua = scripts.Scripts(client)
         queue = tasks.PoolQueue(client, lua, namespace=NS, pool=POOL, consumer="w")
-        await queue.ensure_group()
+        await queue.intake.ensure_groups()
         new = runs.NewRun(
             namespace=NS, workflow="wf", generation=1, steps=["s"], run_id="rv", inputs={},
             root_pools={"s": POOL}, ttl_seconds=600, now_ms=NOW,
         )  # fmt: skip
         await runs.submit(lua, new)
-        [delivery] = await queue.read(1, block_ms=100)
+        [delivery] = await queue.intake.read(1, block_ms=100)
         started = await queue.start(delivery, now_ms=NOW, max_deliveries=5)
         assert started.delivery is not None
         limits = budgets.Limits(tokens=LIMIT, cost=None)

@@ -141,7 +141,7 @@ async def test_a_key_the_inputs_lack_refuses_the_run_in_one_line(sdk: Client) ->
 
 async def _end_next(queue: tasks.PoolQueue) -> str:
     """Start and fail the next queued step: its run ends. Returns the run's id."""
-    [delivery] = await queue.read(1, block_ms=100)
+    [delivery] = await queue.intake.read(1, block_ms=100)
     started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=5)
     assert started.delivery is not None
     await queue.fail(started.delivery, reason="died", now_ms=time.time() * 1000)
@@ -158,7 +158,7 @@ async def test_a_run_admitted_late_gets_its_whole_time_to_live(sdk: Client) -> N
     queue = tasks.PoolQueue(
         sdk.redis, scripts.Scripts(sdk.redis), namespace=NS, pool=POOL, consumer="w"
     )
-    await queue.ensure_group()
+    await queue.intake.ensure_groups()
     await _end_next(queue)
     assert (await sdk.get(late)).status is wire.RunStatus.RUNNING
     assert await sdk.redis.ttl(run_key) > 50  # its time to live started again
@@ -173,7 +173,7 @@ async def test_a_run_admitted_behind_another_key_keeps_to_its_own_key(sdk: Clien
     queue = tasks.PoolQueue(
         sdk.redis, scripts.Scripts(sdk.redis), namespace=NS, pool=POOL, consumer="w"
     )
-    await queue.ensure_group()
+    await queue.intake.ensure_groups()
     assert await _end_next(queue) == a1.split("/")[1]  # b1 takes the workflow's place
     assert await _statuses(sdk, [b1, a2]) == [wire.RunStatus.RUNNING, wire.RunStatus.WAITING]
     assert await _end_next(queue) == b1.split("/")[1]  # and a2 then takes it

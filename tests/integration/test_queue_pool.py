@@ -17,7 +17,7 @@ NS, POOL = "q", "p"
 async def pool(redis_url: str) -> AsyncIterator[tasks.PoolQueue]:
     client = connection.connect(redis_url)
     queue = tasks.PoolQueue(client, scripts.Scripts(client), namespace=NS, pool=POOL, consumer="c1")
-    await queue.ensure_group()
+    await queue.intake.ensure_groups()
     yield queue
     await client.aclose()
 
@@ -39,26 +39,26 @@ async def _add(queue: tasks.PoolQueue, n: int) -> list[str]:
 
 async def test_trim_removes_only_what_every_consumer_is_done_with(pool: tasks.PoolQueue) -> None:
     ids = await _add(pool, 6)
-    delivered = await pool.read(4, block_ms=100)
+    delivered = await pool.intake.read(4, block_ms=100)
     assert [d.msg_id for d in delivered] == ids[:4]
     await pool.client.xack(pool.stream, keys.GROUP, ids[0], ids[1], ids[3])  # ids[2] in flight
-    assert await pool.trim_acknowledged() == 2
+    assert await pool.intake.trim_acknowledged() == 2
     remaining = [e[0] for e in await pool.client.xrange(pool.stream)]
     assert remaining == ids[2:]  # in-flight, acked-after-it, and two never delivered
     await pool.client.xack(pool.stream, keys.GROUP, ids[2])
-    assert await pool.trim_acknowledged() == 2
+    assert await pool.intake.trim_acknowledged() == 2
     assert [e[0] for e in await pool.client.xrange(pool.stream)] == ids[4:]
 
 
 async def test_trim_of_an_untouched_stream_deletes_nothing(pool: tasks.PoolQueue) -> None:
     await _add(pool, 3)
-    assert await pool.trim_acknowledged() == 0
+    assert await pool.intake.trim_acknowledged() == 0
     assert await pool.client.xlen(pool.stream) == 3
 
 
 async def test_load_reads_backlog_in_flight_and_merged_latency(pool: tasks.PoolQueue) -> None:
     await _add(pool, 10)
-    await pool.read(3, block_ms=100)
+    await pool.intake.read(3, block_ms=100)
     now = time.time()
     for worker, latencies in (("w1", [0.1] * 20), ("w2", [0.2] * 19 + [2.0])):
         tally = sketch.LatencySketch()
@@ -145,10 +145,10 @@ async def test_oldest_backlog_age_is_that_of_the_first_undelivered_entry(
     now = 1000000060.0
     got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now)
     assert got.oldest_backlog_seconds == pytest.approx(60.0)
-    await pool.read(2, block_ms=100)  # delivered entries are in flight, not backlog
+    await pool.intake.read(2, block_ms=100)  # delivered entries are in flight, not backlog
     got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now)
     assert got.oldest_backlog_seconds == pytest.approx(30.0)
-    await pool.read(1, block_ms=100)
+    await pool.intake.read(1, block_ms=100)
     got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now)
     assert (got.backlog, got.oldest_backlog_seconds) == (0, None)
     # Without a consumer group every entry is backlog, the first one the oldest.

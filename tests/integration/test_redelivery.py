@@ -99,13 +99,13 @@ async def _cut_off(queue: tasks.PoolQueue, stream: str, held: int) -> list[wire.
     """A worker takes `held` steps and dies; `queue` takes them over and starts them."""
     await queue.client.xreadgroup(keys.GROUP, f"dead-{time.monotonic_ns()}", {stream: ">"},
                                   count=held)  # fmt: skip
-    stale = await queue.stale(min_idle_ms=0, count=10)
+    stale = await queue.intake.stale(min_idle_ms=0, count=10)
     outcomes = []
-    for delivery in await queue.reclaim(stale, min_idle_ms=0):
+    for delivery in await queue.intake.reclaim(stale, min_idle_ms=0):
         started = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=1)
         outcomes.append(started.outcome)
         if started.outcome is wire.Reply.RUN:  # "die" again: the message goes back
-            await queue.release([started.delivery])  # type: ignore[list-item]
+            await queue.intake.release([started.delivery])  # type: ignore[list-item]
             # Release gives the delivery back to the counter it used; a SIGKILL would not.
             run_key = keys.run(NS, delivery.task.run_id)
             counter = await queue.client.hget(run_key, wire.step_field("a", wire.StepField.COUNTED))
@@ -139,10 +139,12 @@ async def test_a_drain_gives_back_the_counter_the_delivery_used(
     await _runs(sdk, "drain", 1)
     queue = tasks.PoolQueue(sdk.redis, lua, namespace=NS, pool="drain", consumer="live")
     await sdk.redis.xreadgroup(keys.GROUP, "dead", {stream: ">"}, count=2)
-    taken = await queue.reclaim(await queue.stale(min_idle_ms=0, count=10), min_idle_ms=0)
+    taken = await queue.intake.reclaim(
+        await queue.intake.stale(min_idle_ms=0, count=10), min_idle_ms=0
+    )
     started = [await queue.start(d, now_ms=time.time() * 1000, max_deliveries=5) for d in taken]
     assert all(d.interrupted for d in taken)
-    await queue.release([s.delivery for s in started if s.delivery is not None])
+    await queue.intake.release([s.delivery for s in started if s.delivery is not None])
     raw = await sdk.redis.hgetall(keys.run(NS, run.split("/")[1]))
     assert int(raw[wire.step_field("a", wire.StepField.INTERRUPTED)]) == 0
     assert int(raw.get(wire.step_field("a", wire.StepField.DELIVERIES)) or 0) == 0

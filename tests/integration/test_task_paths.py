@@ -1,7 +1,8 @@
 """Every path that puts a step's task message back on a stream keeps every field, on a real
 redis-server: a retry and its promotion, a move to the fallback pool, a dead letter
 resumed, a drain's release, a dead worker's message reclaimed, a dependent enqueued by a
-completion. Hypothesis draws the task (names, attempt, retry-budget offset, times)."""
+completion; and each puts it on the stream of its run's priority level. Hypothesis draws
+the task (names, attempt, retry-budget offset, times, priority)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trimtab.queue import connection, deadletter, keys, messages, runs, scripts, tasks, wire
+from trimtab.queue import connection, deadletter, intake, keys, messages, runs, scripts, tasks, wire
 
 NS, POOL, FALLBACK = "paths", "main", "fallback"
 NOW = 1_800_000_000_000.0  # whole milliseconds: the codec keeps three decimals
@@ -21,7 +22,7 @@ names = st.text(
     st.characters(codec="utf-8", exclude_characters=":"), min_size=1, max_size=12
 ).filter(lambda name: name.strip() and name != "after")
 drawn_tasks = st.builds(
-    lambda run, step, workflow, generation, attempt, spent: messages.Task(
+    lambda run, step, workflow, generation, attempt, spent, priority: messages.Task(
         namespace=NS,
         run_id=run,
         step=step,
@@ -30,6 +31,7 @@ drawn_tasks = st.builds(
         generation=generation,
         enqueued_ms=NOW,
         budget_from=max(0, attempt - 1 - spent),
+        priority=priority,
     ),
     names,
     names,
@@ -37,9 +39,10 @@ drawn_tasks = st.builds(
     st.integers(1, 10**6),
     st.integers(1, 50),
     st.integers(0, 5),
+    st.sampled_from(wire.Priority),
 )
 
-Check = Callable[[tasks.PoolQueue, tasks.PoolQueue, tasks.Delivery], Awaitable[None]]
+Check = Callable[[tasks.PoolQueue, tasks.PoolQueue, intake.Delivery], Awaitable[None]]
 
 
 async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
@@ -52,7 +55,7 @@ async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
         tasks.PoolQueue(client, lua, namespace=NS, pool=p, consumer="w1") for p in (POOL, FALLBACK)
     )
     for queue in (main, fallback):
-        await queue.ensure_group()
+        await queue.intake.ensure_groups()
     new = runs.NewRun(
         namespace=NS,
         workflow=task.workflow,
@@ -63,6 +66,7 @@ async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
         root_pools={},
         ttl_seconds=600,
         now_ms=NOW,
+        priority=task.priority,
     )
     await runs.submit(lua, new)
     await client.hset(
@@ -72,8 +76,8 @@ async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
             wire.step_field(task.step, wire.StepField.ATTEMPT): task.attempt,
         },
     )
-    await client.xadd(main.stream, task.fields())
-    [delivery] = await main.read(1, block_ms=100)
+    await client.xadd(keys.pool_stream(NS, POOL, task.priority), task.fields())
+    [delivery] = await main.intake.read(1, block_ms=100)
     assert delivery.task == task
     started = await main.start(delivery, now_ms=NOW, max_deliveries=5)
     assert started.outcome is wire.Reply.RUN
@@ -85,8 +89,10 @@ async def _delivered(redis_url: str, task: messages.Task, check: Check) -> None:
 
 
 async def _next(queue: tasks.PoolQueue) -> messages.Task:
-    found = await queue.read(10, block_ms=100)
+    """The one task on `queue`'s pool, which must be on its run's level's stream."""
+    found = await queue.intake.read(10, block_ms=100)
     assert len(found) == 1, found
+    assert found[0].stream == keys.pool_stream(NS, queue.pool, found[0].task.priority)
     return found[0].task
 
 
@@ -104,11 +110,11 @@ PROPERTY = settings(
 def test_a_retry_promoted_from_the_delayed_set_keeps_every_field(
     redis_url: str, task: messages.Task, keep_budget: bool, wait_ms: int
 ) -> None:
-    async def check(main: tasks.PoolQueue, _: tasks.PoolQueue, d: tasks.Delivery) -> None:
+    async def check(main: tasks.PoolQueue, _: tasks.PoolQueue, d: intake.Delivery) -> None:
         due = NOW + wait_ms
         got = await main.retry(d, due_ms=due, error="e", now_ms=NOW, keep_budget=keep_budget)
         assert got is wire.Reply.SCHEDULED
-        assert await main.promote_due(now_ms=due) == 1
+        assert await main.intake.promote_due(now_ms=due) == 1
         expected = dataclasses.replace(
             task,
             attempt=task.attempt + 1,
@@ -125,7 +131,7 @@ def test_a_retry_promoted_from_the_delayed_set_keeps_every_field(
 def test_a_move_to_the_fallback_pool_starts_a_fresh_retry_budget(
     redis_url: str, task: messages.Task
 ) -> None:
-    async def check(main: tasks.PoolQueue, fb: tasks.PoolQueue, d: tasks.Delivery) -> None:
+    async def check(main: tasks.PoolQueue, fb: tasks.PoolQueue, d: intake.Delivery) -> None:
         got = await main.escalate(d, pool=FALLBACK, reason="r", now_ms=NOW + 5)
         assert got is wire.Reply.ESCALATED
         expected = dataclasses.replace(
@@ -141,7 +147,7 @@ def test_a_move_to_the_fallback_pool_starts_a_fresh_retry_budget(
 def test_a_resumed_dead_letter_runs_the_next_attempt_with_a_fresh_budget(
     redis_url: str, task: messages.Task
 ) -> None:
-    async def check(main: tasks.PoolQueue, _: tasks.PoolQueue, d: tasks.Delivery) -> None:
+    async def check(main: tasks.PoolQueue, _: tasks.PoolQueue, d: intake.Delivery) -> None:
         assert await main.fail(d, reason="r", now_ms=NOW) is wire.Reply.DEAD
         [entry] = await deadletter.list_entries(main.client, NS)
         assert (entry.run_id, entry.step, entry.attempt) == (task.run_id, task.step, task.attempt)
@@ -160,12 +166,14 @@ def test_a_resumed_dead_letter_runs_the_next_attempt_with_a_fresh_budget(
 def test_a_released_or_reclaimed_message_is_the_same_task(
     redis_url: str, task: messages.Task
 ) -> None:
-    async def check(main: tasks.PoolQueue, _: tasks.PoolQueue, d: tasks.Delivery) -> None:
-        assert await main.release([d]) == 1
-        [again] = await main.read(1, block_ms=100)
+    async def check(main: tasks.PoolQueue, _: tasks.PoolQueue, d: intake.Delivery) -> None:
+        assert await main.intake.release([d]) == 1
+        [again] = await main.intake.read(1, block_ms=100)
         assert again.task == task
         other = tasks.PoolQueue(main.client, main.lua, namespace=NS, pool=POOL, consumer="w2")
-        [reclaimed] = await other.reclaim(await other.stale(min_idle_ms=0, count=10), min_idle_ms=0)
+        [reclaimed] = await other.intake.reclaim(
+            await other.intake.stale(min_idle_ms=0, count=10), min_idle_ms=0
+        )
         assert (reclaimed.msg_id, reclaimed.task) == (again.msg_id, task)
 
     _run(redis_url, task, check)
@@ -176,7 +184,7 @@ def test_a_released_or_reclaimed_message_is_the_same_task(
 def test_a_completion_enqueues_the_dependent_as_its_first_attempt(
     redis_url: str, task: messages.Task
 ) -> None:
-    async def check(main: tasks.PoolQueue, fb: tasks.PoolQueue, d: tasks.Delivery) -> None:
+    async def check(main: tasks.PoolQueue, fb: tasks.PoolQueue, d: intake.Delivery) -> None:
         dependent = tasks.Dependent(name="after", pool=FALLBACK, routed=False, waits_on=())
         done = await main.complete(
             d,

@@ -14,6 +14,7 @@ from trimtab.queue import (
     connection,
     deadletter,
     deadlines,
+    intake,
     keys,
     runs,
     scripts,
@@ -33,14 +34,14 @@ async def queue(redis_url: str) -> AsyncIterator[tasks.PoolQueue]:
     client = connection.connect(redis_url)
     lua = scripts.Scripts(client)
     q = tasks.PoolQueue(client, lua, namespace=NS, pool=POOL, consumer="w1")
-    await q.ensure_group()
+    await q.intake.ensure_groups()
     yield q
     await client.aclose()
 
 
 async def _two_branches(
     queue: tasks.PoolQueue, deadline_seconds: int | None = None
-) -> dict[str, tasks.Delivery]:
+) -> dict[str, intake.Delivery]:
     """A run whose roots `a` and `b` are both delivered and started."""
     new = runs.NewRun(
         deadline_seconds=deadline_seconds,
@@ -56,7 +57,7 @@ async def _two_branches(
     )
     await runs.submit(queue.lua, new)
     got = {}
-    for delivery in await queue.read(2, block_ms=100):
+    for delivery in await queue.intake.read(2, block_ms=100):
         started = await queue.start(delivery, now_ms=NOW, max_deliveries=5)
         assert started.outcome is wire.Reply.RUN
         assert started.delivery is not None
@@ -70,8 +71,8 @@ async def _status(queue: tasks.PoolQueue) -> str:
     return str(state.status)
 
 
-async def _approve(queue: tasks.PoolQueue, delivery: tasks.Delivery) -> wire.Reply:
-    reviewed = tasks.Delivery("0-0", delivery.task)
+async def _approve(queue: tasks.PoolQueue, delivery: intake.Delivery) -> wire.Reply:
+    reviewed = intake.Delivery("0-0", delivery.task, delivery.stream)
     done = await queue.complete(
         reviewed, output="ok", tokens=0, cost=0.0, now_ms=NOW + 3,
         expected_version=None, dependents=[],
@@ -117,7 +118,7 @@ async def test_two_dead_branches_fail_the_run_once_and_resume_together(
     assert sorted(resumed.steps) == ["a", "b"]
     assert await _status(queue) == wire.RunStatus.RUNNING
     assert await deadletter.list_entries(queue.client, NS) == []
-    again = {d.task.step: d for d in await queue.read(5, block_ms=100)}
+    again = {d.task.step: d for d in await queue.intake.read(5, block_ms=100)}
     assert sorted(again) == ["a", "b"]
     stats = await workflows.run_stats(queue.client, NS, WF, now=NOW / 1000)
     assert stats.failed == 0
@@ -163,7 +164,9 @@ async def test_a_stalled_worker_cannot_move_a_step_another_worker_started_since(
     other = tasks.PoolQueue(queue.client, queue.lua, namespace=NS, pool=POOL, consumer="w2")
     reclaimed = {
         d.task.step: d
-        for d in await other.reclaim(await other.stale(min_idle_ms=0, count=10), min_idle_ms=0)
+        for d in await other.intake.reclaim(
+            await other.intake.stale(min_idle_ms=0, count=10), min_idle_ms=0
+        )
     }
     started = await other.start(reclaimed["a"], now_ms=NOW + 1, max_deliveries=5)
     assert started.outcome is wire.Reply.RUN
@@ -184,10 +187,10 @@ async def test_a_stalled_worker_cannot_move_a_step_another_worker_started_since(
         dependents=[],
     )  # fmt: skip
     assert done.outcome is wire.Reply.DUPLICATE
-    assert await queue.release([a]) == 0
+    assert await queue.intake.release([a]) == 0
     # B's heartbeat keeps the message B's, and A's after it does not take it back.
-    await other.heartbeat([b])
-    await queue.heartbeat([a])
+    await other.intake.heartbeat([b])
+    await queue.intake.heartbeat([a])
     [entry] = await queue.client.xpending_range(
         keys.pool_stream(NS, POOL), keys.GROUP, b.msg_id, b.msg_id, 1
     )

@@ -93,6 +93,7 @@ texts = st.text(min_size=1, max_size=20)
         generation=st.integers(1, 10**9),
         enqueued_ms=st.integers(0, 10**13).map(float),
         budget_from=st.integers(0, 10**9),
+        priority=st.sampled_from(wire.Priority),
     )
 )
 def test_a_task_survives_its_encoding(task: messages.Task) -> None:
@@ -101,3 +102,12 @@ def test_a_task_survives_its_encoding(task: messages.Task) -> None:
     pairs = dict(zip(flat[::2], flat[1::2], strict=True))
     assert messages.decode(pairs) == task
     assert messages.decode({k.encode(): v.encode() for k, v in pairs.items()}) == task
+
+
+def test_a_task_of_an_unknown_priority_is_refused_by_name() -> None:
+    fields = messages.Task("ns", "r", "s", 1, "wf", 1, 0.0, priority=wire.Priority.LOW).fields()
+    assert fields["pri"] == "low"
+    with pytest.raises(messages.MessageError, match="unknown priority"):
+        messages.decode({**fields, "pri": "urgent"})
+    del fields["pri"]
+    assert messages.decode(fields).priority is wire.Priority.NORMAL  # as before levels

@@ -44,6 +44,11 @@ def register(groups: Any) -> None:
     run.add_argument("workflow", help="NAMESPACE/WORKFLOW")
     run.add_argument("--input", action="append", default=[], metavar="KEY=VALUE|@FILE.json")
     run.add_argument("--idempotency-key")
+    run.add_argument(
+        "--priority",
+        choices=list(sdk_client.PRIORITIES),
+        help="the run's priority (default: the workflow's spec.priority)",
+    )
     run.add_argument("--wait", action="store_true", help="wait and print the result")
     run.add_argument("--timeout", type=float, default=120.0)
     common.add_redis_url(run)
@@ -117,7 +122,9 @@ def _run(args: argparse.Namespace) -> int:
     namespace, workflow = sdk_client.split_ref(args.workflow, what="a workflow")
     inputs = common.parse_inputs(args.input)
     client = sdk_client.SyncClient(args.redis_url)
-    run = client.submit(namespace, workflow, inputs, idempotency_key=args.idempotency_key)
+    run = client.submit(
+        namespace, workflow, inputs, idempotency_key=args.idempotency_key, priority=args.priority
+    )
     if not args.wait:
         print(run)
         return 0
@@ -146,6 +153,7 @@ def _runs_get(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "status": state.status,
+                    "priority": state.priority,
                     "tokens": state.tokens,
                     "cost": state.cost,
                     "steps": {n: vars(s) for n, s in state.steps.items()},
@@ -156,7 +164,10 @@ def _runs_get(args: argparse.Namespace) -> int:
         )
         return 0
     now_ms = time.time() * 1000
-    print(f"run {args.run}: {state.status}, {state.tokens} tokens, cost {state.cost:.6f}")
+    print(
+        f"run {args.run}: {state.status}, {state.priority} priority, {state.tokens} tokens, "
+        f"cost {state.cost:.6f}"
+    )
     if state.error:
         print(f"  {state.error}")
     print(

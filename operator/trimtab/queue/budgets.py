@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from trimtab.queue import agentbudgets, keys, scripts, wire
-from trimtab.queue.tasks import Delivery
+from trimtab.queue.intake import Delivery
 from trimtab.reconcile.agentbudget import windows as windows_mod
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import review, runs, scripts, tasks, wire
+from trimtab.queue import intake, review, runs, scripts, tasks, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 
 MAX_CONFLICTS = 20
@@ -54,7 +54,7 @@ async def approve(
         view = state.view()
         deps = dependents(wf, item.step, view, output)
         done = await queue.complete(
-            tasks.Delivery(NO_DELIVERY, item.task()),
+            intake.Delivery(NO_DELIVERY, item.task(), queue.stream_for(item.task())),
             output=output,
             tokens=item.tokens,
             cost=item.cost,

@@ -178,9 +178,10 @@ async def _resume_once(
             generation=run.generation,
             enqueued_ms=now_ms,
             budget_from=attempt,
+            priority=run.priority,
         )
         fields = task.encode()
-        script_keys.append(keys.pool_stream(entry.namespace, pool))
+        script_keys.append(keys.pool_stream(entry.namespace, pool, run.priority))
         args += [step, entry_id, task.attempt, len(fields), *fields]
     reply, *steps = await lua.call("resume", script_keys, args)
     return Resumed(wire.Reply(reply), tuple(steps))

@@ -1,8 +1,10 @@
 """Every Redis key name Trimtab uses, in one place, namespaced by Kubernetes namespace.
 
 Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
-    tt:{ns}:pool:{pool}:stream        pool's task stream; consumer group GROUP
+    tt:{ns}:pool:{pool}:stream        pool's task stream of Normal runs; consumer group GROUP
+    tt:{ns}:pool:{pool}:stream:{pri}  the same for High and Low runs ({pri}: high, low)
     tt:{ns}:pool:{pool}:delayed       retries waiting for their backoff (zset, score = due ms)
+    tt:{ns}:pool:{pool}:delayed:{pri}
     tt:{ns}:pool:{pool}:stats:{sec}   per-second arrivals, completions, latency sketches (hash)
     tt:{ns}:pool:{pool}:breaker:{ep}  circuit breaker of one endpoint ("model", "tool:URL")
     tt:{ns}:pool:{pool}:rate          the model endpoint's rate-limit buckets (hash)
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import hashlib
 
+from trimtab.queue import wire
+
 GROUP = "workers"
 PREFIX = "tt"
 
@@ -39,12 +43,24 @@ def _ns(namespace: str) -> str:
     return f"{PREFIX}:{namespace}"
 
 
-def pool_stream(namespace: str, pool: str) -> str:
-    return f"{_ns(namespace)}:pool:{pool}:stream"
+def _level(priority: wire.Priority) -> str:
+    # Normal keeps the unsuffixed name, which a pool had before it had levels.
+    return "" if priority is wire.Priority.NORMAL else f":{priority.value}"
 
 
-def pool_delayed(namespace: str, pool: str) -> str:
-    return f"{_ns(namespace)}:pool:{pool}:delayed"
+def pool_stream(namespace: str, pool: str, priority: wire.Priority = wire.Priority.NORMAL) -> str:
+    """The pool's stream for steps of runs of `priority`."""
+    return f"{_ns(namespace)}:pool:{pool}:stream{_level(priority)}"
+
+
+def pool_streams(namespace: str, pool: str) -> list[str]:
+    """Every priority level's stream of the pool, highest first."""
+    return [pool_stream(namespace, pool, p) for p in wire.Priority]
+
+
+def pool_delayed(namespace: str, pool: str, priority: wire.Priority = wire.Priority.NORMAL) -> str:
+    """Retries of `priority`'s steps waiting for their backoff, before `pool_stream`."""
+    return f"{_ns(namespace)}:pool:{pool}:delayed{_level(priority)}"
 
 
 def pool_stats(namespace: str, pool: str, second: int) -> str:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
+
+from trimtab.queue import wire
 
 
 class MessageError(ValueError):
@@ -34,6 +37,8 @@ class Task:
     # The attempt before the current retry budget began: 0, or the attempt at which the
     # step moved to its fallback pool or was retried from the dead-letter queue.
     budget_from: int = 0
+    # Its run's priority: which of each pool's streams its steps go on (keys.pool_stream).
+    priority: wire.Priority = wire.Priority.NORMAL
 
     @property
     def attempts_in_budget(self) -> int:
@@ -45,6 +50,8 @@ class Task:
 
     def fields(self) -> dict[str, str]:
         extra = {"bud": str(self.budget_from)} if self.budget_from else {}
+        if self.priority is not wire.Priority.NORMAL:
+            extra["pri"] = self.priority.value
         return {
             "ns": self.namespace,
             "run": self.run_id,
@@ -57,9 +64,10 @@ class Task:
         }
 
 
-def decode(fields: Mapping[bytes | str, bytes | str]) -> Task:
+def decode(fields: Mapping[Any, bytes | str]) -> Task:
     """The task in a stream entry's fields; MessageError names what is missing or wrong."""
     f = {text(k): text(v) for k, v in fields.items()}
+    priority = _priority(f)
     try:
         return Task(
             namespace=f["ns"],
@@ -70,11 +78,19 @@ def decode(fields: Mapping[bytes | str, bytes | str]) -> Task:
             generation=int(f["gen"]),
             enqueued_ms=float(f["enq"]),
             budget_from=int(f.get("bud", 0)),
+            priority=priority,
         )
     except KeyError as exc:
         raise MessageError(f"task message lacks field {exc.args[0]!r}: {f}") from exc
     except ValueError as exc:
         raise MessageError(f"task message has a malformed number: {f}") from exc
+
+
+def _priority(f: dict[str, str]) -> wire.Priority:
+    try:
+        return wire.Priority(f.get("pri", wire.Priority.NORMAL))
+    except ValueError:
+        raise MessageError(f"task message has an unknown priority: {f}") from None
 
 
 def text(value: bytes | str) -> str:

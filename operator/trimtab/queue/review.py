@@ -38,6 +38,7 @@ class ReviewItem:
     tokens: int
     cost: float
     at_ms: float
+    priority: wire.Priority = wire.Priority.NORMAL
 
     def task(self) -> messages.Task:
         """The step attempt this entry holds, as the completion scripts identify it."""
@@ -49,6 +50,7 @@ class ReviewItem:
             workflow=self.workflow,
             generation=self.generation,
             enqueued_ms=self.at_ms,
+            priority=self.priority,
         )
 
 
@@ -77,14 +79,16 @@ def _item(namespace: str, entry_id: str, f: dict[str, str]) -> ReviewItem:
         output = json.loads(raw) if raw else None
     except json.JSONDecodeError:
         output = raw
+    task = messages.decode(f)  # the entry starts with the task message
     return ReviewItem(
         id=entry_id,
         namespace=namespace,
-        run_id=f["run"],
-        step=f["step"],
-        attempt=int(f["att"]),
-        workflow=f["wf"],
-        generation=int(f["gen"]),
+        run_id=task.run_id,
+        step=task.step,
+        attempt=task.attempt,
+        workflow=task.workflow,
+        generation=task.generation,
+        priority=task.priority,
         pool=f["pool"],
         reason=f.get("reason", ""),
         output=output,

@@ -66,6 +66,7 @@ class RunState:
     cache_hits: int = 0  # cached steps answered from the response cache
     cache_misses: int = 0
     error: str | None = None  # why the run ended when no step says (its deadline)
+    priority: wire.Priority = wire.Priority.NORMAL
 
     def outputs(self) -> dict[str, Any]:
         return {name: s.output for name, s in self.steps.items() if s.state is wire.StepState.DONE}
@@ -98,6 +99,7 @@ class NewRun:
     deadline_seconds: int | None = None
     concurrency_limit: int | None = None  # runs of the workflow under way at once
     concurrency_key: tuple[str, int] | None = None  # (the run's key value, its limit)
+    priority: wire.Priority = wire.Priority.NORMAL
 
     def fields(self) -> dict[str, Any]:
         f = wire.RunField
@@ -111,6 +113,7 @@ class NewRun:
             f.REMAINING: len(self.steps),
             f.TOKENS: 0,
             f.COST: 0,
+            f.PRIORITY: self.priority.value,
         }
         fields.update(
             {
@@ -130,6 +133,7 @@ class NewRun:
             workflow=self.workflow,
             generation=self.generation,
             enqueued_ms=self.now_ms,
+            priority=self.priority,
         )
 
 
@@ -170,7 +174,7 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
             keys.workflow_key_admitted(ns, new.workflow, value),
             keys.workflow_key_waiting(ns, new.workflow, value),
         ]
-    script_keys += [keys.pool_stream(ns, pool) for _, pool in roots]
+    script_keys += [keys.pool_stream(ns, pool, new.priority) for _, pool in roots]
     deadline = new.deadline_seconds
     args: list[Any] = [
         new.run_id,
@@ -252,6 +256,7 @@ def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
         cache_hits=int(raw.get(f.CACHE_HITS, 0)),
         cache_misses=int(raw.get(f.CACHE_MISSES, 0)),
         error=raw.get(f.ERROR),
+        priority=wire.Priority(raw.get(f.PRIORITY, wire.Priority.NORMAL)),
     )
 
 

@@ -27,6 +27,7 @@ NAMES = (
     "retry",
     "fail",
     "promote",
+    "take",
     "release",
     "heartbeat",
     "escalate",

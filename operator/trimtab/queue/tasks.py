@@ -1,11 +1,11 @@
-"""A pool's task stream as its workers use it: claim, start, complete, retry, fail,
-reclaim a dead worker's steps, promote due retries, release on drain.
+"""A pool's steps as its workers move them: start, complete, retry, fail, escalate,
+park for review. Taking work from the pool's streams (one per priority level), and
+reclaiming, heartbeating and releasing it, is trimtab.queue.intake's.
 
-Delivery is at least once: a step stays pending in the consumer group until one of the
-scripts acknowledges it, and another worker reclaims it once it has sat idle past the
-visibility timeout (trimtab.queue.redelivery). Every script first checks that the delivery is still
-the step's current attempt, so a redelivered or superseded message is acknowledged and
-dropped instead of running twice.
+Every script first checks that the delivery is still the step's current attempt, so a
+redelivered or superseded message is acknowledged and dropped instead of running twice.
+Each acknowledges the delivery on the stream it came from; a step enqueued next (a
+dependent, a retry, an escalation) goes onto the stream of its run's priority.
 """
 
 from __future__ import annotations
@@ -16,27 +16,10 @@ import logging
 from typing import Any
 
 from redis import asyncio as aioredis
-from redis import exceptions as redis_exceptions
 
-from trimtab.queue import deadletter, keys, messages, redelivery, review, runs, scripts, trim, wire
+from trimtab.queue import deadletter, intake, keys, messages, review, runs, scripts, wire
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Delivery:
-    """One task message as this consumer received it: the stream entry's id (what the
-    scripts acknowledge), the task it carries, and once started, its fence: the token
-    start.lua handed this delivery, without which no script moves the step (None: not
-    started; a reviewer's delivery has none and acts only for a step in review)."""
-
-    msg_id: str
-    task: messages.Task
-    fence: str | None = None
-    interrupted: bool = False  # reclaimed from a worker that died holding others too
-
-    def fenced(self, fence: str | None) -> Delivery:
-        return dataclasses.replace(self, fence=fence)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +37,7 @@ class Dependent:
 class Started:
     outcome: wire.Reply  # RUN | DUPLICATE (dropped) | EXHAUSTED (caller must fail it)
     view: runs.RunView | None = None
-    delivery: Delivery | None = None  # the delivery with its fence (RUN, EXHAUSTED)
+    delivery: intake.Delivery | None = None  # the delivery with its fence (RUN, EXHAUSTED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,92 +61,31 @@ class PoolQueue:
     ) -> None:
         self.client, self.lua = client, lua
         self.namespace, self.pool, self.consumer = namespace, pool, consumer
-        self.stream = keys.pool_stream(namespace, pool)
-        self.delayed = keys.pool_delayed(namespace, pool)
+        self.intake = intake.Intake(client, lua, namespace=namespace, pool=pool, consumer=consumer)
+        self.stream = keys.pool_stream(namespace, pool)  # the Normal level's
 
-    async def ensure_group(self) -> None:
-        """Create the stream's consumer group unless it exists; a full Redis refuses
-        the create even then, so an existing group is looked up (a read) instead."""
-        try:
-            await self.client.xgroup_create(self.stream, keys.GROUP, id="0", mkstream=True)
-        except redis_exceptions.OutOfMemoryError:
-            groups: Any = await self.client.xinfo_groups(self.stream)
-            if not any(g["name"] == keys.GROUP for g in groups):
-                raise
-        except redis_exceptions.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def read(self, count: int, *, block_ms: int | None) -> list[Delivery]:
-        """New tasks for this consumer (at most `count`), waiting up to block_ms (None:
-        not at all)."""
-        found: Any = await self.client.xreadgroup(
-            keys.GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms
-        )
-        return await self._decode([e for _, entries in found for e in entries])
-
-    async def stale(self, *, min_idle_ms: int, count: int) -> list[tuple[str, bool]]:
-        """Tasks some consumer took and left idle past min_idle_ms (a dead worker's),
-        to reclaim when a slot is free: (id, interrupted) (redelivery.stale)."""
-        return await redelivery.stale(
-            self.client, self.stream, min_idle_ms=min_idle_ms, count=count
-        )
-
-    async def reclaim(self, stale: list[tuple[str, bool]], *, min_idle_ms: int) -> list[Delivery]:
-        """Take over the `stale` tasks (redelivery.stale) still idle past min_idle_ms."""
-        cut = {msg_id for msg_id, interrupted in stale if interrupted}
-        entries = await redelivery.claim(
-            self.client, self.stream, self.consumer, [m for m, _ in stale], min_idle_ms=min_idle_ms
-        )
-        return [
-            dataclasses.replace(d, interrupted=d.msg_id in cut) for d in await self._decode(entries)
-        ]
-
-    async def forget_dead_consumers(self) -> list[str]:
-        return await redelivery.forget_dead_consumers(self.client, self.stream, keep=self.consumer)
-
-    async def heartbeat(self, deliveries: list[Delivery]) -> None:
-        """Reset the idle time of tasks still running here, so nobody reclaims them;
-        a delivery fenced out by another worker's start is left alone (heartbeat.lua)."""
-        if not deliveries:
-            return
-        run_keys = [keys.run(d.task.namespace, d.task.run_id) for d in deliveries]
-        args: list[Any] = [keys.GROUP, self.consumer]
-        for d in deliveries:
-            args += [d.msg_id, d.task.step, d.fence or ""]
-        await self.lua.call("heartbeat", [self.stream, *run_keys], args)
-
-    async def _decode(self, entries: list[Any]) -> list[Delivery]:
-        out = []
-        for msg_id, fields in entries:
-            try:
-                out.append(Delivery(msg_id, messages.decode(fields)))
-            except messages.MessageError as exc:
-                await self._dead_letter_malformed(msg_id, fields, str(exc))
-        return out
-
-    async def _dead_letter_malformed(
-        self, msg_id: str, fields: dict[str, str], reason: str
-    ) -> None:
-        entry = {"pool": self.pool, "reason": reason, "raw": json.dumps(fields)}
-        await deadletter.message(self.client, self.namespace, self.stream, msg_id, entry)
+    def stream_for(self, task: messages.Task, pool: str | None = None) -> str:
+        """The stream of `pool` (this one by default) that `task`'s run's level uses."""
+        return keys.pool_stream(task.namespace, pool or self.pool, task.priority)
 
     async def dead_letter_unprocessable(
-        self, delivery: Delivery, reason: str, *, now_ms: float
+        self, delivery: intake.Delivery, reason: str, *, now_ms: float
     ) -> None:
         """A message no worker can process (its workflow generation is not stored, or it
         names a step its workflow lacks): into the dead-letter stream with why, and
         acknowledged, so it is never redelivered and never pins the stream."""
         flat = deadletter.entry_fields(delivery.task, pool=self.pool, reason=reason, at_ms=now_ms)
         entry = dict(zip(flat[::2], flat[1::2], strict=True))
-        await deadletter.message(self.client, self.namespace, self.stream, delivery.msg_id, entry)
+        await deadletter.message(
+            self.client, self.namespace, delivery.stream, delivery.msg_id, entry
+        )
 
     def _run_keys(self, task: messages.Task) -> list[str]:
         return [keys.run(task.namespace, task.run_id), keys.run_events(task.namespace, task.run_id)]
 
     async def start(
         self,
-        delivery: Delivery,
+        delivery: intake.Delivery,
         *,
         now_ms: float,
         max_deliveries: int,
@@ -173,7 +95,7 @@ class PoolQueue:
         task = delivery.task
         raw = await self.lua.call(
             "start",
-            [keys.run(task.namespace, task.run_id), self.stream],
+            [keys.run(task.namespace, task.run_id), delivery.stream],
             [
                 task.step,
                 task.attempt,
@@ -204,7 +126,7 @@ class PoolQueue:
 
     async def complete(
         self,
-        delivery: Delivery,
+        delivery: intake.Delivery,
         *,
         output: Any,
         tokens: int,
@@ -216,10 +138,10 @@ class PoolQueue:
         task = delivery.task
         run_keys = [
             *self._run_keys(task),
-            self.stream,
+            delivery.stream,
             keys.workflow_stats(task.namespace, task.workflow),
         ]
-        run_keys += [keys.pool_stream(task.namespace, d.pool or self.pool) for d in dependents]
+        run_keys += [self.stream_for(task, d.pool) for d in dependents]
         args: list[Any] = [
             *_attempt_args(delivery),
             json.dumps(output),
@@ -242,7 +164,7 @@ class PoolQueue:
 
     async def retry(
         self,
-        delivery: Delivery,
+        delivery: intake.Delivery,
         *,
         due_ms: float,
         error: str,
@@ -263,13 +185,17 @@ class PoolQueue:
         return wire.Reply(
             await self.lua.call(
                 "retry",
-                [*self._run_keys(task), self.stream, self.delayed],
+                [
+                    *self._run_keys(task),
+                    delivery.stream,
+                    keys.pool_delayed(task.namespace, self.pool, task.priority),
+                ],
                 [*_attempt_args(delivery), due_ms, error[:2000], now_ms, member],
             )
         )
 
     async def fail(
-        self, delivery: Delivery, *, reason: str, now_ms: float, keep: bool = True
+        self, delivery: intake.Delivery, *, reason: str, now_ms: float, keep: bool = True
     ) -> wire.Reply:
         """Dead-letter the step and fail its run; `keep`: an entry goes onto the
         namespace's dead-letter stream (the workflow's deadLetter.enabled)."""
@@ -283,7 +209,7 @@ class PoolQueue:
                 "fail",
                 [
                     *self._run_keys(task),
-                    self.stream,
+                    delivery.stream,
                     keys.dead_letter(task.namespace),
                     keys.workflow_stats(task.namespace, task.workflow),
                 ],
@@ -292,7 +218,7 @@ class PoolQueue:
         )
 
     async def escalate(
-        self, delivery: Delivery, *, pool: str, reason: str, now_ms: float
+        self, delivery: intake.Delivery, *, pool: str, reason: str, now_ms: float
     ) -> wire.Reply:
         """Send the step's next attempt, with a fresh retry budget, to `pool`."""
         task = delivery.task
@@ -302,14 +228,14 @@ class PoolQueue:
         return wire.Reply(
             await self.lua.call(
                 "escalate",
-                [*self._run_keys(task), self.stream, keys.pool_stream(task.namespace, pool)],
+                [*self._run_keys(task), delivery.stream, self.stream_for(task, pool)],
                 [*_attempt_args(delivery), pool, reason[:2000], now_ms, *following.encode()],
             )
         )
 
     async def park_for_review(
         self,
-        delivery: Delivery,
+        delivery: intake.Delivery,
         *,
         reason: str,
         output: Any,
@@ -334,7 +260,7 @@ class PoolQueue:
             "review",
             [
                 *self._run_keys(task),
-                self.stream,
+                delivery.stream,
                 keys.review(task.namespace),
                 keys.workflow_stats(task.namespace, task.workflow),
             ],
@@ -343,25 +269,8 @@ class PoolQueue:
         outcome = wire.Reply(reply[0])
         return str(reply[1]) if outcome is wire.Reply.PARKED else outcome
 
-    async def promote_due(self, *, now_ms: float, limit: int = 100) -> int:
-        return int(await self.lua.call("promote", [self.delayed, self.stream], [now_ms, limit]))
 
-    async def trim_acknowledged(self) -> int:
-        """Delete the entries every consumer is done with (see trimtab.queue.trim)."""
-        return await trim.trim_acknowledged(self.client, self.stream)
-
-    async def release(self, deliveries: list[Delivery]) -> int:
-        """Give unfinished tasks back for immediate redelivery (graceful drain)."""
-        if not deliveries:
-            return 0
-        run_keys = [keys.run(d.task.namespace, d.task.run_id) for d in deliveries]
-        args: list[Any] = [keys.GROUP]
-        for d in deliveries:
-            args += [d.msg_id, d.task.step, d.fence or ""]
-        return int(await self.lua.call("release", [self.stream, *run_keys], args))
-
-
-def _attempt_args(delivery: Delivery) -> list[Any]:
+def _attempt_args(delivery: intake.Delivery) -> list[Any]:
     """What every step script is told first: which attempt, which delivery to ack, and
     the delivery's fence ('' for a reviewer's, who holds no delivery)."""
     task = delivery.task

@@ -139,6 +139,7 @@ class RunField(enum.StrEnum):
     ADMISSION = "admission"
     ROOTS = "roots"
     DEAD_LETTERED = "dlq"  # set once the run first had a step dead-lettered (counted once)
+    PRIORITY = "priority"  # its Priority: the level of every pool its steps go to
 
 
 class StepField(enum.StrEnum):
@@ -163,6 +164,15 @@ class StepField(enum.StrEnum):
     INTERRUPTED = "cut"  # deliveries cut off with their worker's others (start.lua)
     COUNTED = "counted"  # which of the two counters the last start added to (release.lua)
     REVIEW = "review"  # the step's entry on the review stream, while it waits there
+
+
+class Priority(enum.StrEnum):
+    """A run's priority: which of its pool's streams its steps go on (trimtab.queue.levels
+    says how workers share their slots among them). Declared highest first."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
 
 
 class WorkflowStat(enum.StrEnum):

@@ -33,6 +33,14 @@ class InputsTooLargeError(ValueError):
     """A run's inputs are larger than MAX_INPUT_BYTES as JSON."""
 
 
+# A run's priority as the API spells it, and as its task messages carry it.
+PRIORITIES: dict[awf.Priority, wire.Priority] = {
+    "High": wire.Priority.HIGH,
+    "Normal": wire.Priority.NORMAL,
+    "Low": wire.Priority.LOW,
+}
+
+
 def _concurrency_key(key: awf.ConcurrencyKey | None, inputs: Any) -> tuple[str, int] | None:
     """The run's concurrencyKey value and its limit; raises ValueError when the inputs
     lack what the key names (the run is not created)."""
@@ -161,11 +169,18 @@ class Client:
         return int(current["generation"]) + (0 if same else 1)
 
     async def submit(
-        self, namespace: str, workflow: str, inputs: Any, *, idempotency_key: str | None = None
+        self,
+        namespace: str,
+        workflow: str,
+        inputs: Any,
+        *,
+        idempotency_key: str | None = None,
+        priority: awf.Priority | None = None,
     ) -> str:
         """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
         workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused, and so
-        is a run an AgentBudget has no room for (BudgetExhaustedError)."""
+        is a run an AgentBudget has no room for (BudgetExhaustedError). `priority`
+        (High, Normal or Low) overrides the workflow's spec.priority for this run."""
         check_inputs(inputs)
         wf = await self.workflow(namespace, workflow)
         if idempotency_key is not None:  # a retried submission gets its run, budget or not
@@ -190,6 +205,7 @@ class Client:
             deadline_seconds=wf.spec.deadline_seconds,
             concurrency_limit=wf.spec.concurrency_limit,
             concurrency_key=_concurrency_key(wf.spec.concurrency_key, inputs),
+            priority=PRIORITIES[priority or wf.spec.priority],
         )
         _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"
@@ -269,10 +285,18 @@ class SyncClient:
         return asyncio.run(go())
 
     def submit(
-        self, namespace: str, workflow: str, inputs: Any, *, idempotency_key: str | None = None
+        self,
+        namespace: str,
+        workflow: str,
+        inputs: Any,
+        *,
+        idempotency_key: str | None = None,
+        priority: awf.Priority | None = None,
     ) -> str:
         return self._run(
-            lambda c: c.submit(namespace, workflow, inputs, idempotency_key=idempotency_key)
+            lambda c: c.submit(
+                namespace, workflow, inputs, idempotency_key=idempotency_key, priority=priority
+            )
         )
 
     def result(self, run: str, *, timeout: float = 60.0) -> RunResult:

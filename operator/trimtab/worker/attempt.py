@@ -20,10 +20,10 @@ from trimtab.queue import (
     budgets,
     cache,
     connection,
+    intake,
     messages,
     runs,
     scripts,
-    tasks,
     workflows,
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
@@ -82,7 +82,7 @@ class Attempts:
 
     async def run(
         self,
-        delivery: tasks.Delivery,
+        delivery: intake.Delivery,
         wf: compile_mod.CompiledWorkflow,
         run: runs.RunView,
         step: awf.Step,
@@ -124,7 +124,7 @@ class Attempts:
 
     async def _call(
         self,
-        delivery: tasks.Delivery,
+        delivery: intake.Delivery,
         step: awf.Step,
         context: dict[str, Any],
         prompt: execute.Prompt | None,

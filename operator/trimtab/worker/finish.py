@@ -10,7 +10,7 @@ import logging
 import time
 
 from trimtab import metrics as metrics_mod
-from trimtab.queue import completion, connection, messages, runs, tasks, wire
+from trimtab.queue import completion, connection, intake, messages, runs, tasks, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import ending, execute, settings
 from trimtab.worker import stats as tally_mod
@@ -41,7 +41,7 @@ class Finisher:
 
     async def apply(
         self,
-        delivery: tasks.Delivery,
+        delivery: intake.Delivery,
         wf: compile_mod.CompiledWorkflow,
         end: ending.Ending,
         *,
@@ -90,7 +90,7 @@ class Finisher:
 
     async def _transition(
         self,
-        delivery: tasks.Delivery,
+        delivery: intake.Delivery,
         wf: compile_mod.CompiledWorkflow,
         end: ending.Ending,
         run: runs.RunView | None,
@@ -130,7 +130,7 @@ class Finisher:
 
     async def _give_up(
         self,
-        delivery: tasks.Delivery,
+        delivery: intake.Delivery,
         wf: compile_mod.CompiledWorkflow,
         run: runs.RunView | None,
         end: ending.DeadLetter,
@@ -157,7 +157,7 @@ class Finisher:
         return reply
 
     def _record_completed(
-        self, delivery: tasks.Delivery, end: ending.Completed, seconds: float
+        self, delivery: intake.Delivery, end: ending.Completed, seconds: float
     ) -> None:
         ns, pool, result = self.cfg.namespace, self.cfg.pool, end.result
         # What the caller felt: from this attempt's enqueue to now, queue wait included.
@@ -172,7 +172,7 @@ class Finisher:
 
     async def _complete(
         self,
-        delivery: tasks.Delivery,
+        delivery: intake.Delivery,
         wf: compile_mod.CompiledWorkflow,
         run: runs.RunView,
         end: ending.Completed,

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from trimtab import metrics as metrics_mod
-from trimtab.queue import connection, runs, scripts, stats, tasks, wire, workflows
+from trimtab.queue import connection, intake, runs, scripts, stats, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import attempt, ending, execute, finish, policy, serving, settings
 from trimtab.worker import stats as tally
@@ -54,8 +54,9 @@ class Worker:
         self.concurrency = cfg.spec.worker.concurrency
         self.visibility_s = cfg.spec.queue.visibility_timeout_seconds
         self.rng = rng or random.Random()
-        self._running: dict[asyncio.Task[None], tasks.Delivery] = {}
-        self._stale: list[tuple[str, bool]] = []  # idle entries to reclaim first (_find_stale)
+        self._running: dict[asyncio.Task[None], intake.Delivery] = {}
+        self._stale: list[intake.Stale] = []  # idle entries to reclaim first (_find_stale)
+        self._turn = 0  # reads so far, in slots: whose turn among the levels (levels.shares)
         self._workflows = workflows.Compiled(self.client)
         self._tally = tally.SecondTally()
         self.readiness = serving.Readiness()  # what the pod's readiness probe reports
@@ -77,7 +78,7 @@ class Worker:
             self._every(1.0, self._publish_stats),
             self._every(max(0.5, self.visibility_s / 4), self._find_stale),
             self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
-            self._every(10.0, self.queue.trim_acknowledged),
+            self._every(10.0, self.queue.intake.trim_acknowledged),
             self._every(60.0, self._forget_dead_consumers),
             self._every(1.0, self._stop_failed_runs),
         ]
@@ -97,7 +98,7 @@ class Worker:
     async def _ensure_group(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.queue.ensure_group()
+                await self.queue.intake.ensure_groups()
                 self.readiness.reached_redis()
                 return
             except connection.UNAVAILABLE as exc:
@@ -128,7 +129,11 @@ class Worker:
                 claimed = await self._reclaimed(free)
                 rest = free - len(claimed)
                 if rest > 0:  # no waiting for new work while reclaimed steps are ready
-                    claimed += await self.queue.read(rest, block_ms=None if claimed else 500)
+                    taken = await self.queue.intake.read(
+                        rest, block_ms=None if claimed else 500, turn=self._turn
+                    )
+                    self._turn += len(taken)
+                    claimed += taken
             except connection.UNAVAILABLE as exc:
                 log.warning("Redis unavailable (%s); claiming again shortly", exc)
                 await asyncio.sleep(0.5)
@@ -137,7 +142,7 @@ class Worker:
             for delivery in claimed:
                 self._spawn(delivery)
 
-    def _spawn(self, delivery: tasks.Delivery) -> None:
+    def _spawn(self, delivery: intake.Delivery) -> None:
         task = asyncio.create_task(self._handle(delivery))
         self._running[task] = delivery
         self.metrics.steps_in_flight.labels(self.cfg.namespace, self.cfg.pool).inc()
@@ -154,23 +159,23 @@ class Worker:
     async def _promote(self) -> None:
         """Move due retries onto the stream; as it reaches Redis every 0.2 s whether or
         not a slot is free, it is also what keeps readiness current."""
-        await self.queue.promote_due(now_ms=now_ms())
+        await self.queue.intake.promote_due(now_ms=now_ms())
         self.readiness.reached_redis()
 
     async def _find_stale(self) -> None:
         """The pending entries idle past the visibility timeout, for the claim loop."""
-        ours = {d.msg_id for d in self._running.values()}
-        found = await self.queue.stale(
+        ours = {(d.stream, d.msg_id) for d in self._running.values()}
+        found = await self.queue.intake.stale(
             min_idle_ms=int(self.visibility_s * 1000), count=max(100, self.concurrency * 4)
         )
-        self._stale = [(msg_id, cut) for msg_id, cut in found if msg_id not in ours]
+        self._stale = [s for s in found if (s.stream, s.msg_id) not in ours]
 
-    async def _reclaimed(self, free: int) -> list[tasks.Delivery]:
+    async def _reclaimed(self, free: int) -> list[intake.Delivery]:
         """Up to `free` stale entries, taken over (each still idle: no race)."""
         if not self._stale:
             return []
         wanted, self._stale = self._stale[:free], self._stale[free:]
-        taken = await self.queue.reclaim(wanted, min_idle_ms=int(self.visibility_s * 1000))
+        taken = await self.queue.intake.reclaim(wanted, min_idle_ms=int(self.visibility_s * 1000))
         for delivery in taken:
             log.info(
                 "reclaimed %s/%s from an idle consumer", delivery.task.run_id, delivery.task.step
@@ -194,15 +199,15 @@ class Worker:
         for task in doomed:
             task.cancel()
         await asyncio.gather(*doomed, return_exceptions=True)
-        stopped = await self.queue.release(deliveries)
+        stopped = await self.queue.intake.release(deliveries)
         log.info("stopped %d step(s) of failed runs (%d handed back)", len(doomed), stopped)
 
     async def _forget_dead_consumers(self) -> None:
-        for name in await self.queue.forget_dead_consumers():
+        for name in await self.queue.intake.forget_dead_consumers():
             log.info("removed consumer %s: idle and holding nothing", name)
 
     async def _heartbeat(self) -> None:
-        await self.queue.heartbeat(list(self._running.values()))
+        await self.queue.intake.heartbeat(list(self._running.values()))
 
     async def _publish_stats(self) -> None:
         taken = self._tally.take()
@@ -234,15 +239,15 @@ class Worker:
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
-        released = await self.queue.release(list(leftovers.values()))
+        released = await self.queue.intake.release(list(leftovers.values()))
         if released:
             log.info("released %d unfinished steps for redelivery", released)
 
-    async def _workflow(self, delivery: tasks.Delivery) -> compile_mod.CompiledWorkflow:
+    async def _workflow(self, delivery: intake.Delivery) -> compile_mod.CompiledWorkflow:
         task = delivery.task
         return await self._workflows.get(task.namespace, task.workflow, task.generation)
 
-    async def _handle(self, delivery: tasks.Delivery) -> None:
+    async def _handle(self, delivery: intake.Delivery) -> None:
         task = delivery.task
         try:
             wf = await self._workflow(delivery)
@@ -281,7 +286,7 @@ class Worker:
         await self._execute(delivery, wf, started.view)
 
     async def _execute(
-        self, delivery: tasks.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
+        self, delivery: intake.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
     ) -> None:
         step = wf.steps[delivery.task.step].spec
         context = wf.route_context(step.name, run.inputs, run.outputs())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import agentbudgets, budgets, connection, scripts, tasks, wire
+from trimtab.queue import agentbudgets, budgets, connection, intake, scripts, wire
 from trimtab.reconcile.agentbudget import windows as windows_mod
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import ending, finish, policy
@@ -39,7 +39,7 @@ class Spending:
 
     async def hold(
         self,
-        delivery: tasks.Delivery,
+        delivery: intake.Delivery,
         step: awf.Step,
         wf: compile_mod.CompiledWorkflow,
         worst: budgets.WorstCase | None,

@@ -344,6 +344,9 @@ def _names(steps: list[Step]) -> list[str]:
     return [s.name for s in steps]
 
 
+Priority = Literal["High", "Normal", "Low"]
+
+
 class AgentWorkflowSpec(base.Model):
     """Desired state of an AgentWorkflow."""
 
@@ -396,6 +399,13 @@ class AgentWorkflowSpec(base.Model):
         "start in the order they were submitted as runs end.",
     )
     concurrency_key: ConcurrencyKey | None = None
+    priority: Priority = Field(
+        default="Normal",
+        description="Priority of its runs (a submission may set its own): each pool "
+        "serves its High, Normal and Low steps in weighted turns, 4:2:1 while all wait, "
+        "so higher runs go first without starving lower ones, and a level with nothing "
+        "waiting gives its turns to the others.",
+    )
 
 
 class AgentWorkflowStatus(base.Model):

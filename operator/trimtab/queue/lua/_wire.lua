@@ -102,6 +102,7 @@ local RUN_FIELD = wire({
   admission = 'admission',
   roots = 'roots',
   dead_lettered = 'dlq',
+  priority = 'priority',
 })
 local STEP_FIELD = wire({
   state = 'state',

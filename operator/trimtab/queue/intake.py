@@ -1,0 +1,217 @@
+"""How one consumer takes work from a pool's streams and keeps hold of it: one stream per
+priority level (keys.pool_stream), read by weighted shares (trimtab.queue.levels),
+reclaimed, heartbeated, released, promoted and trimmed across every level.
+
+Delivery is at least once: a step stays pending in its stream's consumer group until
+one of the scripts acknowledges it, and another worker reclaims it once it has sat idle
+past the visibility timeout (trimtab.queue.redelivery). A delivery remembers the stream
+it came from, which is the stream every script then acknowledges it on.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from redis import asyncio as aioredis
+from redis import exceptions as redis_exceptions
+
+from trimtab.queue import deadletter, keys, levels, messages, redelivery, scripts, trim, wire
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One task message as this consumer received it: the stream entry's id (what the
+    scripts acknowledge), the task it carries, the stream it is on, and once started,
+    its fence: the token start.lua handed this delivery, without which no script moves
+    the step (None: not started; a reviewer's delivery has none and acts only for a
+    step in review)."""
+
+    msg_id: str
+    task: messages.Task
+    stream: str
+    fence: str | None = None
+    interrupted: bool = False  # reclaimed from a worker that died holding others too
+
+    def fenced(self, fence: str | None) -> Delivery:
+        return dataclasses.replace(self, fence=fence)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stale:
+    """A pending entry idle past the visibility timeout, on `stream` (redelivery.stale)."""
+
+    stream: str
+    msg_id: str
+    interrupted: bool
+
+
+class Intake:
+    """One consumer's side of one pool's level streams."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        lua: scripts.Scripts,
+        *,
+        namespace: str,
+        pool: str,
+        consumer: str,
+    ) -> None:
+        self.client, self.lua = client, lua
+        self.namespace, self.pool, self.consumer = namespace, pool, consumer
+        self.streams = keys.pool_streams(namespace, pool)  # highest level first
+        self.delayed = [keys.pool_delayed(namespace, pool, p) for p in wire.Priority]
+
+    async def ensure_groups(self) -> None:
+        """Create each stream's consumer group unless it exists; a full Redis refuses
+        the create even then, so an existing group is looked up (a read) instead."""
+        for stream in self.streams:
+            try:
+                await self.client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+            except redis_exceptions.OutOfMemoryError:
+                groups: Any = await self.client.xinfo_groups(stream)
+                if not any(g["name"] == keys.GROUP for g in groups):
+                    raise
+            except redis_exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(self, count: int, *, block_ms: int | None, turn: int = 0) -> list[Delivery]:
+        """New tasks for this consumer, at most `count`, shared among the levels as
+        levels.shares says for read number `turn`; with none waiting, waits up to
+        block_ms (None: not at all) for the first to arrive on any level."""
+        shares = levels.shares(turn, count)
+        args = [keys.GROUP, self.consumer, count, *(shares[p] for p in wire.Priority)]
+        taken: list[Any] = await self.lua.call("take", self.streams, args)
+        entries = [(self.streams[int(k) - 1], messages.text(i), _pairs(f)) for k, i, f in taken]
+        if not entries and block_ms is not None:
+            entries = await self._wait(count, block_ms)
+        return await self._decode(entries)
+
+    async def _wait(self, count: int, block_ms: int) -> list[tuple[str, str, Any]]:
+        """Block on every level at once. Entries arriving on several levels in the same
+        instant can come back more than `count`; the excess is handed straight back to
+        its stream (never started), so a worker never holds more than its free slots."""
+        found: Any = await self.client.xreadgroup(
+            keys.GROUP,
+            self.consumer,
+            dict.fromkeys(self.streams, ">"),
+            count=count,
+            block=block_ms,
+        )
+        entries = [(str(s), i, f) for s, got in found or [] for i, f in got]
+        order = {stream: n for n, stream in enumerate(self.streams)}
+        entries.sort(key=lambda e: order[e[0]])  # higher levels keep their entries
+        for stream, msg_id, fields in entries[count:]:
+            await self.release([Delivery(msg_id, messages.decode(fields), stream)])
+        return entries[:count]
+
+    async def stale(self, *, min_idle_ms: int, count: int) -> list[Stale]:
+        """Entries some consumer took and left idle past min_idle_ms (a dead worker's),
+        to reclaim when a slot is free, higher levels first."""
+        found = []
+        for stream in self.streams:
+            with _unless_absent():
+                idle = await redelivery.stale(
+                    self.client, stream, min_idle_ms=min_idle_ms, count=count
+                )
+                found += [Stale(stream, msg_id, cut) for msg_id, cut in idle]
+        return found
+
+    async def reclaim(self, stale: list[Stale], *, min_idle_ms: int) -> list[Delivery]:
+        """Take over the `stale` entries still idle past min_idle_ms."""
+        taken: list[Delivery] = []
+        for stream, entries in _by_stream(stale, lambda s: s.stream).items():
+            cut = {s.msg_id for s in entries if s.interrupted}
+            claimed = await redelivery.claim(
+                self.client,
+                stream,
+                self.consumer,
+                [s.msg_id for s in entries],
+                min_idle_ms=min_idle_ms,
+            )
+            decoded = await self._decode([(stream, i, f) for i, f in claimed])
+            taken += [dataclasses.replace(d, interrupted=d.msg_id in cut) for d in decoded]
+        return taken
+
+    async def heartbeat(self, deliveries: list[Delivery]) -> None:
+        """Reset the idle time of tasks still running here, so nobody reclaims them;
+        a delivery fenced out by another worker's start is left alone (heartbeat.lua)."""
+        for stream, held in _by_stream(deliveries, lambda d: d.stream).items():
+            run_keys = [keys.run(d.task.namespace, d.task.run_id) for d in held]
+            args: list[Any] = [keys.GROUP, self.consumer]
+            for d in held:
+                args += [d.msg_id, d.task.step, d.fence or ""]
+            await self.lua.call("heartbeat", [stream, *run_keys], args)
+
+    async def release(self, deliveries: list[Delivery]) -> int:
+        """Give unfinished tasks back for immediate redelivery (graceful drain)."""
+        released = 0
+        for stream, held in _by_stream(deliveries, lambda d: d.stream).items():
+            run_keys = [keys.run(d.task.namespace, d.task.run_id) for d in held]
+            args: list[Any] = [keys.GROUP]
+            for d in held:
+                args += [d.msg_id, d.task.step, d.fence or ""]
+            released += int(await self.lua.call("release", [stream, *run_keys], args))
+        return released
+
+    async def promote_due(self, *, now_ms: float, limit: int = 100) -> int:
+        pairs = [k for both in zip(self.delayed, self.streams, strict=True) for k in both]
+        return int(await self.lua.call("promote", pairs, [now_ms, limit]))
+
+    async def trim_acknowledged(self) -> int:
+        """Delete the entries every consumer is done with (see trimtab.queue.trim)."""
+        trimmed = 0
+        for stream in self.streams:
+            with _unless_absent():
+                trimmed += await trim.trim_acknowledged(self.client, stream)
+        return trimmed
+
+    async def forget_dead_consumers(self) -> list[str]:
+        gone: set[str] = set()
+        for stream in self.streams:
+            with _unless_absent():
+                gone.update(
+                    await redelivery.forget_dead_consumers(self.client, stream, keep=self.consumer)
+                )
+        return sorted(gone)
+
+    async def _decode(self, entries: list[tuple[str, str, Any]]) -> list[Delivery]:
+        out = []
+        for stream, msg_id, fields in entries:
+            try:
+                out.append(Delivery(str(msg_id), messages.decode(fields), stream))
+            except messages.MessageError as exc:
+                entry = {"pool": self.pool, "reason": str(exc), "raw": json.dumps(fields)}
+                await deadletter.message(self.client, self.namespace, stream, msg_id, entry)
+        return out
+
+
+@contextlib.contextmanager
+def _unless_absent() -> Iterator[None]:
+    """Housekeeping of a level stream or group that does not exist (yet, or any more,
+    after Redis lost its data) has nothing to do; the next ensure_groups makes it."""
+    try:
+        yield
+    except redis_exceptions.ResponseError as exc:
+        if not any(word in str(exc) for word in ("NOGROUP", "no such key")):
+            raise
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    """A script's flat field/value list as the mapping XREADGROUP's reply gives."""
+    return {messages.text(k): messages.text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+
+
+def _by_stream(items: list[T], stream_of: Callable[[T], str]) -> dict[str, list[T]]:
+    grouped: dict[str, list[T]] = collections.defaultdict(list)
+    for item in items:
+        grouped[stream_of(item)].append(item)
+    return grouped
