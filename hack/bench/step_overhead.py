@@ -10,6 +10,10 @@
    AgentBudget with an hourly and a daily limit): what the atomic reservation adds.
 2. Parallel DAG: the customer-support shape (history, docs, intent: 2 s each, in
    parallel; then a 2 s response) against the same four steps chained, same worker.
+3. Priorities: 10 interactive runs submitted just after a 400-run batch, one worker of
+   16 slots, a 50 ms model. Their queue wait (enqueued -> started) when every run is
+   Normal (one FIFO, as a single Celery queue or Redis list serves them) against
+   interactive High and batch Low, and what the batch pays for it (its makespan).
 Prints figures; asserts nothing.
 """
 
@@ -33,12 +37,13 @@ SIM = {
     "tool_delay_seconds": 0.0,
     "default": {"ttft_seconds": 0.0, "per_token_seconds": 0.0, "output_tokens_mean": 8},
     "models": {
+        "fifty-ms": {"name": "fifty-ms", "ttft_seconds": 0.05, "per_token_seconds": 0.0},
         "two-seconds": {
             "name": "two-seconds",
             "ttft_seconds": 2.0,
             "per_token_seconds": 0.0,
             "output_tokens_mean": 8,
-        }
+        },
     },
 }
 
@@ -132,10 +137,50 @@ async def parallel_dag(redis_url: str) -> None:
     await client.aclose()
 
 
+BATCH, INTERACTIVE = 400, 10
+
+
+async def _queue_waits(client: Client, runs: list[str]) -> list[float]:
+    steps = [(await client.get(run)).steps["s0"] for run in runs]
+    return [(s.started_ms or 0) - (s.queued_ms or 0) for s in steps]
+
+
+async def priorities(redis_url: str) -> None:
+    client = Client(redis_url)
+    await client.publish(NS, "one", awf.AgentWorkflowSpec.model_validate(_chain(1)))
+    await _run_batch(client, "one", 20, concurrent=4)  # warm
+    print(
+        f"\n{INTERACTIVE} interactive runs submitted right after a {BATCH}-run batch "
+        "(16 slots, 50 ms model), their queue wait:"
+    )
+    for label, batch_level, interactive_level in (
+        ("one FIFO (all Normal)", "Normal", "Normal"),
+        ("interactive High, batch Low", "Low", "High"),
+    ):
+        t0 = time.perf_counter()
+        batch = [await client.submit(NS, "one", {}, priority=batch_level) for _ in range(BATCH)]
+        urgent = [
+            await client.submit(NS, "one", {}, priority=interactive_level)
+            for _ in range(INTERACTIVE)
+        ]
+        for run in urgent + batch:
+            assert (await client.result(run, timeout=120)).status == "succeeded"
+        makespan = time.perf_counter() - t0
+        waits = await _queue_waits(client, urgent)
+        print(
+            f"  {label:<28} p50={_local.percentile(waits, 50):7.1f} ms  "
+            f"max={max(waits):7.1f} ms   batch done in {makespan:5.2f} s"
+        )
+    await client.aclose()
+
+
 def main() -> None:
     with _local.services(SIM) as (redis_url, sim, work):
         with _local.workers(redis_url, work, pool=_local.pool_manifest(NS, "p", sim)):
             asyncio.run(overhead(redis_url))
+        pool = _local.pool_manifest(NS, "p", sim, model="fifty-ms")
+        with _local.workers(redis_url, work, pool=pool):
+            asyncio.run(priorities(redis_url))
         pool = _local.pool_manifest(NS, "p", sim, model="two-seconds")
         with _local.workers(redis_url, work, pool=pool):
             asyncio.run(parallel_dag(redis_url))

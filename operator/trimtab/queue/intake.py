@@ -14,6 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from redis import exceptions as redis_exceptions
 
 from trimtab.queue import deadletter, keys, levels, messages, redelivery, scripts, trim, wire
 
+REGROUP_SECONDS = 5.0  # how often a level left without a group (Redis full) is tried again
 T = TypeVar("T")
 
 
@@ -68,41 +70,67 @@ class Intake:
         self.namespace, self.pool, self.consumer = namespace, pool, consumer
         self.streams = keys.pool_streams(namespace, pool)  # highest level first
         self.delayed = [keys.pool_delayed(namespace, pool, p) for p in wire.Priority]
+        self._grouped: set[str] = set()  # the level streams our group is known to exist on
+        self._regroup_at = 0.0
 
     async def ensure_groups(self) -> None:
-        """Create each stream's consumer group unless it exists; a full Redis refuses
-        the create even then, so an existing group is looked up (a read) instead."""
+        """Create each level stream's consumer group unless it exists. A full Redis
+        refuses the create even then, so an existing group is looked up (a read)
+        instead; a level it leaves without a group is read once a later try creates
+        one (`read` tries again every REGROUP_SECONDS). Raises only when no level has
+        a group, as nothing could be read."""
         for stream in self.streams:
-            try:
-                await self.client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
-            except redis_exceptions.OutOfMemoryError:
-                groups: Any = await self.client.xinfo_groups(stream)
-                if not any(g["name"] == keys.GROUP for g in groups):
-                    raise
-            except redis_exceptions.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            if stream not in self._grouped and await self._group(stream):
+                self._grouped.add(stream)
+        self._regroup_at = time.monotonic() + REGROUP_SECONDS
+        if not self._grouped:
+            raise redis_exceptions.OutOfMemoryError(
+                f"no consumer group on any of {self.streams}: Redis is full"
+            )
+
+    async def _group(self, stream: str) -> bool:
+        try:
+            await self.client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+        except redis_exceptions.OutOfMemoryError:
+            if not await self.client.exists(stream):
+                return False
+            groups: Any = await self.client.xinfo_groups(stream)
+            return any(g["name"] == keys.GROUP for g in groups)
+        except redis_exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        return True
 
     async def read(self, count: int, *, block_ms: int | None, turn: int = 0) -> list[Delivery]:
         """New tasks for this consumer, at most `count`, shared among the levels as
         levels.shares says for read number `turn`; with none waiting, waits up to
         block_ms (None: not at all) for the first to arrive on any level."""
+        if len(self._grouped) < len(self.streams) and time.monotonic() >= self._regroup_at:
+            try:
+                await self.ensure_groups()
+            except redis_exceptions.OutOfMemoryError:
+                if not self._grouped:
+                    raise
         shares = levels.shares(turn, count)
-        args = [keys.GROUP, self.consumer, count, *(shares[p] for p in wire.Priority)]
-        taken: list[Any] = await self.lua.call("take", self.streams, args)
-        entries = [(self.streams[int(k) - 1], messages.text(i), _pairs(f)) for k, i, f in taken]
+        streams = [s for s in self.streams if s in self._grouped]
+        level_of = dict(zip(self.streams, wire.Priority, strict=True))
+        args = [keys.GROUP, self.consumer, count, *(shares[level_of[s]] for s in streams)]
+        taken: list[Any] = await self.lua.call("take", streams, args)
+        entries = [(streams[int(k) - 1], messages.text(i), _pairs(f)) for k, i, f in taken]
         if not entries and block_ms is not None:
-            entries = await self._wait(count, block_ms)
+            entries = await self._wait(streams, count, block_ms)
         return await self._decode(entries)
 
-    async def _wait(self, count: int, block_ms: int) -> list[tuple[str, str, Any]]:
+    async def _wait(
+        self, streams: list[str], count: int, block_ms: int
+    ) -> list[tuple[str, str, Any]]:
         """Block on every level at once. Entries arriving on several levels in the same
         instant can come back more than `count`; the excess is handed straight back to
         its stream (never started), so a worker never holds more than its free slots."""
         found: Any = await self.client.xreadgroup(
             keys.GROUP,
             self.consumer,
-            dict.fromkeys(self.streams, ">"),
+            dict.fromkeys(streams, ">"),
             count=count,
             block=block_ms,
         )
