@@ -29,7 +29,7 @@ def test_the_checked_in_constants_are_generated_from_the_enums() -> None:
     assert (LUA / "_wire.lua").read_text() == wire.lua_constants()
 
 
-@pytest.mark.parametrize("name", [*SCRIPTS, "_common.lua"])
+@pytest.mark.parametrize("name", [*SCRIPTS, "_common.lua", "_ending.lua"])
 def test_no_script_spells_a_state_or_reply_of_its_own(name: str) -> None:
     code = re.sub(r"--.*", "", (LUA / name).read_text())  # comments may name them
     spelt = set(SPELT.findall(code)) & WORDS
@@ -41,7 +41,7 @@ RUN_HASH_FIELDS = {f.value for f in (*wire.RunField, *wire.StepField)}
 FIELD_SPELT = re.compile(r"(?:run_key,\s*|\.\.\s*)'([a-z_]+)'")
 
 
-@pytest.mark.parametrize("name", [*SCRIPTS, "_common.lua"])
+@pytest.mark.parametrize("name", [*SCRIPTS, "_common.lua", "_ending.lua"])
 def test_no_script_spells_a_run_hash_field_of_its_own(name: str) -> None:
     code = re.sub(r"--.*", "", (LUA / name).read_text())
     spelt = set(FIELD_SPELT.findall(code)) & RUN_HASH_FIELDS

@@ -123,6 +123,7 @@ WHY = {
     "(purged), so it cannot resume",
     wire.Reply.MALFORMED: "the entry is a message that never was a step",
     wire.Reply.TIMED_OUT: "the run reached its deadline: submit it again",
+    wire.Reply.COMPENSATED: "the run's completed steps were compensated (undone): submit it again",
     wire.Reply.CONFLICT: "the run kept changing while it was resumed: try again",
 }
 

@@ -179,6 +179,10 @@ def _runs_get(args: argparse.Namespace) -> int:
             f"{name:<24}{s.state:<10}{s.attempt:>4}{(s.pool or '-'):>20}"
             f"{_ms(_waited_ms(s, now_ms)):>9}{_ms(ran):>9}{s.tokens:>8}"
         )
+    for name, s in state.steps.items():
+        if s.compensation is not None:
+            why = f": {s.compensation_error}" if s.compensation_error else ""
+            print(f"  compensation of {name}: {s.compensation}{why}")
     for line in unserved(state, now_ms):
         print(line)
     return 0

@@ -61,6 +61,7 @@ async def approve(
             now_ms=round(time.time() * 1000, 3),
             expected_version=view.version if any(d.routed for d in deps) else None,
             dependents=deps,
+            compensable=wf.steps[item.step].spec.compensate is not None,
         )
         outcome = done.outcome
         if outcome is not wire.Reply.CONFLICT:

@@ -138,7 +138,8 @@ async def resume(
     one branch still dead would never end): RESUMED, or why not (GONE: the run expired;
     NOT_DEAD: a step is no longer dead; STALE: it was retried already; OTHERS_DEAD: the
     run has dead steps without an entry, purged; TIMED_OUT: the run ended at its
-    deadline; MALFORMED: the entry never was a step). The steps the failure cancelled
+    deadline; COMPENSATED: the run's compensations began; MALFORMED: the entry never
+    was a step). The steps the failure cancelled
     before they ran are queued again too."""
     if entry.run_id is None or entry.step is None or entry.workflow is None:
         return Resumed(wire.Reply.MALFORMED)

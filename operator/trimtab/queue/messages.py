@@ -39,6 +39,8 @@ class Task:
     budget_from: int = 0
     # Its run's priority: which of each pool's streams its steps go on (keys.pool_stream).
     priority: wire.Priority = wire.Priority.NORMAL
+    # Not the step but its compensation, once its run failed (undo.lua ends it).
+    compensation: bool = False
 
     @property
     def attempts_in_budget(self) -> int:
@@ -52,6 +54,8 @@ class Task:
         extra = {"bud": str(self.budget_from)} if self.budget_from else {}
         if self.priority is not wire.Priority.NORMAL:
             extra["pri"] = self.priority.value
+        if self.compensation:
+            extra["undo"] = "1"
         return {
             "ns": self.namespace,
             "run": self.run_id,
@@ -79,6 +83,7 @@ def decode(fields: Mapping[Any, bytes | str]) -> Task:
             enqueued_ms=float(f["enq"]),
             budget_from=int(f.get("bud", 0)),
             priority=priority,
+            compensation=f.get("undo") == "1",
         )
     except KeyError as exc:
         raise MessageError(f"task message lacks field {exc.args[0]!r}: {f}") from exc

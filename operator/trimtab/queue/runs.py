@@ -31,6 +31,8 @@ class StepView:
     queued_ms: float | None
     started_ms: float | None
     ended_ms: float | None
+    compensation: wire.Compensation | None = None  # how its undoing ended, if it did
+    compensation_error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,6 +235,8 @@ def _step(raw: Mapping[str, str], name: str) -> StepView:
         queued_ms=_float(get(field.QUEUED_MS)),
         started_ms=_float(get(field.STARTED_MS)),
         ended_ms=_float(get(field.ENDED_MS)),
+        compensation=wire.Compensation(undo) if (undo := get(field.UNDO)) else None,
+        compensation_error=get(field.UNDO_ERROR),
     )
 
 

@@ -38,6 +38,7 @@ NAMES = (
     "breaker",
     "ratelimit",
     "cache_lookup",
+    "undo",
 )
 
 
@@ -57,8 +58,9 @@ ADMITTING = frozenset({"submit"})
 
 def source(name: str) -> str:
     """The script as Redis runs it: its flags, the shared constants (lua/_wire.lua), the
-    shared functions (lua/_common.lua, lua/_admission.lua), then the script itself."""
+    shared functions (lua/_common.lua, lua/_admission.lua, lua/_ending.lua), then the
+    script itself."""
     lua = importlib.resources.files("trimtab.queue") / "lua"
-    parts = ("_wire", "_common", "_admission", name)
+    parts = ("_wire", "_common", "_admission", "_ending", name)
     flags = "" if name in ADMITTING else "#!lua flags=allow-oom\n"
     return flags + "".join((lua / f"{part}.lua").read_text() for part in parts)

@@ -134,7 +134,10 @@ class PoolQueue:
         now_ms: float,
         expected_version: int | None,
         dependents: list[Dependent],
+        compensable: bool = False,
     ) -> Completion:
+        """Store the output and enqueue the dependents now ready; `compensable`: the
+        step declares `compensate`, to run on this pool should the run fail."""
         task = delivery.task
         run_keys = [
             *self._run_keys(task),
@@ -150,6 +153,8 @@ class PoolQueue:
             now_ms,
             "" if expected_version is None else expected_version,
         ]
+        undo = dataclasses.replace(task, enqueued_ms=now_ms, compensation=True).encode()
+        args += [self.stream_for(task), len(undo), *undo] if compensable else ["", 0]
         for d in dependents:
             first = dataclasses.replace(
                 task, step=d.name, attempt=1, budget_from=0, enqueued_ms=now_ms
@@ -161,6 +166,25 @@ class PoolQueue:
         if outcome is not wire.Reply.OK:
             return Completion(outcome=outcome)
         return Completion(outcome=outcome, remaining=int(result[1]), enqueued=tuple(result[2:]))
+
+    async def end_compensation(
+        self,
+        delivery: intake.Delivery,
+        outcome: wire.Compensation,
+        *,
+        error: str | None,
+        now_ms: float,
+    ) -> wire.Reply:
+        """Record how the compensation `delivery` carries ended and send the run's next
+        one (undo.lua): COMPENSATED, or DUPLICATE when it was not the one out."""
+        task = delivery.task
+        return wire.Reply(
+            await self.lua.call(
+                "undo",
+                [*self._run_keys(task), delivery.stream],
+                [task.step, delivery.msg_id, keys.GROUP, outcome, (error or "")[:2000], now_ms],
+            )
+        )
 
     async def retry(
         self,

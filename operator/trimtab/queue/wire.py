@@ -53,6 +53,8 @@ class EventType(enum.StrEnum):
     STEP_DEAD = "step_dead"
     RUN_TIMED_OUT = "run_timed_out"
     RUN_DONE = "run_done"
+    STEP_COMPENSATED = "step_compensated"  # a failed run's compensation of a step ended
+    RUN_COMPENSATED = "run_compensated"  # the last of a failed run's compensations ended
 
 
 class Reply(enum.StrEnum):
@@ -83,6 +85,9 @@ class Reply(enum.StrEnum):
     GONE = "gone"  # resume, approve: the run expired
     NOT_DEAD = "not-dead"  # resume: the step is not dead-lettered
     MALFORMED = "malformed"  # resume: the entry never was a step
+    # undo: recorded, and the next compensation sent; resume: the run was undone (its
+    # compensations began), so it cannot run again
+    COMPENSATED = "compensated"
 
 
 class RateOp(enum.StrEnum):
@@ -140,6 +145,11 @@ class RunField(enum.StrEnum):
     ROOTS = "roots"
     DEAD_LETTERED = "dlq"  # set once the run first had a step dead-lettered (counted once)
     PRIORITY = "priority"  # its Priority: the level of every pool its steps go to
+    # Compensations (a saga): those still to run, in order of completion, each its
+    # step, stream and task message (JSON); and the step whose compensation is out.
+    UNDO = "undo"
+    UNDOING = "undoing"
+    UNDONE = "undone"  # set once its first compensation was sent: it cannot be resumed
 
 
 class StepField(enum.StrEnum):
@@ -164,6 +174,15 @@ class StepField(enum.StrEnum):
     INTERRUPTED = "cut"  # deliveries cut off with their worker's others (start.lua)
     COUNTED = "counted"  # which of the two counters the last start added to (release.lua)
     REVIEW = "review"  # the step's entry on the review stream, while it waits there
+    UNDO = "undo"  # how its compensation ended (Compensation), once its run failed
+    UNDO_ERROR = "undo_err"
+
+
+class Compensation(enum.StrEnum):
+    """How a completed step's compensation ended, after its run failed."""
+
+    DONE = "done"
+    FAILED = "failed"  # every try failed; the next compensation ran all the same
 
 
 class Priority(enum.StrEnum):
@@ -251,6 +270,7 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "WINDOW_FIELD": WindowField,
     "LIMIT_KIND": LimitKind,
     "WF_STAT": WorkflowStat,
+    "UNDO": Compensation,
 }
 
 

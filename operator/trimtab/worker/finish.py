@@ -195,6 +195,7 @@ class Finisher:
                 now_ms=now_ms(),
                 expected_version=run.version if routed else None,
                 dependents=deps,
+                compensable=wf.steps[task.step].spec.compensate is not None,
             )
             if done.outcome is not wire.Reply.CONFLICT:
                 if done.remaining == 0:

@@ -25,7 +25,16 @@ from typing import Any
 from trimtab import metrics as metrics_mod
 from trimtab.queue import connection, intake, runs, scripts, stats, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.worker import attempt, ending, execute, finish, policy, serving, settings
+from trimtab.worker import (
+    attempt,
+    compensation,
+    ending,
+    execute,
+    finish,
+    policy,
+    serving,
+    settings,
+)
 from trimtab.worker import stats as tally
 
 log = logging.getLogger(__name__)
@@ -186,7 +195,8 @@ class Worker:
         """Stop the steps running here whose run has failed meanwhile (another branch
         died): their calls would spend tokens on results nobody uses. Each is handed
         back, and start.lua cancels it there."""
-        running = list(self._running.items())
+        # A compensation belongs to a failed run: it is what runs then.
+        running = [(t, d) for t, d in self._running.items() if not d.task.compensation]
         if not running:
             return
         refs = [(d.task.namespace, d.task.run_id) for _, d in running]
@@ -257,6 +267,11 @@ class Worker:
         if task.step not in wf.steps:
             why = f"workflow {wf.name} generation {wf.generation} has no step {task.step!r}"
             await self.queue.dead_letter_unprocessable(delivery, why, now_ms=now_ms())
+            return
+        if task.compensation:  # its run failed: undo the step, no attempt of it
+            await compensation.compensate(
+                delivery, wf, queue=self.queue, clients=self.clients, rng=self.rng
+            )
             return
         started = await self.queue.start(
             delivery,

@@ -287,6 +287,22 @@ class Step(base.Model):
     )
     cache: CacheSpec | None = None
     on_failure: OnFailure | None = None
+    compensate: ToolCall | None = Field(
+        default=None,
+        description="A tool call that undoes this step (a saga). When its run fails after "
+        "the step completed, the run's compensations run one at a time, in reverse order "
+        "of completion, each on the pool its step completed on; its templates see inputs, "
+        "the steps in dependsOn and this step's own output (under its name). Each call "
+        "carries Idempotency-Key NAMESPACE/RUN/STEP/compensate and is tried "
+        "retry.maxAttempts times; one that still fails is recorded on the step and the "
+        "next compensation runs.",
+    )
+
+    def tool_calls(self) -> list[tuple[str, ToolCall]]:
+        """(field name, call) of every HTTP call the step may make: its tool, and the
+        compensation that undoes it."""
+        calls = (("tool", self.tool), ("compensate", self.compensate))
+        return [(field, call) for field, call in calls if call is not None]
 
 
 class Budget(base.Model):

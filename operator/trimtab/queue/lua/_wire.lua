@@ -34,6 +34,8 @@ local EVENT = wire({
   step_dead = 'step_dead',
   run_timed_out = 'run_timed_out',
   run_done = 'run_done',
+  step_compensated = 'step_compensated',
+  run_compensated = 'run_compensated',
 })
 local REPLY = wire({
   run = 'run',
@@ -61,6 +63,7 @@ local REPLY = wire({
   gone = 'gone',
   not_dead = 'not-dead',
   malformed = 'malformed',
+  compensated = 'compensated',
 })
 local BREAKER = wire({
   closed = 'closed',
@@ -103,6 +106,9 @@ local RUN_FIELD = wire({
   roots = 'roots',
   dead_lettered = 'dlq',
   priority = 'priority',
+  undo = 'undo',
+  undoing = 'undoing',
+  undone = 'undone',
 })
 local STEP_FIELD = wire({
   state = 'state',
@@ -124,6 +130,8 @@ local STEP_FIELD = wire({
   interrupted = 'cut',
   counted = 'counted',
   review = 'review',
+  undo = 'undo',
+  undo_error = 'undo_err',
 })
 local WINDOW_FIELD = wire({
   tokens = 'tokens',
@@ -145,6 +153,10 @@ local WF_STAT = wire({
   in_review = 'in_review',
   tokens = 'tokens',
   cost = 'cost',
+})
+local UNDO = wire({
+  done = 'done',
+  failed = 'failed',
 })
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
 local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4

@@ -11,8 +11,11 @@
 -- dependents are cancelled, not enqueued, and resume.lua queues them with the rest.
 -- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
 -- ARGV: step, attempt, msg_id, group, fence, output, tokens, cost, now_ms, expected_version,
---       then per dependent: name, pool, routed(0/1), nwait, the other steps it waits
---       on..., n, its first attempt's task message (n field/value items)
+--       the step's compensation: its stream ('' when it has none), n, its task message
+--       (n field/value items); then per dependent: name, pool, routed(0/1), nwait, the
+--       other steps it waits on..., n, its first attempt's task message
+-- A step with a compensation joins the run's list of them (_ending.lua): it is undone
+-- should the run fail later, or at once if the run has failed already.
 -- Which steps may become ready, and what each waits on, is the workflow's DAG
 -- (trimtab.reconcile.agentworkflow.dag, sent by the caller); the script only reads, in
 -- the same atomic step as the completion, whether those steps are done.
@@ -30,7 +33,9 @@ local function is_done(name)
   return redis.call('HGET', run_key, step_prefix(name) .. STEP_FIELD.state) == STEP.done
 end
 
-local ready, i = {}, 11
+local undo_stream = ARGV[11]
+local undo_message, i = take(ARGV, 13, tonumber(ARGV[12]))
+local ready = {}
 local version = redis.call('HGET', run_key, RUN_FIELD.version)
 for k = 5, #KEYS do
   local name, pool, routed, nwait = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
@@ -63,6 +68,7 @@ redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
 local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
+if undo_stream ~= '' then add_undo(run_key, step, undo_stream, undo_message) end
 local enqueued = {}
 local failed = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 for _, r in ipairs(ready) do
@@ -78,6 +84,7 @@ for _, r in ipairs(ready) do
 end
 if remaining == 0 then
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.succeeded, RUN_FIELD.ended_ms, now)
+  redis.call('HDEL', run_key, RUN_FIELD.undo)  -- a run that succeeded is never undone
   leave_admission(run_key, now)
   redis.call('HINCRBY', KEYS[4], WF_STAT.succeeded, 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.succeeded, 'at', now)

@@ -27,8 +27,5 @@ redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reason', reason,
   'at', now)
 if already then return REPLY.also_dead end
-redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
-leave_admission(run_key, now)
-redis.call('HINCRBY', KEYS[5], WF_STAT.failed, 1)
-redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+fail_run(run_key, events_key, KEYS[5], now)
 return REPLY.dead

@@ -18,10 +18,5 @@ redis.call('HINCRBY', KEYS[4], WF_STAT.in_review, -1)
 redis.call('XDEL', reviews, ARGV[3])
 redis.call('XADD', events_key, '*', 'type', EVENT.step_rejected, 'step', step, 'reason', reason,
   'at', now)
-if not already then  -- a run fails once
-  redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now)
-  leave_admission(run_key, now)
-  redis.call('HINCRBY', KEYS[4], WF_STAT.failed, 1)
-  redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
-end
+if not already then fail_run(run_key, events_key, KEYS[4], now) end  -- a run fails once
 return REPLY.rejected

@@ -30,10 +30,7 @@ for j = 1, #flat, 2 do
     end
   end
 end
-redis.call('HSET', run_key, RUN_FIELD.status, RUN.failed, RUN_FIELD.ended_ms, now,
-  RUN_FIELD.error, reason, RUN_FIELD.in_review, 0)
-leave_admission(run_key, now)
-redis.call('HINCRBY', KEYS[4], WF_STAT.failed, 1)
+redis.call('HSET', run_key, RUN_FIELD.error, reason, RUN_FIELD.in_review, 0)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_timed_out, 'reason', reason, 'at', now)
-redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.failed, 'at', now)
+fail_run(run_key, events_key, KEYS[4], now)
 return REPLY.timed_out

@@ -45,7 +45,8 @@ def tool_secrets_by_pool(spec: awf.AgentWorkflowSpec) -> dict[str, set[SecretKey
     for step in spec.steps:
         refs = {
             (h.value_from_secret.name, h.value_from_secret.key)
-            for h in (step.tool.headers if step.tool else [])
+            for _, call in step.tool_calls()
+            for h in call.headers
             if h.value_from_secret is not None
         }
         if refs:

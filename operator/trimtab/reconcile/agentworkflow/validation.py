@@ -83,13 +83,13 @@ def _step_templates(step: awf.Step) -> Iterator[tuple[str, str]]:
     for field, template in (("system", step.system), ("prompt", step.prompt)):
         if template is not None:
             yield field, template
-    if step.tool is not None:
-        yield "tool.url", step.tool.url
-        if step.tool.body is not None:
-            yield "tool.body", step.tool.body
-        for k, header in enumerate(step.tool.headers):
+    for name, call in step.tool_calls():
+        yield f"{name}.url", call.url
+        if call.body is not None:
+            yield f"{name}.body", call.body
+        for k, header in enumerate(call.headers):
             if header.value is not None:
-                yield f"tool.headers[{k}].value", header.value
+                yield f"{name}.headers[{k}].value", header.value
 
 
 def _key_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
@@ -109,11 +109,14 @@ def _key_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
 
 
 def _template_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
-    """A template sees `inputs` and the outputs of the steps it depends on, nothing else:
-    naming another step would fail every run, so it is refused here."""
+    """A template sees `inputs` and the outputs of the steps it depends on, nothing else
+    (a compensation sees its own step's output too): naming another step would fail
+    every run, so it is refused here."""
     for i, step in enumerate(spec.steps):
-        visible = {"inputs", *step.depends_on}
         for field, template in _step_templates(step):
+            visible = {"inputs", *step.depends_on}
+            if field.startswith("compensate."):
+                visible.add(step.name)
             path = f"spec.steps[{i}].{field}"
             try:
                 refs = templates.references(template)
@@ -126,23 +129,25 @@ def _template_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
                     f"'{name}' is not visible here: a template sees inputs and the steps "
                     f"in dependsOn ({', '.join(sorted(step.depends_on)) or 'none'})",
                 )
-        if step.tool is not None and (problem := tool_requests.body_problem(step.tool)):
-            yield dag.Problem(f"spec.steps[{i}].tool.body", problem)
-        for k, header in enumerate(step.tool.headers if step.tool else []):
-            if problem := tool_requests.header_problem(header):
-                yield dag.Problem(f"spec.steps[{i}].tool.headers[{k}].value", problem)
+        for name, call in step.tool_calls():
+            if problem := tool_requests.body_problem(call):
+                yield dag.Problem(f"spec.steps[{i}].{name}.body", problem)
+            for k, header in enumerate(call.headers):
+                if problem := tool_requests.header_problem(header):
+                    yield dag.Problem(f"spec.steps[{i}].{name}.headers[{k}].value", problem)
 
 
 def _tool_url_problems(
     spec: awf.AgentWorkflowSpec, policy: policy_mod.Policy
 ) -> Iterator[dag.Problem]:
     for i, step in enumerate(spec.steps):
-        if step.tool is not None and not policy.allows_tool_url(step.tool.url):
-            yield dag.Problem(
-                f"spec.steps[{i}].tool.url",
-                f"{tool_requests.origin(step.tool.url)} is not an allowed tool URL here "
-                "(the operator's security.allowedToolUrls)",
-            )
+        for name, call in step.tool_calls():
+            if not policy.allows_tool_url(call.url):
+                yield dag.Problem(
+                    f"spec.steps[{i}].{name}.url",
+                    f"{tool_requests.origin(call.url)} is not an allowed tool URL here "
+                    "(the operator's security.allowedToolUrls)",
+                )
 
 
 def pool_references(spec: awf.AgentWorkflowSpec) -> Iterator[tuple[str, str]]:
