@@ -117,6 +117,17 @@ def _worker(sim: str, redis_url: str) -> Any:
     )
 
 
+async def _failed_and_undone(
+    sdk: Client, sim: str, redis_url: str, workflow: str
+) -> tuple[str, list[dict[str, str]]]:
+    """Submit a run of `workflow` to a worker, which fails it and undoes it: the run's
+    reference and its events."""
+    async with _worker(sim, redis_url):
+        run = await sdk.submit(NS, workflow, {"order": workflow})
+        assert (await sdk.result(run, timeout=20)).status == "failed"
+        return run, await _compensated(sdk, run)
+
+
 async def test_a_failed_run_undoes_its_completed_steps_last_first(
     sim: str, redis_url: str, sdk: Client, shop: tuple[Shop, str]
 ) -> None:
@@ -128,10 +139,7 @@ async def test_a_failed_run_undoes_its_completed_steps_last_first(
         _tool("charge", url, "/charge", "reserve", undo="/refund"),
         _tool("ship", url, "/fail", "charge", undo="/never"),  # fails: never completed
     )
-    async with _worker(sim, redis_url):
-        run = await sdk.submit(NS, "order", {"order": "o-1"})
-        assert (await sdk.result(run, timeout=20)).status == "failed"
-        events = await _compensated(sdk, run)
+    run, events = await _failed_and_undone(sdk, sim, redis_url, "order")
     run_id = run.split("/", 1)[1]
     assert server.undone() == [
         ("/refund", f"{NS}/{run_id}/charge/compensate", {"id": "charge-2"}),
@@ -156,10 +164,7 @@ async def test_parallel_branches_are_undone_in_reverse_order_of_completion(
         *(_tool(f"b{i}", url, f"/reserve-{i}", undo=f"/release-{i}") for i in range(4)),
         _tool("last", url, "/fail", "b0", "b1", "b2", "b3"),
     )
-    async with _worker(sim, redis_url):
-        run = await sdk.submit(NS, "fan", {"order": "o-2"})
-        await sdk.result(run, timeout=20)
-        await _compensated(sdk, run)
+    run, _ = await _failed_and_undone(sdk, sim, redis_url, "fan")
     state = await sdk.get(run)
     by_completion = sorted((state.steps[f"b{i}"].ended_ms or 0, f"b{i}") for i in range(4))
     expected = [f"/release-{name[1]}" for _, name in reversed(by_completion)]
@@ -177,10 +182,7 @@ async def test_a_compensation_that_keeps_failing_is_recorded_and_the_rest_still_
         _tool("charge", url, "/charge", "reserve", undo="/broken-undo"),
         _tool("ship", url, "/fail", "charge"),
     )
-    async with _worker(sim, redis_url):
-        run = await sdk.submit(NS, "stuck", {"order": "o-3"})
-        await sdk.result(run, timeout=20)
-        await _compensated(sdk, run)
+    run, _ = await _failed_and_undone(sdk, sim, redis_url, "stuck")
     paths = [path for path, _, _ in server.undone()]
     assert paths == ["/broken-undo"] * FAST_RETRY["maxAttempts"] + ["/release"]  # type: ignore[operator]
     state = await sdk.get(run)
@@ -220,10 +222,7 @@ async def test_a_compensated_run_is_not_resumed_from_its_dead_letter(
         _tool("reserve", url, "/reserve", undo="/release"),
         _tool("ship", url, "/fail", "reserve"),
     )
-    async with _worker(sim, redis_url):
-        run = await sdk.submit(NS, "final", {"order": "o-5"})
-        await sdk.result(run, timeout=20)
-        await _compensated(sdk, run)
+    run, _ = await _failed_and_undone(sdk, sim, redis_url, "final")
     [entry] = await deadletter.list_entries(sdk.redis, NS)
     resumed = await deadletter.resume(
         sdk.redis, scripts.Scripts(sdk.redis), entry, now_ms=time.time() * 1000
@@ -242,10 +241,7 @@ async def test_a_slow_compensation_of_a_failed_run_is_not_stopped_as_the_runs_st
         _tool("reserve", url, "/reserve", undo="/release-slowly"),
         _tool("ship", url, "/fail", "reserve"),
     )
-    async with _worker(sim, redis_url):
-        run = await sdk.submit(NS, "slow", {"order": "o-6"})
-        await sdk.result(run, timeout=20)
-        await _compensated(sdk, run)
+    run, _ = await _failed_and_undone(sdk, sim, redis_url, "slow")
     assert server.paths() == ["/release-slowly"]  # called once, not cut off and redone
     assert (await sdk.get(run)).steps["reserve"].compensation is wire.Compensation.DONE
 
@@ -285,10 +281,7 @@ async def test_a_second_end_of_one_compensation_changes_nothing(
         _tool("reserve", url, "/reserve", undo="/release"),
         _tool("ship", url, "/fail", "reserve"),
     )
-    async with _worker(sim, redis_url):
-        run = await sdk.submit(NS, "twice", {"order": "o-8"})
-        await sdk.result(run, timeout=20)
-        before = await _compensated(sdk, run)
+    run, before = await _failed_and_undone(sdk, sim, redis_url, "twice")
     run_id = run.split("/", 1)[1]
     queue = tasks.PoolQueue(
         sdk.redis, scripts.Scripts(sdk.redis), namespace=NS, pool="p", consumer="late"

@@ -50,15 +50,20 @@ async def _consumer(sdk: Client) -> tasks.PoolQueue:
     return queue
 
 
+async def _submit_each_level(sdk: Client, workflow: str) -> None:
+    """EACH runs of every level, Low first, so a FIFO would serve every Low run before
+    any High one."""
+    for priority in ("Low", "Normal", "High"):
+        for _ in range(EACH):
+            await sdk.submit(NS, workflow, {}, priority=priority)
+
+
 async def test_one_slot_at_a_time_high_comes_first_and_low_is_never_starved(
     sdk: Client,
 ) -> None:
     await _publish(sdk, "mixed")
     queue = await _consumer(sdk)
-    # Low first, so a FIFO would serve every Low run before any High one.
-    for priority in ("Low", "Normal", "High"):
-        for _ in range(EACH):
-            await sdk.submit(NS, "mixed", {}, priority=priority)
+    await _submit_each_level(sdk, "mixed")
     order: list[wire.Priority] = []
     for turn in range(3 * EACH):
         [delivery] = await queue.intake.read(1, block_ms=None, turn=turn)
@@ -80,9 +85,7 @@ async def test_a_read_of_many_slots_shares_them_by_weight_and_fills_from_the_res
 ) -> None:
     await _publish(sdk, "shares")
     queue = await _consumer(sdk)
-    for priority in ("Low", "Normal", "High"):
-        for _ in range(EACH):
-            await sdk.submit(NS, "shares", {}, priority=priority)
+    await _submit_each_level(sdk, "shares")
     taken = await queue.intake.read(len(levels.CYCLE), block_ms=None, turn=0)
     assert collections.Counter(d.task.priority for d in taken) == levels.WEIGHTS
     # Only Low left: a read's High and Normal slots go to it.
