@@ -7,6 +7,7 @@ the last runs a real worker against the simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys, levels, scripts, tasks, wire
+from trimtab.queue import keys, levels, messages, scripts, tasks, wire
 from trimtab.sdk import Client
 
 NS, POOL = "priorities", "p"
@@ -128,3 +129,24 @@ async def test_a_worker_with_one_slot_finishes_high_runs_ahead_of_an_earlier_low
     # before most of the Low runs that were waiting when it came.
     for r in highs:
         assert ended[r] < low_ends[4], (ended[r] - low_ends[0], [e - low_ends[0] for e in low_ends])
+
+
+async def test_a_blocked_read_woken_by_two_levels_at_once_keeps_its_slots(sdk: Client) -> None:
+    """One free slot, blocked on every level; a High and a Low step arrive in the same
+    instant (one transaction): the read takes one, and the other stays on its stream for
+    the next read, never held beyond the slot."""
+    queue = await _consumer(sdk)
+    task = messages.Task(NS, "r", "s", 1, "wf", 1, 0.0)
+    waiting = asyncio.create_task(queue.intake.read(1, block_ms=5000))
+    await asyncio.sleep(0.2)  # the read is blocked by now
+    async with sdk.redis.pipeline(transaction=True) as both:
+        for level in (wire.Priority.LOW, wire.Priority.HIGH):
+            both.xadd(keys.pool_stream(NS, POOL, level), {**task.fields(), "pri": level.value})
+        await both.execute()
+    [first] = await waiting
+    held = [
+        (await sdk.redis.xpending(stream, keys.GROUP))["pending"] for stream in queue.intake.streams
+    ]
+    assert sum(held) == 1  # only the one taken
+    [second] = await queue.intake.read(1, block_ms=None)
+    assert {first.task.priority, second.task.priority} == {wire.Priority.HIGH, wire.Priority.LOW}

@@ -118,15 +118,14 @@ class Intake:
         taken: list[Any] = await self.lua.call("take", streams, args)
         entries = [(streams[int(k) - 1], messages.text(i), _pairs(f)) for k, i, f in taken]
         if not entries and block_ms is not None:
-            entries = await self._wait(streams, count, block_ms)
+            return await self._wait(streams, count, block_ms)
         return await self._decode(entries)
 
-    async def _wait(
-        self, streams: list[str], count: int, block_ms: int
-    ) -> list[tuple[str, str, Any]]:
-        """Block on every level at once. Entries arriving on several levels in the same
-        instant can come back more than `count`; the excess is handed straight back to
-        its stream (never started), so a worker never holds more than its free slots."""
+    async def _wait(self, streams: list[str], count: int, block_ms: int) -> list[Delivery]:
+        """Block on every level at once. Redis answers a blocked read from the stream
+        that woke it, so at most `count` come back; should a reply ever bring entries
+        of several levels past `count`, the excess is handed straight back to its
+        stream (never started), so a worker never holds more than its free slots."""
         found: Any = await self.client.xreadgroup(
             keys.GROUP,
             self.consumer,
@@ -134,12 +133,12 @@ class Intake:
             count=count,
             block=block_ms,
         )
-        entries = [(str(s), i, f) for s, got in found or [] for i, f in got]
+        got = [(messages.text(s), messages.text(i), f) for s, es in found or [] for i, f in es]
         order = {stream: n for n, stream in enumerate(self.streams)}
-        entries.sort(key=lambda e: order[e[0]])  # higher levels keep their entries
-        for stream, msg_id, fields in entries[count:]:
-            await self.release([Delivery(msg_id, messages.decode(fields), stream)])
-        return entries[:count]
+        got.sort(key=lambda e: order[e[0]])  # higher levels keep their entries
+        taken = await self._decode(got)
+        await self.release(taken[count:])
+        return taken[:count]
 
     async def stale(self, *, min_idle_ms: int, count: int) -> list[Stale]:
         """Entries some consumer took and left idle past min_idle_ms (a dead worker's),
