@@ -20,7 +20,7 @@ from collections.abc import Callable
 import chartgen  # hack/chartgen.py: this script runs from hack/
 import dashboard  # hack/dashboard.py
 from trimtab.api import crdgen, docgen
-from trimtab.queue import wire
+from trimtab.queue import luawire
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 Generated = dict[str, str]
@@ -98,7 +98,7 @@ def chart() -> Generated:
 
 def lua_wire() -> Generated:
     """The states and replies the Lua scripts share with Python (trimtab.queue.wire)."""
-    return {"operator/trimtab/queue/lua/_wire.lua": wire.lua_constants()}
+    return {"operator/trimtab/queue/lua/_wire.lua": luawire.lua_constants()}
 
 
 GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference, chart, lua_wire]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +31,8 @@ from trimtab.queue import (
     wire,
 )
 from trimtab.sdk import Client
+from trimtab.worker import attempt, compensation
+from trimtab.worker import main as worker_main
 
 NS = "saga"
 FAST_RETRY = {"maxAttempts": 2, "backoff": {"initialSeconds": 0.05, "jitter": 0.0}}
@@ -301,3 +304,86 @@ async def test_a_second_end_of_one_compensation_changes_nothing(
     assert (await sdk.get(run)).steps["reserve"].compensation is wire.Compensation.DONE
     after = [e for _, e in await runs.events(sdk.redis, NS, run_id, after="0")]
     assert after == before
+
+
+async def _undo_out(sdk: Client, ttl_left: int | None = None) -> tuple[tasks.PoolQueue, Any]:
+    """A run of two roots on the real scripts: `a`, which has a compensation, completes;
+    `b` dies, which fails the run and sends a's compensation; `ttl_left` shortens the
+    run's time to live first. The queue, and the compensation's delivery."""
+    queue = tasks.PoolQueue(
+        sdk.redis, scripts.Scripts(sdk.redis), namespace=NS, pool="p", consumer="w"
+    )
+    await queue.intake.ensure_groups()
+    new = runs.NewRun(
+        namespace=NS,
+        workflow="direct",
+        generation=1,
+        steps=["a", "b"],
+        run_id="r1",
+        inputs={},
+        root_pools={"a": "p", "b": "p"},
+        ttl_seconds=600,
+        now_ms=time.time() * 1000,
+    )
+    await runs.submit(queue.lua, new)
+    started = {}
+    for delivery in await queue.intake.read(2, block_ms=100):
+        got = await queue.start(delivery, now_ms=time.time() * 1000, max_deliveries=5)
+        started[delivery.task.step] = got.delivery
+    done = await queue.complete(
+        started["a"], output={"id": 7}, tokens=0, cost=0.0, now_ms=time.time() * 1000,
+        expected_version=None, dependents=[], compensable=True,
+    )  # fmt: skip
+    assert done.outcome is wire.Reply.OK
+    if ttl_left is not None:
+        await sdk.redis.expire(keys.run(NS, "r1"), ttl_left)
+    assert (
+        await queue.fail(started["b"], reason="died", now_ms=time.time() * 1000) is wire.Reply.DEAD
+    )
+    [undo] = await queue.intake.read(1, block_ms=100)
+    assert (undo.task.step, undo.task.compensation) == ("a", True)
+    return queue, undo
+
+
+def _compensations(sim: str, redis_url: str, queue: tasks.PoolQueue, most: int) -> Any:
+    cfg = runtime.worker_settings(NS, "p", runtime.pool_spec(sim), redis_url)
+    return compensation.Compensations(
+        queue, worker_main.build_clients(cfg), attempt.SecretNotes(queue.client, NS),
+        random.Random(1), max_deliveries=most,
+    )  # fmt: skip
+
+
+async def test_a_compensation_its_worker_cannot_run_still_ends_and_the_saga_goes_on(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    queue, undo = await _undo_out(sdk)
+    undoer = _compensations(sim, redis_url, queue, most=5)
+    gone = "workflow saga/direct generation 1 is not stored"
+    assert await undoer.run(undo, None, gone) is wire.Reply.COMPENSATED
+    step = (await sdk.get(f"{NS}/r1")).steps["a"]
+    assert (step.compensation, step.compensation_error) == (wire.Compensation.FAILED, gone)
+    events = [e["type"] for _, e in await runs.events(sdk.redis, NS, "r1", after="0")]
+    assert events[-1] == wire.EventType.RUN_COMPENSATED
+    # Delivered again after it ended: dropped before anything is called.
+    assert await undoer.run(undo, None, gone) is wire.Reply.DUPLICATE
+
+
+async def test_a_compensation_delivered_past_max_deliveries_ends_failed(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    queue, undo = await _undo_out(sdk)
+    for _ in range(2):  # two workers died in it, each after counting its delivery
+        assert await queue.start_compensation(undo) is not None
+    undoer = _compensations(sim, redis_url, queue, most=2)
+    assert await undoer.run(undo, None, "") is wire.Reply.COMPENSATED
+    step = (await sdk.get(f"{NS}/r1")).steps["a"]
+    assert step.compensation is wire.Compensation.FAILED
+    assert step.compensation_error == "delivered 3 times without ending (maxDeliveries)"
+
+
+async def test_a_run_failing_late_in_its_life_lives_its_whole_ttl_again_to_be_undone(
+    sdk: Client,
+) -> None:
+    await _undo_out(sdk, ttl_left=5)
+    for key in (keys.run(NS, "r1"), keys.run_events(NS, "r1")):
+        assert await sdk.redis.ttl(key) > 590

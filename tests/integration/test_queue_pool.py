@@ -11,6 +11,7 @@ from trimtab.queue import connection, keys, load, messages, scripts, stats, task
 from trimtab.stats import sketch
 
 NS, POOL = "q", "p"
+STREAM = keys.pool_stream(NS, POOL)  # the Normal level's, where these tests put work
 
 
 @pytest.fixture
@@ -34,26 +35,26 @@ async def _add(queue: tasks.PoolQueue, n: int) -> list[str]:
     task = messages.Task(
         namespace=NS, run_id="r", step="s", attempt=1, workflow="w", generation=1, enqueued_ms=0.0
     )
-    return [await queue.client.xadd(queue.stream, task.fields()) for _ in range(n)]
+    return [await queue.client.xadd(STREAM, task.fields()) for _ in range(n)]
 
 
 async def test_trim_removes_only_what_every_consumer_is_done_with(pool: tasks.PoolQueue) -> None:
     ids = await _add(pool, 6)
     delivered = await pool.intake.read(4, block_ms=100)
     assert [d.msg_id for d in delivered] == ids[:4]
-    await pool.client.xack(pool.stream, keys.GROUP, ids[0], ids[1], ids[3])  # ids[2] in flight
+    await pool.client.xack(STREAM, keys.GROUP, ids[0], ids[1], ids[3])  # ids[2] in flight
     assert await pool.intake.trim_acknowledged() == 2
-    remaining = [e[0] for e in await pool.client.xrange(pool.stream)]
+    remaining = [e[0] for e in await pool.client.xrange(STREAM)]
     assert remaining == ids[2:]  # in-flight, acked-after-it, and two never delivered
-    await pool.client.xack(pool.stream, keys.GROUP, ids[2])
+    await pool.client.xack(STREAM, keys.GROUP, ids[2])
     assert await pool.intake.trim_acknowledged() == 2
-    assert [e[0] for e in await pool.client.xrange(pool.stream)] == ids[4:]
+    assert [e[0] for e in await pool.client.xrange(STREAM)] == ids[4:]
 
 
 async def test_trim_of_an_untouched_stream_deletes_nothing(pool: tasks.PoolQueue) -> None:
     await _add(pool, 3)
     assert await pool.intake.trim_acknowledged() == 0
-    assert await pool.client.xlen(pool.stream) == 3
+    assert await pool.client.xlen(STREAM) == 3
 
 
 async def test_load_reads_backlog_in_flight_and_merged_latency(pool: tasks.PoolQueue) -> None:
@@ -141,7 +142,7 @@ async def test_oldest_backlog_age_is_that_of_the_first_undelivered_entry(
 ) -> None:
     old, newer = "1000000000000-0", "1000000030000-0"  # added 30 s apart
     for entry_id in (old, "1000000010000-0", newer):
-        await pool.client.xadd(pool.stream, {"x": "1"}, id=entry_id)
+        await pool.client.xadd(STREAM, {"x": "1"}, id=entry_id)
     now = 1000000060.0
     got = await _read_load(pool.client, namespace=NS, pool=POOL, now=now)
     assert got.oldest_backlog_seconds == pytest.approx(60.0)

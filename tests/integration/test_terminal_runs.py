@@ -263,7 +263,7 @@ async def test_a_step_finishing_in_a_failed_run_is_recorded_and_enqueues_nothing
         keys.run(NS, "r1"), wire.step_field("c", wire.StepField.STATE), wire.StepState.PENDING
     )
     assert await queue.fail(d["a"], reason="a died", now_ms=NOW + 1) is wire.Reply.DEAD
-    before = await queue.client.xlen(queue.stream)
+    before = await queue.client.xlen(d["b"].stream)
     done = await queue.complete(
         d["b"], output={"x": 1}, tokens=7, cost=0.0, now_ms=NOW + 2, expected_version=None,
         dependents=[tasks.Dependent("c", POOL, routed=False, waits_on=())],
@@ -275,7 +275,7 @@ async def test_a_step_finishing_in_a_failed_run_is_recorded_and_enqueues_nothing
     assert state.steps["b"].state is wire.StepState.DONE  # its tokens were spent: kept
     assert state.tokens == 7
     assert state.steps["c"].state is wire.StepState.CANCELLED  # for resume to queue
-    assert await queue.client.xlen(queue.stream) == before
+    assert await queue.client.xlen(d["b"].stream) == before
 
 
 async def test_resuming_reads_again_when_a_step_was_cancelled_meanwhile(

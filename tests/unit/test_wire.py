@@ -4,6 +4,7 @@ constants refuse an unknown name, and a task survives its encoding whatever it h
 
 from __future__ import annotations
 
+import enum
 import importlib.resources
 import re
 
@@ -12,13 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lupa import LuaError, LuaRuntime
 
-from trimtab.queue import messages, scripts, wire
+from trimtab.queue import luawire, messages, scripts, wire
 
 LUA = importlib.resources.files("trimtab.queue") / "lua"
 SCRIPTS = sorted(
     p.name for p in LUA.iterdir() if p.name.endswith(".lua") and not p.name.startswith("_")
 )
-WORDS = {v.value for enum in wire.LUA_TABLES.values() for v in enum}
+WORDS = {v.value for enum in luawire.LUA_TABLES.values() for v in enum}
 # Where a state or reply would be spelt: compared, returned, or written as a state/status.
 SPELT = re.compile(
     r"""(?:[=~]=\s*|return\s*\{?\s*|'state',\s*|'status',\s*|reply\s*=\s*)'([a-z_-]+)'"""
@@ -26,7 +27,7 @@ SPELT = re.compile(
 
 
 def test_the_checked_in_constants_are_generated_from_the_enums() -> None:
-    assert (LUA / "_wire.lua").read_text() == wire.lua_constants()
+    assert (LUA / "_wire.lua").read_text() == luawire.lua_constants()
 
 
 @pytest.mark.parametrize("name", [*SCRIPTS, "_common.lua", "_ending.lua"])
@@ -54,7 +55,7 @@ def test_a_step_field_names_its_step_and_nothing_else() -> None:
     assert wire.step_of_field(key, wire.StepField.STATE) == "a:b"
     assert wire.step_of_field(key, wire.StepField.ATTEMPT) is None
     assert wire.step_of_field(wire.RunField.STATUS, wire.StepField.STATE) is None
-    prelude = wire.lua_constants()
+    prelude = luawire.lua_constants()
     assert LuaRuntime().execute(prelude + "return step_prefix('a:b') .. STEP_FIELD.state") == key
 
 
@@ -63,16 +64,16 @@ def test_every_registered_script_starts_with_its_flags_then_the_constants() -> N
     for name in scripts.NAMES:
         flags, _, rest = scripts.source(name).partition("\n")
         if name in scripts.ADMITTING:  # refused by a full Redis: no flags at all
-            assert scripts.source(name).startswith(wire.lua_constants())
+            assert scripts.source(name).startswith(luawire.lua_constants())
         else:  # running work goes on when Redis is full
             assert flags == "#!lua flags=allow-oom"
-            assert rest.startswith(wire.lua_constants())
+            assert rest.startswith(luawire.lua_constants())
     assert {"submit"} == scripts.ADMITTING
 
 
 def test_the_lua_tables_hold_the_enum_values_and_refuse_unknown_names() -> None:
     lua = LuaRuntime()
-    prelude = wire.lua_constants()
+    prelude = luawire.lua_constants()
     assert lua.execute(prelude + "return STEP.done") == wire.StepState.DONE.value
     assert lua.execute(prelude + "return REPLY.not_dead") == wire.Reply.NOT_DEAD.value
     with pytest.raises(LuaError, match="no constant dnoe"):
@@ -111,3 +112,14 @@ def test_a_task_of_an_unknown_priority_is_refused_by_name() -> None:
         messages.decode({**fields, "pri": "urgent"})
     del fields["pri"]
     assert messages.decode(fields).priority is wire.Priority.NORMAL  # as before levels
+
+
+def test_an_enum_member_named_as_a_lua_keyword_is_refused_before_any_script_breaks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Op(enum.StrEnum):
+        END = "end"
+
+    monkeypatch.setitem(luawire.LUA_TABLES, "OP", Op)
+    with pytest.raises(ValueError, match=r"OP would name a Lua keyword as a key: \['end'\]"):
+        luawire.lua_constants()

@@ -16,7 +16,7 @@ import yaml
 
 from trimtab.api.v1alpha1 import manifests
 from trimtab.cli import common
-from trimtab.queue import runs, wire
+from trimtab.queue import levels, runs, wire
 from trimtab.sdk import client as sdk_client
 from trimtab.worker import main as worker_main
 from trimtab.worker import settings
@@ -46,7 +46,7 @@ def register(groups: Any) -> None:
     run.add_argument("--idempotency-key")
     run.add_argument(
         "--priority",
-        choices=list(sdk_client.PRIORITIES),
+        choices=list(levels.FROM_API),
         help="the run's priority (default: the workflow's spec.priority)",
     )
     run.add_argument("--wait", action="store_true", help="wait and print the result")

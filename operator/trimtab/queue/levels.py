@@ -13,8 +13,15 @@ Pure: the worker keeps the turn, trimtab.queue.intake reads by the shares given.
 
 from __future__ import annotations
 
+from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import wire
 
+# A run's priority as the API spells it, and as its task messages carry it.
+FROM_API: dict[awf.Priority, wire.Priority] = {
+    "High": wire.Priority.HIGH,
+    "Normal": wire.Priority.NORMAL,
+    "Low": wire.Priority.LOW,
+}
 WEIGHTS: dict[wire.Priority, int] = {
     wire.Priority.HIGH: 4,
     wire.Priority.NORMAL: 2,

@@ -62,7 +62,6 @@ class PoolQueue:
         self.client, self.lua = client, lua
         self.namespace, self.pool, self.consumer = namespace, pool, consumer
         self.intake = intake.Intake(client, lua, namespace=namespace, pool=pool, consumer=consumer)
-        self.stream = keys.pool_stream(namespace, pool)  # the Normal level's
 
     def stream_for(self, task: messages.Task, pool: str | None = None) -> str:
         """The stream of `pool` (this one by default) that `task`'s run's level uses."""
@@ -167,6 +166,12 @@ class PoolQueue:
             return Completion(outcome=outcome)
         return Completion(outcome=outcome, remaining=int(result[1]), enqueued=tuple(result[2:]))
 
+    async def start_compensation(self, delivery: intake.Delivery) -> int | None:
+        """Count a delivery of the compensation `delivery` carries (undo.lua): how many
+        there have been, or None when it is not the one out (acknowledged and dropped)."""
+        reply = await self._undo(delivery, wire.UndoOp.START)
+        return int(reply[1]) if wire.Reply(reply[0]) is wire.Reply.RUN else None
+
     async def end_compensation(
         self,
         delivery: intake.Delivery,
@@ -177,13 +182,17 @@ class PoolQueue:
     ) -> wire.Reply:
         """Record how the compensation `delivery` carries ended and send the run's next
         one (undo.lua): COMPENSATED, or DUPLICATE when it was not the one out."""
+        reply = await self._undo(
+            delivery, wire.UndoOp.FINISH, outcome, (error or "")[:2000], now_ms
+        )
+        return wire.Reply(reply[0])
+
+    async def _undo(self, delivery: intake.Delivery, op: wire.UndoOp, *more: Any) -> Any:
         task = delivery.task
-        return wire.Reply(
-            await self.lua.call(
-                "undo",
-                [*self._run_keys(task), delivery.stream],
-                [task.step, delivery.msg_id, keys.GROUP, outcome, (error or "")[:2000], now_ms],
-            )
+        return await self.lua.call(
+            "undo",
+            [*self._run_keys(task), delivery.stream],
+            [op, task.step, delivery.msg_id, keys.GROUP, *more],
         )
 
     async def retry(

@@ -15,7 +15,16 @@ from typing import Any, TypeVar
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
-from trimtab.queue import agentbudgets, arrivals, connection, runs, scripts, wire, workflows
+from trimtab.queue import (
+    agentbudgets,
+    arrivals,
+    connection,
+    levels,
+    runs,
+    scripts,
+    wire,
+    workflows,
+)
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import templates
 
@@ -31,14 +40,6 @@ MAX_INPUT_BYTES = 1024 * 1024
 
 class InputsTooLargeError(ValueError):
     """A run's inputs are larger than MAX_INPUT_BYTES as JSON."""
-
-
-# A run's priority as the API spells it, and as its task messages carry it.
-PRIORITIES: dict[awf.Priority, wire.Priority] = {
-    "High": wire.Priority.HIGH,
-    "Normal": wire.Priority.NORMAL,
-    "Low": wire.Priority.LOW,
-}
 
 
 def _concurrency_key(key: awf.ConcurrencyKey | None, inputs: Any) -> tuple[str, int] | None:
@@ -205,7 +206,7 @@ class Client:
             deadline_seconds=wf.spec.deadline_seconds,
             concurrency_limit=wf.spec.concurrency_limit,
             concurrency_key=_concurrency_key(wf.spec.concurrency_key, inputs),
-            priority=PRIORITIES[priority or wf.spec.priority],
+            priority=levels.FROM_API[priority or wf.spec.priority],
         )
         _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"

@@ -169,7 +169,7 @@ class Attempts:
         else:
             await self.guards.record(step, verdict, None, now())
             await self.throttle.report(step, None, taken_ms=taken_ms, now_ms=now())
-            await self.secrets.found(delivery.task.workflow, step)
+            await self.secrets.found(delivery.task.workflow, step.tool)
             return result
         if failure.tokens:  # the model answered: what it used counts, whatever follows
             await budgets.book(self.lua, delivery, tokens=failure.tokens, cost=failure.cost)
@@ -227,11 +227,12 @@ class SecretNotes:
         self._cleared.pop((workflow, secret), None)
         await workflows.note_missing_secret(self.client, self.namespace, workflow, secret)
 
-    async def found(self, workflow: str, step: awf.Step) -> None:
-        if step.tool is None:
+    async def found(self, workflow: str, call: awf.ToolCall | None) -> None:
+        """`call` ran with every Secret its headers read."""
+        if call is None:
             return
         now = time.monotonic()
-        for header in step.tool.headers:
+        for header in call.headers:
             ref = header.value_from_secret
             if ref is None:
                 continue

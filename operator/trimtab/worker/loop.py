@@ -75,6 +75,9 @@ class Worker:
         self.attempts = attempt.Attempts(
             cfg, client=client, lua=self.lua, clients=clients, metrics=metrics, rng=self.rng
         )
+        self.compensations = compensation.Compensations(
+            self.queue, clients, self.attempts.secrets, self.rng, cfg.spec.queue.max_deliveries
+        )
 
     @property
     def in_flight(self) -> int:
@@ -259,19 +262,21 @@ class Worker:
 
     async def _handle(self, delivery: intake.Delivery) -> None:
         task = delivery.task
+        wf: compile_mod.CompiledWorkflow | None = None
         try:
             wf = await self._workflow(delivery)
-        except workflows.WorkflowNotFoundError as exc:
-            await self.queue.dead_letter_unprocessable(delivery, str(exc), now_ms=now_ms())
-            return
-        if task.step not in wf.steps:
-            why = f"workflow {wf.name} generation {wf.generation} has no step {task.step!r}"
-            await self.queue.dead_letter_unprocessable(delivery, why, now_ms=now_ms())
-            return
-        if task.compensation:  # its run failed: undo the step, no attempt of it
-            await compensation.compensate(
-                delivery, wf, queue=self.queue, clients=self.clients, rng=self.rng
+            unusable = (
+                ""
+                if task.step in wf.steps
+                else (f"workflow {wf.name} generation {wf.generation} has no step {task.step!r}")
             )
+        except workflows.WorkflowNotFoundError as exc:
+            unusable = str(exc)
+        if task.compensation:  # its run failed: undo the step; it ends even if unusable
+            await self.compensations.run(delivery, wf, unusable)
+            return
+        if wf is None or unusable:
+            await self.queue.dead_letter_unprocessable(delivery, unusable, now_ms=now_ms())
             return
         started = await self.queue.start(
             delivery,

@@ -295,7 +295,9 @@ class Step(base.Model):
         "the steps in dependsOn and this step's own output (under its name). Each call "
         "carries Idempotency-Key NAMESPACE/RUN/STEP/compensate and is tried "
         "retry.maxAttempts times; one that still fails is recorded on the step and the "
-        "next compensation runs.",
+        "next compensation runs. Not undone: a step cut off mid-call (the run's "
+        "deadline, or another branch's failure, stops it) or waiting in review when the "
+        "run fails, though its call may have had its effect.",
     )
 
     def tool_calls(self) -> list[tuple[str, ToolCall]]:

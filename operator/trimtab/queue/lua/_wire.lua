@@ -109,6 +109,7 @@ local RUN_FIELD = wire({
   undo = 'undo',
   undoing = 'undoing',
   undone = 'undone',
+  ttl = 'ttl',
 })
 local STEP_FIELD = wire({
   state = 'state',
@@ -132,6 +133,7 @@ local STEP_FIELD = wire({
   review = 'review',
   undo = 'undo',
   undo_error = 'undo_err',
+  undo_deliveries = 'undo_dlv',
 })
 local WINDOW_FIELD = wire({
   tokens = 'tokens',
@@ -157,6 +159,10 @@ local WF_STAT = wire({
 local UNDO = wire({
   done = 'done',
   failed = 'failed',
+})
+local UNDO_OP = wire({
+  start = 'start',
+  finish = 'finish',
 })
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
 local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4

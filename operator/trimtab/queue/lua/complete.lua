@@ -68,7 +68,7 @@ redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
 local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
-if undo_stream ~= '' then add_undo(run_key, step, undo_stream, undo_message) end
+if undo_stream ~= '' then add_undo(run_key, events_key, step, undo_stream, undo_message) end
 local enqueued = {}
 local failed = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
 for _, r in ipairs(ready) do

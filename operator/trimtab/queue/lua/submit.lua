@@ -55,6 +55,7 @@ if waits then
   redis.call('HSET', run_key, RUN_FIELD.status, RUN.waiting, RUN_FIELD.roots, cjson.encode(roots))
   redis.call('RPUSH', waits, cjson.encode({run = run_key, events = events_key}))
 end
+redis.call('HSET', run_key, RUN_FIELD.ttl, ttl)
 redis.call('EXPIRE', run_key, ttl)
 redis.call('XADD', events_key, '*', 'type', EVENT.submitted, 'at', now)
 redis.call('EXPIRE', events_key, ttl)

@@ -61,20 +61,26 @@ def _pools_ready(
     )
 
 
+def _caller(step: str, call: str) -> str:
+    return f"step {step}" if call == "tool" else f"the {call} call of step {step}"
+
+
 def _missing_secret_problems(
     spec: awf.AgentWorkflowSpec, missing: Sequence[tuple[str, str]]
 ) -> list[dag.Problem]:
     gone = set(missing)
     found: list[dag.Problem] = []
     for i, step in enumerate(spec.steps):
-        for k, header in enumerate(step.tool.headers if step.tool else []):
-            ref = header.value_from_secret
-            if ref is not None and (ref.name, ref.key) in gone:
+        for name, call in step.tool_calls():
+            for k, header in enumerate(call.headers):
+                ref = header.value_from_secret
+                if ref is None or (ref.name, ref.key) not in gone:
+                    continue
                 found.append(
                     dag.Problem(
-                        f"spec.steps[{i}].tool.headers[{k}].valueFromSecret",
+                        f"spec.steps[{i}].{name}.headers[{k}].valueFromSecret",
                         f"Secret {ref.name} has no key {ref.key} in this namespace (or does "
-                        f"not exist): step {step.name} fails until it is created",
+                        f"not exist): {_caller(step.name, name)} fails until it is created",
                         Reason.SECRET_MISSING,
                     )
                 )
