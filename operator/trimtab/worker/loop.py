@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from trimtab import metrics as metrics_mod
-from trimtab.queue import connection, intake, runs, scripts, stats, tasks, wire, workflows
+from trimtab.queue import connection, intake, runs, scripts, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import (
     attempt,
@@ -223,27 +223,14 @@ class Worker:
         await self.queue.intake.heartbeat(list(self._running.values()))
 
     async def _publish_stats(self) -> None:
-        taken = self._tally.take()
-        if taken.completed:
-            await stats.record_second(
-                self.client,
-                namespace=self.cfg.namespace,
-                pool=self.cfg.pool,
-                second=int(time.time()),
-                consumer=self.cfg.consumer,
-                completed=taken.completed,
-                busy_seconds=taken.busy_seconds,
-                sketch=taken.latencies.to_bytes().decode(),
-            )
-        for (namespace, workflow), runs_sketch in taken.runs.items():
-            await stats.record_run_seconds(
-                self.client,
-                namespace=namespace,
-                workflow=workflow,
-                second=int(time.time()),
-                consumer=self.cfg.consumer,
-                sketch=runs_sketch.to_bytes().decode(),
-            )
+        cfg = self.cfg
+        await tally.publish(
+            self.client,
+            self._tally.take(),
+            namespace=cfg.namespace,
+            pool=cfg.pool,
+            consumer=cfg.consumer,
+        )
 
     async def _drain(self, grace_seconds: float) -> None:
         if self._running:

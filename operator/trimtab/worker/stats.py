@@ -9,7 +9,10 @@ round trip per second per worker however many steps it completes.
 from __future__ import annotations
 
 import dataclasses
+import time
 
+from trimtab.queue import connection
+from trimtab.queue import stats as queue_stats
 from trimtab.stats import sketch
 
 
@@ -37,3 +40,30 @@ class SecondTally:
         self.latencies = sketch.LatencySketch()
         self.runs = {}
         return taken
+
+
+async def publish(
+    client: connection.Redis, taken: SecondTally, *, namespace: str, pool: str, consumer: str
+) -> None:
+    """Write one second's tally (`SecondTally.take`) for the autoscaler and status."""
+    second = int(time.time())
+    if taken.completed:
+        await queue_stats.record_second(
+            client,
+            namespace=namespace,
+            pool=pool,
+            second=second,
+            consumer=consumer,
+            completed=taken.completed,
+            busy_seconds=taken.busy_seconds,
+            sketch=taken.latencies.to_bytes().decode(),
+        )
+    for (run_namespace, workflow), runs_sketch in taken.runs.items():
+        await queue_stats.record_run_seconds(
+            client,
+            namespace=run_namespace,
+            workflow=workflow,
+            second=second,
+            consumer=consumer,
+            sketch=runs_sketch.to_bytes().decode(),
+        )
