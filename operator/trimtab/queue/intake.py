@@ -69,6 +69,7 @@ class Intake:
         self.client, self.lua = client, lua
         self.namespace, self.pool, self.consumer = namespace, pool, consumer
         self.streams = keys.pool_streams(namespace, pool)  # highest level first
+        self._level_of = dict(zip(self.streams, wire.Priority, strict=True))
         self.delayed = [keys.pool_delayed(namespace, pool, p) for p in wire.Priority]
         self._grouped: set[str] = set()  # the level streams our group is known to exist on
         self._regroup_at = 0.0
@@ -113,8 +114,7 @@ class Intake:
                     raise
         shares = levels.shares(turn, count)
         streams = [s for s in self.streams if s in self._grouped]
-        level_of = dict(zip(self.streams, wire.Priority, strict=True))
-        args = [keys.GROUP, self.consumer, count, *(shares[level_of[s]] for s in streams)]
+        args = [keys.GROUP, self.consumer, count, *(shares[self._level_of[s]] for s in streams)]
         taken: list[Any] = await self.lua.call("take", streams, args)
         entries = [(streams[int(k) - 1], messages.text(i), _pairs(f)) for k, i, f in taken]
         if not entries and block_ms is not None:

@@ -62,26 +62,26 @@ class LoadReader:
         self._seen: dict[PoolKey, tuple[int, float]] = {}  # entries added, last busy time
 
     async def read_all(self, pools: list[PoolKey], *, now: float) -> dict[PoolKey, PoolLoad]:
-        levels = len(wire.Priority)
-        per_pool = 2 * levels + 1  # XINFO STREAM and GROUPS per level stream, the breaker
+        streams = {key: keys.pool_streams(*key) for key in pools}
+        per_pool = 2 * len(wire.Priority) + 1  # XINFO STREAM and GROUPS per level, breaker
         async with self.client.pipeline(transaction=False) as pipe:
             for ns, pool in pools:
-                for stream in keys.pool_streams(ns, pool):
+                for stream in streams[(ns, pool)]:
                     pipe.xinfo_stream(stream)
                     pipe.xinfo_groups(stream)
                 pipe.hget(keys.pool_breaker(ns, pool, "model"), "state")
             replies = await pipe.execute(raise_on_error=False)
         counters: dict[PoolKey, dict[str, int]] = {}
         waiting: dict[tuple[PoolKey, str], str] = {}  # backlogged level streams: first id
-        for i, (ns, pool) in enumerate(pools):
+        for i, key in enumerate(pools):
             mine = replies[i * per_pool : (i + 1) * per_pool]
             level_counters = []
-            for n, stream in enumerate(keys.pool_streams(ns, pool)):
+            for n, stream in enumerate(streams[key]):
                 level = stats.parse_counters(mine[2 * n], mine[2 * n + 1])
                 level_counters.append(level)
                 if level["lag"]:
-                    waiting[((ns, pool), stream)] = stats.first_undelivered(mine[2 * n + 1])
-            counters[(ns, pool)] = _summed(level_counters)
+                    waiting[(key, stream)] = stats.first_undelivered(mine[2 * n + 1])
+            counters[key] = _summed(level_counters)
         busy = [key for key in pools if self._busy(key, counters[key], now)]
         windows = await self._windows(busy, now)
         oldest = await self._oldest(waiting, now)

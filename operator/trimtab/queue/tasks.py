@@ -152,8 +152,11 @@ class PoolQueue:
             now_ms,
             "" if expected_version is None else expected_version,
         ]
-        undo = dataclasses.replace(task, enqueued_ms=now_ms, compensation=True).encode()
-        args += [self.stream_for(task), len(undo), *undo] if compensable else ["", 0]
+        if compensable:  # the message is built only for steps that declare compensate
+            undo = dataclasses.replace(task, enqueued_ms=now_ms, compensation=True).encode()
+            args += [self.stream_for(task), len(undo), *undo]
+        else:
+            args += ["", 0]
         for d in dependents:
             first = dataclasses.replace(
                 task, step=d.name, attempt=1, budget_from=0, enqueued_ms=now_ms

@@ -80,8 +80,8 @@ class Compensations:
         task = delivery.task
         if deliveries > self.max_deliveries:
             return f"delivered {deliveries} times without ending (maxDeliveries)"
-        if wf is None or unusable:
-            return unusable or "its workflow is not stored"
+        if unusable or wf is None:  # the worker says why whenever wf is None
+            return unusable
         step = wf.steps[task.step].spec
         run = await runs.read(self.queue.client, task.namespace, task.run_id)
         if run is None or step.compensate is None:

@@ -252,13 +252,14 @@ class Worker:
         wf: compile_mod.CompiledWorkflow | None = None
         try:
             wf = await self._workflow(delivery)
-            unusable = (
-                ""
-                if task.step in wf.steps
-                else (f"workflow {wf.name} generation {wf.generation} has no step {task.step!r}")
-            )
         except workflows.WorkflowNotFoundError as exc:
             unusable = str(exc)
+        else:
+            unusable = ""
+            if task.step not in wf.steps:
+                unusable = (
+                    f"workflow {wf.name} generation {wf.generation} has no step {task.step!r}"
+                )
         if task.compensation:  # its run failed: undo the step; it ends even if unusable
             await self.compensations.run(delivery, wf, unusable)
             return
