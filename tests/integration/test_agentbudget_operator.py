@@ -127,7 +127,11 @@ def test_a_namespace_budget_is_enforced_reported_and_lifted(
         assert day["tokensLimit"] == LIMIT
         assert day["tokensHeld"] == 0
         assert _condition({"status": spent}, "NearLimit")["status"] == "True"
-        assert {"WarnAtReached", "LimitReached"} <= _warnings(kube, namespace)
+        # A pass patches status before it posts its Events: wait for them, do not race.
+        deadline = time.monotonic() + 30
+        while not {"WarnAtReached", "LimitReached"} <= _warnings(kube, namespace):
+            assert time.monotonic() < deadline, _warnings(kube, namespace)
+            time.sleep(0.2)
         warned = prometheus_client.REGISTRY.get_sample_value(
             "trimtab_budget_warnings_total",
             {"namespace": namespace, "budget": "team", "period": "Day"},
