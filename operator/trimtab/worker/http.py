@@ -13,8 +13,11 @@ measured the difference).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import ssl
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -108,10 +111,21 @@ def raise_for(
         else ErrorType.HTTP_4XX
     )
     raise error(
-        f"HTTP {response.status_code}: {response.text[:300]}",
+        f"HTTP {response.status_code}: {_server_message(response)}",
         error_type=kind,
         retry_after=_retry_after(response),
     )
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The server's own words: an OpenAI-style error's message, else the body's start."""
+    try:
+        data = json.loads(response.text)
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message)[:300] if message else response.text[:300]
 
 
 async def post(
@@ -137,3 +151,35 @@ async def post(
         raise error(f"connection failed: {exc!r}", error_type=ErrorType.CONNECT) from exc
     raise_for(response, error=error)
     return response
+
+
+@contextlib.asynccontextmanager
+async def streaming(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    json_body: object,
+    headers: dict[str, str],
+    error: type[errors.ModelError],
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """POST and yield the reply's bytes as they arrive, once its status says success
+    (a failure reads as `post`'s do); transport failures while reading become `error`
+    too, and a reply over MAX_REPLY_BYTES a ReplyTooLargeError."""
+    try:
+        async with client.stream("POST", url, json=json_body, headers=headers) as streamed:
+            if streamed.status_code >= 400:
+                raise_for(await _bounded(streamed), error=error)
+            yield _limited(streamed)
+    except httpx.TimeoutException as exc:
+        raise error(f"timed out: {exc!r}", error_type=ErrorType.TIMEOUT) from exc
+    except httpx.TransportError as exc:
+        raise error(f"connection failed: {exc!r}", error_type=ErrorType.CONNECT) from exc
+
+
+async def _limited(streamed: httpx.Response) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in streamed.aiter_bytes():
+        seen += len(chunk)
+        if seen > MAX_REPLY_BYTES:
+            raise errors.ReplyTooLargeError(seen, MAX_REPLY_BYTES)
+        yield chunk

@@ -7,7 +7,7 @@ in-flight work and p95 latency, and places it on spot or on-demand nodes.
 from __future__ import annotations
 
 import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 
@@ -85,6 +85,59 @@ class RateLimit(base.Model):
     )
 
 
+# Request fields the worker sets itself; extraBody may not replace them.
+RESERVED_BODY_FIELDS = (
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+)
+
+
+class ModelParameters(base.Model):
+    """Sampling parameters sent with every request of the pool; an unset one is left to
+    the server's default."""
+
+    CEL = (
+        base.CelRule(
+            rule="!has(self.extraBody) || !self.extraBody.exists(k, k in "
+            + "["
+            + ", ".join(f"'{f}'" for f in RESERVED_BODY_FIELDS)
+            + "])",
+            message="parameters.extraBody may not set a field the worker sets itself: "
+            + ", ".join(RESERVED_BODY_FIELDS),
+            check=lambda p: not (set(p.extra_body or {}) & set(RESERVED_BODY_FIELDS)),
+        ),
+    )
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = Field(
+        default=None,
+        ge=-(2**53),
+        le=2**53,
+        description="Asks the server for repeatable sampling (servers that support it).",
+    )
+    stop: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=4, description="Sequences that end the reply."
+    )
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    extra_body: base.FreeForm | None = Field(
+        default=None,
+        description="Further request fields sent as given, for a server's own "
+        "parameters (vLLM's top_k, llama.cpp's min_p); a server that refuses one "
+        "answers 400, which fails the step without retries and with the server's "
+        "message.",
+    )
+
+
 class ModelEndpoint(base.Model):
     """The OpenAI-compatible endpoint every worker of the pool calls."""
 
@@ -119,6 +172,23 @@ class ModelEndpoint(base.Model):
         default=1024, ge=1, le=1_000_000, description="Default completion token limit per request."
     )
     rate_limit: RateLimit | None = None
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens",
+        description="The request field the completion limit is sent in: max_tokens "
+        "(vLLM, llama.cpp, TGI, Ollama and most others) or max_completion_tokens "
+        "(OpenAI's newer models refuse max_tokens).",
+    )
+    structured_output: Literal["JsonSchema", "JsonObject", "Prompt"] = Field(
+        default="JsonSchema",
+        description="How a step's output.schema is asked of the model; the worker "
+        "validates the output against it in every case. JsonSchema: response_format "
+        "json_schema, with strict: true only when the schema qualifies for OpenAI's "
+        "strict mode (an object whose objects all list every property in required and "
+        "set additionalProperties: false). JsonObject: response_format json_object, and "
+        "the schema in a system message, for servers without json_schema. Prompt: the "
+        "schema in a system message only.",
+    )
+    parameters: ModelParameters | None = None
 
 
 class WorkerSpec(base.Model):

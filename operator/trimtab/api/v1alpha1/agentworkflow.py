@@ -219,6 +219,11 @@ class Step(base.Model):
             ),
         ),
         base.CelRule(
+            rule="!has(self.stream) || !self.stream || self.kind == 'model'",
+            message="stream: true needs a model step (a tool's reply is not streamed)",
+            check=lambda s: not s.stream or s.kind == "model",
+        ),
+        base.CelRule(
             rule="!has(self.fallback) || !has(self.fallback.pool) || !has(self.pool) "
             "|| self.fallback.pool != self.pool",
             message="fallback.pool must differ from the step's pool",
@@ -286,6 +291,13 @@ class Step(base.Model):
         "tokens, marked '[... truncated to N tokens]'.",
     )
     cache: CacheSpec | None = None
+    stream: bool = Field(
+        default=False,
+        description="Stream a model step's reply: its text goes to the run's event "
+        "stream as it arrives (`tokens` events, coalesced to about one per 50 ms and at "
+        "most 256 per attempt; a retry starts its text over), and the time to its first "
+        "token is recorded. The output is still validated whole, at the end.",
+    )
     on_failure: OnFailure | None = None
     compensate: ToolCall | None = Field(
         default=None,
