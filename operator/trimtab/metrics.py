@@ -23,6 +23,8 @@ NAMESPACE = "trimtab"
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# An interactive caller waits on the first token: tens of milliseconds to seconds.
+FIRST_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
 class StepOutcome(enum.StrEnum):
@@ -109,6 +111,7 @@ class Metrics:
 
     step_duration_seconds: Histogram
     queue_wait_seconds: Histogram
+    first_token_seconds: Histogram
     steps_total: Counter
     tokens_total: Counter
     cost_total: Counter
@@ -192,6 +195,9 @@ class Metrics:
         self.steps_total.labels(*labels).inc()
         self.step_duration_seconds.labels(*labels).observe(seconds)
 
+    def first_token_seen(self, namespace: str, pool: str, *, seconds: float) -> None:
+        self.first_token_seconds.labels(namespace, pool).observe(seconds)
+
     def tokens_used(self, namespace: str, pool: str, *, kind: TokenKind, tokens: int) -> None:
         self.tokens_total.labels(namespace, pool, TokenKind(kind).value).inc(tokens)
 
@@ -267,6 +273,12 @@ def build(registry: CollectorRegistry) -> Metrics:
             "Time a step waited in its pool's stream before a worker claimed it.",
             pool,
             buckets=QUEUE_WAIT_BUCKETS,
+        ),
+        first_token_seconds=histogram(
+            "first_token_seconds",
+            "Time from a streamed model request to its first text (streaming steps).",
+            pool,
+            buckets=FIRST_TOKEN_BUCKETS,
         ),
         steps_total=counter("steps", "Step attempts, by outcome.", step),
         tokens_total=counter("tokens", "Model tokens used, by kind.", (*pool, "kind")),

@@ -282,7 +282,7 @@ async def test_tool_faults(sim: httpx.AsyncClient, fault: str, status: int) -> N
         pytest.param({"model": "fast", "messages": []}, {}, "messages", id="no-messages"),
         pytest.param({"model": "fast", "messages": [{"content": "x"}]}, {}, "role", id="no-role"),
         pytest.param(chat(max_tokens=0), {}, "max_tokens", id="zero-max-tokens"),
-        pytest.param(chat(stream=True), {}, "stream", id="streaming-unsupported"),
+        pytest.param(chat(stream=[True]), {}, "stream", id="stream-not-a-boolean"),
         pytest.param(chat(response_format={"type": "xml"}), {}, "response_format", id="bad-format"),
         pytest.param(
             chat(response_format={"type": "json_schema"}), {}, "json_schema", id="no-schema"
@@ -340,3 +340,52 @@ async def test_request_seed_pins_the_output_whatever_came_before(
     await sim.post("/v1/chat/completions", json=chat(schema=TRIAGE))
     again = content_of(await sim.post("/v1/chat/completions", json=seeded))
     assert first == again
+
+
+def _stream_events(response: httpx.Response) -> list[str]:
+    assert response.headers["content-type"].startswith("text/event-stream")
+    blocks = response.text.split("\n\n")
+    assert blocks[-1] == ""  # every event ends with its blank line
+    assert all(b.startswith("data: ") for b in blocks[:-1])
+    return [b.removeprefix("data: ") for b in blocks[:-1]]
+
+
+async def test_a_streamed_reply_says_what_the_whole_one_does_in_openai_framing() -> None:
+    slow = SimConfig(
+        seed=3, models={"m": ModelProfile(name="m", ttft_seconds=0.001, per_token_seconds=0.002)}
+    )
+    body = chat("m", schema=TRIAGE, seed=99)
+    async with server.running(slow) as url, httpx.AsyncClient(base_url=url) as client:
+        whole = (await client.post("/v1/chat/completions", json=body)).json()
+        streamed = await client.post(
+            "/v1/chat/completions",
+            json={**body, "stream": True, "stream_options": {"include_usage": True}},
+        )
+    events = _stream_events(streamed)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
+    assert len([t for t in texts if t]) > 1  # the reply came in pieces
+    assert "".join(t or "" for t in texts) == whole["choices"][0]["message"]["content"]
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finishes[-1] == whole["choices"][0]["finish_reason"]
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == whole["usage"]
+
+
+async def test_a_stream_without_include_usage_has_no_usage_chunk(sim: httpx.AsyncClient) -> None:
+    response = await sim.post("/v1/chat/completions", json=chat(stream=True))
+    chunks = [json.loads(e) for e in _stream_events(response)[:-1]]
+    assert all("usage" not in c for c in chunks)
+
+
+async def test_a_fault_on_a_streamed_request_is_an_error_before_any_event(
+    sim: httpx.AsyncClient,
+) -> None:
+    response = await sim.post(
+        "/v1/chat/completions", json=chat(stream=True), headers={"X-Sim-Fault": "429"}
+    )
+    assert response.status_code == 429
+    assert "error" in response.json()

@@ -26,6 +26,7 @@ POOL = {"namespace": "shop", "pool": "gpt"}
 EXPECTED = {
     "trimtab_step_duration_seconds": {"namespace", "pool", "workflow", "step", "outcome"},
     "trimtab_queue_wait_seconds": {"namespace", "pool"},
+    "trimtab_first_token_seconds": {"namespace", "pool"},
     "trimtab_steps_total": {"namespace", "pool", "workflow", "step", "outcome"},
     "trimtab_tokens_total": {"namespace", "pool", "kind"},
     "trimtab_cost_total": {"namespace", "pool"},
@@ -70,6 +71,7 @@ def record_everything(m: Metrics) -> None:
         seconds=1.5,
     )
     m.queue_wait_seconds.labels("shop", "gpt").observe(0.2)
+    m.first_token_seen("shop", "gpt", seconds=0.04)
     m.tokens_used("shop", "gpt", kind=TokenKind.PROMPT, tokens=120)
     m.cost_total.labels("shop", "gpt").inc(0.03)
     m.step_error("shop", "gpt", error=ErrorType.HTTP_429)
@@ -138,6 +140,7 @@ def test_names_carry_namespace_and_units(registry: CollectorRegistry, m: Metrics
             id="step-duration",
         ),
         pytest.param("trimtab_queue_wait_seconds_count", POOL, 1.0, id="queue-wait"),
+        pytest.param("trimtab_first_token_seconds_count", POOL, 1.0, id="first-token"),
         pytest.param("trimtab_tokens_total", {**POOL, "kind": "prompt"}, 120.0, id="tokens"),
         pytest.param("trimtab_cost_total", POOL, 0.03, id="cost"),
         pytest.param(

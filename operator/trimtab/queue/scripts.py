@@ -39,6 +39,7 @@ NAMES = (
     "ratelimit",
     "cache_lookup",
     "undo",
+    "tokens",
 )
 
 

@@ -55,6 +55,7 @@ class EventType(enum.StrEnum):
     RUN_DONE = "run_done"
     STEP_COMPENSATED = "step_compensated"  # a failed run's compensation of a step ended
     RUN_COMPENSATED = "run_compensated"  # the last of a failed run's compensations ended
+    TOKENS = "tokens"  # text a streamed model reply added (trimtab.queue.streamed)
 
 
 class Reply(enum.StrEnum):

@@ -97,6 +97,8 @@ class Reply:
     body: dict[str, Any]
     delay: float
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    # A streamed success's first text comes after this long, the rest by `delay`.
+    first_token_delay: float = 0.0
 
 
 def error_body(message: str, *, kind: str, code: str) -> dict[str, Any]:

@@ -45,6 +45,10 @@ class _ResponseFormat(BaseModel):
         return self
 
 
+class _StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
     """The parts of an OpenAI chat-completions request the simulator acts on."""
 
@@ -54,12 +58,16 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     response_format: _ResponseFormat | None = None
     seed: int | None = None
-    # Refused rather than ignored: a streaming client cannot read a plain JSON answer.
-    stream: Literal[False] = False
+    stream: bool = False
+    stream_options: _StreamOptions | None = None
 
     @property
     def token_cap(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def usage_streamed(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
 
     @property
     def prompt(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trimtab.sim import behaviour, content, requests
+from trimtab.sim import behaviour, content, requests, streaming
 from trimtab.sim.behaviour import Fault, Reply
 from trimtab.sim.profiles import ModelProfile, SimConfig
 
@@ -133,7 +133,7 @@ async def _send(reply: Reply, counters: Counters) -> web.Response:
     return web.json_response(reply.body, status=reply.status, headers=headers)
 
 
-async def _chat(request: web.Request) -> web.Response:
+async def _chat(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     try:
         chat = requests.parse_chat(await _json_body(request))
@@ -151,6 +151,8 @@ async def _chat(request: web.Request) -> web.Response:
     )
     if fault is not None:
         counters.faults[fault.value] += 1
+    if chat.stream and reply.status == 200:
+        return await streaming.send(request, reply, counters, usage=chat.usage_streamed)
     return await _send(reply, counters)
 
 
@@ -253,7 +255,8 @@ def _plan_chat(
     )
     delay = behaviour.delay_seconds(profile, output_tokens=tokens, in_flight=in_flight)
     ttft = behaviour.delay_seconds(profile, output_tokens=0, in_flight=in_flight)
-    return behaviour.fault_reply(fault, profile, delay=ttft) or Reply(200, body, delay), fault
+    success = Reply(200, body, delay, first_token_delay=ttft)
+    return behaviour.fault_reply(fault, profile, delay=ttft) or success, fault
 
 
 def _confidence_mean(overrides: Overrides, profile: ModelProfile) -> float:

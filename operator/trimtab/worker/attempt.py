@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import time
 from typing import Any
@@ -24,6 +25,7 @@ from trimtab.queue import (
     messages,
     runs,
     scripts,
+    streamed,
     workflows,
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
@@ -36,10 +38,13 @@ from trimtab.worker import (
     policy,
     settings,
     spending,
+    streaming,
     throttle,
     tokens,
     tools,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Attempts:
@@ -147,12 +152,7 @@ class Attempts:
         left_s = None if deadline_ms is None else max(0.0, (deadline_ms - now()) / 1000)
         limit = step.timeout_seconds if left_s is None else min(step.timeout_seconds, left_s)
         try:
-            result = await asyncio.wait_for(
-                execute.run_step(
-                    step, context, self.clients, prompt, idempotency_key=_key(delivery.task)
-                ),
-                timeout=limit,
-            )
+            result = await self._execute(delivery, step, context, prompt, limit)
         except TimeoutError:
             if limit < step.timeout_seconds:
                 return ending.DeadLetter(
@@ -167,6 +167,7 @@ class Attempts:
         except Exception as exc:
             failure = errors.UnexpectedError(exc)
         else:
+            self._first_token(result)
             await self.guards.record(step, verdict, None, now())
             await self.throttle.report(step, None, taken_ms=taken_ms, now_ms=now())
             await self.secrets.found(delivery.task.workflow, step.tool)
@@ -180,6 +181,48 @@ class Attempts:
         return ending.after_failure(
             failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
         )
+
+    async def _execute(
+        self,
+        delivery: intake.Delivery,
+        step: awf.Step,
+        context: dict[str, Any],
+        prompt: execute.Prompt | None,
+        limit: float,
+    ) -> execute.StepResult:
+        """The call under its time limit; a streaming step's text is published as it
+        comes, and whatever is left once the call ends, however it ends."""
+        text = self._text_publisher(delivery) if step.stream else None
+        try:
+            return await asyncio.wait_for(
+                execute.run_step(
+                    step, context, self.clients, prompt,
+                    idempotency_key=_key(delivery.task),
+                    on_text=None if text is None else text.add,
+                ),
+                timeout=limit,
+            )  # fmt: skip
+        finally:
+            if text is not None:
+                await text.close()
+
+    def _text_publisher(self, delivery: intake.Delivery) -> streaming.TextPublisher:
+        """Where a streamed reply's text goes: the run's events, best effort (the
+        output the step completes with is what counts, and is stored whole)."""
+
+        async def publish(text: str) -> None:
+            try:
+                await streamed.publish_text(self.lua, delivery, text, int(finish.now_ms()))
+            except Exception as exc:  # a lost event must not fail the step
+                log.warning("could not publish streamed text of %s: %r", delivery.task.step, exc)
+
+        return streaming.TextPublisher(publish)
+
+    def _first_token(self, result: execute.StepResult) -> None:
+        if result.first_token_seconds is not None:
+            self.metrics.first_token_seen(
+                self.cfg.namespace, self.cfg.pool, seconds=result.first_token_seconds
+            )
 
     def _worst_case(
         self, step: awf.Step, prompt: execute.Prompt | None

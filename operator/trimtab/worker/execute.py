@@ -16,7 +16,7 @@ from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reconcile.agentworkflow import templates
 from trimtab.worker import errors
-from trimtab.worker.model_client import ModelClient
+from trimtab.worker.model_client import ModelClient, OnText
 from trimtab.worker.tools import ToolClient
 
 
@@ -26,6 +26,7 @@ class StepResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    first_token_seconds: float | None = None  # a streamed reply's time to first text
 
     @property
     def tokens(self) -> int:
@@ -104,8 +105,14 @@ def render_prompt(step: awf.Step, context: Mapping[str, Any]) -> Prompt:
 
 
 async def run_model_step(
-    step: awf.Step, context: Mapping[str, Any], clients: Clients, prompt: Prompt | None = None
+    step: awf.Step,
+    context: Mapping[str, Any],
+    clients: Clients,
+    prompt: Prompt | None = None,
+    *,
+    on_text: OnText | None = None,
 ) -> StepResult:
+    """One model call; streamed when `on_text` is given (it gets the text as it comes)."""
     prompt = prompt or render_prompt(step, context)
     schema = step.output.json_schema if step.output else None
     reply = await clients.model.chat(
@@ -113,6 +120,7 @@ async def run_model_step(
         prompt=prompt.user,
         max_tokens=step.max_tokens,
         json_schema=schema,
+        on_text=on_text,
     )
     cost = reply.cost(clients.pricing)
     try:
@@ -125,6 +133,7 @@ async def run_model_step(
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         cost=cost,
+        first_token_seconds=reply.first_token_seconds,
     )
 
 
@@ -145,9 +154,11 @@ async def run_step(
     prompt: Prompt | None = None,
     *,
     idempotency_key: str | None = None,
+    on_text: OnText | None = None,
 ) -> StepResult:
-    """One attempt; a model step's `prompt` is rendered here when not given; a tool call
-    carries `idempotency_key` (tools.idempotency_key)."""
+    """One attempt; a model step's `prompt` is rendered here when not given, and its
+    reply streamed to `on_text` when given; a tool call carries `idempotency_key`
+    (tools.idempotency_key)."""
     if step.kind == "tool":
         return await run_tool_step(step, context, clients, idempotency_key=idempotency_key)
-    return await run_model_step(step, context, clients, prompt)
+    return await run_model_step(step, context, clients, prompt, on_text=on_text)

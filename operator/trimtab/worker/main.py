@@ -9,7 +9,7 @@ import signal
 
 from trimtab import metrics
 from trimtab.queue import connection
-from trimtab.worker import execute, loop, serving, settings
+from trimtab.worker import execute, loop, serving, settings, tokens
 from trimtab.worker.model_client import ModelClient
 from trimtab.worker.tools import ToolClient
 
@@ -20,7 +20,12 @@ def build_clients(cfg: settings.WorkerSettings) -> execute.Clients:
     spec = cfg.spec
     limit = spec.worker.concurrency * 2  # headroom for retries overlapping slow replies
     return execute.Clients(
-        model=ModelClient(spec.model, api_key=cfg.api_key, max_connections=limit),
+        model=ModelClient(
+            spec.model,
+            api_key=cfg.api_key,
+            max_connections=limit,
+            count_tokens=tokens.counter(spec.model.tokenizer),
+        ),
         tools=ToolClient(
             max_connections=limit,
             timeout_seconds=spec.model.timeout_seconds,

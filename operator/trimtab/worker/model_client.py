@@ -1,15 +1,21 @@
-"""Calls to a pool's OpenAI-compatible chat-completions endpoint."""
+"""Calls to a pool's OpenAI-compatible chat-completions endpoint, whole or streamed."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.metrics import ErrorType
-from trimtab.worker import errors, http
+from trimtab.reconcile.agentworkflow import templates
+from trimtab.worker import chat_request, errors, http, sse
+
+# Called with each piece of text a streamed reply adds, as it arrives.
+OnText = Callable[[str], Awaitable[None]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +24,8 @@ class ModelReply:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    # Streamed replies only: seconds from sending the request to the first text.
+    first_token_seconds: float | None = None
 
     def cost(self, pricing: agentpool.Pricing) -> float:
         return (
@@ -27,14 +35,21 @@ class ModelReply:
 
 
 class ModelClient:
-    """The pool's model endpoint, over one pooled HTTP client."""
+    """The pool's model endpoint, over one pooled HTTP client. `count_tokens` counts a
+    streamed reply whose server reports no usage."""
 
     def __init__(
-        self, spec: agentpool.ModelEndpoint, *, api_key: str | None, max_connections: int
+        self,
+        spec: agentpool.ModelEndpoint,
+        *,
+        api_key: str | None,
+        max_connections: int,
+        count_tokens: Callable[[str], int] = templates.estimate_tokens,
     ) -> None:
         self.spec = spec
         self._url = spec.endpoint.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._count = count_tokens
         self._clients = http.ClientSet(
             max_connections=max_connections, timeout_seconds=spec.timeout_seconds
         )
@@ -45,21 +60,14 @@ class ModelClient:
         system: str | None,
         prompt: str,
         max_tokens: int | None,
-        json_schema: dict[str, Any] | None,
+        json_schema: Mapping[str, Any] | None,
+        stream: bool = False,
     ) -> dict[str, Any]:
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": prompt})
-        body: dict[str, Any] = {
-            "model": self.spec.name,
-            "messages": messages,
-            "max_tokens": max_tokens or self.spec.max_tokens,
-        }
-        if json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "step_output", "schema": json_schema, "strict": True},
-            }
-        return body
+        structured = self.spec.structured_output
+        messages = chat_request.messages_for(system, prompt, json_schema, structured)
+        return chat_request.body(
+            self.spec, messages, max_tokens=max_tokens, json_schema=json_schema, stream=stream
+        )
 
     async def chat(
         self,
@@ -67,23 +75,76 @@ class ModelClient:
         system: str | None,
         prompt: str,
         max_tokens: int | None = None,
-        json_schema: dict[str, Any] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        on_text: OnText | None = None,
     ) -> ModelReply:
+        """One completion; with `on_text` it is streamed, and `on_text` gets its text
+        as it arrives."""
         body = self.request_body(
-            system=system, prompt=prompt, max_tokens=max_tokens, json_schema=json_schema
+            system=system,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            json_schema=json_schema,
+            stream=on_text is not None,
         )
+        sent = {**self._headers, **(headers or {})}
+        if on_text is not None:
+            return await self._streamed(body, sent, on_text)
         response = await http.post(
-            self._clients.pick(),
-            self._url,
-            json_body=body,
-            headers={**self._headers, **(headers or {})},
-            error=errors.ModelError,
+            self._clients.pick(), self._url, json_body=body, headers=sent, error=errors.ModelError
         )
         return _reply(response)
 
+    async def _streamed(
+        self, body: dict[str, Any], headers: dict[str, str], on_text: OnText
+    ) -> ModelReply:
+        started = time.monotonic()
+        first: float | None = None
+        decoder, reply = sse.Decoder(), sse.Accumulator()
+        async with http.streaming(
+            self._clients.pick(), self._url, json_body=body, headers=headers,
+            error=errors.ModelError,
+        ) as chunks:  # fmt: skip
+            async for chunk in chunks:
+                for payload in decoder.feed(chunk):
+                    text = _folded(reply, payload)
+                    if text:
+                        first = time.monotonic() - started if first is None else first
+                        await on_text(text)
+                if reply.done:
+                    break
+        for payload in decoder.close():
+            _folded(reply, payload)
+        if not reply.done and reply.finish_reason is None:
+            raise errors.ModelError(
+                "the stream ended before the reply did", error_type=ErrorType.CONNECT
+            )
+        return ModelReply(
+            content=reply.content,
+            prompt_tokens=_or_counted(reply.prompt_tokens, body, self._count),
+            completion_tokens=reply.completion_tokens
+            if reply.completion_tokens is not None
+            else self._count(reply.content),
+            finish_reason=reply.finish_reason or "stop",
+            first_token_seconds=first,
+        )
+
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+def _folded(reply: sse.Accumulator, payload: str) -> str:
+    try:
+        return reply.add(payload)
+    except sse.StreamError as exc:
+        raise errors.ModelError(str(exc), error_type=ErrorType.HTTP_5XX) from exc
+
+
+def _or_counted(reported: int | None, body: Mapping[str, Any], count: Callable[[str], int]) -> int:
+    if reported is not None:
+        return reported
+    return sum(count(str(m.get("content") or "")) for m in body["messages"])
 
 
 def _reply(response: httpx.Response) -> ModelReply:

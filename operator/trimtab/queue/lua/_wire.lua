@@ -36,6 +36,7 @@ local EVENT = wire({
   run_done = 'run_done',
   step_compensated = 'step_compensated',
   run_compensated = 'run_compensated',
+  tokens = 'tokens',
 })
 local REPLY = wire({
   run = 'run',
