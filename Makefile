@@ -11,10 +11,11 @@ PYTEST_ARGS ?=
 cluster-binaries: ## build (once) and cache the pinned control plane, kubelet, kube-proxy and kwok
 	hack/build-k8s.sh >/dev/null
 
-binaries: cluster-binaries ## ... and helm, promtool and the Prometheus Operator CRDs (tests)
+binaries: cluster-binaries ## ... and helm, promtool, the Prometheus Operator CRDs and llama.cpp's llama-server (tests)
 	hack/build-helm.sh >/dev/null
 	hack/build-promtool.sh >/dev/null
 	hack/fetch-prometheus-crds.sh >/dev/null
+	hack/build-llama-server.sh >/dev/null
 
 image: ## build the project image locally (no Docker needed), print its archive
 	@hack/build-image.sh

@@ -38,7 +38,10 @@ mkdir -p "$cache_root/bin"
   work="$bin_dir.partial"
   rm -rf "$work"
   mkdir -p "$work/src"
-  python3 -m pip download -q --no-deps --no-binary :all: -d "$work" \
+  # Any pip will do for one download: the project's virtualenv's, else the system's.
+  py="$here/../.venv/bin/python"
+  [[ -x "$py" ]] || py=python3
+  "$py" -m pip download -q --no-deps --no-binary :all: -d "$work" \
     "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}"
   tar -xzf "$work"/llama_cpp_python-*.tar.gz -C "$work/src" --strip-components=1
   cmake -S "$work/src/vendor/llama.cpp" -B "$work/build" -G Ninja "${flags[@]}" >/dev/null

@@ -4,7 +4,9 @@
 # openssl (cluster PKI), python3-venv; for the local cluster's real node, containerd,
 # runc, the CNI plugins (bridge, host-local), iptables, iproute2 and conntrack,
 # busybox-static (the real-node tests' small image) and gcc with libc6-dev (the pod
-# sandbox's pause binary, built from the pinned Kubernetes source); for
+# sandbox's pause binary, built from the pinned Kubernetes source); cmake, ninja-build
+# and g++ (llama.cpp's llama-server, the real model server the tests call:
+# hack/build-llama-server.sh); for
 # building the project's image without Docker or a registry, debootstrap (the local
 # Python base), buildah (builds the Dockerfile), umoci and skopeo (OCI layouts and
 # archives). Go must already be installed (1.26 pins the
@@ -16,6 +18,7 @@ packages=(
   redis-server openssl python3-venv ca-certificates
   containerd runc containernetworking-plugins iptables iproute2 conntrack busybox-static
   gcc libc6-dev
+  cmake ninja-build g++
   debootstrap buildah umoci skopeo
 )
 missing=()
