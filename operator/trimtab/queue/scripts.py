@@ -40,6 +40,7 @@ NAMES = (
     "cache_lookup",
     "undo",
     "tokens",
+    "checkpoint",
 )
 
 

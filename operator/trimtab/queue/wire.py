@@ -56,6 +56,7 @@ class EventType(enum.StrEnum):
     STEP_COMPENSATED = "step_compensated"  # a failed run's compensation of a step ended
     RUN_COMPENSATED = "run_compensated"  # the last of a failed run's compensations ended
     TOKENS = "tokens"  # text a streamed model reply added (trimtab.queue.streamed)
+    AGENT_TURN = "agent_turn"  # an agent step's turn was kept (trimtab.queue.transcripts)
 
 
 class Reply(enum.StrEnum):
@@ -179,6 +180,7 @@ class StepField(enum.StrEnum):
     UNDO = "undo"  # how its compensation ended (Compensation), once its run failed
     UNDO_ERROR = "undo_err"
     UNDO_DELIVERIES = "undo_dlv"  # deliveries of its compensation so far
+    TRANSCRIPT = "transcript"  # an agent step's completed turns (trimtab.queue.transcripts)
 
 
 class UndoOp(enum.StrEnum):

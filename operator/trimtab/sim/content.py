@@ -200,10 +200,21 @@ def _structured(schema: dict[str, Any], rng: random.Random, *, violate: bool, me
 
 
 def chat_completion(
-    completion_id: str, model: str, *, text: str, usage: tuple[int, int], finish_reason: str
+    completion_id: str,
+    model: str,
+    *,
+    text: str,
+    usage: tuple[int, int],
+    finish_reason: str,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The OpenAI `chat.completion` object carrying one assistant message."""
+    """The OpenAI `chat.completion` object carrying one assistant message: `text`, or
+    the `tool_calls` it asks for instead."""
     prompt_tokens, completion_tokens = usage
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls}
+        finish_reason = "tool_calls"
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -212,7 +223,7 @@ def chat_completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "finish_reason": finish_reason,
             }
         ],
@@ -255,3 +266,24 @@ def _document(rng: random.Random, rank: int) -> dict[str, Any]:
         "title": text_completion(3, rng)[:48],
         "score": round(0.95 - 0.15 * rank - rng.random() * 0.05, 3),
     }
+
+
+def tool_calls(
+    tools: list[tuple[str, dict[str, Any]]], rng: random.Random, *, violate: bool, mean: float
+) -> list[dict[str, Any]]:
+    """A reply's tool calls: one (two, three times in ten, when there are several
+    tools) of the offered (name, parameters), arguments drawn to fit the parameters
+    (or to break them, for a schema-violation fault)."""
+    count = 2 if len(tools) > 1 and rng.random() < 0.3 else 1
+    calls = []
+    for i in range(count):
+        name, parameters = tools[rng.randrange(len(tools))]
+        arguments = _structured(parameters, rng, violate=violate, mean=mean)
+        calls.append(
+            {
+                "id": f"call_{rng.getrandbits(48):012x}_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+        )
+    return calls

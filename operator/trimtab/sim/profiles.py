@@ -40,6 +40,9 @@ class ModelProfile(BaseModel):
     # When set, every successful reply's content is exactly this text (drawn values are
     # still drawn, so the random streams stay aligned): for feeding arbitrary output.
     fixed_content: str | None = Field(default=None, max_length=1_000_000)
+    # Offered tools, a conversation's first this-many replies call them (one or two
+    # calls each, arguments drawn to fit their parameters); later replies answer.
+    tool_turns: int = Field(default=1, ge=0, le=32)
     # Faults forced on this model's first requests, in order ("ok": none), before the
     # rates apply: deterministic scenarios such as "malformed twice, then valid".
     script: list[Literal["ok", "429", "500", "timeout", "malformed", "schema_violation"]] = Field(

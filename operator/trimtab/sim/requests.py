@@ -18,6 +18,18 @@ class BadRequestError(ValueError):
 class _Message(BaseModel):
     role: str
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class _Function(BaseModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+
+class _Tool(BaseModel):
+    type: Literal["function"]
+    function: _Function
 
 
 class _JsonSchema(BaseModel):
@@ -60,10 +72,16 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stream: bool = False
     stream_options: _StreamOptions | None = None
+    tools: list[_Tool] | None = None
 
     @property
     def token_cap(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def tool_rounds(self) -> int:
+        """Replies of this conversation that called tools."""
+        return sum(1 for m in self.messages if m.role == "assistant" and m.tool_calls)
 
     @property
     def usage_streamed(self) -> bool:

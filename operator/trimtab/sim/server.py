@@ -169,7 +169,12 @@ async def _tool(request: web.Request) -> web.Response:
     delay = state.config.tool_delay_seconds
     reply = behaviour.fault_reply(overrides.fault, state.config.default, delay=delay)
     if reply is None:
-        result = {"tool": name, "received": body, "result": content.tool_result(name, body)}
+        result = {
+            "tool": name,
+            "received": body,
+            "idempotency_key": request.headers.get("Idempotency-Key"),
+            "result": content.tool_result(name, body),
+        }
         reply = Reply(200, result, delay)
     elif overrides.fault is not None:
         counters.faults[overrides.fault.value] += 1
@@ -233,7 +238,8 @@ def _plan_chat(
     fault = behaviour.applicable_fault(
         overrides.fault if overrides.fault_forced else drawn,
         json_requested=chat.json_requested,
-        schema_given=chat.output_schema is not None,
+        # Offered tools, a call's arguments have a schema to break.
+        schema_given=chat.output_schema is not None or bool(chat.tools),
     )
     text = content.answer(
         rng,
@@ -246,12 +252,20 @@ def _plan_chat(
     if profile.fixed_content is not None and fault is None:
         text = profile.fixed_content
     text, tokens, finish = behaviour.cap_completion(text, max_tokens=chat.token_cap)
+    calls = None
+    if chat.tools and chat.tool_rounds < profile.tool_turns:
+        offered = [(t.function.name, t.function.parameters) for t in chat.tools]
+        violate = fault is Fault.SCHEMA_VIOLATION
+        calls = content.tool_calls(
+            offered, rng, violate=violate, mean=_confidence_mean(overrides, profile)
+        )
     body = content.chat_completion(
         f"chatcmpl-{rng.getrandbits(96):024x}",
         chat.model,
         text=text,
         usage=(behaviour.estimate_tokens(chat.prompt), tokens),
         finish_reason=finish,
+        tool_calls=calls,
     )
     delay = behaviour.delay_seconds(profile, output_tokens=tokens, in_flight=in_flight)
     ttft = behaviour.delay_seconds(profile, output_tokens=0, in_flight=in_flight)

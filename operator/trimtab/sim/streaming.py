@@ -65,6 +65,8 @@ async def send(
         await asyncio.sleep(reply.first_token_delay)
         await response.prepare(request)
         await _event(response, _chunk(body, {"role": "assistant", "content": ""}, None))
+        for fragment in _call_fragments(choice["message"].get("tool_calls") or []):
+            await _event(response, _chunk(body, {"tool_calls": [fragment]}, None))
         for i, part in enumerate(parts):
             if i:
                 await asyncio.sleep(decode / len(parts))
@@ -78,6 +80,19 @@ async def send(
         counters.in_flight -= 1
     await response.write_eof()
     return response
+
+
+def _call_fragments(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each tool call as OpenAI streams it: its id and name first, then its arguments
+    in two parts."""
+    out = []
+    for index, call in enumerate(calls):
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        function = {"name": call["function"]["name"], "arguments": arguments[:half]}
+        out.append({"index": index, "id": call["id"], "type": "function", "function": function})
+        out.append({"index": index, "function": {"arguments": arguments[half:]}})
+    return out
 
 
 async def _event(response: web.StreamResponse, data: dict[str, Any]) -> None:

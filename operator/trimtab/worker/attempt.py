@@ -18,6 +18,7 @@ from typing import Any
 from trimtab import metrics as metrics_mod
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import (
+    breaker,
     budgets,
     cache,
     connection,
@@ -30,6 +31,7 @@ from trimtab.queue import (
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import (
+    agent_turns,
     ending,
     errors,
     execute,
@@ -114,7 +116,7 @@ class Attempts:
         if held is not None:
             return held
         due = policy.deadline_ms(wf.spec.deadline_seconds, run.created_ms)
-        called = await self._call(delivery, step, context, prompt, worst, deadline_ms=due)
+        called = await self._call(delivery, wf, step, context, prompt, worst, deadline_ms=due)
         if isinstance(called, execute.StepResult):
             return ending.Completed(called, digest=digest)
         return ending.within_deadline(called, due, wf.spec.deadline_seconds)
@@ -130,6 +132,7 @@ class Attempts:
     async def _call(
         self,
         delivery: intake.Delivery,
+        wf: compile_mod.CompiledWorkflow,
         step: awf.Step,
         context: dict[str, Any],
         prompt: execute.Prompt | None,
@@ -152,7 +155,7 @@ class Attempts:
         left_s = None if deadline_ms is None else max(0.0, (deadline_ms - now()) / 1000)
         limit = step.timeout_seconds if left_s is None else min(step.timeout_seconds, left_s)
         try:
-            result = await self._execute(delivery, step, context, prompt, limit)
+            result = await self._execute(delivery, wf, step, context, prompt, limit)
         except TimeoutError:
             if limit < step.timeout_seconds:
                 return ending.DeadLetter(
@@ -162,29 +165,43 @@ class Attempts:
             failure: errors.StepError = errors.StepTimeoutError(
                 f"step timed out after {step.timeout_seconds} s"
             )
+        except agent_turns.AgentHalted as halt:  # a later turn of an agent may not go ahead
+            return halt.ending
         except errors.StepError as exc:
             failure = exc
         except Exception as exc:
             failure = errors.UnexpectedError(exc)
         else:
             self._first_token(result)
-            await self.guards.record(step, verdict, None, now())
-            await self.throttle.report(step, None, taken_ms=taken_ms, now_ms=now())
+            await self._report(step, verdict, None, taken_ms)
             await self.secrets.found(delivery.task.workflow, step.tool)
             return result
         if failure.tokens:  # the model answered: what it used counts, whatever follows
             await budgets.book(self.lua, delivery, tokens=failure.tokens, cost=failure.cost)
         if isinstance(failure, errors.SecretMissingError):
             await self.secrets.missing(delivery.task.workflow, failure.secret)
-        await self.guards.record(step, verdict, failure, now())
-        await self.throttle.report(step, failure, taken_ms=taken_ms, now_ms=now())
+        await self._report(step, verdict, failure, taken_ms)
         return ending.after_failure(
             failure, delivery.task, step, pool=self.cfg.pool, now_ms=now(), rng=self.rng
         )
 
+    async def _report(
+        self,
+        step: awf.Step,
+        verdict: breaker.Verdict,
+        failure: errors.StepError | None,
+        taken_ms: float,
+    ) -> None:
+        """Tell the breaker (an agent's turns tell it of each call themselves) and the
+        rate limit how the call went."""
+        if step.kind != "agent":
+            await self.guards.record(step, verdict, failure, finish.now_ms())
+        await self.throttle.report(step, failure, taken_ms=taken_ms, now_ms=finish.now_ms())
+
     async def _execute(
         self,
         delivery: intake.Delivery,
+        wf: compile_mod.CompiledWorkflow,
         step: awf.Step,
         context: dict[str, Any],
         prompt: execute.Prompt | None,
@@ -193,15 +210,17 @@ class Attempts:
         """The call under its time limit; a streaming step's text is published as it
         comes, and whatever is left once the call ends, however it ends."""
         text = self._text_publisher(delivery) if step.stream else None
-        try:
-            return await asyncio.wait_for(
-                execute.run_step(
-                    step, context, self.clients, prompt,
-                    idempotency_key=_key(delivery.task),
-                    on_text=None if text is None else text.add,
-                ),
-                timeout=limit,
+        on_text = None if text is None else text.add
+        if step.kind == "agent":
+            rendered = prompt or execute.render_prompt(step, context)  # raises what is wrong
+            call = agent_turns.run(self, delivery, wf, step, context, rendered, on_text)
+        else:
+            call = execute.run_step(
+                step, context, self.clients, prompt,
+                idempotency_key=_key(delivery.task), on_text=on_text,
             )  # fmt: skip
+        try:
+            return await asyncio.wait_for(call, timeout=limit)
         finally:
             if text is not None:
                 await text.close()
@@ -246,7 +265,7 @@ def _key(task: messages.Task) -> str:
 def _rendered(step: awf.Step, context: dict[str, Any]) -> execute.Prompt | None:
     """A model step's prompt, rendered once for the cache, the budget and the call; None
     for a tool step, or when it cannot render (the call then reports the error)."""
-    if step.kind != "model":
+    if step.kind == "tool":
         return None
     try:
         return execute.render_prompt(step, context)

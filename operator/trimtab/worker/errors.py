@@ -14,6 +14,8 @@ StepError                 base: retryable and portable unless said otherwise
 │                         (not retried: the same request would get the same reply)
 ├── SecretMissingError    a tool header's Secret or key does not exist in the namespace
 │                         (not retried: it fails the same way until someone creates it)
+├── InvalidToolCallsError an agent's model got more tool calls wrong than its step
+│                         allows (not retried: its transcript keeps the count)
 └── UnexpectedError       anything else raised inside the step (a reply nested too deep
                           to parse, text that cannot be encoded, a bug): not retried
                           blindly, since the same inputs would raise again
@@ -122,3 +124,17 @@ class ReplyTooLargeError(StepError):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"the reply is at least {size} bytes; the limit is {limit}")
+
+
+class InvalidToolCallsError(StepError):
+    """An agent step's model made more invalid tool calls than agent.maxInvalidToolCalls."""
+
+    error_type = ErrorType.INVALID_OUTPUT
+    retryable = False
+    portable = False
+
+    def __init__(self, count: int, limit: int, last: str) -> None:
+        super().__init__(
+            f"the model made {count} invalid tool calls (at most {limit} allowed); "
+            f"last: {last[:300]}"
+        )

@@ -60,7 +60,7 @@ def parse_output(content: str, output: awf.OutputSpec | None) -> Any:
         value = json.loads(content)
     except json.JSONDecodeError as exc:
         raise errors.InvalidOutputError(f"output is not JSON: {exc}", output=content) from exc
-    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(value))
+    error = jsonschema.exceptions.best_match(validator(schema).iter_errors(value))
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise errors.InvalidOutputError(
@@ -76,16 +76,17 @@ _VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
 _VALIDATORS_MAX = 512
 
 
-def _validator(schema: Mapping[str, Any]) -> Any:
+def validator(schema: Mapping[str, Any]) -> Any:
+    """The compiled validator of `schema`, compiled once per schema object."""
     cached = _VALIDATORS.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
     if len(_VALIDATORS) >= _VALIDATORS_MAX:
         _VALIDATORS.clear()
     # The schema was checked when the workflow was admitted (trimtab.api).
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    _VALIDATORS[id(schema)] = (schema, validator)
-    return validator
+    compiled = jsonschema.validators.validator_for(schema)(schema)
+    _VALIDATORS[id(schema)] = (schema, compiled)
+    return compiled
 
 
 @dataclasses.dataclass(frozen=True)

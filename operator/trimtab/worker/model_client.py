@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -19,6 +19,20 @@ OnText = Callable[[str], Awaitable[None]]
 
 
 @dataclasses.dataclass(frozen=True)
+class ToolCallRequest:
+    """A tool call the model asked for; `arguments` is its JSON text, unchecked."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def message(self) -> dict[str, Any]:
+        """The call as the assistant message that asked for it carries it."""
+        function = {"name": self.name, "arguments": self.arguments}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelReply:
     content: str
     prompt_tokens: int
@@ -26,6 +40,14 @@ class ModelReply:
     finish_reason: str
     # Streamed replies only: seconds from sending the request to the first text.
     first_token_seconds: float | None = None
+    tool_calls: tuple[ToolCallRequest, ...] = ()
+
+    def message(self) -> dict[str, Any]:
+        """The reply as the assistant message of a conversation that goes on."""
+        out: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+        if self.tool_calls:
+            out["tool_calls"] = [call.message() for call in self.tool_calls]
+        return out
 
     def cost(self, pricing: agentpool.Pricing) -> float:
         return (
@@ -88,6 +110,33 @@ class ModelClient:
             json_schema=json_schema,
             stream=on_text is not None,
         )
+        return await self._send(body, headers, on_text)
+
+    async def converse(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        on_text: OnText | None = None,
+    ) -> ModelReply:
+        """One turn of a conversation, offering `tools` (OpenAI function tools): the
+        reply answers, or asks for tool calls."""
+        body = chat_request.body(
+            self.spec,
+            messages,
+            max_tokens=max_tokens,
+            json_schema=json_schema,
+            stream=on_text is not None,
+        )
+        if tools:
+            body["tools"] = list(tools)
+        return await self._send(body, None, on_text)
+
+    async def _send(
+        self, body: dict[str, Any], headers: dict[str, str] | None, on_text: OnText | None
+    ) -> ModelReply:
         sent = {**self._headers, **(headers or {})}
         if on_text is not None:
             return await self._streamed(body, sent, on_text)
@@ -128,6 +177,10 @@ class ModelClient:
             else self._count(reply.content),
             finish_reason=reply.finish_reason or "stop",
             first_token_seconds=first,
+            tool_calls=tuple(
+                ToolCallRequest(c.id or f"call_{i}", c.name, c.arguments)
+                for i, c in sorted(reply.tool_calls.items())
+            ),
         )
 
     async def aclose(self) -> None:
@@ -152,13 +205,22 @@ def _reply(response: httpx.Response) -> ModelReply:
         data = response.json()
         choice = data["choices"][0]
         usage = data.get("usage") or {}
+        message = choice["message"]
         return ModelReply(
-            content=choice["message"]["content"] or "",
+            content=message.get("content") or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             finish_reason=str(choice.get("finish_reason", "stop")),
+            tool_calls=tuple(
+                ToolCallRequest(
+                    str(c.get("id") or f"call_{i}"),
+                    str(c["function"]["name"]),
+                    str(c["function"].get("arguments") or ""),
+                )
+                for i, c in enumerate(message.get("tool_calls") or ())
+            ),
         )
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise errors.ModelError(
             f"not a chat completion: {response.text[:300]}", error_type=ErrorType.HTTP_5XX
         ) from exc

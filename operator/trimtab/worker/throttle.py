@@ -25,7 +25,7 @@ class Throttle:
         self.limit = spec.model.rate_limit
 
     def applies(self, step: awf.Step) -> bool:
-        return self.limit is not None and step.kind == "model"
+        return self.limit is not None and step.kind != "tool"
 
     async def turn(self, step: awf.Step, tokens: int, now_ms: float) -> float | None:
         """None once the call may go; or how long (ms) it must wait, when too long to

@@ -1,4 +1,4 @@
-"""AgentWorkflow: a DAG of model and tool steps, each bound to an AgentPool.
+"""AgentWorkflow: a DAG of model, tool and agent steps, each bound to an AgentPool.
 
 Step names are identifiers (lowercase letters, digits, underscores) because prompts,
 routes and schemas refer to a dependency's output by its step name, as in the CEL
@@ -172,6 +172,71 @@ class CacheSpec(base.Model):
     ttl_seconds: int = Field(ge=1, le=30 * 86400)
 
 
+MAX_AGENT_TOOLS = 32
+TOOL_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_-]*$"
+
+
+class AgentTool(base.Model):
+    """An HTTP tool agent steps may call: the model sees its name, description and
+    parameters, and decides when to call it and with what arguments."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=TOOL_NAME_PATTERN,
+        description="The name the model calls it by.",
+    )
+    description: str = Field(
+        min_length=1, max_length=4096, description="What the tool does, for the model."
+    )
+    parameters: base.FreeForm = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema of its arguments (an object). A call whose arguments do "
+        "not fit is not made: the model is told why, and the call counts against the "
+        "step's agent.maxInvalidToolCalls.",
+    )
+    call: ToolCall = Field(
+        description="The HTTP call. Its templates see `inputs` and `args` (the model's "
+        "arguments, as in `{{ args.order_id }}`); values are inserted escaped, as in any "
+        "tool call, so arguments cannot change the request's shape or its host.",
+    )
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
+class AgentSpec(base.Model):
+    """How an agent step loops: each turn the model answers or calls tools, whose
+    results go back to it, until it answers or its turns run out."""
+
+    tools: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=MAX_AGENT_TOOLS,
+        description="Names of spec.tools this step may call (its allow-list); a call of "
+        "any other is refused and counted as invalid.",
+    )
+    max_turns: int = Field(
+        default=8,
+        ge=1,
+        le=32,
+        description="Model calls at most. The last is offered no tools, so the step "
+        "always ends with an answer (or fails).",
+    )
+    max_invalid_tool_calls: int = Field(
+        default=3,
+        ge=0,
+        le=32,
+        description="Tool calls the model may get wrong (an unknown tool, arguments that "
+        "are not JSON or do not fit the tool's parameters) before the step fails, not "
+        "retried.",
+    )
+    max_parallel_tool_calls: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="Tool calls of one turn made at once; more in one turn are refused "
+        "to the model as invalid.",
+    )
+
+
 def _last_route_is_default(routes: list[Route]) -> bool:
     defaults = [r for r in routes if r.when is None]
     return len(defaults) == 1 and routes[-1].when is None
@@ -208,20 +273,25 @@ class Step(base.Model):
             check=lambda s: not (s.pool is not None and s.routes is not None),
         ),
         base.CelRule(
-            rule="self.kind == 'model' ? (has(self.prompt) && !has(self.tool)) "
-            ": (has(self.tool) && !has(self.prompt))",
-            message="a model step needs prompt (and no tool); a tool step needs tool "
-            "(and no prompt)",
+            rule="self.kind == 'tool' ? (has(self.tool) && !has(self.prompt)) "
+            ": (has(self.prompt) && !has(self.tool))",
+            message="a model or agent step needs prompt (and no tool); a tool step needs "
+            "tool (and no prompt)",
             check=lambda s: (
-                (s.prompt is not None and s.tool is None)
-                if s.kind == "model"
-                else (s.tool is not None and s.prompt is None)
+                (s.tool is not None and s.prompt is None)
+                if s.kind == "tool"
+                else (s.prompt is not None and s.tool is None)
             ),
         ),
         base.CelRule(
-            rule="!has(self.stream) || !self.stream || self.kind == 'model'",
-            message="stream: true needs a model step (a tool's reply is not streamed)",
-            check=lambda s: not s.stream or s.kind == "model",
+            rule="has(self.agent) == (self.kind == 'agent')",
+            message="an agent step needs agent (and only an agent step takes it)",
+            check=lambda s: (s.agent is not None) == (s.kind == "agent"),
+        ),
+        base.CelRule(
+            rule="!has(self.stream) || !self.stream || self.kind != 'tool'",
+            message="stream: true needs a model or agent step (a tool's reply is not streamed)",
+            check=lambda s: not s.stream or s.kind != "tool",
         ),
         base.CelRule(
             rule="!has(self.fallback) || !has(self.fallback.pool) || !has(self.pool) "
@@ -245,7 +315,13 @@ class Step(base.Model):
     name: StepName = Field(
         description="Identifier of the step; its output is visible to dependents under this name."
     )
-    kind: Literal["model", "tool"] = "model"
+    kind: Literal["model", "tool", "agent"] = Field(
+        default="model",
+        description="model: one model call. tool: one HTTP call. agent: a model that "
+        "calls the workflow's tools (agent.tools) turn by turn until it answers; every "
+        "completed turn is kept with the run, so a retry or another worker goes on from "
+        "the last one without calling its tools again.",
+    )
     pool: base.Name | None = Field(
         default=None,
         description="AgentPool (same namespace) that runs the step; defaults to spec.defaultPool.",
@@ -265,6 +341,7 @@ class Step(base.Model):
     system: str | None = Field(default=None, max_length=TEMPLATE_MAX)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     tool: ToolCall | None = None
+    agent: AgentSpec | None = None
     depends_on: list[StepName] = Field(default_factory=list, max_length=MAX_DEPENDS_ON)
     optional_dependencies: list[StepName] = Field(
         default_factory=list,
@@ -395,6 +472,25 @@ class AgentWorkflowSpec(base.Model):
             check=lambda w: all(d in _names(w.steps) for s in w.steps for d in s.depends_on),
         ),
         base.CelRule(
+            rule="self.steps.all(s, !has(s.agent) || !has(s.agent.tools) || "
+            "s.agent.tools.all(n, has(self.tools) && self.tools.exists(t, t.name == n)))",
+            message="every agent.tools entry must name one of spec.tools",
+            field_path=".steps",
+            check=lambda w: all(
+                n in {t.name for t in w.tools}
+                for s in w.steps
+                if s.agent is not None
+                for n in s.agent.tools
+            ),
+        ),
+        base.CelRule(
+            rule="!has(self.tools) || "
+            "self.tools.all(t, self.tools.exists_one(u, u.name == t.name))",
+            message="tool names must be unique",
+            field_path=".tools",
+            check=lambda w: len({t.name for t in w.tools}) == len(w.tools),
+        ),
+        base.CelRule(
             rule="has(self.defaultPool) || self.steps.all(s, has(s.pool) || has(s.routes))",
             message="every step needs a pool: set its pool or routes, or spec.defaultPool",
             field_path=".steps",
@@ -409,6 +505,11 @@ class AgentWorkflowSpec(base.Model):
         default=None, description="Pool of steps that name none."
     )
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    tools: list[AgentTool] = Field(
+        default_factory=list,
+        max_length=MAX_AGENT_TOOLS,
+        description="HTTP tools the agent steps may call, declared once.",
+    )
     budget: Budget | None = None
     state: StateSpec = Field(default_factory=StateSpec)
     dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)
@@ -436,6 +537,28 @@ class AgentWorkflowSpec(base.Model):
         "so higher runs go first without starving lower ones, and a level with nothing "
         "waiting gives its turns to the others.",
     )
+
+
+def agent_tools_of(spec: AgentWorkflowSpec, step: Step) -> list[AgentTool]:
+    """The spec.tools an agent step may call, in its allow-list's order."""
+    if step.agent is None:
+        return []
+    by_name = {t.name: t for t in spec.tools}
+    return [by_name[n] for n in step.agent.tools if n in by_name]
+
+
+def http_calls(spec: AgentWorkflowSpec) -> list[tuple[str, ToolCall, list[Step]]]:
+    """(path below spec, call, the steps that may make it) of every HTTP call the
+    workflow declares: each step's tool and compensation, and each agent tool."""
+    out = [
+        (f"steps[{i}].{field}", call, [step])
+        for i, step in enumerate(spec.steps)
+        for field, call in step.tool_calls()
+    ]
+    for j, tool in enumerate(spec.tools):
+        users = [s for s in spec.steps if s.agent is not None and tool.name in s.agent.tools]
+        out.append((f"tools[{j}].call", tool.call, users))
+    return out
 
 
 class AgentWorkflowStatus(base.Model):

@@ -37,6 +37,7 @@ local EVENT = wire({
   step_compensated = 'step_compensated',
   run_compensated = 'run_compensated',
   tokens = 'tokens',
+  agent_turn = 'agent_turn',
 })
 local REPLY = wire({
   run = 'run',
@@ -135,6 +136,7 @@ local STEP_FIELD = wire({
   undo = 'undo',
   undo_error = 'undo_err',
   undo_deliveries = 'undo_dlv',
+  transcript = 'transcript',
 })
 local WINDOW_FIELD = wire({
   tokens = 'tokens',

@@ -42,14 +42,13 @@ def _step_pools(spec: awf.AgentWorkflowSpec, step: awf.Step) -> set[str]:
 
 def tool_secrets_by_pool(spec: awf.AgentWorkflowSpec) -> dict[str, set[SecretKey]]:
     out: dict[str, set[SecretKey]] = {}
-    for step in spec.steps:
+    for _, call, steps in awf.http_calls(spec):
         refs = {
             (h.value_from_secret.name, h.value_from_secret.key)
-            for _, call in step.tool_calls()
             for h in call.headers
             if h.value_from_secret is not None
         }
-        if refs:
+        for step in steps if refs else ():
             for pool in _step_pools(spec, step):
                 out.setdefault(pool, set()).update(refs)
     return out

@@ -61,8 +61,13 @@ def _pools_ready(
     )
 
 
-def _caller(step: str, call: str) -> str:
-    return f"step {step}" if call == "tool" else f"the {call} call of step {step}"
+def _caller(path: str, steps: Sequence[awf.Step]) -> str:
+    """Who makes the call at `path` (below spec), in words."""
+    names = ", ".join(s.name for s in steps)
+    if path.startswith("tools["):
+        return f"every call of it (by agent step {names})" if names else "every call of it"
+    field = path.rsplit(".", 1)[-1]
+    return f"step {names}" if field == "tool" else f"the {field} call of step {names}"
 
 
 def _missing_secret_problems(
@@ -70,20 +75,19 @@ def _missing_secret_problems(
 ) -> list[dag.Problem]:
     gone = set(missing)
     found: list[dag.Problem] = []
-    for i, step in enumerate(spec.steps):
-        for name, call in step.tool_calls():
-            for k, header in enumerate(call.headers):
-                ref = header.value_from_secret
-                if ref is None or (ref.name, ref.key) not in gone:
-                    continue
-                found.append(
-                    dag.Problem(
-                        f"spec.steps[{i}].{name}.headers[{k}].valueFromSecret",
-                        f"Secret {ref.name} has no key {ref.key} in this namespace (or does "
-                        f"not exist): {_caller(step.name, name)} fails until it is created",
-                        Reason.SECRET_MISSING,
-                    )
+    for path, call, steps in awf.http_calls(spec):
+        for k, header in enumerate(call.headers):
+            ref = header.value_from_secret
+            if ref is None or (ref.name, ref.key) not in gone:
+                continue
+            found.append(
+                dag.Problem(
+                    f"spec.{path}.headers[{k}].valueFromSecret",
+                    f"Secret {ref.name} has no key {ref.key} in this namespace (or does "
+                    f"not exist): {_caller(path, steps)} fails until it is created",
+                    Reason.SECRET_MISSING,
                 )
+            )
     return found
 
 

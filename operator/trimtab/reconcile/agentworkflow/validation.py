@@ -22,7 +22,7 @@ import jsonschema.exceptions
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reasons import Reason
 from trimtab.reconcile import policy as policy_mod
-from trimtab.reconcile.agentworkflow import dag, templates, tool_requests
+from trimtab.reconcile.agentworkflow import agent_checks, dag, templates, tool_requests
 
 
 def step_nodes(spec: awf.AgentWorkflowSpec) -> list[dag.StepNode]:
@@ -140,14 +140,13 @@ def _template_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
 def _tool_url_problems(
     spec: awf.AgentWorkflowSpec, policy: policy_mod.Policy
 ) -> Iterator[dag.Problem]:
-    for i, step in enumerate(spec.steps):
-        for name, call in step.tool_calls():
-            if not policy.allows_tool_url(call.url):
-                yield dag.Problem(
-                    f"spec.steps[{i}].{name}.url",
-                    f"{tool_requests.origin(call.url)} is not an allowed tool URL here "
-                    "(the operator's security.allowedToolUrls)",
-                )
+    for path, call, _ in awf.http_calls(spec):
+        if not policy.allows_tool_url(call.url):
+            yield dag.Problem(
+                f"spec.{path}.url",
+                f"{tool_requests.origin(call.url)} is not an allowed tool URL here "
+                "(the operator's security.allowedToolUrls)",
+            )
 
 
 def pool_references(spec: awf.AgentWorkflowSpec) -> Iterator[tuple[str, str]]:
@@ -205,6 +204,7 @@ def find_problems(
     problems += _template_problems(spec)
     problems += _key_problems(spec)
     problems += _tool_url_problems(spec, policy or policy_mod.Policy())
+    problems += agent_checks.problems(spec)
     if pools is not None:
         problems += _missing_pools(spec, pools)
     return problems
