@@ -4,6 +4,7 @@ calls, bounded invalid calls, and the last turn's answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,10 +53,12 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _workflow(sim: str, **agent: Any) -> awf.AgentWorkflowSpec:
+def _workflow(sim: str, extra: dict[str, Any] | None = None, **agent: Any) -> awf.AgentWorkflowSpec:
     tools = sim.removesuffix("/v1") + "/tools"
+    step_extra = (extra or {}).pop("step", {})
     return awf.AgentWorkflowSpec.model_validate(
         {
+            **(extra or {}),
             "defaultPool": "p",
             "tools": [
                 {
@@ -95,6 +98,7 @@ def _workflow(sim: str, **agent: Any) -> awf.AgentWorkflowSpec:
                     "system": "You are a support agent.",
                     "prompt": "Customer {{ inputs.customer }}: where is my refund?",
                     "agent": {"tools": ["lookup_order", "search_policy"], **agent},
+                    **step_extra,
                     "output": {"schema": ANSWER},
                     "retry": {
                         "maxAttempts": 3,
@@ -114,12 +118,19 @@ def _tool_requests(sim: str) -> int:
 
 
 async def _run(
-    sdk: Client, sim: str, redis_url: str, model: str, name: str, **agent: Any
+    sdk: Client,
+    sim: str,
+    redis_url: str,
+    model: str,
+    name: str,
+    extra: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+    **agent: Any,
 ) -> tuple[str, list[dict[str, str]]]:
-    await sdk.publish(NS, name, _workflow(sim, **agent))
+    await sdk.publish(NS, name, _workflow(sim, extra, **agent))
     cfg = runtime.worker_settings(NS, "p", runtime.pool_spec(sim, model=model), redis_url)
     async with runtime.in_process_worker(cfg):
-        run = await sdk.submit(NS, name, {"customer": "c-42"})
+        run = await sdk.submit(NS, name, inputs or {"customer": "c-42"})
         events = [e async for e in sdk.events(run)]
     return run, events
 
@@ -195,3 +206,39 @@ async def test_the_last_turn_offers_no_tools_so_the_agent_answers(
     kept = await _kept(sdk, run)
     assert kept.turns == 3
     assert "tool_calls" not in kept.messages[-1]
+
+
+async def test_each_turn_is_held_on_the_runs_budget_and_a_turn_that_would_overrun_it_stops(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    # Turn 1 (a ~400-token prompt and 2000 to answer) fits 2700; turn 2 cannot: the
+    # tool's result echoes the long input twice, on top of turn 1's booked spend.
+    budget = {"budget": {"maxTokensPerRun": 2700}, "step": {"maxTokens": 2000}}
+    long_name = "c-" + "x" * 1200
+    run, _ = await _run(
+        sdk, sim, redis_url, "eager", "budgeted", budget, {"customer": long_name},
+        tools=["lookup_order"], maxTurns=4,
+    )  # fmt: skip
+    result = await sdk.result(run)
+    assert result.status == "failed"
+    assert "budget" in (result.errors.get("agent") or "")
+    kept = await _kept(sdk, run)
+    assert kept.turns == 1  # turn 1 ran, its results are in, turn 2 never went out
+    assert [m["role"] for m in kept.messages][-1] == "tool"
+    assert 0 < result.tokens <= 2700  # turn 1's spend was booked on the run
+
+
+async def test_runs_get_shows_the_agents_turns(
+    sim: str, redis_url: str, sdk: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trimtab import cli  # noqa: PLC0415
+
+    run, _ = await _run(sdk, sim, redis_url, "sim-small", "shown")
+    await sdk.result(run)
+    code = await asyncio.to_thread(cli.main, ["runs", "get", run, "--redis-url", redis_url])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "agent agent: 2 turn(s), 0 invalid tool call(s)" in out
+    assert "    turn 1: called " in out
+    assert "      -> " in out
+    assert "    turn 2: answered {" in out

@@ -16,7 +16,7 @@ import yaml
 
 from trimtab.api.v1alpha1 import manifests
 from trimtab.cli import common
-from trimtab.queue import levels, runs, wire
+from trimtab.queue import levels, runs, transcripts, wire
 from trimtab.sdk import client as sdk_client
 from trimtab.worker import main as worker_main
 from trimtab.worker import settings
@@ -156,7 +156,7 @@ def _runs_get(args: argparse.Namespace) -> int:
                     "priority": state.priority,
                     "tokens": state.tokens,
                     "cost": state.cost,
-                    "steps": {n: vars(s) for n, s in state.steps.items()},
+                    "steps": {n: _step_json(s) for n, s in state.steps.items()},
                 },
                 indent=2,
                 default=str,
@@ -183,9 +183,49 @@ def _runs_get(args: argparse.Namespace) -> int:
         if s.compensation is not None:
             why = f": {s.compensation_error}" if s.compensation_error else ""
             print(f"  compensation of {name}: {s.compensation}{why}")
+    for name, s in state.steps.items():
+        if s.transcript is not None:
+            for line in transcript_lines(name, transcripts.Transcript.from_json(s.transcript)):
+                print(line)
     for line in unserved(state, now_ms):
         print(line)
     return 0
+
+
+def _step_json(s: runs.StepView) -> dict[str, Any]:
+    out = vars(s).copy()
+    if s.transcript is not None:
+        out["transcript"] = json.loads(s.transcript)
+    return out
+
+
+SHOWN_CHARS = 100
+
+
+def transcript_lines(step: str, t: transcripts.Transcript) -> list[str]:
+    """An agent step's turns, a line each for a reply's calls, their results and its
+    answer, each cut to SHOWN_CHARS."""
+    lines = [f"  agent {step}: {t.turns} turn(s), {t.invalid_calls} invalid tool call(s)"]
+    turn = 0
+    for message in t.messages:
+        role = message.get("role")
+        if role == "assistant":
+            turn += 1
+            calls = message.get("tool_calls") or []
+            said = (
+                ", ".join(f"{c['function']['name']}({c['function']['arguments']})" for c in calls)
+                if calls
+                else f"answered {message.get('content') or ''}"
+            )
+            lines.append(f"    turn {turn}: " + _cut("called " + said if calls else said))
+        elif role == "tool":
+            lines.append("      -> " + _cut(str(message.get("content") or "")))
+    return lines
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 # A step queued this long with no worker taking it is called out under the table.

@@ -33,6 +33,7 @@ class StepView:
     ended_ms: float | None
     compensation: wire.Compensation | None = None  # how its undoing ended, if it did
     compensation_error: str | None = None
+    transcript: str | None = None  # an agent step's, as JSON (trimtab.queue.transcripts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,6 +238,7 @@ def _step(raw: Mapping[str, str], name: str) -> StepView:
         ended_ms=_float(get(field.ENDED_MS)),
         compensation=wire.Compensation(undo) if (undo := get(field.UNDO)) else None,
         compensation_error=get(field.UNDO_ERROR),
+        transcript=get(field.TRANSCRIPT),
     )
 
 
