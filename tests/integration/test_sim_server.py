@@ -207,7 +207,13 @@ async def test_fault_rates_apply_and_the_none_header_overrides_them(
     )
     assert forced_ok.status_code == 200
     stats = (await sim.get("/stats")).json()
-    assert stats["models"]["broken"] == {"requests": 2, "in_flight": 0, "faults": {"500": 1}}
+    broken = stats["models"]["broken"]
+    assert {k: broken[k] for k in ("requests", "in_flight", "faults")} == {
+        "requests": 2,
+        "in_flight": 0,
+        "faults": {"500": 1},
+    }
+    assert "thirty days" in broken["last_prompt"]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import trimtab
-from trimtab.cli import guardrails, operator_cmd, redis_cmd, runtime, simulate
+from trimtab.cli import guardrails, operator_cmd, redis_cmd, runtime, sessions_cmd, simulate
 
 PLUGINS = "trimtab.commands"
 # The development tools' commands, named where they are absent so the README's
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator_cmd.register(groups)
     guardrails.register(groups)
     redis_cmd.register(groups)
+    sessions_cmd.register(groups)
     for plugin in importlib.metadata.entry_points(group=PLUGINS):
         plugin.load()(groups)
     for name, what in DEV_COMMANDS.items():

@@ -49,6 +49,7 @@ def register(groups: Any) -> None:
         choices=list(levels.FROM_API),
         help="the run's priority (default: the workflow's spec.priority)",
     )
+    run.add_argument("--session", help="the conversation the run continues (memory.session)")
     run.add_argument("--wait", action="store_true", help="wait and print the result")
     run.add_argument("--timeout", type=float, default=120.0)
     common.add_redis_url(run)
@@ -123,8 +124,9 @@ def _run(args: argparse.Namespace) -> int:
     inputs = common.parse_inputs(args.input)
     client = sdk_client.SyncClient(args.redis_url)
     run = client.submit(
-        namespace, workflow, inputs, idempotency_key=args.idempotency_key, priority=args.priority
-    )
+        namespace, workflow, inputs, idempotency_key=args.idempotency_key,
+        priority=args.priority, session=args.session,
+    )  # fmt: skip
     if not args.wait:
         print(run)
         return 0

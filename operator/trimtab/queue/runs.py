@@ -47,6 +47,7 @@ class RunView:
     created_ms: float = 0.0
     tokens: int = 0  # used by the run so far, for budgets
     cost: float = 0.0
+    session: str | None = None
 
     def outputs(self) -> dict[str, Any]:
         return self.step_outputs
@@ -70,6 +71,7 @@ class RunState:
     cache_misses: int = 0
     error: str | None = None  # why the run ended when no step says (its deadline)
     priority: wire.Priority = wire.Priority.NORMAL
+    session: str | None = None
 
     def outputs(self) -> dict[str, Any]:
         return {name: s.output for name, s in self.steps.items() if s.state is wire.StepState.DONE}
@@ -82,6 +84,7 @@ class RunState:
             created_ms=self.created_ms,
             tokens=self.tokens,
             cost=self.cost,
+            session=self.session,
         )
 
 
@@ -103,6 +106,7 @@ class NewRun:
     concurrency_limit: int | None = None  # runs of the workflow under way at once
     concurrency_key: tuple[str, int] | None = None  # (the run's key value, its limit)
     priority: wire.Priority = wire.Priority.NORMAL
+    session: str | None = None
 
     def fields(self) -> dict[str, Any]:
         f = wire.RunField
@@ -117,6 +121,7 @@ class NewRun:
             f.TOKENS: 0,
             f.COST: 0,
             f.PRIORITY: self.priority.value,
+            **({f.SESSION: self.session} if self.session else {}),
         }
         fields.update(
             {
@@ -263,6 +268,7 @@ def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
         cache_misses=int(raw.get(f.CACHE_MISSES, 0)),
         error=raw.get(f.ERROR),
         priority=wire.Priority(raw.get(f.PRIORITY, wire.Priority.NORMAL)),
+        session=raw.get(f.SESSION),
     )
 
 

@@ -120,6 +120,7 @@ class PoolQueue:
             created_ms=float(reply["created_ms"] or 0),
             tokens=int(reply["tokens"] or 0),
             cost=float(reply["cost"] or 0),
+            session=reply["session"] or None,
         )
         return Started(outcome=outcome, view=view, delivery=fenced)
 

@@ -147,6 +147,7 @@ class RunField(enum.StrEnum):
     ROOTS = "roots"
     DEAD_LETTERED = "dlq"  # set once the run first had a step dead-lettered (counted once)
     PRIORITY = "priority"  # its Priority: the level of every pool its steps go to
+    SESSION = "session"  # the conversation it belongs to (trimtab.queue.sessions), if any
     # Compensations (a saga): those still to run, in order of completion, each its
     # step, stream and task message (JSON); and the step whose compensation is out.
     UNDO = "undo"

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+from redis import asyncio as aioredis
+
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
 from trimtab.queue import (
@@ -22,6 +24,7 @@ from trimtab.queue import (
     levels,
     runs,
     scripts,
+    sessions,
     wire,
     workflows,
 )
@@ -121,6 +124,8 @@ class Client:
         self.lua = scripts.Scripts(self.redis)
         self._compiled = workflows.Compiled(self.redis)
         self._current: dict[tuple[str, str], tuple[float, int]] = {}
+        self._redis_url = redis_url
+        self._binary: aioredis.Redis | None = None  # sessions' compressed state, on first use
 
     async def workflow(self, namespace: str, name: str) -> compile_mod.CompiledWorkflow:
         """The current published generation, rechecked at most once a second."""
@@ -177,12 +182,17 @@ class Client:
         *,
         idempotency_key: str | None = None,
         priority: awf.Priority | None = None,
+        session: str | None = None,
     ) -> str:
         """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
         workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused, and so
         is a run an AgentBudget has no room for (BudgetExhaustedError). `priority`
-        (High, Normal or Low) overrides the workflow's spec.priority for this run."""
+        (High, Normal or Low) overrides the workflow's spec.priority for this run.
+        `session` names the conversation the run continues (steps with memory.session
+        see its earlier turns)."""
         check_inputs(inputs)
+        if session is not None:
+            sessions.check_session(session)
         wf = await self.workflow(namespace, workflow)
         if idempotency_key is not None:  # a retried submission gets its run, budget or not
             known = await runs.submitted_as(self.redis, namespace, workflow, idempotency_key)
@@ -207,6 +217,7 @@ class Client:
             concurrency_limit=wf.spec.concurrency_limit,
             concurrency_key=_concurrency_key(wf.spec.concurrency_key, inputs),
             priority=levels.FROM_API[priority or wf.spec.priority],
+            session=session,
         )
         _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"
@@ -251,8 +262,23 @@ class Client:
             ) from None
         return _result(run, await self.get(run))
 
+    def _sessions(self, namespace: str) -> sessions.SessionStore:
+        if self._binary is None:
+            self._binary = connection.connect_binary(self._redis_url, max_connections=4)
+        return sessions.SessionStore(self._binary, namespace)
+
+    async def session(self, namespace: str, session: str) -> list[dict[str, Any]]:
+        """A session's turns as chat messages, oldest first (none: new or expired)."""
+        return await self._sessions(namespace).messages(sessions.check_session(session))
+
+    async def delete_session(self, namespace: str, session: str) -> bool:
+        """Forget a session; False when there was none."""
+        return await self._sessions(namespace).delete(sessions.check_session(session))
+
     async def aclose(self) -> None:
         await self.redis.aclose()
+        if self._binary is not None:
+            await self._binary.aclose()
 
 
 def _result(run: str, state: runs.RunState) -> RunResult:
@@ -293,12 +319,20 @@ class SyncClient:
         *,
         idempotency_key: str | None = None,
         priority: awf.Priority | None = None,
+        session: str | None = None,
     ) -> str:
         return self._run(
             lambda c: c.submit(
-                namespace, workflow, inputs, idempotency_key=idempotency_key, priority=priority
+                namespace, workflow, inputs, idempotency_key=idempotency_key, priority=priority,
+                session=session,
             )
-        )
+        )  # fmt: skip
+
+    def session(self, namespace: str, session: str) -> list[dict[str, Any]]:
+        return self._run(lambda c: c.session(namespace, session))
+
+    def delete_session(self, namespace: str, session: str) -> bool:
+        return self._run(lambda c: c.delete_session(namespace, session))
 
     def result(self, run: str, *, timeout: float = 60.0) -> RunResult:
         return self._run(lambda c: c.result(run, timeout=timeout))

@@ -25,6 +25,7 @@ from trimtab.sim.profiles import ModelProfile, SimConfig
 DELAY_HEADER = "X-Sim-Delay-Seconds"
 FAULT_HEADER = "X-Sim-Fault"
 CONFIDENCE_HEADER = "X-Sim-Confidence-Mean"
+LAST_PROMPT_CHARS = 4000
 
 
 @dataclasses.dataclass
@@ -34,9 +35,15 @@ class Counters:
     requests: int = 0
     in_flight: int = 0
     faults: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    last_prompt: str = ""  # the text of the last request's messages, its end kept
 
     def as_json(self) -> dict[str, Any]:
-        return {"requests": self.requests, "in_flight": self.in_flight, "faults": dict(self.faults)}
+        return {
+            "requests": self.requests,
+            "in_flight": self.in_flight,
+            "faults": dict(self.faults),
+            "last_prompt": self.last_prompt,
+        }
 
 
 @dataclasses.dataclass
@@ -142,6 +149,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         return _bad_request(exc)
     counters = state.models[chat.model]
     counters.requests += 1
+    counters.last_prompt = chat.prompt[-LAST_PROMPT_CHARS:]
     # Counted before planning so this request's own delay sees the load it joins.
     reply, fault = _plan_chat(
         chat,

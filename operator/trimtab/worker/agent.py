@@ -70,7 +70,9 @@ def opening(step: awf.Step, prompt: execute.Prompt, structured_output: str) -> T
     """The conversation before the first turn, with the schema in words where the
     pool's structured output asks for it so (as a model step's)."""
     schema = step.output.json_schema if step.output else None
-    messages = chat_request.messages_for(prompt.system, prompt.user, schema, structured_output)
+    messages = chat_request.messages_for(
+        prompt.system, prompt.user, schema, structured_output, prompt.history
+    )
     return Transcript(tuple(messages))
 
 

@@ -8,6 +8,7 @@ itself under the step's timeout. Whatever happens, the attempt returns how it en
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -45,6 +46,7 @@ from trimtab.worker import (
     tokens,
     tools,
 )
+from trimtab.worker import memory as memory_mod
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +61,11 @@ class Attempts:
         clients: execute.Clients,
         metrics: metrics_mod.Metrics,
         rng: random.Random,
+        memory: memory_mod.SessionMemory,
     ) -> None:
         self.cfg, self.client, self.clients = cfg, client, clients
         self.metrics, self.rng = metrics, rng
-        self.lua = lua
+        self.lua, self.memory = lua, memory
         self.guards = guard.Guards(cfg, client=client, lua=lua, metrics=metrics)
         self.throttle = throttle.Throttle(
             lua, namespace=cfg.namespace, pool=cfg.pool, spec=cfg.spec
@@ -81,6 +84,7 @@ class Attempts:
             "endpoint": model.endpoint,
             "model": model.name,
             "system": prompt.system,
+            "history": prompt.history,
             "prompt": prompt.user,
             "max_tokens": step.max_tokens or model.max_tokens,
             "schema": step.output.json_schema if step.output else None,
@@ -100,6 +104,8 @@ class Attempts:
         if late is not None:
             return ending.DeadLetter(late, metrics_mod.ErrorType.DEADLINE_EXCEEDED)
         prompt = _rendered(step, context)
+        if prompt is not None:
+            prompt = dataclasses.replace(prompt, history=await self.memory.shown(step, run.session))
         digest = self.cache_digest(step, prompt)
         if digest is not None:
             found = await cache.lookup(self.lua, task.namespace, task.run_id, digest)

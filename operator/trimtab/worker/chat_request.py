@@ -82,14 +82,17 @@ def messages_for(
     prompt: str,
     json_schema: Mapping[str, Any] | None,
     structured_output: str,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """A single-turn conversation: the step's system message, the schema in words when
-    the pool's structured output needs it, and the prompt."""
+    """A step's conversation: its system message, the schema in words when the pool's
+    structured output needs it, the session's earlier turns it remembers, and the
+    prompt."""
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": system})
     if json_schema is not None and structured_output != "JsonSchema":
         messages.append({"role": "system", "content": schema_instruction(json_schema)})
+    messages.extend(dict(m) for m in history)
     messages.append({"role": "user", "content": prompt})
     return messages
 

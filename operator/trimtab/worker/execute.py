@@ -95,6 +95,8 @@ class Prompt:
 
     system: str | None
     user: str
+    # The session's earlier turns the step remembers, before the prompt (trimtab.worker.memory).
+    history: tuple[dict[str, Any], ...] = ()
 
 
 def render_prompt(step: awf.Step, context: Mapping[str, Any]) -> Prompt:
@@ -122,6 +124,7 @@ async def run_model_step(
         max_tokens=step.max_tokens,
         json_schema=schema,
         on_text=on_text,
+        history=prompt.history,
     )
     cost = reply.cost(clients.pricing)
     try:

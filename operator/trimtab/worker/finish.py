@@ -13,6 +13,7 @@ from trimtab import metrics as metrics_mod
 from trimtab.queue import completion, connection, intake, messages, runs, tasks, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.worker import ending, execute, settings
+from trimtab.worker import memory as memory_mod
 from trimtab.worker import stats as tally_mod
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,10 @@ class Finisher:
         queue: tasks.PoolQueue,
         metrics: metrics_mod.Metrics,
         tally: tally_mod.SecondTally,
+        memory: memory_mod.SessionMemory,
     ) -> None:
         self.cfg, self.client, self.queue = cfg, client, queue
-        self.metrics, self.tally = metrics, tally
+        self.metrics, self.tally, self.memory = metrics, tally, memory
 
     async def apply(
         self,
@@ -200,12 +202,25 @@ class Finisher:
             if done.outcome is not wire.Reply.CONFLICT:
                 if done.remaining == 0:
                     self._run_succeeded(task, wf, run)
+                    await self._remember(task, wf, run)
                 return done.outcome
             fresh = await runs.read(self.client, task.namespace, task.run_id)
             if fresh is None:
                 return wire.Reply.DUPLICATE
             run = fresh.view()
         raise RuntimeError(f"completing {task.run_id}/{task.step}: the run kept changing")
+
+    async def _remember(
+        self, task: messages.Task, wf: compile_mod.CompiledWorkflow, run: runs.RunView
+    ) -> None:
+        """Add a succeeded run's turns to its session, when it has one and remembers."""
+        if run.session is None or not any(memory_mod.remembers(s) for s in wf.spec.steps):
+            return
+        state = await runs.read(self.client, task.namespace, task.run_id)
+        if state is None:
+            return  # expired already: nothing to take the turns from
+        turns = memory_mod.run_turns(wf.spec, state.inputs, state.outputs())
+        await self.memory.remember(run.session, turns, ttl_seconds=wf.spec.state.ttl_seconds)
 
     def _run_succeeded(
         self, task: messages.Task, wf: compile_mod.CompiledWorkflow, run: runs.RunView

@@ -31,9 +31,11 @@ from trimtab.worker import (
     ending,
     execute,
     finish,
+    memory,
     policy,
     serving,
     settings,
+    tokens,
 )
 from trimtab.worker import stats as tally
 
@@ -69,12 +71,17 @@ class Worker:
         self._workflows = workflows.Compiled(self.client)
         self._tally = tally.SecondTally()
         self.readiness = serving.Readiness()  # what the pod's readiness probe reports
+        self.memory = memory.SessionMemory(
+            cfg.redis_url, cfg.namespace, tokens.counter(cfg.spec.model.tokenizer)
+        )
         self.finisher = finish.Finisher(
-            cfg, client=client, queue=self.queue, metrics=metrics, tally=self._tally
-        )
+            cfg, client=client, queue=self.queue, metrics=metrics, tally=self._tally,
+            memory=self.memory,
+        )  # fmt: skip
         self.attempts = attempt.Attempts(
-            cfg, client=client, lua=self.lua, clients=clients, metrics=metrics, rng=self.rng
-        )
+            cfg, client=client, lua=self.lua, clients=clients, metrics=metrics, rng=self.rng,
+            memory=self.memory,
+        )  # fmt: skip
         self.compensations = compensation.Compensations(
             self.queue, clients, self.attempts.secrets, self.rng, cfg.spec.queue.max_deliveries
         )
@@ -106,6 +113,7 @@ class Worker:
             # Stopping while Redis is away or full: the last second's figures are lost.
             with contextlib.suppress(*connection.UNAVAILABLE, *connection.FULL):
                 await self._publish_stats()
+            await self.memory.aclose()
 
     async def _ensure_group(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -84,9 +84,10 @@ class ModelClient:
         max_tokens: int | None,
         json_schema: Mapping[str, Any] | None,
         stream: bool = False,
+        history: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
         structured = self.spec.structured_output
-        messages = chat_request.messages_for(system, prompt, json_schema, structured)
+        messages = chat_request.messages_for(system, prompt, json_schema, structured, history)
         return chat_request.body(
             self.spec, messages, max_tokens=max_tokens, json_schema=json_schema, stream=stream
         )
@@ -100,15 +101,17 @@ class ModelClient:
         json_schema: Mapping[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         on_text: OnText | None = None,
+        history: Sequence[Mapping[str, Any]] = (),
     ) -> ModelReply:
-        """One completion; with `on_text` it is streamed, and `on_text` gets its text
-        as it arrives."""
+        """One completion, after the `history` messages; with `on_text` it is
+        streamed, and `on_text` gets its text as it arrives."""
         body = self.request_body(
             system=system,
             prompt=prompt,
             max_tokens=max_tokens,
             json_schema=json_schema,
             stream=on_text is not None,
+            history=history,
         )
         return await self._send(body, headers, on_text)
 

@@ -53,6 +53,7 @@ def prompt_tokens(
     """The prompt's tokens as the endpoint will see them: each message, its framing,
     the start of the answer, and the output schema sent as its response format (which
     providers charge as prompt tokens)."""
-    messages = [m for m in (prompt.system, prompt.user) if m]
+    history = [str(m.get("content") or "") for m in prompt.history]
+    messages = [m for m in (prompt.system, *history, prompt.user) if m]
     sent = sum(count(m) + PER_MESSAGE for m in messages) + REPLY_PRIMING
     return sent + (0 if schema is None else count(json.dumps(schema)))

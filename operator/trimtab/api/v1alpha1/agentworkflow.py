@@ -203,6 +203,26 @@ class AgentTool(base.Model):
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
+class MemorySpec(base.Model):
+    """What a model or agent step remembers of its run's session (a run submitted with
+    a session id): the session's earlier turns, most recent first, within maxTokens."""
+
+    session: bool = Field(
+        default=False,
+        description="See the session's earlier turns (as messages before the prompt), "
+        "and add this step's (its prompt and its answer) once the run succeeds. A new or "
+        "expired session is empty; a session lives spec.state.ttlSeconds from its last "
+        "run.",
+    )
+    max_tokens: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="The most of the session the step sees: its most recent whole turns "
+        "that fit, older ones left out.",
+    )
+
+
 class AgentSpec(base.Model):
     """How an agent step loops: each turn the model answers or calls tools, whose
     results go back to it, until it answers or its turns run out."""
@@ -284,6 +304,11 @@ class Step(base.Model):
             ),
         ),
         base.CelRule(
+            rule="!has(self.memory) || self.kind != 'tool'",
+            message="memory needs a model or agent step",
+            check=lambda s: s.memory is None or s.kind != "tool",
+        ),
+        base.CelRule(
             rule="has(self.agent) == (self.kind == 'agent')",
             message="an agent step needs agent (and only an agent step takes it)",
             check=lambda s: (s.agent is not None) == (s.kind == "agent"),
@@ -342,6 +367,7 @@ class Step(base.Model):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     tool: ToolCall | None = None
     agent: AgentSpec | None = None
+    memory: MemorySpec | None = None
     depends_on: list[StepName] = Field(default_factory=list, max_length=MAX_DEPENDS_ON)
     optional_dependencies: list[StepName] = Field(
         default_factory=list,

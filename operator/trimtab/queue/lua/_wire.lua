@@ -108,6 +108,7 @@ local RUN_FIELD = wire({
   roots = 'roots',
   dead_lettered = 'dlq',
   priority = 'priority',
+  session = 'session',
   undo = 'undo',
   undoing = 'undoing',
   undone = 'undone',

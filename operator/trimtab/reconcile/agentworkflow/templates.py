@@ -77,12 +77,15 @@ def render(
     template: str, context: Mapping[str, Any], *, max_value_tokens: int | None = None
 ) -> str:
     """The template with every `{{ path }}` replaced by its value in `context`; with
-    `max_value_tokens`, each value is cut to about that many tokens, with a marker, so a
+    `max_value_tokens`, each value is pruned to about that many tokens (`pruned`), so a
     long conversation cannot blow a step's budget."""
 
     def value(ref: Ref) -> str:
-        text = text_of(lookup(ref, context), ref)
-        return text if max_value_tokens is None else truncate_tokens(text, max_value_tokens)
+        found = lookup(ref, context)
+        text = text_of(found, ref)
+        if max_value_tokens is None or estimate_tokens(text) <= max_value_tokens:
+            return text
+        return pruned(found, text, max_value_tokens)
 
     return "".join(piece if isinstance(piece, str) else value(piece) for piece in parse(template))
 
@@ -138,3 +141,50 @@ def truncate_tokens(text: str, max_tokens: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n[... truncated to {max_tokens} tokens]"
+
+
+def pruned(value: Any, text: str, max_tokens: int) -> str:
+    """A value over `max_tokens`, cut to fit without breaking its JSON: a list keeps
+    its most recent items (the end of a history, not its start), an object its first
+    fields, each whole and after a line saying what was left out; text, or a value
+    whose one item is already too long, keeps its start."""
+    budget = max(0, max_tokens - MARKER_TOKENS)
+    items: list[Any] | None = None
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, Mapping):
+        items = list(value.items())
+    kept = _fitting(items, budget, isinstance(value, list)) if items else None
+    if kept is None:
+        return truncate_tokens(text, max_tokens)
+    shown, count = kept
+    what = "earlier items" if isinstance(value, list) else "fields"
+    return f"[... {len(items or []) - count} {what} left out to fit {max_tokens} tokens]\n{shown}"
+
+
+MARKER_TOKENS = 16  # the marker line's own share of the budget
+
+
+def _fitting(items: list[Any], budget: int, from_end: bool) -> tuple[str, int] | None:
+    """The most items (the last ones of a list, the first of an object's fields) whose
+    JSON fits `budget`, and how many; None when not even one fits. Each item is
+    measured once, so a long history costs one pass."""
+    order = list(reversed(items)) if from_end else items
+    limit = budget * CHARS_PER_TOKEN
+    used, count = 2, 0  # the brackets
+    for item in order:
+        # An item as it appears in the JSON: a list's value, or an object's "key":value.
+        piece = _compact(item) if from_end else f"{_compact(item[0])}:{_compact(item[1])}"
+        size = len(piece) + (1 if count else 0)  # and its comma
+        if used + size > limit:
+            break
+        used, count = used + size, count + 1
+    if count == 0:
+        return None
+    chosen = order[:count]
+    doc: Any = list(reversed(chosen)) if from_end else dict(chosen)
+    return _compact(doc), count
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
