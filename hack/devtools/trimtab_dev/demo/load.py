@@ -19,6 +19,7 @@ class Shape:
     period: float = 40.0  # seconds between burst starts
     burst: float = 3.0  # seconds each burst lasts
     batch_share: float = 0.2  # arrivals that are batch summarization, not support
+    agent_share: float = 0.1  # arrivals that go to the support agent, in a session
 
     def __post_init__(self) -> None:
         share = self.burst / self.period
@@ -45,8 +46,9 @@ class Shape:
 @dataclasses.dataclass(frozen=True)
 class Arrival:
     at: float  # seconds after the load starts
-    workflow: str  # "customer-support" or "batch-summarize"
+    workflow: str  # "customer-support", "batch-summarize" or "support-agent"
     inputs: dict[str, str]
+    session: str | None = None  # the support agent's conversations, one per customer
 
 
 MESSAGES = (
@@ -71,13 +73,19 @@ def schedule(shape: Shape, duration: float, seed: int) -> list[Arrival]:
             return out
         if rng.random() >= shape.rate_at(t) / shape.peak_rate:
             continue
-        out.append(_arrival(t, rng, shape.batch_share, len(out)))
+        out.append(_arrival(t, rng, shape, len(out)))
 
 
-def _arrival(t: float, rng: random.Random, batch_share: float, n: int) -> Arrival:
-    if rng.random() < batch_share:
+def _arrival(t: float, rng: random.Random, shape: Shape, n: int) -> Arrival:
+    draw = rng.random()
+    if draw < shape.batch_share:
         text = rng.choice(MESSAGES) * 20
         return Arrival(t, "batch-summarize", {"part_1": text, "part_2": text[::-1]})
+    if draw < shape.batch_share + shape.agent_share:
+        # Few customers, so their conversations come back: the agent remembers them.
+        customer = f"c{rng.randrange(40)}"
+        inputs = {"customer_id": customer, "message": rng.choice(MESSAGES)}
+        return Arrival(t, "support-agent", inputs, session=f"customer-{customer}")
     return Arrival(
         t,
         "customer-support",

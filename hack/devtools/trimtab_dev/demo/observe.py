@@ -16,7 +16,7 @@ from trimtab.sdk import Client
 from trimtab_dev.demo import timeline as tl
 from trimtab_dev.devcluster import realnodes
 
-WORKFLOWS = ("customer-support", "batch-summarize")
+WORKFLOWS = ("customer-support", "batch-summarize", "support-agent")
 
 
 class Observer:

@@ -103,7 +103,9 @@ async def _submit_all(client: Client, o: Options, p: Progress, refs: list[str]) 
     pending: set[asyncio.Task[str]] = set()
     for arrival in arrivals:
         await asyncio.sleep(max(0.0, t0 + arrival.at - time.monotonic()))
-        task = asyncio.create_task(client.submit(o.namespace, arrival.workflow, arrival.inputs))
+        task = asyncio.create_task(
+            client.submit(o.namespace, arrival.workflow, arrival.inputs, session=arrival.session)
+        )
         task.add_done_callback(lambda t: refs.append(t.result()) if not t.exception() else None)
         pending.add(task)
         p.submitted += 1

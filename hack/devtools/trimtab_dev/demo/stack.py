@@ -47,7 +47,11 @@ SAMPLES = ("agentpool-support-small", "agentpool-support-large", "agentpool-batc
 # Pools whose workers run as real pods, and their replica caps: worker pods request
 # 100m each and the real node has two cores, shared with everything else the demo runs.
 ON_REAL_NODE = {"support-small": 8, "support-large": 4}
-WORKFLOWS = ("agentworkflow-customer-support", "agentworkflow-batch-summarize")
+WORKFLOWS = (
+    "agentworkflow-customer-support",
+    "agentworkflow-batch-summarize",
+    "agentworkflow-support-agent",
+)
 SIM_MODELS = {
     # A small model: fast and cheap; a large one: slower, pricier; both a little faulty.
     "sim-small": {
@@ -223,11 +227,22 @@ def samples(
             placement["provider"] = "auto"  # the local nodes carry trimtab's own labels
             _on_real_node(doc, real_node)
         else:
+            tools = f"{sim_url.removesuffix('/v1')}/tools"
             for step in doc["spec"]["steps"]:
                 if step.get("kind") == "tool":
-                    step["tool"]["url"] = f"{sim_url.removesuffix('/v1')}/tools/{step['name']}"
+                    step["tool"]["url"] = f"{tools}/{step['name']}"
+            for tool in doc["spec"].get("tools", []):
+                tool["call"] = _simulated_call(tools, tool)
         docs.append(doc)
     return docs
+
+
+def _simulated_call(tools: str, tool: dict[str, Any]) -> dict[str, Any]:
+    """An agent tool's call sent to the simulator's tool endpoint instead, its required
+    arguments as the JSON body."""
+    required = tool.get("parameters", {}).get("required", [])
+    body = "{" + ", ".join(f'"{k}": {{{{ args.{k} }}}}' for k in required) + "}"
+    return {"url": f"{tools}/{tool['name']}", "method": "POST", "body": body}
 
 
 def _real_node(
