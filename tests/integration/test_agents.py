@@ -149,13 +149,17 @@ async def test_an_agent_calls_tools_reads_their_results_and_answers_to_its_schem
     assert set(result.outputs["agent"]) == {"response", "confidence"}
     kept = await _kept(sdk, run)
     assert kept is not None
-    assert kept.turns == 2
+    # The simulator answers turn 2 in plain text (it reads no instructions), so turn 3
+    # asks again with the schema enforced and no tools.
+    assert kept.turns == 3
     roles = [m["role"] for m in kept.messages]
-    assert roles[:2] == ["system", "user"]
-    reply = kept.messages[2]
+    assert roles[:3] == ["system", "system", "user"]  # the step's system, the schema
+    reply = kept.messages[3]
     calls = reply["tool_calls"]
-    assert roles[2:] == ["assistant"] + ["tool"] * len(calls) + ["assistant"]
-    results = kept.messages[3 : 3 + len(calls)]
+    tail = ["assistant", "user", "assistant"]  # the draft, why it does not fit, the answer
+    assert roles[3:] == ["assistant"] + ["tool"] * len(calls) + tail
+    assert "output is not JSON" in kept.messages[-2]["content"]
+    results = kept.messages[4 : 4 + len(calls)]
     assert [r["tool_call_id"] for r in results] == [c["id"] for c in calls]
     assert _tool_requests(sim) - before == len(calls)
     assert all('"idempotency_key":"' in r["content"] for r in results)
@@ -163,7 +167,7 @@ async def test_an_agent_calls_tools_reads_their_results_and_answers_to_its_schem
     run_id = run.rsplit("/", maxsplit=1)[-1]
     assert keys == [f"{NS}/{run_id}/agent/turn-1/call-{i}" for i in range(len(calls))]
     phases = [(e["phase"], e["turn"]) for e in events if e["type"] == wire.EventType.AGENT_TURN]
-    assert phases == [("reply", "1"), ("results", "1"), ("answer", "2")]
+    assert phases == [("reply", "1"), ("results", "1"), ("reply", "2"), ("answer", "3")]
 
 
 async def test_a_retry_goes_on_from_the_kept_turn_without_calling_its_tools_again(
@@ -174,9 +178,9 @@ async def test_a_retry_goes_on_from_the_kept_turn_without_calling_its_tools_agai
     result = await sdk.result(run)
     assert result.status == "succeeded"
     kept = await _kept(sdk, run)
-    calls = kept.messages[2]["tool_calls"]
+    calls = kept.messages[3]["tool_calls"]
     assert _tool_requests(sim) - before == len(calls)  # made once, by the first attempt
-    assert kept.turns == 2
+    assert kept.turns == 3
     assert [e["type"] for e in events].count(wire.EventType.STEP_RETRY) == 1
     state = await sdk.get(run)
     assert state.steps["agent"].attempt == 2
@@ -238,7 +242,7 @@ async def test_runs_get_shows_the_agents_turns(
     code = await asyncio.to_thread(cli.main, ["runs", "get", run, "--redis-url", redis_url])
     out = capsys.readouterr().out
     assert code == 0
-    assert "agent agent: 2 turn(s), 0 invalid tool call(s)" in out
+    assert "agent agent: 3 turn(s), 0 invalid tool call(s)" in out
     assert "    turn 1: called " in out
     assert "      -> " in out
-    assert "    turn 2: answered {" in out
+    assert "    turn 3: answered {" in out

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from trimtab_dev.demo import load
+from tests.harness import samples
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.reconcile.agentworkflow import validation
+from trimtab_dev.demo import load, stack
 
 
 def test_the_same_seed_gives_the_same_load_and_another_seed_does_not() -> None:
@@ -38,3 +41,23 @@ def test_batch_share_and_inputs() -> None:
 def test_a_burst_too_long_for_the_peak_is_refused_with_the_limit() -> None:
     with pytest.raises(ValueError, match="the burst must be under 4 s"):
         load.Shape(period=40.0, burst=5.0, peak_ratio=10.0)
+
+
+def test_the_agent_share_goes_to_the_support_agent_in_sessions_that_come_back() -> None:
+    arrivals = load.schedule(load.Shape(rate=10.0, batch_share=0.2, agent_share=0.1), 300, seed=4)
+    agent = [a for a in arrivals if a.workflow == "support-agent"]
+    assert len(agent) / len(arrivals) == pytest.approx(0.1, abs=0.03)
+    assert all(a.session == f"customer-{a.inputs['customer_id']}" for a in agent)
+    assert len({a.session for a in agent}) < len(agent)  # conversations continue
+    assert all(a.session is None for a in arrivals if a.workflow != "support-agent")
+
+
+def test_the_demos_support_agent_calls_the_simulators_tools_and_is_valid() -> None:
+    tuning = {"stabilization": {}, "idleSecondsToZero": 30}
+    docs = stack.samples(samples.ROOT, "demo", "http://127.0.0.1:9/v1", tuning)
+    (agent,) = [d for d in docs if d["metadata"]["name"] == "support-agent"]
+    spec = awf.AgentWorkflowSpec.model_validate(agent["spec"])
+    assert {t.call.url for t in spec.tools} == {
+        f"http://127.0.0.1:9/tools/{t.name}" for t in spec.tools
+    }
+    assert validation.find_problems(spec) == []

@@ -3,8 +3,11 @@
 Each turn sends the conversation with the step's tools offered; a reply that asks for
 tool calls has them made (at once, up to agent.maxParallelToolCalls) and their
 results appended as `tool` messages; a reply without calls is the answer, checked
-against output.schema (asked for on every turn the pool's way, as for a model step).
-The last turn offers no tools, so a step always ends with an answer or an error.
+against output.schema. Turns that offer tools ask for the schema in words only (a
+server that enforces a schema by grammar would never let the model call a tool); an
+answer outside it is sent back with the reason and asked for again on an answer turn,
+which withholds the tools and asks for the schema the pool's way. The last turn is an
+answer turn, so a step always ends with an answer or an error.
 
 The transcript is kept with the run twice a turn (trimtab.queue.transcripts), after
 the reply and after its calls' results, so whoever runs the step next (a retry, or the
@@ -66,12 +69,12 @@ def tool_spec(tool: awf.AgentTool) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def opening(step: awf.Step, prompt: execute.Prompt, structured_output: str) -> Transcript:
-    """The conversation before the first turn, with the schema in words where the
-    pool's structured output asks for it so (as a model step's)."""
+def opening(step: awf.Step, prompt: execute.Prompt) -> Transcript:
+    """The conversation before the first turn. The schema is asked for in words: turns
+    that offer tools cannot enforce it (see `run`)."""
     schema = step.output.json_schema if step.output else None
     messages = chat_request.messages_for(
-        prompt.system, prompt.user, schema, structured_output, prompt.history
+        prompt.system, prompt.user, schema, "Prompt", prompt.history
     )
     return Transcript(tuple(messages))
 
@@ -103,17 +106,19 @@ async def run(
     t = transcript
     if pending := t.pending_calls():
         t = await _results(t, pending, toolbox, inputs, turns, step.agent)
+    reformat = False  # the last reply answered outside the schema: ask for it formatted
     while True:
-        last = t.turns >= step.agent.max_turns - 1
+        # An answer turn withholds the tools and asks for the schema the pool's way:
+        # offered together, a server that enforces the schema by grammar (llama.cpp)
+        # would never let the model call a tool.
+        answering = reformat or t.turns >= step.agent.max_turns - 1
         await turns.before_call(t)
         try:
             reply = await clients.model.converse(
                 t.messages,
-                tools=() if last else offered,
+                tools=() if answering else offered,
                 max_tokens=step.max_tokens,
-                # Every turn may be the answer; with tools offered, the model answers in
-                # the format or calls them (OpenAI's, vLLM's and llama.cpp's behaviour).
-                json_schema=schema,
+                json_schema=schema if answering else None,
                 on_text=on_text,
             )
         except errors.StepError as exc:
@@ -121,13 +126,30 @@ async def run(
             raise
         await turns.after_call(reply, None)
         t = dataclasses.replace(t, messages=(*t.messages, reply.message()), turns=t.turns + 1)
-        if not reply.tool_calls or last:
+        if reply.tool_calls and not answering:
+            await turns.book(reply)
+            await turns.keep(t, "reply", [c.name for c in reply.tool_calls])
+            calls = [c.message() for c in reply.tool_calls]
+            t = await _results(t, calls, toolbox, inputs, turns, step.agent)
+            continue
+        problem = None if answering else _unfit(reply.content, step.output)
+        if problem is None:
             return await _answer(step, t, reply, turns, clients)
+        # Asked in words only, the model answered outside the schema: say why, and ask
+        # once more with the schema enforced (the next turn is an answer turn).
         await turns.book(reply)
-        names = [c.name for c in reply.tool_calls]
-        await turns.keep(t, "reply", names)
-        calls = [c.message() for c in reply.tool_calls]
-        t = await _results(t, calls, toolbox, inputs, turns, step.agent)
+        nudge = {"role": "user", "content": f"{problem}. Answer again, as the JSON asked for."}
+        t = dataclasses.replace(t, messages=(*t.messages, nudge))
+        await turns.keep(t, "reply", [])
+        reformat = True
+
+
+def _unfit(content: str, output: awf.OutputSpec | None) -> str | None:
+    try:
+        execute.parse_output(content, output)
+    except errors.InvalidOutputError as exc:
+        return str(exc)
+    return None
 
 
 async def _answer(
@@ -168,10 +190,10 @@ async def _results(
         for call, (content, _) in zip(calls, outcomes, strict=True)
     ]
     t = dataclasses.replace(t, messages=(*t.messages, *messages), invalid_calls=invalid)
+    await turns.keep(t, "results", [])  # kept either way: the record shows the refusals
     if invalid > agent.max_invalid_tool_calls:
         reasons = "; ".join(content for content, bad in outcomes if bad)
         raise errors.InvalidToolCallsError(invalid, agent.max_invalid_tool_calls, reasons)
-    await turns.keep(t, "results", [])
     return t
 
 

@@ -140,5 +140,5 @@ async def run(
         max_parallel=step.agent.max_parallel_tool_calls,
     )
     turns = AttemptTurns(deps, delivery, wf, step, offered)
-    start = kept or agent.opening(step, prompt, deps.cfg.spec.model.structured_output)
+    start = kept or agent.opening(step, prompt)
     return await agent.run(step, toolbox, context, deps.clients, start, turns, on_text=on_text)
