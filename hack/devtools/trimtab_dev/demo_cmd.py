@@ -30,6 +30,13 @@ def register(groups: Any) -> None:
     demo.add_argument("--namespace", default="trimtab-demo")
     demo.add_argument("--scale-down-seconds", type=int, default=15, help="pools' scale-down window")
     demo.add_argument("--idle-seconds-to-zero", type=int, default=20)
+    demo.add_argument(
+        "--model-server",
+        choices=["simulator", "llama-cpp"],
+        default="simulator",
+        help="what the sample pools call: the seeded simulator (fast, faults on purpose) or "
+        "llama.cpp's llama-server with a tiny generated model (built on first use, ~10 min)",
+    )
     demo.set_defaults(func=_demo)
 
 
@@ -54,6 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         scale_down_seconds=args.scale_down_seconds,
         idle_seconds_to_zero=args.idle_seconds_to_zero,
+        model_server=args.model_server,
     )
     results = run.main(options)
     lost = results["unfinished"] + results["missing"]

@@ -13,8 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis import asyncio as aioredis
-
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
 from trimtab.queue import (
@@ -125,7 +123,7 @@ class Client:
         self._compiled = workflows.Compiled(self.redis)
         self._current: dict[tuple[str, str], tuple[float, int]] = {}
         self._redis_url = redis_url
-        self._binary: aioredis.Redis | None = None  # sessions' compressed state, on first use
+        self._binary: connection.Redis | None = None  # sessions' compressed state, on first use
 
     async def workflow(self, namespace: str, name: str) -> compile_mod.CompiledWorkflow:
         """The current published generation, rechecked at most once a second."""

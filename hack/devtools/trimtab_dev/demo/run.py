@@ -43,6 +43,7 @@ class Options:
     cooldown_seconds: float = 120.0
     scale_down_seconds: int = 15
     idle_seconds_to_zero: int = 20
+    model_server: str = "simulator"  # or "llama-cpp": what the sample pools call
 
 
 @dataclasses.dataclass
@@ -260,8 +261,9 @@ def main(o: Options) -> dict[str, Any]:
     }
     try:
         with stack.running(
-            ROOT, o.namespace, work, seed=o.seed, tuning=tuning, keep=o.keep, say=show.say
-        ) as st:
+            ROOT, o.namespace, work, seed=o.seed, tuning=tuning, keep=o.keep, say=show.say,
+            model_server=o.model_server,
+        ) as st:  # fmt: skip
             timeline, results = asyncio.run(drive(st, o, show))
             if o.keep:
                 show.say(
@@ -276,6 +278,7 @@ def main(o: Options) -> dict[str, Any]:
         "average rate (runs/s)": o.shape.rate,
         "peak-to-average": o.shape.peak_ratio,
         "seed": o.seed,
+        "model server": o.model_server,
     }
     files = report.write_report(timeline, o.report_dir, settings=settings)
     results["report"] = [str(f) for f in files]

@@ -41,6 +41,7 @@ from trimtab_dev.devcluster import (
     realnodes,
     supervisor,
 )
+from trimtab_dev.llama import server as llama
 
 log = logging.getLogger(__name__)
 SAMPLES = ("agentpool-support-small", "agentpool-support-large", "agentpool-batch-summarize")
@@ -209,9 +210,11 @@ def samples(
     sim_url: str,
     tuning: dict[str, Any],
     real_node: realnodes.RealNode | None = None,
+    model_url: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The checked-in samples, pointed at the local simulator, tuned for a short demo
-    (scale-down windows in seconds, not minutes), the support pools on the real node."""
+    """The checked-in samples, pointed at the local simulator (their models at
+    `model_url` when given), tuned for a short demo (scale-down windows in seconds, not
+    minutes), the support pools on the real node."""
     docs = []
     for name in (*SAMPLES, *WORKFLOWS):
         doc = copy.deepcopy(
@@ -219,7 +222,7 @@ def samples(
         )
         doc["metadata"]["namespace"] = namespace
         if doc["kind"] == "AgentPool":
-            doc["spec"]["model"]["endpoint"] = sim_url
+            doc["spec"]["model"]["endpoint"] = model_url or sim_url
             scaling = doc["spec"].setdefault("scaling", {})
             scaling.setdefault("stabilization", {}).update(tuning["stabilization"])
             scaling["idleSecondsToZero"] = tuning["idleSecondsToZero"]
@@ -266,6 +269,7 @@ def running(
     tuning: dict[str, Any],
     keep: bool,
     say: Callable[[str], None],
+    model_server: str = "simulator",
 ) -> Iterator[Stack]:
     lay = layout.layout_for()
     with contextlib.ExitStack() as stack:
@@ -284,6 +288,12 @@ def running(
         redis_url = f"redis://127.0.0.1:{port}/0"
         sim_url = _simulator(stack, workdir, seed, host or "127.0.0.1")
         say(f"redis {redis_url}, simulator {sim_url}")
+        model_url = None
+        if model_server == "llama-cpp":
+            say("llama.cpp's llama-server: building it (first time only, ~10 min) and starting")
+            served = llama.running_llama_server(host=host or "127.0.0.1", slots=4)
+            model_url = stack.enter_context(served)
+            say(f"the sample pools call llama-server at {model_url}")
         for crd in crdgen.all_crds():
             store.apply(crd)
         store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -302,7 +312,7 @@ def running(
         )
         _operator(stack, st)
         _workers(stack, st)
-        docs = samples(root, namespace, sim_url, tuning, node)
+        docs = samples(root, namespace, sim_url, tuning, node, model_url)
         # Workflows before pools: each pool's first Deployment then carries the Secrets
         # its workflows' tool steps read, instead of rolling its pods to add them.
         docs.sort(key=lambda d: d["kind"] != "AgentWorkflow")

@@ -119,12 +119,16 @@ def server_command(
     api_key: str | None = None,
     extra_args: Sequence[str] = (),
     alias: str = "tiny",
+    host: str = "127.0.0.1",
+    slots: int = 2,
 ) -> list[str]:
     """llama-server's argv. Two slots serve two requests at once, one thread each keeps
     a parallel test run from oversubscribing the CPUs, and the web UI and warm-up run
     are off because tests need neither and warm-up only delays readiness."""
-    argv = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["-c", "4096", "-np", "2", "-t", "1", "-a", alias, "--no-webui", "--no-warmup"]
+    argv = [str(binary), "-m", str(model), "--host", host, "--port", str(port)]
+    # The context is shared by the slots: 2048 tokens each.
+    argv += ["-c", str(2048 * slots), "-np", str(slots), "-t", "1", "-a", alias]
+    argv += ["--no-webui", "--no-warmup"]
     if api_key is not None:
         argv += ["--api-key", api_key]
     return argv + list(extra_args)
@@ -138,9 +142,13 @@ def running_llama_server(
     api_key: str | None = None,
     extra_args: Sequence[str] = (),
     alias: str = "tiny",
+    host: str = "127.0.0.1",
+    slots: int = 2,
 ) -> Iterator[str]:
     """Run llama-server for the duration of the block and yield its base URL
-    (`http://127.0.0.1:P/v1`), once /health says the model is loaded.
+    (`http://HOST:P/v1`), once /health says the model is loaded. `host` is loopback
+    unless told (the demo's real-node pods reach the host's bridge address only);
+    `slots` is how many requests it serves at once.
 
     `model` defaults to the tiny generated model and `port` to a free one. The server is
     terminated (killed if it does not stop in time) when the block exits.
@@ -148,14 +156,17 @@ def running_llama_server(
     binary = llama_server_binary()
     model = model if model is not None else cached_tiny_model()
     port = port if port is not None else free_port()
-    argv = server_command(binary, model, port, api_key=api_key, extra_args=extra_args, alias=alias)
+    argv = server_command(
+        binary, model, port, api_key=api_key, extra_args=extra_args, alias=alias,
+        host=host, slots=slots,
+    )  # fmt: skip
     # stderr goes to a file rather than a pipe: nobody reads it while the server runs,
     # and a full pipe would block the server; its tail explains a failed start.
     with tempfile.TemporaryFile(prefix="llama-server-", suffix=".log") as stderr:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
         try:
-            _wait_ready(proc, f"http://127.0.0.1:{port}/health", stderr)
-            yield f"http://127.0.0.1:{port}/v1"
+            _wait_ready(proc, f"http://{host}:{port}/health", stderr)
+            yield f"http://{host}:{port}/v1"
         finally:
             _stop(proc)
 
