@@ -122,8 +122,14 @@ def parameters(params: agentpool.ModelParameters | None) -> dict[str, Any]:
         "presence_penalty": params.presence_penalty,
         "frequency_penalty": params.frequency_penalty,
     }
-    # The API refuses extraBody keys the worker sets (agentpool.RESERVED_BODY_FIELDS).
-    return {**(params.extra_body or {}), **{k: v for k, v in fields.items() if v is not None}}
+    # The API refuses extraBody keys the worker sets; dropped here all the same, so no
+    # pool can turn on streaming, tools or a format the worker did not ask for.
+    extra = {
+        k: v
+        for k, v in (params.extra_body or {}).items()
+        if k not in agentpool.RESERVED_BODY_FIELDS
+    }
+    return {**extra, **{k: v for k, v in fields.items() if v is not None}}
 
 
 def body(

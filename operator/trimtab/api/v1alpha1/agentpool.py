@@ -7,7 +7,7 @@ in-flight work and p95 latency, and places it on spot or on-demand nodes.
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -104,18 +104,6 @@ class ModelParameters(base.Model):
     """Sampling parameters sent with every request of the pool; an unset one is left to
     the server's default."""
 
-    CEL = (
-        base.CelRule(
-            rule="!has(self.extraBody) || !self.extraBody.exists(k, k in "
-            + "["
-            + ", ".join(f"'{f}'" for f in RESERVED_BODY_FIELDS)
-            + "])",
-            message="parameters.extraBody may not set a field the worker sets itself: "
-            + ", ".join(RESERVED_BODY_FIELDS),
-            check=lambda p: not (set(p.extra_body or {}) & set(RESERVED_BODY_FIELDS)),
-        ),
-    )
-
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = Field(
@@ -134,8 +122,23 @@ class ModelParameters(base.Model):
         description="Further request fields sent as given, for a server's own "
         "parameters (vLLM's top_k, llama.cpp's min_p); a server that refuses one "
         "answers 400, which fails the step without retries and with the server's "
-        "message.",
+        "message. It may not set a field the worker sets itself: "
+        + ", ".join(RESERVED_BODY_FIELDS)
+        + ".",
     )
+
+    # Not a CEL rule: the apiserver types a free-form object's keys as unknown, so
+    # only the operator's own parse refuses it (and the worker drops such keys anyway).
+    @pydantic.field_validator("extra_body")
+    @classmethod
+    def _no_reserved_fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        taken = sorted(set(value or {}) & set(RESERVED_BODY_FIELDS))
+        if taken:
+            raise ValueError(
+                "parameters.extraBody may not set a field the worker sets itself: "
+                + ", ".join(taken)
+            )
+        return value
 
 
 class ModelEndpoint(base.Model):
