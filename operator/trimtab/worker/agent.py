@@ -155,20 +155,9 @@ def _unfit(content: str, output: awf.OutputSpec | None) -> str | None:
 async def _answer(
     step: awf.Step, t: Transcript, reply: ModelReply, turns: Turns, clients: execute.Clients
 ) -> execute.StepResult:
-    cost = reply.cost(clients.pricing)
-    try:
-        output = execute.parse_output(reply.content, step.output)
-    except errors.InvalidOutputError as exc:
-        exc.tokens, exc.cost = reply.prompt_tokens + reply.completion_tokens, cost
-        raise
+    result = execute.reply_result(reply, step.output, clients.pricing)
     await turns.keep(t, "answer", [])
-    return execute.StepResult(
-        output=output,
-        prompt_tokens=reply.prompt_tokens,
-        completion_tokens=reply.completion_tokens,
-        cost=cost,
-        first_token_seconds=reply.first_token_seconds,
-    )
+    return result
 
 
 async def _results(

@@ -16,7 +16,7 @@ from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reconcile.agentworkflow import templates
 from trimtab.worker import errors
-from trimtab.worker.model_client import ModelClient, OnText
+from trimtab.worker.model_client import ModelClient, ModelReply, OnText
 from trimtab.worker.tools import ToolClient
 
 
@@ -126,14 +126,22 @@ async def run_model_step(
         on_text=on_text,
         history=prompt.history,
     )
-    cost = reply.cost(clients.pricing)
+    return reply_result(reply, step.output, clients.pricing)
+
+
+def reply_result(
+    reply: ModelReply, output: awf.OutputSpec | None, pricing: agentpool.Pricing
+) -> StepResult:
+    """A model's answer as the step's result: its output parsed and checked, priced;
+    an InvalidOutputError carries what the refused answer spent."""
+    cost = reply.cost(pricing)
     try:
-        output = parse_output(reply.content, step.output)
+        value = parse_output(reply.content, output)
     except errors.InvalidOutputError as exc:
         exc.tokens, exc.cost = reply.prompt_tokens + reply.completion_tokens, cost
         raise
     return StepResult(
-        output=output,
+        output=value,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         cost=cost,
