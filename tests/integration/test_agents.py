@@ -34,6 +34,9 @@ SIM_CONFIG: dict[str, Any] = {
     "models": {
         # Calls tools, then fails once on the turn after: the retry goes on from there.
         "dies-after-tools": {"name": "dies-after-tools", **FAST, "script": ["ok", "500"]},
+        # Calls tools, drafts its answer outside the schema, then fails once on the turn
+        # that asks for it formatted: the retry asks for it formatted again.
+        "dies-after-draft": {"name": "dies-after-draft", **FAST, "script": ["ok", "ok", "500"]},
         # Gets every tool call's arguments wrong.
         "clumsy": {
             "name": "clumsy",
@@ -246,3 +249,15 @@ async def test_runs_get_shows_the_agents_turns(
     assert "    turn 1: called " in out
     assert "      -> " in out
     assert "    turn 3: answered {" in out
+
+
+async def test_a_retry_after_the_nudge_asks_for_the_formatted_answer_again(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    run, _ = await _run(sdk, sim, redis_url, "dies-after-draft", "nudged")
+    result = await sdk.result(run)
+    assert result.status == "succeeded"
+    kept = await _kept(sdk, run)
+    nudges = [m for m in kept.messages[3:] if m["role"] == "user"]
+    assert len(nudges) == 1  # the retry went straight to the answer turn
+    assert kept.turns == 3

@@ -106,7 +106,9 @@ async def run(
     t = transcript
     if pending := t.pending_calls():
         t = await _results(t, pending, toolbox, inputs, turns, step.agent)
-    reformat = False  # the last reply answered outside the schema: ask for it formatted
+    # After a turn, a user message last is the nudge below: the last reply answered
+    # outside the schema (also after a restart, from the kept transcript).
+    reformat = t.turns > 0 and t.messages[-1].get("role") == "user"
     while True:
         # An answer turn withholds the tools and asks for the schema the pool's way:
         # offered together, a server that enforces the schema by grammar (llama.cpp)
