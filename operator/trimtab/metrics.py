@@ -41,6 +41,7 @@ class RunOutcome(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # failed with nothing kept to retry (deadLetter.enabled: false)
     DEAD_LETTERED = "dead_lettered"  # failed, its dead step kept for `dlq retry`
+    CANCELLED = "cancelled"  # cancelled on request (counted by the process that cancelled it)
 
 
 class TokenKind(enum.StrEnum):

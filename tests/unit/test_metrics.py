@@ -208,7 +208,7 @@ def test_default_is_built_once() -> None:
             },
             id="step-outcome",
         ),
-        pytest.param(RunOutcome, {"succeeded", "failed", "dead_lettered"}, id="run"),
+        pytest.param(RunOutcome, {"succeeded", "failed", "dead_lettered", "cancelled"}, id="run"),
         pytest.param(TokenKind, {"prompt", "completion"}, id="token-kind"),
         pytest.param(
             ErrorType,

@@ -15,7 +15,7 @@ import pydantic
 import yaml
 
 from trimtab.api.v1alpha1 import manifests
-from trimtab.cli import common
+from trimtab.cli import common, runs_cmd
 from trimtab.queue import levels, runs, transcripts, wire
 from trimtab.sdk import client as sdk_client
 from trimtab.worker import main as worker_main
@@ -62,6 +62,7 @@ def register(groups: Any) -> None:
     get.add_argument("-o", "--output", choices=["table", "json"], default="table")
     common.add_redis_url(get)
     get.set_defaults(func=_runs_get)
+    runs_cmd.register(rsub)
 
 
 def _worker_run(args: argparse.Namespace) -> int:

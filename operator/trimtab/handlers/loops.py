@@ -1,7 +1,7 @@
 """The operator's background loops: one for autoscaling every pool each second, one
 refreshing workflow statuses and re-checking pool objects, one ending runs past their
-deadline (trimtab.queue.deadlines). Started with the operator,
-stopped with it; they read the views kept by trimtab.handlers.views.
+deadline (trimtab.queue.deadlines) and pruning the run indexes (trimtab.queue.runindex).
+Started with the operator, stopped with it; they read the views kept by trimtab.handlers.views.
 
 One loop over all pools replaces a kopf daemon per pool: no finalizer on every pool
 (a daemon requires one), and one pass per second however many pools there are.
@@ -20,7 +20,7 @@ import kopf
 
 from trimtab.handlers import agentbudget, agentworkflow, pool_objects, pool_scaler, state
 from trimtab.kube import objects
-from trimtab.queue import arrivals, connection, deadlines, load, scripts
+from trimtab.queue import arrivals, connection, deadlines, load, runindex, scripts
 
 log = logging.getLogger(__name__)
 OBJECTS_EVERY_SECONDS = 60.0
@@ -104,11 +104,25 @@ async def _sweep(shared: state.Shared) -> None:
 
 async def end_overdue_runs(shared: state.Shared, *, every_seconds: float = 1.0) -> None:
     """Each second, end the runs of watched namespaces (those with a workflow or a pool)
-    that passed their deadline."""
+    that passed their deadline; every PRUNE_EVERY_SECONDS, drop expired runs from the
+    run indexes the API lists."""
     lua = scripts.Scripts(shared.redis)
+    last_prune = 0.0
     while True:
         await _guarded("ending overdue runs", _end_overdue(shared, lua))
+        if time.monotonic() - last_prune >= PRUNE_EVERY_SECONDS:
+            last_prune = time.monotonic()
+            await _guarded("pruning run indexes", _prune_run_indexes(shared))
         await asyncio.sleep(every_seconds)
+
+
+PRUNE_EVERY_SECONDS = 10.0
+
+
+async def _prune_run_indexes(shared: state.Shared) -> None:
+    removed = await runindex.prune_in(shared.redis, list(shared.views.workflows))
+    if removed:
+        log.debug("pruned %d expired run(s) from the run indexes", removed)
 
 
 async def _end_overdue(shared: state.Shared, lua: scripts.Scripts) -> None:

@@ -12,6 +12,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:run:{run}                 run record and per-step state (hash, TTL)
     tt:{ns}:run:{run}:events          step and run events, for waiters (stream, TTL)
     tt:{ns}:idem:{key}                idempotency key -> run id (TTL)
+    tt:{ns}:runs                      every run, newest last (zset, score = created ms)
     tt:workflows                      every published workflow, as "ns/name" (set)
     tt:{ns}:wf:{name}:current         current generation of a published workflow
     tt:{ns}:wf:{name}:gen:{gen}       compiled workflow of one generation (JSON)
@@ -21,6 +22,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:wf:{name}:key:{digest}:admitted  the same per concurrencyKey value
     tt:{ns}:wf:{name}:key:{digest}:waiting
     tt:{ns}:wf:{name}:runs:{sec}      per-second run-duration sketches (hash, TTL)
+    tt:{ns}:wf:{name}:index           the workflow's runs (zset, score = created ms)
     tt:{ns}:state:{session}           conversation state (TTL)
     tt:{ns}:dlq                       dead-lettered steps (stream)
     tt:{ns}:cache:{digest}            a cached step output (JSON, TTL)
@@ -82,6 +84,17 @@ def pool_rate(namespace: str, pool: str) -> str:
 
 def run(namespace: str, run_id: str) -> str:
     return f"{_ns(namespace)}:run:{run_id}"
+
+
+def runs_index(namespace: str) -> str:
+    """Sorted set: run id -> its creation (ms); kept by submit.lua, pruned as runs expire
+    (trimtab.queue.runindex)."""
+    return f"{_ns(namespace)}:runs"
+
+
+def workflow_runs_index(namespace: str, name: str) -> str:
+    """runs_index for one workflow's runs."""
+    return f"{_ns(namespace)}:wf:{name}:index"
 
 
 def budgets(namespace: str) -> str:

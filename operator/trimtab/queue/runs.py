@@ -182,6 +182,7 @@ async def submit(lua: scripts.Scripts, new: NewRun) -> tuple[bool, str]:
             keys.workflow_key_admitted(ns, new.workflow, value),
             keys.workflow_key_waiting(ns, new.workflow, value),
         ]
+    script_keys += [keys.runs_index(ns), keys.workflow_runs_index(ns, new.workflow)]
     script_keys += [keys.pool_stream(ns, pool, new.priority) for _, pool in roots]
     deadline = new.deadline_seconds
     args: list[Any] = [
@@ -302,10 +303,11 @@ async def note_step_error(
     await client.hset(keys.run(namespace, run_id), field, reason[:2000])
 
 
-async def failed_among(client: aioredis.Redis, runs_: list[tuple[str, str]]) -> list[bool]:
-    """For each (namespace, run id), whether the run has failed, in one round trip."""
+async def given_up_among(client: aioredis.Redis, runs_: list[tuple[str, str]]) -> list[bool]:
+    """For each (namespace, run id), whether the run has failed or was cancelled
+    (wire.GIVEN_UP), in one round trip."""
     async with client.pipeline(transaction=False) as pipe:
         for namespace, run_id in runs_:
             pipe.hget(keys.run(namespace, run_id), wire.RunField.STATUS)
         found: Any = await pipe.execute()
-    return [status == wire.RunStatus.FAILED for status in found]
+    return [status in wire.GIVEN_UP for status in found]

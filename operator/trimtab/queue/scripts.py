@@ -35,6 +35,7 @@ NAMES = (
     "reject",
     "resume",
     "timeout",
+    "cancel",
     "breaker",
     "ratelimit",
     "cache_lookup",

@@ -28,15 +28,26 @@ class StepState(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
-    """A run's status: running until it succeeds or fails; review while a step waits for a
-    person (it resumes running when approved); waiting, before it runs, while its
-    workflow has `concurrencyLimit` runs under way (admission in _common.lua)."""
+    """A run's status: running until it succeeds, fails or is cancelled; review while a
+    step waits for a person (it resumes running when approved); waiting, before it runs,
+    while its workflow has `concurrencyLimit` runs under way (admission in _common.lua).
+    Failed and cancelled runs have given up: nothing more of them starts, and what was
+    under way is discarded (`GIVEN_UP`)."""
 
     WAITING = "waiting"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REVIEW = "review"
+    CANCELLED = "cancelled"  # a person or an app asked it to stop (cancel.lua)
+
+    @property
+    def ended(self) -> bool:
+        return self in ENDED
+
+
+ENDED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+GIVEN_UP = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
 
 
 class EventType(enum.StrEnum):
@@ -52,6 +63,7 @@ class EventType(enum.StrEnum):
     STEP_RESUMED = "step_resumed"
     STEP_DEAD = "step_dead"
     RUN_TIMED_OUT = "run_timed_out"
+    RUN_CANCELLED = "run_cancelled"  # someone cancelled the run (cancel.lua); then run_done
     RUN_DONE = "run_done"
     STEP_COMPENSATED = "step_compensated"  # a failed run's compensation of a step ended
     RUN_COMPENSATED = "run_compensated"  # the last of a failed run's compensations ended
@@ -83,6 +95,7 @@ class Reply(enum.StrEnum):
     TERMINAL = "terminal"  # approve: the run already failed; a review cannot revive it
     OTHERS_DEAD = "others-dead"  # resume: other steps of the run are dead and not resumed
     TIMED_OUT = "timed-out"  # timeout: the run ended at its deadline
+    ENDED = "ended"  # cancel: the run had ended already; nothing changed
     FULL = "full"  # review: the namespace's review stream holds REVIEWS_MAX; not parked
     GONE = "gone"  # resume, approve: the run expired
     NOT_DEAD = "not-dead"  # resume: the step is not dead-lettered
@@ -137,7 +150,7 @@ class RunField(enum.StrEnum):
     IN_REVIEW = "in_review"  # steps waiting for a reviewer
     CACHE_HITS = "cache_hits"
     CACHE_MISSES = "cache_misses"
-    ERROR = "err"  # why the run ended when no step says (its deadline)
+    ERROR = "err"  # why the run ended when no step says (its deadline, a cancel)
     DEADLINE_MS = "deadline_ms"  # when the run times out, if it has a deadline
     HELD_TOKENS = "held_tokens"  # the worst cases its running steps hold (reserve.lua)
     HELD_COST = "held_cost"
@@ -214,6 +227,7 @@ class WorkflowStat(enum.StrEnum):
     STARTED = "started"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     DEAD_LETTERED = "dead_lettered"
     IN_REVIEW = "in_review"
     TOKENS = "tokens"

@@ -107,6 +107,7 @@ async def retire(client: aioredis.Redis, namespace: str, name: str) -> bool:
         for gen in range(1, generation + 1):
             pipe.expire(keys.workflow_generation(namespace, name, gen), keep)
         pipe.expire(keys.workflow_stats(namespace, name), keep)
+        pipe.expire(keys.workflow_runs_index(namespace, name), keep)
         await pipe.execute()
     return True
 
@@ -148,6 +149,7 @@ class RunStats:
     started: int = 0
     succeeded: int = 0
     failed: int = 0
+    cancelled: int = 0
     dead_lettered: int = 0
     in_review: int = 0
     tokens: int = 0
@@ -173,6 +175,7 @@ async def run_stats(
         started=int(counters.get(wire.WorkflowStat.STARTED, 0)),
         succeeded=int(counters.get(wire.WorkflowStat.SUCCEEDED, 0)),
         failed=int(counters.get(wire.WorkflowStat.FAILED, 0)),
+        cancelled=int(counters.get(wire.WorkflowStat.CANCELLED, 0)),
         dead_lettered=int(counters.get(wire.WorkflowStat.DEAD_LETTERED, 0)),
         in_review=max(0, int(counters.get(wire.WorkflowStat.IN_REVIEW, 0))),
         tokens=int(counters.get(wire.WorkflowStat.TOKENS, 0)),

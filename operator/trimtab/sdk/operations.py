@@ -1,4 +1,5 @@
-"""Resolving what the runtime could not: steps in human review and dead-lettered steps.
+"""Acting on runs beyond submitting them: listing and cancelling runs, and resolving what
+the runtime could not (steps in human review and dead-lettered steps).
 
 Review and dead-letter entries are referred to as `NAMESPACE/ID` (the stream entry id),
 like runs. Approving (as is, or with an edited output checked against the step's
@@ -14,8 +15,9 @@ from typing import Any
 
 import jsonschema
 
-from trimtab.queue import completion, deadletter, review, runs, wire
-from trimtab.sdk.client import Client, split_entry
+from trimtab.queue import cancel as cancel_mod
+from trimtab.queue import completion, deadletter, review, runindex, runs, wire
+from trimtab.sdk.client import Client, RunNotFoundError, split_entry, split_ref
 
 
 class InvalidEditError(ValueError):
@@ -24,6 +26,37 @@ class InvalidEditError(ValueError):
 
 def _now_ms() -> float:
     return round(time.time() * 1000, 3)
+
+
+class RunEndedError(RuntimeError):
+    """The run had ended (succeeded, failed or cancelled) before it could be cancelled."""
+
+
+async def cancel(client: Client, run: str) -> None:
+    """End the run `cancelled`: no further step starts, what is under way is discarded
+    and its calls abandoned. Raises RunNotFoundError, or RunEndedError when it had
+    ended already."""
+    namespace, run_id = split_ref(run)
+    reply = await cancel_mod.cancel(client.redis, client.lua, namespace, run_id, now_ms=_now_ms())
+    if reply is wire.Reply.GONE:
+        raise RunNotFoundError(f"run {run} not found (never submitted, or expired)")
+    if reply is wire.Reply.ENDED:
+        state = await client.get(run)
+        raise RunEndedError(f"run {run} has ended already ({state.status}); nothing to cancel")
+
+
+async def list_runs(
+    client: Client,
+    namespace: str,
+    *,
+    where: runindex.RunFilter | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> runindex.RunPage:
+    """A page of the namespace's runs, newest first; follow `next_cursor` for more."""
+    return await runindex.list_runs(
+        client.redis, namespace, where=where or runindex.RunFilter(), cursor=cursor, limit=limit
+    )
 
 
 async def reviews(client: Client, namespace: str, count: int = 100) -> list[review.ReviewItem]:

@@ -99,7 +99,7 @@ class Worker:
             self._every(max(0.5, self.visibility_s / 3), self._heartbeat),
             self._every(10.0, self.queue.intake.trim_acknowledged),
             self._every(60.0, self._forget_dead_consumers),
-            self._every(1.0, self._stop_failed_runs),
+            self._every(1.0, self._stop_given_up_runs),
         ]
         background = [asyncio.create_task(loop(stop)) for loop in loops]
         try:
@@ -202,16 +202,16 @@ class Worker:
             )
         return taken
 
-    async def _stop_failed_runs(self) -> None:
-        """Stop the steps running here whose run has failed meanwhile (another branch
-        died): their calls would spend tokens on results nobody uses. Each is handed
-        back, and start.lua cancels it there."""
+    async def _stop_given_up_runs(self) -> None:
+        """Stop the steps running here whose run has failed (another branch died) or
+        was cancelled meanwhile: their calls would spend tokens on results nobody uses.
+        Each is handed back, and start.lua cancels it there."""
         # A compensation belongs to a failed run: it is what runs then.
         running = [(t, d) for t, d in self._running.items() if not d.task.compensation]
         if not running:
             return
         refs = [(d.task.namespace, d.task.run_id) for _, d in running]
-        failed = await runs.failed_among(self.client, refs)
+        failed = await runs.given_up_among(self.client, refs)
         doomed = [task for (task, _), f in zip(running, failed, strict=True) if f]
         if not doomed:
             return
@@ -221,7 +221,11 @@ class Worker:
             task.cancel()
         await asyncio.gather(*doomed, return_exceptions=True)
         stopped = await self.queue.intake.release(deliveries)
-        log.info("stopped %d step(s) of failed runs (%d handed back)", len(doomed), stopped)
+        log.info(
+            "stopped %d step(s) of failed or cancelled runs (%d handed back)",
+            len(doomed),
+            stopped,
+        )
 
     async def _forget_dead_consumers(self) -> None:
         for name in await self.queue.intake.forget_dead_consumers():

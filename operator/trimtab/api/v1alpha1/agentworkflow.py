@@ -599,6 +599,7 @@ class AgentWorkflowStatus(base.Model):
     runs_started: int = Field(default=0, ge=0)
     runs_succeeded: int = Field(default=0, ge=0)
     runs_failed: int = Field(default=0, ge=0)
+    runs_cancelled: int = Field(default=0, ge=0)
     runs_in_review: int = Field(default=0, ge=0)
     runs_dead_lettered: int = Field(default=0, ge=0)
     p95_run_seconds: float | None = None

@@ -5,6 +5,13 @@ local function has_ended(state)
   return state == STEP.done or state == STEP.dead or state == STEP.cancelled
 end
 
+-- A run that failed or was cancelled has given up: nothing more of it starts, and the
+-- steps it had under way are cancelled (wire.GIVEN_UP).
+local function given_up(run_key)
+  local status = redis.call('HGET', run_key, RUN_FIELD.status)
+  return status == RUN.failed or status == RUN.cancelled
+end
+
 -- A delivery of `attempt` is out of date when its run is gone (no state), its step has
 -- ended, or the step has moved on to another attempt.
 local function outdated(run_key, step, state, attempt)

@@ -25,7 +25,7 @@ local now = ARGV[9]
 local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return {REPLY.duplicate} end
-if state == STEP.review and redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
+if state == STEP.review and given_up(run_key) then
   return {REPLY.terminal}
 end
 
@@ -70,7 +70,7 @@ redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_done, 'step', step, 'at', now)
 if undo_stream ~= '' then add_undo(run_key, events_key, step, undo_stream, undo_message) end
 local enqueued = {}
-local failed = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
+local failed = given_up(run_key)
 for _, r in ipairs(ready) do
   local q = step_prefix(r[2])
   if failed then

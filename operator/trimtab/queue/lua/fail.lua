@@ -14,7 +14,7 @@ local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, 
 if stale then return REPLY.duplicate end
 release_hold(run_key, p)
 -- A run fails once: a second branch dying adds its dead letter, not a second failure.
-local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
+local already = given_up(run_key)
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
 if #entry > 0 then
   redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_LETTERS_MAX, '*', unpack(entry))

@@ -11,7 +11,7 @@ if redis.call('HGET', run_key, p .. STEP_FIELD.state) ~= STEP.review
   return REPLY.stale
 end
 book_review_hold(run_key, p, KEYS[4])
-local already = redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed
+local already = given_up(run_key)
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)
 redis.call('HINCRBY', run_key, RUN_FIELD.in_review, -1)
 redis.call('HINCRBY', KEYS[4], WF_STAT.in_review, -1)

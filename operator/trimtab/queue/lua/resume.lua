@@ -4,7 +4,8 @@
 -- a branch still dead would wait on it forever ('others-dead' names the ones left).
 -- The steps the failure cancelled before they ran (dead-letter id '') are queued again
 -- with them. A run that timed out stays ended ('timed-out'): its deadline has passed.
--- A run whose compensations began stays ended ('compensated').
+-- A run whose compensations began stays ended ('compensated'), and so does a cancelled
+-- one ('cancelled').
 -- A run with a deadline goes back on the deadline set (the sweep may have dropped it
 -- once the run failed), so it times out even when no worker serves the resumed steps.
 -- KEYS: run, events, dead-letter stream, workflow stats, deadlines, then one pool
@@ -17,6 +18,8 @@
 local run_key, events_key, dlq = KEYS[1], KEYS[2], KEYS[3]
 local now, run_id = ARGV[1], ARGV[2]
 if redis.call('EXISTS', run_key) == 0 then return {REPLY.gone} end
+-- A cancelled run stays ended: someone asked it to stop.
+if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.cancelled then return {REPLY.cancelled} end
 if redis.call('HEXISTS', run_key, RUN_FIELD.error) == 1 then return {REPLY.timed_out} end
 -- A run whose compensations began has been undone: its outputs no longer stand.
 if redis.call('HEXISTS', run_key, RUN_FIELD.undone) == 1 then return {REPLY.compensated} end

@@ -25,7 +25,7 @@ if state == STEP.review or outdated(run_key, step, state, attempt) then
   redis.call('XACK', stream, group, msg_id)
   return cjson.encode({reply = REPLY.duplicate})
 end
-if redis.call('HGET', run_key, RUN_FIELD.status) == RUN.failed then
+if given_up(run_key) then
   redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.cancelled)
   release_hold(run_key, p)  -- a dead worker's, on a redelivery
   redis.call('XACK', stream, group, msg_id)

@@ -4,7 +4,8 @@
 -- oldest first, as runs end (_admission.lua).
 -- KEYS: run, events, idempotency (or any placeholder), workflow stats, deadlines,
 --       the workflow's admitted set and waiting list, the key value's admitted set and
---       waiting list (or placeholders), root stream 1..n
+--       waiting list (or placeholders), the namespace's and the workflow's run
+--       indexes, root stream 1..n
 -- ARGV: run_id, ttl_s, now_ms, use_idem(0/1), deadline_ms (or ''), concurrency limit
 --       (or ''), key limit (or ''), nfields, field/value * nfields, then per root
 --       stream: step, pool, n, its task message (n field/value items)
@@ -38,7 +39,7 @@ if ARGV[6] ~= '' or ARGV[7] ~= '' then
   waits = admit_new(a, run_key, now)
 end
 local roots = {}
-for k = 10, #KEYS do
+for k = 12, #KEYS do
   local step, pool = ARGV[i], ARGV[i + 1]
   local message
   message, i = take(ARGV, i + 3, tonumber(ARGV[i + 2]))
@@ -61,4 +62,6 @@ redis.call('XADD', events_key, '*', 'type', EVENT.submitted, 'at', now)
 redis.call('EXPIRE', events_key, ttl)
 if use_idem then redis.call('SET', idem_key, run_id, 'EX', ttl) end
 redis.call('HINCRBY', stats_key, WF_STAT.started, 1)
+redis.call('ZADD', KEYS[10], now, run_id)  -- for listing (trimtab.queue.runindex)
+redis.call('ZADD', KEYS[11], now, run_id)
 return {1, run_id}

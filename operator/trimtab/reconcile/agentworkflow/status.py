@@ -155,6 +155,8 @@ class RunFigures(Protocol):
     @property
     def failed(self) -> int: ...
     @property
+    def cancelled(self) -> int: ...
+    @property
     def dead_lettered(self) -> int: ...
     @property
     def in_review(self) -> int: ...
@@ -192,6 +194,7 @@ def desired(
         runs_started=runs.started,
         runs_succeeded=runs.succeeded,
         runs_failed=runs.failed,
+        runs_cancelled=runs.cancelled,
         runs_dead_lettered=runs.dead_lettered,
         runs_in_review=runs.in_review,
         tokens_used=runs.tokens,
