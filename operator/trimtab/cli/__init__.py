@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import trimtab
-from trimtab.cli import guardrails, operator_cmd, redis_cmd, runtime, sessions_cmd, simulate
+from trimtab.cli import (
+    api_cmd,
+    guardrails,
+    operator_cmd,
+    redis_cmd,
+    runtime,
+    sessions_cmd,
+    simulate,
+)
 
 PLUGINS = "trimtab.commands"
 # The development tools' commands, named where they are absent so the README's
@@ -41,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     guardrails.register(groups)
     redis_cmd.register(groups)
     sessions_cmd.register(groups)
+    api_cmd.register(groups)
     for plugin in importlib.metadata.entry_points(group=PLUGINS):
         plugin.load()(groups)
     for name, what in DEV_COMMANDS.items():

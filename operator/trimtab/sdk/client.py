@@ -181,14 +181,18 @@ class Client:
         idempotency_key: str | None = None,
         priority: awf.Priority | None = None,
         session: str | None = None,
+        deadline_seconds: int | None = None,
     ) -> str:
         """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
         workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused, and so
         is a run an AgentBudget has no room for (BudgetExhaustedError). `priority`
         (High, Normal or Low) overrides the workflow's spec.priority for this run.
         `session` names the conversation the run continues (steps with memory.session
-        see its earlier turns)."""
+        see its earlier turns). `deadline_seconds` overrides the workflow's
+        spec.deadlineSeconds for this run."""
         check_inputs(inputs)
+        if deadline_seconds is not None and deadline_seconds < 1:
+            raise ValueError(f"a run's deadline is at least 1 s, got {deadline_seconds}")
         if session is not None:
             sessions.check_session(session)
         wf = await self.workflow(namespace, workflow)
@@ -211,7 +215,7 @@ class Client:
             ttl_seconds=wf.ttl_seconds,
             now_ms=round(time.time() * 1000, 3),
             idempotency_key=idempotency_key,
-            deadline_seconds=wf.spec.deadline_seconds,
+            deadline_seconds=deadline_seconds or wf.spec.deadline_seconds,
             concurrency_limit=wf.spec.concurrency_limit,
             concurrency_key=_concurrency_key(wf.spec.concurrency_key, inputs),
             priority=levels.FROM_API[priority or wf.spec.priority],

@@ -1,0 +1,59 @@
+"""What every route is handed: the runtime's client, the guard, the event hub, the
+apiserver store, and the caller (authenticated and within its rate limit)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import fastapi
+
+from trimtab import metrics as metrics_mod
+from trimtab.kube import access, aio
+from trimtab.queue import eventhub
+from trimtab.sdk import client as sdk_client
+from trimtab.server import auth, limits
+
+
+class RateLimited(Exception):  # noqa: N818
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many requests from this caller; retry in {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
+@dataclasses.dataclass
+class Context:
+    sdk: sdk_client.Client
+    guard: auth.Guard
+    hub: eventhub.EventHub
+    kube: aio.AsyncStore | None  # None: no cluster (development without auth)
+    limiter: limits.RateLimiter
+    metrics: metrics_mod.Metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    ctx: Context
+    who: access.Identity
+
+    async def require(self, need: auth.Need, namespace: str, name: str = "") -> None:
+        await self.ctx.guard.require(self.who, need, namespace, name)
+
+    async def may(self, need: auth.Need, namespace: str, name: str = "") -> bool:
+        return await self.ctx.guard.allowed(self.who, need, namespace, name)
+
+
+def context(request: fastapi.Request) -> Context:
+    found: Context = request.app.state.trimtab
+    return found
+
+
+async def caller(request: fastapi.Request) -> Caller:
+    """The authenticated caller; raises for a missing or refused token, or a caller
+    past its rate limit."""
+    ctx = context(request)
+    who = await ctx.guard.identify(request.headers.get("authorization"))
+    wait = ctx.limiter.take(who.user or who.uid)
+    if wait > 0:
+        raise RateLimited(math.ceil(wait * 10) / 10)
+    return Caller(ctx, who)
