@@ -14,7 +14,7 @@ import concurrent.futures
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kubernetes import client as k8s_client
 
