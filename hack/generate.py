@@ -16,6 +16,7 @@ import pathlib
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import chartgen  # hack/chartgen.py: this script runs from hack/
 import dashboard  # hack/dashboard.py
@@ -96,12 +97,30 @@ def chart() -> Generated:
     }
 
 
+def openapi() -> Generated:
+    """docs/openapi.json: the HTTP API's document, from its routes and models."""
+    from trimtab.server import app  # noqa: PLC0415 - the server's stack, only here
+
+    def unused() -> Any:
+        raise AssertionError("the document needs no running server")
+
+    document = app.build_app(unused).openapi()
+    return {"docs/openapi.json": json.dumps(document, indent=2, sort_keys=True) + "\n"}
+
+
 def lua_wire() -> Generated:
     """The states and replies the Lua scripts share with Python (trimtab.queue.wire)."""
     return {"operator/trimtab/queue/lua/_wire.lua": luawire.lua_constants()}
 
 
-GENERATORS: list[Callable[[], Generated]] = [kwok_stages, crds, api_reference, chart, lua_wire]
+GENERATORS: list[Callable[[], Generated]] = [
+    kwok_stages,
+    crds,
+    api_reference,
+    chart,
+    lua_wire,
+    openapi,
+]
 
 
 def main() -> int:

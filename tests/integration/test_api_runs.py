@@ -236,3 +236,23 @@ async def test_a_body_over_the_limit_is_refused_with_413(
     response = await http.post(f"/v1/namespaces/{NS}/workflows/big/runs", json=just_over)
     assert response.status_code == 413
     assert "the limit is" in response.json()["error"]
+
+
+async def test_many_followers_share_one_redis_connection_and_all_see_the_end(
+    sim: str, redis_url: str, sdk: Client, http: httpx.AsyncClient
+) -> None:
+    await _publish(sdk, "fan", [{"name": "a", "prompt": "hi"}])
+    path = f"/v1/namespaces/{NS}/workflows/fan/runs"
+    made = [(await http.post(path, json={})).json() for _ in range(5)]
+    before = len(await sdk.redis.client_list())
+    followers = []
+    for m in made * 12:  # opened one after another: what grows is streams, not concurrency
+        followers.append(asyncio.create_task(_sse(http, m["links"]["events"])))
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(1.0)  # all 60 streams open, waiting: no worker yet
+    during = len(await sdk.redis.client_list())
+    async with _worker(sim, redis_url):
+        seen = await asyncio.wait_for(asyncio.gather(*followers), 30)
+    assert all(s[-1][1] == wire.EventType.RUN_DONE for s in seen)
+    assert all(s[-1][2]["status"] == "succeeded" for s in seen)
+    assert during - before < 10  # not one connection per stream
