@@ -18,7 +18,7 @@ import pytest
 from tests.harness import api_server, chart, runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.kube import objects
-from trimtab.sdk import Client
+from trimtab.sdk import Client, http_client
 from trimtab_dev.devcluster import binaries, layout
 
 pytestmark = pytest.mark.integration
@@ -198,3 +198,22 @@ async def test_only_a_token_with_the_review_verb_can_approve(
     assert approved.status_code == 200, approved.text
     assert approved.json()["outcome"] == "ok"
     assert (await sdk.get(run)).status == "succeeded"
+
+
+async def test_the_sdk_over_http_sends_its_token_and_a_refusal_is_a_permission_error(
+    api: str, sdk: Client, tokens: dict[str, str], namespace: str
+) -> None:
+    await _publish(sdk, namespace, "wf", SIMPLE)
+    viewer = Client(api, token=tokens["viewer"])
+    submitter = Client(api, token=tokens["submitter"])
+    nobody = Client(api, token="")
+    try:
+        with pytest.raises(http_client.ForbiddenError, match="may not create"):
+            await viewer.submit(namespace, "wf", {})
+        run = await submitter.submit(namespace, "wf", {})
+        assert (await viewer.get(run)).workflow == "wf"
+        with pytest.raises(http_client.ForbiddenError, match="Bearer"):
+            await nobody.get(run)
+    finally:
+        for client in (viewer, submitter, nobody):
+            await client.aclose()

@@ -129,6 +129,7 @@ class ReviewBody(Body):
     step: str
     attempt: int
     workflow: str
+    generation: int
     pool: str
     reason: str
     output: Any = None

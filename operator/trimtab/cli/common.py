@@ -14,7 +14,8 @@ def add_redis_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
         default=sdk_client.DEFAULT_REDIS_URL,
-        help="Redis URL (default: $TRIMTAB_REDIS_URL or redis://127.0.0.1:6379/0)",
+        help="Redis URL, or the API server's http(s):// URL with the token in $TRIMTAB_TOKEN "
+        "(default: $TRIMTAB_REDIS_URL or redis://127.0.0.1:6379/0)",
     )
 
 

@@ -92,7 +92,7 @@ def _print_entries(
 
 
 def _review_list(args: argparse.Namespace) -> int:
-    items = _call(args.redis_url, lambda c: operations.reviews(c, args.namespace, args.limit))
+    items = _call(args.redis_url, lambda c: c.reviews(args.namespace, args.limit))
     return _print_entries(
         args.output,
         items,
@@ -105,7 +105,7 @@ def _review_list(args: argparse.Namespace) -> int:
 
 
 def _review_show(args: argparse.Namespace) -> int:
-    details = _call(args.redis_url, lambda c: operations.review_details(c, args.entry))
+    details = _call(args.redis_url, lambda c: c.review_details(args.entry))
     print(json.dumps(details, indent=2))
     return 0
 
@@ -138,22 +138,22 @@ def _resolved(what: str, outcome: wire.Reply, steps: tuple[str, ...] = ()) -> in
 
 
 def _approve(args: argparse.Namespace) -> int:
-    return _resolved(args.entry, _call(args.redis_url, lambda c: operations.approve(c, args.entry)))
+    return _resolved(args.entry, _call(args.redis_url, lambda c: c.approve(args.entry)))
 
 
 def _edit(args: argparse.Namespace) -> int:
     output = operations.parse_output(args.output)
-    outcome = _call(args.redis_url, lambda c: operations.edit(c, args.entry, output))
+    outcome = _call(args.redis_url, lambda c: c.edit(args.entry, output))
     return _resolved(args.entry, outcome)
 
 
 def _reject(args: argparse.Namespace) -> int:
-    outcome = _call(args.redis_url, lambda c: operations.reject(c, args.entry, args.reason))
+    outcome = _call(args.redis_url, lambda c: c.reject(args.entry, args.reason))
     return _resolved(args.entry, outcome)
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    items = _call(args.redis_url, lambda c: operations.dead_letters(c, args.namespace, args.limit))
+    items = _call(args.redis_url, lambda c: c.dead_letters(args.namespace, args.limit))
     return _print_entries(
         args.output,
         items,
@@ -166,13 +166,13 @@ def _dlq_list(args: argparse.Namespace) -> int:
 
 
 def _dlq_show(args: argparse.Namespace) -> int:
-    entry = _call(args.redis_url, lambda c: operations.dead_letter(c, args.entry))
+    entry = _call(args.redis_url, lambda c: c.dead_letter(args.entry))
     print(json.dumps(dataclasses.asdict(entry), indent=2))
     return 0
 
 
 def _dlq_retry(args: argparse.Namespace) -> int:
-    resumed = _call(args.redis_url, lambda c: operations.retry_dead_letter(c, args.entry))
+    resumed = _call(args.redis_url, lambda c: c.retry_dead_letter(args.entry))
     return _resolved(args.entry, resumed.outcome, resumed.steps)
 
 
@@ -180,6 +180,6 @@ def _dlq_purge(args: argparse.Namespace) -> int:
     if not args.all and not args.ids:
         raise ValueError("name the entries to purge, or pass --all")
     ids = None if args.all else list(args.ids)
-    count = _call(args.redis_url, lambda c: operations.purge_dead_letters(c, args.namespace, ids))
+    count = _call(args.redis_url, lambda c: c.purge_dead_letters(args.namespace, ids))
     print(f"purged {count} entries from {args.namespace}")
     return 0

@@ -12,7 +12,6 @@ from typing import Any
 from trimtab.cli import common
 from trimtab.queue import runindex, wire
 from trimtab.sdk import client as sdk_client
-from trimtab.sdk import operations
 
 
 def register(runs_sub: Any) -> None:
@@ -44,8 +43,8 @@ def _list(args: argparse.Namespace) -> int:
     async def go() -> runindex.RunPage:
         client = sdk_client.Client(args.redis_url)
         try:
-            return await operations.list_runs(
-                client, args.namespace, where=where, cursor=args.cursor, limit=args.limit
+            return await client.list_runs(
+                args.namespace, where=where, cursor=args.cursor, limit=args.limit
             )
         finally:
             await client.aclose()
@@ -75,7 +74,7 @@ def _cancel(args: argparse.Namespace) -> int:
     async def go() -> None:
         client = sdk_client.Client(args.redis_url)
         try:
-            await operations.cancel(client, args.run)
+            await client.cancel(args.run)
         finally:
             await client.aclose()
 

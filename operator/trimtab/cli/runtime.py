@@ -18,6 +18,7 @@ from trimtab.api.v1alpha1 import manifests
 from trimtab.cli import common, runs_cmd
 from trimtab.queue import levels, runs, transcripts, wire
 from trimtab.sdk import client as sdk_client
+from trimtab.sdk import sync as sdk_sync
 from trimtab.worker import main as worker_main
 from trimtab.worker import settings
 
@@ -123,7 +124,7 @@ def _publish(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     namespace, workflow = sdk_client.split_ref(args.workflow, what="a workflow")
     inputs = common.parse_inputs(args.input)
-    client = sdk_client.SyncClient(args.redis_url)
+    client = sdk_sync.SyncClient(args.redis_url)
     run = client.submit(
         namespace, workflow, inputs, idempotency_key=args.idempotency_key,
         priority=args.priority, session=args.session,
@@ -150,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _runs_get(args: argparse.Namespace) -> int:
-    state = sdk_client.SyncClient(args.redis_url).get(args.run)
+    state = sdk_sync.SyncClient(args.redis_url).get(args.run)
     if args.output == "json":
         print(
             json.dumps(

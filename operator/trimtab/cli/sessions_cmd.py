@@ -8,7 +8,7 @@ from typing import Any
 
 from trimtab.cli import common
 from trimtab.queue import sessions
-from trimtab.sdk import client as sdk_client
+from trimtab.sdk import sync as sdk_sync
 
 
 def register(groups: Any) -> None:
@@ -34,7 +34,7 @@ def _ref(text: str) -> tuple[str, str]:
 
 def _get(args: argparse.Namespace) -> int:
     namespace, session = _ref(args.session)
-    found = sdk_client.SyncClient(args.redis_url).session(namespace, session)
+    found = sdk_sync.SyncClient(args.redis_url).session(namespace, session)
     if args.output == "json":
         print(json.dumps(found, indent=2))
         return 0
@@ -49,6 +49,6 @@ def _get(args: argparse.Namespace) -> int:
 
 def _delete(args: argparse.Namespace) -> int:
     namespace, session = _ref(args.session)
-    gone = sdk_client.SyncClient(args.redis_url).delete_session(namespace, session)
+    gone = sdk_sync.SyncClient(args.redis_url).delete_session(namespace, session)
     print(f"session {args.session} " + ("deleted" if gone else "did not exist"))
     return 0

@@ -6,6 +6,7 @@ run = await client.submit("support", "customer-support", {"message": "..."})
 result = await client.result(run, timeout=30)
 """
 
-from trimtab.sdk.client import Client, RunResult, SyncClient
+from trimtab.sdk.client import Client, RunResult
+from trimtab.sdk.sync import SyncClient
 
 __all__ = ["Client", "RunResult", "SyncClient"]

@@ -1,5 +1,9 @@
 """The SDK client. A run is referred to as `NAMESPACE/ID`, so results and events need
-nothing but the reference."""
+nothing but the reference.
+
+`Client(url)` talks to Redis directly for a redis:// (or rediss://, unix://) URL, and
+to the API server (trimtab.sdk.http_client) for an http(s):// one, with the same calls
+and the same return types; publishing workflows needs Redis (the operator's job)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
@@ -19,7 +23,10 @@ from trimtab.queue import (
     agentbudgets,
     arrivals,
     connection,
+    deadletter,
     levels,
+    review,
+    runindex,
     runs,
     scripts,
     sessions,
@@ -28,6 +35,7 @@ from trimtab.queue import (
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import templates
+from trimtab.sdk import operations  # builds on this module: it imports it as a module
 
 T = TypeVar("T")
 DEFAULT_REDIS_URL = os.environ.get("TRIMTAB_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -114,10 +122,22 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:12]}"
 
 
+HTTP_SCHEMES = ("http://", "https://")
+
+
 class Client:
     """Async access to runs; one Redis connection pool, safe to share across tasks."""
 
-    def __init__(self, redis_url: str = DEFAULT_REDIS_URL) -> None:
+    def __new__(cls, redis_url: str = DEFAULT_REDIS_URL, *, token: str | None = None) -> Client:
+        if cls is Client and redis_url.startswith(HTTP_SCHEMES):
+            # The HTTP transport subclasses this one; it imports this module.
+            from trimtab.sdk import http_client  # noqa: PLC0415
+
+            return super().__new__(http_client.HttpClient)
+        return super().__new__(cls)
+
+    def __init__(self, redis_url: str = DEFAULT_REDIS_URL, *, token: str | None = None) -> None:
+        """`token` is for an http(s) URL: the bearer token ($TRIMTAB_TOKEN by default)."""
         self.redis = connection.connect(redis_url)
         self.lua = scripts.Scripts(self.redis)
         self._compiled = workflows.Compiled(self.redis)
@@ -264,6 +284,46 @@ class Client:
             ) from None
         return _result(run, await self.get(run))
 
+    async def cancel(self, run: str) -> None:
+        await operations.cancel(self, run)
+
+    async def list_runs(
+        self,
+        namespace: str,
+        *,
+        where: runindex.RunFilter | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> runindex.RunPage:
+        return await operations.list_runs(self, namespace, where=where, cursor=cursor, limit=limit)
+
+    async def reviews(self, namespace: str, count: int = 100) -> list[review.ReviewItem]:
+        return await operations.reviews(self, namespace, count)
+
+    async def review_details(self, ref: str) -> dict[str, Any]:
+        return await operations.review_details(self, ref)
+
+    async def approve(self, ref: str) -> wire.Reply:
+        return await operations.approve(self, ref)
+
+    async def edit(self, ref: str, output: Any) -> wire.Reply:
+        return await operations.edit(self, ref, output)
+
+    async def reject(self, ref: str, reason: str | None = None) -> wire.Reply:
+        return await operations.reject(self, ref, reason or operations.REJECTED)
+
+    async def dead_letters(self, namespace: str, count: int = 100) -> list[deadletter.DeadLetter]:
+        return await operations.dead_letters(self, namespace, count)
+
+    async def dead_letter(self, ref: str) -> deadletter.DeadLetter:
+        return await operations.dead_letter(self, ref)
+
+    async def retry_dead_letter(self, ref: str) -> deadletter.Resumed:
+        return await operations.retry_dead_letter(self, ref)
+
+    async def purge_dead_letters(self, namespace: str, ids: list[str] | None) -> int:
+        return await operations.purge_dead_letters(self, namespace, ids)
+
     def _sessions(self, namespace: str) -> sessions.SessionStore:
         if self._binary is None:
             self._binary = connection.connect_binary(self._redis_url, max_connections=4)
@@ -295,49 +355,3 @@ def _result(run: str, state: runs.RunState) -> RunResult:
         errors={n: s.error for n, s in state.steps.items() if s.error},
         error=state.error,
     )
-
-
-class SyncClient:
-    """Blocking wrappers for scripts: each call runs on a fresh event loop and client."""
-
-    def __init__(self, redis_url: str = DEFAULT_REDIS_URL) -> None:
-        self.redis_url = redis_url
-
-    def _run(self, call: Callable[[Client], Awaitable[T]]) -> T:
-        async def go() -> T:
-            client = Client(self.redis_url)
-            try:
-                return await call(client)
-            finally:
-                await client.aclose()
-
-        return asyncio.run(go())
-
-    def submit(
-        self,
-        namespace: str,
-        workflow: str,
-        inputs: Any,
-        *,
-        idempotency_key: str | None = None,
-        priority: awf.Priority | None = None,
-        session: str | None = None,
-    ) -> str:
-        return self._run(
-            lambda c: c.submit(
-                namespace, workflow, inputs, idempotency_key=idempotency_key, priority=priority,
-                session=session,
-            )
-        )  # fmt: skip
-
-    def session(self, namespace: str, session: str) -> list[dict[str, Any]]:
-        return self._run(lambda c: c.session(namespace, session))
-
-    def delete_session(self, namespace: str, session: str) -> bool:
-        return self._run(lambda c: c.delete_session(namespace, session))
-
-    def result(self, run: str, *, timeout: float = 60.0) -> RunResult:
-        return self._run(lambda c: c.result(run, timeout=timeout))
-
-    def get(self, run: str) -> runs.RunState:
-        return self._run(lambda c: c.get(run))

@@ -17,7 +17,7 @@ import jsonschema
 
 from trimtab.queue import cancel as cancel_mod
 from trimtab.queue import completion, deadletter, review, runindex, runs, wire
-from trimtab.sdk.client import Client, RunNotFoundError, split_entry, split_ref
+from trimtab.sdk import client as client_mod
 
 
 class InvalidEditError(ValueError):
@@ -28,25 +28,28 @@ def _now_ms() -> float:
     return round(time.time() * 1000, 3)
 
 
+REJECTED = "rejected by a reviewer"
+
+
 class RunEndedError(RuntimeError):
     """The run had ended (succeeded, failed or cancelled) before it could be cancelled."""
 
 
-async def cancel(client: Client, run: str) -> None:
+async def cancel(client: client_mod.Client, run: str) -> None:
     """End the run `cancelled`: no further step starts, what is under way is discarded
     and its calls abandoned. Raises RunNotFoundError, or RunEndedError when it had
     ended already."""
-    namespace, run_id = split_ref(run)
+    namespace, run_id = client_mod.split_ref(run)
     reply = await cancel_mod.cancel(client.redis, client.lua, namespace, run_id, now_ms=_now_ms())
     if reply is wire.Reply.GONE:
-        raise RunNotFoundError(f"run {run} not found (never submitted, or expired)")
+        raise client_mod.RunNotFoundError(f"run {run} not found (never submitted, or expired)")
     if reply is wire.Reply.ENDED:
         state = await client.get(run)
         raise RunEndedError(f"run {run} has ended already ({state.status}); nothing to cancel")
 
 
 async def list_runs(
-    client: Client,
+    client: client_mod.Client,
     namespace: str,
     *,
     where: runindex.RunFilter | None = None,
@@ -59,29 +62,31 @@ async def list_runs(
     )
 
 
-async def reviews(client: Client, namespace: str, count: int = 100) -> list[review.ReviewItem]:
+async def reviews(
+    client: client_mod.Client, namespace: str, count: int = 100
+) -> list[review.ReviewItem]:
     return await review.list_items(client.redis, namespace, count)
 
 
-async def review_item(client: Client, ref: str) -> review.ReviewItem:
-    return await review.get(client.redis, *split_entry(ref))
+async def review_item(client: client_mod.Client, ref: str) -> review.ReviewItem:
+    return await review.get(client.redis, *client_mod.split_entry(ref))
 
 
-async def review_details(client: Client, ref: str) -> dict[str, Any]:
+async def review_details(client: client_mod.Client, ref: str) -> dict[str, Any]:
     """The entry with what a reviewer needs beside it: the run's inputs."""
     item = await review_item(client, ref)
     run = await runs.read(client.redis, item.namespace, item.run_id)
     return {**dataclasses.asdict(item), "inputs": run.inputs if run is not None else None}
 
 
-async def approve(client: Client, ref: str) -> wire.Reply:
+async def approve(client: client_mod.Client, ref: str) -> wire.Reply:
     """Accept the output under review as the step's output; the run continues."""
     item = await review_item(client, ref)
     wf = await client.generation(item.namespace, item.workflow, item.generation)
     return await completion.approve(client.redis, client.lua, item, item.output, wf)
 
 
-async def edit(client: Client, ref: str, output: Any) -> wire.Reply:
+async def edit(client: client_mod.Client, ref: str, output: Any) -> wire.Reply:
     """Replace the output under review (checked against the step's schema); the run
     continues with the edited output."""
     item = await review_item(client, ref)
@@ -98,29 +103,31 @@ async def edit(client: Client, ref: str, output: Any) -> wire.Reply:
     return await completion.approve(client.redis, client.lua, item, output, wf)
 
 
-async def reject(client: Client, ref: str, reason: str = "rejected by a reviewer") -> wire.Reply:
+async def reject(client: client_mod.Client, ref: str, reason: str = REJECTED) -> wire.Reply:
     """Fail the step and its run."""
     item = await review_item(client, ref)
     return await review.reject(client.lua, item, reason=reason, now_ms=_now_ms())
 
 
 async def dead_letters(
-    client: Client, namespace: str, count: int = 100
+    client: client_mod.Client, namespace: str, count: int = 100
 ) -> list[deadletter.DeadLetter]:
     return await deadletter.list_entries(client.redis, namespace, count)
 
 
-async def dead_letter(client: Client, ref: str) -> deadletter.DeadLetter:
-    return await deadletter.get(client.redis, *split_entry(ref))
+async def dead_letter(client: client_mod.Client, ref: str) -> deadletter.DeadLetter:
+    return await deadletter.get(client.redis, *client_mod.split_entry(ref))
 
 
-async def retry_dead_letter(client: Client, ref: str) -> deadletter.Resumed:
+async def retry_dead_letter(client: client_mod.Client, ref: str) -> deadletter.Resumed:
     """Resume the entry's run from its dead steps (all of them), with fresh retry budgets."""
     entry = await dead_letter(client, ref)
     return await deadletter.resume(client.redis, client.lua, entry, now_ms=_now_ms())
 
 
-async def purge_dead_letters(client: Client, namespace: str, ids: list[str] | None) -> int:
+async def purge_dead_letters(
+    client: client_mod.Client, namespace: str, ids: list[str] | None
+) -> int:
     return await deadletter.purge(client.redis, namespace, ids)
 
 

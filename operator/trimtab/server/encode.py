@@ -79,6 +79,7 @@ def review_item(
         step=item.step,
         attempt=item.attempt,
         workflow=item.workflow,
+        generation=item.generation,
         pool=item.pool,
         reason=item.reason,
         output=item.output,
