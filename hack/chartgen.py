@@ -39,6 +39,8 @@ FREE_FORM = {
     "monitoring.podMonitor.labels",
     "monitoring.prometheusRule.labels",
     "monitoring.grafanaDashboard.labels",
+    "api.resources",
+    "api.ingress.annotations",
 }
 # Lists of these item types; any other list holds objects passed through to Kubernetes.
 LIST_ITEMS = {
@@ -48,6 +50,10 @@ LIST_ITEMS = {
     "networkPolicy.apiServerPorts": {"type": "integer"},
     "networkPolicy.workerEgress": {"type": "object"},
     "networkPolicy.metricsFrom": {"type": "object"},
+    "networkPolicy.apiFrom": {"type": "object"},
+    "api.ingress.tls": {"type": "object"},
+    "api.httpRoute.parentRefs": {"type": "object"},
+    "api.httpRoute.hostnames": {"type": "string"},
 }
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 ENUMS = {
@@ -55,6 +61,7 @@ ENUMS = {
     "image.pullPolicy": PULL_POLICIES,
     "redis.bundled.image.pullPolicy": PULL_POLICIES,
     "redis.bundled.appendfsync": ["always", "everysec", "no"],
+    "api.service.type": ["ClusterIP", "NodePort", "LoadBalancer"],
 }
 
 

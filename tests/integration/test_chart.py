@@ -57,22 +57,27 @@ def test_a_mistyped_value_fails_rendering(helm: str, value: str, message: str) -
 def test_defaults_render_the_cluster_wide_operator(helm: str) -> None:
     objects = _objects(helm)
     assert _kinds(objects) == [
-        "ClusterRole",
-        "ClusterRoleBinding",
+        *["ClusterRole"] * 5,  # the operator's, the API server's, viewer, submitter, reviewer
+        *["ClusterRoleBinding"] * 3,  # the operator's, the API server's, its auth-delegator
         *["CustomResourceDefinition"] * len(kinds.KINDS),
         "Deployment",
+        "Deployment",
+        "Service",
         "Service",
         "ServiceAccount",
+        "ServiceAccount",
     ]
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    deployment = chart.find(objects, "Deployment", "trimtab")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--all-namespaces" in args
     assert "--standalone" in args
 
 
-def test_the_operator_pod_meets_the_restricted_profile(helm: str) -> None:
-    deployment = next(o for o in _objects(helm) if o["kind"] == "Deployment")
-    chart.assert_restricted(deployment["spec"]["template"]["spec"])
+def test_the_operator_and_api_pods_meet_the_restricted_profile(helm: str) -> None:
+    deployments = [o for o in _objects(helm) if o["kind"] == "Deployment"]
+    assert len(deployments) == 2
+    for deployment in deployments:
+        chart.assert_restricted(deployment["spec"]["template"]["spec"])
 
 
 def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,12 +97,19 @@ def test_rbac_grants_no_wildcard_and_no_secrets(helm: str, sets: tuple[str, ...]
 
 def test_namespaced_install_uses_roles_only(helm: str) -> None:
     objects = _objects(helm, "watchNamespaces={team-a,team-b}")
-    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    roles = sorted(o["metadata"]["namespace"] for o in objects if o["kind"] == "Role")
-    assert roles == ["team-a", "team-b"]
+    assert not [o for o in objects if o["kind"] == "ClusterRole"]
+    # One cluster-scoped binding: the API server's, to token and access reviews only.
+    [binding] = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == "system:auth-delegator"
+    assert binding["subjects"][0]["name"] == "trimtab-api"
+    roles = sorted(
+        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "Role"
+    )
+    names = ["trimtab", "trimtab-api", "trimtab-reviewer", "trimtab-submitter", "trimtab-viewer"]
+    assert roles == [(ns, n) for ns in ("team-a", "team-b") for n in names]
     bindings = [o for o in objects if o["kind"] == "RoleBinding"]
     assert {b["subjects"][0]["namespace"] for b in bindings} == {"trimtab-system"}
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    deployment = chart.find(objects, "Deployment", "trimtab")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args
     assert "--namespace=team-b" in args
@@ -106,7 +118,7 @@ def test_namespaced_install_uses_roles_only(helm: str) -> None:
 
 def test_standby_replicas_elect_a_leader_through_one_lease(helm: str) -> None:
     objects = _objects(helm, "replicas=2")
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    deployment = chart.find(objects, "Deployment", "trimtab")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--leader-elect" in args
     assert "--leader-election-name=trimtab" in args
@@ -116,7 +128,7 @@ def test_standby_replicas_elect_a_leader_through_one_lease(helm: str) -> None:
     assert all(r["resources"] == ["leases"] for r in rules)
     named = next(r for r in rules if "resourceNames" in r)
     assert named["resourceNames"] == ["trimtab"]
-    single = next(o for o in _objects(helm) if o["kind"] == "Deployment")
+    single = chart.find(_objects(helm), "Deployment", "trimtab")
     assert "--leader-elect" not in single["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
@@ -191,7 +203,7 @@ def test_the_kustomize_base_renders_what_the_chart_renders_by_default(helm: str)
 
 def test_the_admins_allow_lists_reach_the_operator(helm: str) -> None:
     def env_of(*sets: str) -> dict[str, str]:
-        deployment = next(o for o in _objects(helm, *sets) if o["kind"] == "Deployment")
+        deployment = chart.find(_objects(helm, *sets), "Deployment", "trimtab")
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         return {e["name"]: e.get("value", "") for e in container.get("env") or []}
 
@@ -204,3 +216,51 @@ def test_the_admins_allow_lists_reach_the_operator(helm: str) -> None:
     assert env["TRIMTAB_ALLOWED_IMAGES"] == "registry.corp/agents,ghcr.io/trimtab"
     assert env["TRIMTAB_ALLOWED_ENDPOINTS"] == "https://llm.corp/v1"
     assert env["TRIMTAB_ALLOWED_TOOL_URLS"] == "https://crm.corp/v1"
+
+
+def test_the_api_server_runs_under_its_own_account_with_review_rights_only(helm: str) -> None:
+    objects = _objects(helm)
+    api = chart.find(objects, "Deployment", "trimtab-api")
+    pod = api["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "trimtab-api"
+    assert pod["containers"][0]["args"][:2] == ["api", "serve"]
+    assert "--no-auth" not in pod["containers"][0]["args"]
+    delegator = chart.find(objects, "ClusterRoleBinding", "trimtab-api-auth-delegator")
+    assert delegator["roleRef"]["name"] == "system:auth-delegator"
+    reads = chart.find(objects, "ClusterRole", "trimtab-api")["rules"]
+    assert reads == [{"apiGroups": ["trimtab.io"], "resources": ["agentpools", "agentworkflows"],
+                      "verbs": ["get", "list"]}]  # fmt: skip
+    service = chart.find(objects, "Service", "trimtab-api")
+    assert service["spec"]["selector"] == api["spec"]["selector"]["matchLabels"]
+    operator = chart.find(objects, "Deployment", "trimtab")
+    assert operator["spec"]["selector"]["matchLabels"] != api["spec"]["selector"]["matchLabels"]
+
+
+def test_the_api_is_exposed_and_scaled_only_when_asked(helm: str) -> None:
+    sets = ("api.autoscaling.enabled=true", "api.ingress.enabled=true", "api.ingress.host=t.corp",
+            "api.httpRoute.enabled=true", "api.httpRoute.parentRefs[0].name=gw",
+            "networkPolicy.enabled=true", "monitoring.serviceMonitor.enabled=true")  # fmt: skip
+    objects = _objects(helm, *sets)
+    hpa = chart.find(objects, "HorizontalPodAutoscaler", "trimtab-api")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "trimtab-api"
+    assert "replicas" not in chart.find(objects, "Deployment", "trimtab-api")["spec"]
+    ingress = chart.find(objects, "Ingress", "trimtab-api")
+    assert ingress["spec"]["rules"][0]["host"] == "t.corp"
+    route = chart.find(objects, "HTTPRoute", "trimtab-api")
+    assert route["spec"]["parentRefs"] == [{"name": "gw"}]
+    policy = chart.find(objects, "NetworkPolicy", "trimtab-api")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+    monitor = chart.find(objects, "ServiceMonitor", "trimtab-api")
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    plain = _objects(helm)
+    exposing = ("HorizontalPodAutoscaler", "Ingress", "HTTPRoute")
+    assert not [o for o in plain if o["kind"] in exposing]
+    missing = chart.template(helm, "api.ingress.enabled=true")
+    assert missing.returncode != 0
+    assert "api.ingress.host is required" in missing.stderr
+
+
+def test_without_the_api_none_of_it_is_rendered(helm: str) -> None:
+    objects = _objects(helm, "api.enabled=false")
+    assert [o["metadata"]["name"] for o in objects if "api" in o["metadata"]["name"]] == []
+    assert len([o for o in objects if o["kind"] == "Deployment"]) == 1

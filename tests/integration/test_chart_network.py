@@ -40,7 +40,7 @@ def test_every_chart_pod_is_covered_in_both_directions(helm: str, bundled: bool)
     found = chart.objects(helm, *ON, f"redis.bundled.enabled={str(bundled).lower()}")
     policies = _policies(found)
     workloads = [o for o in found if o["kind"] in ("Deployment", "StatefulSet")]
-    assert len(workloads) == (2 if bundled else 1)
+    assert len(workloads) == (3 if bundled else 2)  # the operator, the API server, Redis
     for workload in workloads:
         labels = workload["spec"]["template"]["metadata"]["labels"]
         covering = [p for p in policies if _selects(p, labels, workload["metadata"]["namespace"])]

@@ -19,9 +19,11 @@ def helm() -> str:
     return chart.helm_binary()
 
 
-def _operator_env(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    container = chart.find(found, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e for e in container["env"]}
+def _operator_env(
+    found: list[dict[str, Any]], deployment: str = "trimtab"
+) -> dict[str, dict[str, Any]]:
+    container = chart.find(found, "Deployment", deployment)["spec"]["template"]["spec"]
+    return {e["name"]: e for e in container["containers"][0]["env"]}
 
 
 def test_defaults_render_no_redis_and_no_secret_reference(helm: str) -> None:
@@ -50,12 +52,16 @@ def test_external_redis_with_password_and_tls(helm: str) -> None:
     assert env["TRIMTAB_WORKER_REDIS_PASSWORD_KEY"]["value"] == "pw"
     # Workers get the CA Secret's name; without workerCaSecret, the operator's.
     assert env["TRIMTAB_WORKER_REDIS_CA_SECRET"]["value"] == "redis-ca"
-    pod = chart.find(found, "Deployment")["spec"]["template"]["spec"]
+    pod = chart.find(found, "Deployment", "trimtab")["spec"]["template"]["spec"]
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "redis-ca")
     assert env["TRIMTAB_REDIS_CA_FILE"]["value"] == mount["mountPath"] + "/ca.crt"
     volume = next(v for v in pod["volumes"] if v["name"] == "redis-ca")
     assert volume["secret"]["secretName"] == "redis-ca"
     chart.assert_restricted(pod)
+    # The API server reaches the same Redis the same way.
+    api = _operator_env(found, "trimtab-api")
+    for name in ("TRIMTAB_REDIS_URL", "TRIMTAB_REDIS_PASSWORD", "TRIMTAB_REDIS_CA_FILE"):
+        assert api[name] == env[name]
 
 
 @pytest.mark.parametrize(

@@ -171,3 +171,26 @@ user's, else workerSecret, else the operator's (which the admin copies there).
 {{ default (include "trimtab.redisPasswordSecret" .) .Values.redis.auth.workerSecret }}
 {{- end -}}
 {{- end -}}
+
+{{- define "trimtab.apiSelectorLabels" -}}
+app.kubernetes.io/name: trimtab
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: api
+{{- end -}}
+
+{{/* The Redis password of the operator and the API server, as container env entries. */}}
+{{- define "trimtab.redisClientEnv" -}}
+- name: TRIMTAB_REDIS_URL
+  value: {{ include "trimtab.redisUrl" . | quote }}
+{{- with include "trimtab.redisPasswordSecret" . }}
+- name: TRIMTAB_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.redis.auth.secretKey }}
+{{- end }}
+{{- with .Values.redis.tls.caSecret }}
+- name: TRIMTAB_REDIS_CA_FILE
+  value: /etc/trimtab/redis-ca/ca.crt
+{{- end }}
+{{- end -}}
