@@ -22,6 +22,7 @@ import pathlib
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -149,6 +150,18 @@ def _operator(stack: contextlib.ExitStack, st: Stack) -> None:
         "TRIMTAB_WORKER_REDIS_URL": st.worker_redis_url,
     }
     stack.callback(commands.stop, _process(argv, st.workdir / "operator.log", env=env), 60)
+
+
+def _api(stack: contextlib.ExitStack, st: Stack) -> str:
+    """`trimtab api serve` on loopback, without auth: the demo is a development setup
+    on this machine only (in a cluster the chart runs it with tokens and RBAC)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "trimtab", "api", "serve", "--no-auth", "--port", str(port),
+            "--redis-url", st.redis_url, "--kubeconfig", str(st.kubeconfig)]  # fmt: skip
+    stack.callback(commands.stop, _process(argv, st.workdir / "api.log"), 15)
+    url = f"http://127.0.0.1:{port}"
+    _wait(lambda: httpx.get(f"{url}/healthz").status_code == 200, "API server")
+    return url
 
 
 def _workers(stack: contextlib.ExitStack, st: Stack) -> None:
@@ -312,6 +325,8 @@ def running(
         )
         _operator(stack, st)
         _workers(stack, st)
+        api_url = _api(stack, st)
+        say(f"HTTP API at {api_url} (its OpenAPI document at {api_url}/docs)")
         docs = samples(root, namespace, sim_url, tuning, node, model_url)
         # Workflows before pools: each pool's first Deployment then carries the Secrets
         # its workflows' tool steps read, instead of rolling its pods to add them.
