@@ -53,7 +53,9 @@ async def caller(request: fastapi.Request) -> Caller:
     past its rate limit."""
     ctx = context(request)
     who = await ctx.guard.identify(request.headers.get("authorization"))
-    wait = ctx.limiter.take(who.user or who.uid)
+    # Without auth every caller is `anonymous`: they are told apart by address instead.
+    address = request.client.host if request.client else ""
+    wait = ctx.limiter.take(who.user if ctx.guard.enabled else f"address:{address}")
     if wait > 0:
         raise RateLimited(math.ceil(wait * 10) / 10)
     return Caller(ctx, who)
