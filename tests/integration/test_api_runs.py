@@ -256,3 +256,18 @@ async def test_many_followers_share_one_redis_connection_and_all_see_the_end(
     assert all(s[-1][1] == wire.EventType.RUN_DONE for s in seen)
     assert all(s[-1][2]["status"] == "succeeded" for s in seen)
     assert during - before < 10  # not one connection per stream
+
+
+async def test_a_caller_past_its_rate_limit_gets_429_with_retry_after(
+    redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    limited = ("--requests-per-second", "0.5", "--burst", "2")
+    with api_server.running_api(redis_url, tmp_path / "limited.log", no_auth=True,
+                                extra=limited) as url:  # fmt: skip
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            codes = [(await http.get(f"/v1/namespaces/{NS}/runs")).status_code for _ in range(3)]
+            refused = await http.get(f"/v1/namespaces/{NS}/runs")
+    assert codes == [200, 200, 429]
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "too many requests" in refused.json()["error"]

@@ -16,9 +16,9 @@ from trimtab.server import auth, limits
 
 
 class RateLimited(Exception):  # noqa: N818
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many requests from this caller; retry in {retry_after:.1f} s")
-        self.retry_after = retry_after
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests from this caller; retry in {retry_after} s")
+        self.retry_after = retry_after  # whole seconds, as Retry-After takes them
 
 
 @dataclasses.dataclass
@@ -57,5 +57,5 @@ async def caller(request: fastapi.Request) -> Caller:
     address = request.client.host if request.client else ""
     wait = ctx.limiter.take(who.user if ctx.guard.enabled else f"address:{address}")
     if wait > 0:
-        raise RateLimited(math.ceil(wait * 10) / 10)
+        raise RateLimited(max(1, math.ceil(wait)))
     return Caller(ctx, who)
