@@ -9,7 +9,8 @@
 # hack/build-llama-server.sh); for
 # building the project's image without Docker or a registry, debootstrap (the local
 # Python base), buildah (builds the Dockerfile), umoci and skopeo (OCI layouts and
-# archives). Go must already be installed (1.26 pins the
+# archives); chromium (the web console's browser tests drive Debian's own, headless,
+# with Playwright: browser downloads are not possible everywhere). Go must already be installed (1.26 pins the
 # control-plane build; hack/build-k8s.sh asks the module proxy for that toolchain
 # when a different Go is found). Safe to re-run.
 set -euo pipefail
@@ -20,6 +21,7 @@ packages=(
   gcc libc6-dev
   cmake ninja-build g++
   debootstrap buildah umoci skopeo
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -194,6 +194,9 @@ class PoolFigures(Body):
     """A pool as the operator publishes it on its status."""
 
     name: str
+    p95_target_seconds: float | None = Field(
+        default=None, description="the pool's spec.scaling.targets.p95LatencySeconds"
+    )
     status: agentpool.AgentPoolStatus | None = None
 
 

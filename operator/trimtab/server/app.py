@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import fastapi
 import prometheus_client
 from fastapi import exceptions as fastapi_exceptions
-from fastapi import responses
+from fastapi import responses, staticfiles
 
 from trimtab import metrics as metrics_mod
 from trimtab.api import rest
@@ -25,6 +26,7 @@ from trimtab.queue import connection, eventhub, runindex, runs
 from trimtab.sdk import client as sdk_client
 from trimtab.sdk import operations
 from trimtab.server import auth, context, limits, live_routes, review_routes, runs_routes
+from trimtab.server.console import routes as console_routes
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,10 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
     return responses.JSONResponse(body, status_code=status, headers=headers)
 
 
-def _known(_: fastapi.Request, exc: Exception) -> Any:
+def _known(request: fastapi.Request, exc: Exception) -> Any:
     status = next(code for kind, code in STATUSES if isinstance(exc, kind))
+    if request.url.path.startswith("/console/"):
+        return console_routes.problem_page(request, status, exc)
     headers = (
         {"Retry-After": str(exc.retry_after)} if isinstance(exc, context.RateLimited) else None
     )
@@ -82,6 +86,11 @@ def _invalid(_: fastapi.Request, exc: Exception) -> Any:
 def _unavailable(_: fastapi.Request, exc: Exception) -> Any:
     log.warning("Redis unavailable: %s", exc)
     return _problem(503, "the runtime's Redis is unavailable; retry shortly")
+
+
+def _internal(_: fastapi.Request, exc: Exception) -> Any:
+    log.exception("unhandled error", exc_info=exc)
+    return _problem(500, "internal error (the server's log has the details)")
 
 
 def build_app(make_context: Callable[[], context.Context]) -> fastapi.FastAPI:
@@ -105,11 +114,20 @@ def build_app(make_context: Callable[[], context.Context]) -> fastapi.FastAPI:
     )
     for router in (runs_routes.router, review_routes.router, live_routes.router):
         app.include_router(router)
+    app.include_router(console_routes.router)
+    static = importlib.resources.files("trimtab.server.console") / "static"
+    app.mount("/console/static", staticfiles.StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Any:
+        return responses.RedirectResponse("/console/", status_code=307)
+
     for kind, _ in STATUSES:
         app.add_exception_handler(kind, _known)
     app.add_exception_handler(fastapi_exceptions.RequestValidationError, _invalid)
     for kind in connection.UNAVAILABLE:
         app.add_exception_handler(kind, _unavailable)
+    app.add_exception_handler(Exception, _internal)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -14,6 +14,8 @@ from trimtab.queue import eventhub
 from trimtab.sdk import client as sdk_client
 from trimtab.server import auth, limits
 
+COOKIE = "trimtab_token"
+
 
 class RateLimited(Exception):  # noqa: N818
     def __init__(self, retry_after: int) -> None:
@@ -52,7 +54,10 @@ async def caller(request: fastapi.Request) -> Caller:
     """The authenticated caller; raises for a missing or refused token, or a caller
     past its rate limit."""
     ctx = context(request)
-    who = await ctx.guard.identify(request.headers.get("authorization"))
+    # A browser on the console sends its token in the cookie the sign-in page set.
+    cookie = request.cookies.get(COOKIE)
+    header = request.headers.get("authorization") or (f"Bearer {cookie}" if cookie else None)
+    who = await ctx.guard.identify(header)
     # Without auth every caller is `anonymous`: they are told apart by address instead.
     address = request.client.host if request.client else ""
     wait = ctx.limiter.take(who.user if ctx.guard.enabled else f"address:{address}")

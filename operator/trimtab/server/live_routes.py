@@ -12,7 +12,7 @@ import fastapi
 import pydantic
 
 from trimtab.api import rest, v1alpha1
-from trimtab.api.v1alpha1 import kinds
+from trimtab.api.v1alpha1 import agentpool, kinds
 from trimtab.sdk import client as sdk_client
 from trimtab.server import auth
 from trimtab.server.context import Caller, caller
@@ -50,19 +50,28 @@ async def _object(who: Caller, kind: kinds.Kind, namespace: str, name: str) -> d
     return found
 
 
+def _pool(obj: dict[str, Any]) -> rest.PoolFigures:
+    try:
+        spec = agentpool.AgentPoolSpec.model_validate(obj.get("spec") or {})
+        target = spec.scaling.targets.p95_latency_seconds
+    except pydantic.ValidationError:
+        target = None
+    return rest.PoolFigures(
+        name=obj["metadata"]["name"],
+        p95_target_seconds=target,
+        status=_status(kinds.AGENT_POOL, obj),
+    )
+
+
 @router.get("/pools", response_model=rest.PoolList)
 async def pools(namespace: str, who: CallerDep) -> rest.PoolList:
     found = await _objects(who, kinds.AGENT_POOL, namespace)
-    return rest.PoolList(
-        items=[rest.PoolFigures(name=o["metadata"]["name"], status=_status(kinds.AGENT_POOL, o))
-               for o in found]
-    )  # fmt: skip
+    return rest.PoolList(items=[_pool(o) for o in found])
 
 
 @router.get("/pools/{name}", response_model=rest.PoolFigures)
 async def pool(namespace: str, name: str, who: CallerDep) -> rest.PoolFigures:
-    found = await _object(who, kinds.AGENT_POOL, namespace, name)
-    return rest.PoolFigures(name=name, status=_status(kinds.AGENT_POOL, found))
+    return _pool(await _object(who, kinds.AGENT_POOL, namespace, name))
 
 
 @router.get("/workflows", response_model=rest.WorkflowList)
