@@ -23,7 +23,7 @@ from trimtab.queue import wire, workflows
 from trimtab.reconcile.agentpool import floors
 from trimtab.sdk import Client
 from trimtab.sdk import client as sdk_client
-from trimtab_dev.demo import load, observe, report, stack, ui
+from trimtab_dev.demo import load, observe, report, screenshots, stack, ui
 from trimtab_dev.demo import timeline as tl
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
@@ -265,6 +265,9 @@ def main(o: Options) -> dict[str, Any]:
             model_server=o.model_server,
         ) as st:  # fmt: skip
             timeline, results = asyncio.run(drive(st, o, show))
+            shots = screenshots.take(st.api_url, o.namespace, o.report_dir / "console")
+            if shots:
+                show.say(f"console screenshots: {o.report_dir / 'console'}")
             if o.keep:
                 show.say(
                     f"kept running: export KUBECONFIG={st.kubeconfig}; then kubectl get "

@@ -88,6 +88,7 @@ class Stack:
     workdir: pathlib.Path
     worker_redis_url: str  # as worker pods reach it: the host address with real nodes
     real_node: realnodes.RealNode | None  # where the support pools run, if any
+    api_url: str = ""  # the HTTP API server and its console
 
 
 def free_port() -> int:
@@ -325,8 +326,9 @@ def running(
         )
         _operator(stack, st)
         _workers(stack, st)
-        api_url = _api(stack, st)
-        say(f"HTTP API at {api_url} (its OpenAPI document at {api_url}/docs)")
+        st.api_url = _api(stack, st)
+        say(f"console at {st.api_url}/console/{namespace}/runs (the API's document: "
+            f"{st.api_url}/docs)")  # fmt: skip
         docs = samples(root, namespace, sim_url, tuning, node, model_url)
         # Workflows before pools: each pool's first Deployment then carries the Secrets
         # its workflows' tool steps read, instead of rolling its pods to add them.
