@@ -271,3 +271,23 @@ async def test_a_caller_past_its_rate_limit_gets_429_with_retry_after(
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert "too many requests" in refused.json()["error"]
+
+
+async def test_inputs_outside_the_workflows_schema_are_refused_and_no_run_is_made(
+    sdk: Client, http: httpx.AsyncClient
+) -> None:
+    schema = {"type": "object", "required": ["message"],
+              "properties": {"message": {"type": "string", "maxLength": 20}}}  # fmt: skip
+    spec = {"defaultPool": "p", "inputs": schema, "steps": [{"name": "a", "prompt": "hi"}]}
+    await sdk.publish(NS, "typed", awf.AgentWorkflowSpec.model_validate(spec))
+    path = f"/v1/namespaces/{NS}/workflows/typed/runs"
+    missing = await http.post(path, json={"inputs": {}})
+    wrong = await http.post(path, json={"inputs": {"message": 7}})
+    assert (missing.status_code, wrong.status_code) == (422, 422)
+    assert "'message' is a required property" in missing.json()["error"]
+    assert "inputs['message']" in wrong.json()["error"]
+    assert "7 is not of type 'string'" in wrong.json()["error"]
+    listed = await http.get(f"/v1/namespaces/{NS}/runs", params={"workflow": "typed"})
+    assert listed.json()["items"] == []
+    good = await http.post(path, json={"inputs": {"message": "where is my order"}})
+    assert good.status_code == 201

@@ -3,12 +3,14 @@ tokens are read strictly, caches expire and stay bounded, and rate limits refill
 
 from __future__ import annotations
 
+import re
 import typing
 
 import pytest
 
 from trimtab.api import rest
 from trimtab.queue import eventhub, runindex, wire
+from trimtab.sdk import client as sdk_client
 from trimtab.server import auth, limits
 
 pytestmark = pytest.mark.unit
@@ -84,3 +86,21 @@ def test_a_cursor_round_trips_and_garbage_is_refused() -> None:
     for bad in ("", "x", "1~", "one~a"):
         with pytest.raises(runindex.BadCursorError):
             runindex.decode_cursor(bad)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "says"),
+    [({}, "(the whole object) fail the workflow's spec.inputs schema: 'message' is a required"),
+     ({"message": 5}, "inputs['message'] fail the workflow's spec.inputs schema: 5 is not of"),
+     ({"message": "x" * 30}, "is too long")],
+    ids=["missing", "wrong-type", "too-long"],
+)  # fmt: skip
+def test_inputs_are_checked_against_the_workflows_schema(
+    inputs: dict[str, object], says: str
+) -> None:
+    schema = {"type": "object", "required": ["message"],
+              "properties": {"message": {"type": "string", "maxLength": 20}}}  # fmt: skip
+    with pytest.raises(sdk_client.InvalidInputsError, match=re.escape(says)):
+        sdk_client.check_inputs_schema(schema, inputs)
+    sdk_client.check_inputs_schema(schema, {"message": "fine"})
+    sdk_client.check_inputs_schema(None, inputs)  # no schema: anything goes

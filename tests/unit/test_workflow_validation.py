@@ -69,6 +69,12 @@ FAN_IN = _spec(
             [("spec.steps[0].output.schema", "not a valid JSON Schema")],
             id="schema-required-not-a-list",
         ),
+        pytest.param(
+            _spec(_step("a"), inputs={"type": "object", "properties": {"x": {"type": "nope"}}}),
+            {"small"},
+            [("spec.inputs", "not a valid JSON Schema")],
+            id="inputs-schema-unknown-type",
+        ),
     ],
 )
 def test_find_problems(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
+
+import jsonschema
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
@@ -69,6 +72,29 @@ def check_inputs(inputs: Any) -> None:
         raise InputsTooLargeError(
             f"the run's inputs are {size} bytes as JSON; the limit is {MAX_INPUT_BYTES}: "
             "pass large documents by reference (a URL, an object key)"
+        )
+
+
+class InvalidInputsError(ValueError):
+    """A run's inputs do not satisfy its workflow's spec.inputs schema."""
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def check_inputs_schema(schema: dict[str, Any] | None, inputs: Any) -> None:
+    """Raises InvalidInputsError with the first error, and where it is."""
+    if schema is None:
+        return
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(inputs))
+    if error is not None:
+        where = "".join(f"[{p!r}]" for p in error.absolute_path) or " (the whole object)"
+        raise InvalidInputsError(
+            f"inputs{where} fail the workflow's spec.inputs schema: {error.message}"
         )
 
 
@@ -216,6 +242,7 @@ class Client:
         if session is not None:
             sessions.check_session(session)
         wf = await self.workflow(namespace, workflow)
+        check_inputs_schema(wf.spec.inputs, inputs)
         if idempotency_key is not None:  # a retried submission gets its run, budget or not
             known = await runs.submitted_as(self.redis, namespace, workflow, idempotency_key)
             if known is not None:

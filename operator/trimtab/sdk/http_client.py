@@ -41,7 +41,7 @@ ERRORS: dict[int, type[Exception]] = {
     404: LookupError,
     409: operations.RunEndedError,
     413: client_mod.InputsTooLargeError,
-    422: ValueError,
+    422: ValueError,  # an edit or inputs outside their schema, a malformed body
     429: client_mod.BudgetExhaustedError,
     503: ConnectionError,
 }

@@ -47,6 +47,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (auth.Forbidden, 403),
     (sdk_client.InputsTooLargeError, 413),
     (operations.InvalidEditError, 422),
+    (sdk_client.InvalidInputsError, 422),
     (operations.RunEndedError, 409),
     (sdk_client.BudgetExhaustedError, 429),
     (context.RateLimited, 429),

@@ -530,6 +530,11 @@ class AgentWorkflowSpec(base.Model):
     default_pool: base.Name | None = Field(
         default=None, description="Pool of steps that name none."
     )
+    inputs: base.FreeForm | None = Field(
+        default=None,
+        description="JSON Schema a run's inputs must satisfy: a submission that does not "
+        "is refused with the first error (HTTP 422), and no run is created.",
+    )
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     tools: list[AgentTool] = Field(
         default_factory=list,

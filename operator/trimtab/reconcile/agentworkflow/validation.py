@@ -55,6 +55,11 @@ def _route_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
 
 
 def _schema_problems(spec: awf.AgentWorkflowSpec) -> Iterator[dag.Problem]:
+    if spec.inputs is not None:
+        try:
+            jsonschema.validators.validator_for(spec.inputs).check_schema(spec.inputs)
+        except jsonschema.exceptions.SchemaError as exc:
+            yield dag.Problem("spec.inputs", f"not a valid JSON Schema: {exc.message}")
     for i, step in enumerate(spec.steps):
         schema = step.output.json_schema if step.output else None
         if schema is None:
