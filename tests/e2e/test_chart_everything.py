@@ -28,7 +28,7 @@ from tests.harness import chart, operator, redis_server, runtime, samples
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.kube import client as kube_client
 from trimtab.kube import lease, objects
-from trimtab.sdk import client as sdk
+from trimtab.sdk import sync as sdk_sync
 from trimtab_dev.devcluster import layout, supervisor
 
 pytestmark = pytest.mark.usefixtures("crds")
@@ -167,7 +167,10 @@ def test_every_option_installs_and_is_admitted(
     [claim] = kube.list("v1", "PersistentVolumeClaim", namespace=namespace)
     assert claim["status"]["phase"] == "Bound"
     monitoring = "monitoring.coreos.com/v1"
-    assert _names(kube, monitoring, "ServiceMonitor", namespace) == {f"{RELEASE}-trimtab"}
+    assert _names(kube, monitoring, "ServiceMonitor", namespace) == {
+        f"{RELEASE}-trimtab",
+        f"{RELEASE}-trimtab-api",
+    }
     assert _names(kube, monitoring, "PodMonitor", namespace) == {f"{RELEASE}-trimtab-workers"}
     [rule] = kube.list(monitoring, "PrometheusRule", namespace=namespace)
     assert rule["spec"]["groups"]
@@ -177,7 +180,7 @@ def test_every_option_installs_and_is_admitted(
     assert board is not None
     assert yaml.safe_load(board["data"]["trimtab.json"])["uid"] == "trimtab-pools"
     policies = _names(kube, "networking.k8s.io/v1", "NetworkPolicy", namespace)
-    suffixes = ("default-deny", "operator", "redis", "workers")
+    suffixes = ("default-deny", "operator", "api", "redis", "workers")
     assert policies == {f"{RELEASE}-trimtab-{s}" for s in suffixes}
 
 
@@ -267,7 +270,7 @@ def test_a_run_completes_through_the_password_protected_bundled_redis(
             except TimeoutError:
                 pytest.fail(f"not Ready; operator log:\n{log.read_text()[-4000:]}")
             user, user_url = _namespace_user(kube, namespace, url)
-            client = sdk.SyncClient(user_url)  # an app of the namespace, as that user
+            client = sdk_sync.SyncClient(user_url)  # an app of the namespace, as that user
             run = client.submit(namespace, "ask", {"q": "ping"})
             result = client.result(run, timeout=60)
             assert result.status == "succeeded", result.errors

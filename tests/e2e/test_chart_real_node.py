@@ -271,3 +271,34 @@ def test_its_worker_deployment_is_admitted_and_runs_on_the_real_node(
     status = rc.container_status(pod, "worker")
     assert status["containerID"].startswith("containerd://"), status
     assert status["image"] == project_image, status
+
+
+def test_the_api_server_pod_runs_on_the_real_node_and_reaches_redis(
+    kube: objects.ObjectStore, release: tuple[str, str], host_redis_url: str
+) -> None:
+    """The chart's API server, in the same image and namespace: admitted by the
+    restricted profile, placed with the operator, and Ready, which its readiness probe
+    (GET /readyz, a Redis PING) grants only once it reaches Redis."""
+    namespace, _ = release
+    try:
+        kube.wait_for(
+            "apps/v1",
+            "Deployment",
+            f"{RELEASE}-trimtab-api",
+            namespace=namespace,
+            until=lambda d: (d.get("status") or {}).get("readyReplicas") == 1,
+            timeout=START_S,
+        )
+    except TimeoutError:
+        selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=api"
+        pods = kube.list("v1", "Pod", namespace=namespace, label_selector=selector)
+        pytest.fail(f"the API server pod did not become ready: {[p.get('status') for p in pods]}")
+    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=api"
+    [pod] = kube.list("v1", "Pod", namespace=namespace, label_selector=selector)
+    chart.assert_restricted(pod["spec"])
+    assert pod["spec"]["nodeName"] == rc.NODE.name
+    assert pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    status = rc.container_status(pod, "api")
+    assert status["restartCount"] == 0, status
+    clients = redis.Redis.from_url(host_redis_url, decode_responses=True).client_list()
+    assert any(c["addr"].startswith(pod["status"]["podIP"] + ":") for c in clients)

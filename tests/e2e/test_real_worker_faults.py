@@ -29,7 +29,7 @@ from tests.harness import cluster as cluster_harness
 from tests.harness import realworkers as rw
 from trimtab.kube import objects
 from trimtab.queue import keys, wire
-from trimtab.sdk import client as sdk
+from trimtab.sdk import sync as sdk_sync
 from trimtab_dev.devcluster import layout
 
 pytestmark = pytest.mark.usefixtures("crds", "project_image")
@@ -91,7 +91,7 @@ def _run_through_fault(
             what=lambda: f"pods: {rw.pods(kube, namespace, POOL)}",
             timeout=120,
         )
-        client = sdk.SyncClient(redis_url)
+        client = sdk_sync.SyncClient(redis_url)
         refs = [rw.submit_when_published(client, namespace, WORKFLOW, {"i": -1})]
         refs += rw.submit_all(redis_url, namespace, WORKFLOW, [{"i": i} for i in range(RUNS)])
         victim = _holding(kube, rds, namespace)

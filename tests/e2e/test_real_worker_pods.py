@@ -23,7 +23,7 @@ import redis
 from tests.harness import realworkers as rw
 from tests.harness import redis_server
 from trimtab.kube import objects
-from trimtab.sdk import client as sdk
+from trimtab.sdk import sync as sdk_sync
 from trimtab_dev.devcluster import layout
 
 pytestmark = pytest.mark.usefixtures("crds", "project_image")
@@ -77,7 +77,7 @@ def test_a_pool_on_the_real_node_runs_its_runs_in_containers_and_scales_with_the
             timeout=START_S,
         )[0]
         assert first["spec"]["containers"][0]["image"] == project_image
-        client = sdk.SyncClient(host_redis_url)
+        client = sdk_sync.SyncClient(host_redis_url)
         warm = rw.submit_when_published(client, namespace, WORKFLOW, {"a": "warm", "b": "up"})
         assert client.result(warm, timeout=60).status == "succeeded"
 
@@ -167,7 +167,9 @@ def test_a_draining_worker_is_not_ready(
             what="no Ready worker pod",
             timeout=START_S,
         )[0]
-        rw.submit_when_published(sdk.SyncClient(host_redis_url), namespace, WORKFLOW, {"a": "x"})
+        rw.submit_when_published(
+            sdk_sync.SyncClient(host_redis_url), namespace, WORKFLOW, {"a": "x"}
+        )
         rds = redis.Redis.from_url(host_redis_url)
         rw.eventually(
             lambda: any(rw.consumers(rds, namespace, POOL).values()),

@@ -21,6 +21,7 @@ from trimtab.kube import objects
 from trimtab.queue import keys
 from trimtab.reconcile import conditions, naming
 from trimtab.sdk import client as sdk
+from trimtab.sdk import sync as sdk_sync
 from trimtab_dev.devcluster import host, layout, realnodes
 from trimtab_dev.devcluster import runtime as node_runtime
 
@@ -68,7 +69,7 @@ def system(
 
 
 def submit_when_published(
-    client: sdk.SyncClient, namespace: str, workflow: str, inputs: dict[str, Any]
+    client: sdk_sync.SyncClient, namespace: str, workflow: str, inputs: dict[str, Any]
 ) -> str:
     """A run, submitted as soon as the operator has published the workflow."""
 
@@ -96,7 +97,7 @@ def submit_all(
     return asyncio.run(go())
 
 
-def wait_ended(client: sdk.SyncClient, refs: list[str], *, timeout: float) -> None:
+def wait_ended(client: sdk_sync.SyncClient, refs: list[str], *, timeout: float) -> None:
     def ended() -> bool:
         return all(client.get(r).status in ("succeeded", "failed") for r in refs)
 

@@ -20,6 +20,7 @@ from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.kube import objects
 from trimtab.queue import keys, wire
 from trimtab.sdk import client as sdk
+from trimtab.sdk import sync as sdk_sync
 from trimtab.worker import spending
 
 pytestmark = pytest.mark.usefixtures("crds")
@@ -78,7 +79,7 @@ def _warnings(kube: objects.ObjectStore, namespace: str) -> set[str]:
 def test_a_namespace_budget_is_enforced_reported_and_lifted(
     kube: objects.ObjectStore, namespace: str, redis_url: str, sim: str, tmp_path: pathlib.Path
 ) -> None:
-    client = sdk.SyncClient(redis_url)
+    client = sdk_sync.SyncClient(redis_url)
     spec = runtime.pool_spec(sim)
     manifest = runtime.write_pool_manifest(tmp_path / "pool.json", namespace, "p", spec)
     with (

@@ -18,6 +18,7 @@ from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.kube import objects
 from trimtab.reconcile import naming
 from trimtab.sdk import client as sdk
+from trimtab.sdk import sync as sdk_sync
 from trimtab_dev.devcluster import supervisor
 
 pytestmark = pytest.mark.usefixtures("crds")
@@ -102,7 +103,7 @@ def _replicas(kube: objects.ObjectStore, namespace: str) -> int:
     return int(((dep or {}).get("spec") or {}).get("replicas") or 0)
 
 
-def _published(client: sdk.SyncClient, namespace: str) -> None:
+def _published(client: sdk_sync.SyncClient, namespace: str) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -138,7 +139,7 @@ def test_runs_complete_through_workers_while_the_operator_scales_their_pool(
     ):
         kube.apply(_pool(namespace, endpoint))
         kube.apply(_workflow(namespace))
-        client = sdk.SyncClient(redis_url)
+        client = sdk_sync.SyncClient(redis_url)
         _published(client, namespace)
         refs = asyncio.run(_submit_burst(redis_url, namespace))
         peak_replicas = 0
