@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from playwright import async_api as pw
 
-from tests.harness import api_server, chart, runtime
+from tests.harness import api_server, chart, runtime, samples
+from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.kube import objects
 from trimtab.sdk import Client, http_client
@@ -24,6 +27,7 @@ from trimtab_dev.devcluster import binaries, layout
 pytestmark = pytest.mark.integration
 
 RBAC = "rbac.authorization.k8s.io/v1"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCHEMA = {
     "type": "object",
     "properties": {"confidence": {"type": "number", "minimum": 0, "maximum": 0.5}},
@@ -217,3 +221,69 @@ async def test_the_sdk_over_http_sends_its_token_and_a_refusal_is_a_permission_e
     finally:
         for client in (viewer, submitter, nobody):
             await client.aclose()
+
+
+def _pool_with_status(kube: objects.ObjectStore, namespace: str) -> None:
+    """An AgentPool with the figures an operator would have published on its status."""
+    doc = samples.pool_doc(namespace, "small", scaling={"targets": {"p95LatencySeconds": 2}})
+    kube.apply(doc)
+    status = {"replicas": 2, "readyReplicas": 1, "desiredReplicas": 3, "replicaSummary": "1/3",
+              "queueDepth": 17, "inFlight": 4, "p95LatencySeconds": 1.25,
+              "breaker": "Open"}  # fmt: skip
+    kube.patch(API_VERSION, "AgentPool", "small", {"status": status}, namespace=namespace,
+               subresource="status")  # fmt: skip
+
+
+async def test_live_pool_figures_are_the_objects_status_and_follow_rbac(
+    http: httpx.AsyncClient, kube: objects.ObjectStore, crds: None, tokens: dict[str, str],
+    namespace: str, other_namespace: str,
+) -> None:  # fmt: skip
+    _pool_with_status(kube, namespace)
+    viewer = _as(tokens["viewer"])
+    listed = await http.get(f"/v1/namespaces/{namespace}/pools", headers=viewer)
+    assert listed.status_code == 200, listed.text
+    [pool] = listed.json()["items"]
+    assert pool["name"] == "small"
+    assert pool["p95TargetSeconds"] == 2
+    assert pool["status"]["queueDepth"] == 17
+    assert pool["status"]["breaker"] == "Open"
+    one = await http.get(f"/v1/namespaces/{namespace}/pools/small", headers=viewer)
+    assert one.json()["status"]["replicaSummary"] == "1/3"
+    missing = await http.get(f"/v1/namespaces/{namespace}/pools/nosuch", headers=viewer)
+    assert missing.status_code == 404
+    elsewhere = await http.get(f"/v1/namespaces/{other_namespace}/pools", headers=viewer)
+    assert elsewhere.status_code == 403
+    # The submitter role reads runs, not the namespace's pools.
+    refused = await http.get(f"/v1/namespaces/{namespace}/pools", headers=_as(tokens["submitter"]))
+    assert refused.status_code == 403
+
+
+async def test_the_console_signs_in_with_a_token_and_shows_what_it_may_see(
+    api: str, kube: objects.ObjectStore, crds: None, tokens: dict[str, str], namespace: str
+) -> None:
+    _pool_with_status(kube, namespace)
+    async with pw.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = await browser.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            await page.goto(f"{api}/console/{namespace}/pools")
+            await page.wait_for_url("**/console/login")  # no token yet
+            await page.get_by_label("Token").fill(tokens["viewer"])
+            await page.get_by_label("Namespace").last.fill(namespace)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.goto(f"{api}/console/{namespace}/pools")
+            row = page.locator("tr[data-pool=small]")
+            await pw.expect(row).to_contain_text("1/3")
+            await pw.expect(row).to_contain_text("1.25 s / 2.0 s")
+            await pw.expect(row).to_contain_text("Open")
+            cookie = next(c for c in await page.context.cookies() if c["name"] == "trimtab_token")
+            assert cookie["httpOnly"] is True
+            assert cookie["sameSite"] == "Strict"
+            # The viewer may not start runs: the console says so, as a page.
+            await page.goto(f"{api}/console/{namespace}/runs")
+            await page.get_by_label("Workflow", exact=True).first.fill("wf")
+            await page.get_by_role("button", name="Start").click()
+            await pw.expect(page.get_by_role("alert")).to_contain_text("may not create")
+        finally:
+            await browser.close()
