@@ -173,6 +173,10 @@ async def test_review_edit_is_checked_against_the_schema_and_then_continues_the_
                 break
             await asyncio.sleep(0.05)
     entry = next(i for i in items if i["run"] == made["run"])
+    waiting = (await http.get(made["links"]["self"])).json()
+    assert waiting["status"] == "review"
+    assert waiting["reviews"] == [entry["id"]]
+    assert waiting["steps"]["a"]["review"] == entry["id"]
     shown = (await http.get(f"/v1/namespaces/{NS}/reviews/{entry['id']}")).json()
     assert shown["outputSchema"] == SCHEMA
     bad = await http.post(f"/v1/namespaces/{NS}/reviews/{entry['id']}/edit",
@@ -238,24 +242,50 @@ async def test_a_body_over_the_limit_is_refused_with_413(
     assert "the limit is" in response.json()["error"]
 
 
-async def test_many_followers_share_one_redis_connection_and_all_see_the_end(
+async def _follow(
+    http: httpx.AsyncClient, path: str, started: asyncio.Event
+) -> list[tuple[str, str, Any]]:
+    """Like _sse, and sets `started` once the stream's first event (its history) came."""
+    found: list[tuple[str, str, Any]] = []
+    frame: dict[str, str] = {}
+    async with http.stream("GET", path) as response:
+        async for line in response.aiter_lines():
+            if line:
+                key, _, value = line.partition(": ")
+                frame[key] = value
+                continue
+            if "data" in frame:
+                found.append((frame.get("id", ""), frame["event"], json.loads(frame["data"])))
+                started.set()
+            frame = {}
+    return found
+
+
+async def test_waiting_followers_hold_no_redis_connection_each(
     sim: str, redis_url: str, sdk: Client, http: httpx.AsyncClient
 ) -> None:
+    """60 streams waiting at once on one server. Each is opened once the one before it
+    has read its history, so no two opens overlap: were each stream to block on a Redis
+    connection of its own, 60 would be held; the hub holds one."""
     await _publish(sdk, "fan", [{"name": "a", "prompt": "hi"}])
     path = f"/v1/namespaces/{NS}/workflows/fan/runs"
     made = [(await http.post(path, json={})).json() for _ in range(5)]
-    before = len(await sdk.redis.client_list())
-    followers = []
-    for m in made * 12:  # opened one after another: what grows is streams, not concurrency
-        followers.append(asyncio.create_task(_sse(http, m["links"]["events"])))
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(1.0)  # all 60 streams open, waiting: no worker yet
-    during = len(await sdk.redis.client_list())
-    async with _worker(sim, redis_url):
-        seen = await asyncio.wait_for(asyncio.gather(*followers), 30)
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=60, limits=limits) as many:
+        await sdk.redis.ping()
+        before = len(await sdk.redis.client_list())
+        followers = []
+        for m in made * 12:
+            started = asyncio.Event()
+            followers.append(asyncio.create_task(_follow(many, m["links"]["events"], started)))
+            await asyncio.wait_for(started.wait(), 30)
+        during = len(await sdk.redis.client_list())
+        async with _worker(sim, redis_url):
+            seen = await asyncio.wait_for(asyncio.gather(*followers), 60)
+    assert len(seen) == 60
     assert all(s[-1][1] == wire.EventType.RUN_DONE for s in seen)
     assert all(s[-1][2]["status"] == "succeeded" for s in seen)
-    assert during - before < 10  # not one connection per stream
+    assert during - before < 10, (before, during)
 
 
 async def test_a_caller_past_its_rate_limit_gets_429_with_retry_after(

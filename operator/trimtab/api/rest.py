@@ -80,6 +80,7 @@ class StepBody(Body):
     compensation: str | None = None
     compensation_error: str | None = None
     transcript: Any = Field(default=None, description="an agent step's turns")
+    review: str | None = Field(default=None, description="its review entry, while it waits")
 
 
 class RunBody(Body):

@@ -34,6 +34,7 @@ class StepView:
     compensation: wire.Compensation | None = None  # how its undoing ended, if it did
     compensation_error: str | None = None
     transcript: str | None = None  # an agent step's, as JSON (trimtab.queue.transcripts)
+    review: str | None = None  # its review entry's id, while it waits for a person
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +246,7 @@ def _step(raw: Mapping[str, str], name: str) -> StepView:
         compensation=wire.Compensation(undo) if (undo := get(field.UNDO)) else None,
         compensation_error=get(field.UNDO_ERROR),
         transcript=get(field.TRANSCRIPT),
+        review=get(field.REVIEW) if get(field.STATE) == wire.StepState.REVIEW else None,
     )
 
 

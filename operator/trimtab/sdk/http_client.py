@@ -230,6 +230,7 @@ def _step(s: rest.StepBody) -> runs.StepView:
         compensation=wire.Compensation(s.compensation) if s.compensation else None,
         compensation_error=s.compensation_error,
         transcript=json.dumps(s.transcript) if s.transcript is not None else None,
+        review=s.review,
     )
 
 

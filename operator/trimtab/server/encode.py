@@ -32,6 +32,7 @@ def step(s: runs.StepView) -> rest.StepBody:
         compensation=s.compensation.value if s.compensation else None,
         compensation_error=s.compensation_error,
         transcript=json.loads(s.transcript) if s.transcript else None,
+        review=s.review,
     )
 
 

@@ -15,7 +15,7 @@ from fastapi import responses
 
 from trimtab import metrics
 from trimtab.api import rest
-from trimtab.queue import deadletter, review, runindex, runs, wire
+from trimtab.queue import deadletter, runindex, runs, wire
 from trimtab.sdk import client as sdk_client
 from trimtab.sdk import operations
 from trimtab.server import auth, encode
@@ -80,11 +80,12 @@ async def get_run(namespace: str, run_id: str, who: CallerDep) -> rest.RunBody:
     dead-letter entries."""
     sdk_client.split_ref(f"{namespace}/{run_id}")
     state = await _readable(who, namespace, run_id)
-    redis = who.ctx.sdk.redis
-    in_review = [i.id for i in await review.list_items(redis, namespace, 1000)
-                 if i.run_id == run_id]  # fmt: skip
-    dead = [e.id for e in await deadletter.list_entries(redis, namespace, 1000)
-            if e.run_id == run_id]  # fmt: skip
+    in_review = [s.review for s in state.steps.values() if s.review]
+    dead: list[str] = []
+    if any(s.state is wire.StepState.DEAD for s in state.steps.values()):
+        # Dead-letter entries are not kept on the run: read its namespace's stream.
+        entries = await deadletter.list_entries(who.ctx.sdk.redis, namespace, 1000)
+        dead = [e.id for e in entries if e.run_id == run_id]
     return encode.run(state, reviews=in_review, dead_letters=dead)
 
 
