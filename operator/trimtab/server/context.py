@@ -45,6 +45,18 @@ class Caller:
         return await self.ctx.guard.allowed(self.who, need, namespace, name)
 
 
+def checked_namespace(namespace: str) -> str:
+    """Every route's `{namespace}`: a Kubernetes namespace name, or 400 (it becomes part
+    of Redis key names and of every access review)."""
+    if len(namespace) > 63 or not sdk_client.NAMESPACE.match(namespace):
+        raise ValueError(f"a namespace is a DNS label of at most 63 characters, got {namespace!r}")
+    return namespace
+
+
+# The API's routers take it as a dependency, so no route can miss it.
+NAMESPACE_CHECKED = [fastapi.Depends(checked_namespace)]
+
+
 def context(request: fastapi.Request) -> Context:
     found: Context = request.app.state.trimtab
     return found

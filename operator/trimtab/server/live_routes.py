@@ -13,11 +13,12 @@ import pydantic
 
 from trimtab.api import rest, v1alpha1
 from trimtab.api.v1alpha1 import agentpool, kinds
-from trimtab.sdk import client as sdk_client
-from trimtab.server import auth
+from trimtab.server import auth, context
 from trimtab.server.context import Caller, caller
 
-router = fastapi.APIRouter(prefix="/v1/namespaces/{namespace}", tags=["live"])
+router = fastapi.APIRouter(
+    prefix="/v1/namespaces/{namespace}", tags=["live"], dependencies=context.NAMESPACE_CHECKED
+)
 CallerDep = Annotated[Caller, fastapi.Depends(caller)]
 API_VERSION = f"{v1alpha1.GROUP}/{v1alpha1.VERSION}"
 
@@ -96,13 +97,11 @@ SESSIONS = auth.Sub.SESSIONS
 @router.get("/sessions/{session}", tags=["sessions"])
 async def session(namespace: str, session: str, who: CallerDep) -> dict[str, Any]:
     """The session's turns as chat messages, oldest first (none: new or expired)."""
-    sdk_client.split_ref(f"{namespace}/x")
     await who.require(auth.Need("get", sub=SESSIONS), namespace)
     return {"session": session, "messages": await who.ctx.sdk.session(namespace, session)}
 
 
 @router.delete("/sessions/{session}", tags=["sessions"])
 async def forget_session(namespace: str, session: str, who: CallerDep) -> dict[str, Any]:
-    sdk_client.split_ref(f"{namespace}/x")
     await who.require(auth.Need("delete", sub=SESSIONS), namespace)
     return {"session": session, "deleted": await who.ctx.sdk.delete_session(namespace, session)}

@@ -12,10 +12,12 @@ from trimtab.api import rest
 from trimtab.queue import deadletter, review, runs
 from trimtab.sdk import client as sdk_client
 from trimtab.sdk import operations
-from trimtab.server import auth, encode
+from trimtab.server import auth, context, encode
 from trimtab.server.context import Caller, caller
 
-router = fastapi.APIRouter(prefix="/v1/namespaces/{namespace}", tags=["review"])
+router = fastapi.APIRouter(
+    prefix="/v1/namespaces/{namespace}", tags=["review"], dependencies=context.NAMESPACE_CHECKED
+)
 CallerDep = Annotated[Caller, fastapi.Depends(caller)]
 Count = Annotated[int, fastapi.Query(ge=1, le=1000)]
 R, D = auth.Sub.REVIEWS, auth.Sub.DEAD_LETTERS

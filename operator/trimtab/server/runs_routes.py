@@ -18,10 +18,12 @@ from trimtab.api import rest
 from trimtab.queue import deadletter, runindex, runs, wire
 from trimtab.sdk import client as sdk_client
 from trimtab.sdk import operations
-from trimtab.server import auth, encode
+from trimtab.server import auth, context, encode
 from trimtab.server.context import Caller, caller
 
-router = fastapi.APIRouter(prefix="/v1/namespaces/{namespace}", tags=["runs"])
+router = fastapi.APIRouter(
+    prefix="/v1/namespaces/{namespace}", tags=["runs"], dependencies=context.NAMESPACE_CHECKED
+)
 CallerDep = Annotated[Caller, fastapi.Depends(caller)]
 SUBMIT = auth.Need("create", sub=auth.Sub.RUNS)
 READ = auth.Need("get", sub=auth.Sub.RUNS)

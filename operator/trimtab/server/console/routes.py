@@ -19,6 +19,7 @@ import fastapi
 from fastapi import responses, templating
 
 from trimtab.api import rest
+from trimtab.api.v1alpha1 import base
 from trimtab.queue import wire
 from trimtab.server import auth, context, live_routes, review_routes, runs_routes
 from trimtab.server.console import dag
@@ -31,7 +32,7 @@ templates = templating.Jinja2Templates(
 )
 CallerDep = Annotated[Caller, fastapi.Depends(caller)]
 Page = responses.Response
-NAMESPACE = fastapi.Path(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+NAMESPACE = fastapi.Path(pattern=base.NAME_PATTERN, max_length=63)
 Ns = Annotated[str, NAMESPACE]
 
 
