@@ -209,7 +209,8 @@ async def test_review_edit_is_checked_against_the_schema_and_then_continues_the_
         ("get", "/v1/namespaces/Not_A:Namespace/runs", None, 400, "DNS label"),
     ],
     ids=["unknown-workflow", "unknown-field", "bad-deadline", "unknown-run", "bad-cursor",
-         "bad-status", "bad-entry-id", "unknown-review", "unknown-dead-letter", "no-cluster", "bad-namespace"],
+         "bad-status", "bad-entry-id", "unknown-review", "unknown-dead-letter", "no-cluster",
+         "bad-namespace"],
 )  # fmt: skip
 async def test_bad_input_gets_a_clear_4xx_never_a_500(
     sdk: Client,
