@@ -147,27 +147,27 @@ async def test_runs_list_newest_first_in_pages_filtered_and_without_expired_runs
     seen: list[str] = []
     cursor = None
     while True:
-        page = await operations.list_runs(sdk, ns, cursor=cursor, limit=5)
+        page = await sdk.list_runs(ns, cursor=cursor, limit=5)
         seen += [r.run_id for r in page.runs]
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
     assert seen == ids[::-1]
-    two = await operations.list_runs(sdk, ns, where=runindex.RunFilter(workflow="two"))
+    two = await sdk.list_runs(ns, where=runindex.RunFilter(workflow="two"))
     assert [r.run_id for r in two.runs] == [ids[i] for i in (9, 6, 3, 0)]
     assert {r.workflow for r in two.runs} == {"two"}
     cancelled = runindex.RunFilter(statuses=frozenset({wire.RunStatus.CANCELLED}))
-    only = await operations.list_runs(sdk, ns, where=cancelled)
+    only = await sdk.list_runs(ns, where=cancelled)
     assert [(r.run_id, r.status) for r in only.runs] == [(ids[4], wire.RunStatus.CANCELLED)]
     middle = runindex.RunFilter(
         since_ms=(await sdk.get(made[3])).created_ms, until_ms=(await sdk.get(made[6])).created_ms
     )
-    window = await operations.list_runs(sdk, ns, where=middle)
+    window = await sdk.list_runs(ns, where=middle)
     assert [r.run_id for r in window.runs] == [ids[5], ids[4], ids[3]]
     # An expired run leaves the listing, and the prune removes its entries.
     await sdk.redis.delete(keys.run(ns, ids[0]), keys.run(ns, ids[1]))
     assert await runindex.prune_in(sdk.redis, [(ns, "one"), (ns, "two")]) == 4
-    after = await operations.list_runs(sdk, ns, limit=100)
+    after = await sdk.list_runs(ns, limit=100)
     assert [r.run_id for r in after.runs] == ids[:1:-1]
     with pytest.raises(runindex.BadCursorError):
-        await operations.list_runs(sdk, ns, cursor="nonsense")
+        await sdk.list_runs(ns, cursor="nonsense")

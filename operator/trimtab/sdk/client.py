@@ -322,7 +322,10 @@ class Client:
         cursor: str | None = None,
         limit: int = 50,
     ) -> runindex.RunPage:
-        return await operations.list_runs(self, namespace, where=where, cursor=cursor, limit=limit)
+        """A page of the namespace's runs, newest first; follow `next_cursor` for more."""
+        return await runindex.list_runs(
+            self.redis, namespace, where=where or runindex.RunFilter(), cursor=cursor, limit=limit
+        )
 
     async def reviews(self, namespace: str, count: int = 100) -> list[review.ReviewItem]:
         return await operations.reviews(self, namespace, count)

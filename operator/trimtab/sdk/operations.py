@@ -1,4 +1,4 @@
-"""Acting on runs beyond submitting them: listing and cancelling runs, and resolving what
+"""Acting on runs beyond submitting them: cancelling runs, and resolving what
 the runtime could not (steps in human review and dead-lettered steps).
 
 Review and dead-letter entries are referred to as `NAMESPACE/ID` (the stream entry id),
@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 
 from trimtab.queue import cancel as cancel_mod
-from trimtab.queue import completion, deadletter, review, runindex, runs, wire
+from trimtab.queue import completion, deadletter, review, runs, wire
 from trimtab.sdk import client as client_mod
 
 
@@ -46,20 +46,6 @@ async def cancel(client: client_mod.Client, run: str) -> None:
     if reply is wire.Reply.ENDED:
         state = await client.get(run)
         raise RunEndedError(f"run {run} has ended already ({state.status}); nothing to cancel")
-
-
-async def list_runs(
-    client: client_mod.Client,
-    namespace: str,
-    *,
-    where: runindex.RunFilter | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-) -> runindex.RunPage:
-    """A page of the namespace's runs, newest first; follow `next_cursor` for more."""
-    return await runindex.list_runs(
-        client.redis, namespace, where=where or runindex.RunFilter(), cursor=cursor, limit=limit
-    )
 
 
 async def reviews(

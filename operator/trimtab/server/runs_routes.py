@@ -107,9 +107,7 @@ async def list_runs(
     where = runindex.RunFilter(
         workflow=workflow, statuses=frozenset(status or ()), since_ms=since_ms, until_ms=until_ms
     )
-    page = await operations.list_runs(
-        who.ctx.sdk, namespace, where=where, cursor=cursor, limit=limit
-    )
+    page = await who.ctx.sdk.list_runs(namespace, where=where, cursor=cursor, limit=limit)
     return rest.RunList(items=[encode.summary(r) for r in page.runs], next_cursor=page.next_cursor)
 
 
