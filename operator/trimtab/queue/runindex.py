@@ -18,7 +18,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import keys, wire
+from trimtab.queue import keys, runs, wire
 
 SCAN_BATCH = 200
 SCAN_MOST = 2000  # index entries one page reads at most, however few match
@@ -30,22 +30,8 @@ class BadCursorError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class RunSummary:
-    """One run as a list shows it; `trimtab.queue.runs.read` has the rest."""
-
-    run_id: str
-    workflow: str
-    status: wire.RunStatus
-    created_ms: float
-    ended_ms: float | None
-    tokens: int
-    cost: float
-    error: str | None
-
-
-@dataclasses.dataclass(frozen=True)
 class RunPage:
-    runs: list[RunSummary]
+    runs: list[runs.RunSummary]
     next_cursor: str | None  # None: nothing older is left
 
 
@@ -56,21 +42,9 @@ class RunFilter:
     since_ms: float | None = None  # created at or after
     until_ms: float | None = None  # created before
 
-    def admits(self, run: RunSummary) -> bool:
-        return (not self.statuses or run.status in self.statuses) and (
-            self.since_ms is None or run.created_ms >= self.since_ms
-        )
-
-
-_FIELDS = (
-    wire.RunField.WORKFLOW,
-    wire.RunField.STATUS,
-    wire.RunField.CREATED_MS,
-    wire.RunField.ENDED_MS,
-    wire.RunField.TOKENS,
-    wire.RunField.COST,
-    wire.RunField.ERROR,
-)
+    def admits(self, run: runs.RunSummary) -> bool:
+        """By status: the time window bounds the index read itself (list_runs)."""
+        return not self.statuses or run.status in self.statuses
 
 
 def encode_cursor(score: float, run_id: str) -> str:
@@ -87,22 +61,6 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         raise BadCursorError(f"not a cursor of this list: {cursor!r}") from None
 
 
-def _summary(run_id: str, values: list[Any]) -> RunSummary | None:
-    workflow, status, created, ended, tokens, cost, error = values
-    if workflow is None or status is None:
-        return None  # expired (or not a run)
-    return RunSummary(
-        run_id=run_id,
-        workflow=workflow,
-        status=wire.RunStatus(status),
-        created_ms=float(created or 0),
-        ended_ms=float(ended) if ended else None,
-        tokens=int(float(tokens or 0)),
-        cost=float(cost or 0),
-        error=error,
-    )
-
-
 async def _batch(
     client: aioredis.Redis, index: str, top: str, limit: int
 ) -> list[tuple[str, float]]:
@@ -113,12 +71,14 @@ async def _batch(
     return [(member, float(score)) for member, score in found]
 
 
-async def _read(client: aioredis.Redis, namespace: str, ids: list[str]) -> list[RunSummary | None]:
+async def _read(
+    client: aioredis.Redis, namespace: str, ids: list[str]
+) -> list[runs.RunSummary | None]:
     async with client.pipeline(transaction=False) as pipe:
         for run_id in ids:
-            pipe.hmget(keys.run(namespace, run_id), list(_FIELDS))
+            pipe.hmget(keys.run(namespace, run_id), list(runs.SUMMARY_FIELDS))
         found: Any = await pipe.execute()
-    return [_summary(run_id, values) for run_id, values in zip(ids, found, strict=True)]
+    return [runs.parse_summary(run_id, values) for run_id, values in zip(ids, found, strict=True)]
 
 
 async def _forget(client: aioredis.Redis, namespace: str, gone: list[tuple[str, str]]) -> None:
@@ -160,7 +120,7 @@ async def list_runs(
     )
     at = decode_cursor(cursor) if cursor else None
     top = repr(at[0]) if at else ("(" + repr(where.until_ms) if where.until_ms else "+inf")
-    page: list[RunSummary] = []
+    page: list[runs.RunSummary] = []
     scanned = 0
     last: tuple[float, str] | None = at
     while scanned < SCAN_MOST:

@@ -90,6 +90,49 @@ class RunState:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """One run as a list shows it (trimtab.queue.runindex); `read` has the rest."""
+
+    run_id: str
+    workflow: str
+    status: wire.RunStatus
+    created_ms: float
+    ended_ms: float | None
+    tokens: int
+    cost: float
+    error: str | None
+
+
+# The run-hash fields a summary reads, in parse_summary's order.
+SUMMARY_FIELDS = (
+    wire.RunField.WORKFLOW,
+    wire.RunField.STATUS,
+    wire.RunField.CREATED_MS,
+    wire.RunField.ENDED_MS,
+    wire.RunField.TOKENS,
+    wire.RunField.COST,
+    wire.RunField.ERROR,
+)
+
+
+def parse_summary(run_id: str, values: list[Any]) -> RunSummary | None:
+    """A summary from SUMMARY_FIELDS' values; None when the run is gone (expired)."""
+    workflow, status, created, ended, tokens, cost, error = values
+    if workflow is None or status is None:
+        return None
+    return RunSummary(
+        run_id=run_id,
+        workflow=workflow,
+        status=wire.RunStatus(status),
+        created_ms=float(created or 0),
+        ended_ms=_float(ended),
+        tokens=_int(tokens) or 0,
+        cost=float(cost or 0),
+        error=error,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class NewRun:
     """A run to create: its workflow generation, inputs, and the pools of its roots."""
 

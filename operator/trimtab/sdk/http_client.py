@@ -254,8 +254,8 @@ def _run_state(body: rest.RunBody) -> runs.RunState:
     )
 
 
-def _summary(r: rest.RunSummaryBody) -> runindex.RunSummary:
-    return runindex.RunSummary(
+def _summary(r: rest.RunSummaryBody) -> runs.RunSummary:
+    return runs.RunSummary(
         run_id=r.id, workflow=r.workflow, status=wire.RunStatus(r.status),
         created_ms=r.created_ms, ended_ms=r.ended_ms, tokens=r.tokens, cost=r.cost,
         error=r.error,

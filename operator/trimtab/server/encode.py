@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from trimtab.api import rest
-from trimtab.queue import deadletter, review, runindex, runs
+from trimtab.queue import deadletter, review, runs
 
 
 def links(namespace: str, run_id: str) -> rest.Links:
@@ -58,7 +58,7 @@ def run(state: runs.RunState, *, reviews: list[str], dead_letters: list[str]) ->
     )
 
 
-def summary(r: runindex.RunSummary) -> rest.RunSummaryBody:
+def summary(r: runs.RunSummary) -> rest.RunSummaryBody:
     return rest.RunSummaryBody(
         id=r.run_id,
         workflow=r.workflow,
