@@ -38,9 +38,7 @@ class SubscriberTooSlowError(RuntimeError):
 
 def _newer(a: str, b: str) -> bool:
     """Whether stream id `a` comes after `b`."""
-    ams, _, aseq = a.partition("-")
-    bms, _, bseq = b.partition("-")
-    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
+    return _sort_key(a) > _sort_key(b)
 
 
 @dataclasses.dataclass(eq=False)
@@ -65,10 +63,6 @@ class EventHub:
         self._subs: dict[str, set[_Subscriber]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def subscribers(self) -> int:
-        return sum(len(s) for s in self._subs.values())
 
     @contextlib.asynccontextmanager
     async def subscribe(
