@@ -151,8 +151,11 @@ class EditRequest(Body):
     output: Any
 
 
+REJECTED = "rejected by a reviewer"  # why a step was rejected, when the reviewer says not
+
+
 class RejectRequest(Body):
-    reason: str = Field(default="rejected by a reviewer", max_length=2000)
+    reason: str = Field(default=REJECTED, max_length=2000)
 
 
 class Decision(Body):

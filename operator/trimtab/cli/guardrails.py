@@ -26,7 +26,7 @@ def register(groups: Any) -> None:
     _entry(rsub, "show", "one entry: run, step, reason and the output in question", _review_show)
     _entry(rsub, "approve", "accept the output as is; the run continues", _approve)
     rej = _entry(rsub, "reject", "fail the step and its run", _reject)
-    rej.add_argument("--reason", default="rejected by a reviewer")
+    rej.add_argument("--reason", default=operations.REJECTED)
     edit = _entry(rsub, "edit", "replace the output (checked against the schema); continue", _edit)
     edit.add_argument("--output", required=True, metavar="JSON|@FILE", help="the new output")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 
+from trimtab.api import rest
 from trimtab.queue import cancel as cancel_mod
 from trimtab.queue import completion, deadletter, review, runs, wire
 from trimtab.sdk import client as client_mod
@@ -28,7 +29,7 @@ def _now_ms() -> float:
     return round(time.time() * 1000, 3)
 
 
-REJECTED = "rejected by a reviewer"
+REJECTED = rest.REJECTED
 
 
 class RunEndedError(RuntimeError):

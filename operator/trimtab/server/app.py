@@ -21,7 +21,8 @@ from fastapi import responses, staticfiles
 
 from trimtab import metrics as metrics_mod
 from trimtab.api import rest
-from trimtab.kube import access, aio
+from trimtab.kube import access, aio, objects
+from trimtab.kube import client as kube_client
 from trimtab.queue import connection, eventhub, runindex, runs
 from trimtab.sdk import client as sdk_client
 from trimtab.sdk import operations
@@ -148,16 +149,17 @@ def asgi(settings: ServerSettings, registry: prometheus_client.CollectorRegistry
     def make_context() -> context.Context:
         sdk = sdk_client.Client(settings.redis_url)
         hub_reader = connection.connect(settings.redis_url, max_connections=1)
-        reviewer = None
-        kube = None
-        if settings.auth or settings.kubeconfig:
-            from trimtab.kube import client  # noqa: PLC0415 - only with a cluster
+        reviewer, kube = None, None
+        if settings.auth or settings.kubeconfig:  # a cluster: for reviews, live figures or both
 
-            reviewer = access.AccessReviewer(lambda: client.connect(settings.kubeconfig))
-            kube = aio.AsyncStore(lambda: _store(settings.kubeconfig))
+            def connect() -> Any:
+                return kube_client.connect(settings.kubeconfig)
+
+            reviewer = access.AccessReviewer(connect) if settings.auth else None
+            kube = aio.AsyncStore(lambda: objects.ObjectStore(connect()))
         return context.Context(
             sdk=sdk,
-            guard=auth.Guard(reviewer if settings.auth else None),
+            guard=auth.Guard(reviewer),
             hub=eventhub.EventHub(sdk.redis, hub_reader),
             kube=kube,
             limiter=limits.RateLimiter(settings.requests_per_second, settings.burst),
@@ -167,9 +169,3 @@ def asgi(settings: ServerSettings, registry: prometheus_client.CollectorRegistry
     app = build_app(make_context)
     app.mount("/metrics", prometheus_client.make_asgi_app(registry))
     return limits.BodyLimit(app, settings.max_body_bytes)
-
-
-def _store(kubeconfig: str | None) -> Any:
-    from trimtab.kube import client, objects  # noqa: PLC0415
-
-    return objects.ObjectStore(client.connect(kubeconfig))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from collections.abc import Awaitable, Callable
+import urllib.parse
 from typing import Annotated, Any
 
 import fastapi
@@ -152,37 +152,37 @@ async def reviews_page(
     return _render(request, "reviews.html", namespace=namespace, items=found.items, done=done)
 
 
-@router.get("/{namespace}/reviews/{entry}")
-async def review_page(
-    request: fastapi.Request, namespace: Ns, entry: str, who: CallerDep, error: str = ""
+def _review_form(
+    request: fastapi.Request,
+    item: rest.ReviewBody,
+    *,
+    output: str,
+    error: str = "",
+    code: int = 200,
 ) -> Page:
-    item = await review_routes.get_review(namespace, entry, who)
     schema = json.dumps(item.output_schema, indent=2) if item.output_schema else ""
-    return _render(request, "review.html", namespace=namespace, item=item, error=error,
-                   output=json.dumps(item.output, indent=2), schema=schema)  # fmt: skip
+    return _render(request, "review.html", code=code, namespace=item.run.split("/")[0],
+                   item=item, error=error, output=output, schema=schema,
+                   default_reason=rest.REJECTED)  # fmt: skip
 
 
-async def _decided(
-    request: fastapi.Request, namespace: str, entry: str, act: Callable[[], Awaitable[Any]]
-) -> Page:
-    _same_origin(request)
-    try:
-        decision = await act()
-    except ValueError as exc:  # an edit outside the schema: the form again, with why
-        return _back(f"/console/{namespace}/reviews/{entry}?error={_quote(str(exc))}")
-    return _back(f"/console/{namespace}/reviews?done={_quote(entry + ' ' + decision.outcome)}")
+def _done(namespace: str, entry: str, outcome: str) -> Page:
+    """Back to the queue, saying what became of the entry."""
+    said = urllib.parse.quote(f"{entry} {outcome}")
+    return _back(f"/console/{namespace}/reviews?done={said}")
 
 
-def _quote(text: str) -> str:
-    from urllib.parse import quote  # noqa: PLC0415 - one use
-
-    return quote(text.splitlines()[0][:300])
+@router.get("/{namespace}/reviews/{entry}")
+async def review_page(request: fastapi.Request, namespace: Ns, entry: str, who: CallerDep) -> Page:
+    item = await review_routes.get_review(namespace, entry, who)
+    return _review_form(request, item, output=json.dumps(item.output, indent=2))
 
 
 @router.post("/{namespace}/reviews/{entry}/approve")
 async def approve(request: fastapi.Request, namespace: Ns, entry: str, who: CallerDep) -> Page:
-    return await _decided(request, namespace, entry,
-                          lambda: review_routes.approve(namespace, entry, who))  # fmt: skip
+    _same_origin(request)
+    decision = await review_routes.approve(namespace, entry, who)
+    return _done(namespace, entry, decision.outcome)
 
 
 @router.post("/{namespace}/reviews/{entry}/edit")
@@ -199,18 +199,17 @@ async def edit(request: fastapi.Request, namespace: Ns, entry: str, who: CallerD
         decision = await review_routes.edit(namespace, entry, rest.EditRequest(output=output), who)
     except ValueError as exc:
         item = await review_routes.get_review(namespace, entry, who)
-        schema = json.dumps(item.output_schema, indent=2) if item.output_schema else ""
-        return _render(request, "review.html", code=422, namespace=namespace, item=item,
-                       error=str(exc), output=text, schema=schema)  # fmt: skip
-    return _back(f"/console/{namespace}/reviews?done={_quote(entry + ' ' + decision.outcome)}")
+        return _review_form(request, item, output=text, error=str(exc), code=422)
+    return _done(namespace, entry, decision.outcome)
 
 
 @router.post("/{namespace}/reviews/{entry}/reject")
 async def reject(request: fastapi.Request, namespace: Ns, entry: str, who: CallerDep) -> Page:
-    form = await request.form()
-    body = rest.RejectRequest(reason=str(form.get("reason") or "") or "rejected by a reviewer")
-    return await _decided(request, namespace, entry,
-                          lambda: review_routes.reject(namespace, entry, who, body))  # fmt: skip
+    _same_origin(request)
+    reason = str((await request.form()).get("reason") or "")
+    body = rest.RejectRequest(reason=reason) if reason else rest.RejectRequest()
+    decision = await review_routes.reject(namespace, entry, who, body)
+    return _done(namespace, entry, decision.outcome)
 
 
 @router.get("/{namespace}/deadletters")
@@ -225,7 +224,8 @@ async def dead_letters_page(
 async def retry(request: fastapi.Request, namespace: Ns, entry: str, who: CallerDep) -> Page:
     _same_origin(request)
     retried = await review_routes.retry(namespace, entry, who)
-    return _back(f"/console/{namespace}/deadletters?done={_quote(entry + ' ' + retried.outcome)}")
+    said = urllib.parse.quote(f"{entry} {retried.outcome}")
+    return _back(f"/console/{namespace}/deadletters?done={said}")
 
 
 @router.get("/{namespace}/pools")
