@@ -198,6 +198,16 @@ class HttpClient(client_mod.Client):
     async def publish(self, *_: Any, **__: Any) -> NoReturn:
         raise HttpTransportError("publishing a workflow needs Redis: apply the AgentWorkflow")
 
+    # The operator's reads of compiled workflows and arrivals: Redis only.
+    async def workflow(self, *_: Any, **__: Any) -> NoReturn:
+        raise HttpTransportError("reading compiled workflows needs Redis (the operator's)")
+
+    async def generation(self, *_: Any, **__: Any) -> NoReturn:
+        raise HttpTransportError("reading compiled workflows needs Redis (the operator's)")
+
+    async def recorded_arrivals(self, *_: Any, **__: Any) -> NoReturn:
+        raise HttpTransportError("reading a pool's arrivals needs Redis (the operator's)")
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

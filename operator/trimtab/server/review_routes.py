@@ -42,9 +42,15 @@ async def list_reviews(namespace: str, who: CallerDep, count: Count = 100) -> re
     return rest.ReviewList(items=[encode.review_item(i) for i in items if i.workflow in seen])
 
 
+async def _before_reading(who: Caller, namespace: str, sub: auth.Sub, verb: str) -> None:
+    """A caller who may not read the namespace's entries is refused before one is read
+    (so an entry's existence is not told), by the verb it came for."""
+    if not await who.may(auth.Need("get", sub=sub), namespace):
+        await who.require(auth.Need(verb, sub=sub), namespace)
+
+
 async def _item(who: Caller, namespace: str, entry: str, verb: str) -> review.ReviewItem:
-    if not await who.may(auth.Need("get", sub=R), namespace):
-        await who.require(auth.Need(verb, sub=R), namespace)  # says what is missing
+    await _before_reading(who, namespace, R, verb)
     item = await operations.review_item(who.ctx.sdk, _ref(namespace, entry))
     await who.require(auth.Need(verb, sub=R), namespace, item.workflow)
     return item
@@ -103,8 +109,7 @@ async def list_dead_letters(
 
 
 async def _entry(who: Caller, namespace: str, entry: str, verb: str) -> deadletter.DeadLetter:
-    if not await who.may(auth.Need("get", sub=D), namespace):
-        await who.require(auth.Need(verb, sub=D), namespace)
+    await _before_reading(who, namespace, D, verb)
     found = await operations.dead_letter(who.ctx.sdk, _ref(namespace, entry))
     await who.require(auth.Need(verb, sub=D), namespace, found.workflow or "")
     return found
