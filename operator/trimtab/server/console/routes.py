@@ -134,7 +134,10 @@ async def run_page(
     order = [b.step for b in graph.boxes if b.step in run.steps] if graph else list(run.steps)
     page = "run_live.html" if fragment else "run.html"
     return _render(request, page, namespace=namespace, run=run, graph=graph, order=order,
-                   ended=ended, box_w=dag.BOX_W, box_h=dag.BOX_H)  # fmt: skip
+                   ended=ended, box_w=dag.BOX_W, box_h=dag.BOX_H,
+                   event_kinds=[k.value for k in wire.EventType],
+                   tokens_kind=wire.EventType.TOKENS.value,
+                   done_kind=wire.EventType.RUN_DONE.value)  # fmt: skip
 
 
 @router.post("/{namespace}/runs/{run_id}/cancel")

@@ -19,21 +19,22 @@
       list.appendChild(item);
       list.scrollTop = list.scrollHeight;
     }
-    source.onmessage = function () {};
-    ["submitted", "admitted", "step_done", "step_retry", "step_escalated", "step_review",
-     "step_rejected", "step_resumed", "step_dead", "run_timed_out", "run_cancelled",
-     "step_compensated", "run_compensated", "agent_turn"].forEach(function (kind) {
+    // The event types come from the page (the server's own list), as do the two read
+    // apart: a streaming step's text, and the run's end.
+    var tokens = list.dataset.tokens, done = list.dataset.done;
+    list.dataset.kinds.split(",").forEach(function (kind) {
+      if (kind === tokens || kind === done) return;
       source.addEventListener(kind, function (e) { add(kind, JSON.parse(e.data)); });
     });
-    source.addEventListener("tokens", function (e) {
+    source.addEventListener(tokens, function (e) {
       var data = JSON.parse(e.data);
       var key = data.step || "";
       if (!text[key]) { text[key] = document.createElement("li"); list.appendChild(text[key]); }
       text[key].dataset.text = (text[key].dataset.text || "") + (data.text || "");
       text[key].textContent = "tokens " + key + ": " + text[key].dataset.text;
     });
-    source.addEventListener("run_done", function (e) {
-      add("run_done", JSON.parse(e.data));
+    source.addEventListener(done, function (e) {
+      add(done, JSON.parse(e.data));
       source.close();
     });
   }
