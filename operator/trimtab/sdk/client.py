@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
 import os
 import re
@@ -17,8 +16,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
-
-import jsonschema
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.api.v1alpha1 import base
@@ -37,7 +34,7 @@ from trimtab.queue import (
     workflows,
 )
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.reconcile.agentworkflow import templates
+from trimtab.reconcile.agentworkflow import schemas, templates
 from trimtab.sdk import operations  # builds on this module: it imports it as a module
 
 T = TypeVar("T")
@@ -79,18 +76,11 @@ class InvalidInputsError(ValueError):
     """A run's inputs do not satisfy its workflow's spec.inputs schema."""
 
 
-@functools.lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Any:
-    schema = json.loads(schema_json)
-    return jsonschema.validators.validator_for(schema)(schema)
-
-
 def check_inputs_schema(schema: dict[str, Any] | None, inputs: Any) -> None:
     """Raises InvalidInputsError with the first error, and where it is."""
     if schema is None:
         return
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(inputs))
+    error = schemas.first_error(schema, inputs)
     if error is not None:
         where = "".join(f"[{p!r}]" for p in error.absolute_path) or " (the whole object)"
         raise InvalidInputsError(

@@ -13,11 +13,10 @@ import json
 import time
 from typing import Any
 
-import jsonschema
-
 from trimtab.api import rest
 from trimtab.queue import cancel as cancel_mod
 from trimtab.queue import completion, deadletter, review, runs, wire
+from trimtab.reconcile.agentworkflow import schemas
 from trimtab.sdk import client as client_mod
 
 
@@ -80,13 +79,9 @@ async def edit(client: client_mod.Client, ref: str, output: Any) -> wire.Reply:
     wf = await client.generation(item.namespace, item.workflow, item.generation)
     step = wf.steps[item.step].spec
     schema = step.output.json_schema if step.output else None
-    if schema is not None:
-        try:
-            jsonschema.validate(output, schema)
-        except jsonschema.ValidationError as exc:
-            raise InvalidEditError(
-                f"the edited output fails the step's schema: {exc.message}"
-            ) from exc
+    error = schemas.first_error(schema, output) if schema is not None else None
+    if error is not None:
+        raise InvalidEditError(f"the edited output fails the step's schema: {error.message}")
     return await completion.approve(client.redis, client.lua, item, output, wf)
 
 

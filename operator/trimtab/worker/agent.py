@@ -30,10 +30,9 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-import jsonschema
-
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue.transcripts import Transcript
+from trimtab.reconcile.agentworkflow import schemas
 from trimtab.worker import chat_request, errors, execute
 from trimtab.worker.model_client import ModelReply, OnText, ToolCallRequest
 
@@ -242,16 +241,11 @@ def _arguments(tool: awf.AgentTool, text: str) -> tuple[str | None, dict[str, An
         return f"the arguments of {tool.name} are not JSON: {exc}", {}
     if not isinstance(args, dict):
         return f"the arguments of {tool.name} must be a JSON object", {}
-    found = jsonschema.exceptions.best_match(_validator(tool.parameters).iter_errors(args))
+    found = schemas.first_error(tool.parameters, args)
     if found is not None:
         where = "/".join(str(p) for p in found.absolute_path) or "(root)"
         return f"the arguments do not fit {tool.name}'s parameters at {where}: {found.message}", {}
     return None, args
-
-
-def _validator(schema: Mapping[str, Any]) -> Any:
-    # The schema was checked when the workflow was admitted (agent_checks).
-    return execute.validator(schema)
 
 
 def _cut(text: str) -> str:

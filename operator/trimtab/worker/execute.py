@@ -10,11 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.reconcile.agentworkflow import templates
+from trimtab.reconcile.agentworkflow import schemas, templates
 from trimtab.worker import errors
 from trimtab.worker.model_client import ModelClient, ModelReply, OnText
 from trimtab.worker.tools import ToolClient
@@ -60,33 +58,13 @@ def parse_output(content: str, output: awf.OutputSpec | None) -> Any:
         value = json.loads(content)
     except json.JSONDecodeError as exc:
         raise errors.InvalidOutputError(f"output is not JSON: {exc}", output=content) from exc
-    error = jsonschema.exceptions.best_match(validator(schema).iter_errors(value))
+    error = schemas.first_error(schema, value)
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise errors.InvalidOutputError(
             f"output fails its schema at {path}: {error.message}", output=content
         )
     return value
-
-
-# Compiled validators by schema object: a worker keeps each workflow generation (and so
-# its schemas) for its lifetime, so a schema is compiled once, not on every output. The
-# entry holds the schema itself, so its id cannot be reused while cached.
-_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
-_VALIDATORS_MAX = 512
-
-
-def validator(schema: Mapping[str, Any]) -> Any:
-    """The compiled validator of `schema`, compiled once per schema object."""
-    cached = _VALIDATORS.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    if len(_VALIDATORS) >= _VALIDATORS_MAX:
-        _VALIDATORS.clear()
-    # The schema was checked when the workflow was admitted (trimtab.api).
-    compiled = jsonschema.validators.validator_for(schema)(schema)
-    _VALIDATORS[id(schema)] = (schema, compiled)
-    return compiled
 
 
 @dataclasses.dataclass(frozen=True)
