@@ -55,15 +55,27 @@ def _delete_pod(lay: layout.Layout, pod: dict[str, Any]) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _holding(kube: objects.ObjectStore, rds: redis.Redis, namespace: str) -> dict[str, Any]:
-    """A serving pod whose worker holds at least two steps right now."""
+def _holding(
+    kube: objects.ObjectStore, rds: redis.Redis, namespace: str, refs: list[str]
+) -> dict[str, Any]:
+    """A serving pod whose worker has started at least two steps that are running now.
+    Read from the run records, not the group's pending count: that also counts entries
+    read but not yet started, and a fault that hits only those redelivers nothing."""
 
     def find() -> dict[str, Any] | None:
         pods = {p["metadata"]["name"]: p for p in rw.serving(kube, namespace, POOL)}
-        held = rw.consumers(rds, namespace, POOL)
-        return next((pods[rw.pod_of(c)] for c, n in held.items() if n >= 2), None)
+        running: dict[str, int] = {}
+        for ref in refs:
+            for step in rw.steps(rds, ref).values():
+                if step.get(wire.StepField.STATE) == wire.StepState.RUNNING:
+                    worker = step.get(wire.StepField.WORKER, "")
+                    running[worker] = running.get(worker, 0) + 1
+        return next(
+            (pods[rw.pod_of(c)] for c, n in running.items() if n >= 2 and rw.pod_of(c) in pods),
+            None,
+        )
 
-    return rw.eventually(find, what="no worker held two steps", timeout=60)
+    return rw.eventually(find, what="no worker ran two steps", timeout=60)
 
 
 def _run_through_fault(
@@ -94,7 +106,7 @@ def _run_through_fault(
         client = sdk_sync.SyncClient(redis_url)
         refs = [rw.submit_when_published(client, namespace, WORKFLOW, {"i": -1})]
         refs += rw.submit_all(redis_url, namespace, WORKFLOW, [{"i": i} for i in range(RUNS)])
-        victim = _holding(kube, rds, namespace)
+        victim = _holding(kube, rds, namespace, refs)
         fault(lay, victim)
         rw.wait_ended(client, refs, timeout=180)
         assert {client.get(r).status for r in refs} == {"succeeded"}
