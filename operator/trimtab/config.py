@@ -33,6 +33,9 @@ class OperatorConfig:
     allowed_images: tuple[str, ...] = ()
     allowed_endpoints: tuple[str, ...] = ()
     allowed_tool_urls: tuple[str, ...] = ()
+    # The OTEL_* variables every worker gets (trimtab.telemetry): the admin's tracing
+    # settings, never a pool's (its env may not name OTEL_*).
+    worker_tracing_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def policy(self) -> policy.Policy:
@@ -68,7 +71,24 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         allowed_images=_listed(env.get("TRIMTAB_ALLOWED_IMAGES", "")),
         allowed_endpoints=_listed(env.get("TRIMTAB_ALLOWED_ENDPOINTS", "")),
         allowed_tool_urls=_listed(env.get("TRIMTAB_ALLOWED_TOOL_URLS", "")),
+        worker_tracing_env=worker_tracing_env(env),
     )
+
+
+# Passed on to workers as the operator has them: how to sample and what to add to the
+# resource. Headers are not (they may hold a collector's credentials, and a pool's
+# author can read its Deployment): send workers' spans to an in-cluster collector.
+TRACING_PASSED_ON = ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_BSP_SCHEDULE_DELAY")
+
+
+def worker_tracing_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Workers trace when the operator does: to TRIMTAB_WORKER_OTEL_ENDPOINT (as pods
+    reach the collector), else the operator's own OTLP endpoint, sampled alike."""
+    endpoint = env.get("TRIMTAB_WORKER_OTEL_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint or env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return ()
+    passed = [(name, env[name]) for name in TRACING_PASSED_ON if env.get(name)]
+    return (("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), *passed)
 
 
 def _listed(text: str) -> tuple[str, ...]:

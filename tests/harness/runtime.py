@@ -133,9 +133,12 @@ def write_pool_manifest(
 
 @contextlib.contextmanager
 def worker_process(
-    manifest: pathlib.Path, redis_url: str, log: pathlib.Path
+    manifest: pathlib.Path,
+    redis_url: str,
+    log: pathlib.Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`trimtab worker run -f manifest` as its own process."""
+    """`trimtab worker run -f manifest` as its own process, with `env` added to ours."""
     out = open(log, "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [
@@ -151,7 +154,7 @@ def worker_process(
         ],
         stdout=out,
         stderr=out,
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
     )
     try:
         yield proc

@@ -7,8 +7,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pydantic
 import pytest
 
+from trimtab import config
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reconcile import naming
 from trimtab.reconcile.agentpool import desired, placement, redis_access
@@ -351,6 +353,25 @@ def test_worker_env_carries_the_spec_and_user_variables() -> None:
     assert env[-1] == {"name": "LOG_LEVEL", "value": "debug"}
     parsed = settings.spec_from_env({e["name"]: e.get("value", "") for e in env})
     assert parsed == spec
+
+
+def test_workers_trace_where_the_admin_says_and_a_pool_may_not_say_otherwise() -> None:
+    admin = config.worker_tracing_env(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+            "TRIMTAB_WORKER_OTEL_ENDPOINT": "http://collector.observability:4318",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer secret",
+        }
+    )
+    env = {e["name"]: e.get("value") for e in worker(deployment(tracing_env=admin))["env"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.observability:4318"
+    assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert "OTEL_EXPORTER_OTLP_HEADERS" not in env, "a collector's credentials stay put"
+    assert config.worker_tracing_env({"OTEL_TRACES_SAMPLER": "always_on"}) == ()
+    with pytest.raises(pydantic.ValidationError, match="OTEL_"):
+        pool_spec(worker={"env": [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://x"}]})
 
 
 def test_api_key_is_only_ever_a_secret_reference() -> None:

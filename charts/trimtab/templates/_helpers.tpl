@@ -194,3 +194,32 @@ app.kubernetes.io/component: api
   value: /etc/trimtab/redis-ca/ca.crt
 {{- end }}
 {{- end -}}
+
+{{/* The OTEL_* variables of the operator: run traces over OTLP/HTTP
+to tracing.otlpEndpoint (the operator passes them on to workers, with
+TRIMTAB_WORKER_OTEL_ENDPOINT as they reach the collector). Nothing when tracing is off. */}}
+{{- define "trimtab.tracingEnv" -}}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $.Values.tracing.sampler | quote }}
+{{- with $.Values.tracing.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+{{- with $.Values.tracing.workerOtlpEndpoint }}
+- name: TRIMTAB_WORKER_OTEL_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress to the trace collector's OTLP port, when tracing is on. */}}
+{{- define "trimtab.tracingEgress" -}}
+{{- if .Values.tracing.otlpEndpoint -}}
+- ports:
+    - port: {{ .Values.tracing.port }}
+      protocol: TCP
+{{- end -}}
+{{- end -}}

@@ -12,6 +12,7 @@ from trimtab import config, metrics
 from trimtab.handlers import state
 from trimtab.queue import connection
 from trimtab.reconcile.agentpool import redis_access
+from trimtab.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 20
     memo["shared"] = state.Shared(
-        cfg=cfg, redis=connection.connect(cfg.redis_url), metrics=metrics.default()
+        cfg=cfg,
+        redis=connection.connect(cfg.redis_url),
+        metrics=metrics.default(),
+        tracing=tracing.Tracing.from_env("trimtab-operator"),
     )
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port)
@@ -49,6 +53,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     if shared is not None:
         await shared.redis.aclose()
         shared.kube.close()
+        shared.tracing.shutdown()
 
 
 @kopf.on.probe(id="redis")

@@ -1,6 +1,7 @@
 """The operator's background loops: one for autoscaling every pool each second, one
 refreshing workflow statuses and re-checking pool objects, one ending runs past their
-deadline (trimtab.queue.deadlines) and pruning the run indexes (trimtab.queue.runindex).
+deadline (trimtab.queue.deadlines) and pruning the run indexes (trimtab.queue.runindex),
+one recording the spans of runs that ended (trimtab.handlers.run_spans).
 Started with the operator, stopped with it; they read the views kept by trimtab.handlers.views.
 
 One loop over all pools replaces a kopf daemon per pool: no finalizer on every pool
@@ -18,7 +19,14 @@ from typing import Any
 
 import kopf
 
-from trimtab.handlers import agentbudget, agentworkflow, pool_objects, pool_scaler, state
+from trimtab.handlers import (
+    agentbudget,
+    agentworkflow,
+    pool_objects,
+    pool_scaler,
+    run_spans,
+    state,
+)
 from trimtab.kube import objects
 from trimtab.queue import arrivals, connection, deadlines, load, runindex, scripts
 
@@ -132,10 +140,19 @@ async def _end_overdue(shared: state.Shared, lua: scripts.Scripts) -> None:
         log.info("ended %d run(s) in %s at their deadline", len(runs), ns)
 
 
+async def record_ended_runs(shared: state.Shared, *, every_seconds: float = 1.0) -> None:
+    """Each second, the spans of the runs of watched namespaces that ended since."""
+    while True:
+        for ns in sorted(shared.views.namespaces()):
+            await _guarded(f"ended runs of {ns}", run_spans.record_ended_in(shared, ns))
+        await asyncio.sleep(every_seconds)
+
+
 LOOPS: tuple[Callable[[state.Shared], Coroutine[Any, Any, None]], ...] = (
     scale_pools,
     refresh,
     end_overdue_runs,
+    record_ended_runs,
 )
 
 

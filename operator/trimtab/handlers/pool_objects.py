@@ -70,7 +70,10 @@ async def _wiring(shared: state.Shared, namespace: str, pool: str) -> desired.Wi
         if key[0] == namespace:
             needed |= workflow_tool_secrets(shared, key, body).get(pool, set())
     return desired.Wiring(
-        image=shared.cfg.worker_image, redis=shared.cfg.worker_redis, tool_secrets=frozenset(needed)
+        image=shared.cfg.worker_image,
+        redis=shared.cfg.worker_redis,
+        tool_secrets=frozenset(needed),
+        tracing_env=shared.cfg.worker_tracing_env,
     )
 
 

@@ -14,6 +14,7 @@ from trimtab.queue import connection
 from trimtab.reconcile.agentpool import fallback, status
 from trimtab.reconcile.agentworkflow import validation
 from trimtab.reconcile.policy import Policy
+from trimtab.telemetry import tracing as traces
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -96,3 +97,5 @@ class Shared:
     objects: ObjectsCache = dataclasses.field(default_factory=ObjectsCache)
     checks: WorkflowChecks = dataclasses.field(default_factory=WorkflowChecks)
     budget_passes: dict[Key, BudgetPasses] = dataclasses.field(default_factory=dict)
+    # Records each run's span once it has ended (trimtab.handlers.run_spans).
+    tracing: traces.Tracing = dataclasses.field(default_factory=traces.Tracing)

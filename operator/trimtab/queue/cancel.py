@@ -37,6 +37,7 @@ async def cancel(
             keys.deadlines(namespace),
             keys.workflow_stats(namespace, workflow),
             keys.review(namespace),
+            keys.ended_runs(namespace),
         ],
         [run_id, reason[:2000], now_ms],
     )

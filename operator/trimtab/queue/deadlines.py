@@ -74,6 +74,7 @@ async def _end(
                 keys.deadlines(namespace),
                 keys.workflow_stats(namespace, workflow or "-"),
                 keys.review(namespace),
+                keys.ended_runs(namespace),
             ],
             [run_id, REASON, now_ms],
         )

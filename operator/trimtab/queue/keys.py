@@ -25,6 +25,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
     tt:{ns}:wf:{name}:index           the workflow's runs (zset, score = created ms)
     tt:{ns}:state:{session}           conversation state (TTL)
     tt:{ns}:dlq                       dead-lettered steps (stream)
+    tt:{ns}:ended                     runs as they end, for the operator (stream, trimmed)
     tt:{ns}:cache:{digest}            a cached step output (JSON, TTL)
     tt:{ns}:review                    steps waiting for human review (stream)
     tt:{ns}:budgets                   AgentBudgets in force: name -> definition (JSON, hash)
@@ -84,6 +85,11 @@ def pool_rate(namespace: str, pool: str) -> str:
 
 def run(namespace: str, run_id: str) -> str:
     return f"{_ns(namespace)}:run:{run_id}"
+
+
+def run_id_of(run_key: str) -> str:
+    """The run id a run's key (`run`) names."""
+    return run_key.split(":run:", 1)[1]
 
 
 def runs_index(namespace: str) -> str:
@@ -169,6 +175,11 @@ def workflow_run_seconds(namespace: str, name: str, second: int) -> str:
 
 def state(namespace: str, session: str) -> str:
     return f"{_ns(namespace)}:state:{session}"
+
+
+def ended_runs(namespace: str) -> str:
+    """The namespace's outbox of ended runs (wire.EndedField entries)."""
+    return f"{_ns(namespace)}:ended"
 
 
 def dead_letter(namespace: str) -> str:

@@ -26,6 +26,7 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "WF_STAT": wire.WorkflowStat,
     "UNDO": wire.Compensation,
     "UNDO_OP": wire.UndoOp,
+    "ENDED": wire.EndedField,
 }
 
 
@@ -77,6 +78,7 @@ def lua_constants() -> str:
         lines.append("})")
     lines += [
         f"local REVIEWS_MAX, DEAD_LETTERS_MAX = {wire.REVIEWS_MAX}, {wire.DEAD_LETTERS_MAX}",
+        f"local ENDED_MAX = {wire.ENDED_MAX}",
         f"local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = {wire.ADMIT_BELOW_PERCENT}, "
         f"{wire.INTERRUPTED_FACTOR}",
         "-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state",

@@ -127,6 +127,7 @@ async def reject(
                 keys.run_events(item.namespace, item.run_id),
                 keys.review(item.namespace),
                 keys.workflow_stats(item.namespace, item.workflow),
+                keys.ended_runs(item.namespace),
             ],
             [item.step, item.attempt, item.id, reason[:2000], now_ms],
         )

@@ -49,6 +49,7 @@ class RunView:
     tokens: int = 0  # used by the run so far, for budgets
     cost: float = 0.0
     session: str | None = None
+    traceparent: str | None = None  # its submitter's span, if it continues that trace
 
     def outputs(self) -> dict[str, Any]:
         return self.step_outputs
@@ -151,6 +152,7 @@ class NewRun:
     concurrency_key: tuple[str, int] | None = None  # (the run's key value, its limit)
     priority: wire.Priority = wire.Priority.NORMAL
     session: str | None = None
+    traceparent: str | None = None  # the submitter's span (trimtab.telemetry.ids)
 
     def fields(self) -> dict[str, Any]:
         f = wire.RunField
@@ -166,6 +168,7 @@ class NewRun:
             f.COST: 0,
             f.PRIORITY: self.priority.value,
             **({f.SESSION: self.session} if self.session else {}),
+            **({f.TRACEPARENT: self.traceparent} if self.traceparent else {}),
         }
         fields.update(
             {

@@ -121,6 +121,7 @@ class PoolQueue:
             tokens=int(reply["tokens"] or 0),
             cost=float(reply["cost"] or 0),
             session=reply["session"] or None,
+            traceparent=reply["traceparent"] or None,
         )
         return Started(outcome=outcome, view=view, delivery=fenced)
 
@@ -143,6 +144,7 @@ class PoolQueue:
             *self._run_keys(task),
             delivery.stream,
             keys.workflow_stats(task.namespace, task.workflow),
+            keys.ended_runs(task.namespace),
         ]
         run_keys += [self.stream_for(task, d.pool) for d in dependents]
         args: list[Any] = [
@@ -249,6 +251,7 @@ class PoolQueue:
                     delivery.stream,
                     keys.dead_letter(task.namespace),
                     keys.workflow_stats(task.namespace, task.workflow),
+                    keys.ended_runs(task.namespace),
                 ],
                 [*_attempt_args(delivery), reason, now_ms, *entry],
             )

@@ -167,6 +167,9 @@ class RunField(enum.StrEnum):
     UNDOING = "undoing"
     UNDONE = "undone"  # set once its first compensation was sent: it cannot be resumed
     TTL = "ttl"  # seconds it lives: each compensation sent gives it that long again
+    # The W3C traceparent of the span that submitted it, whose trace the run's continues
+    # (trimtab.telemetry.ids); absent when the run starts its own.
+    TRACEPARENT = "tp"
 
 
 class StepField(enum.StrEnum):
@@ -254,6 +257,16 @@ class WindowField(enum.StrEnum):
     SPENT_OUT_COST = "spent_out_cost"
 
 
+class EndedField(enum.StrEnum):
+    """An entry of a namespace's ended-runs outbox (keys.ended_runs), written by the
+    script that ends the run, in the same atomic step (_ending.lua), and read by the
+    operator, which records the run's span (trimtab.queue.ended)."""
+
+    RUN_KEY = "key"  # the run's hash (keys.run)
+    STATUS = "status"
+    AT_MS = "at"
+
+
 STEP_PREFIX = "s:"
 
 # Bounds on a namespace's streams. Reviews are removed as they are handled, so a full
@@ -261,6 +274,9 @@ STEP_PREFIX = "s:"
 # dead-letter stream is trimmed (approximately) to its newest entries.
 REVIEWS_MAX = 10_000
 DEAD_LETTERS_MAX = 100_000
+# The ended-runs outbox is trimmed (approximately) to this many entries: what an
+# operator that is down for long cannot read in time is lost to tracing, not to the runs.
+ENDED_MAX = 200_000
 # submit.lua refuses a new run while Redis uses more than this share of its maxmemory,
 # keeping the rest for the runs already under way (trimtab.queue.scripts).
 ADMIT_BELOW_PERCENT = 90

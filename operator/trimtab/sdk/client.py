@@ -36,6 +36,7 @@ from trimtab.queue import (
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import schemas, templates
 from trimtab.sdk import operations  # builds on this module: it imports it as a module
+from trimtab.telemetry import ids, tracing
 
 T = TypeVar("T")
 DEFAULT_REDIS_URL = os.environ.get("TRIMTAB_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -218,6 +219,7 @@ class Client:
         priority: awf.Priority | None = None,
         session: str | None = None,
         deadline_seconds: int | None = None,
+        traceparent: str | None = None,
     ) -> str:
         """Start a run; returns `NAMESPACE/ID`. The same idempotency key on the same
         workflow returns the same run. Inputs over MAX_INPUT_BYTES are refused, and so
@@ -225,7 +227,9 @@ class Client:
         (High, Normal or Low) overrides the workflow's spec.priority for this run.
         `session` names the conversation the run continues (steps with memory.session
         see its earlier turns). `deadline_seconds` overrides the workflow's
-        spec.deadlineSeconds for this run."""
+        spec.deadlineSeconds for this run. The run's trace continues the span current
+        in the caller's OpenTelemetry context, or `traceparent` when given ("" for a
+        trace of its own)."""
         check_inputs(inputs)
         if deadline_seconds is not None and deadline_seconds < 1:
             raise ValueError(f"a run's deadline is at least 1 s, got {deadline_seconds}")
@@ -257,6 +261,7 @@ class Client:
             concurrency_key=_concurrency_key(wf.spec.concurrency_key, inputs),
             priority=levels.FROM_API[priority or wf.spec.priority],
             session=session,
+            traceparent=_parent_span(traceparent),
         )
         _, run_id = await runs.submit(self.lua, new)
         return f"{namespace}/{run_id}"
@@ -375,3 +380,11 @@ def _result(run: str, state: runs.RunState) -> RunResult:
         errors={n: s.error for n, s in state.steps.items() if s.error},
         error=state.error,
     )
+
+
+def _parent_span(given: str | None) -> str | None:
+    """The traceparent a new run keeps: a valid one given, else the caller's span."""
+    if given is None:
+        return tracing.caller_traceparent()
+    parent = ids.parse_traceparent(given)
+    return None if parent is None else parent.header()

@@ -21,6 +21,7 @@ from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.queue import deadletter, review, runindex, runs, wire
 from trimtab.sdk import client as client_mod
 from trimtab.sdk import operations
+from trimtab.telemetry import tracing
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -84,10 +85,15 @@ class HttpClient(client_mod.Client):
         priority: awf.Priority | None = None,
         session: str | None = None,
         deadline_seconds: int | None = None,
+        traceparent: str | None = None,
     ) -> str:
         body = rest.SubmitRequest(inputs=inputs, session=session, priority=priority,
                                   deadline_seconds=deadline_seconds)  # fmt: skip
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        # The run's trace continues the caller's span (or the one given).
+        parent = tracing.caller_traceparent() if traceparent is None else traceparent
+        if parent:
+            headers["traceparent"] = parent
         found = await self._call("POST", f"/v1/namespaces/{namespace}/workflows/{workflow}/runs",
                                  json=body.model_dump(by_alias=True, exclude_none=True),
                                  headers=headers)  # fmt: skip

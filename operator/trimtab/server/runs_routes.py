@@ -41,8 +41,10 @@ async def submit(
     who: CallerDep,
     response: fastapi.Response,
     idempotency_key: Annotated[str | None, fastapi.Header(max_length=200)] = None,
+    traceparent: Annotated[str | None, fastapi.Header(max_length=100)] = None,
 ) -> rest.Submitted:
-    """Start a run of the workflow; the same Idempotency-Key returns the same run (200)."""
+    """Start a run of the workflow; the same Idempotency-Key returns the same run (200).
+    A W3C `traceparent` makes the run's trace continue the caller's."""
     await who.require(SUBMIT, namespace, workflow)
     sdk_client.split_ref(f"{namespace}/{workflow}", what="a workflow")
     known = None
@@ -56,6 +58,7 @@ async def submit(
         priority=body.priority,
         session=body.session,
         deadline_seconds=body.deadline_seconds,
+        traceparent=traceparent or "",
     )
     run_id = ref.partition("/")[2]
     if known is not None:

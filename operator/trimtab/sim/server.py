@@ -181,6 +181,8 @@ async def _tool(request: web.Request) -> web.Response:
             "tool": name,
             "received": body,
             "idempotency_key": request.headers.get("Idempotency-Key"),
+            # The caller's trace context, so a test can see it cross the call.
+            "traceparent": request.headers.get("traceparent"),
             "result": content.tool_result(name, body),
         }
         reply = Reply(200, result, delay)

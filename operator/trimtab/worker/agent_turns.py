@@ -136,7 +136,9 @@ async def run(
     assert step.agent is not None  # an agent step's CEL rule
     toolbox = agent.Toolbox(
         tools={t.name: t for t in tools},
-        call=lambda tool, ctx, key: deps.clients.tools.call(tool.call, ctx, idempotency_key=key),
+        call=lambda tool, ctx, key: deps.clients.tools.call(
+            tool.call, ctx, idempotency_key=key, name=tool.name
+        ),
         max_parallel=step.agent.max_parallel_tool_calls,
     )
     turns = AttemptTurns(deps, delivery, wf, step, offered)

@@ -13,6 +13,7 @@ from typing import Any
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reconcile.agentworkflow import schemas, templates
+from trimtab.telemetry import tracing as traces
 from trimtab.worker import errors
 from trimtab.worker.model_client import ModelClient, ModelReply, OnText
 from trimtab.worker.tools import ToolClient
@@ -36,6 +37,7 @@ class Clients:
     model: ModelClient
     tools: ToolClient
     pricing: agentpool.Pricing
+    tracing: traces.Tracing = dataclasses.field(default_factory=traces.Tracing)
 
 
 def _render(
@@ -131,7 +133,9 @@ async def run_tool_step(
     step: awf.Step, context: Mapping[str, Any], clients: Clients, *, idempotency_key: str | None
 ) -> StepResult:
     assert step.tool is not None  # guaranteed by the step's CEL rule
-    value = await clients.tools.call(step.tool, context, idempotency_key=idempotency_key)
+    value = await clients.tools.call(
+        step.tool, context, idempotency_key=idempotency_key, name=step.name
+    )
     if step.output and step.output.json_schema is not None:
         parse_output(json.dumps(value), step.output)
     return StepResult(output=value)

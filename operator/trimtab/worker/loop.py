@@ -22,9 +22,13 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
 from trimtab import metrics as metrics_mod
 from trimtab.queue import connection, intake, runs, scripts, tasks, wire, workflows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.telemetry import ids
 from trimtab.worker import (
     attempt,
     compensation,
@@ -35,6 +39,7 @@ from trimtab.worker import (
     policy,
     serving,
     settings,
+    spans,
     tokens,
 )
 from trimtab.worker import stats as tally
@@ -303,7 +308,33 @@ class Worker:
         self.metrics.queue_wait_seconds.labels(self.cfg.namespace, self.cfg.pool).observe(
             max(0.0, (now_ms() - task.enqueued_ms) / 1000)
         )
-        await self._execute(delivery, wf, started.view)
+        if not self.clients.tracing.enabled:
+            await self._execute(delivery, wf, started.view)
+            return
+        await self._traced(delivery, wf, started.view)
+
+    async def _traced(
+        self, delivery: intake.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
+    ) -> None:
+        """The attempt as a span under its run's, from its enqueue (the queue wait its
+        first child) to its ending, recorded by whichever worker runs this delivery."""
+        task, tracing = delivery.task, self.clients.tracing
+        run_trace = ids.run_trace(task.namespace, task.run_id, run.traceparent)
+        enqueued_ns, started_ns = int(task.enqueued_ms * 1e6), time.time_ns()
+        attributes = spans.attempt_attributes(task, self.cfg.pool, self.cfg.consumer)
+        with tracing.span(
+            spans.attempt_name(task),
+            parent=tracing.run_parent(run_trace),
+            kind=SpanKind.CONSUMER,
+            attributes={**attributes, "trimtab.interrupted": delivery.interrupted},
+            start_ns=min(enqueued_ns, started_ns),
+        ):
+            try:
+                await self._execute(delivery, wf, run)
+            finally:  # with the attempt: a worker killed mid-step leaves no orphan
+                tracing.record(
+                    "queue wait", start_ns=min(enqueued_ns, started_ns), end_ns=started_ns
+                )
 
     async def _execute(
         self, delivery: intake.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
@@ -320,6 +351,8 @@ class Worker:
             if unsure is not None:
                 end = ending.Review(unsure, end.result.output, end.result)
         seconds = time.monotonic() - t0
+        if self.clients.tracing.enabled:
+            spans.annotate(trace.get_current_span(), end)
         reply = await self.finisher.apply(delivery, wf, end, run=run, seconds=seconds)
         if isinstance(end, ending.Completed) and reply is wire.Reply.OK:
             await self.attempts.remember(step, end)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from trimtab import metrics
 from trimtab.queue import connection
+from trimtab.telemetry import tracing as traces
 from trimtab.worker import execute, loop, serving, settings, tokens
 from trimtab.worker.model_client import ModelClient
 from trimtab.worker.tools import ToolClient
@@ -16,22 +18,41 @@ from trimtab.worker.tools import ToolClient
 log = logging.getLogger(__name__)
 
 
-def build_clients(cfg: settings.WorkerSettings) -> execute.Clients:
+def build_clients(
+    cfg: settings.WorkerSettings, tracing: traces.Tracing | None = None
+) -> execute.Clients:
     spec = cfg.spec
     limit = spec.worker.concurrency * 2  # headroom for retries overlapping slow replies
+    tracing = tracing or traces.Tracing()
     return execute.Clients(
         model=ModelClient(
             spec.model,
             api_key=cfg.api_key,
             max_connections=limit,
             count_tokens=tokens.counter(spec.model.tokenizer),
+            tracing=tracing,
         ),
         tools=ToolClient(
             max_connections=limit,
             timeout_seconds=spec.model.timeout_seconds,
             secrets_root=cfg.tool_secrets_dir,
+            tracing=tracing,
         ),
         pricing=spec.model.pricing,
+        tracing=tracing,
+    )
+
+
+def worker_tracing(cfg: settings.WorkerSettings) -> traces.Tracing:
+    """The worker's tracer, as the OTEL_* variables the operator passed on configure it."""
+    return traces.Tracing.from_env(
+        "trimtab-worker",
+        {
+            "k8s.namespace.name": cfg.namespace,
+            "k8s.pod.name": os.environ.get("HOSTNAME", ""),
+            "trimtab.pool": cfg.pool,
+            "service.instance.id": cfg.consumer,
+        },
     )
 
 
@@ -42,7 +63,7 @@ async def serve(cfg: settings.WorkerSettings, *, stop: asyncio.Event | None = No
     for sig in (signal.SIGTERM, signal.SIGINT):
         event_loop.add_signal_handler(sig, stop.set)
     client = connection.connect(cfg.redis_url, max_connections=cfg.spec.worker.concurrency + 8)
-    clients = build_clients(cfg)
+    clients = build_clients(cfg, worker_tracing(cfg))
     worker = loop.Worker(cfg, client=client, clients=clients, metrics=metrics.default())
     endpoints = (
         await serving.start(worker.readiness, cfg.metrics_port) if cfg.metrics_port else None
@@ -64,3 +85,4 @@ async def serve(cfg: settings.WorkerSettings, *, stop: asyncio.Event | None = No
         await clients.model.aclose()
         await clients.tools.aclose()
         await client.aclose()
+        clients.tracing.shutdown()

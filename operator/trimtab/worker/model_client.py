@@ -8,11 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.metrics import ErrorType
 from trimtab.reconcile.agentworkflow import templates
-from trimtab.worker import chat_request, errors, http, sse
+from trimtab.telemetry import tracing as traces
+from trimtab.worker import call_spans, chat_request, errors, http, sse
 
 # Called with each piece of text a streamed reply adds, as it arrives.
 OnText = Callable[[str], Awaitable[None]]
@@ -41,6 +43,7 @@ class ModelReply:
     # Streamed replies only: seconds from sending the request to the first text.
     first_token_seconds: float | None = None
     tool_calls: tuple[ToolCallRequest, ...] = ()
+    model: str | None = None  # the model that answered, as the server names it
 
     def message(self) -> dict[str, Any]:
         """The reply as the assistant message of a conversation that goes on."""
@@ -67,8 +70,10 @@ class ModelClient:
         api_key: str | None,
         max_connections: int,
         count_tokens: Callable[[str], int] = templates.estimate_tokens,
+        tracing: traces.Tracing | None = None,
     ) -> None:
         self.spec = spec
+        self._tracing = tracing or traces.Tracing()
         self._url = spec.endpoint.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._count = count_tokens
@@ -140,7 +145,20 @@ class ModelClient:
     async def _send(
         self, body: dict[str, Any], headers: dict[str, str] | None, on_text: OnText | None
     ) -> ModelReply:
-        sent = {**self._headers, **(headers or {})}
+        if not self._tracing.enabled:
+            return await self._exchange(body, {**self._headers, **(headers or {})}, on_text)
+        name = call_spans.model_call_name(self.spec)
+        attributes = call_spans.model_call_attributes(self.spec, body)
+        with self._tracing.span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
+            sent = self._tracing.headers({**self._headers, **(headers or {})})
+            reply = await self._exchange(body, sent, on_text)
+            if span is not None:
+                span.set_attributes(call_spans.model_reply_attributes(reply))
+            return reply
+
+    async def _exchange(
+        self, body: dict[str, Any], sent: dict[str, str], on_text: OnText | None
+    ) -> ModelReply:
         if on_text is not None:
             return await self._streamed(body, sent, on_text)
         response = await http.post(
@@ -222,6 +240,7 @@ def _reply(response: httpx.Response) -> ModelReply:
                 )
                 for i, c in enumerate(message.get("tool_calls") or ())
             ),
+            model=str(data["model"]) if data.get("model") else None,
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise errors.ModelError(

@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.reconcile.agentworkflow import secrets, tool_requests
 from trimtab.reconcile.agentworkflow.templates import TemplateError
-from trimtab.worker import errors, http
+from trimtab.telemetry import tracing as traces
+from trimtab.worker import call_spans, errors, http
 
 
 def header_secrets(
@@ -79,21 +81,39 @@ class ToolClient:
         max_connections: int,
         timeout_seconds: float,
         secrets_root: pathlib.Path | None = None,
+        tracing: traces.Tracing | None = None,
     ) -> None:
         self._clients = http.ClientSet(
             max_connections=max_connections, timeout_seconds=timeout_seconds
         )
         self._secrets_root = secrets_root
+        self._tracing = tracing or traces.Tracing()
 
     async def call(
-        self, tool: awf.ToolCall, context: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        tool: awf.ToolCall,
+        context: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        name: str = "",
     ) -> Any:
+        """The tool's answer; `name` (the step's or the agent tool's) names its span."""
         request = rendered(tool, context, self._secrets_root)
+        headers = with_idempotency_key(request.headers, idempotency_key)
+        if not self._tracing.enabled:
+            return await self._send(request, headers)
+        attributes = call_spans.tool_call_attributes(name, request.url, request.method)
+        with self._tracing.span(
+            call_spans.tool_call_name(name), kind=SpanKind.CLIENT, attributes=attributes
+        ):
+            return await self._send(request, self._tracing.headers(headers))
+
+    async def _send(self, request: tool_requests.Request, headers: dict[str, str]) -> Any:
         response = await http.post(
             self._clients.pick(),
             request.url,
             content=request.body,
-            headers=with_idempotency_key(request.headers, idempotency_key),
+            headers=headers,
             method=request.method,
             error=errors.ToolError,
         )

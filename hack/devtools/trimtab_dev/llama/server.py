@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,48 +25,19 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import IO
 
+from trimtab_dev import servers
 from trimtab_dev.llama.tiny_model import TOOL_CALL_TOKEN_ID, cached_tiny_model
 
 _BUILD_SCRIPT = pathlib.Path("hack") / "build-llama-server.sh"
 _READY_TIMEOUT_S = 30.0
-_STOP_TIMEOUT_S = 10.0
-_STDERR_TAIL_BYTES = 4000
-
-
-def _repo_root() -> pathlib.Path:
-    for parent in pathlib.Path(__file__).resolve().parents:
-        if (parent / _BUILD_SCRIPT).is_file():
-            return parent
-    raise RuntimeError(f"no {_BUILD_SCRIPT} above {__file__}: not run from a checkout?")
 
 
 def llama_server_binary() -> pathlib.Path:
     """The llama-server binary's path, building it on first use (~10 CPU-minutes)."""
-    script = _repo_root() / _BUILD_SCRIPT
-    # The build's progress goes to stderr, which is left to the caller's terminal.
-    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=True)
-    lines = result.stdout.strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"{script} printed no path")
-    path = pathlib.Path(lines[-1])
-    if not path.is_file():
-        raise RuntimeError(f"{script} printed {path}, which is not a file")
-    return path
+    return servers.built_binary(_BUILD_SCRIPT)
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 now; another process may take it before it is bound."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(stream: IO[bytes]) -> str:
-    # pread leaves the file offset alone: the server shares it and is still writing.
-    fd = stream.fileno()
-    size = os.fstat(fd).st_size
-    start = max(0, size - _STDERR_TAIL_BYTES)
-    return os.pread(fd, size - start, start).decode("utf-8", errors="replace")
+free_port = servers.free_port
 
 
 def _health(url: str) -> int | None:
@@ -88,27 +57,16 @@ def _wait_ready(proc: subprocess.Popen[bytes], health_url: str, stderr: IO[bytes
         if proc.poll() is not None:
             raise RuntimeError(
                 f"llama-server exited with status {proc.returncode} before it was ready; "
-                f"its stderr ends:\n{_tail(stderr)}"
+                f"its stderr ends:\n{servers.tail(stderr)}"
             )
         if _health(health_url) == 200:
             return
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"llama-server was not ready after {_READY_TIMEOUT_S:.0f}s ({health_url}); "
-                f"its stderr ends:\n{_tail(stderr)}"
+                f"its stderr ends:\n{servers.tail(stderr)}"
             )
         time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def server_command(
@@ -168,7 +126,7 @@ def running_llama_server(
             _wait_ready(proc, f"http://{host}:{port}/health", stderr)
             yield f"http://{host}:{port}/v1"
         finally:
-            _stop(proc)
+            servers.stop(proc)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

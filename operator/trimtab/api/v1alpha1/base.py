@@ -112,6 +112,17 @@ class SecretKeyRef(Model):
 class EnvVar(Model):
     """An environment variable for the worker container (a subset of core/v1 EnvVar)."""
 
+    # Where traces go is the cluster admin's choice (the operator passes its own
+    # OTEL_* settings on): a pool's author may not send them, with run attributes, to a
+    # host nobody allowed, nor turn the SDK's behaviour in workers.
+    CEL = (
+        CelRule(
+            rule="!self.name.startsWith('OTEL_')",
+            message="OTEL_* variables are set by the operator (the admin's tracing settings)",
+            check=lambda e: not e.name.startswith("OTEL_"),
+        ),
+    )
+
     name: str = pydantic.Field(
         min_length=1,
         max_length=K8S_KEY_MAX,

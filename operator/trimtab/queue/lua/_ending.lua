@@ -41,19 +41,27 @@ local function add_undo(run_key, events_key, step, stream, message)
   end
 end
 
+-- The run has ended `status`: its entry on the namespace's outbox, for the operator
+-- (trimtab.queue.ended), written with the ending itself so no ended run is missed.
+local function note_ended(ended_key, run_key, status, now)
+  redis.call('XADD', ended_key, 'MAXLEN', '~', ENDED_MAX, '*', ENDED.run_key, run_key,
+    ENDED.status, status, ENDED.at_ms, now)
+end
+
 -- The run gives up now, `status` failed or cancelled (the caller checked it had not
 -- ended already), and starts undoing: a cancelled run's completed work is compensated
 -- like a failed one's, since nobody will use it.
-local function give_up_run(run_key, events_key, stats_key, now, status, counter)
+local function give_up_run(run_key, events_key, stats_key, ended_key, now, status, counter)
   redis.call('HSET', run_key, RUN_FIELD.status, status, RUN_FIELD.ended_ms, now)
+  note_ended(ended_key, run_key, status, now)
   leave_admission(run_key, now)
   redis.call('HINCRBY', stats_key, counter, 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', status, 'at', now)
   next_undo(run_key, events_key)
 end
 
-local function fail_run(run_key, events_key, stats_key, now)
-  give_up_run(run_key, events_key, stats_key, now, RUN.failed, WF_STAT.failed)
+local function fail_run(run_key, events_key, stats_key, ended_key, now)
+  give_up_run(run_key, events_key, stats_key, ended_key, now, RUN.failed, WF_STAT.failed)
 end
 
 -- Cancel every step of the run not yet finished, wherever it is (queued, running, in

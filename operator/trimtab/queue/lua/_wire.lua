@@ -116,6 +116,7 @@ local RUN_FIELD = wire({
   undoing = 'undoing',
   undone = 'undone',
   ttl = 'ttl',
+  traceparent = 'tp',
 })
 local STEP_FIELD = wire({
   state = 'state',
@@ -172,7 +173,13 @@ local UNDO_OP = wire({
   start = 'start',
   finish = 'finish',
 })
+local ENDED = wire({
+  run_key = 'key',
+  status = 'status',
+  at_ms = 'at',
+})
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
+local ENDED_MAX = 200000
 local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)

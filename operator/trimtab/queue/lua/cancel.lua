@@ -4,7 +4,7 @@
 -- a step in review leaves the review queue. Completed steps that declared a
 -- compensation are undone, as for a failed run. A waiting run leaves its admission
 -- queue. Atomic, so no completion can slip in between.
--- KEYS: run, events, deadlines, workflow stats, review stream
+-- KEYS: run, events, deadlines, workflow stats, review stream, ended-runs outbox
 -- ARGV: run_id, reason, now_ms
 -- Returns 'cancelled', 'ended' (it had ended already: nothing changes) or 'gone'.
 local run_key, events_key, deadlines = KEYS[1], KEYS[2], KEYS[3]
@@ -18,5 +18,5 @@ redis.call('ZREM', deadlines, run_id)
 cancel_unfinished(run_key, KEYS[4], KEYS[5])
 redis.call('HSET', run_key, RUN_FIELD.error, reason)
 redis.call('XADD', events_key, '*', 'type', EVENT.run_cancelled, 'reason', reason, 'at', now)
-give_up_run(run_key, events_key, KEYS[4], now, RUN.cancelled, WF_STAT.cancelled)
+give_up_run(run_key, events_key, KEYS[4], KEYS[6], now, RUN.cancelled, WF_STAT.cancelled)
 return REPLY.cancelled

@@ -9,7 +9,7 @@
 -- so the approval is refused ('terminal') and nothing changes. A running step of a
 -- failed run is recorded (its tokens were spent), but starts nothing: its ready
 -- dependents are cancelled, not enqueued, and resume.lua queues them with the rest.
--- KEYS: run, events, own stream, workflow stats, dependent stream 1..n
+-- KEYS: run, events, own stream, workflow stats, ended-runs outbox, dependent stream 1..n
 -- ARGV: step, attempt, msg_id, group, fence, output, tokens, cost, now_ms, expected_version,
 --       the step's compensation: its stream ('' when it has none), n, its task message
 --       (n field/value items); then per dependent: name, pool, routed(0/1), nwait, the
@@ -37,7 +37,7 @@ local undo_stream = ARGV[11]
 local undo_message, i = take(ARGV, 13, tonumber(ARGV[12]))
 local ready = {}
 local version = redis.call('HGET', run_key, RUN_FIELD.version)
-for k = 5, #KEYS do
+for k = 6, #KEYS do
   local name, pool, routed, nwait = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local all_done = redis.call('HGET', run_key, step_prefix(name) .. STEP_FIELD.state) == STEP.pending
   for d = 1, nwait do
@@ -88,5 +88,6 @@ if remaining == 0 then
   leave_admission(run_key, now)
   redis.call('HINCRBY', KEYS[4], WF_STAT.succeeded, 1)
   redis.call('XADD', events_key, '*', 'type', EVENT.run_done, 'status', RUN.succeeded, 'at', now)
+  note_ended(KEYS[5], run_key, RUN.succeeded, now)
 end
 return {REPLY.ok, tostring(remaining), unpack(enqueued)}

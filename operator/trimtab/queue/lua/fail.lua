@@ -2,7 +2,7 @@
 -- acknowledge the delivery -- atomically, so a failed step is never silently dropped.
 -- Without entry fields (the workflow keeps no dead letters) the step and run fail the
 -- same way and nothing goes onto the stream.
--- KEYS: run, events, own stream, dead-letter stream, workflow stats
+-- KEYS: run, events, own stream, dead-letter stream, workflow stats, ended-runs outbox
 -- ARGV: step, attempt, msg_id, group, fence, reason, now_ms, then the dead-letter entry's
 --       field/value pairs (trimtab.queue.deadletter.entry_fields)
 local run_key, events_key, stream, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -27,5 +27,5 @@ redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_dead, 'step', step, 'reason', reason,
   'at', now)
 if already then return REPLY.also_dead end
-fail_run(run_key, events_key, KEYS[5], now)
+fail_run(run_key, events_key, KEYS[5], KEYS[6], now)
 return REPLY.dead

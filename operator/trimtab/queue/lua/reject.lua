@@ -1,6 +1,6 @@
 -- A reviewer rejects a step in review: the step and its run fail (no dead letter: a
 -- person decided), and the review entry is removed, all at once.
--- KEYS: run, events, review stream, workflow stats
+-- KEYS: run, events, review stream, workflow stats, ended-runs outbox
 -- ARGV: step, attempt, review id, reason, now_ms
 local run_key, events_key, reviews = KEYS[1], KEYS[2], KEYS[3]
 local step, attempt, reason, now = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
@@ -18,5 +18,5 @@ redis.call('HINCRBY', KEYS[4], WF_STAT.in_review, -1)
 redis.call('XDEL', reviews, ARGV[3])
 redis.call('XADD', events_key, '*', 'type', EVENT.step_rejected, 'step', step, 'reason', reason,
   'at', now)
-if not already then fail_run(run_key, events_key, KEYS[4], now) end  -- a run fails once
+if not already then fail_run(run_key, events_key, KEYS[4], KEYS[5], now) end  -- a run fails once
 return REPLY.rejected

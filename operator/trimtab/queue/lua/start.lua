@@ -4,7 +4,8 @@
 -- against a limit INTERRUPTED_FACTOR times higher: a worker killed under load does
 -- not dead-letter a sound step, while a step that kills every worker it runs on
 -- still ends in the dead-letter stream.
--- Returns, as JSON, {reply = 'run', inputs, version, created_ms, tokens, cost, session, outputs =
+-- Returns, as JSON, {reply = 'run', inputs, version, created_ms, tokens, cost, session,
+-- traceparent, outputs =
 -- {dependency = output}} -- all the step needs, in the same round trip -- or
 -- {reply = 'duplicate'} (already done, superseded or run gone: acked here), or
 -- {reply = 'exhausted'} (delivered more than max times: the caller dead-letters) or
@@ -47,9 +48,10 @@ end
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.running, p .. STEP_FIELD.started_ms, ARGV[5],
   p .. STEP_FIELD.worker, ARGV[7])
 local v = redis.call('HMGET', run_key, RUN_FIELD.inputs, RUN_FIELD.version, RUN_FIELD.created_ms,
-  RUN_FIELD.tokens, RUN_FIELD.cost, RUN_FIELD.session)
+  RUN_FIELD.tokens, RUN_FIELD.cost, RUN_FIELD.session, RUN_FIELD.traceparent)
 local reply = {reply = REPLY.run, fence = fence, inputs = v[1], version = v[2],
-  created_ms = v[3], tokens = v[4], cost = v[5], session = v[6], outputs = {}}
+  created_ms = v[3], tokens = v[4], cost = v[5], session = v[6], traceparent = v[7],
+  outputs = {}}
 for i = 9, #ARGV do
   local out = redis.call('HGET', run_key, step_prefix(ARGV[i]) .. STEP_FIELD.output)
   if out then reply.outputs[ARGV[i]] = out end

@@ -43,6 +43,7 @@ class Wiring:
     redis: redis_access.RedisAccess
     tool_secrets: frozenset[secrets.SecretKey] = frozenset()
     metrics_port: int = 9090
+    tracing_env: tuple[tuple[str, str], ...] = ()  # the admin's OTEL_* settings
 
 
 def owner_reference(name: str, uid: str) -> dict[str, Any]:
@@ -246,6 +247,7 @@ def _env(spec: agentpool.AgentPoolSpec, wiring: Wiring) -> list[dict[str, Any]]:
         source = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
         ours.append({"name": API_KEY_ENV, "valueFrom": source})
     ours.extend(wiring.redis.env())
+    ours.extend({"name": name, "value": value} for name, value in wiring.tracing_env)
     reserved = {e["name"] for e in ours}
     user = {e.name: e.to_wire() for e in spec.worker.env if e.name not in reserved}
     return [*ours, *user.values()]
