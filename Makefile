@@ -11,9 +11,10 @@ PYTEST_ARGS ?=
 cluster-binaries: ## build (once) and cache the pinned control plane, kubelet, kube-proxy and kwok
 	hack/build-k8s.sh >/dev/null
 
-binaries: cluster-binaries ## ... and helm, promtool, the Prometheus Operator CRDs and llama.cpp's llama-server (tests)
+binaries: cluster-binaries ## ... and helm, promtool, Jaeger, the Prometheus Operator CRDs and llama.cpp's llama-server (tests)
 	hack/build-helm.sh >/dev/null
 	hack/build-promtool.sh >/dev/null
+	hack/build-jaeger.sh >/dev/null
 	hack/fetch-prometheus-crds.sh >/dev/null
 	hack/build-llama-server.sh >/dev/null
 

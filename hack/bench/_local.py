@@ -79,9 +79,15 @@ def services(sim_config: dict[str, Any]) -> Iterator[tuple[str, str, pathlib.Pat
 
 @contextlib.contextmanager
 def workers(
-    redis_url: str, work: pathlib.Path, *, pool: dict[str, Any], count: int = 1
+    redis_url: str,
+    work: pathlib.Path,
+    *,
+    pool: dict[str, Any],
+    count: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[None]:
-    """`count` worker processes serving the AgentPool manifest `pool`."""
+    """`count` worker processes serving the AgentPool manifest `pool`, with `env` added
+    to this process's environment."""
     manifest = work / f"pool-{pool['metadata']['name']}.json"
     manifest.write_text(json.dumps(pool))
     with contextlib.ExitStack() as st:
@@ -101,6 +107,7 @@ def workers(
                 ],
                 stdout=log,
                 stderr=log,
+                env={**os.environ, **(env or {})},
             )
             st.callback(commands.stop, proc)
         time.sleep(1.5)  # imports and consumer-group setup, kept out of the measurements

@@ -16,7 +16,7 @@ import pytest
 
 from tests.harness import api_server, runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import wire
+from trimtab.queue import keys, wire
 from trimtab.sdk import Client
 
 pytestmark = pytest.mark.integration
@@ -122,6 +122,21 @@ async def test_the_same_idempotency_key_returns_the_same_run(
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
     assert again.json()["created"] is False
+
+
+async def test_a_runs_trace_continues_the_traceparent_it_was_submitted_with(
+    sdk: Client, http: httpx.AsyncClient
+) -> None:
+    await _publish(sdk, "traced", [{"name": "a", "prompt": "hi"}])
+    path = f"/v1/namespaces/{NS}/workflows/traced/runs"
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    kept = await http.post(path, json={}, headers={"traceparent": caller})
+    bad = await http.post(path, json={}, headers={"traceparent": "00-not-a-trace-context"})
+    plain = await http.post(path, json={})
+    assert {r.status_code for r in (kept, bad, plain)} == {201}, "a bad one starts a new trace"
+    field = wire.RunField.TRACEPARENT
+    stored = [await sdk.redis.hget(keys.run(NS, r.json()["id"]), field) for r in (kept, bad, plain)]
+    assert stored == [caller, None, None]
 
 
 async def test_cancel_over_http_ends_the_run_and_a_second_cancel_is_a_conflict(

@@ -183,8 +183,9 @@ def _table(header: tuple[str, str], rows: Sequence[tuple[object, object]]) -> li
     return lines
 
 
-def render_markdown(timeline: Timeline, settings: Mapping[str, object]) -> str:
-    """The report page: settings, summary, cost and the charts with one line each."""
+def render_markdown(timeline: Timeline, settings: Mapping[str, object], trace: str = "") -> str:
+    """The report page: settings, summary, cost, the charts with one line each, and the
+    slowest run's trace when `trace` (its Jaeger URL) says it was saved."""
     cost = capacity_cost(timeline)
     lines = ["# Trimtab demo report", "", "## Settings", ""]
     lines += _table(("setting", "value"), list(settings.items()))
@@ -203,13 +204,28 @@ def render_markdown(timeline: Timeline, settings: Mapping[str, object]) -> str:
     ]
     for name, _, sentence in CHARTS:
         lines += ["", f"![{name.removesuffix('.png')}]({name})", "", sentence]
+    if trace:
+        lines += [
+            "",
+            "## The slowest run's trace",
+            "",
+            f"Run {timeline.slowest_run} took {timeline.slowest_seconds:.2f} s. Its trace, as "
+            f"the operator and the workers sent it to Jaeger ({trace} while the demo runs; "
+            "the spans are kept in slowest-run-trace.json):",
+            "",
+            "![slowest run's trace](slowest-run-trace.png)",
+        ]
     if timeline.recorded_arrivals:
         lines += ["", *whatif.section(timeline)]
     return "\n".join(lines) + "\n"
 
 
 def write_report(
-    timeline: Timeline, out_dir: pathlib.Path, *, settings: Mapping[str, object]
+    timeline: Timeline,
+    out_dir: pathlib.Path,
+    *,
+    settings: Mapping[str, object],
+    trace: str = "",
 ) -> list[pathlib.Path]:
     """Write the charts and report.md into `out_dir`; return the paths written."""
     matplotlib.use("Agg")  # files only, never a window; before pyplot picks a backend
@@ -226,6 +242,6 @@ def write_report(
             plt.close(fig)
         written.append(out_dir / name)
     report = out_dir / "report.md"
-    report.write_text(render_markdown(timeline, settings), encoding="utf-8")
+    report.write_text(render_markdown(timeline, settings, trace), encoding="utf-8")
     written.append(report)
     return written

@@ -23,7 +23,7 @@ from trimtab.queue import wire, workflows
 from trimtab.reconcile.agentpool import floors
 from trimtab.sdk import Client
 from trimtab.sdk import client as sdk_client
-from trimtab_dev.demo import load, observe, report, screenshots, stack, ui
+from trimtab_dev.demo import load, observe, report, screenshots, stack, trace_chart, ui
 from trimtab_dev.demo import timeline as tl
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
@@ -225,7 +225,11 @@ def _results(
     for s in states.values():
         by_status[s.status] = by_status.get(s.status, 0) + 1
         if s.status is wire.RunStatus.SUCCEEDED and s.ended_ms:
-            timeline.run_seconds.append((s.ended_ms - s.created_ms) / 1000)
+            seconds = (s.ended_ms - s.created_ms) / 1000
+            timeline.run_seconds.append(seconds)
+            if seconds > timeline.slowest_seconds:
+                timeline.slowest_run = f"{s.namespace}/{s.run_id}"
+                timeline.slowest_seconds = seconds
         for step in s.steps.values():
             if step.pool:
                 timeline.model_cost_by_pool[step.pool] = (
@@ -252,6 +256,25 @@ def _results(
     }
 
 
+def _slowest_trace(
+    st: stack.Stack, timeline: tl.Timeline, out_dir: pathlib.Path, show: Show
+) -> str:
+    """The slowest run's trace, saved beside the report; its Jaeger URL ("" if none)."""
+    if st.jaeger is None or not timeline.slowest_run:
+        return ""
+    found = trace_chart.fetch(st.jaeger, timeline.slowest_run)
+    if found is None:
+        show.say(f"the slowest run's trace ({timeline.slowest_run}) did not reach Jaeger")
+        return ""
+    trace_chart.save(found, out_dir)
+    url = st.jaeger.trace_url(found["traceID"])
+    show.say(
+        f"slowest run {timeline.slowest_run} ({timeline.slowest_seconds:.2f} s), "
+        f"{len(found['spans'])} spans: {url} (saved: {out_dir / 'slowest-run-trace.png'})"
+    )
+    return url
+
+
 def main(o: Options) -> dict[str, Any]:
     show = Show(o)
     work = pathlib.Path(tempfile.mkdtemp(prefix="trimtab-demo-"))
@@ -265,6 +288,7 @@ def main(o: Options) -> dict[str, Any]:
             model_server=o.model_server,
         ) as st:  # fmt: skip
             timeline, results = asyncio.run(drive(st, o, show))
+            traced = _slowest_trace(st, timeline, o.report_dir, show)
             shots = screenshots.take(st.api_url, o.namespace, o.report_dir / "console")
             if shots:
                 show.say(f"console screenshots: {o.report_dir / 'console'}")
@@ -283,7 +307,7 @@ def main(o: Options) -> dict[str, Any]:
         "seed": o.seed,
         "model server": o.model_server,
     }
-    files = report.write_report(timeline, o.report_dir, settings=settings)
+    files = report.write_report(timeline, o.report_dir, settings=settings, trace=traced)
     results["report"] = [str(f) for f in files]
     (o.report_dir / "summary.json").write_text(json.dumps(results, indent=2))
     for label, value in report.summary_rows(timeline):

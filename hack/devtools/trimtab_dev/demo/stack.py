@@ -1,7 +1,8 @@
 """Everything the demo runs, started in order and stopped in reverse: the local control
 plane (left up if it already was, or with --keep) with its real node and the project's
-image, a redis-server and the inference simulator, the CRDs and the samples, the
-operator, and the supervisor that runs a worker process for every worker pod placed on
+image, a redis-server, the inference simulator and Jaeger (which the operator and
+every worker send run traces to), the CRDs and the samples, the operator, and the
+supervisor that runs a worker process for every worker pod placed on
 a simulated node.
 
 The support pools' workers run as real pods on the real node (replicas capped to what
@@ -33,6 +34,7 @@ import yaml
 
 from trimtab.api import crdgen
 from trimtab.kube import client, objects
+from trimtab_dev import jaeger as jaeger_mod
 from trimtab_dev.devcluster import (
     binaries,
     cluster,
@@ -89,6 +91,7 @@ class Stack:
     worker_redis_url: str  # as worker pods reach it: the host address with real nodes
     real_node: realnodes.RealNode | None  # where the support pools run, if any
     api_url: str = ""  # the HTTP API server and its console
+    jaeger: jaeger_mod.Jaeger | None = None  # where the operator and workers send traces
 
 
 def free_port() -> int:
@@ -150,6 +153,9 @@ def _operator(stack: contextlib.ExitStack, st: Stack) -> None:
         "KUBECONFIG": str(st.kubeconfig),
         "TRIMTAB_WORKER_REDIS_URL": st.worker_redis_url,
     }
+    if st.jaeger is not None:  # passed on to every worker, pods included
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = st.jaeger.otlp_endpoint
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "500"  # spans in Jaeger within a second
     stack.callback(commands.stop, _process(argv, st.workdir / "operator.log", env=env), 60)
 
 
@@ -324,6 +330,9 @@ def running(
             f"redis://{host or '127.0.0.1'}:{port}/0",
             node,
         )
+        say("Jaeger: building it (first time only, ~4 min) and starting")
+        st.jaeger = stack.enter_context(jaeger_mod.running_jaeger(host or "127.0.0.1"))
+        say(f"traces go to Jaeger, queried at {st.jaeger.query_url}/api/traces")
         _operator(stack, st)
         _workers(stack, st)
         st.api_url = _api(stack, st)

@@ -48,6 +48,8 @@ class Timeline:
     pools: list[PoolSample] = dataclasses.field(default_factory=list)
     runs: list[RunsSample] = dataclasses.field(default_factory=list)
     run_seconds: list[float] = dataclasses.field(default_factory=list)  # succeeded runs
+    slowest_run: str = ""  # the succeeded run that took longest (NAMESPACE/ID)
+    slowest_seconds: float = 0.0
     model_cost_by_pool: dict[str, float] = dataclasses.field(default_factory=dict)
     load_seconds: float = 0.0  # how long the load phase ran
     # Per pool: arrivals per second as the operator recorded them, and the pool's spec.
