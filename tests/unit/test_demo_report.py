@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 
+from trimtab_dev.demo import trace_chart
 from trimtab_dev.demo.report import summary_rows, write_report
 from trimtab_dev.demo.timeline import (
     ON_DEMAND_PER_REPLICA_HOUR,
@@ -194,3 +195,48 @@ def test_empty_timeline_still_writes_every_file(tmp_path: pathlib.Path) -> None:
     written = write_report(Timeline(), tmp_path, settings={})
     assert [p.name for p in written] == [*CHARTS, "report.md"]
     assert all(p.is_file() for p in written)
+
+
+def _span(sid: str, parent: str | None, start: int, name: str) -> dict[str, object]:
+    refs = [{"refType": "CHILD_OF", "spanID": parent}] if parent else []
+    return {
+        "spanID": sid,
+        "references": refs,
+        "startTime": start,
+        "duration": 1000,
+        "operationName": name,
+        "processID": "p1",
+        "tags": [],
+    }
+
+
+def test_a_trace_is_drawn_each_span_under_its_parent_and_siblings_by_start(
+    tmp_path: pathlib.Path,
+) -> None:
+    trace = {
+        "traceID": "ab",
+        "processes": {"p1": {"serviceName": "trimtab-worker"}},
+        "spans": [
+            _span("c2", "r", 30, "step b"),
+            _span("r", "caller-not-in-trace", 0, "run wf"),
+            _span("w", "c1", 12, "queue wait"),
+            _span("c1", "r", 10, "step a"),
+        ],
+    }
+    order = [(depth, s["operationName"]) for depth, s in trace_chart.ordered(trace)]
+    assert order == [(0, "run wf"), (1, "step a"), (2, "queue wait"), (1, "step b")]
+    written = trace_chart.save(trace, tmp_path)
+    assert [p.name for p in written] == ["slowest-run-trace.json", "slowest-run-trace.png"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_the_report_links_the_slowest_runs_trace_only_when_it_was_saved(
+    tmp_path: pathlib.Path,
+) -> None:
+    timeline = Timeline(slowest_run="demo/r1", slowest_seconds=3.5)
+    write_report(timeline, tmp_path, settings={}, trace="http://jaeger/trace/ab")
+    page = (tmp_path / "report.md").read_text()
+    assert "slowest-run-trace.png" in page
+    assert "demo/r1 took 3.50 s" in page
+    write_report(timeline, tmp_path, settings={})
+    assert "slowest-run-trace.png" not in (tmp_path / "report.md").read_text()
