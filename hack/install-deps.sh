@@ -10,7 +10,8 @@
 # building the project's image without Docker or a registry, debootstrap (the local
 # Python base), buildah (builds the Dockerfile), umoci and skopeo (OCI layouts and
 # archives); chromium (the web console's browser tests drive Debian's own, headless,
-# with Playwright: browser downloads are not possible everywhere). Go must already be installed (1.26 pins the
+# with Playwright: browser downloads are not possible everywhere); postgresql (the run
+# history's tests start Debian's server in a directory of their own). Go must already be installed (1.26 pins the
 # control-plane build; hack/build-k8s.sh asks the module proxy for that toolchain
 # when a different Go is found). Safe to re-run.
 set -euo pipefail
@@ -22,6 +23,7 @@ packages=(
   cmake ninja-build g++
   debootstrap buildah umoci skopeo
   chromium
+  postgresql
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -36,6 +36,9 @@ class OperatorConfig:
     # The OTEL_* variables every worker gets (trimtab.telemetry): the admin's tracing
     # settings, never a pool's (its env may not name OTEL_*).
     worker_tracing_env: tuple[tuple[str, str], ...] = ()
+    # The history database (trimtab.history): every ended run is archived there.
+    history_url: str | None = None
+    history_password: str | None = None  # when the URL carries none (from a Secret)
 
     @property
     def policy(self) -> policy.Policy:
@@ -72,6 +75,8 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         allowed_endpoints=_listed(env.get("TRIMTAB_ALLOWED_ENDPOINTS", "")),
         allowed_tool_urls=_listed(env.get("TRIMTAB_ALLOWED_TOOL_URLS", "")),
         worker_tracing_env=worker_tracing_env(env),
+        history_url=env.get("TRIMTAB_HISTORY_URL") or None,
+        history_password=env.get("TRIMTAB_HISTORY_PASSWORD") or None,
     )
 
 

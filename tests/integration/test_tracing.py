@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from tests.harness import runtime
 from trimtab import config, metrics
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.handlers import run_spans, state
+from trimtab.handlers import ended_runs, state
 from trimtab.queue import keys, wire
 from trimtab.sdk import Client
 from trimtab.telemetry import ids, tracing
@@ -157,7 +157,7 @@ async def _operator_pass(redis_url: str, sdk: Client) -> None:
         metrics=metrics.build(CollectorRegistry()),
         tracing=tracing.Tracing.from_env("trimtab-operator"),
     )
-    assert await run_spans.record_ended_in(shared, NS) >= 1
+    assert await ended_runs.handle_ended_in(shared, NS) >= 1
     shared.tracing.shutdown()
     assert await sdk.redis.xlen(keys.ended_runs(NS)) == 0, "handled entries leave the outbox"
 

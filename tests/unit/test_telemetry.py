@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from trimtab.api.v1alpha1 import agentpool
-from trimtab.handlers import run_spans
+from trimtab.handlers import ended_runs
 from trimtab.metrics import ErrorType
-from trimtab.queue import ended, messages, wire
+from trimtab.queue import ended, messages, runs, wire
 from trimtab.telemetry import export, ids, tracing
 from trimtab.worker import call_spans, ending, execute, spans
 from trimtab.worker.model_client import ModelReply
@@ -232,21 +232,31 @@ def test_a_model_calls_span_follows_the_genai_conventions() -> None:
     assert call_spans.model_call_name(model) == "chat small"
 
 
+def _state(status: wire.RunStatus) -> runs.RunState:
+    return runs.RunState(
+        run_id="r1", namespace="ns", workflow="wf", generation=2, status=status, inputs={},
+        created_ms=1000.0, ended_ms=3000.0, tokens=42, cost=0.5, version=1, steps={},
+        error="b: boom", session="s1",
+    )  # fmt: skip
+
+
 def test_a_runs_span_says_how_it_ended_and_a_failed_one_is_an_error() -> None:
-    record = ended.RunRecord("wf", 2, 1000.0, 3000.0, 42, 0.5, "b: boom", None, "s1", "high")
-    failed = ended.EndedRun("1-0", "ns", "r1", wire.RunStatus.FAILED, 3000.0, record)
-    name, attrs, error = run_spans.run_span(failed)
+    failed = ended.EndedRun(
+        "1-0", "ns", "r1", wire.RunStatus.FAILED, 3000.0, _state(wire.RunStatus.FAILED)
+    )
+    name, attrs, error = ended_runs.run_span(failed)
     assert name == "run wf"
     assert attrs["trimtab.outcome"] == "failed"
     assert attrs["trimtab.tokens"] == 42
     assert attrs["trimtab.session"] == "s1"
     assert error == ("run_failed", "b: boom")
-    ok = ended.EndedRun("1-0", "ns", "r1", wire.RunStatus.SUCCEEDED, 3000.0, record)
-    assert run_spans.run_span(ok)[2] is None
+    done = _state(wire.RunStatus.SUCCEEDED)
+    ok = ended.EndedRun("1-0", "ns", "r1", wire.RunStatus.SUCCEEDED, 3000.0, done)
+    assert ended_runs.run_span(ok)[2] is None
 
 
 def test_an_expired_run_records_no_span() -> None:
     traced, memory = _recording()
     gone = ended.EndedRun("1-0", "ns", "r1", wire.RunStatus.SUCCEEDED, 3000.0, None)
-    assert run_spans.record(traced, gone) is False
+    assert ended_runs.record(traced, gone) is False
     assert memory.get_finished_spans() == ()

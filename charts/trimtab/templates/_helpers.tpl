@@ -223,3 +223,12 @@ TRIMTAB_WORKER_OTEL_ENDPOINT as they reach the collector). Nothing when tracing 
       protocol: TCP
 {{- end -}}
 {{- end -}}
+
+{{/* Egress to the history database, when there is one. */}}
+{{- define "trimtab.historyEgress" -}}
+{{- if .Values.history.url -}}
+- ports:
+    - port: {{ .Values.history.port }}
+      protocol: TCP
+{{- end -}}
+{{- end -}}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -36,9 +37,23 @@ def jaeger_binary() -> pathlib.Path:
     return servers.built_binary(_BUILD_SCRIPT)
 
 
-def config(host: str, otlp_port: int, query_port: int, grpc_port: int) -> dict[str, Any]:
-    """OTLP/HTTP in, an in-memory store, the query API (and UI, when its assets are
-    built in) out; the collector's own metrics are off, so it binds nothing else."""
+UI_ENV = "TRIMTAB_JAEGER_UI"
+
+
+def config(
+    host: str, otlp_port: int, query_port: int, grpc_port: int, ui: pathlib.Path | None = None
+) -> dict[str, Any]:
+    """OTLP/HTTP in, an in-memory store, the query API out, and the UI from `ui` (a
+    built jaeger-ui directory: Jaeger's module ships without one, and its source is
+    not on a package registry); the collector's own metrics are off, so it binds
+    nothing else."""
+    query: dict[str, Any] = {
+        "storage": {"traces": "mem"},
+        "http": {"endpoint": f"{host}:{query_port}"},
+        "grpc": {"endpoint": f"{host}:{grpc_port}"},
+    }
+    if ui is not None:
+        query["ui"] = {"assets_path": str(ui)}
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query"],
@@ -52,11 +67,7 @@ def config(host: str, otlp_port: int, query_port: int, grpc_port: int) -> dict[s
             "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
         },
         "extensions": {
-            "jaeger_query": {
-                "storage": {"traces": "mem"},
-                "http": {"endpoint": f"{host}:{query_port}"},
-                "grpc": {"endpoint": f"{host}:{grpc_port}"},
-            },
+            "jaeger_query": query,
             "jaeger_storage": {"backends": {"mem": {"memory": {"max_traces": 100000}}}},
         },
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"{host}:{otlp_port}"}}}},
@@ -104,12 +115,14 @@ def _ready(url: str) -> bool:
 @contextlib.contextmanager
 def running_jaeger(host: str = "127.0.0.1") -> Iterator[Jaeger]:
     """Run Jaeger for the block, on free ports of `host` (loopback unless told: the
-    demo's real-node pods reach the host's bridge address only)."""
+    demo's real-node pods reach the host's bridge address only), serving the UI built
+    at $TRIMTAB_JAEGER_UI when that is set."""
     binary = jaeger_binary()
+    ui = pathlib.Path(os.environ[UI_ENV]) if os.environ.get(UI_ENV) else None
     otlp, query, grpc = servers.free_port(), servers.free_port(), servers.free_port()
     with tempfile.TemporaryDirectory(prefix="jaeger-") as tmp:
         cfg = pathlib.Path(tmp) / "config.json"  # YAML is a superset of JSON
-        cfg.write_text(json.dumps(config(host, otlp, query, grpc)))
+        cfg.write_text(json.dumps(config(host, otlp, query, grpc, ui)))
         with (pathlib.Path(tmp) / "jaeger.log").open("w+b") as log:
             argv = [str(binary), "--config", f"file:{cfg}"]
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)

@@ -19,6 +19,7 @@ import trimtab
 from trimtab.cli import (
     api_cmd,
     guardrails,
+    history_cmd,
     operator_cmd,
     redis_cmd,
     runtime,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     redis_cmd.register(groups)
     sessions_cmd.register(groups)
     api_cmd.register(groups)
+    history_cmd.register(groups)
     for plugin in importlib.metadata.entry_points(group=PLUGINS):
         plugin.load()(groups)
     for name, what in DEV_COMMANDS.items():

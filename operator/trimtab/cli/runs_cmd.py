@@ -9,7 +9,7 @@ import datetime
 import json
 from typing import Any
 
-from trimtab.cli import common
+from trimtab.cli import common, history_cmd
 from trimtab.queue import runindex, wire
 from trimtab.sdk import client as sdk_client
 
@@ -25,7 +25,13 @@ def register(runs_sub: Any) -> None:
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor", help="the next page, as the previous one printed it")
     listing.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    listing.add_argument(
+        "--history", action="store_true",
+        help="from the history database: every archived run, not only those Redis keeps",
+    )  # fmt: skip
+    listing.add_argument("--since", help="with --history: created since (90m, 24h, 7d, ISO)")
     common.add_redis_url(listing)
+    history_cmd.add_history_url(listing)
     listing.set_defaults(func=_list)
     cancel = runs_sub.add_parser("cancel", help="stop a run: it ends cancelled")
     cancel.add_argument("run", help="NAMESPACE/RUN_ID")
@@ -36,6 +42,8 @@ def register(runs_sub: Any) -> None:
 def _list(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
         raise ValueError(f"--limit is 1 to 1000, got {args.limit}")
+    if args.history:
+        return history_cmd.list_archived(args)
     where = runindex.RunFilter(
         workflow=args.workflow, statuses=frozenset(wire.RunStatus(s) for s in args.status)
     )

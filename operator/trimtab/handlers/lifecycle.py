@@ -10,6 +10,7 @@ import prometheus_client
 
 from trimtab import config, metrics
 from trimtab.handlers import state
+from trimtab.history import archive
 from trimtab.queue import connection
 from trimtab.reconcile.agentpool import redis_access
 from trimtab.telemetry import tracing
@@ -41,6 +42,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         redis=connection.connect(cfg.redis_url),
         metrics=metrics.default(),
         tracing=tracing.Tracing.from_env("trimtab-operator"),
+        history=archive.Archive(cfg.history_url, cfg.history_password) if cfg.history_url else None,
     )
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port)
@@ -54,6 +56,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         await shared.redis.aclose()
         shared.kube.close()
         shared.tracing.shutdown()
+        if shared.history is not None:
+            await shared.history.close()
 
 
 @kopf.on.probe(id="redis")

@@ -1,7 +1,7 @@
 """The operator's background loops: one for autoscaling every pool each second, one
 refreshing workflow statuses and re-checking pool objects, one ending runs past their
 deadline (trimtab.queue.deadlines) and pruning the run indexes (trimtab.queue.runindex),
-one recording the spans of runs that ended (trimtab.handlers.run_spans).
+one archiving the runs that ended and recording their spans (trimtab.handlers.ended_runs).
 Started with the operator, stopped with it; they read the views kept by trimtab.handlers.views.
 
 One loop over all pools replaces a kopf daemon per pool: no finalizer on every pool
@@ -22,17 +22,18 @@ import kopf
 from trimtab.handlers import (
     agentbudget,
     agentworkflow,
+    ended_runs,
     pool_objects,
     pool_scaler,
-    run_spans,
     state,
 )
+from trimtab.history import store
 from trimtab.kube import objects
 from trimtab.queue import arrivals, connection, deadlines, load, runindex, scripts
 
 log = logging.getLogger(__name__)
 OBJECTS_EVERY_SECONDS = 60.0
-RECOVERABLE = (objects.ApiError, *connection.UNAVAILABLE)
+RECOVERABLE = (objects.ApiError, store.HistoryUnavailableError, *connection.UNAVAILABLE)
 
 
 async def _guarded(what: str, call: Awaitable[Any]) -> None:
@@ -141,10 +142,11 @@ async def _end_overdue(shared: state.Shared, lua: scripts.Scripts) -> None:
 
 
 async def record_ended_runs(shared: state.Shared, *, every_seconds: float = 1.0) -> None:
-    """Each second, the spans of the runs of watched namespaces that ended since."""
+    """Each second, the runs of watched namespaces that ended since: archived and
+    their spans recorded (trimtab.handlers.ended_runs)."""
     while True:
         for ns in sorted(shared.views.namespaces()):
-            await _guarded(f"ended runs of {ns}", run_spans.record_ended_in(shared, ns))
+            await _guarded(f"ended runs of {ns}", ended_runs.handle_ended_in(shared, ns))
         await asyncio.sleep(every_seconds)
 
 

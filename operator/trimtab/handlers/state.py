@@ -9,6 +9,7 @@ from typing import Any
 
 from trimtab import config, metrics
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.history import archive
 from trimtab.kube import aio
 from trimtab.queue import connection
 from trimtab.reconcile.agentpool import fallback, status
@@ -97,5 +98,7 @@ class Shared:
     objects: ObjectsCache = dataclasses.field(default_factory=ObjectsCache)
     checks: WorkflowChecks = dataclasses.field(default_factory=WorkflowChecks)
     budget_passes: dict[Key, BudgetPasses] = dataclasses.field(default_factory=dict)
-    # Records each run's span once it has ended (trimtab.handlers.run_spans).
+    # Each run once it has ended (trimtab.handlers.ended_runs): its span recorded, and
+    # archived when a history database is configured.
     tracing: traces.Tracing = dataclasses.field(default_factory=traces.Tracing)
+    history: archive.Archive | None = None

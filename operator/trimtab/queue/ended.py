@@ -4,8 +4,8 @@ here by the operator, which records each run's span once the run is over.
 
 Reading is at least once: entries are read under one consumer group and acknowledged
 after they are handled; an operator that dies between the two reads its own pending
-entries again first. The run's record is read with its entry, while the run lives
-(an entry whose run expired comes back with `run` None).
+entries again first. The run's whole record is read with its entry, while the run
+lives (an entry whose run expired comes back with `run` None).
 """
 
 from __future__ import annotations
@@ -16,26 +16,10 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
-from trimtab.queue import keys, messages, wire
+from trimtab.queue import keys, messages, runs, wire
 
 GROUP = "operator"
 CONSUMER = "operator"  # one leader reads at a time (trimtab.handlers.leadership)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunRecord:
-    """What the run's span says of it, from its hash."""
-
-    workflow: str
-    generation: int
-    created_ms: float
-    ended_ms: float
-    tokens: int
-    cost: float
-    error: str | None
-    traceparent: str | None
-    session: str | None
-    priority: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,41 +29,7 @@ class EndedRun:
     run_id: str
     status: wire.RunStatus
     at_ms: float
-    run: RunRecord | None  # None: the run has expired since
-
-
-_FIELDS = (
-    wire.RunField.WORKFLOW,
-    wire.RunField.GENERATION,
-    wire.RunField.CREATED_MS,
-    wire.RunField.ENDED_MS,
-    wire.RunField.TOKENS,
-    wire.RunField.COST,
-    wire.RunField.ERROR,
-    wire.RunField.TRACEPARENT,
-    wire.RunField.SESSION,
-    wire.RunField.PRIORITY,
-)
-
-
-def _record(values: list[Any], at_ms: float) -> RunRecord | None:
-    wf, gen, created, ended, tokens, cost, error, tp, session, priority = (
-        None if v is None else messages.text(v) for v in values
-    )
-    if wf is None or created is None:
-        return None
-    return RunRecord(
-        workflow=wf,
-        generation=int(gen or 0),
-        created_ms=float(created),
-        ended_ms=float(ended) if ended else at_ms,
-        tokens=int(tokens or 0),
-        cost=float(cost or 0),
-        error=error,
-        traceparent=tp,
-        session=session,
-        priority=priority,
-    )
+    run: runs.RunState | None  # None: the run has expired since
 
 
 async def _ensure_group(client: aioredis.Redis, stream: str) -> None:
@@ -129,19 +79,20 @@ async def _with_records(
 ) -> list[EndedRun]:
     async with client.pipeline(transaction=False) as pipe:
         for _, fields in entries:
-            pipe.hmget(fields[wire.EndedField.RUN_KEY], list(_FIELDS))
+            pipe.hgetall(fields[wire.EndedField.RUN_KEY])
         found: list[Any] = await pipe.execute() if entries else []
     out = []
-    for (entry_id, fields), values in zip(entries, found, strict=True):
-        at_ms = float(fields[wire.EndedField.AT_MS])
+    for (entry_id, fields), raw in zip(entries, found, strict=True):
+        run_id = keys.run_id_of(fields[wire.EndedField.RUN_KEY])
+        decoded = {messages.text(k): messages.text(v) for k, v in raw.items()}
         out.append(
             EndedRun(
                 entry_id=entry_id,
                 namespace=namespace,
-                run_id=keys.run_id_of(fields[wire.EndedField.RUN_KEY]),
+                run_id=run_id,
                 status=wire.RunStatus(fields[wire.EndedField.STATUS]),
-                at_ms=at_ms,
-                run=_record(values, at_ms),
+                at_ms=float(fields[wire.EndedField.AT_MS]),
+                run=runs.parse(namespace, run_id, decoded) if decoded else None,
             )
         )
     return out

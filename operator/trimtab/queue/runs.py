@@ -74,6 +74,8 @@ class RunState:
     error: str | None = None  # why the run ended when no step says (its deadline)
     priority: wire.Priority = wire.Priority.NORMAL
     session: str | None = None
+    idempotency_key: str | None = None  # the key it was submitted with, if any
+    traceparent: str | None = None  # its submitter's span, if it continues that trace
 
     def outputs(self) -> dict[str, Any]:
         return {name: s.output for name, s in self.steps.items() if s.state is wire.StepState.DONE}
@@ -169,6 +171,7 @@ class NewRun:
             f.PRIORITY: self.priority.value,
             **({f.SESSION: self.session} if self.session else {}),
             **({f.TRACEPARENT: self.traceparent} if self.traceparent else {}),
+            **({f.IDEMPOTENCY_KEY: self.idempotency_key} if self.idempotency_key else {}),
         }
         fields.update(
             {
@@ -318,6 +321,8 @@ def parse(namespace: str, run_id: str, raw: Mapping[str, str]) -> RunState:
         error=raw.get(f.ERROR),
         priority=wire.Priority(raw.get(f.PRIORITY, wire.Priority.NORMAL)),
         session=raw.get(f.SESSION),
+        idempotency_key=raw.get(f.IDEMPOTENCY_KEY),
+        traceparent=raw.get(f.TRACEPARENT),
     )
 
 

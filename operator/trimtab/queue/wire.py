@@ -170,6 +170,7 @@ class RunField(enum.StrEnum):
     # The W3C traceparent of the span that submitted it, whose trace the run's continues
     # (trimtab.telemetry.ids); absent when the run starts its own.
     TRACEPARENT = "tp"
+    IDEMPOTENCY_KEY = "idem"  # the key it was submitted with, for its history
 
 
 class StepField(enum.StrEnum):

@@ -117,6 +117,7 @@ local RUN_FIELD = wire({
   undone = 'undone',
   ttl = 'ttl',
   traceparent = 'tp',
+  idempotency_key = 'idem',
 })
 local STEP_FIELD = wire({
   state = 'state',

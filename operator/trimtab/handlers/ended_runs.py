@@ -1,0 +1,140 @@
+"""What the operator does with each run once it has ended: archive it to the history
+database (when one is configured) and record its own span (when tracing is on).
+
+The outbox (trimtab.queue.ended) names every run as it ends, whichever process ended
+it (the worker of its last step, a reviewer's rejection, a cancel, its deadline), so
+one reader handles every run. Entries are acknowledged only once the batch is archived:
+while PostgreSQL is away they stay pending, and the next pass reads them again. The
+run's span has the ids its steps' spans already name as their parent
+(trimtab.telemetry.ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trimtab.handlers import state
+from trimtab.history import records
+from trimtab.metrics import ErrorType
+from trimtab.queue import ended, runs, wire
+from trimtab.telemetry import ids, tracing
+
+BATCH = 500
+_ERROR_TYPES = {e.value for e in ErrorType}
+Pools = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def run_span(run: ended.EndedRun) -> tuple[str, tracing.Attributes, tuple[str, str] | None]:
+    """The span's name, attributes and error (None unless the run failed) of an
+    ended run whose record is still there."""
+    record = run.run
+    assert record is not None
+    attributes: dict[str, Any] = {
+        "trimtab.namespace": run.namespace,
+        "trimtab.workflow": record.workflow,
+        "trimtab.workflow.generation": record.generation,
+        "trimtab.run": run.run_id,
+        "trimtab.outcome": run.status.value,
+        "trimtab.tokens": record.tokens,
+        "trimtab.cost": record.cost,
+        "trimtab.priority": record.priority.value,
+    }
+    if record.session:
+        attributes["trimtab.session"] = record.session
+    error = None
+    if run.status is wire.RunStatus.FAILED:
+        error = ("run_failed", record.error or "a step failed")
+    return f"run {record.workflow}", attributes, error
+
+
+def record(tracer: tracing.Tracing, run: ended.EndedRun) -> bool:
+    """Record the run's span; False when its record expired before it was read."""
+    if run.run is None:
+        return False
+    name, attributes, error = run_span(run)
+    trace = ids.run_trace(run.namespace, run.run_id, run.run.traceparent)
+    tracer.record_run(
+        trace,
+        name,
+        start_ns=int(run.run.created_ms * 1e6),
+        end_ns=int((run.run.ended_ms or run.at_ms) * 1e6),
+        attributes=attributes,
+        error=error,
+    )
+    return True
+
+
+def _error_type(error: str | None) -> str | None:
+    """The failure's type, which the step's error starts with ("http_5xx: ...")."""
+    prefix = (error or "").partition(":")[0]
+    return prefix if prefix in _ERROR_TYPES else None
+
+
+def _step(name: str, s: runs.StepView, namespace: str, pools: Pools) -> records.ArchivedStep:
+    model = (
+        (pools.get((namespace, s.pool)) or {}).get("spec", {}).get("model", {}) if s.pool else {}
+    )
+    return records.ArchivedStep(
+        step=name,
+        state=s.state.value,
+        attempts=s.attempt,
+        pool=s.pool,
+        model=model.get("name"),
+        tier=model.get("tier"),
+        queued_at=records.at(s.queued_ms),
+        started_at=records.at(s.started_ms),
+        ended_at=records.at(s.ended_ms),
+        tokens=s.tokens,
+        cost=s.cost,
+        error=s.error,
+        error_type=_error_type(s.error),
+    )
+
+
+def archived(run: ended.EndedRun, pools: Pools) -> records.ArchivedRun | None:
+    """What the history keeps of an ended run (its steps' models from the pools the
+    operator watches); None when its record expired before it was read."""
+    r = run.run
+    if r is None:
+        return None
+    trace = ids.run_trace(run.namespace, run.run_id, r.traceparent)
+    created = records.at(r.created_ms)
+    ended_at = records.at(r.ended_ms or run.at_ms)
+    assert created is not None
+    assert ended_at is not None
+    return records.ArchivedRun(
+        namespace=run.namespace,
+        run_id=run.run_id,
+        workflow=r.workflow,
+        generation=r.generation,
+        status=run.status.value,
+        priority=r.priority.value,
+        created_at=created,
+        ended_at=ended_at,
+        tokens=r.tokens,
+        cost=r.cost,
+        error=r.error,
+        session=r.session,
+        idempotency_key=r.idempotency_key,
+        trace_id=f"{trace.trace_id:032x}",
+        steps=tuple(_step(n, s, run.namespace, pools) for n, s in sorted(r.steps.items())),
+    )
+
+
+async def handle_ended_in(shared: state.Shared, namespace: str) -> int:
+    """Every run of the namespace that ended since the last pass: archived, its span
+    recorded, its outbox entry acknowledged; how many. Raises HistoryUnavailableError,
+    acknowledging nothing of that batch, while the history database is away."""
+    done = 0
+    while True:
+        batch = await ended.read(shared.redis, namespace, BATCH)
+        if shared.history is not None:
+            rows = [a for a in (archived(r, shared.views.pools) for r in batch) if a is not None]
+            await shared.history.write(rows)
+        for run in batch:
+            record(shared.tracing, run)
+        await ended.ack(shared.redis, namespace, [r.entry_id for r in batch])
+        done += len(batch)
+        if len(batch) < BATCH:
+            return done

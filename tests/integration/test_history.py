@@ -1,0 +1,215 @@
+"""Run history in a real PostgreSQL (Debian's server, started on a free loopback port):
+ended runs archived from the outbox with their steps, cost reports whose totals match
+the workflow's own counters, and nothing lost or doubled when PostgreSQL goes away
+mid-load and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.harness import runtime
+from trimtab import config, metrics
+from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.handlers import ended_runs, state
+from trimtab.history import archive, store
+from trimtab.queue import ended, keys, workflows
+from trimtab.sdk import Client
+from trimtab_dev import postgres
+
+NS = "hist"
+SIM: dict[str, Any] = {
+    "seed": 5,
+    "tool_delay_seconds": 0.0,
+    "default": {"ttft_seconds": 0.0, "per_token_seconds": 0.0, "output_tokens_mean": 12},
+    "models": {"sim-small": {"name": "sim-small", "ttft_seconds": 0.05, "script": ["500"]}},
+}
+DAY = datetime.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[postgres.Postgres]:
+    with postgres.running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with runtime.running_sim(tmp_path_factory.mktemp("sim"), SIM) as url:
+        yield url
+
+
+@pytest.fixture
+async def shared(pg: postgres.Postgres, redis_url: str, sdk: Client) -> AsyncIterator[state.Shared]:
+    found = state.Shared(
+        cfg=config.OperatorConfig(redis_url=redis_url),
+        redis=sdk.redis,
+        metrics=metrics.build(CollectorRegistry()),
+        history=archive.Archive(pg.url),
+    )
+    found.views.pools[(NS, "p")] = {"spec": {"model": {"name": "sim-small", "tier": "small"}}}
+    yield found
+    assert found.history is not None
+    await found.history.close()
+
+
+async def _publish(sdk: Client, name: str) -> None:
+    spec = {
+        "defaultPool": "p",
+        "steps": [
+            {
+                "name": "a",
+                "prompt": "go {{ inputs.i }}",
+                "retry": {"backoff": {"initialSeconds": 0.1}},
+            },
+            {"name": "b", "prompt": "then {{ a }}", "dependsOn": ["a"]},
+        ],
+    }
+    await sdk.publish(NS, name, awf.AgentWorkflowSpec.model_validate(spec))
+
+
+def _worker(sim: str, redis_url: str) -> Any:
+    spec = runtime.pool_spec(sim, worker__concurrency=8)
+    return runtime.in_process_worker(runtime.worker_settings(NS, "p", spec, redis_url))
+
+
+async def _archive_all(shared: state.Shared) -> int:
+    return await ended_runs.handle_ended_in(shared, NS)
+
+
+async def test_ended_runs_are_archived_with_their_steps_and_costs_add_up(
+    pg: postgres.Postgres, shared: state.Shared, sdk: Client, sim: str, redis_url: str
+) -> None:
+    await _publish(sdk, "hist-costs")
+    async with _worker(sim, redis_url):
+        refs = [
+            await sdk.submit(NS, "hist-costs", {"i": i}, idempotency_key=f"k{i}") for i in range(6)
+        ]
+        results = [await sdk.result(r, timeout=30) for r in refs]
+    assert {r.status for r in results} == {"succeeded"}
+    assert await _archive_all(shared) == 6
+    rows = pg.query(
+        "SELECT run_id, status, tokens, idempotency_key, trace_id FROM trimtab_runs"
+        " WHERE workflow = 'hist-costs' ORDER BY idempotency_key"
+    )
+    assert [r[0] for r in rows] == [r.split("/")[1] for r in refs]
+    assert {r[1] for r in rows} == {"succeeded"}
+    assert [r[3] for r in rows] == [f"k{i}" for i in range(6)]
+    assert all(len(r[4]) == 32 for r in rows)
+    steps = pg.query(
+        "SELECT step, state, attempts, pool, model, tier FROM trimtab_steps s JOIN trimtab_runs"
+        " r USING (namespace, run_id) WHERE r.workflow = 'hist-costs' ORDER BY run_id, step"
+    )
+    assert len(steps) == 12
+    assert {(s[0], s[1], s[3], s[4], s[5]) for s in steps} == {
+        ("a", "done", "p", "sim-small", "small"),
+        ("b", "done", "p", "sim-small", "small"),
+    }
+    assert max(int(s[2]) for s in steps) == 2, "the model's first call failed: two attempts"
+
+    conn = await store.connect(pg.url)
+    now = datetime.datetime.now(datetime.UTC)
+    counters = await workflows.run_stats(sdk.redis, NS, "hist-costs", now=now.timestamp())
+    by_workflow = await store.cost_report(
+        conn, store.CostBy.WORKFLOW, since=now - DAY, until=now + DAY
+    )
+    (row,) = [r for r in by_workflow if r.key == f"{NS}/hist-costs"]
+    assert (row.runs, row.tokens) == (6, counters.tokens), "the report matches the status counters"
+    assert row.cost == pytest.approx(counters.cost)
+    for by in (store.CostBy.POOL, store.CostBy.MODEL, store.CostBy.DAY, store.CostBy.TIER):
+        total = sum(
+            r.cost for r in await store.cost_report(conn, by, since=now - DAY, until=now + DAY)
+        )
+        assert total == pytest.approx(sum(r.cost for r in by_workflow)), by
+    listed = await store.list_runs(conn, NS, workflow="hist-costs", limit=4)
+    assert len(listed) == 4
+    assert [r.created_at for r in listed] == sorted((r.created_at for r in listed), reverse=True)
+    await conn.close()
+
+    report = _cli(
+        "cost", "report", "--by", "workflow", "-n", NS, "--since", "1h", "-o", "json", pg=pg
+    )
+    (cli_row,) = [r for r in json.loads(report) if r["key"] == f"{NS}/hist-costs"]
+    assert cli_row["cost"] == pytest.approx(counters.cost)
+    listed_cli = _cli("runs", "list", "--history", "-n", NS, "--workflow", "hist-costs", pg=pg)
+    assert sum(ref.split("/")[1] in listed_cli for ref in refs) == 6
+    assert "SECONDS" in listed_cli.splitlines()[0]
+    assert await _archive_all(shared) == 0, "archived entries leave the outbox"
+    again = await sdk.submit(NS, "hist-costs", {"i": 0}, idempotency_key="k0")
+    assert again == refs[0]
+    assert pg.query("SELECT count(*) FROM trimtab_runs WHERE workflow = 'hist-costs'") == [["6"]]
+
+
+def _cli(*args: str, pg: postgres.Postgres) -> str:
+    """`trimtab ARGS` against the history database, as a user runs it."""
+    env = {**os.environ, "TRIMTAB_HISTORY_URL": pg.url}
+    done = subprocess.run(
+        [sys.executable, "-m", "trimtab", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _keep_archiving(shared: state.Shared, stop: asyncio.Event, errors: list[str]) -> None:
+    """The operator's loop: a pass each 0.2 s, a failed pass retried."""
+    while not stop.is_set():
+        try:
+            await _archive_all(shared)
+        except store.HistoryUnavailableError as exc:
+            errors.append(str(exc))
+        await asyncio.sleep(0.2)
+
+
+async def test_nothing_is_lost_or_doubled_when_postgres_goes_away_mid_load(
+    pg: postgres.Postgres, shared: state.Shared, sdk: Client, sim: str, redis_url: str
+) -> None:
+    await _publish(sdk, "hist-outage")
+    stop, errors = asyncio.Event(), []
+    archiver = asyncio.create_task(_keep_archiving(shared, stop, errors))
+    try:
+        async with _worker(sim, redis_url):
+            refs = [await sdk.submit(NS, "hist-outage", {"i": i}) for i in range(30)]
+            await sdk.result(refs[9], timeout=30)
+            pg.stop()
+            more = [await sdk.submit(NS, "hist-outage", {"i": i}) for i in range(30, 60)]
+            results = [await sdk.result(r, timeout=60) for r in refs + more]
+            await asyncio.sleep(1.0)  # passes fail while the database is away
+            pending = await sdk.redis.xpending(keys.ended_runs(NS), ended.GROUP)
+            assert pending["pending"] > 0, "unarchived runs stay pending in the outbox"
+            pg.start()
+            for _ in range(100):
+                if not await sdk.redis.xlen(keys.ended_runs(NS)):
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await archiver
+    assert errors, "some passes met the database away"
+    assert {r.status for r in results} == {"succeeded"}
+    rows = pg.query(
+        "SELECT run_id, count(*) OVER (PARTITION BY run_id), status FROM trimtab_runs"
+        " WHERE workflow = 'hist-outage'"
+    )
+    assert sorted(r[0] for r in rows) == sorted(r.split("/")[1] for r in refs + more)
+    assert {r[1] for r in rows} == {"1"}
+    assert {r[2] for r in rows} == {"succeeded"}
+    assert pg.query(
+        "SELECT count(*) FROM trimtab_steps s JOIN trimtab_runs r USING (namespace, run_id)"
+        " WHERE r.workflow = 'hist-outage'"
+    ) == [["120"]]
+    assert await sdk.redis.xlen(keys.ended_runs(NS)) == 0

@@ -1,0 +1,82 @@
+"""The history's pure parts: what an ended run becomes, the migrations shipped, and
+the command line's times."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from trimtab.cli import history_cmd
+from trimtab.handlers import ended_runs
+from trimtab.history import records, store
+from trimtab.queue import ended, runs, wire
+from trimtab.telemetry import ids
+
+NOW = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
+
+
+def _step(state: wire.StepState, pool: str | None, error: str | None = None) -> runs.StepView:
+    return runs.StepView(
+        state=state, attempt=2, pool=pool, output=None, error=error, tokens=10, cost=0.25,
+        queued_ms=1000.0, started_ms=1500.0, ended_ms=2500.0,
+    )  # fmt: skip
+
+
+def _ended(state: runs.RunState | None) -> ended.EndedRun:
+    return ended.EndedRun("1-0", "ns", "r1", wire.RunStatus.FAILED, 3000.0, state)
+
+
+def test_an_ended_run_becomes_its_history_row_with_its_steps_models() -> None:
+    state = runs.RunState(
+        run_id="r1", namespace="ns", workflow="wf", generation=4, status=wire.RunStatus.FAILED,
+        inputs={"secret": "x"}, created_ms=1000.0, ended_ms=None, tokens=20, cost=0.5, version=2,
+        steps={
+            "b": _step(wire.StepState.DEAD, "big", "http_5xx: HTTP 500"),
+            "a": _step(wire.StepState.DONE, "small"),
+        },
+        idempotency_key="order-1", traceparent=None,
+    )  # fmt: skip
+    pools = {("ns", "small"): {"spec": {"model": {"name": "m-small", "tier": "small"}}}}
+    row = ended_runs.archived(_ended(state), pools)
+    assert row is not None
+    assert (row.workflow, row.generation, row.status) == ("wf", 4, "failed")
+    assert row.ended_at == records.at(3000.0), "no end in the record: the outbox entry's"
+    assert row.duration_seconds == 2.0
+    assert row.idempotency_key == "order-1"
+    assert row.trace_id == f"{ids.run_trace('ns', 'r1').trace_id:032x}"
+    a, b = row.steps
+    assert (a.step, a.model, a.tier, a.error_type) == ("a", "m-small", "small", None)
+    assert (b.step, b.model, b.state, b.error_type) == ("b", None, "dead", "http_5xx")
+    assert "secret" not in repr(row), "inputs are not archived"
+
+
+def test_an_expired_run_is_not_archived() -> None:
+    assert ended_runs.archived(_ended(None), {}) is None
+
+
+def test_the_migrations_are_numbered_and_in_order() -> None:
+    found = store.migrations()
+    assert [v for v, _, _ in found] == list(range(1, len(found) + 1))
+    assert "CREATE TABLE trimtab_runs" in found[0][2]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90m", NOW - datetime.timedelta(minutes=90)),
+        ("24h", NOW - datetime.timedelta(hours=24)),
+        ("7d", NOW - datetime.timedelta(days=7)),
+        ("2026-12-01T00:00:00", datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)),
+    ],
+)
+def test_a_time_is_a_span_back_from_now_or_an_iso_time(
+    text: str, expected: datetime.datetime
+) -> None:
+    assert history_cmd.ago(text, NOW) == expected
+
+
+def test_a_bad_time_is_refused_in_one_line() -> None:
+    with pytest.raises(ValueError, match="not a span") as refused:
+        history_cmd.ago("yesterday", NOW)
+    assert "\n" not in str(refused.value)
