@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import pathlib
 import shutil
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from trimtab.api.v1alpha1 import API_VERSION, agentpool
+from trimtab.history import store
 from trimtab.queue import wire, workflows
 from trimtab.reconcile.agentpool import floors
 from trimtab.sdk import Client
@@ -275,6 +277,27 @@ def _slowest_trace(
     return url
 
 
+async def _archived(st: stack.Stack, show: Show) -> dict[str, Any]:
+    """What the history database holds of the demo's runs: their spend by workflow, as
+    `trimtab cost report` prints it, once the operator's last passes are in."""
+    await asyncio.sleep(3)
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        conn = await store.connect(st.history_url)
+    except store.HistoryUnavailableError as exc:
+        show.say(f"the run history could not be read: {exc}")
+        return {}
+    try:
+        rows = await store.cost_report(
+            conn, store.CostBy.WORKFLOW, since=now - datetime.timedelta(days=1), until=now
+        )
+    finally:
+        await conn.close()
+    for r in rows:
+        show.say(f"  archived {r.key}: {r.runs} runs, {r.tokens} tokens, ${r.cost:.4f}")
+    return {r.key: {"runs": r.runs, "tokens": r.tokens, "cost": r.cost} for r in rows}
+
+
 def main(o: Options) -> dict[str, Any]:
     show = Show(o)
     work = pathlib.Path(tempfile.mkdtemp(prefix="trimtab-demo-"))
@@ -289,6 +312,7 @@ def main(o: Options) -> dict[str, Any]:
         ) as st:  # fmt: skip
             timeline, results = asyncio.run(drive(st, o, show))
             traced = _slowest_trace(st, timeline, o.report_dir, show)
+            results["history"] = asyncio.run(_archived(st, show))
             shots = screenshots.take(st.api_url, o.namespace, o.report_dir / "console")
             if shots:
                 show.say(f"console screenshots: {o.report_dir / 'console'}")

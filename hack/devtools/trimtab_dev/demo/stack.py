@@ -1,9 +1,9 @@
 """Everything the demo runs, started in order and stopped in reverse: the local control
 plane (left up if it already was, or with --keep) with its real node and the project's
-image, a redis-server, the inference simulator and Jaeger (which the operator and
-every worker send run traces to), the CRDs and the samples, the operator, and the
-supervisor that runs a worker process for every worker pod placed on
-a simulated node.
+image, a redis-server, the inference simulator, Jaeger (which the operator and every
+worker send run traces to) and PostgreSQL (the run history), the CRDs and the samples,
+the operator, and the supervisor that runs a worker process for every worker pod placed
+on a simulated node.
 
 The support pools' workers run as real pods on the real node (replicas capped to what
 two cores hold); the batch pool stays on kwok's simulated spot nodes, where placement
@@ -35,6 +35,7 @@ import yaml
 from trimtab.api import crdgen
 from trimtab.kube import client, objects
 from trimtab_dev import jaeger as jaeger_mod
+from trimtab_dev import postgres
 from trimtab_dev.devcluster import (
     binaries,
     cluster,
@@ -92,6 +93,7 @@ class Stack:
     real_node: realnodes.RealNode | None  # where the support pools run, if any
     api_url: str = ""  # the HTTP API server and its console
     jaeger: jaeger_mod.Jaeger | None = None  # where the operator and workers send traces
+    history_url: str = ""  # the PostgreSQL the operator archives ended runs to
 
 
 def free_port() -> int:
@@ -153,6 +155,8 @@ def _operator(stack: contextlib.ExitStack, st: Stack) -> None:
         "KUBECONFIG": str(st.kubeconfig),
         "TRIMTAB_WORKER_REDIS_URL": st.worker_redis_url,
     }
+    if st.history_url:
+        env["TRIMTAB_HISTORY_URL"] = st.history_url
     if st.jaeger is not None:  # passed on to every worker, pods included
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = st.jaeger.otlp_endpoint
         env["OTEL_BSP_SCHEDULE_DELAY"] = "500"  # spans in Jaeger within a second
@@ -333,6 +337,8 @@ def running(
         say("Jaeger: building it (first time only, ~4 min) and starting")
         st.jaeger = stack.enter_context(jaeger_mod.running_jaeger(host or "127.0.0.1"))
         say(f"traces go to Jaeger, queried at {st.jaeger.query_url}/api/traces")
+        st.history_url = stack.enter_context(postgres.running_postgres()).url
+        say(f"ended runs are archived to PostgreSQL at {st.history_url}")
         _operator(stack, st)
         _workers(stack, st)
         st.api_url = _api(stack, st)
