@@ -14,6 +14,8 @@ from typing import Any
 SEL = 'namespace=~"$namespace", pool=~"$pool"'
 BY_POOL = "{{namespace}}/{{pool}}"
 
+# The panel whose points carry exemplars (the runs' trace ids) and links to the traces.
+RUN_DURATION = "Run duration p95 by workflow (exemplars: the runs' traces)"
 # (title, unit, [(PromQL, legend)]); one time-series panel each, two per row.
 PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
     (
@@ -123,12 +125,67 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
             )
         ],
     ),
+    (
+        RUN_DURATION,
+        "s",
+        [
+            (
+                "histogram_quantile(0.95, sum by (namespace, workflow, le) "
+                '(rate(trimtab_run_duration_seconds_bucket{namespace=~"$namespace"}'
+                "[$__rate_interval])))",
+                "{{namespace}}/{{workflow}}",
+            )
+        ],
+    ),
+    (
+        "Tokens per run p50 and p95",
+        "short",
+        [
+            (
+                f"histogram_quantile({q}, sum by (namespace, workflow, le) "
+                '(rate(trimtab_run_tokens_bucket{namespace=~"$namespace"}[$__rate_interval])))',
+                f"{{{{namespace}}}}/{{{{workflow}}}} p{int(q * 100)}",
+            )
+            for q in (0.5, 0.95)
+        ],
+    ),
+    (
+        "Waiting: ended runs to archive, steps for a reviewer (oldest)",
+        "s",
+        [
+            (
+                'max by (namespace) (trimtab_history_lag_seconds{namespace=~"$namespace"})',
+                "{{namespace}} archive",
+            ),
+            (
+                'max by (namespace) (trimtab_review_oldest_seconds{namespace=~"$namespace"})',
+                "{{namespace}} review",
+            ),
+        ],
+    ),
 ]
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
 def _panel(index: int, title: str, unit: str, queries: list[tuple[str, str]]) -> dict[str, Any]:
+    panel = _plain_panel(index, title, unit, queries)
+    if title == RUN_DURATION:
+        for target in panel["targets"]:
+            target["exemplar"] = True  # each a trace id, linked by the datasource's settings
+        panel["links"] = [
+            {
+                "title": "The runs' traces (the $traces variable: your Jaeger's URL)",
+                "url": "${traces}/search?service=trimtab-operator&limit=50",
+                "targetBlank": True,
+            }
+        ]
+    return panel
+
+
+def _plain_panel(
+    index: int, title: str, unit: str, queries: list[tuple[str, str]]
+) -> dict[str, Any]:
     return {
         "id": index + 1,
         "type": "timeseries",
@@ -172,6 +229,7 @@ def dashboard() -> dict[str, Any]:
                 _variable(
                     "pool", 'label_values(trimtab_queue_backlog{namespace=~"$namespace"}, pool)'
                 ),
+                {"name": "traces", "type": "textbox", "label": "Jaeger URL", "query": ""},
             ]
         },
         "panels": [_panel(i, *p) for i, p in enumerate(PANELS)],

@@ -25,6 +25,9 @@ QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 3
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # An interactive caller waits on the first token: tens of milliseconds to seconds.
 FIRST_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+# A run: a cached answer (tens of ms) to an agent's long conversation or a human review.
+RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+RUN_TOKEN_BUCKETS = (10, 100, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000)
 
 
 class StepOutcome(enum.StrEnum):
@@ -134,6 +137,11 @@ class Metrics:
     autoscaler_last_pass_timestamp_seconds: Gauge
     budget_used_ratio: Gauge
     budget_warnings_total: Counter
+    run_duration_seconds: Histogram
+    run_tokens: Histogram
+    runs_archived_total: Counter
+    history_lag_seconds: Gauge
+    review_oldest_seconds: Gauge
 
     def pool_observed(
         self,
@@ -210,6 +218,34 @@ class Metrics:
 
     def run_finished(self, namespace: str, workflow: str, *, outcome: RunOutcome) -> None:
         self.runs_total.labels(namespace, workflow, RunOutcome(outcome).value).inc()
+
+    def run_ended(
+        self,
+        namespace: str,
+        workflow: str,
+        *,
+        outcome: RunOutcome,
+        seconds: float,
+        tokens: int,
+        trace_id: str | None = None,
+    ) -> None:
+        """A run's whole time, submit to end, and the tokens it used (the operator, for
+        every run); `trace_id` is the exemplar that links a bucket to a trace."""
+        exemplar = {"trace_id": trace_id} if trace_id else None
+        labels = (namespace, workflow, RunOutcome(outcome).value)
+        self.run_duration_seconds.labels(*labels).observe(seconds, exemplar)
+        self.run_tokens.labels(namespace, workflow).observe(tokens, exemplar)
+
+    def history_observed(self, namespace: str, *, lag_seconds: float, archived: int) -> None:
+        """The age of the namespace's oldest ended run not yet handled (0: none), and
+        how many were archived since."""
+        self.history_lag_seconds.labels(namespace).set(lag_seconds)
+        if archived:
+            self.runs_archived_total.labels(namespace).inc(archived)
+
+    def reviews_observed(self, namespace: str, *, oldest_seconds: float) -> None:
+        """How long the namespace's oldest step waiting for a reviewer has waited (0: none)."""
+        self.review_oldest_seconds.labels(namespace).set(oldest_seconds)
 
     def breaker_changed(
         self, namespace: str, pool: str, *, endpoint_kind: EndpointKind, state: BreakerState
@@ -356,6 +392,32 @@ def build(registry: CollectorRegistry) -> Metrics:
             "budget_warnings",
             "AgentBudget windows that crossed their warnAt share.",
             ("namespace", "budget", "period"),
+        ),
+        run_duration_seconds=histogram(
+            "run_duration_seconds",
+            "Time a run took from submit to its end, by outcome (exemplars: trace ids).",
+            ("namespace", "workflow", "outcome"),
+            buckets=RUN_BUCKETS,
+        ),
+        run_tokens=histogram(
+            "run_tokens",
+            "Model tokens one run used, all its steps and attempts (exemplars: trace ids).",
+            ("namespace", "workflow"),
+            buckets=RUN_TOKEN_BUCKETS,
+        ),
+        runs_archived_total=counter(
+            "runs_archived", "Ended runs written to the history database.", ("namespace",)
+        ),
+        history_lag_seconds=gauge(
+            "history_lag_seconds",
+            "Age of the oldest ended run the operator has not yet archived and traced "
+            "(0: none waiting).",
+            ("namespace",),
+        ),
+        review_oldest_seconds=gauge(
+            "review_oldest_seconds",
+            "How long the oldest step waiting for a reviewer has waited (0: none).",
+            ("namespace",),
         ),
     )
 

@@ -41,7 +41,7 @@ def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_are_valid(promtool: str, rules: pathlib.Path) -> None:
     done = _promtool(promtool, "check", "rules", str(rules))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 10 rules found" in done.stdout
 
 
 def _alert(name: str, at: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -57,7 +57,15 @@ _SEVERITY = {
     "TrimtabBreakerOpen": "critical",
     "TrimtabOperatorNotReconciling": "critical",
     "TrimtabOperatorAbsent": "critical",
+    "TrimtabErrorRatioAboveBaseline": "warning",
+    "TrimtabBudgetBurning": "warning",
+    "TrimtabReviewBacklogOld": "warning",
+    "TrimtabHistoryLagging": "warning",
 }
+STEPS = f'trimtab_steps_total{{{POOL}, workflow="w", step="s", outcome="succeeded"}}'
+ERRORS = f'trimtab_errors_total{{{POOL}, type="http_5xx"}}'
+DAILY = 'trimtab_budget_used_ratio{namespace="shop", budget="team", period="Day"}'
+
 SHOP = {"namespace": "shop", "pool": "gpt"}
 
 # (series, alerts expected or not at given times); one promtool test each, 1m steps.
@@ -113,6 +121,43 @@ CASES: dict[str, tuple[list[tuple[str, str]], list[dict[str, Any]]]] = {
             _alert("TrimtabOperatorNotReconciling", "10m"),
             _alert("TrimtabOperatorNotReconciling", "16m", {}),
             _alert("TrimtabOperatorAbsent", "16m"),
+        ],
+    ),
+    # A day at 2 % failed attempts (100 attempts a minute), then 10 % from minute 1450.
+    "error-ratio": (
+        [(STEPS, "0+100x1500"), (ERRORS, "0+2x1449 2898+10x50")],
+        [
+            _alert("TrimtabErrorRatioAboveBaseline", "1440m"),  # 2 %: its own normal
+            _alert("TrimtabErrorRatioAboveBaseline", "1455m"),  # above, but not for 10m yet
+            _alert("TrimtabErrorRatioAboveBaseline", "1475m", SHOP),
+        ],
+    ),
+    # A daily budget spent at its sustainable pace (1/1440 a minute), then at 12 times
+    # that from minute 120 for an hour.
+    "budget-burn": (
+        [(DAILY, "0+0.000694x120 0.0833+0.00833x60")],
+        [
+            _alert("TrimtabBudgetBurning", "110m"),  # on pace
+            _alert("TrimtabBudgetBurning", "130m"),  # fast for 10m: the hour says not yet
+            _alert(
+                "TrimtabBudgetBurning",
+                "175m",
+                {"namespace": "shop", "budget": "team", "period": "Day"},
+            ),
+        ],
+    ),
+    "review": (
+        [('trimtab_review_oldest_seconds{namespace="shop"}', "0x10 0+300x30")],
+        [
+            _alert("TrimtabReviewBacklogOld", "24m"),  # 4200 s old, but not for 5m yet
+            _alert("TrimtabReviewBacklogOld", "30m", {"namespace": "shop"}),
+        ],
+    ),
+    "history-lag": (
+        [('trimtab_history_lag_seconds{namespace="shop"}', "1x10 0+60x20")],
+        [
+            _alert("TrimtabHistoryLagging", "17m"),  # 360 s, not for 5m yet
+            _alert("TrimtabHistoryLagging", "25m", {"namespace": "shop"}),
         ],
     ),
     "absent": (

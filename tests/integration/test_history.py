@@ -50,11 +50,18 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-async def shared(pg: postgres.Postgres, redis_url: str, sdk: Client) -> AsyncIterator[state.Shared]:
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+async def shared(
+    pg: postgres.Postgres, redis_url: str, sdk: Client, registry: CollectorRegistry
+) -> AsyncIterator[state.Shared]:
     found = state.Shared(
         cfg=config.OperatorConfig(redis_url=redis_url),
         redis=sdk.redis,
-        metrics=metrics.build(CollectorRegistry()),
+        metrics=metrics.build(registry),
         history=archive.Archive(pg.url),
     )
     found.views.pools[(NS, "p")] = {"spec": {"model": {"name": "sim-small", "tier": "small"}}}
@@ -88,7 +95,12 @@ async def _archive_all(shared: state.Shared) -> int:
 
 
 async def test_ended_runs_are_archived_with_their_steps_and_costs_add_up(
-    pg: postgres.Postgres, shared: state.Shared, sdk: Client, sim: str, redis_url: str
+    pg: postgres.Postgres,
+    shared: state.Shared,
+    sdk: Client,
+    sim: str,
+    redis_url: str,
+    registry: CollectorRegistry,
 ) -> None:
     await _publish(sdk, "hist-costs")
     async with _worker(sim, redis_url):
@@ -98,6 +110,13 @@ async def test_ended_runs_are_archived_with_their_steps_and_costs_add_up(
         results = [await sdk.result(r, timeout=30) for r in refs]
     assert {r.status for r in results} == {"succeeded"}
     assert await _archive_all(shared) == 6
+    assert registry.get_sample_value("trimtab_runs_archived_total", {"namespace": NS}) == 6
+    assert registry.get_sample_value("trimtab_history_lag_seconds", {"namespace": NS}) == 0
+    run_count = registry.get_sample_value(
+        "trimtab_run_duration_seconds_count",
+        {"namespace": NS, "workflow": "hist-costs", "outcome": "succeeded"},
+    )
+    assert run_count == 6
     rows = pg.query(
         "SELECT run_id, status, tokens, idempotency_key, trace_id FROM trimtab_runs"
         " WHERE workflow = 'hist-costs' ORDER BY idempotency_key"

@@ -48,6 +48,11 @@ EXPECTED = {
     "trimtab_autoscaler_last_pass_timestamp_seconds": set(),
     "trimtab_budget_used_ratio": {"namespace", "budget", "period"},
     "trimtab_budget_warnings_total": {"namespace", "budget", "period"},
+    "trimtab_run_duration_seconds": {"namespace", "workflow", "outcome"},
+    "trimtab_run_tokens": {"namespace", "workflow"},
+    "trimtab_runs_archived_total": {"namespace"},
+    "trimtab_history_lag_seconds": {"namespace"},
+    "trimtab_review_oldest_seconds": {"namespace"},
 }
 
 
@@ -94,6 +99,12 @@ def record_everything(m: Metrics) -> None:
     m.autoscaler_passed(1_700_000_000.0)
     m.budget_observed("shop", "support", period=metrics.BudgetPeriod.DAY, used=0.85)
     m.budget_warned("shop", "support", period=metrics.BudgetPeriod.DAY)
+    m.run_ended(
+        "shop", "support", outcome=RunOutcome.SUCCEEDED, seconds=3.5, tokens=800,
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+    )  # fmt: skip
+    m.history_observed("shop", lag_seconds=1.5, archived=7)
+    m.reviews_observed("shop", oldest_seconds=90.0)
 
 
 def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, set[str]]]:
@@ -119,7 +130,7 @@ def test_names_carry_namespace_and_units(registry: CollectorRegistry, m: Metrics
     for name, (kind, _) in exposed(registry).items():
         assert name.startswith("trimtab_")
         if kind == "histogram":
-            assert name.endswith("_seconds"), name
+            assert name.endswith(("_seconds", "_tokens")), name
         if kind == "counter":
             assert name.endswith("_total"), name
 
@@ -164,6 +175,21 @@ def test_names_carry_namespace_and_units(registry: CollectorRegistry, m: Metrics
         ),
         pytest.param("trimtab_scale_decisions_total", {**POOL, "direction": "up"}, 1.0, id="scale"),
         pytest.param("trimtab_desired_replicas", POOL, 4.0, id="desired-replicas"),
+        pytest.param(
+            "trimtab_run_duration_seconds_sum",
+            {"namespace": "shop", "workflow": "support", "outcome": "succeeded"},
+            3.5,
+            id="run-duration",
+        ),
+        pytest.param(
+            "trimtab_run_tokens_sum",
+            {"namespace": "shop", "workflow": "support"},
+            800.0,
+            id="run-tokens",
+        ),
+        pytest.param("trimtab_runs_archived_total", {"namespace": "shop"}, 7.0, id="archived"),
+        pytest.param("trimtab_history_lag_seconds", {"namespace": "shop"}, 1.5, id="history-lag"),
+        pytest.param("trimtab_review_oldest_seconds", {"namespace": "shop"}, 90.0, id="review-age"),
     ],
 )
 def test_recorded_values(
@@ -334,3 +360,17 @@ def test_pool_observed_publishes_known_values_and_drops_unknown_latencies(
         "trimtab_pool_p95_target_seconds",
     ):
         assert value(name) is None
+
+
+def test_a_runs_duration_carries_its_trace_as_an_exemplar(
+    registry: CollectorRegistry, m: Metrics
+) -> None:
+    from prometheus_client.openmetrics.exposition import generate_latest  # noqa: PLC0415
+
+    record_everything(m)
+    text = generate_latest(registry).decode()
+    line = next(
+        row for row in text.splitlines()
+        if row.startswith("trimtab_run_duration_seconds_bucket") and 'le="5.0"' in row
+    )  # fmt: skip
+    assert '# {trace_id="0af7651916cd43dd8448eb211c80319c"} 3.5' in line

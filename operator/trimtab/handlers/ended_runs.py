@@ -11,12 +11,13 @@ run's span has the ids its steps' spans already name as their parent
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from trimtab.handlers import state
 from trimtab.history import records
-from trimtab.metrics import ErrorType
+from trimtab.metrics import ErrorType, RunOutcome
 from trimtab.queue import ended, runs, wire
 from trimtab.telemetry import ids, tracing
 
@@ -122,19 +123,49 @@ def archived(run: ended.EndedRun, pools: Pools) -> records.ArchivedRun | None:
     )
 
 
+_OUTCOMES = {
+    wire.RunStatus.SUCCEEDED: RunOutcome.SUCCEEDED,
+    wire.RunStatus.FAILED: RunOutcome.FAILED,
+    wire.RunStatus.CANCELLED: RunOutcome.CANCELLED,
+}
+
+
+def _measure(shared: state.Shared, run: ended.EndedRun) -> None:
+    r = run.run
+    if r is None or run.status not in _OUTCOMES:
+        return
+    trace = ids.run_trace(run.namespace, run.run_id, r.traceparent)
+    sampled = shared.tracing.enabled and shared.tracing.sampled(trace)
+    shared.metrics.run_ended(
+        run.namespace,
+        r.workflow,
+        outcome=_OUTCOMES[run.status],
+        seconds=max(0.0, ((r.ended_ms or run.at_ms) - r.created_ms) / 1000),
+        tokens=r.tokens,
+        trace_id=f"{trace.trace_id:032x}" if sampled else None,  # only traces that exist
+    )
+
+
 async def handle_ended_in(shared: state.Shared, namespace: str) -> int:
     """Every run of the namespace that ended since the last pass: archived, its span
     recorded, its outbox entry acknowledged; how many. Raises HistoryUnavailableError,
     acknowledging nothing of that batch, while the history database is away."""
     done = 0
-    while True:
-        batch = await ended.read(shared.redis, namespace, BATCH)
-        if shared.history is not None:
-            rows = [a for a in (archived(r, shared.views.pools) for r in batch) if a is not None]
-            await shared.history.write(rows)
-        for run in batch:
-            record(shared.tracing, run)
-        await ended.ack(shared.redis, namespace, [r.entry_id for r in batch])
-        done += len(batch)
-        if len(batch) < BATCH:
-            return done
+    try:
+        while True:
+            batch = await ended.read(shared.redis, namespace, BATCH)
+            if shared.history is not None:
+                rows = [a for a in (archived(r, shared.views.pools) for r in batch) if a]
+                await shared.history.write(rows)
+            for run in batch:
+                record(shared.tracing, run)
+                _measure(shared, run)
+            await ended.ack(shared.redis, namespace, [r.entry_id for r in batch])
+            done += len(batch)
+            if len(batch) < BATCH:
+                return done
+    finally:
+        waiting = await ended.ages(shared.redis, namespace, time.time() * 1000)
+        archived_now = done if shared.history is not None else 0
+        shared.metrics.history_observed(namespace, lag_seconds=waiting.ended, archived=archived_now)
+        shared.metrics.reviews_observed(namespace, oldest_seconds=waiting.review)

@@ -106,3 +106,28 @@ async def ack(client: aioredis.Redis, namespace: str, entry_ids: list[str]) -> N
             pipe.xack(stream, GROUP, *entry_ids)
             pipe.xdel(stream, *entry_ids)
             await pipe.execute()
+
+
+@dataclasses.dataclass(frozen=True)
+class Ages:
+    """Seconds the oldest entry of each of the namespace's waiting streams has waited
+    (0: none): ended runs not yet handled, and steps waiting for a reviewer."""
+
+    ended: float
+    review: float
+
+
+async def ages(client: aioredis.Redis, namespace: str, now_ms: float) -> Ages:
+    """One pipelined read; a stream entry's id is the time it was added, in ms."""
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.xrange(keys.ended_runs(namespace), count=1)
+        pipe.xrange(keys.review(namespace), count=1)
+        outbox, reviews = await pipe.execute()
+
+    def age(found: Any) -> float:
+        if not found:
+            return 0.0
+        added_ms = int(messages.text(found[0][0]).split("-", 1)[0])
+        return max(0.0, (now_ms - added_ms) / 1000)
+
+    return Ages(ended=age(outbox), review=age(reviews))
