@@ -232,3 +232,35 @@ async def test_nothing_is_lost_or_doubled_when_postgres_goes_away_mid_load(
         " WHERE r.workflow = 'hist-outage'"
     ) == [["120"]]
     assert await sdk.redis.xlen(keys.ended_runs(NS)) == 0
+
+
+async def test_inputs_and_outputs_are_kept_only_when_the_workflow_says_and_for_its_retention(
+    pg: postgres.Postgres, shared: state.Shared, sdk: Client, sim: str, redis_url: str
+) -> None:
+    await _publish(sdk, "hist-kept")
+    await _publish(sdk, "hist-plain")
+    history = {"keepInputsAndOutputs": True, "retentionDays": 7}
+    shared.views.workflows[(NS, "hist-kept")] = {"spec": {"history": history}}
+    async with _worker(sim, redis_url):
+        kept = await sdk.submit(NS, "hist-kept", {"i": 41})
+        plain = await sdk.submit(NS, "hist-plain", {"i": 42})
+        for ref in (kept, plain):
+            assert (await sdk.result(ref, timeout=30)).status == "succeeded"
+    await _archive_all(shared)
+    rows = dict(
+        (r[0], r[1:])
+        for r in pg.query(
+            "SELECT workflow, inputs->>'i', outputs ? 'b', io_expires_at - ended_at"
+            " FROM trimtab_runs WHERE workflow IN ('hist-kept', 'hist-plain')"
+        )
+    )
+    assert rows["hist-kept"] == ["41", "t", "7 days"]
+    assert rows["hist-plain"] == ["", "", ""], "not kept unless the workflow says so"
+    assert shared.history is not None
+    now = datetime.datetime.now(datetime.UTC)
+    assert await shared.history.expire(now) == 0, "within its retention"
+    assert await shared.history.expire(now + datetime.timedelta(days=8)) == 1
+    assert pg.query(
+        "SELECT inputs IS NULL, outputs IS NULL, status FROM trimtab_runs"
+        " WHERE workflow = 'hist-kept'"
+    ) == [["t", "t", "succeeded"]], "the metadata stays"

@@ -80,3 +80,27 @@ def test_a_bad_time_is_refused_in_one_line() -> None:
     with pytest.raises(ValueError, match="not a span") as refused:
         history_cmd.ago("yesterday", NOW)
     assert "\n" not in str(refused.value)
+
+
+def test_a_workflow_that_keeps_inputs_and_outputs_has_them_archived_until_its_retention() -> None:
+    state = runs.RunState(
+        run_id="r1", namespace="ns", workflow="wf", generation=1,
+        status=wire.RunStatus.SUCCEEDED, inputs={"q": "hi"}, created_ms=1000.0,
+        ended_ms=2000.0, tokens=1, cost=0.0, version=1,
+        steps={"a": runs.StepView(
+            state=wire.StepState.DONE, attempt=1, pool="p", output={"answer": 1}, error=None,
+            tokens=1, cost=0.0, queued_ms=None, started_ms=None, ended_ms=None,
+        )},
+    )  # fmt: skip
+    run = ended.EndedRun("1-0", "ns", "r1", wire.RunStatus.SUCCEEDED, 2000.0, state)
+    keeps = {
+        ("ns", "wf"): {"spec": {"history": {"keepInputsAndOutputs": True, "retentionDays": 2}}}
+    }
+    row = ended_runs.archived(run, {}, keeps)
+    assert row is not None
+    assert row.inputs == {"q": "hi"}
+    assert row.outputs == {"a": {"answer": 1}}
+    assert row.io_expires_at == records.at(2000.0 + 2 * 86400 * 1000)
+    plain = ended_runs.archived(run, {}, {})
+    assert plain is not None
+    assert (plain.inputs, plain.outputs, plain.io_expires_at) == (None, None, None)

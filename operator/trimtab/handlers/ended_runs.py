@@ -11,10 +11,12 @@ run's span has the ids its steps' spans already name as their parent
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
 from trimtab.history import records
 from trimtab.metrics import ErrorType, RunOutcome
@@ -93,12 +95,25 @@ def _step(name: str, s: runs.StepView, namespace: str, pools: Pools) -> records.
     )
 
 
-def archived(run: ended.EndedRun, pools: Pools) -> records.ArchivedRun | None:
+def _kept(workflow: Mapping[str, Any] | None) -> awf.HistorySpec:
+    """The workflow's spec.history as the operator last saw it (its defaults if gone)."""
+    found = ((workflow or {}).get("spec") or {}).get("history") or {}
+    try:
+        return awf.HistorySpec.model_validate(found)
+    except ValueError:  # an object the apiserver let through but this version rejects
+        return awf.HistorySpec()
+
+
+def archived(
+    run: ended.EndedRun, pools: Pools, workflows: Pools | None = None
+) -> records.ArchivedRun | None:
     """What the history keeps of an ended run (its steps' models from the pools the
-    operator watches); None when its record expired before it was read."""
+    operator watches; its inputs and outputs when its workflow's spec.history keeps
+    them); None when its record expired before it was read."""
     r = run.run
     if r is None:
         return None
+    kept = _kept((workflows or {}).get((run.namespace, r.workflow)))
     trace = ids.run_trace(run.namespace, run.run_id, r.traceparent)
     created = records.at(r.created_ms)
     ended_at = records.at(r.ended_ms or run.at_ms)
@@ -120,6 +135,11 @@ def archived(run: ended.EndedRun, pools: Pools) -> records.ArchivedRun | None:
         idempotency_key=r.idempotency_key,
         trace_id=f"{trace.trace_id:032x}",
         steps=tuple(_step(n, s, run.namespace, pools) for n, s in sorted(r.steps.items())),
+        inputs=r.inputs if kept.keep_inputs_and_outputs else None,
+        outputs=r.outputs() if kept.keep_inputs_and_outputs else None,
+        io_expires_at=ended_at + datetime.timedelta(days=kept.retention_days)
+        if kept.keep_inputs_and_outputs
+        else None,
     )
 
 
@@ -155,7 +175,8 @@ async def handle_ended_in(shared: state.Shared, namespace: str) -> int:
         while True:
             batch = await ended.read(shared.redis, namespace, BATCH)
             if shared.history is not None:
-                rows = [a for a in (archived(r, shared.views.pools) for r in batch) if a]
+                views = shared.views
+                rows = [a for a in (archived(r, views.pools, views.workflows) for r in batch) if a]
                 await shared.history.write(rows)
             for run in batch:
                 record(shared.tracing, run)

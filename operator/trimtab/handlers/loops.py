@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -143,11 +144,20 @@ async def _end_overdue(shared: state.Shared, lua: scripts.Scripts) -> None:
 
 async def record_ended_runs(shared: state.Shared, *, every_seconds: float = 1.0) -> None:
     """Each second, the runs of watched namespaces that ended since: archived and
-    their spans recorded (trimtab.handlers.ended_runs)."""
+    their spans recorded (trimtab.handlers.ended_runs); every EXPIRE_EVERY_SECONDS, kept
+    inputs and outputs past their retention removed from the history."""
+    last_expiry = 0.0
     while True:
         for ns in sorted(shared.views.namespaces()):
             await _guarded(f"ended runs of {ns}", ended_runs.handle_ended_in(shared, ns))
+        if shared.history is not None and time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:
+            last_expiry = time.monotonic()
+            now = datetime.datetime.now(datetime.UTC)
+            await _guarded("expiring kept inputs and outputs", shared.history.expire(now))
         await asyncio.sleep(every_seconds)
+
+
+EXPIRE_EVERY_SECONDS = 300.0
 
 
 LOOPS: tuple[Callable[[state.Shared], Coroutine[Any, Any, None]], ...] = (

@@ -6,6 +6,7 @@ ended runs wait in the outbox, unacknowledged (trimtab.queue.ended)."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 from collections.abc import Sequence
 
@@ -38,6 +39,15 @@ class Archive:
         conn = await self._connection()
         try:
             await store.archive(conn, runs)
+        except store.HistoryUnavailableError:
+            await self.close()
+            raise
+
+    async def expire(self, now: datetime.datetime) -> int:
+        """Remove inputs and outputs kept past their workflow's retention."""
+        conn = await self._connection()
+        try:
+            return await store.expire_inputs_and_outputs(conn, now)
         except store.HistoryUnavailableError:
             await self.close()
             raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,10 @@ class ArchivedRun:
     idempotency_key: str | None
     trace_id: str
     steps: tuple[ArchivedStep, ...] = ()
+    # Kept only when the workflow's spec.history says so, until io_expires_at.
+    inputs: Any = None
+    outputs: dict[str, Any] | None = None
+    io_expires_at: datetime.datetime | None = None
 
     @property
     def duration_seconds(self) -> float:

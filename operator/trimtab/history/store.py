@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from trimtab.history import records
 
@@ -83,12 +84,13 @@ _RUN_COLUMNS = (
     " duration_seconds, tokens, cost, error, session, idempotency_key, trace_id"
 )
 _UPSERT_RUN = (
-    f"INSERT INTO trimtab_runs ({_RUN_COLUMNS}) VALUES"  # noqa: S608 - constant columns
-    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO trimtab_runs ({_RUN_COLUMNS}, inputs, outputs, io_expires_at) VALUES"  # noqa: S608 - constant columns
+    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (namespace, run_id) DO UPDATE SET status = EXCLUDED.status,"
     " ended_at = EXCLUDED.ended_at, duration_seconds = EXCLUDED.duration_seconds,"
     " tokens = EXCLUDED.tokens, cost = EXCLUDED.cost, error = EXCLUDED.error,"
-    " archived_at = now()"
+    " inputs = EXCLUDED.inputs, outputs = EXCLUDED.outputs,"
+    " io_expires_at = EXCLUDED.io_expires_at, archived_at = now()"
 )
 _UPSERT_STEP = (
     "INSERT INTO trimtab_steps (namespace, run_id, step, state, attempts, pool, model, tier,"
@@ -107,8 +109,12 @@ def _run_row(r: records.ArchivedRun) -> tuple[Any, ...]:
     return (
         r.namespace, r.run_id, r.workflow, r.generation, r.status, r.priority, r.created_at,
         r.ended_at, r.duration_seconds, r.tokens, r.cost, r.error, r.session,
-        r.idempotency_key, r.trace_id,
+        r.idempotency_key, r.trace_id, _json(r.inputs), _json(r.outputs), r.io_expires_at,
     )  # fmt: skip
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
 
 
 def _step_rows(r: records.ArchivedRun) -> list[tuple[Any, ...]]:
@@ -134,6 +140,20 @@ async def archive(conn: Connection, runs: Sequence[records.ArchivedRun]) -> None
                 await cur.executemany(_UPSERT_STEP, steps)
     except UNAVAILABLE as exc:
         raise HistoryUnavailableError(f"archiving {len(runs)} run(s): {exc}".strip()) from exc
+
+
+async def expire_inputs_and_outputs(conn: Connection, now: datetime.datetime) -> int:
+    """Remove kept inputs and outputs past their retention; how many runs had them."""
+    try:
+        async with conn.transaction():
+            done = await conn.execute(
+                "UPDATE trimtab_runs SET inputs = NULL, outputs = NULL, io_expires_at = NULL"
+                " WHERE io_expires_at <= %s",
+                (now,),
+            )
+    except UNAVAILABLE as exc:
+        raise HistoryUnavailableError(f"expiring inputs and outputs: {exc}".strip()) from exc
+    return done.rowcount
 
 
 class CostBy(enum.StrEnum):

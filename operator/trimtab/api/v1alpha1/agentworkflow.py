@@ -480,6 +480,24 @@ def _names(steps: list[Step]) -> list[str]:
 Priority = Literal["High", "Normal", "Low"]
 
 
+class HistorySpec(base.Model):
+    """What the run history (PostgreSQL, when the operator has one) keeps of this
+    workflow's runs beyond their metadata, and for how long."""
+
+    keep_inputs_and_outputs: bool = Field(
+        default=False,
+        description="Archive each ended run's inputs and its steps' outputs too. Off: only "
+        "metadata (status, timings, tokens, cost, pools, models, errors).",
+    )
+    retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days kept inputs and outputs stay in the history after the run ends; "
+        "the operator then removes them (the run's metadata stays).",
+    )
+
+
 class AgentWorkflowSpec(base.Model):
     """Desired state of an AgentWorkflow."""
 
@@ -544,6 +562,7 @@ class AgentWorkflowSpec(base.Model):
     budget: Budget | None = None
     state: StateSpec = Field(default_factory=StateSpec)
     dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)
+    history: HistorySpec = Field(default_factory=HistorySpec)
     deadline_seconds: int | None = Field(
         default=None,
         ge=1,
