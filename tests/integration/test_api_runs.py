@@ -139,6 +139,15 @@ async def test_a_runs_trace_continues_the_traceparent_it_was_submitted_with(
     assert stored == [caller, None, None]
 
 
+async def test_without_a_history_database_the_history_is_not_implemented_here(
+    http: httpx.AsyncClient,
+) -> None:
+    for path in ("history/runs", "cost"):
+        found = await http.get(f"/v1/namespaces/{NS}/{path}")
+        assert found.status_code == 501
+        assert "--history-url" in found.json()["error"]
+
+
 async def test_cancel_over_http_ends_the_run_and_a_second_cancel_is_a_conflict(
     sim: str, redis_url: str, sdk: Client, http: httpx.AsyncClient
 ) -> None:

@@ -10,21 +10,24 @@ import contextlib
 import datetime
 import json
 import os
+import pathlib
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.harness import runtime
+from tests.harness import api_server, runtime
 from trimtab import config, metrics
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import ended_runs, state
 from trimtab.history import archive, store
 from trimtab.queue import ended, keys, workflows
-from trimtab.sdk import Client
+from trimtab.sdk import Client, http_client
 from trimtab_dev import postgres
 
 NS = "hist"
@@ -264,3 +267,42 @@ async def test_inputs_and_outputs_are_kept_only_when_the_workflow_says_and_for_i
         "SELECT inputs IS NULL, outputs IS NULL, status FROM trimtab_runs"
         " WHERE workflow = 'hist-kept'"
     ) == [["t", "t", "succeeded"]], "the metadata stays"
+
+
+async def test_the_api_serves_the_history_and_the_cost_report(
+    pg: postgres.Postgres,
+    shared: state.Shared,
+    sdk: Client,
+    sim: str,
+    redis_url: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    await _publish(sdk, "hist-api")
+    async with _worker(sim, redis_url):
+        refs = [await sdk.submit(NS, "hist-api", {"i": i}) for i in range(3)]
+        for ref in refs:
+            assert (await sdk.result(ref, timeout=30)).status == "succeeded"
+    await _archive_all(shared)
+    extra = ("--history-url", pg.url)
+    with api_server.running_api(redis_url, tmp_path / "api.log", no_auth=True, extra=extra) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            listed = await http.get(
+                f"/v1/namespaces/{NS}/history/runs", params={"workflow": "hist-api"}
+            )
+            assert listed.status_code == 200, listed.text
+            ids = {r["id"] for r in listed.json()["runs"]}
+            assert ids == {r.split("/")[1] for r in refs}
+            bad = await http.get(f"/v1/namespaces/{NS}/cost", params={"by": "namespace"})
+            assert bad.status_code == 422, "within a namespace, not by namespace"
+        client = http_client.HttpClient(url)
+        try:
+            report = await client.cost_report(NS, by="workflow")
+            runs_back = await client.history_runs(NS, workflow="hist-api", limit=2)
+        finally:
+            await client.aclose()
+    (row,) = [r for r in report.rows if r.key == f"{NS}/hist-api"]
+    assert row.runs == 3
+    counters = await workflows.run_stats(sdk.redis, NS, "hist-api", now=time.time())
+    assert row.cost == pytest.approx(counters.cost)
+    assert len(runs_back) == 2
+    assert runs_back[0].created_ms >= runs_back[1].created_ms

@@ -232,3 +232,38 @@ TRIMTAB_WORKER_OTEL_ENDPOINT as they reach the collector). Nothing when tracing 
       protocol: TCP
 {{- end -}}
 {{- end -}}
+
+{{/* The history database's URL and password, for the operator (which archives) and
+the API server (which serves /history and /cost). */}}
+{{- define "trimtab.historyEnv" -}}
+{{- with .Values.history.url }}
+- name: TRIMTAB_HISTORY_URL
+  value: {{ . | quote }}
+{{- if $.Values.history.passwordSecret.name }}
+- name: TRIMTAB_HISTORY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.history.passwordSecret.name }}
+      key: {{ $.Values.history.passwordSecret.key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "trimtab.historyCaMount" -}}
+{{- if and .Values.history.url .Values.history.caSecret }}
+- name: history-ca
+  mountPath: /etc/trimtab/history-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "trimtab.historyCaVolume" -}}
+{{- if and .Values.history.url .Values.history.caSecret }}
+- name: history-ca
+  secret:
+    secretName: {{ .Values.history.caSecret }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- end -}}

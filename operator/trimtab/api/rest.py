@@ -215,3 +215,42 @@ class WorkflowFigures(Body):
 
 class WorkflowList(Body):
     items: list[WorkflowFigures]
+
+
+class ArchivedRunBody(Body):
+    """An ended run as the history database keeps it."""
+
+    id: str
+    namespace: str
+    workflow: str
+    generation: int
+    status: RunStatus
+    priority: str
+    created_ms: float
+    ended_ms: float
+    duration_seconds: float
+    tokens: int
+    cost: float
+    error: str | None = None
+    session: str | None = None
+    idempotency_key: str | None = None
+    trace_id: str = Field(description="its trace, in the tracing backend")
+
+
+class ArchivedRuns(Body):
+    runs: list[ArchivedRunBody]
+
+
+class CostRowBody(Body):
+    key: str = Field(description="the workflow, pool, model, tier or day")
+    runs: int
+    tokens: int
+    cost: float
+
+
+class CostReport(Body):
+    by: str
+    since_ms: float
+    until_ms: float
+    rows: list[CostRowBody]
+    total_cost: float

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
-from trimtab.cli import common
+from trimtab.cli import common, history_cmd
 
 
 def register(groups: Any) -> None:
@@ -23,6 +24,7 @@ def register(groups: Any) -> None:
     serve.add_argument("--requests-per-second", type=float, default=50.0, help="per caller")
     serve.add_argument("--burst", type=int, default=200, help="per caller")
     common.add_redis_url(serve)
+    history_cmd.add_history_url(serve)
     serve.set_defaults(func=_serve)
 
 
@@ -38,6 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         requests_per_second=args.requests_per_second,
         burst=args.burst,
+        history_url=args.history_url,
+        history_password=os.environ.get("TRIMTAB_HISTORY_PASSWORD"),
     )
     asgi = app.asgi(settings, prometheus_client.CollectorRegistry())
     uvicorn.run(

@@ -9,6 +9,7 @@ arrivals) is the operator's and raises HttpTransportError here.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from collections.abc import AsyncIterator
@@ -143,6 +144,40 @@ class HttpClient(client_mod.Client):
             await self._call("GET", f"/v1/namespaces/{namespace}/runs", params=params)
         )
         return runindex.RunPage([_summary(r) for r in found.items], found.next_cursor)
+
+    async def history_runs(
+        self,
+        namespace: str,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        since: datetime.datetime | None = None,
+        limit: int = 50,
+    ) -> list[rest.ArchivedRunBody]:
+        """Ended runs from the server's history database, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("workflow", workflow), ("status", status),
+                           ("since", since.isoformat() if since else None)):  # fmt: skip
+            if value is not None:
+                params[key] = value
+        path = f"/v1/namespaces/{namespace}/history/runs"
+        return rest.ArchivedRuns.model_validate(await self._call("GET", path, params=params)).runs
+
+    async def cost_report(
+        self,
+        namespace: str,
+        *,
+        by: str = "workflow",
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+    ) -> rest.CostReport:
+        """What the namespace's runs spent, from the server's history database."""
+        params = {"by": by}
+        for key, value in (("since", since), ("until", until)):
+            if value is not None:
+                params[key] = value.isoformat()
+        found = await self._call("GET", f"/v1/namespaces/{namespace}/cost", params=params)
+        return rest.CostReport.model_validate(found)
 
     async def session(self, namespace: str, session: str) -> list[dict[str, Any]]:
         found = await self._call("GET", f"/v1/namespaces/{namespace}/sessions/{session}")

@@ -21,12 +21,22 @@ from fastapi import responses, staticfiles
 
 from trimtab import metrics as metrics_mod
 from trimtab.api import rest
+from trimtab.history import store as history_store
 from trimtab.kube import access, aio, objects
 from trimtab.kube import client as kube_client
 from trimtab.queue import connection, eventhub, runindex, runs
 from trimtab.sdk import client as sdk_client
+from trimtab.sdk import history as sdk_history
 from trimtab.sdk import operations
-from trimtab.server import auth, context, limits, live_routes, review_routes, runs_routes
+from trimtab.server import (
+    auth,
+    context,
+    history_routes,
+    limits,
+    live_routes,
+    review_routes,
+    runs_routes,
+)
 from trimtab.server.console import routes as console_routes
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,8 @@ class ServerSettings:
     max_body_bytes: int = 2 * sdk_client.MAX_INPUT_BYTES
     requests_per_second: float = 50.0
     burst: int = 200
+    history_url: str | None = None  # the history database, for /history and /cost
+    history_password: str | None = None
 
 
 # The runtime's exceptions, most specific first, and the status each answers with.
@@ -54,6 +66,8 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (context.RateLimited, 429),
     (runs.RedisFullError, 503),
     (live_routes.NoClusterError, 501),
+    (history_routes.NoHistoryError, 501),
+    (history_store.HistoryUnavailableError, 503),
     (runindex.BadCursorError, 400),
     (LookupError, 404),
     (ValueError, 400),
@@ -107,6 +121,8 @@ def build_app(make_context: Callable[[], context.Context]) -> fastapi.FastAPI:
         finally:
             await ctx.hub.aclose()
             await ctx.sdk.aclose()
+            if ctx.history is not None:
+                await ctx.history.aclose()
 
     app = fastapi.FastAPI(
         title="Trimtab API",
@@ -114,7 +130,8 @@ def build_app(make_context: Callable[[], context.Context]) -> fastapi.FastAPI:
         description="Submit, follow, cancel and list runs; review and dead letters.",
         lifespan=lifespan,
     )
-    for router in (runs_routes.router, review_routes.router, live_routes.router):
+    routers = (runs_routes.router, review_routes.router, live_routes.router, history_routes.router)
+    for router in routers:
         app.include_router(router)
     app.include_router(console_routes.router)
     static = importlib.resources.files("trimtab.server.console") / "static"
@@ -164,6 +181,9 @@ def asgi(settings: ServerSettings, registry: prometheus_client.CollectorRegistry
             kube=kube,
             limiter=limits.RateLimiter(settings.requests_per_second, settings.burst),
             metrics=metrics_mod.build(registry),
+            history=sdk_history.History(settings.history_url, settings.history_password)
+            if settings.history_url
+            else None,
         )
 
     app = build_app(make_context)

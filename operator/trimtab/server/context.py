@@ -12,6 +12,7 @@ from trimtab import metrics as metrics_mod
 from trimtab.kube import access, aio
 from trimtab.queue import eventhub
 from trimtab.sdk import client as sdk_client
+from trimtab.sdk import history as sdk_history
 from trimtab.server import auth, limits
 
 COOKIE = "trimtab_token"
@@ -31,6 +32,7 @@ class Context:
     kube: aio.AsyncStore | None  # None: no cluster (development without auth)
     limiter: limits.RateLimiter
     metrics: metrics_mod.Metrics
+    history: sdk_history.History | None = None  # None: started without --history-url
 
 
 @dataclasses.dataclass(frozen=True)
