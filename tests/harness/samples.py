@@ -53,12 +53,12 @@ def sample_pool_names() -> set[str]:
 
 
 def api_models() -> list[type[Any]]:
-    """Every API model class defined in the kinds' modules."""
+    """Every API model class defined in the kinds' modules and their shared base."""
     from trimtab.api.v1alpha1 import agentbudget, agentpool, agentworkflow, base  # noqa: PLC0415
 
     return [
         obj
-        for module in (agentpool, agentworkflow, agentbudget)
+        for module in (agentpool, agentworkflow, agentbudget, base)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, base.Model)
