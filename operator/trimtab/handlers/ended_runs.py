@@ -18,7 +18,7 @@ from typing import Any
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import state
-from trimtab.history import records
+from trimtab.history import records, store
 from trimtab.metrics import ErrorType, RunOutcome
 from trimtab.queue import ended, runs, wire
 from trimtab.telemetry import ids, tracing
@@ -170,23 +170,35 @@ async def handle_ended_in(shared: state.Shared, namespace: str) -> int:
     """Every run of the namespace that ended since the last pass: archived, its span
     recorded, its outbox entry acknowledged; how many. Raises HistoryUnavailableError,
     acknowledging nothing of that batch, while the history database is away."""
-    done = 0
+    done = [0]
     try:
-        while True:
-            batch = await ended.read(shared.redis, namespace, BATCH)
-            if shared.history is not None:
-                views = shared.views
-                rows = [a for a in (archived(r, views.pools, views.workflows) for r in batch) if a]
-                await shared.history.write(rows)
-            for run in batch:
-                record(shared.tracing, run)
-                _measure(shared, run)
-            await ended.ack(shared.redis, namespace, [r.entry_id for r in batch])
-            done += len(batch)
-            if len(batch) < BATCH:
-                return done
-    finally:
-        waiting = await ended.ages(shared.redis, namespace, time.time() * 1000)
-        archived_now = done if shared.history is not None else 0
-        shared.metrics.history_observed(namespace, lag_seconds=waiting.ended, archived=archived_now)
-        shared.metrics.reviews_observed(namespace, oldest_seconds=waiting.review)
+        await _drain(shared, namespace, done)
+    except store.HistoryUnavailableError:
+        await _observe(shared, namespace, done[0])
+        raise
+    # Not in a `finally`: a pass cancelled at shutdown must not start more Redis calls.
+    await _observe(shared, namespace, done[0])
+    return done[0]
+
+
+async def _drain(shared: state.Shared, namespace: str, done: list[int]) -> None:
+    while True:
+        batch = await ended.read(shared.redis, namespace, BATCH)
+        if shared.history is not None:
+            views = shared.views
+            rows = [a for a in (archived(r, views.pools, views.workflows) for r in batch) if a]
+            await shared.history.write(rows)
+        for run in batch:
+            record(shared.tracing, run)
+            _measure(shared, run)
+        await ended.ack(shared.redis, namespace, [r.entry_id for r in batch])
+        done[0] += len(batch)
+        if len(batch) < BATCH:
+            return
+
+
+async def _observe(shared: state.Shared, namespace: str, done: int) -> None:
+    waiting = await ended.ages(shared.redis, namespace, time.time() * 1000)
+    archived_now = done if shared.history is not None else 0
+    shared.metrics.history_observed(namespace, lag_seconds=waiting.ended, archived=archived_now)
+    shared.metrics.reviews_observed(namespace, oldest_seconds=waiting.review)
