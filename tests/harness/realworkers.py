@@ -54,13 +54,14 @@ def system(
     *,
     sim: dict[str, Any],
     worker_redis_url: str | None = None,
+    operator_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """The simulator (config `sim`) on the host's bridge address, where pods reach it,
-    and the operator in-process, whose worker pods get `worker_redis_url` (default:
-    `redis_url`, which should then be at the host's address too); yields the
-    simulator's base URL."""
+    and the operator in-process (with `operator_env` added), whose worker pods get
+    `worker_redis_url` (default: `redis_url`, which should then be at the host's
+    address too); yields the simulator's base URL."""
     assert lay.host_address is not None, f"cluster {lay.name} runs no real node"
-    env = {"TRIMTAB_WORKER_REDIS_URL": worker_redis_url or redis_url}
+    env = {"TRIMTAB_WORKER_REDIS_URL": worker_redis_url or redis_url, **(operator_env or {})}
     with (
         runtime.running_sim(workdir, sim, host=lay.host_address) as endpoint,
         operator.trimtab_operator(namespace, redis_url, env=env),
