@@ -10,6 +10,8 @@ import socket
 import subprocess
 from typing import IO
 
+from trimtab_dev.devcluster import commands
+
 _STOP_TIMEOUT_S = 10.0
 _TAIL_BYTES = 4000
 
@@ -54,11 +56,4 @@ def tail(stream: IO[bytes]) -> str:
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL if it has not exited in time."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    commands.stop(proc, timeout=_STOP_TIMEOUT_S)

@@ -7,23 +7,20 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
-from trimtab.history import records, store
+from trimtab.history import link, records, store
 
 CostBy = store.CostBy
 
 
 class History:
-    """One connection to the history database, opened on first use and again after
-    it breaks."""
+    """Reads over one connection to the history database (trimtab.history.link)."""
 
     def __init__(self, url: str, password: str | None = None) -> None:
-        self.url, self._password = url, password
-        self._conn: store.Connection | None = None
+        self.url = url
+        self._link = link.Link(url, password)
 
     async def _connection(self) -> store.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = await store.connect(self.url, self._password)
-        return self._conn
+        return await self._link.connection()
 
     async def runs(
         self,
@@ -39,10 +36,14 @@ class History:
         if not 1 <= limit <= 1000:
             raise ValueError(f"limit is 1 to 1000, got {limit}")
         conn = await self._connection()
-        return await store.list_runs(
-            conn, namespace, workflow=workflow, status=status, since=since, until=until,
-            limit=limit,
-        )  # fmt: skip
+        try:
+            return await store.list_runs(
+                conn, namespace, workflow=workflow, status=status, since=since, until=until,
+                limit=limit,
+            )  # fmt: skip
+        except store.UNAVAILABLE as exc:
+            await self._link.close()
+            raise store.HistoryUnavailableError(f"reading the history: {exc}") from exc
 
     async def cost(
         self,
@@ -56,9 +57,11 @@ class History:
         if since >= until:
             raise ValueError("since must be before until")
         conn = await self._connection()
-        return await store.cost_report(conn, by, since=since, until=until, namespace=namespace)
+        try:
+            return await store.cost_report(conn, by, since=since, until=until, namespace=namespace)
+        except store.UNAVAILABLE as exc:
+            await self._link.close()
+            raise store.HistoryUnavailableError(f"reading the history: {exc}") from exc
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.close()
+        await self._link.close()
