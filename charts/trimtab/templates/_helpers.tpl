@@ -226,7 +226,7 @@ TRIMTAB_WORKER_OTEL_ENDPOINT as they reach the collector). Nothing when tracing 
 
 {{/* Egress to the history database, when there is one. */}}
 {{- define "trimtab.historyEgress" -}}
-{{- if .Values.history.url -}}
+{{- if include "trimtab.historyUrl" . -}}
 - ports:
     - port: {{ .Values.history.port }}
       protocol: TCP
@@ -236,17 +236,42 @@ TRIMTAB_WORKER_OTEL_ENDPOINT as they reach the collector). Nothing when tracing 
 {{/* The history database's URL and password, for the operator (which archives) and
 the API server (which serves /history and /cost). */}}
 {{- define "trimtab.historyEnv" -}}
-{{- with .Values.history.url }}
+{{- with include "trimtab.historyUrl" . }}
 - name: TRIMTAB_HISTORY_URL
   value: {{ . | quote }}
-{{- if $.Values.history.passwordSecret.name }}
+{{- with include "trimtab.historyPasswordSecret" $ }}
 - name: TRIMTAB_HISTORY_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $.Values.history.passwordSecret.name }}
+      name: {{ . }}
       key: {{ $.Values.history.passwordSecret.key }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* The history database's URL: history.url, or the bundled one's. */}}
+{{- define "trimtab.historyUrl" -}}
+{{- if .Values.history.bundled.enabled -}}
+postgresql://trimtab@{{ include "trimtab.fullname" . }}-history.{{ .Release.Namespace }}.svc:5432/trimtab
+{{- else -}}
+{{- .Values.history.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret with the history database's password: history.passwordSecret.name, or
+the bundled database's generated one. */}}
+{{- define "trimtab.historyPasswordSecret" -}}
+{{- if .Values.history.passwordSecret.name -}}
+{{- .Values.history.passwordSecret.name -}}
+{{- else if .Values.history.bundled.enabled -}}
+{{- include "trimtab.fullname" . }}-history
+{{- end -}}
+{{- end -}}
+
+{{- define "trimtab.historySelectorLabels" -}}
+app.kubernetes.io/name: trimtab
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: history
 {{- end -}}
 
 {{- define "trimtab.historyCaMount" -}}
