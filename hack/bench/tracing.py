@@ -27,7 +27,7 @@ from trimtab_dev import jaeger as jaeger_mod
 
 NS = "bench-tracing"
 CHAIN = 6
-ROUNDS = 2
+ROUNDS = 3
 SEQUENTIAL, CONCURRENT, IN_FLIGHT = 150, 160, 16
 SIM = {
     "seed": 1,
