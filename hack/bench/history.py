@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from trimtab import config, metrics
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.handlers import ended_runs, state
+from trimtab.handlers import archiving, ended_runs, state
 from trimtab.history import archive, store
 from trimtab.queue import ended
 from trimtab.sdk import Client
@@ -72,7 +72,7 @@ async def throughput(redis_url: str, pg: postgres.Postgres) -> tuple[float, floa
     # The rows, read once for the naive writer before the pass consumes the outbox.
     shared = _shared(redis_url, client, pg)
     backlog = await ended.read(client.redis, NS, BACKLOG)
-    rows = [r for r in (ended_runs.archived(e, shared.views.pools) for e in backlog) if r]
+    rows = [r for r in (archiving.archived(e, shared.views.pools) for e in backlog) if r]
     t0 = time.perf_counter()
     drained = await ended_runs.handle_ended_in(shared, NS)
     batched = drained / (time.perf_counter() - t0)

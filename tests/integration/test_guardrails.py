@@ -127,6 +127,11 @@ async def test_schema_violation_on_the_small_pool_escalates_to_the_large_one(
         state = await _settled(sdk, run, "succeeded")
     step = state.steps["answer"]
     assert (step.pool, step.attempt) == ("large", 3)  # two on the small pool, one on the large
+    outcome = wire.AttemptOutcome
+    assert [(a.attempt, a.outcome, a.pool) for a in step.attempt_log] == [
+        (1, outcome.RETRY, "small"), (2, outcome.ESCALATED, "small"), (3, outcome.DONE, "large")
+    ], "the attempt log keeps each attempt's pool and ending"  # fmt: skip
+    assert sum(a.tokens for a in step.attempt_log) == step.tokens
     assert runtime.sim_requests(sim, "sloppy") - sloppy == 2
     assert runtime.sim_requests(sim, "careful") - careful == 1
     assert (await _step_events(sdk, run)).count("step_escalated") == 1
@@ -174,6 +179,9 @@ async def test_low_confidence_goes_to_review_and_approval_completes_the_run(
     state = await _settled(sdk, run, "succeeded")
     assert state.steps["answer"].output["confidence"] <= 0.5  # the reviewed output, kept
     assert state.tokens > 0  # the reviewed attempt's tokens are charged once approved
+    (logged,) = state.steps["answer"].attempt_log  # an approval ends no attempt of its own
+    assert logged.outcome is wire.AttemptOutcome.REVIEW
+    assert logged.tokens == state.steps["answer"].tokens
     with pytest.raises(LookupError):
         await operations.review_item(sdk, entry)  # resolved: gone from the queue
 

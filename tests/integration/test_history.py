@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -90,7 +91,9 @@ async def _publish(sdk: Client, name: str) -> None:
 
 def _worker(sim: str, redis_url: str) -> Any:
     spec = runtime.pool_spec(sim, worker__concurrency=8)
-    return runtime.in_process_worker(runtime.worker_settings(NS, "p", spec, redis_url))
+    cfg = runtime.worker_settings(NS, "p", spec, redis_url)
+    # What a worker pod reads from its trimtab.io/capacity label.
+    return runtime.in_process_worker(dataclasses.replace(cfg, capacity="Spot"))
 
 
 async def _archive_all(shared: state.Shared) -> int:
@@ -138,6 +141,25 @@ async def test_ended_runs_are_archived_with_their_steps_and_costs_add_up(
         ("b", "done", "p", "sim-small", "small"),
     }
     assert max(int(s[2]) for s in steps) == 2, "the model's first call failed: two attempts"
+    attempts = pg.query(
+        "SELECT a.step, a.attempt, a.outcome, a.capacity, a.error_type, a.tokens,"
+        " a.worker IS NOT NULL"
+        " FROM trimtab_attempts a JOIN trimtab_runs r USING (namespace, run_id)"
+        " WHERE r.workflow = 'hist-costs' ORDER BY run_id, step, attempt"
+    )
+    assert len(attempts) == 13, "one row per attempt: twelve steps, one of them retried"
+    (failed,) = [a for a in attempts if a[2] == "retry"]
+    assert failed[:2] == ["a", "1"]
+    assert failed[4] == "http_5xx"
+    assert {a[2] for a in attempts} == {"done", "retry"}
+    assert {a[3] for a in attempts} == {"Spot"}, "each attempt says where its worker ran"
+    assert all(a[6] == "t" for a in attempts)
+    step_tokens = pg.query(
+        "SELECT sum(s.tokens), (SELECT sum(a.tokens) FROM trimtab_attempts a JOIN trimtab_runs r"
+        " USING (namespace, run_id) WHERE r.workflow = 'hist-costs') FROM trimtab_steps s"
+        " JOIN trimtab_runs r USING (namespace, run_id) WHERE r.workflow = 'hist-costs'"
+    )
+    assert step_tokens[0][0] == step_tokens[0][1], "a step's attempts add up to the step"
 
     conn = await store.connect(pg.url)
     now = datetime.datetime.now(datetime.UTC)
@@ -148,7 +170,8 @@ async def test_ended_runs_are_archived_with_their_steps_and_costs_add_up(
     (row,) = [r for r in by_workflow if r.key == f"{NS}/hist-costs"]
     assert (row.runs, row.tokens) == (6, counters.tokens), "the report matches the status counters"
     assert row.cost == pytest.approx(counters.cost)
-    for by in (store.CostBy.POOL, store.CostBy.MODEL, store.CostBy.DAY, store.CostBy.TIER):
+    for by in (store.CostBy.POOL, store.CostBy.MODEL, store.CostBy.DAY, store.CostBy.TIER,
+               store.CostBy.CAPACITY):  # fmt: skip
         total = sum(
             r.cost for r in await store.cost_report(conn, by, since=now - DAY, until=now + DAY)
         )

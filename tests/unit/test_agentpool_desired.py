@@ -341,6 +341,7 @@ def test_worker_resources(worker_wire: dict[str, Any], resources: dict[str, Any]
 def test_worker_env_carries_the_spec_and_user_variables() -> None:
     assert desired.POOL_SPEC_ENV == settings.POOL_SPEC_ENV
     assert desired.API_KEY_ENV == settings.API_KEY_ENV
+    assert desired.CAPACITY_ENV == settings.CAPACITY_ENV
     user_env = [
         {"name": "LOG_LEVEL", "value": "info"},
         {"name": settings.POOL_SPEC_ENV, "value": "{}"},
@@ -349,10 +350,24 @@ def test_worker_env_carries_the_spec_and_user_variables() -> None:
     spec = pool_spec(worker={"env": user_env})
     env = worker(deployment(spec))["env"]
     names = [e["name"] for e in env]
-    assert names == [settings.POOL_SPEC_ENV, settings.API_KEY_ENV, "LOG_LEVEL"]
+    assert names == [
+        settings.POOL_SPEC_ENV, settings.CAPACITY_ENV, settings.API_KEY_ENV, "LOG_LEVEL"
+    ]  # fmt: skip
     assert env[-1] == {"name": "LOG_LEVEL", "value": "debug"}
     parsed = settings.spec_from_env({e["name"]: e.get("value", "") for e in env})
     assert parsed == spec
+
+
+@pytest.mark.parametrize(
+    ("capacity", "label"), [("Spot", "Spot"), ("OnDemand", "OnDemand"), ("SpotPreferred", "Mixed")]
+)
+def test_workers_read_their_capacity_from_their_own_pod_label(capacity: str, label: str) -> None:
+    d = deployment(pool_spec(placement={"capacity": capacity}))
+    template = d["spec"]["template"]
+    assert template["metadata"]["labels"][naming.CAPACITY_LABEL] == label
+    source = next(e for e in worker(d)["env"] if e["name"] == settings.CAPACITY_ENV)
+    path = source["valueFrom"]["fieldRef"]["fieldPath"]
+    assert path == f"metadata.labels['{naming.CAPACITY_LABEL}']"
 
 
 def test_workers_trace_where_the_admin_says_and_a_pool_may_not_say_otherwise() -> None:

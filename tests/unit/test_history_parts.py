@@ -3,14 +3,16 @@ the command line's times."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 
 import pytest
 
 from trimtab.cli import history_cmd
-from trimtab.handlers import ended_runs
+from trimtab.handlers import archiving
 from trimtab.history import records, store
-from trimtab.queue import ended, runs, wire
+from trimtab.queue import attempts, ended, runs, wire
 from trimtab.telemetry import ids
 
 NOW = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
@@ -38,7 +40,7 @@ def test_an_ended_run_becomes_its_history_row_with_its_steps_models() -> None:
         idempotency_key="order-1", traceparent=None,
     )  # fmt: skip
     pools = {("ns", "small"): {"spec": {"model": {"name": "m-small", "tier": "small"}}}}
-    row = ended_runs.archived(_ended(state), pools)
+    row = archiving.archived(_ended(state), pools)
     assert row is not None
     assert (row.workflow, row.generation, row.status) == ("wf", 4, "failed")
     assert row.ended_at == records.at(3000.0), "no end in the record: the outbox entry's"
@@ -51,8 +53,55 @@ def test_an_ended_run_becomes_its_history_row_with_its_steps_models() -> None:
     assert "secret" not in repr(row), "inputs are not archived"
 
 
+def _log(*entries: tuple[int, wire.AttemptOutcome, str, float, int, float]) -> str:
+    f = wire.AttemptField
+    return json.dumps([
+        {f.ATTEMPT: n, f.OUTCOME: o, f.POOL: pool, f.WORKER: "w1", f.CAPACITY: "Spot",
+         f.STARTED_MS: end - 100, f.ENDED_MS: end, f.TOKENS: t, f.COST: c, f.ERROR: ""}
+        for n, o, pool, end, t, c in entries
+    ])  # fmt: skip
+
+
+def test_the_attempt_log_gives_each_attempt_its_own_spend() -> None:
+    log = _log(
+        (1, wire.AttemptOutcome.RETRY, "small", 1100.0, 4, 0.1),
+        (2, wire.AttemptOutcome.ESCALATED, "small", 1300.0, 10, 0.25),
+        (3, wire.AttemptOutcome.DONE, "big", 1600.0, 30, 1.0),
+    )
+    found = attempts.parse_log(log)
+    assert [(a.attempt, a.tokens) for a in found] == [(1, 4), (2, 6), (3, 20)]
+    assert [a.cost for a in found] == pytest.approx([0.1, 0.15, 0.75])
+    assert found[2].outcome is wire.AttemptOutcome.DONE
+    assert (found[0].capacity, found[0].worker, found[0].error) == ("Spot", "w1", None)
+    assert attempts.parse_log(None) == ()
+
+
+def test_an_attempt_its_run_cut_off_holds_the_rest_of_the_steps_spend() -> None:
+    retried = _log((1, wire.AttemptOutcome.RETRY, "small", 1400.0, 4, 0.1))
+    base = dataclasses.replace(
+        _step(wire.StepState.CANCELLED, "small"),
+        attempt_log=attempts.parse_log(retried), worker="w2", capacity="OnDemand",
+    )  # fmt: skip
+    state = runs.RunState(
+        run_id="r1", namespace="ns", workflow="wf", generation=1,
+        status=wire.RunStatus.CANCELLED, inputs={}, created_ms=1000.0, ended_ms=2500.0,
+        tokens=10, cost=0.25, version=1, steps={"a": base},
+    )  # fmt: skip
+    row = archiving.archived(_ended(state), {})
+    assert row is not None
+    rows = row.steps[0].attempt_rows
+    assert [(a.attempt, a.outcome) for a in rows] == [(1, "retry"), (2, archiving.INTERRUPTED)]
+    assert (rows[1].tokens, rows[1].capacity, rows[1].worker) == (6, "OnDemand", "w2")
+    assert sum(a.cost for a in rows) == pytest.approx(0.25), "the attempts add up to the step"
+    waiting = dataclasses.replace(base, started_ms=1300.0)  # its retry never started
+    state = dataclasses.replace(state, steps={"a": waiting})
+    row = archiving.archived(_ended(state), {})
+    assert row is not None
+    assert [a.attempt for a in row.steps[0].attempt_rows] == [1]
+
+
 def test_an_expired_run_is_not_archived() -> None:
-    assert ended_runs.archived(_ended(None), {}) is None
+    assert archiving.archived(_ended(None), {}) is None
 
 
 def test_the_migrations_are_numbered_and_in_order() -> None:
@@ -96,11 +145,11 @@ def test_a_workflow_that_keeps_inputs_and_outputs_has_them_archived_until_its_re
     keeps = {
         ("ns", "wf"): {"spec": {"history": {"keepInputsAndOutputs": True, "retentionDays": 2}}}
     }
-    row = ended_runs.archived(run, {}, keeps)
+    row = archiving.archived(run, {}, keeps)
     assert row is not None
     assert row.inputs == {"q": "hi"}
     assert row.outputs == {"a": {"answer": 1}}
     assert row.io_expires_at == records.at(2000.0 + 2 * 86400 * 1000)
-    plain = ended_runs.archived(run, {}, {})
+    plain = archiving.archived(run, {}, {})
     assert plain is not None
     assert (plain.inputs, plain.outputs, plain.io_expires_at) == (None, None, None)

@@ -11,21 +11,16 @@ run's span has the ids its steps' spans already name as their parent
 
 from __future__ import annotations
 
-import datetime
 import time
-from collections.abc import Mapping
 from typing import Any
 
-from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.handlers import state
-from trimtab.history import records, store
-from trimtab.metrics import ErrorType, RunOutcome
-from trimtab.queue import ended, runs, wire
+from trimtab.handlers import archiving, state
+from trimtab.history import store
+from trimtab.metrics import RunOutcome
+from trimtab.queue import ended, wire
 from trimtab.telemetry import ids, tracing
 
 BATCH = 500
-_ERROR_TYPES = {e.value for e in ErrorType}
-Pools = Mapping[tuple[str, str], Mapping[str, Any]]
 
 
 def run_span(run: ended.EndedRun) -> tuple[str, tracing.Attributes, tuple[str, str] | None]:
@@ -66,81 +61,6 @@ def record(tracer: tracing.Tracing, run: ended.EndedRun) -> bool:
         error=error,
     )
     return True
-
-
-def _error_type(error: str | None) -> str | None:
-    """The failure's type, which the step's error starts with ("http_5xx: ...")."""
-    prefix = (error or "").partition(":")[0]
-    return prefix if prefix in _ERROR_TYPES else None
-
-
-def _step(name: str, s: runs.StepView, namespace: str, pools: Pools) -> records.ArchivedStep:
-    model = (
-        (pools.get((namespace, s.pool)) or {}).get("spec", {}).get("model", {}) if s.pool else {}
-    )
-    return records.ArchivedStep(
-        step=name,
-        state=s.state.value,
-        attempts=s.attempt,
-        pool=s.pool,
-        model=model.get("name"),
-        tier=model.get("tier"),
-        queued_at=records.at(s.queued_ms),
-        started_at=records.at(s.started_ms),
-        ended_at=records.at(s.ended_ms),
-        tokens=s.tokens,
-        cost=s.cost,
-        error=s.error,
-        error_type=_error_type(s.error),
-    )
-
-
-def _kept(workflow: Mapping[str, Any] | None) -> awf.HistorySpec:
-    """The workflow's spec.history as the operator last saw it (its defaults if gone)."""
-    found = ((workflow or {}).get("spec") or {}).get("history") or {}
-    try:
-        return awf.HistorySpec.model_validate(found)
-    except ValueError:  # an object the apiserver let through but this version rejects
-        return awf.HistorySpec()
-
-
-def archived(
-    run: ended.EndedRun, pools: Pools, workflows: Pools | None = None
-) -> records.ArchivedRun | None:
-    """What the history keeps of an ended run (its steps' models from the pools the
-    operator watches; its inputs and outputs when its workflow's spec.history keeps
-    them); None when its record expired before it was read."""
-    r = run.run
-    if r is None:
-        return None
-    kept = _kept((workflows or {}).get((run.namespace, r.workflow)))
-    trace = ids.run_trace(run.namespace, run.run_id, r.traceparent)
-    created = records.at(r.created_ms)
-    ended_at = records.at(r.ended_ms or run.at_ms)
-    assert created is not None
-    assert ended_at is not None
-    return records.ArchivedRun(
-        namespace=run.namespace,
-        run_id=run.run_id,
-        workflow=r.workflow,
-        generation=r.generation,
-        status=run.status.value,
-        priority=r.priority.value,
-        created_at=created,
-        ended_at=ended_at,
-        tokens=r.tokens,
-        cost=r.cost,
-        error=r.error,
-        session=r.session,
-        idempotency_key=r.idempotency_key,
-        trace_id=f"{trace.trace_id:032x}",
-        steps=tuple(_step(n, s, run.namespace, pools) for n, s in sorted(r.steps.items())),
-        inputs=r.inputs if kept.keep_inputs_and_outputs else None,
-        outputs=r.outputs() if kept.keep_inputs_and_outputs else None,
-        io_expires_at=ended_at + datetime.timedelta(days=kept.retention_days)
-        if kept.keep_inputs_and_outputs
-        else None,
-    )
 
 
 _OUTCOMES = {
@@ -186,7 +106,8 @@ async def _drain(shared: state.Shared, namespace: str, done: list[int]) -> None:
         batch = await ended.read(shared.redis, namespace, BATCH)
         if shared.history is not None:
             views = shared.views
-            rows = [a for a in (archived(r, views.pools, views.workflows) for r in batch) if a]
+            found = (archiving.archived(r, views.pools, views.workflows) for r in batch)
+            rows = [a for a in found if a]
             await shared.history.write(rows)
         for run in batch:
             record(shared.tracing, run)

@@ -10,6 +10,26 @@ from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
+class ArchivedAttempt:
+    """One attempt of a step: its own tokens and cost, and the capacity type (Spot,
+    OnDemand, Mixed) of the worker that ran it, when the worker knew it."""
+
+    attempt: int
+    outcome: str
+    pool: str | None
+    model: str | None
+    tier: str | None
+    capacity: str | None
+    worker: str | None
+    started_at: datetime.datetime | None
+    ended_at: datetime.datetime
+    tokens: int
+    cost: float
+    error: str | None
+    error_type: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class ArchivedStep:
     step: str
     state: str
@@ -24,6 +44,7 @@ class ArchivedStep:
     cost: float
     error: str | None
     error_type: str | None
+    attempt_rows: tuple[ArchivedAttempt, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,6 +104,21 @@ _UPSERT_STEP = (
     " error_type = EXCLUDED.error_type"
 )
 
+_ATTEMPT_COLUMNS = (
+    "namespace, run_id, step, attempt, outcome, pool, model, tier, capacity, worker,"
+    " started_at, ended_at, tokens, cost, error, error_type"
+)
+_UPSERT_ATTEMPT = (
+    f"INSERT INTO trimtab_attempts ({_ATTEMPT_COLUMNS}) VALUES"  # noqa: S608 - constant columns
+    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (namespace, run_id, step, attempt) DO UPDATE SET"
+    " outcome = EXCLUDED.outcome, pool = EXCLUDED.pool, model = EXCLUDED.model,"
+    " tier = EXCLUDED.tier, capacity = EXCLUDED.capacity, worker = EXCLUDED.worker,"
+    " started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,"
+    " tokens = EXCLUDED.tokens, cost = EXCLUDED.cost, error = EXCLUDED.error,"
+    " error_type = EXCLUDED.error_type"
+)
+
 
 def _run_row(r: records.ArchivedRun) -> tuple[Any, ...]:
     return (
@@ -128,6 +143,31 @@ def _step_values(s: records.ArchivedStep) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _attempt_rows(r: records.ArchivedRun) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r.namespace,
+            r.run_id,
+            s.step,
+            a.attempt,
+            a.outcome,
+            a.pool,
+            a.model,
+            a.tier,
+            a.capacity,
+            a.worker,
+            a.started_at,
+            a.ended_at,
+            a.tokens,
+            a.cost,
+            a.error,
+            a.error_type,
+        )
+        for s in r.steps
+        for a in s.attempt_rows
+    ]
+
+
 async def archive(conn: Connection, runs: Sequence[records.ArchivedRun]) -> None:
     """Write the runs and their steps in one transaction: all of them or none."""
     if not runs:
@@ -138,6 +178,9 @@ async def archive(conn: Connection, runs: Sequence[records.ArchivedRun]) -> None
             steps = [row for r in runs for row in _step_rows(r)]
             if steps:
                 await cur.executemany(_UPSERT_STEP, steps)
+            attempts = [row for r in runs for row in _attempt_rows(r)]
+            if attempts:
+                await cur.executemany(_UPSERT_ATTEMPT, attempts)
     except UNAVAILABLE as exc:
         raise HistoryUnavailableError(f"archiving {len(runs)} run(s): {exc}".strip()) from exc
 
@@ -157,8 +200,8 @@ async def expire_inputs_and_outputs(conn: Connection, now: datetime.datetime) ->
 
 
 class CostBy(enum.StrEnum):
-    """What a cost report groups by: the runs' namespace, workflow or day, or their
-    steps' pool, model or tier."""
+    """What a cost report groups by: the runs' namespace, workflow or day, their
+    steps' pool, model or tier, or the capacity type their attempts ran on."""
 
     NAMESPACE = "namespace"
     WORKFLOW = "workflow"
@@ -166,6 +209,7 @@ class CostBy(enum.StrEnum):
     POOL = "pool"
     MODEL = "model"
     TIER = "tier"
+    CAPACITY = "capacity"
 
 
 _RUN_KEYS = {
@@ -178,6 +222,7 @@ _STEP_KEYS = {
     CostBy.MODEL: "coalesce(model, '-')",
     CostBy.TIER: "coalesce(tier, '-')",
 }
+_ATTEMPT_KEYS = {CostBy.CAPACITY: "coalesce(capacity, '-')"}
 
 
 async def cost_report(
@@ -191,8 +236,10 @@ async def cost_report(
     """Spend of the runs that ended in [since, until), grouped `by`, largest first."""
     if by in _RUN_KEYS:
         key, table, counted = _RUN_KEYS[by], "trimtab_runs", "count(*)"
-    else:
+    elif by in _STEP_KEYS:
         key, table, counted = _STEP_KEYS[by], "trimtab_steps", "count(DISTINCT run_id)"
+    else:
+        key, table, counted = _ATTEMPT_KEYS[by], "trimtab_attempts", "count(DISTINCT run_id)"
     where = "ended_at >= %s AND ended_at < %s" + (" AND namespace = %s" if namespace else "")
     args: list[Any] = [since, until, *([namespace] if namespace else [])]
     query = (

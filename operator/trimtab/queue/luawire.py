@@ -27,6 +27,8 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "UNDO": wire.Compensation,
     "UNDO_OP": wire.UndoOp,
     "ENDED": wire.EndedField,
+    "ATTEMPT": wire.AttemptOutcome,
+    "ATTEMPT_FIELD": wire.AttemptField,
 }
 
 
@@ -78,7 +80,7 @@ def lua_constants() -> str:
         lines.append("})")
     lines += [
         f"local REVIEWS_MAX, DEAD_LETTERS_MAX = {wire.REVIEWS_MAX}, {wire.DEAD_LETTERS_MAX}",
-        f"local ENDED_MAX = {wire.ENDED_MAX}",
+        f"local ENDED_MAX, ATTEMPTS_LOGGED = {wire.ENDED_MAX}, {wire.ATTEMPTS_LOGGED}",
         f"local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = {wire.ADMIT_BELOW_PERCENT}, "
         f"{wire.INTERRUPTED_FACTOR}",
         "-- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state",

@@ -16,7 +16,7 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
-from trimtab.queue import keys, messages, scripts, wire
+from trimtab.queue import attempts, keys, messages, scripts, wire
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,9 @@ class StepView:
     compensation_error: str | None = None
     transcript: str | None = None  # an agent step's, as JSON (trimtab.queue.transcripts)
     review: str | None = None  # its review entry's id, while it waits for a person
+    attempt_log: tuple[attempts.AttemptView, ...] = ()  # its ended attempts, oldest first
+    worker: str | None = None  # the consumer of its latest delivery
+    capacity: str | None = None  # the capacity type that worker ran on, when it knew
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +299,9 @@ def _step(raw: Mapping[str, str], name: str) -> StepView:
         compensation_error=get(field.UNDO_ERROR),
         transcript=get(field.TRANSCRIPT),
         review=get(field.REVIEW) if get(field.STATE) == wire.StepState.REVIEW else None,
+        attempt_log=attempts.parse_log(get(field.ATTEMPTS)),
+        worker=get(field.WORKER),
+        capacity=get(field.CAPACITY) or None,
     )
 
 

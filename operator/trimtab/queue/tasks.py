@@ -58,9 +58,11 @@ class PoolQueue:
         namespace: str,
         pool: str,
         consumer: str,
+        capacity: str = "",
     ) -> None:
         self.client, self.lua = client, lua
         self.namespace, self.pool, self.consumer = namespace, pool, consumer
+        self.capacity = capacity  # the capacity type its worker runs on, '' when unknown
         self.intake = intake.Intake(client, lua, namespace=namespace, pool=pool, consumer=consumer)
 
     def stream_for(self, task: messages.Task, pool: str | None = None) -> str:
@@ -104,6 +106,7 @@ class PoolQueue:
                 max_deliveries,
                 self.consumer,
                 "1" if delivery.interrupted else "0",
+                self.capacity,
                 *dependencies,
             ],
         )

@@ -199,6 +199,8 @@ class StepField(enum.StrEnum):
     UNDO_ERROR = "undo_err"
     UNDO_DELIVERIES = "undo_dlv"  # deliveries of its compensation so far
     TRANSCRIPT = "transcript"  # an agent step's completed turns (trimtab.queue.transcripts)
+    CAPACITY = "cap"  # the capacity its latest delivery's worker runs on (start.lua)
+    ATTEMPTS = "atts"  # its ended attempts, a JSON list of AttemptField maps (_common.lua)
 
 
 class UndoOp(enum.StrEnum):
@@ -268,8 +270,38 @@ class EndedField(enum.StrEnum):
     AT_MS = "at"
 
 
+class AttemptOutcome(enum.StrEnum):
+    """How one attempt of a step ended, as its step's attempt log records it."""
+
+    DONE = "done"
+    RETRY = "retry"  # failed; the next attempt follows its backoff
+    ESCALATED = "escalated"  # failed; the next attempt runs on the fallback pool
+    DEAD = "dead"  # failed for good: the step is dead-lettered
+    REVIEW = "review"  # produced an output a person must review
+
+
+class AttemptField(enum.StrEnum):
+    """An entry of a step's attempt log (StepField.ATTEMPTS), appended by the script
+    that ends the attempt (log_attempt in _common.lua) and read by the archiver
+    (trimtab.queue.runs). Tokens and cost are the step's totals when the attempt
+    ended: an attempt's own are the difference from the entry before."""
+
+    ATTEMPT = "a"
+    OUTCOME = "o"
+    POOL = "pool"
+    WORKER = "worker"
+    CAPACITY = "cap"
+    STARTED_MS = "start"
+    ENDED_MS = "end"
+    TOKENS = "tokens"
+    COST = "cost"
+    ERROR = "err"
+
+
 STEP_PREFIX = "s:"
 
+# A step's attempt log keeps its newest this many entries (log_attempt in _common.lua).
+ATTEMPTS_LOGGED = 50
 # Bounds on a namespace's streams. Reviews are removed as they are handled, so a full
 # review stream means nobody reviews: a step is dead-lettered instead of parked. The
 # dead-letter stream is trimmed (approximately) to its newest entries.

@@ -21,8 +21,8 @@ router = fastapi.APIRouter(
 CallerDep = Annotated[Caller, fastapi.Depends(caller)]
 LIST = auth.Need("list", sub=auth.Sub.RUNS)
 DAY = datetime.timedelta(days=1)
-# Within one namespace: its workflows, pools, models, tiers or days.
-CostBy = Literal["workflow", "pool", "model", "tier", "day"]
+# Within one namespace: its workflows, pools, models, tiers, capacity types or days.
+CostBy = Literal["workflow", "pool", "model", "tier", "capacity", "day"]
 
 
 class NoHistoryError(LookupError):

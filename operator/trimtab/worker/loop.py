@@ -65,8 +65,9 @@ class Worker:
         self.cfg, self.client, self.clients, self.metrics = cfg, client, clients, metrics
         self.lua = scripts.Scripts(client)
         self.queue = tasks.PoolQueue(
-            client, self.lua, namespace=cfg.namespace, pool=cfg.pool, consumer=cfg.consumer
-        )
+            client, self.lua, namespace=cfg.namespace, pool=cfg.pool, consumer=cfg.consumer,
+            capacity=cfg.capacity,
+        )  # fmt: skip
         self.concurrency = cfg.spec.worker.concurrency
         self.visibility_s = cfg.spec.queue.visibility_timeout_seconds
         self.rng = rng or random.Random()

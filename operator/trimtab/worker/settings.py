@@ -24,6 +24,10 @@ API_KEY_ENV = "TRIMTAB_MODEL_API_KEY"
 # Where tool headers' Secrets are mounted; a worker run outside Kubernetes points it at
 # a folder of <secret>/<key> files.
 TOOL_SECRETS_DIR_ENV = "TRIMTAB_TOOL_SECRETS_DIR"
+# The capacity type of the worker's pod (Spot, OnDemand, or Mixed for a pool that
+# prefers spot), from its trimtab.io/capacity label through the downward API; the
+# history records it with each attempt.
+CAPACITY_ENV = "TRIMTAB_CAPACITY"
 
 
 class SettingsError(ValueError):
@@ -40,6 +44,7 @@ class WorkerSettings:
     api_key: str | None = None
     metrics_port: int | None = None
     tool_secrets_dir: pathlib.Path = pathlib.Path(secrets.MOUNT_DIR)
+    capacity: str = ""  # unknown outside Kubernetes
 
 
 def consumer_name() -> str:
@@ -94,4 +99,5 @@ def resolve(
         api_key=env.get(API_KEY_ENV),
         metrics_port=metrics_port,
         tool_secrets_dir=pathlib.Path(env.get(TOOL_SECRETS_DIR_ENV) or secrets.MOUNT_DIR),
+        capacity=env.get(CAPACITY_ENV, ""),
     )

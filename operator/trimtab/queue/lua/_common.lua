@@ -128,3 +128,30 @@ local function settle_hold(run_key, p, tokens, cost)
   end
   redis.call('HSET', run_key, p .. STEP_FIELD.held_tokens, tokens, p .. STEP_FIELD.held_cost, cost)
 end
+
+-- Append how the step's current attempt ended to its attempt log (wire.AttemptField),
+-- in the script that ends it: the step's own fields keep only its latest attempt, and
+-- the history keeps every one (its pool, worker, capacity and timings). Tokens and
+-- cost are the step's totals as the attempt ends, plus `pending_tokens`/`pending_cost`
+-- an attempt parked for review has spent but not booked yet; an attempt's own are the
+-- difference from the entry before. The newest ATTEMPTS_LOGGED entries are kept.
+local function log_attempt(run_key, p, attempt, outcome, now, err, pending_tokens, pending_cost)
+  local f = STEP_FIELD
+  local v = redis.call('HMGET', run_key, p .. f.attempts, p .. f.pool, p .. f.worker,
+    p .. f.capacity, p .. f.started_ms, p .. f.tokens, p .. f.cost)
+  local log = v[1] and cjson.decode(v[1]) or {}
+  local e = {}
+  e[ATTEMPT_FIELD.attempt] = tonumber(attempt)
+  e[ATTEMPT_FIELD.outcome] = outcome
+  e[ATTEMPT_FIELD.pool] = v[2] or ''
+  e[ATTEMPT_FIELD.worker] = v[3] or ''
+  e[ATTEMPT_FIELD.capacity] = v[4] or ''
+  e[ATTEMPT_FIELD.started_ms] = tonumber(v[5] or '0')
+  e[ATTEMPT_FIELD.ended_ms] = tonumber(now)
+  e[ATTEMPT_FIELD.tokens] = tonumber(v[6] or '0') + (pending_tokens or 0)
+  e[ATTEMPT_FIELD.cost] = tonumber(v[7] or '0') + (pending_cost or 0)
+  e[ATTEMPT_FIELD.error] = err or ''
+  log[#log + 1] = e
+  while #log > ATTEMPTS_LOGGED do table.remove(log, 1) end
+  redis.call('HSET', run_key, p .. f.attempts, cjson.encode(log))
+end

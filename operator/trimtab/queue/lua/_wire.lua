@@ -143,6 +143,8 @@ local STEP_FIELD = wire({
   undo_error = 'undo_err',
   undo_deliveries = 'undo_dlv',
   transcript = 'transcript',
+  capacity = 'cap',
+  attempts = 'atts',
 })
 local WINDOW_FIELD = wire({
   tokens = 'tokens',
@@ -179,8 +181,27 @@ local ENDED = wire({
   status = 'status',
   at_ms = 'at',
 })
+local ATTEMPT = wire({
+  done = 'done',
+  retry = 'retry',
+  escalated = 'escalated',
+  dead = 'dead',
+  review = 'review',
+})
+local ATTEMPT_FIELD = wire({
+  attempt = 'a',
+  outcome = 'o',
+  pool = 'pool',
+  worker = 'worker',
+  capacity = 'cap',
+  started_ms = 'start',
+  ended_ms = 'end',
+  tokens = 'tokens',
+  cost = 'cost',
+  error = 'err',
+})
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
-local ENDED_MAX = 200000
+local ENDED_MAX, ATTEMPTS_LOGGED = 200000, 50
 local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4
 -- A step's fields in the run hash: step_prefix(step) .. STEP_FIELD.state
 local function step_prefix(step)

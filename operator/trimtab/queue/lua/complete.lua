@@ -64,6 +64,8 @@ redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.done, p .. STEP_FIELD.ou
   p .. STEP_FIELD.ended_ms, now)
 -- The step's figures add to what its failed attempts' calls spent (book.lua).
 book_spend(run_key, p, KEYS[4], ARGV[7], ARGV[8])
+-- A reviewer's approval ends no attempt: the attempt's log entry was written on review.
+if state ~= STEP.review then log_attempt(run_key, p, attempt, ATTEMPT.done, now) end
 redis.call('HINCRBY', run_key, RUN_FIELD.version, 1)
 local remaining = redis.call('HINCRBY', run_key, RUN_FIELD.remaining, -1)
 redis.call('XACK', stream, group, msg_id)

@@ -9,6 +9,7 @@ local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return REPLY.duplicate end
 release_hold(run_key, p)
+log_attempt(run_key, p, attempt, ATTEMPT.escalated, ARGV[8], ARGV[7])
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, tonumber(attempt) + 1,
   p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.interrupted, 0, p .. STEP_FIELD.pool, ARGV[6], p .. STEP_FIELD.error, ARGV[7], p .. STEP_FIELD.queued_ms, ARGV[8])
 local fields = {}

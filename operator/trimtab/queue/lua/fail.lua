@@ -13,6 +13,7 @@ local entry = take(ARGV, 8, #ARGV - 7)
 local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return REPLY.duplicate end
 release_hold(run_key, p)
+log_attempt(run_key, p, attempt, ATTEMPT.dead, now, reason)
 -- A run fails once: a second branch dying adds its dead letter, not a second failure.
 local already = given_up(run_key)
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.dead, p .. STEP_FIELD.error, reason, p .. STEP_FIELD.ended_ms, now)

@@ -11,6 +11,7 @@ local p = step_prefix(step)
 local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, msg_id)
 if stale then return REPLY.duplicate end
 release_hold(run_key, p)
+log_attempt(run_key, p, attempt, ATTEMPT.retry, ARGV[8], ARGV[7])
 if given_up(run_key) then
   redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.cancelled, p .. STEP_FIELD.error, ARGV[7])
   redis.call('XACK', stream, group, msg_id)

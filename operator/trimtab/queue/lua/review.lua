@@ -16,6 +16,7 @@ local stale, state = ack_if_stale(run_key, step, attempt, fence, stream, group, 
 if stale then return {REPLY.duplicate} end
 if redis.call('XLEN', reviews) >= REVIEWS_MAX then return {REPLY.full} end
 settle_hold(run_key, p, tonumber(ARGV[8]), tonumber(ARGV[9]))
+log_attempt(run_key, p, attempt, ATTEMPT.review, now, nil, tonumber(ARGV[8]), tonumber(ARGV[9]))
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.review, p .. STEP_FIELD.error, reason)
 -- A run another branch failed stays failed: the entry is kept for the record, and
 -- approving it is refused (complete.lua).

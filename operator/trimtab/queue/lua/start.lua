@@ -16,7 +16,7 @@
 -- Decoded in one place: trimtab.queue.tasks.PoolQueue.start.
 -- KEYS: run, own stream
 -- ARGV: step, attempt, msg_id, group, now_ms, max_deliveries, consumer,
---       interrupted (0/1), dependency...
+--       interrupted (0/1), the worker's capacity type ('' when unknown), dependency...
 local run_key, stream = KEYS[1], KEYS[2]
 local step, attempt, msg_id, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = step_prefix(step)
@@ -46,13 +46,13 @@ if exhausted then
   return cjson.encode({reply = REPLY.exhausted, fence = fence})
 end
 redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.running, p .. STEP_FIELD.started_ms, ARGV[5],
-  p .. STEP_FIELD.worker, ARGV[7])
+  p .. STEP_FIELD.worker, ARGV[7], p .. STEP_FIELD.capacity, ARGV[9])
 local v = redis.call('HMGET', run_key, RUN_FIELD.inputs, RUN_FIELD.version, RUN_FIELD.created_ms,
   RUN_FIELD.tokens, RUN_FIELD.cost, RUN_FIELD.session, RUN_FIELD.traceparent)
 local reply = {reply = REPLY.run, fence = fence, inputs = v[1], version = v[2],
   created_ms = v[3], tokens = v[4], cost = v[5], session = v[6], traceparent = v[7],
   outputs = {}}
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   local out = redis.call('HGET', run_key, step_prefix(ARGV[i]) .. STEP_FIELD.output)
   if out then reply.outputs[ARGV[i]] = out end
 end

@@ -24,6 +24,7 @@ KIND = "AgentPool"
 # may not import the worker, and a unit test keeps the two in step.
 POOL_SPEC_ENV = "TRIMTAB_POOL_SPEC"
 API_KEY_ENV = "TRIMTAB_MODEL_API_KEY"
+CAPACITY_ENV = "TRIMTAB_CAPACITY"
 SPEC_HASH_ANNOTATION = "trimtab.io/spec-hash"
 WORKER_CONTAINER = "worker"
 METRICS_PORT_NAME = "metrics"
@@ -235,12 +236,19 @@ def _volumes(wiring: Wiring) -> list[dict[str, Any]]:
     return [*wiring.redis.volumes(), *secrets.volumes(wiring.tool_secrets)]
 
 
+_CAPACITY_FIELD = f"metadata.labels['{naming.CAPACITY_LABEL}']"
+
+
 def _env(spec: agentpool.AgentPoolSpec, wiring: Wiring) -> list[dict[str, Any]]:
     """The operator's variables (the spec, the Secrets of model key and Redis), then
     the user's. Names the operator sets are reserved
     (the worker depends on them) and a repeated user name keeps its last value, since
     server-side apply rejects duplicate names in the list."""
-    ours: list[dict[str, Any]] = [{"name": POOL_SPEC_ENV, "value": _spec_json(spec)}]
+    ours: list[dict[str, Any]] = [
+        {"name": POOL_SPEC_ENV, "value": _spec_json(spec)},
+        # The pod's own capacity label, so each attempt's history row says where it ran.
+        {"name": CAPACITY_ENV, "valueFrom": {"fieldRef": {"fieldPath": _CAPACITY_FIELD}}},
+    ]
     ref = spec.model.api_key_secret_ref
     if ref is not None:
         # Only a reference: the key's value never enters any object the operator writes.
