@@ -61,6 +61,18 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Model call and time to first token p95",
+        "s",
+        [
+            (
+                "histogram_quantile(0.95, sum by (namespace, pool, le) "
+                f"(rate(trimtab_{name}_bucket{{{SEL}}}[$__rate_interval])))",
+                f"{BY_POOL} {label}",
+            )
+            for name, label in (("model_call_seconds", "call"), ("first_token_seconds", "ttft"))
+        ],
+    ),
+    (
         "Tokens per second",
         "short",
         [

@@ -116,6 +116,7 @@ class Metrics:
     step_duration_seconds: Histogram
     queue_wait_seconds: Histogram
     first_token_seconds: Histogram
+    model_call_seconds: Histogram
     steps_total: Counter
     tokens_total: Counter
     cost_total: Counter
@@ -198,14 +199,29 @@ class Metrics:
         step: str,
         outcome: StepOutcome,
         seconds: float,
+        trace_id: str | None = None,
     ) -> None:
-        """Count one step attempt and observe how long it ran."""
+        """Count one step attempt and observe how long it ran; `trace_id` (a sampled
+        trace's) is the exemplar, here and below."""
         labels = (namespace, pool, workflow, step, StepOutcome(outcome).value)
         self.steps_total.labels(*labels).inc()
-        self.step_duration_seconds.labels(*labels).observe(seconds)
+        self.step_duration_seconds.labels(*labels).observe(seconds, _exemplar(trace_id))
 
-    def first_token_seen(self, namespace: str, pool: str, *, seconds: float) -> None:
-        self.first_token_seconds.labels(namespace, pool).observe(seconds)
+    def queue_waited(
+        self, namespace: str, pool: str, *, seconds: float, trace_id: str | None = None
+    ) -> None:
+        self.queue_wait_seconds.labels(namespace, pool).observe(seconds, _exemplar(trace_id))
+
+    def first_token_seen(
+        self, namespace: str, pool: str, *, seconds: float, trace_id: str | None = None
+    ) -> None:
+        self.first_token_seconds.labels(namespace, pool).observe(seconds, _exemplar(trace_id))
+
+    def model_called(
+        self, namespace: str, pool: str, *, seconds: float, trace_id: str | None = None
+    ) -> None:
+        """Observe one model call, request to whole reply, whether it succeeded or not."""
+        self.model_call_seconds.labels(namespace, pool).observe(seconds, _exemplar(trace_id))
 
     def tokens_used(self, namespace: str, pool: str, *, kind: TokenKind, tokens: int) -> None:
         self.tokens_total.labels(namespace, pool, TokenKind(kind).value).inc(tokens)
@@ -231,7 +247,7 @@ class Metrics:
     ) -> None:
         """A run's whole time, submit to end, and the tokens it used (the operator, for
         every run); `trace_id` is the exemplar that links a bucket to a trace."""
-        exemplar = {"trace_id": trace_id} if trace_id else None
+        exemplar = _exemplar(trace_id)
         labels = (namespace, workflow, RunOutcome(outcome).value)
         self.run_duration_seconds.labels(*labels).observe(seconds, exemplar)
         self.run_tokens.labels(namespace, workflow).observe(tokens, exemplar)
@@ -291,6 +307,11 @@ class Metrics:
             self.scale_decision_seconds.observe(seconds)
 
 
+def _exemplar(trace_id: str | None) -> dict[str, str] | None:
+    """The exemplar linking an observation to its trace; none without a sampled one."""
+    return {"trace_id": trace_id} if trace_id else None
+
+
 def build(registry: CollectorRegistry) -> Metrics:
     """Declare every metric on `registry`; call it once per registry."""
     pool = ("namespace", "pool")
@@ -301,21 +322,30 @@ def build(registry: CollectorRegistry) -> Metrics:
     return Metrics(
         step_duration_seconds=histogram(
             "step_duration_seconds",
-            "Time one step attempt ran, from claim to completion.",
+            "Time one step attempt ran, from claim to completion (exemplars: trace ids).",
             step,
             buckets=STEP_BUCKETS,
         ),
         queue_wait_seconds=histogram(
             "queue_wait_seconds",
-            "Time a step waited in its pool's stream before a worker claimed it.",
+            "Time a step waited in its pool's stream before a worker claimed it"
+            " (exemplars: trace ids).",
             pool,
             buckets=QUEUE_WAIT_BUCKETS,
         ),
         first_token_seconds=histogram(
             "first_token_seconds",
-            "Time from a streamed model request to its first text (streaming steps).",
+            "Time from a streamed model request to its first text (streaming steps;"
+            " exemplars: trace ids).",
             pool,
             buckets=FIRST_TOKEN_BUCKETS,
+        ),
+        model_call_seconds=histogram(
+            "model_call_seconds",
+            "Time one model call took, request to whole reply (streamed or not), by pool;"
+            " failed calls too. Exemplars: trace ids.",
+            pool,
+            buckets=STEP_BUCKETS,
         ),
         steps_total=counter("steps", "Step attempts, by outcome.", step),
         tokens_total=counter("tokens", "Model tokens used, by kind.", (*pool, "kind")),

@@ -22,6 +22,7 @@ from tests.harness import redis_server
 from trimtab import metrics
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.queue import connection
+from trimtab.telemetry import tracing as traces
 from trimtab.worker import loop, settings
 from trimtab.worker import main as worker_main
 from trimtab_dev.devcluster import commands
@@ -96,16 +97,19 @@ def worker_settings(
 
 @contextlib.asynccontextmanager
 async def in_process_worker(
-    cfg: settings.WorkerSettings, *, grace_seconds: float = 5.0
+    cfg: settings.WorkerSettings,
+    *,
+    grace_seconds: float = 5.0,
+    tracing: traces.Tracing | None = None,
 ) -> AsyncIterator[loop.Worker]:
-    """A worker running as a task of the test's event loop; drained on exit."""
-    client = connection.connect(cfg.redis_url)
-    clients = worker_main.build_clients(cfg)
+    """A worker running as a task of the test's event loop, with a metrics registry of
+    its own (`worker.metrics`); drained on exit."""
     from prometheus_client import CollectorRegistry  # noqa: PLC0415 - a registry per worker
 
-    worker = loop.Worker(
-        cfg, client=client, clients=clients, metrics=metrics.build(CollectorRegistry())
-    )
+    client = connection.connect(cfg.redis_url)
+    recorded = metrics.build(CollectorRegistry())
+    clients = worker_main.build_clients(cfg, tracing, recorded)
+    worker = loop.Worker(cfg, client=client, clients=clients, metrics=recorded)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop, grace_seconds=grace_seconds))
     try:

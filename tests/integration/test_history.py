@@ -141,25 +141,7 @@ async def test_ended_runs_are_archived_with_their_steps_and_costs_add_up(
         ("b", "done", "p", "sim-small", "small"),
     }
     assert max(int(s[2]) for s in steps) == 2, "the model's first call failed: two attempts"
-    attempts = pg.query(
-        "SELECT a.step, a.attempt, a.outcome, a.capacity, a.error_type, a.tokens,"
-        " a.worker IS NOT NULL"
-        " FROM trimtab_attempts a JOIN trimtab_runs r USING (namespace, run_id)"
-        " WHERE r.workflow = 'hist-costs' ORDER BY run_id, step, attempt"
-    )
-    assert len(attempts) == 13, "one row per attempt: twelve steps, one of them retried"
-    (failed,) = [a for a in attempts if a[2] == "retry"]
-    assert failed[:2] == ["a", "1"]
-    assert failed[4] == "http_5xx"
-    assert {a[2] for a in attempts} == {"done", "retry"}
-    assert {a[3] for a in attempts} == {"Spot"}, "each attempt says where its worker ran"
-    assert all(a[6] == "t" for a in attempts)
-    step_tokens = pg.query(
-        "SELECT sum(s.tokens), (SELECT sum(a.tokens) FROM trimtab_attempts a JOIN trimtab_runs r"
-        " USING (namespace, run_id) WHERE r.workflow = 'hist-costs') FROM trimtab_steps s"
-        " JOIN trimtab_runs r USING (namespace, run_id) WHERE r.workflow = 'hist-costs'"
-    )
-    assert step_tokens[0][0] == step_tokens[0][1], "a step's attempts add up to the step"
+    _check_attempts(pg)
 
     conn = await store.connect(pg.url)
     now = datetime.datetime.now(datetime.UTC)
@@ -193,6 +175,29 @@ async def test_ended_runs_are_archived_with_their_steps_and_costs_add_up(
     again = await sdk.submit(NS, "hist-costs", {"i": 0}, idempotency_key="k0")
     assert again == refs[0]
     assert pg.query("SELECT count(*) FROM trimtab_runs WHERE workflow = 'hist-costs'") == [["6"]]
+
+
+def _check_attempts(pg: postgres.Postgres) -> None:
+    """One row per attempt, each with its worker's capacity type, adding up to its step."""
+    attempts = pg.query(
+        "SELECT a.step, a.attempt, a.outcome, a.capacity, a.error_type, a.tokens,"
+        " a.worker IS NOT NULL"
+        " FROM trimtab_attempts a JOIN trimtab_runs r USING (namespace, run_id)"
+        " WHERE r.workflow = 'hist-costs' ORDER BY run_id, step, attempt"
+    )
+    assert len(attempts) == 13, "one row per attempt: twelve steps, one of them retried"
+    (failed,) = [a for a in attempts if a[2] == "retry"]
+    assert failed[:2] == ["a", "1"]
+    assert failed[4] == "http_5xx"
+    assert {a[2] for a in attempts} == {"done", "retry"}
+    assert {a[3] for a in attempts} == {"Spot"}, "each attempt says where its worker ran"
+    assert all(a[6] == "t" for a in attempts)
+    step_tokens = pg.query(
+        "SELECT sum(s.tokens), (SELECT sum(a.tokens) FROM trimtab_attempts a JOIN trimtab_runs r"
+        " USING (namespace, run_id) WHERE r.workflow = 'hist-costs') FROM trimtab_steps s"
+        " JOIN trimtab_runs r USING (namespace, run_id) WHERE r.workflow = 'hist-costs'"
+    )
+    assert step_tokens[0][0] == step_tokens[0][1], "a step's attempts add up to the step"
 
 
 def _cli(*args: str, pg: postgres.Postgres) -> str:

@@ -240,3 +240,47 @@ async def test_a_dag_run_is_one_trace_across_workers_retries_and_a_reclaim(
     assert orphans == [], "the killed worker's attempt left no span behind"
     _check_calls(found, (await sdk.result(run)).outputs["c"])
     assert SECRET_INPUT not in repr(found), "inputs are never recorded"
+
+
+def _exemplar_traces(histogram: Any) -> set[str]:
+    """The trace ids a worker's histogram links its buckets to."""
+    return {
+        s.exemplar.labels["trace_id"]
+        for family in histogram.collect()
+        for s in family.samples
+        if s.exemplar is not None
+    }
+
+
+async def test_a_traced_workers_histograms_link_to_the_runs_trace(
+    jaeger: jaeger_mod.Jaeger, sim: str, redis_url: str, sdk: Client
+) -> None:
+    """Queue wait, attempt and model-call durations carry the run's trace id as their
+    exemplar; a run whose trace is not sampled leaves none."""
+    spec = runtime.pool_spec(sim, model="plain")
+    cfg = runtime.worker_settings(NS, "exemplars", spec, redis_url)
+    await sdk.publish(
+        NS,
+        "exemplars",
+        awf.AgentWorkflowSpec.model_validate(
+            {"defaultPool": "exemplars", "steps": [{"name": "only", "prompt": "hi"}]}
+        ),
+    )
+    tracer = tracing.Tracing.from_env("trimtab-worker", env=_otel_env(jaeger))
+    unsampled = ids.Parent(trace_id=0x1234, span_id=0x5678, sampled=False)
+    async with runtime.in_process_worker(cfg, tracing=tracer) as worker:
+        sampled_run = await sdk.submit(NS, "exemplars", {}, traceparent=CALLER.header())
+        quiet_run = await sdk.submit(NS, "exemplars", {}, traceparent=unsampled.header())
+        for run in (sampled_run, quiet_run):
+            assert (await sdk.result(run, timeout=30)).status == "succeeded"
+        m = worker.metrics
+        expected = {f"{CALLER.trace_id:032x}"}
+        assert _exemplar_traces(m.queue_wait_seconds) == expected
+        assert _exemplar_traces(m.step_duration_seconds) == expected
+        assert _exemplar_traces(m.model_call_seconds) == expected
+        calls = m.model_call_seconds.labels(NS, "exemplars")
+        count = next(
+            s.value for f in calls.collect() for s in f.samples if s.name.endswith("_count")
+        )
+        assert count == 2, "every model call is observed, traced or not"
+    tracer.shutdown()

@@ -27,6 +27,7 @@ EXPECTED = {
     "trimtab_step_duration_seconds": {"namespace", "pool", "workflow", "step", "outcome"},
     "trimtab_queue_wait_seconds": {"namespace", "pool"},
     "trimtab_first_token_seconds": {"namespace", "pool"},
+    "trimtab_model_call_seconds": {"namespace", "pool"},
     "trimtab_steps_total": {"namespace", "pool", "workflow", "step", "outcome"},
     "trimtab_tokens_total": {"namespace", "pool", "kind"},
     "trimtab_cost_total": {"namespace", "pool"},
@@ -75,8 +76,9 @@ def record_everything(m: Metrics) -> None:
         outcome=StepOutcome.SUCCEEDED,
         seconds=1.5,
     )
-    m.queue_wait_seconds.labels("shop", "gpt").observe(0.2)
+    m.queue_waited("shop", "gpt", seconds=0.2, trace_id="0af7651916cd43dd8448eb211c80319c")
     m.first_token_seen("shop", "gpt", seconds=0.04)
+    m.model_called("shop", "gpt", seconds=0.8, trace_id="0af7651916cd43dd8448eb211c80319c")
     m.tokens_used("shop", "gpt", kind=TokenKind.PROMPT, tokens=120)
     m.cost_total.labels("shop", "gpt").inc(0.03)
     m.step_error("shop", "gpt", error=ErrorType.HTTP_429)
@@ -151,6 +153,7 @@ def test_names_carry_namespace_and_units(registry: CollectorRegistry, m: Metrics
             id="step-duration",
         ),
         pytest.param("trimtab_queue_wait_seconds_count", POOL, 1.0, id="queue-wait"),
+        pytest.param("trimtab_model_call_seconds_sum", POOL, 0.8, id="model-call"),
         pytest.param("trimtab_first_token_seconds_count", POOL, 1.0, id="first-token"),
         pytest.param("trimtab_tokens_total", {**POOL, "kind": "prompt"}, 120.0, id="tokens"),
         pytest.param("trimtab_cost_total", POOL, 0.03, id="cost"),
@@ -374,3 +377,12 @@ def test_a_runs_duration_carries_its_trace_as_an_exemplar(
         if row.startswith("trimtab_run_duration_seconds_bucket") and 'le="5.0"' in row
     )  # fmt: skip
     assert '# {trace_id="0af7651916cd43dd8448eb211c80319c"} 3.5' in line
+    for family, le, value in (
+        ("trimtab_queue_wait_seconds", "0.5", "0.2"),
+        ("trimtab_model_call_seconds", "1.0", "0.8"),
+    ):
+        bucket = next(
+            row for row in text.splitlines()
+            if row.startswith(f"{family}_bucket") and f'le="{le}"' in row
+        )  # fmt: skip
+        assert f'# {{trace_id="0af7651916cd43dd8448eb211c80319c"}} {value}' in bucket, family

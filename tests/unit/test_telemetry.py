@@ -173,6 +173,26 @@ def test_an_outgoing_call_carries_the_current_spans_traceparent() -> None:
     assert sent["Authorization"] == "Bearer x"
 
 
+def test_an_unsampled_runs_context_is_passed_on_flagged_and_builds_no_span() -> None:
+    traced, memory = _recording()
+    unsampled = ids.run_trace("ns", "r1", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")
+    assert traced.recording_here(), "no current trace: the sampler decides"
+    assert traced.trace_id_of(unsampled) is None, "no exemplar for a trace nobody keeps"
+    with traced.within(traced.run_parent(unsampled)):
+        assert not traced.recording_here()
+        assert traced.current_trace_id() is None
+        sent = traced.headers({})
+    parent = ids.parse_traceparent(sent["traceparent"])
+    assert parent is not None
+    assert (parent.trace_id, parent.sampled) == (unsampled.trace_id, False)
+    assert memory.get_finished_spans() == ()
+    sampled = ids.run_trace("ns", "r1", CALLER)
+    with traced.within(traced.run_parent(sampled)):
+        assert traced.recording_here()
+        assert traced.current_trace_id() == f"{sampled.trace_id:032x}"
+    assert traced.trace_id_of(sampled) == f"{sampled.trace_id:032x}"
+
+
 def test_an_exception_marks_the_span_failed_and_goes_on() -> None:
     traced, memory = _recording()
     with pytest.raises(KeyError), traced.span("boom"):

@@ -41,3 +41,8 @@ async def test_endpoints_answer() -> None:
         metrics = await client.get("/metrics")
         assert metrics.status == 200
         assert "text/plain" in metrics.headers["Content-Type"]
+        openmetrics = await client.get(
+            "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+        assert "application/openmetrics-text" in openmetrics.headers["Content-Type"]
+        assert (await openmetrics.text()).rstrip().endswith("# EOF"), "exemplars can be read"

@@ -106,6 +106,42 @@ class Tracing:
         decision = self._provider.sampler.should_sample(None, run.trace_id, "run")
         return bool(decision.decision.is_sampled())  # type: ignore[no-untyped-call]
 
+    def trace_id_of(self, run: ids.RunTrace) -> str | None:
+        """The run's trace id as hex when its trace is recorded, for metric exemplars
+        (an exemplar must link to a trace that exists); None otherwise."""
+        if self._provider is None or not self.sampled(run):
+            return None
+        return f"{run.trace_id:032x}"
+
+    def current_trace_id(self) -> str | None:
+        """The trace id of the span current here, when it is recorded; else None."""
+        if self._provider is None:
+            return None
+        found = trace.get_current_span().get_span_context()
+        return f"{found.trace_id:032x}" if found.is_valid and found.trace_flags.sampled else None
+
+    def recording_here(self) -> bool:
+        """Whether a span started here would be recorded: tracing is on and the
+        current trace is sampled (no current trace: the sampler decides, so True).
+        Callers skip building the attributes of a span nobody will see."""
+        if self._provider is None:
+            return False
+        found = trace.get_current_span().get_span_context()
+        return not found.is_valid or found.trace_flags.sampled
+
+    @contextlib.contextmanager
+    def within(self, parent: otel_context.Context | None) -> Iterator[None]:
+        """`parent` current for the block, with no span of its own: an unsampled run's
+        steps still pass its context on, flagged not sampled, to what they call."""
+        if parent is None:
+            yield
+            return
+        token = otel_context.attach(parent)
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
     @contextlib.contextmanager
     def span(
         self,

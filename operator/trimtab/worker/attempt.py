@@ -246,7 +246,10 @@ class Attempts:
     def _first_token(self, result: execute.StepResult) -> None:
         if result.first_token_seconds is not None:
             self.metrics.first_token_seen(
-                self.cfg.namespace, self.cfg.pool, seconds=result.first_token_seconds
+                self.cfg.namespace,
+                self.cfg.pool,
+                seconds=result.first_token_seconds,
+                trace_id=self.clients.tracing.current_trace_id(),
             )
 
     def _worst_case(

@@ -12,6 +12,7 @@ import time
 from trimtab import metrics as metrics_mod
 from trimtab.queue import completion, connection, intake, messages, runs, tasks, wire
 from trimtab.reconcile.agentworkflow import compile as compile_mod
+from trimtab.telemetry import tracing as traces
 from trimtab.worker import ending, execute, settings
 from trimtab.worker import memory as memory_mod
 from trimtab.worker import stats as tally_mod
@@ -37,9 +38,11 @@ class Finisher:
         metrics: metrics_mod.Metrics,
         tally: tally_mod.SecondTally,
         memory: memory_mod.SessionMemory,
+        tracing: traces.Tracing | None = None,
     ) -> None:
         self.cfg, self.client, self.queue = cfg, client, queue
         self.metrics, self.tally, self.memory = metrics, tally, memory
+        self.tracing = tracing or traces.Tracing()  # the attempt's span is current here
 
     async def apply(
         self,
@@ -80,6 +83,7 @@ class Finisher:
             step=delivery.task.step,
             outcome=outcome,
             seconds=seconds,
+            trace_id=self.tracing.current_trace_id(),
         )
         if isinstance(end, ending.Completed):
             self._record_completed(delivery, end, seconds)

@@ -82,7 +82,7 @@ class Worker:
         )
         self.finisher = finish.Finisher(
             cfg, client=client, queue=self.queue, metrics=metrics, tally=self._tally,
-            memory=self.memory,
+            memory=self.memory, tracing=clients.tracing,
         )  # fmt: skip
         self.attempts = attempt.Attempts(
             cfg, client=client, lua=self.lua, clients=clients, metrics=metrics, rng=self.rng,
@@ -306,8 +306,12 @@ class Worker:
             why = f"delivered more than {limit} times without completing"
             await self.finisher.apply(delivery, wf, ending.DeadLetter(why))
             return
-        self.metrics.queue_wait_seconds.labels(self.cfg.namespace, self.cfg.pool).observe(
-            max(0.0, (now_ms() - task.enqueued_ms) / 1000)
+        run_trace = ids.run_trace(task.namespace, task.run_id, started.view.traceparent)
+        self.metrics.queue_waited(
+            self.cfg.namespace,
+            self.cfg.pool,
+            seconds=max(0.0, (now_ms() - task.enqueued_ms) / 1000),
+            trace_id=self.clients.tracing.trace_id_of(run_trace),
         )
         if not self.clients.tracing.enabled:
             await self._execute(delivery, wf, started.view)
@@ -321,6 +325,10 @@ class Worker:
         first child) to its ending, recorded by whichever worker runs this delivery."""
         task, tracing = delivery.task, self.clients.tracing
         run_trace = ids.run_trace(task.namespace, task.run_id, run.traceparent)
+        if not tracing.sampled(run_trace):  # no spans to build, only the context to pass
+            with tracing.within(tracing.run_parent(run_trace)):
+                await self._execute(delivery, wf, run)
+            return
         enqueued_ns, started_ns = int(task.enqueued_ms * 1e6), time.time_ns()
         attributes = spans.attempt_attributes(task, self.cfg.pool, self.cfg.consumer)
         with tracing.span(

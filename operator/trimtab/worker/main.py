@@ -4,6 +4,7 @@ liveness: trimtab.worker.serving), the loop."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -19,11 +20,18 @@ log = logging.getLogger(__name__)
 
 
 def build_clients(
-    cfg: settings.WorkerSettings, tracing: traces.Tracing | None = None
+    cfg: settings.WorkerSettings,
+    tracing: traces.Tracing | None = None,
+    recorded: metrics.Metrics | None = None,
 ) -> execute.Clients:
+    """The worker's model and tool clients; with `recorded`, each model call's
+    duration is observed there."""
     spec = cfg.spec
     limit = spec.worker.concurrency * 2  # headroom for retries overlapping slow replies
     tracing = tracing or traces.Tracing()
+    observe = None
+    if recorded is not None:
+        observe = functools.partial(_model_called, recorded, cfg.namespace, cfg.pool)
     return execute.Clients(
         model=ModelClient(
             spec.model,
@@ -31,6 +39,7 @@ def build_clients(
             max_connections=limit,
             count_tokens=tokens.counter(spec.model.tokenizer),
             tracing=tracing,
+            observe=observe,
         ),
         tools=ToolClient(
             max_connections=limit,
@@ -41,6 +50,12 @@ def build_clients(
         pricing=spec.model.pricing,
         tracing=tracing,
     )
+
+
+def _model_called(
+    recorded: metrics.Metrics, namespace: str, pool: str, seconds: float, trace_id: str | None
+) -> None:
+    recorded.model_called(namespace, pool, seconds=seconds, trace_id=trace_id)
 
 
 def worker_tracing(cfg: settings.WorkerSettings) -> traces.Tracing:
@@ -63,8 +78,9 @@ async def serve(cfg: settings.WorkerSettings, *, stop: asyncio.Event | None = No
     for sig in (signal.SIGTERM, signal.SIGINT):
         event_loop.add_signal_handler(sig, stop.set)
     client = connection.connect(cfg.redis_url, max_connections=cfg.spec.worker.concurrency + 8)
-    clients = build_clients(cfg, worker_tracing(cfg))
-    worker = loop.Worker(cfg, client=client, clients=clients, metrics=metrics.default())
+    recorded = metrics.default()
+    clients = build_clients(cfg, worker_tracing(cfg), recorded)
+    worker = loop.Worker(cfg, client=client, clients=clients, metrics=recorded)
     endpoints = (
         await serving.start(worker.readiness, cfg.metrics_port) if cfg.metrics_port else None
     )

@@ -59,6 +59,10 @@ class ModelReply:
         ) / 1000
 
 
+# Told each model call's seconds and, when it is recorded, the trace it belongs to.
+CallObserver = Callable[[float, str | None], None]
+
+
 class ModelClient:
     """The pool's model endpoint, over one pooled HTTP client. `count_tokens` counts a
     streamed reply whose server reports no usage."""
@@ -71,9 +75,11 @@ class ModelClient:
         max_connections: int,
         count_tokens: Callable[[str], int] = templates.estimate_tokens,
         tracing: traces.Tracing | None = None,
+        observe: CallObserver | None = None,
     ) -> None:
         self.spec = spec
         self._tracing = tracing or traces.Tracing()
+        self._observe = observe
         self._url = spec.endpoint.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._count = count_tokens
@@ -145,16 +151,29 @@ class ModelClient:
     async def _send(
         self, body: dict[str, Any], headers: dict[str, str] | None, on_text: OnText | None
     ) -> ModelReply:
-        if not self._tracing.enabled:
-            return await self._exchange(body, {**self._headers, **(headers or {})}, on_text)
+        if not self._tracing.recording_here():  # off, or an unsampled run's call
+            sent = self._tracing.headers({**self._headers, **(headers or {})})
+            return await self._timed(body, sent, on_text)
         name = call_spans.model_call_name(self.spec)
         attributes = call_spans.model_call_attributes(self.spec, body)
         with self._tracing.span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
             sent = self._tracing.headers({**self._headers, **(headers or {})})
-            reply = await self._exchange(body, sent, on_text)
+            reply = await self._timed(body, sent, on_text)
             if span is not None:
                 span.set_attributes(call_spans.model_reply_attributes(reply))
             return reply
+
+    async def _timed(
+        self, body: dict[str, Any], sent: dict[str, str], on_text: OnText | None
+    ) -> ModelReply:
+        """The exchange, its duration observed whether it succeeded or not."""
+        if self._observe is None:
+            return await self._exchange(body, sent, on_text)
+        started = time.monotonic()
+        try:
+            return await self._exchange(body, sent, on_text)
+        finally:
+            self._observe(time.monotonic() - started, self._tracing.current_trace_id())
 
     async def _exchange(
         self, body: dict[str, Any], sent: dict[str, str], on_text: OnText | None

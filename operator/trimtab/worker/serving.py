@@ -15,6 +15,7 @@ import time
 
 import prometheus_client
 from aiohttp import web
+from prometheus_client import exposition
 
 READY_WITHIN_SECONDS = 5.0
 
@@ -48,11 +49,12 @@ def app(readiness: Readiness) -> web.Application:
     async def live(_: web.Request) -> web.Response:
         return web.Response(text="alive\n")
 
-    async def scrape(_: web.Request) -> web.Response:
-        body = prometheus_client.generate_latest()
-        return web.Response(
-            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
-        )
+    async def scrape(request: web.Request) -> web.Response:
+        # OpenMetrics when the scraper asks for it (Prometheus does, to read exemplars:
+        # the trace ids on the worker's histograms); the text format otherwise.
+        encode, content_type = exposition.choose_encoder(request.headers.get("Accept", ""))
+        body = encode(prometheus_client.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     served = web.Application()
     served.router.add_get("/readyz", ready)

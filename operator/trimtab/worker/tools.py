@@ -100,8 +100,8 @@ class ToolClient:
         """The tool's answer; `name` (the step's or the agent tool's) names its span."""
         request = rendered(tool, context, self._secrets_root)
         headers = with_idempotency_key(request.headers, idempotency_key)
-        if not self._tracing.enabled:
-            return await self._send(request, headers)
+        if not self._tracing.recording_here():  # off, or an unsampled run's call
+            return await self._send(request, self._tracing.headers(headers))
         attributes = call_spans.tool_call_attributes(name, request.url, request.method)
         with self._tracing.span(
             call_spans.tool_call_name(name), kind=SpanKind.CLIENT, attributes=attributes
