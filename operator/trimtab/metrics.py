@@ -73,6 +73,22 @@ class ErrorType(enum.StrEnum):
     OTHER = "error"
 
 
+def described(error: ErrorType, message: str) -> str:
+    """A step's error as it is stored and shown: its type first, "http_5xx: ...". The
+    history reads the type back from it (error_type_of)."""
+    return f"{error.value}: {message}"
+
+
+def error_type_of(text: str | None) -> ErrorType | None:
+    """The type a `described` error starts with; None for any other text (a
+    reviewer's rejection, a compensation's)."""
+    prefix = (text or "").partition(":")[0]
+    try:
+        return ErrorType(prefix)
+    except ValueError:
+        return None
+
+
 class CacheResult(enum.StrEnum):
     HIT = "hit"
     MISS = "miss"

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from trimtab import metrics
 from trimtab.cli import history_cmd
 from trimtab.handlers import archiving
 from trimtab.history import records, store
@@ -153,3 +154,20 @@ def test_a_workflow_that_keeps_inputs_and_outputs_has_them_archived_until_its_re
     plain = archiving.archived(run, {}, {})
     assert plain is not None
     assert (plain.inputs, plain.outputs, plain.io_expires_at) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (metrics.described(metrics.ErrorType.HTTP_5XX, "HTTP 500: down"), "http_5xx"),
+        (metrics.described(metrics.ErrorType.OTHER, "boom"), "error"),
+        ("not good enough", None),  # a reviewer's words
+        ("http_5xxx: close", None),
+        (None, None),
+    ],
+)
+def test_an_errors_type_is_read_back_from_how_it_was_described(
+    text: str | None, found: str | None
+) -> None:
+    kind = metrics.error_type_of(text)
+    assert (kind.value if kind else None) == found

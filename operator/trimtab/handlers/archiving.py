@@ -16,19 +16,17 @@ from typing import Any
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.history import records
-from trimtab.metrics import ErrorType
+from trimtab.metrics import error_type_of
 from trimtab.queue import attempts, ended, runs
 from trimtab.telemetry import ids
 
-_ERROR_TYPES = {e.value for e in ErrorType}
 INTERRUPTED = "interrupted"  # an attempt cut off by its run's end: an archive outcome only
 Pools = Mapping[tuple[str, str], Mapping[str, Any]]
 
 
 def _error_type(error: str | None) -> str | None:
-    """The failure's type, which the step's error starts with ("http_5xx: ...")."""
-    prefix = (error or "").partition(":")[0]
-    return prefix if prefix in _ERROR_TYPES else None
+    found = error_type_of(error)
+    return found.value if found is not None else None
 
 
 def _model(namespace: str, pool: str | None, pools: Pools) -> Mapping[str, Any]:

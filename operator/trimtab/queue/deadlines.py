@@ -15,9 +15,10 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
+from trimtab.metrics import ErrorType, described
 from trimtab.queue import keys, scripts, wire
 
-REASON = "deadline_exceeded: the run reached its deadline before it ended"
+REASON = described(ErrorType.DEADLINE_EXCEEDED, "the run reached its deadline before it ended")
 
 
 async def end_overdue_in(

@@ -164,10 +164,9 @@ class Attempts:
             result = await self._execute(delivery, wf, step, context, prompt, limit)
         except TimeoutError:
             if limit < step.timeout_seconds:
-                return ending.DeadLetter(
-                    "deadline_exceeded: the run reached its deadline while this step ran",
-                    metrics_mod.ErrorType.DEADLINE_EXCEEDED,
-                )
+                late = metrics_mod.ErrorType.DEADLINE_EXCEEDED
+                why = "the run reached its deadline while this step ran"
+                return ending.DeadLetter(metrics_mod.described(late, why), late)
             failure: errors.StepError = errors.StepTimeoutError(
                 f"step timed out after {step.timeout_seconds} s"
             )

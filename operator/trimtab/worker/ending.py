@@ -14,7 +14,7 @@ import dataclasses
 import random
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.metrics import ErrorType, StepOutcome
+from trimtab.metrics import ErrorType, StepOutcome, described
 from trimtab.queue import messages
 from trimtab.worker import backoff, errors, execute, policy
 
@@ -95,7 +95,7 @@ def after_failure(
         pool=pool,
     )
     kind = exc.error_type
-    error = f"{kind}: {exc}"
+    error = described(kind, str(exc))
     match decided.action:
         case policy.Action.RETRY:
             delay = backoff.delay_seconds(
@@ -118,11 +118,8 @@ def within_deadline(end: Ending, deadline_ms: float | None, deadline_s: int | No
     breaker's wait) due after it ends the step instead, as the deadline would."""
     if deadline_ms is None or not isinstance(end, Retry) or end.due_ms <= deadline_ms:
         return end
-    return DeadLetter(
-        f"deadline_exceeded: {end.reason}; its next attempt would be due after the run's "
-        f"{deadline_s} s deadline",
-        ErrorType.DEADLINE_EXCEEDED,
-    )
+    why = f"{end.reason}; its next attempt would be due after the run's {deadline_s} s deadline"
+    return DeadLetter(described(ErrorType.DEADLINE_EXCEEDED, why), ErrorType.DEADLINE_EXCEEDED)
 
 
 def breaker_open(
@@ -131,7 +128,7 @@ def breaker_open(
     """The endpoint's breaker is open: move to the fallback pool if the step has one,
     otherwise wait (without holding a worker slot) until the breaker lets a call
     through. Neither counts against the step's retries."""
-    reason = f"breaker_open: the endpoint of pool {pool} is failing"
+    reason = described(ErrorType.BREAKER_OPEN, f"the endpoint of pool {pool} is failing")
     fallback = spec.fallback
     if fallback is not None and fallback.pool and fallback.pool != pool:
         return Escalate(fallback.pool, reason, ErrorType.BREAKER_OPEN)
@@ -142,7 +139,7 @@ def breaker_open(
 def rate_limited(*, pool: str, due_ms: float) -> Retry:
     """The pool's model rate limit has no room for a while: the step waits its turn
     without holding a worker slot, its retries untouched."""
-    reason = f"rate_limited: pool {pool}'s model rate limit has no room yet"
+    reason = described(ErrorType.RATE_LIMITED, f"pool {pool}'s model rate limit has no room yet")
     return Retry(due_ms=due_ms, reason=reason, error=ErrorType.RATE_LIMITED, keep_budget=True)
 
 
@@ -152,14 +149,14 @@ HELD_WAIT_MS = 1000.0
 def budget_held(shortfall: str, *, now_ms: float) -> Retry:
     """The run's budget has room for the step once the steps under way settle what they
     hold: it waits (its retries untouched) and asks again."""
-    reason = f"budget_held: {shortfall}; waiting for them to settle"
+    reason = described(ErrorType.BUDGET_HELD, f"{shortfall}; waiting for them to settle")
     return Retry(now_ms + HELD_WAIT_MS, reason, ErrorType.BUDGET_HELD, keep_budget=True)
 
 
 def budget_exhausted(budget: awf.Budget | None, *, pool: str, shortfall: str) -> Ending:
     """The step may not start within its budgets: degrade, review or fail."""
     decided = policy.on_budget_exhausted(budget, pool)
-    why = f"budget_exhausted: {shortfall}"
+    why = described(ErrorType.BUDGET_EXHAUSTED, shortfall)
     kind = ErrorType.BUDGET_EXHAUSTED
     match decided.action:
         case policy.Action.ESCALATE:

@@ -21,6 +21,7 @@ import enum
 
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.metrics import ErrorType, described
 from trimtab.queue import budgets, wire
 
 
@@ -156,4 +157,5 @@ def past_deadline(deadline_seconds: int | None, created_ms: float, now_ms: float
     age = (now_ms - created_ms) / 1000
     if age <= deadline_seconds:
         return None
-    return f"deadline_exceeded: the run is {age:.1f} s old, past its {deadline_seconds} s deadline"
+    why = f"the run is {age:.1f} s old, past its {deadline_seconds} s deadline"
+    return described(ErrorType.DEADLINE_EXCEEDED, why)
