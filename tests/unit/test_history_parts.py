@@ -91,7 +91,10 @@ def test_an_attempt_its_run_cut_off_holds_the_rest_of_the_steps_spend() -> None:
     row = archiving.archived(_ended(state), {})
     assert row is not None
     rows = row.steps[0].attempt_rows
-    assert [(a.attempt, a.outcome) for a in rows] == [(1, "retry"), (2, archiving.INTERRUPTED)]
+    assert [(a.attempt, a.outcome) for a in rows] == [
+        (1, "retry"),
+        (2, wire.AttemptOutcome.INTERRUPTED),
+    ]
     assert (rows[1].tokens, rows[1].capacity, rows[1].worker) == (6, "OnDemand", "w2")
     assert sum(a.cost for a in rows) == pytest.approx(0.25), "the attempts add up to the step"
     waiting = dataclasses.replace(base, started_ms=1300.0)  # its retry never started

@@ -4,8 +4,9 @@ operator watches).
 
 A step's attempts come from its attempt log (trimtab.queue.attempts). An attempt still
 running when its run ended (the run was cancelled, timed out or failed on another
-branch) logged nothing; it gets a row of its own, `interrupted`, holding what the step
-spent beyond its logged attempts, so a step's attempts add up to the step.
+branch) logged nothing; it gets a row of its own (wire.AttemptOutcome.INTERRUPTED)
+holding what the step spent beyond its logged attempts, so a step's attempts add up
+to the step.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.history import records
 from trimtab.metrics import error_type_of
-from trimtab.queue import attempts, ended, runs
+from trimtab.queue import attempts, ended, runs, wire
 from trimtab.telemetry import ids
 
-INTERRUPTED = "interrupted"  # an attempt cut off by its run's end: an archive outcome only
 Pools = Mapping[tuple[str, str], Mapping[str, Any]]
 
 
@@ -58,34 +58,24 @@ def _attempt(a: attempts.AttemptView, namespace: str, pools: Pools) -> records.A
     )
 
 
-def _cut_off(
-    s: runs.StepView, namespace: str, pools: Pools, ended_ms: float
-) -> records.ArchivedAttempt | None:
+def _cut_off(s: runs.StepView, ended_ms: float) -> attempts.AttemptView | None:
     """The step's latest attempt when it started after its last logged ending (a step
     waiting out a retry's backoff has not): what the step spent beyond its logged
     attempts went there."""
     logged = s.attempt_log
     if s.started_ms is None or (logged and s.started_ms <= logged[-1].ended_ms):
         return None
-    tokens = s.tokens - sum(a.tokens for a in logged)
-    cost = s.cost - sum(a.cost for a in logged)
-    model = _model(namespace, s.pool, pools)
-    ended_at = records.at(s.ended_ms or ended_ms)
-    assert ended_at is not None
-    return records.ArchivedAttempt(
+    return attempts.AttemptView(
         attempt=s.attempt,
-        outcome=INTERRUPTED,
+        outcome=wire.AttemptOutcome.INTERRUPTED,
         pool=s.pool,
-        model=model.get("name"),
-        tier=model.get("tier"),
-        capacity=s.capacity,
         worker=s.worker,
-        started_at=records.at(s.started_ms),
-        ended_at=ended_at,
-        tokens=max(0, tokens),
-        cost=max(0.0, cost),
+        capacity=s.capacity,
+        started_ms=s.started_ms,
+        ended_ms=s.ended_ms or ended_ms,
+        tokens=max(0, s.tokens - sum(a.tokens for a in logged)),
+        cost=max(0.0, s.cost - sum(a.cost for a in logged)),
         error=None,
-        error_type=None,
     )
 
 
@@ -93,9 +83,8 @@ def _step(
     name: str, s: runs.StepView, namespace: str, pools: Pools, ended_ms: float
 ) -> records.ArchivedStep:
     model = _model(namespace, s.pool, pools)
-    rows = [_attempt(a, namespace, pools) for a in s.attempt_log]
-    if (cut := _cut_off(s, namespace, pools, ended_ms)) is not None:
-        rows.append(cut)
+    cut = _cut_off(s, ended_ms)
+    rows = [_attempt(a, namespace, pools) for a in (*s.attempt_log, *([cut] if cut else []))]
     return records.ArchivedStep(
         step=name,
         state=s.state.value,

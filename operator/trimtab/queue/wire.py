@@ -278,6 +278,9 @@ class AttemptOutcome(enum.StrEnum):
     ESCALATED = "escalated"  # failed; the next attempt runs on the fallback pool
     DEAD = "dead"  # failed for good: the step is dead-lettered
     REVIEW = "review"  # produced an output a person must review
+    # Still running when its run ended (cancelled, timed out, failed on another branch):
+    # no script logs it; the archive names the attempt so (trimtab.handlers.archiving).
+    INTERRUPTED = "interrupted"
 
 
 class AttemptField(enum.StrEnum):

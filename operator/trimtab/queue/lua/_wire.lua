@@ -187,6 +187,7 @@ local ATTEMPT = wire({
   escalated = 'escalated',
   dead = 'dead',
   review = 'review',
+  interrupted = 'interrupted',
 })
 local ATTEMPT_FIELD = wire({
   attempt = 'a',
