@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.test_agentpool_desired import pod, pool_spec, worker
 from trimtab import config
-from trimtab.queue import connection
+from trimtab.queue import connection, topology
 from trimtab.reconcile.agentpool import desired, redis_access
 
 NS, NAME, UID = "team-a", "support", "0b6f5c1e-0000-4000-8000-000000000001"
@@ -27,6 +27,7 @@ def test_the_pure_layer_names_the_clients_variables() -> None:
     assert redis_access.PASSWORD_ENV == connection.PASSWORD_ENV
     assert redis_access.USERNAME_ENV == connection.USERNAME_ENV
     assert redis_access.CA_FILE_ENV == connection.CA_FILE_ENV
+    assert redis_access.SENTINEL_PASSWORD_ENV == topology.SENTINEL_PASSWORD_ENV
 
 
 def test_plain_access_adds_nothing_to_the_pod() -> None:
@@ -47,6 +48,8 @@ def test_password_and_ca_are_secret_references_in_the_pools_namespace() -> None:
     # The user comes from the same Secret when it names one (a namespace user).
     user = env[connection.USERNAME_ENV]["valueFrom"]["secretKeyRef"]
     assert user == {"name": "redis-auth", "key": "username", "optional": True}
+    sentinel = env[topology.SENTINEL_PASSWORD_ENV]["valueFrom"]["secretKeyRef"]
+    assert sentinel == {"name": "redis-auth", "key": "sentinel-password", "optional": True}
     ca_file = env[connection.CA_FILE_ENV]["value"]
     mounts = {m["name"]: m for m in worker(dep)["volumeMounts"]}
     assert ca_file.startswith(mounts[redis_access.CA_VOLUME]["mountPath"] + "/")

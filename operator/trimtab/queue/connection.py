@@ -6,18 +6,22 @@ bundle come from the environment (TRIMTAB_REDIS_USERNAME, TRIMTAB_REDIS_PASSWORD
 TRIMTAB_REDIS_CA_FILE), where a pod gets them from a Secret, so they never appear in a
 URL, a flag or an object the operator writes. Without a user, Redis's `default` user
 applies; a namespace's own user (trimtab.queue.acl) reaches only that namespace's keys.
+A `redis+sentinel://` URL finds the primary through Sentinel, and `?wait_replicas=N`
+makes scripts wait for replicas (trimtab.queue.topology says how and why).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
+from redis.asyncio import sentinel as aiosentinel
+
+from trimtab.queue import topology
 
 Redis = aioredis.Redis  # the client type, for callers outside trimtab.queue
 # Redis is down, restarting or loading its AOF: callers wait and try again.
@@ -58,7 +62,7 @@ class Auth:
         """Connection pool options for `url`. A user or password written in the URL wins, as
         redis-py applies URL options last; a CA bundle is an error without TLS, since it
         would otherwise be silently ignored and the user believe the link verified."""
-        tls = urllib.parse.urlsplit(url).scheme == TLS_SCHEME
+        tls = topology.parse(url).tls
         if self.ca_file and not tls:
             raise ValueError(f"{CA_FILE_ENV} is set but the Redis URL is not {TLS_SCHEME}://")
         options: dict[str, Any] = {}
@@ -73,34 +77,62 @@ class Auth:
         return options
 
 
+class Client(aioredis.Redis):
+    """A client that knows how durable its scripts' writes must be (trimtab.queue.
+    scripts waits for that many replicas after each one)."""
+
+    durability = topology.Durability()
+
+
+class _BlockingSentinelPool(aiosentinel.SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Sentinel's pool (connections to whichever node is primary now) that waits for a
+    free connection as the plain pool does, instead of failing at max_connections."""
+
+
 def connect(url: str, *, max_connections: int = 64, auth: Auth | None = None) -> aioredis.Redis:
     """A pooled client that returns str: every queue key holds text (JSON, ids, numbers).
 
     The pool blocks when all its connections are busy, so a burst of concurrent callers
     (thousands of submits gathered at once) waits its turn instead of failing.
     """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        decode_responses=True,
-        max_connections=max_connections,
-        timeout=30,
-        socket_keepalive=True,
-        health_check_interval=30,
-        **(auth or Auth.from_env()).pool_options(url),
-    )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
+    return _client(url, auth, decode_responses=True, max_connections=max_connections,
+                   health_check_interval=30)  # fmt: skip
 
 
 def connect_binary(
     url: str, *, max_connections: int = 16, auth: Auth | None = None
 ) -> aioredis.Redis:
     """A pooled client that returns bytes, for compressed conversation state."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        decode_responses=False,
-        max_connections=max_connections,
-        timeout=30,
-        socket_keepalive=True,
-        **(auth or Auth.from_env()).pool_options(url),
-    )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
+    return _client(url, auth, decode_responses=False, max_connections=max_connections)
+
+
+def _client(url: str, auth: Auth | None, **options: Any) -> Client:
+    target = topology.parse(url)
+    options.update(timeout=30, socket_keepalive=True)
+    options.update((auth or Auth.from_env()).pool_options(url))
+    if target.sentinel is None:
+        pool = aioredis.BlockingConnectionPool.from_url(target.url, **options)
+    else:
+        pool = _sentinel_pool(target.sentinel, options)
+    client = Client(connection_pool=pool)
+    client.auto_close_connection_pool = True  # it owns the pool and closes it (from_pool)
+    client.durability = target.durability
+    return client
+
+
+def _sentinel_pool(where: topology.SentinelTarget, options: dict[str, Any]) -> Any:
+    """A pool whose connections go to the service's primary, asking the sentinels
+    where it is on each new connection and after a node says it is read-only."""
+    tls = {k: v for k, v in options.items() if k.startswith("ssl_")}
+    asked: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, **tls}
+    if tls:
+        asked["ssl"] = True
+    if password := os.environ.get(topology.SENTINEL_PASSWORD_ENV):
+        asked["password"] = password
+    if where.username:
+        options["username"] = where.username
+    if where.password:
+        options["password"] = where.password
+    sentinels = list(where.sentinels)
+    manager = aiosentinel.Sentinel(sentinels, sentinel_kwargs=asked)  # type: ignore[no-untyped-call]
+    return _BlockingSentinelPool(where.service, manager, ssl=where.tls, db=where.db, **options)  # type: ignore[no-untyped-call]

@@ -9,6 +9,11 @@ running work along with new work. So every script but `submit` is flagged `allow
 steps already under way can always start, finish, retry or fail, while submit.lua
 itself refuses new runs once memory passes wire.ADMIT_BELOW_PERCENT of maxmemory,
 leaving the rest for them.
+
+A client whose URL asks for durability (`?wait_replicas=N`, trimtab.queue.topology)
+sends each script with a `WAIT N` behind it, on one connection in one round trip, and
+a script whose writes did not reach N replicas in time raises NotReplicatedError, a
+ConnectionError, which callers already treat as Redis being away for a moment.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import importlib.resources
 from typing import Any
 
 from redis import asyncio as aioredis
+from redis import exceptions as redis_exceptions
+
+from trimtab.queue import topology
 
 NAMES = (
     "submit",
@@ -45,14 +53,47 @@ NAMES = (
 )
 
 
+class NotReplicatedError(redis_exceptions.ConnectionError):
+    """A script ran on the primary, but fewer replicas than required have its writes:
+    a failover now could lose them. Retrying is safe; every script is idempotent for
+    a repeated call (a duplicate completion is dropped, a submit keeps its key)."""
+
+
 class Scripts:
     """The registered scripts of one client, by name."""
 
     def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
         self._scripts = {name: client.register_script(source(name)) for name in NAMES}
+        self._durability: topology.Durability = getattr(client, "durability", topology.Durability())
 
     async def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._scripts[name](keys=keys, args=args)
+        if not self._durability.replicas:
+            return await self._scripts[name](keys=keys, args=args)
+        return await self._replicated(name, keys, args)
+
+    async def _replicated(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """The script, then WAIT on the same connection: WAIT counts the replicas that
+        have this connection's writes, so it must follow them on it."""
+        script, want = self._scripts[name], self._durability
+        for _ in range(2):  # a second time after loading it, on NOSCRIPT
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", want.replicas, want.timeout_ms)
+                result, acked = await pipe.execute(raise_on_error=False)
+            if isinstance(result, redis_exceptions.NoScriptError):
+                await self._client.script_load(script.script)
+                continue
+            for answer in (result, acked):
+                if isinstance(answer, Exception):
+                    raise answer
+            if int(acked) < want.replicas:
+                raise NotReplicatedError(
+                    f"{name}: {acked} of {want.replicas} replica(s) acknowledged its writes"
+                    f" within {want.timeout_ms} ms"
+                )
+            return result
+        raise redis_exceptions.NoScriptError(f"{name}: not loaded after SCRIPT LOAD")
 
 
 # Scripts that admit new work, and so must be refused when Redis is full.

@@ -20,6 +20,10 @@ PASSWORD_ENV = "TRIMTAB_REDIS_PASSWORD"  # noqa: S105 - a variable name
 # the namespace users of its bundled Redis (trimtab.queue.acl); absent, `default` applies.
 USERNAME_KEY = "username"
 CA_FILE_ENV = "TRIMTAB_REDIS_CA_FILE"
+# Sentinels that require a password of their own (trimtab.queue.topology) read it from
+# the same Secret, under this key, when it has one.
+SENTINEL_PASSWORD_ENV = "TRIMTAB_REDIS_SENTINEL_PASSWORD"  # noqa: S105 - a variable name
+SENTINEL_PASSWORD_KEY = "sentinel-password"  # noqa: S105 - a key name in the Secret
 CA_VOLUME = "redis-ca"
 CA_DIR = "/etc/trimtab/redis-ca"
 CA_KEY = "ca.crt"
@@ -63,6 +67,13 @@ class RedisAccess:
             out.append({"name": USERNAME_ENV, "valueFrom": {"secretKeyRef": user}})
             ref = {"name": self.password_secret, "key": self.password_key}
             out.append({"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": ref}})
+            sentinel = {"name": self.password_secret, "key": SENTINEL_PASSWORD_KEY}
+            out.append(
+                {
+                    "name": SENTINEL_PASSWORD_ENV,
+                    "valueFrom": {"secretKeyRef": {**sentinel, "optional": True}},
+                }
+            )
         if self.ca_secret:
             out.append({"name": CA_FILE_ENV, "value": f"{CA_DIR}/{CA_KEY}"})
         return out
