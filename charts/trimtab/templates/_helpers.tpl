@@ -43,8 +43,9 @@ app.kubernetes.io/component: operator
 {{- if and .Values.redis.bundled.enabled .Values.redis.tls.caSecret -}}
 {{- fail "redis.tls applies to an external Redis; the bundled Redis serves plain TCP inside the cluster" -}}
 {{- end -}}
-{{- if and .Values.redis.tls.caSecret (not (hasPrefix "rediss://" (include "trimtab.redisUrl" .))) -}}
-{{- fail "redis.tls.caSecret is set but redis.url is not rediss://" -}}
+{{- $url := include "trimtab.redisUrl" . -}}
+{{- if and .Values.redis.tls.caSecret (not (or (hasPrefix "rediss://" $url) (hasPrefix "rediss+sentinel://" $url))) -}}
+{{- fail "redis.tls.caSecret is set but redis.url is not rediss:// or rediss+sentinel://" -}}
 {{- end -}}
 {{- if and .Values.redis.auth.namespaceUsers (not .Values.redis.bundled.enabled) -}}
 {{- fail "redis.auth.namespaceUsers configures the bundled Redis; for an external Redis, create each user with `trimtab redis grant NAMESPACE`" -}}
