@@ -263,18 +263,17 @@ def test_route_context_waits_for_every_dependency() -> None:
     assert compile_mod.from_document(compile_mod.to_document(wf)).steps.keys() == wf.steps.keys()
 
 
-@pytest.mark.parametrize(
-    ("limit", "shards", "per_shard"), [(128, 8, 16), (16, 1, 16), (20, 2, 10), (1, 1, 1)]
-)
-async def test_client_set_keeps_each_pool_small(limit: int, shards: int, per_shard: int) -> None:
+async def test_the_http_client_holds_at_most_its_connections_and_no_cookies() -> None:
     from trimtab.worker import http  # noqa: PLC0415
 
-    clients = http.ClientSet(max_connections=limit, timeout_seconds=5)
-    picked = [clients.pick() for _ in range(shards * 2)]
-    assert len({id(c) for c in picked}) == shards  # every shard used, in turn
-    assert picked[:shards] == picked[shards:]
-    pool = picked[0]._transport._pool
-    assert pool._max_connections == per_shard
+    clients = http.ClientSet(max_connections=20, timeout_seconds=5)
+    session = clients.pick()
+    assert clients.pick() is session, "one pooled session, made once"
+    assert session.connector is not None
+    assert session.connector.limit == 20
+    assert session.cookie_jar.__class__.__name__ == "DummyCookieJar"
+    await clients.aclose()
+    assert clients.pick() is not session, "a closed session is made again"
     await clients.aclose()
 
 

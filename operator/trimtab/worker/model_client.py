@@ -7,7 +7,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import httpx
 from opentelemetry.trace import SpanKind
 
 from trimtab.api.v1alpha1 import agentpool
@@ -240,7 +239,7 @@ def _or_counted(reported: int | None, body: Mapping[str, Any], count: Callable[[
     return sum(count(str(m.get("content") or "")) for m in body["messages"])
 
 
-def _reply(response: httpx.Response) -> ModelReply:
+def _reply(response: http.Reply) -> ModelReply:
     try:
         data = response.json()
         choice = data["choices"][0]

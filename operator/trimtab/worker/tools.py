@@ -14,7 +14,6 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from opentelemetry.trace import SpanKind
 
 from trimtab.api.v1alpha1 import agentworkflow as awf
@@ -123,7 +122,7 @@ class ToolClient:
         await self._clients.aclose()
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: http.Reply) -> Any:
     try:
         return response.json()
     except json.JSONDecodeError:
