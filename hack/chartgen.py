@@ -73,7 +73,9 @@ def redis_acl_template() -> dict[str, str]:
     items of redis-server arguments, quoted since `-@all` and `~...` are YAML syntax."""
 
     def templated(text: str) -> str:
-        return text.replace(_ACL_SAMPLE, "{{ . }}")
+        # A hash tag's braces, as text beside the template's own.
+        tagged = text.replace("{" + _ACL_SAMPLE + "}", '{{ "{" }}{{ . }}{{ "}" }}')
+        return tagged.replace(_ACL_SAMPLE, "{{ . }}")
 
     rules = "\n".join(f"- {templated(json.dumps(r))}" for r in acl.rules(_ACL_SAMPLE))
     body = (

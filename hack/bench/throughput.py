@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Throughput of no-op jobs: Trimtab beside arq, Celery, RQ and Dramatiq on one Redis.
+"""Throughput of small jobs: Trimtab beside arq, Celery, RQ and Dramatiq on one Redis.
 
-The job is the same everywhere: one HTTP POST of a small JSON body to the inference
-simulator's `/tools/echo` through a pooled httpx client, returning the response JSON.
-For Trimtab it is a one-step workflow run (a tool step), so each job also does
-Trimtab's durability work: the run record, atomic completion, enqueueing dependents
-(none here) and the run's event stream.
+Two job shapes, each the same everywhere (hack/bench/peers says how each framework runs
+them): `echo`, one HTTP POST of a small JSON body to the inference simulator's
+`/tools/echo` through a pooled client, returning the response JSON; and `return`, a job
+that only returns (for Trimtab, a step answered from its response cache): the
+framework's own ceiling. For Trimtab each job is a one-step workflow run, so it also
+does Trimtab's durability work: the run record, atomic completion, enqueueing
+dependents (none here) and the run's event stream.
 
 For each framework and worker-process count, on a freshly flushed dedicated
 redis-server: start the workers and wait until every one is consuming (startup is not
@@ -16,6 +18,7 @@ that interval, per job, which stays meaningful when other work shares the machin
 Prints figures; asserts nothing.
 
     hack/bench/throughput.py [--jobs 3000] [--workers 1,2,4] [--frameworks trimtab,arq,...]
+                             [--shapes echo,return]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from peers import drivers
 
 HERE = pathlib.Path(__file__).resolve().parent
 FRAMEWORKS = ["trimtab", "arq", "celery", "rq", "dramatiq"]
+SHAPES = ["echo", "return"]
 READY_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 120.0
 PROBE_CHUNK = 200  # jobs checked per poll, oldest first: finishing is roughly FIFO
@@ -155,10 +159,11 @@ def measure(
     return row
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(shape: str, rows: list[Row]) -> None:
     trimtab = {row.workers: row.rate for row in rows if row.framework == "trimtab"}
+    print(f"\njob: {shape}")
     print(
-        f"\n{'framework':<10}{'workers':>8}{'jobs':>7}{'seconds':>9}{'enqueue s':>11}"
+        f"{'framework':<10}{'workers':>8}{'jobs':>7}{'seconds':>9}{'enqueue s':>11}"
         f"{'jobs/s':>9}{'vs trimtab':>12}{'CPU ms/job':>12}  note"
     )
     for row in rows:
@@ -184,7 +189,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--workers", default="1,2,4", help="worker process counts")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="job shapes: echo, return")
     args = parser.parse_args()
+    shapes = [s for s in args.shapes.split(",") if s]
+    if set(shapes) - set(SHAPES):
+        parser.error(f"unknown shapes: {', '.join(sorted(set(shapes) - set(SHAPES)))}")
     counts = [int(n) for n in args.workers.split(",")]
     frameworks = [f for f in args.frameworks.split(",") if f]
     unknown = set(frameworks) - set(FRAMEWORKS)
@@ -210,7 +219,7 @@ def main() -> int:
         redis_cmd += ["--save", "", "--appendonly", "no", "--dir", str(tmp)]
         sim_cmd = [sys.executable, "-m", "trimtab", "simulate", "serve"]
         sim_cmd += ["--port", str(sim_port), "--config", str(sim_cfg)]
-        rows: list[Row] = []
+        tables: dict[str, list[Row]] = {shape: [] for shape in shapes}
         with (
             process(redis_cmd, tmp / "redis.log", env),
             process(sim_cmd, tmp / "sim.log", env),
@@ -219,15 +228,18 @@ def main() -> int:
             wait_for(r.ping, 15, "redis-server")
             health = f"http://127.0.0.1:{sim_port}/healthz"
             wait_for(lambda: httpx.get(health, timeout=1).status_code == 200, 15, "simulator")
-            for name in frameworks:
-                driver = drivers.make(name, redis_url, sim_port, tmp)
-                for n in counts:
-                    row = measure(driver, n, args.jobs, r, tmp, env)
-                    rate = f"{row.rate:.0f} jobs/s" if row.rate else row.note
-                    print(f"  {name} x{n}: {rate}", flush=True)
-                    rows.append(row)
+            for shape in shapes:
+                env["BENCH_SHAPE"] = os.environ["BENCH_SHAPE"] = shape
+                for name in frameworks:
+                    driver = drivers.make(name, redis_url, sim_port, tmp)
+                    for n in counts:
+                        row = measure(driver, n, args.jobs, r, tmp, env)
+                        rate = f"{row.rate:.0f} jobs/s" if row.rate else row.note
+                        print(f"  {shape}: {name} x{n}: {rate}", flush=True)
+                        tables[shape].append(row)
             r.close()
-    print_table(rows)
+    for shape, rows in tables.items():
+        print_table(shape, rows)
     return 0
 
 

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from tests.harness import chart, redis_server
+from trimtab.queue import keys
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +196,7 @@ def test_the_bundled_redis_asks_for_a_password_it_generated(
     ref = env["TRIMTAB_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
     password = chart.secret_value(found, "trimtab-system", ref["name"], ref["key"])
     assert len(password) == 32
-    assert redis.Redis.from_url(url, password=password).set("tt:team-a:k", "v")
+    assert redis.Redis.from_url(url, password=password).set(keys.run("team-a", "k"), "v")
     args = chart.find(found, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--protected-mode" not in args
 
@@ -208,13 +209,13 @@ def test_each_namespace_gets_a_user_confined_to_its_keys(
     env = _operator_env(found)
     assert env["TRIMTAB_WORKER_REDIS_PASSWORD_SECRET"]["value"] == "trimtab-redis-user"
     team_a, team_b = _client(found, url, "team-a"), _client(found, url, "team-b")
-    assert team_a.set("tt:team-a:run:r1", "a")
-    assert team_b.set("tt:team-b:run:r1", "b")
+    assert team_a.set(keys.run("team-a", "r1"), "a")
+    assert team_b.set(keys.run("team-b", "r1"), "b")
     with pytest.raises(redis.exceptions.NoPermissionError):
-        team_a.get("tt:team-b:run:r1")
+        team_a.get(keys.run("team-b", "r1"))
     with pytest.raises(redis.exceptions.NoPermissionError):
         team_b.flushall()
-    assert team_b.get("tt:team-b:run:r1") == b"b"
+    assert team_b.get(keys.run("team-b", "r1")) == b"b"
     # Each user's password is its own: team-a's does not open team-b's user.
     a_password = chart.secret_value(found, "team-a", "trimtab-redis-user", "password")
     with pytest.raises(redis.AuthenticationError):

@@ -13,7 +13,7 @@ import pytest
 from tests.harness import operator, samples
 from trimtab.api.v1alpha1 import API_VERSION
 from trimtab.kube import objects
-from trimtab.queue import connection, workflows
+from trimtab.queue import connection, keys, workflows
 from trimtab.reconcile.agentworkflow import secrets
 
 pytestmark = pytest.mark.usefixtures("crds")
@@ -134,7 +134,7 @@ async def _redis_view(redis_url: str, namespace: str, name: str) -> tuple[bool, 
             current = True
         except workflows.WorkflowNotFoundError:
             current = False
-        ttl = await client.ttl(f"tt:{namespace}:wf:{name}:gen:1")
+        ttl = await client.ttl(keys.workflow_generation(namespace, name, 1))
         return current, int(ttl), listed
     finally:
         await client.aclose()

@@ -10,7 +10,7 @@ from trimtab.queue import acl, keys
 
 def test_a_namespace_user_may_touch_only_its_namespaces_keys() -> None:
     rules = acl.rules("team-a")
-    assert [r for r in rules if r.startswith("~")] == ["~tt:team-a:*"]
+    assert [r for r in rules if r.startswith("~")] == ["~tt:{team-a}:*"]
     assert keys.run("team-a", "r1").startswith(acl.key_pattern("team-a").removesuffix("*"))
     assert not keys.run("team-b", "r1").startswith(acl.key_pattern("team-a").removesuffix("*"))
     assert rules[0] == "resetchannels"  # no Pub/Sub channel either

@@ -7,7 +7,7 @@ tt-{{ . }}
 {{/* Its ACL rules, one redis-server argument each. */}}
 {{- define "trimtab.redisNamespaceRules" -}}
 - "resetchannels"
-- "~tt:{{ . }}:*"
+- "~tt:{{ "{" }}{{ . }}{{ "}" }}:*"
 - "-@all"
 - "+@read"
 - "+@write"

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import aiohttp
 from arq import worker
 from arq.connections import RedisSettings
 
-from peers import LIMITS, READY_KEY, echo_async, redis_url
+from peers import CONNECTIONS, READY_KEY, job_async, redis_url
 
 
 async def noop(ctx: dict[str, Any]) -> object:
-    return await echo_async(ctx["http"])
+    return await job_async(ctx["http"])
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    ctx["http"] = httpx.AsyncClient(limits=LIMITS, timeout=10)
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    ctx["http"] = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(10))
     await ctx["redis"].incr(READY_KEY)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    await ctx["http"].aclose()
+    await ctx["http"].close()
 
 
 class WorkerSettings:

@@ -7,7 +7,7 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
-from peers import READY_KEY, echo_sync, redis_url
+from peers import READY_KEY, job_sync, redis_url
 
 app = Celery("bench", broker=redis_url(), backend=redis_url())
 app.conf.update(
@@ -21,7 +21,7 @@ app.conf.update(
 
 @app.task(name="noop")
 def noop() -> object:
-    return echo_sync()
+    return job_sync()
 
 
 @signals.worker_ready.connect

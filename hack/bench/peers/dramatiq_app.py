@@ -8,7 +8,7 @@ from dramatiq.middleware import Middleware
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
-from peers import READY_KEY, echo_sync, redis_url
+from peers import READY_KEY, job_sync, redis_url
 
 
 class Ready(Middleware):
@@ -29,4 +29,4 @@ dramatiq.set_broker(broker)
 # No retries: a failure should show up as a missing result, not as minutes of backoff.
 @dramatiq.actor(store_results=True, max_retries=0)
 def noop() -> object:
-    return echo_sync()
+    return job_sync()

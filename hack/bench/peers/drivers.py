@@ -4,13 +4,18 @@ how it tells a job is finished (checked in Redis by the parent, one key per job)
 Completion is read from each framework's own bookkeeping, never from an extra write in
 the job: Trimtab's run hash `status`, arq's and Celery's result keys, RQ's job hash
 `status`, Dramatiq's result-backend key. Every job's stored result is checked after the
-clock stops, to count any job that did not really run the HTTP call.
+clock stops, to count any job that did not really run.
+
+Trimtab's `return` job is a model step answered from its response cache (the cache was
+filled before the clock started): the step calls nothing and returns the stored
+output, after a cache lookup in Redis that the peers' constant return does not make.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import sys
 from collections.abc import Awaitable, Callable
@@ -47,6 +52,16 @@ def _ready_count(r: redis.Redis, n: int) -> bool:
     return int(r.get(READY_KEY) or 0) >= n
 
 
+def _run_key(namespace: str, run_id: str) -> str:
+    from trimtab.queue import keys  # noqa: PLC0415
+
+    return keys.run(namespace, run_id)
+
+
+def _shape() -> str:
+    return os.environ.get("BENCH_SHAPE", "echo")
+
+
 class Trimtab:
     name = "trimtab"
     ns, pool, workflow = "bench", "p", "noop"
@@ -54,6 +69,15 @@ class Trimtab:
     def __init__(self, redis_url: str, sim_port: int, tmp: pathlib.Path) -> None:
         self.redis_url, self.sim_port = redis_url, sim_port
         self.manifest = tmp / "pool.json"
+
+    def _step(self, base: str) -> dict[str, Any]:
+        if _shape() == "return":
+            return {"name": "call", "prompt": "the same every time", "cache": {"ttlSeconds": 3600}}
+        return {
+            "name": "call",
+            "kind": "tool",
+            "tool": {"url": f"{base}/tools/echo", "body": '{"n": 1}'},
+        }
 
     def setup(self) -> None:
         from trimtab.api.v1alpha1.agentpool import AgentPoolSpec  # noqa: PLC0415
@@ -80,13 +104,7 @@ class Trimtab:
         wf = AgentWorkflowSpec.model_validate(
             {
                 "defaultPool": self.pool,
-                "steps": [
-                    {
-                        "name": "call",
-                        "kind": "tool",
-                        "tool": {"url": f"{base}/tools/echo", "body": '{"n": 1}'},
-                    }
-                ],
+                "steps": [self._step(base)],
             }
         )
 
@@ -98,6 +116,32 @@ class Trimtab:
                 await client.aclose()
 
         asyncio.run(publish())
+        if _shape() == "return":
+            self._fill_cache()
+
+    def _fill_cache(self) -> None:
+        """One run with a worker of its own, so the measured runs all hit the cache."""
+        import subprocess  # noqa: PLC0415
+
+        from trimtab.sdk import Client  # noqa: PLC0415
+
+        async def one() -> None:
+            client = Client(self.redis_url)
+            try:
+                result = await client.result(
+                    await client.submit(self.ns, self.workflow, {}), timeout=60
+                )
+                assert result.status == "succeeded", result
+            finally:
+                await client.aclose()
+
+        (cmd,) = self.worker_cmds(1)
+        worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            asyncio.run(one())
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
 
     def worker_cmds(self, n: int) -> list[list[str]]:
         cmd = [PY, "-m", "trimtab", "worker", "run", "-f", str(self.manifest)]
@@ -121,16 +165,20 @@ class Trimtab:
         return [ref.split("/", 1)[1] for ref in asyncio.run(go())]
 
     def probe(self, pipe: Any, job: str) -> None:
-        pipe.hget(f"tt:{self.ns}:run:{job}", "status")
+        pipe.hget(_run_key(self.ns, job), "status")
 
     def done(self, reply: Any) -> bool:
         return reply in (b"succeeded", b"failed")
 
     def good(self, r: redis.Redis, jobs: list[str]) -> int:
         pipe = r.pipeline(transaction=False)
+        field = "cache_hits" if _shape() == "return" else "s:call:out"
         for job in jobs:
-            pipe.hget(f"tt:{self.ns}:run:{job}", "s:call:out")
-        return sum(is_echo(json.loads(out)) for out in pipe.execute() if out)
+            pipe.hget(_run_key(self.ns, job), field)
+        found = [out for out in pipe.execute() if out]
+        if _shape() == "return":
+            return sum(int(hits) == 1 for hits in found)
+        return sum(is_echo(json.loads(out)) for out in found)
 
 
 class Arq:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from peers import echo_sync
+from peers import job_sync
 
 
 def noop() -> object:
-    return echo_sync()
+    return job_sync()

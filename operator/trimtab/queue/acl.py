@@ -56,7 +56,7 @@ def user(namespace: str) -> str:
 
 def key_pattern(namespace: str) -> str:
     """The glob of every key of `namespace`."""
-    return f"{keys.PREFIX}:{_checked(namespace)}:*"
+    return f"{keys.namespace_prefix(_checked(namespace))}*"
 
 
 def rules(namespace: str) -> list[str]:

@@ -1,6 +1,16 @@
 """Every Redis key name Trimtab uses, in one place, namespaced by Kubernetes namespace.
 
-Layout (`tt:` prefix, `{ns}` a Kubernetes namespace):
+A namespace's keys all start with `tt:{NAMESPACE}:`, the braces included: the name in
+braces is their Redis Cluster hash tag, so every key of one namespace lives in one hash
+slot. That is what lets every script (which touches a run, its events, several pools'
+streams, its workflow's counters and budgets, all of one namespace) run on Redis
+Cluster, atomically, with no cross-slot hop; the cost is that one namespace is served
+by one shard, and the data plane grows across shards by namespaces (tenants, teams),
+not within one. On a single Redis or Sentinel the braces are just characters.
+The one key outside every namespace, the workflow index, lives in its own slot and
+is written beside, never inside, a namespace's atomic steps.
+
+Layout (`tt:` prefix, `{ns}` a Kubernetes namespace, braces and all):
     tt:{ns}:pool:{pool}:stream        pool's task stream of Normal runs; consumer group GROUP
     tt:{ns}:pool:{pool}:stream:{pri}  the same for High and Low runs ({pri}: high, low)
     tt:{ns}:pool:{pool}:delayed       retries waiting for their backoff (zset, score = due ms)
@@ -43,7 +53,17 @@ PREFIX = "tt"
 
 
 def _ns(namespace: str) -> str:
-    return f"{PREFIX}:{namespace}"
+    return f"{PREFIX}:{hash_tag(namespace)}"
+
+
+def hash_tag(namespace: str) -> str:
+    """The namespace as its keys' Redis Cluster hash tag."""
+    return f"{{{namespace}}}"
+
+
+def namespace_prefix(namespace: str) -> str:
+    """What every key of `namespace` starts with (its ACL users' key pattern)."""
+    return f"{_ns(namespace)}:"
 
 
 def _level(priority: wire.Priority) -> str:
