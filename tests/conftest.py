@@ -32,11 +32,14 @@ from trimtab.kube import client, objects
 from trimtab.sdk import Client
 
 TIERS = ("unit", "integration", "e2e")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        tier = pathlib.Path(str(item.fspath)).parent.name
+        # The folder right under tests/ (tests/integration/cluster is integration).
+        parts = pathlib.Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        tier = parts[0] if len(parts) > 1 else ""
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: tests live under tests/{{{','.join(TIERS)}}}")
         item.add_marker(getattr(pytest.mark, tier))

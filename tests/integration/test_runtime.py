@@ -12,11 +12,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-import redis.asyncio as aioredis
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import keys, messages, runs, state, wire, workflows
+from trimtab.queue import connection, keys, messages, runs, state, wire, workflows
 from trimtab.sdk import Client
 from trimtab.worker import settings
 
@@ -224,7 +223,7 @@ async def test_run_state_expires_with_the_workflow_ttl(
 
 
 async def test_conversation_state_round_trips_compresses_and_expires(redis_url: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connection.connect_binary(redis_url)
     store = state.StateStore(client, NS, ttl_seconds=1, compress_above=100)
     big = {"turns": ["a long message " * 20] * 10}
     await store.save("s1", {"turns": ["hi"]})
@@ -309,7 +308,7 @@ async def test_graceful_drain_releases_in_flight_steps_at_once(
 
 
 async def test_runs_read_returns_none_for_an_unknown_run(redis_url: str) -> None:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = connection.connect(redis_url)
     assert await runs.read(client, NS, "nope") is None
     await client.aclose()
 

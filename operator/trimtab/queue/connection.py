@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
+from redis.asyncio import cluster as aiocluster
 from redis.asyncio import sentinel as aiosentinel
 
 from trimtab.queue import topology
@@ -106,8 +107,10 @@ def connect_binary(
     return _client(url, auth, decode_responses=False, max_connections=max_connections)
 
 
-def _client(url: str, auth: Auth | None, **options: Any) -> Client:
+def _client(url: str, auth: Auth | None, **options: Any) -> aioredis.Redis:
     target = topology.parse(url)
+    if target.cluster is not None:
+        return _cluster_client(target.cluster, (auth or Auth.from_env()).pool_options(url), options)
     options.update(timeout=30, socket_keepalive=True)
     options.update((auth or Auth.from_env()).pool_options(url))
     if target.sentinel is None:
@@ -118,6 +121,30 @@ def _client(url: str, auth: Auth | None, **options: Any) -> Client:
     client.auto_close_connection_pool = True  # it owns the pool and closes it (from_pool)
     client.durability = target.durability
     return client
+
+
+def _cluster_client(
+    where: topology.ClusterTarget, auth: dict[str, Any], options: dict[str, Any]
+) -> aioredis.Redis:
+    """A Redis Cluster client. It serves the commands the queue sends (each script's
+    keys in one slot, trimtab.queue.keys), so callers keep the plain client's type;
+    tests/integration/test_redis_cluster.py runs the runtime on a real cluster."""
+    if where.username:
+        auth["username"] = where.username
+    if where.password:
+        auth["password"] = where.password
+    if where.tls:
+        auth["ssl"] = True
+    options.pop("health_check_interval", None)
+    found = aiocluster.RedisCluster(
+        startup_nodes=[aiocluster.ClusterNode(host, port) for host, port in where.nodes],
+        # Workers block on XREADGROUP for longer than the cluster client's default 5 s.
+        socket_timeout=None,
+        socket_keepalive=True,
+        **auth,
+        **options,
+    )
+    return cast(aioredis.Redis, found)
 
 
 def _sentinel_pool(where: topology.SentinelTarget, options: dict[str, Any]) -> Any:

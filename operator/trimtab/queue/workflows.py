@@ -32,8 +32,10 @@ async def publish(client: aioredis.Redis, document: dict[str, Any]) -> int:
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.workflow_generation(ns, name, gen), json.dumps(document))
         pipe.set(keys.workflow_current(ns, name), gen)
-        pipe.sadd(keys.workflow_index(), f"{ns}/{name}")
         await pipe.execute()
+    # The index is in a slot of its own (keys): written after the namespace's keys, so
+    # a crash between leaves a workflow runs can use and the next publish indexes.
+    await client.sadd(keys.workflow_index(), f"{ns}/{name}")
     return gen
 
 
@@ -103,12 +105,14 @@ async def retire(client: aioredis.Redis, namespace: str, name: str) -> bool:
     keep = awf.AgentWorkflowSpec.model_validate(document["spec"]).state.ttl_seconds
     async with client.pipeline(transaction=True) as pipe:
         pipe.delete(keys.workflow_current(namespace, name))
-        pipe.srem(keys.workflow_index(), f"{namespace}/{name}")
         for gen in range(1, generation + 1):
             pipe.expire(keys.workflow_generation(namespace, name, gen), keep)
         pipe.expire(keys.workflow_stats(namespace, name), keep)
         pipe.expire(keys.workflow_runs_index(namespace, name), keep)
         await pipe.execute()
+    # After the namespace's keys (the index is in its own slot): a crash between leaves
+    # an index entry whose workflow is gone, which the next retire removes.
+    await client.srem(keys.workflow_index(), f"{namespace}/{name}")
     return True
 
 

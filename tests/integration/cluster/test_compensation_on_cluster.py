@@ -1,0 +1,3 @@
+"""tests/integration/test_compensation.py on Redis Cluster (conftest.py says how)."""
+
+from tests.integration.test_compensation import *  # noqa: F403
