@@ -34,6 +34,7 @@ class ClusterNode:
 @dataclasses.dataclass
 class Cluster:
     nodes: list[ClusterNode]
+    workdir: pathlib.Path
 
     @property
     def url(self) -> str:
@@ -64,6 +65,26 @@ class Cluster:
         (node,) = [n for n in self.nodes if n.port == port]
         node.proc.send_signal(signal.SIGKILL)
         node.proc.wait(timeout=10)
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again: it rejoins as a replica of whoever took over."""
+        (i,) = [k for k, n in enumerate(self.nodes) if n.port == port]
+        self.nodes[i] = _node(self.workdir, port)
+
+    def wait_for_replica_of(self, port: int, timeout: float = 30.0) -> None:
+        """Until the primary on `port` has a replica in sync."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                info = redis.Redis(port=port).info("replication")
+                if any(
+                    isinstance(v, dict) and v.get("state") == "online"
+                    for k, v in info.items()
+                    if k.startswith("slave")
+                ):
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"the primary on {port} has no replica in sync after {timeout} s")
 
     def wait_for_failover(self, tag: str, old: int, timeout: float = 30.0) -> int:
         """The new primary of `tag`'s slot, once a replica took over from `old`."""
@@ -103,10 +124,12 @@ def _cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def _node(workdir: pathlib.Path) -> ClusterNode:
-    port = _cluster_port()
+def _node(workdir: pathlib.Path, port: int | None = None) -> ClusterNode:
+    """A node on `port` (a fresh one when None), its data and nodes.conf in its own
+    folder, so a node started again on its port rejoins the cluster it knew."""
+    port = port or _cluster_port()
     home = workdir / f"cluster-{port}"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     args = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(home), "--save", ""]
     args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
     args += ["--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--appendonly", "yes"]
@@ -139,7 +162,9 @@ def running_cluster(workdir: pathlib.Path) -> Iterator[Cluster]:
         create += ["--cluster-replicas", "1", "--cluster-yes"]
         subprocess.run(create, check=True, capture_output=True, timeout=60)
         _wait_ok(nodes)
-        yield Cluster(nodes)
+        found = Cluster(nodes, workdir)
+        yield found
+        nodes = found.nodes  # as restarted
     finally:
         for node in nodes:
             if node.proc.poll() is None:

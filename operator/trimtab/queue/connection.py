@@ -110,7 +110,10 @@ def connect_binary(
 def _client(url: str, auth: Auth | None, **options: Any) -> aioredis.Redis:
     target = topology.parse(url)
     if target.cluster is not None:
-        return _cluster_client(target.cluster, (auth or Auth.from_env()).pool_options(url), options)
+        auth_options = (auth or Auth.from_env()).pool_options(url)
+        found = _cluster_client(target.cluster, auth_options, options)
+        found.durability = target.durability  # type: ignore[attr-defined]
+        return found
     options.update(timeout=30, socket_keepalive=True)
     options.update((auth or Auth.from_env()).pool_options(url))
     if target.sentinel is None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
+from redis.asyncio import cluster as aiocluster
 
 from trimtab.queue import topology
 
@@ -76,10 +77,13 @@ class Scripts:
         """The script, then WAIT on the same connection: WAIT counts the replicas that
         have this connection's writes, so it must follow them on it."""
         script, want = self._scripts[name], self._durability
+        where = await self._node_of(keys)
         for _ in range(2):  # a second time after loading it, on NOSCRIPT
             async with self._client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-                pipe.execute_command("WAIT", want.replicas, want.timeout_ms)
+                # As a plain command: a cluster pipeline refuses its evalsha() method,
+                # and routes EVALSHA by its keys all the same.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", want.replicas, want.timeout_ms, **where)
                 result, acked = await pipe.execute(raise_on_error=False)
             if isinstance(result, redis_exceptions.NoScriptError):
                 await self._client.script_load(script.script)
@@ -94,6 +98,16 @@ class Scripts:
                 )
             return result
         raise redis_exceptions.NoScriptError(f"{name}: not loaded after SCRIPT LOAD")
+
+    async def _node_of(self, keys: list[str]) -> dict[str, Any]:
+        """On Redis Cluster, WAIT goes to the node of the script's keys: a cluster
+        pipeline sends one node's commands on one connection, in order, so WAIT
+        follows the script there. Nothing for a plain client."""
+        client: Any = self._client
+        if not isinstance(client, aiocluster.RedisCluster):
+            return {}
+        await client.initialize()  # learns the slots once; a no-op after
+        return {"target_nodes": client.get_node_from_key(keys[0])}
 
 
 # Scripts that admit new work, and so must be refused when Redis is full.

@@ -100,7 +100,7 @@ def parse(url: str) -> Target:
             raise TopologyError(f"a sentinel URL takes only {sorted(_OURS)} options: {rest}")
         return Target(url, _sentinel(parts), durability)
     if parts.scheme in CLUSTER_SCHEMES:
-        return Target(url, None, durability, _cluster(parts, rest, durability))
+        return Target(url, None, durability, _cluster(parts, rest))
     if parts.scheme not in ("redis", "rediss", "unix"):
         known = ", ".join(["redis", "rediss", "unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES])
         raise TopologyError(f"Redis URL scheme {parts.scheme!r}: use one of {known}")
@@ -143,15 +143,11 @@ def _sentinel(parts: urllib.parse.SplitResult) -> SentinelTarget:
     )
 
 
-def _cluster(parts: urllib.parse.SplitResult, rest: str, durability: Durability) -> ClusterTarget:
+def _cluster(parts: urllib.parse.SplitResult, rest: str) -> ClusterTarget:
     if rest:
         raise TopologyError(f"a cluster URL takes no options but {sorted(_OURS)}: {rest}")
     if parts.path.strip("/") not in ("", "0"):
         raise TopologyError("Redis Cluster has one database, 0: drop the URL's path")
-    if durability.replicas:
-        # WAIT counts one connection's writes, and a cluster pipeline spreads a
-        # script and its WAIT over nodes; not offered until it can be made exact.
-        raise TopologyError(f"{WAIT_REPLICAS} is not supported with Redis Cluster yet")
     where = parts.netloc.rpartition("@")[2]
     nodes = tuple(_host(h, "cluster node") for h in where.split(",") if h)
     if not nodes:
