@@ -19,6 +19,7 @@ pytestmark = pytest.mark.unit
 def test_the_bodies_states_are_the_runtimes() -> None:
     assert set(typing.get_args(rest.RunStatus)) == {s.value for s in wire.RunStatus}
     assert set(typing.get_args(rest.StepState)) == {s.value for s in wire.StepState}
+    assert set(typing.get_args(rest.AttemptOutcome)) == {o.value for o in wire.AttemptOutcome}
 
 
 @pytest.mark.parametrize(

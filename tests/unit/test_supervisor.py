@@ -88,6 +88,11 @@ def test_env_resolves_values_secrets_and_the_pod_name() -> None:
         {"name": "PLAIN", "value": "x"},
         {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "model", "key": "token"}}},
         {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {
+            "name": "POOL",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['trimtab.io/pool']"}},
+        },
+        {"name": "NONE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['absent']"}}},
     ]
     secrets = {("ns", "model", "token"): "s3cret"}
     worker = supervisor.worker_pod(
@@ -97,6 +102,8 @@ def test_env_resolves_values_secrets_and_the_pod_name() -> None:
         "PLAIN": "x",
         "KEY": "s3cret",
         "POD": "pool-worker-a",
+        "POOL": "pool",
+        "NONE": "",
         "HOSTNAME": "pool-worker-a",
     }
 

@@ -22,6 +22,7 @@ RunStatus = Literal["waiting", "running", "succeeded", "failed", "review", "canc
 StepState = Literal[
     "pending", "queued", "running", "retrying", "review", "done", "dead", "cancelled"
 ]
+AttemptOutcome = Literal["done", "retry", "escalated", "dead", "review", "interrupted"]
 
 
 class Body(pydantic.BaseModel):
@@ -66,6 +67,21 @@ class Submitted(Body):
     links: Links
 
 
+class AttemptBody(Body):
+    """One ended attempt of a step: where it ran, when, what it spent, how it ended."""
+
+    attempt: int
+    outcome: AttemptOutcome
+    pool: str | None = None
+    worker: str | None = None
+    capacity: str | None = Field(default=None, description="Spot, OnDemand or Mixed")
+    started_ms: float | None = None
+    ended_ms: float
+    tokens: int = 0
+    cost: float = 0.0
+    error: str | None = None
+
+
 class StepBody(Body):
     state: StepState
     attempt: int
@@ -81,6 +97,11 @@ class StepBody(Body):
     compensation_error: str | None = None
     transcript: Any = Field(default=None, description="an agent step's turns")
     review: str | None = Field(default=None, description="its review entry, while it waits")
+    worker: str | None = Field(default=None, description="the worker of its latest delivery")
+    capacity: str | None = Field(default=None, description="the capacity that worker ran on")
+    attempts: list[AttemptBody] = Field(
+        default_factory=list, description="its ended attempts, oldest first"
+    )
 
 
 class RunBody(Body):

@@ -19,7 +19,7 @@ import httpx
 
 from trimtab.api import rest
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import deadletter, review, runindex, runs, wire
+from trimtab.queue import attempts, deadletter, review, runindex, runs, wire
 from trimtab.sdk import client as client_mod
 from trimtab.sdk import operations
 from trimtab.telemetry import tracing
@@ -282,6 +282,24 @@ def _step(s: rest.StepBody) -> runs.StepView:
         compensation_error=s.compensation_error,
         transcript=json.dumps(s.transcript) if s.transcript is not None else None,
         review=s.review,
+        attempt_log=tuple(_attempt(a) for a in s.attempts),
+        worker=s.worker,
+        capacity=s.capacity,
+    )
+
+
+def _attempt(a: rest.AttemptBody) -> attempts.AttemptView:
+    return attempts.AttemptView(
+        attempt=a.attempt,
+        outcome=wire.AttemptOutcome(a.outcome),
+        pool=a.pool,
+        worker=a.worker,
+        capacity=a.capacity,
+        started_ms=a.started_ms,
+        ended_ms=a.ended_ms,
+        tokens=a.tokens,
+        cost=a.cost,
+        error=a.error,
     )
 
 

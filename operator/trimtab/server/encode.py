@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from trimtab.api import rest
-from trimtab.queue import deadletter, review, runs
+from trimtab.queue import attempts, deadletter, review, runs
 
 
 def links(namespace: str, run_id: str) -> rest.Links:
@@ -33,6 +33,24 @@ def step(s: runs.StepView) -> rest.StepBody:
         compensation_error=s.compensation_error,
         transcript=json.loads(s.transcript) if s.transcript else None,
         review=s.review,
+        worker=s.worker,
+        capacity=s.capacity,
+        attempts=[_attempt(a) for a in s.attempt_log],
+    )
+
+
+def _attempt(a: attempts.AttemptView) -> rest.AttemptBody:
+    return rest.AttemptBody(
+        attempt=a.attempt,
+        outcome=a.outcome.value,
+        pool=a.pool,
+        worker=a.worker,
+        capacity=a.capacity,
+        started_ms=a.started_ms,
+        ended_ms=a.ended_ms,
+        tokens=a.tokens,
+        cost=a.cost,
+        error=a.error,
     )
 
 

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -82,7 +83,16 @@ def plan(pods: list[WorkerPod], running: set[str]) -> Plan:
     return Plan(start=start, stop=stop)
 
 
-def _env_value(ns: str, pod_name: str, entry: Mapping[str, Any], secrets: SecretReader) -> str:
+_LABEL_FIELD = re.compile(r"metadata\.labels\['([^']+)'\]")
+
+
+def _env_value(
+    ns: str,
+    pod_name: str,
+    entry: Mapping[str, Any],
+    secrets: SecretReader,
+    labels: Mapping[str, str],
+) -> str:
     if "value" in entry:
         return str(entry.get("value") or "")
     source = entry.get("valueFrom") or {}
@@ -97,15 +107,21 @@ def _env_value(ns: str, pod_name: str, entry: Mapping[str, Any], secrets: Secret
         return pod_name
     if field == "metadata.namespace":
         return ns
+    if field and (label := _LABEL_FIELD.fullmatch(field)):
+        return labels.get(label[1], "")  # the kubelet's: empty for a missing label
     raise LookupError(f"pod {ns}/{pod_name}: unsupported env source for {entry.get('name')}")
 
 
 def resolve_env(
-    ns: str, pod_name: str, env: list[Mapping[str, Any]], secrets: SecretReader
+    ns: str,
+    pod_name: str,
+    env: list[Mapping[str, Any]],
+    secrets: SecretReader,
+    labels: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
     """A container's variables as the kubelet sets them: values, Secret keys, and the
-    pod's name and namespace."""
-    return [(e["name"], _env_value(ns, pod_name, e, secrets)) for e in env]
+    pod's name, namespace and labels."""
+    return [(e["name"], _env_value(ns, pod_name, e, secrets, labels or {})) for e in env]
 
 
 def projected_secret_files(
@@ -154,7 +170,7 @@ def worker_pod(pod: Mapping[str, Any], secrets: SecretReader) -> WorkerPod:
     meta = pod["metadata"]
     ns, name = meta["namespace"], meta["name"]
     container = pod["spec"]["containers"][0]
-    env = resolve_env(ns, name, container.get("env") or [], secrets)
+    env = resolve_env(ns, name, container.get("env") or [], secrets, meta.get("labels") or {})
     env.append(("HOSTNAME", name))  # what Kubernetes sets; workers name their consumer after it
     command = list(container.get("command") or [])
     if command[:1] == ["trimtab"]:
