@@ -9,7 +9,7 @@ named by its budget, period and first second.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -65,10 +65,18 @@ async def spend(client: aioredis.Redis, found: Sequence[Window]) -> list[Spend]:
 
 
 async def exhausted(
-    client: aioredis.Redis, namespace: str, workflow: str, *, now: float
+    client: aioredis.Redis,
+    namespace: str,
+    workflow: str,
+    *,
+    now: float,
+    known: Mapping[str, Definition] | None = None,
 ) -> str | None:
-    """Why a new run of `workflow` is refused (a budget covering it is spent), or None."""
-    found = covering(namespace, workflow, await definitions(client, namespace), now)
+    """Why a new run of `workflow` is refused (a budget covering it is spent), or None;
+    `known` is the namespace's definitions when the caller holds them (read otherwise)."""
+    if known is None:
+        known = await definitions(client, namespace)
+    found = covering(namespace, workflow, known, now)
     refusals = (s.refusal() for s in (await spend(client, found) if found else []))
     return next((r for r in refusals if r is not None), None)
 

@@ -33,6 +33,7 @@ from trimtab.queue import (
     wire,
     workflows,
 )
+from trimtab.reconcile.agentbudget import windows
 from trimtab.reconcile.agentworkflow import compile as compile_mod
 from trimtab.reconcile.agentworkflow import schemas, templates
 from trimtab.sdk import operations  # builds on this module: it imports it as a module
@@ -159,6 +160,7 @@ class Client:
         self.lua = scripts.Scripts(self.redis)
         self._compiled = workflows.Compiled(self.redis)
         self._current: dict[tuple[str, str], tuple[float, int]] = {}
+        self._budget_defs: dict[str, tuple[float, dict[str, windows.Definition]]] = {}
         self._redis_url = redis_url
         self._binary: connection.Redis | None = None  # sessions' compressed state, on first use
 
@@ -169,6 +171,16 @@ class Client:
             gen = await workflows.current_generation(self.redis, namespace, name)
             seen = self._current[(namespace, name)] = (time.monotonic(), gen)
         return await self._compiled.get(namespace, name, seen[1])
+
+    async def _budgets(self, namespace: str) -> dict[str, windows.Definition]:
+        """The namespace's AgentBudgets, reread at most once a second: a submit refused
+        for a spent budget is a courtesy (reserve.lua enforces every budget as each
+        step starts), and a read per submit would double its round trips."""
+        seen = self._budget_defs.get(namespace)
+        if seen is None or time.monotonic() - seen[0] >= GENERATION_CACHE_SECONDS:
+            found = await agentbudgets.definitions(self.redis, namespace)
+            seen = self._budget_defs[namespace] = (time.monotonic(), found)
+        return seen[1]
 
     async def generation(
         self, namespace: str, name: str, generation: int
@@ -241,7 +253,9 @@ class Client:
             known = await runs.submitted_as(self.redis, namespace, workflow, idempotency_key)
             if known is not None:
                 return f"{namespace}/{known}"
-        spent = await agentbudgets.exhausted(self.redis, namespace, workflow, now=time.time())
+        spent = await agentbudgets.exhausted(
+            self.redis, namespace, workflow, now=time.time(), known=await self._budgets(namespace)
+        )
         if spent is not None:
             raise BudgetExhaustedError(f"run of {namespace}/{workflow} refused: {spent}")
         roots = {root: wf.choose_pool(root, {"inputs": inputs}) for root in wf.plan.roots}
