@@ -5,7 +5,8 @@ a crash (submit a run with its roots; complete a step, acknowledge it and enqueu
 ready dependents; schedule a retry; dead-letter) is one Lua script, so it happens
 entirely or not at all. Key names live in `keys`, nowhere else.
 
-Targets a single Redis primary, directly or found through Sentinel, optionally waiting
-for replicas on each write (trimtab.queue.topology): one script touches a run and
-several pools' streams, which Redis Cluster would put in different slots.
+Targets a single Redis primary (directly or found through Sentinel) or a Redis Cluster,
+optionally waiting for replicas on each write (trimtab.queue.topology). One script
+touches a run and several pools' streams: every key of a namespace carries the
+namespace as its hash tag (trimtab.queue.keys), so on a cluster they share one slot.
 """
