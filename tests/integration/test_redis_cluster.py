@@ -16,13 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import redis_cluster, runtime
+from tests.harness import failover, redis_cluster, runtime
 from tests.integration.test_runtime_durability import _workflow
-from tests.integration.test_sentinel import _submit, _succeeded, _wait_for
-from trimtab.queue import keys
-from trimtab.sdk import Client
 
-NS, BEFORE, AFTER = "ha", 120, 40
+NS = "ha"
 
 
 @pytest.fixture(scope="module")
@@ -36,29 +33,15 @@ async def test_a_cluster_primary_killed_mid_load_loses_no_acknowledged_run_or_st
     sim: str, tmp_path: pathlib.Path
 ) -> None:
     with redis_cluster.running_cluster(tmp_path) as cluster:
+
+        def fail_over() -> None:
+            old = cluster.primary_port_of(NS)
+            cluster.kill(old)
+            new = cluster.wait_for_failover(NS, old)
+            # Back as the new primary's replica: until then no write can reach a
+            # replica, and every script reports so (the runs wait, none is lost).
+            cluster.restart(old)
+            cluster.wait_for_replica_of(new)
+
         url = f"{cluster.url}?wait_replicas=1&wait_timeout_ms=2000"
-        client = Client(url)
-        spec = runtime.pool_spec(sim, queue__visibilityTimeoutSeconds=2, worker__concurrency=4)
-        cfg = runtime.worker_settings(NS, "p", spec, url)
-        try:
-            await client.publish(NS, "two", _workflow(sim))
-            async with runtime.in_process_worker(cfg), runtime.in_process_worker(cfg):
-                refs = [await _submit(client, i) for i in range(BEFORE)]
-                await _wait_for(client, refs, BEFORE // 4, within=30)
-                assert await _succeeded(client, refs) < BEFORE, "the kill came too late"
-                old = cluster.primary_port_of(NS)
-                cluster.kill(old)
-                new = cluster.wait_for_failover(NS, old)
-                # Back as the new primary's replica: until then no write can reach a
-                # replica, and every script reports so (the runs wait, none is lost).
-                cluster.restart(old)
-                cluster.wait_for_replica_of(new)
-                refs += [await _submit(client, i) for i in range(BEFORE, BEFORE + AFTER)]
-                await _wait_for(client, refs, BEFORE + AFTER, within=90)
-            for ref in refs:
-                events = [e async for e in client.events(ref)]
-                done = [e["step"] for e in events if e["type"] == "step_done"]
-                assert sorted(done) == ["a", "b"], (ref, events)
-            assert await client.redis.xlen(keys.dead_letter(NS)) == 0
-        finally:
-            await client.aclose()
+        await failover.run_through(url, sim, NS, _workflow(sim), fail_over)

@@ -88,9 +88,11 @@ class Scripts:
             if isinstance(result, redis_exceptions.NoScriptError):
                 await self._client.script_load(script.script)
                 continue
-            for answer in (result, acked):
-                if isinstance(answer, Exception):
-                    raise answer
+            if isinstance(result, Exception):
+                raise result
+            if isinstance(acked, Exception):  # e.g. the node is a replica now
+                await self._forget_slots()
+                raise NotReplicatedError(f"{name}: WAIT failed ({acked}); retry") from acked
             if int(acked) < want.replicas:
                 raise NotReplicatedError(
                     f"{name}: {acked} of {want.replicas} replica(s) acknowledged its writes"
@@ -98,6 +100,13 @@ class Scripts:
                 )
             return result
         raise redis_exceptions.NoScriptError(f"{name}: not loaded after SCRIPT LOAD")
+
+    async def _forget_slots(self) -> None:
+        """On Redis Cluster, learn the slots again: the node WAIT went to no longer
+        serves the script's slot (a failover moved it)."""
+        client: Any = self._client
+        if isinstance(client, aiocluster.RedisCluster):
+            await client.nodes_manager.initialize()
 
     async def _node_of(self, keys: list[str]) -> dict[str, Any]:
         """On Redis Cluster, WAIT goes to the node of the script's keys: a cluster
