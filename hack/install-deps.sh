@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Trimtab's development, tests and demo need on a
-# Debian machine: redis-server (run by the tests on loopback),
+# Debian machine: redis-server (run by the tests on loopback, also as sentinels and
+# cluster nodes) and redis-tools (redis-cli, which joins the test cluster),
 # openssl (cluster PKI), python3-venv; for the local cluster's real node, containerd,
 # runc, the CNI plugins (bridge, host-local), iptables, iproute2 and conntrack,
 # busybox-static (the real-node tests' small image) and gcc with libc6-dev (the pod
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 packages=(
-  redis-server openssl python3-venv ca-certificates
+  redis-server redis-tools openssl python3-venv ca-certificates
   containerd runc containernetworking-plugins iptables iproute2 conntrack busybox-static
   gcc libc6-dev
   cmake ninja-build g++
