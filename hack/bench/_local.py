@@ -85,11 +85,12 @@ def workers(
     pool: dict[str, Any],
     count: int = 1,
     env: dict[str, str] | None = None,
-) -> Iterator[None]:
+) -> Iterator[list[int]]:
     """`count` worker processes serving the AgentPool manifest `pool`, with `env` added
-    to this process's environment."""
+    to this process's environment; yields their pids."""
     manifest = work / f"pool-{pool['metadata']['name']}.json"
     manifest.write_text(json.dumps(pool))
+    pids: list[int] = []
     with contextlib.ExitStack() as st:
         for i in range(count):
             log = st.enter_context(open(work / f"worker-{i}.log", "wb"))
@@ -110,8 +111,18 @@ def workers(
                 env={**os.environ, **(env or {})},
             )
             st.callback(commands.stop, proc)
+            pids.append(proc.pid)
         time.sleep(1.5)  # imports and consumer-group setup, kept out of the measurements
-        yield
+        yield pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU (user + system) the processes `pids` have used so far."""
+    total = 0
+    for pid in pids:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pool_manifest(
