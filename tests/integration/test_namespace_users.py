@@ -173,7 +173,7 @@ def test_the_cli_grants_a_user_and_prints_its_secret(
     )
     data = secret["stringData"]
     assert data["username"] == acl.user(NS)
-    assert "only tt:acl-a:*" in out.err
+    assert f"only {acl.key_pattern('acl-a')}" in out.err
     logged_in = redis.Redis.from_url(
         redis_url, username=data["username"], password=data["password"]
     )

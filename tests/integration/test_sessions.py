@@ -14,6 +14,7 @@ import pytest
 from tests.harness import runtime
 from trimtab import cli
 from trimtab.api.v1alpha1 import agentworkflow as awf
+from trimtab.queue import connection, sessions
 from trimtab.sdk import Client
 
 NS = "sessions"
@@ -118,3 +119,20 @@ async def test_the_cli_shows_and_deletes_a_session(
     bad = await asyncio.to_thread(cli.main, ["sessions", "get", f"{NS}/no spaces", *argv])
     assert bad != 0
     assert "session id" in capsys.readouterr().err
+
+
+async def test_a_runs_turns_are_added_once_however_often_its_last_step_is_delivered(
+    redis_url: str,
+) -> None:
+    """The worker appends before the completion that ends a run; a redelivered last step
+    appends again, and the session keeps the run's turns once."""
+    client = connection.connect_binary(redis_url)
+    store = sessions.SessionStore(client, NS)
+    turn = [{"role": "user", "content": "Q: once"}, {"role": "assistant", "content": "A"}]
+    try:
+        assert await store.append("s-once", turn, ttl_seconds=60, run_id="r1")
+        assert not await store.append("s-once", turn, ttl_seconds=60, run_id="r1")
+        assert await store.append("s-once", turn, ttl_seconds=60, run_id="r2")
+        assert len(await store.messages("s-once")) == 4
+    finally:
+        await client.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from trimtab import metrics as metrics_mod
 from trimtab.queue import completion, connection, intake, messages, runs, tasks, wire
@@ -190,6 +191,9 @@ class Finisher:
             if fresh is None:
                 return wire.Reply.DUPLICATE  # the run expired: nothing left to complete
             run = fresh.view()
+        # A run's turns go to its session before the completion that ends it, so whoever
+        # waits for the run's end and asks the next question finds them there.
+        await self._remember_if_last(task, wf, run, result.output)
         for _ in range(MAX_COMPLETE_CONFLICTS):
             deps = completion.dependents(wf, task.step, run, result.output)
             routed = any(d.routed for d in deps)
@@ -206,7 +210,6 @@ class Finisher:
             if done.outcome is not wire.Reply.CONFLICT:
                 if done.remaining == 0:
                     self._run_succeeded(task, wf, run)
-                    await self._remember(task, wf, run)
                 return done.outcome
             fresh = await runs.read(self.client, task.namespace, task.run_id)
             if fresh is None:
@@ -214,17 +217,30 @@ class Finisher:
             run = fresh.view()
         raise RuntimeError(f"completing {task.run_id}/{task.step}: the run kept changing")
 
-    async def _remember(
-        self, task: messages.Task, wf: compile_mod.CompiledWorkflow, run: runs.RunView
+    async def _remember_if_last(
+        self,
+        task: messages.Task,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunView,
+        output: Any,
     ) -> None:
-        """Add a succeeded run's turns to its session, when it has one and remembers."""
+        """Add the run's turns to its session when its session remembers and this step
+        is the last one left: every other step done, so completing it ends the run.
+        (A cancel or deadline landing in that instant leaves the turns in; a
+        redelivery of this step adds them once, by the run's id.)"""
         if run.session is None or not any(memory_mod.remembers(s) for s in wf.spec.steps):
             return
         state = await runs.read(self.client, task.namespace, task.run_id)
         if state is None:
             return  # expired already: nothing to take the turns from
-        turns = memory_mod.run_turns(wf.spec, state.inputs, state.outputs())
-        await self.memory.remember(run.session, turns, ttl_seconds=wf.spec.state.ttl_seconds)
+        others = [v for name, v in state.steps.items() if name != task.step]
+        if any(v.state is not wire.StepState.DONE for v in others):
+            return
+        outputs = {**state.outputs(), task.step: output}
+        turns = memory_mod.run_turns(wf.spec, state.inputs, outputs)
+        await self.memory.remember(
+            run.session, turns, ttl_seconds=wf.spec.state.ttl_seconds, run_id=task.run_id
+        )
 
     def _run_succeeded(
         self, task: messages.Task, wf: compile_mod.CompiledWorkflow, run: runs.RunView

@@ -96,9 +96,12 @@ class SessionMemory:
         found = await self._sessions().messages(session)
         return recent(found, step.memory.max_tokens, self._count)
 
-    async def remember(self, session: str, turns: Sequence[Message], *, ttl_seconds: int) -> None:
+    async def remember(
+        self, session: str, turns: Sequence[Message], *, ttl_seconds: int, run_id: str
+    ) -> None:
+        """Add run `run_id`'s turns to `session`, once however often it is called."""
         if turns:
-            await self._sessions().append(session, turns, ttl_seconds=ttl_seconds)
+            await self._sessions().append(session, turns, ttl_seconds=ttl_seconds, run_id=run_id)
 
     async def aclose(self) -> None:
         if self._store is not None:
