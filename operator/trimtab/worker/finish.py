@@ -230,6 +230,8 @@ class Finisher:
         redelivery of this step adds them once, by the run's id.)"""
         if run.session is None or not any(memory_mod.remembers(s) for s in wf.spec.steps):
             return
+        if wf.steps[task.step].dependents:  # they run after it: it cannot be the last
+            return
         state = await runs.read(self.client, task.namespace, task.run_id)
         if state is None:
             return  # expired already: nothing to take the turns from

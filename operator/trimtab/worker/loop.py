@@ -306,25 +306,30 @@ class Worker:
             why = f"delivered more than {limit} times without completing"
             await self.finisher.apply(delivery, wf, ending.DeadLetter(why))
             return
+        waited = max(0.0, (now_ms() - task.enqueued_ms) / 1000)
+        if not self.clients.tracing.enabled:
+            self.metrics.queue_waited(self.cfg.namespace, self.cfg.pool, seconds=waited)
+            await self._execute(delivery, wf, started.view)
+            return
         run_trace = ids.run_trace(task.namespace, task.run_id, started.view.traceparent)
         self.metrics.queue_waited(
             self.cfg.namespace,
             self.cfg.pool,
-            seconds=max(0.0, (now_ms() - task.enqueued_ms) / 1000),
+            seconds=waited,
             trace_id=self.clients.tracing.trace_id_of(run_trace),
         )
-        if not self.clients.tracing.enabled:
-            await self._execute(delivery, wf, started.view)
-            return
-        await self._traced(delivery, wf, started.view)
+        await self._traced(delivery, wf, started.view, run_trace)
 
     async def _traced(
-        self, delivery: intake.Delivery, wf: compile_mod.CompiledWorkflow, run: runs.RunView
+        self,
+        delivery: intake.Delivery,
+        wf: compile_mod.CompiledWorkflow,
+        run: runs.RunView,
+        run_trace: ids.RunTrace,
     ) -> None:
         """The attempt as a span under its run's, from its enqueue (the queue wait its
         first child) to its ending, recorded by whichever worker runs this delivery."""
         task, tracing = delivery.task, self.clients.tracing
-        run_trace = ids.run_trace(task.namespace, task.run_id, run.traceparent)
         if not tracing.sampled(run_trace):  # no spans to build, only the context to pass
             with tracing.within(tracing.run_parent(run_trace)):
                 await self._execute(delivery, wf, run)
