@@ -172,7 +172,10 @@ class Trimtab:
 
     def good(self, r: redis.Redis, jobs: list[str]) -> int:
         pipe = r.pipeline(transaction=False)
-        field = "cache_hits" if _shape() == "return" else "s:call:out"
+        from trimtab.queue import wire  # noqa: PLC0415
+
+        out = wire.step_field("call", wire.StepField.OUTPUT)
+        field = wire.RunField.CACHE_HITS.value if _shape() == "return" else out
         for job in jobs:
             pipe.hget(_run_key(self.ns, job), field)
         found = [out for out in pipe.execute() if out]
