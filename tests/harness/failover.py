@@ -14,6 +14,8 @@ from trimtab.queue import connection, keys, runs
 from trimtab.sdk import Client
 
 BEFORE, AFTER = 120, 40
+# Tool steps slow enough that the failover lands while runs are under way.
+SIM_CONFIG = {"seed": 4, "tool_delay_seconds": 0.1}
 
 
 async def _submit(client: Client, namespace: str, i: int) -> str:

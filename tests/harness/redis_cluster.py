@@ -20,20 +20,14 @@ from collections.abc import Iterator
 import redis
 from redis.crc import key_slot
 
-from tests.harness.redis_server import free_port, wait_ping
+from tests.harness.redis_server import Node, free_port, stop_all, wait_ping, wait_until_all
 
 NODE_TIMEOUT_MS = 1000
 
 
 @dataclasses.dataclass
-class ClusterNode:
-    port: int
-    proc: subprocess.Popen[bytes]
-
-
-@dataclasses.dataclass
 class Cluster:
-    nodes: list[ClusterNode]
+    nodes: list[Node]
     workdir: pathlib.Path
 
     @property
@@ -124,7 +118,7 @@ def _cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def _node(workdir: pathlib.Path, port: int | None = None) -> ClusterNode:
+def _node(workdir: pathlib.Path, port: int | None = None) -> Node:
     """A node on `port` (a fresh one when None), its data and nodes.conf in its own
     folder, so a node started again on its port rejoins the cluster it knew."""
     port = port or _cluster_port()
@@ -138,23 +132,21 @@ def _node(workdir: pathlib.Path, port: int | None = None) -> ClusterNode:
         [_binary("redis-server"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
     wait_ping(f"redis://127.0.0.1:{port}", proc)
-    return ClusterNode(port, proc)
+    return Node(port, proc)
 
 
-def _wait_ok(nodes: list[ClusterNode]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        states = [redis.Redis(port=n.port).cluster("info") for n in nodes]
-        if all(s.get("cluster_state") == "ok" for s in states):
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the cluster did not reach cluster_state:ok within 30 s")
+def _wait_ok(nodes: list[Node]) -> None:
+    wait_until_all(
+        nodes,
+        lambda r: r.cluster("info").get("cluster_state") == "ok",
+        "the cluster did not reach cluster_state:ok",
+    )
 
 
 @contextlib.contextmanager
 def running_cluster(workdir: pathlib.Path) -> Iterator[Cluster]:
     """Three primaries with a replica each; stopped and removed after."""
-    nodes: list[ClusterNode] = []
+    nodes: list[Node] = []
     try:
         nodes = [_node(workdir) for _ in range(6)]
         create = [_binary("redis-cli"), "--cluster", "create"]
@@ -166,9 +158,4 @@ def running_cluster(workdir: pathlib.Path) -> Iterator[Cluster]:
         yield found
         nodes = found.nodes  # as restarted
     finally:
-        for node in nodes:
-            if node.proc.poll() is None:
-                node.proc.terminate()
-        for node in nodes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                node.proc.wait(timeout=10)
+        stop_all(nodes)

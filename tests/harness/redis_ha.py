@@ -20,21 +20,11 @@ from collections.abc import Iterator
 
 import redis
 
-from tests.harness.redis_server import free_port, wait_ping
+from tests.harness.redis_server import Node, free_port, stop_all, wait_ping, wait_until_all
 
 SERVICE = "trimtab"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 3000
-
-
-@dataclasses.dataclass
-class Node:
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 @dataclasses.dataclass
@@ -114,13 +104,11 @@ def _sentinel(workdir: pathlib.Path, primary: int, quorum: int) -> Node:
 
 
 def _wait_replicas_in_sync(replicas: list[Node]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        links = [redis.Redis(port=n.port).info("replication") for n in replicas]
-        if all(i.get("master_link_status") == "up" for i in links):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("the replicas did not sync with the primary within 20 s")
+    wait_until_all(
+        replicas,
+        lambda r: r.info("replication").get("master_link_status") == "up",
+        "the replicas did not sync with the primary",
+    )
 
 
 @contextlib.contextmanager
@@ -138,9 +126,4 @@ def running_sentinels(workdir: pathlib.Path, *, replicas: int = 2) -> Iterator[S
         started.extend(sentinels)
         yield SentinelSet(nodes=started[: replicas + 1], sentinels=sentinels)
     finally:
-        for node in started:
-            if node.proc.poll() is None:
-                node.proc.terminate()
-        for node in started:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                node.proc.wait(timeout=10)
+        stop_all(started)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pathlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 
@@ -98,6 +99,38 @@ def secured_redis(workdir: pathlib.Path, password: str) -> Iterator[tuple[str, p
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@dataclasses.dataclass
+class Node:
+    """One redis-server process of a replicated or clustered test setup."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def wait_until_all(nodes: list[Node], check: Callable[[redis.Redis], bool], what: str) -> None:
+    """Until `check` holds on every node's client; RuntimeError naming `what` after 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(check(redis.Redis(port=n.port)) for n in nodes):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} within 30 s")
+
+
+def stop_all(nodes: list[Node]) -> None:
+    """Stop every node still running (SIGTERM, then wait)."""
+    for node in nodes:
+        if node.proc.poll() is None:
+            node.proc.terminate()
+    for node in nodes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            node.proc.wait(timeout=10)
 
 
 def wait_ping(url: str, proc: subprocess.Popen[bytes], **options: str) -> None:

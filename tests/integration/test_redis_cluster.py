@@ -24,8 +24,7 @@ NS = "ha"
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = {"seed": 4, "tool_delay_seconds": 0.1}
-    with runtime.running_sim(tmp_path_factory.mktemp("sim"), config) as url:
+    with runtime.running_sim(tmp_path_factory.mktemp("sim"), failover.SIM_CONFIG) as url:
         yield url
 
 
