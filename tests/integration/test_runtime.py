@@ -15,7 +15,7 @@ import pytest
 
 from tests.harness import runtime
 from trimtab.api.v1alpha1 import agentworkflow as awf
-from trimtab.queue import connection, keys, messages, runs, state, wire, workflows
+from trimtab.queue import connection, keys, messages, runs, state, touched, wire, workflows
 from trimtab.sdk import Client
 from trimtab.worker import settings
 
@@ -348,3 +348,26 @@ async def test_a_message_no_worker_can_process_is_dead_lettered_not_redelivered(
     }
     assert (await sdk.redis.xpending(stream, keys.GROUP))["pending"] == 0
     assert await sdk.redis.xlen(keys.dead_letter(ns)) == 2
+
+
+async def test_every_enqueue_marks_its_pool_touched_for_the_autoscaler(
+    sim: str, redis_url: str, sdk: Client
+) -> None:
+    """The submit script touches the root's pool, the completion script the dependent's;
+    a pool nothing was enqueued on stays untouched."""
+    echo = _tools(sim) + "/echo"
+    second = {**_tool_step("b", echo, '{"x": 1}', "a"), "pool": "touched-later"}
+    await _publish(
+        sdk, "touch", {"defaultPool": "p", "steps": [_tool_step("a", echo, "{}"), second]}
+    )
+    pools = [(NS, "p"), (NS, "touched-later"), (NS, "never")]
+    reader = touched.TouchedReader(sdk.redis)
+    run = await sdk.submit(NS, "touch", {})
+    assert await reader.read(pools) == {(NS, "p")}
+    async with runtime.in_process_worker(_cfg(sim, redis_url)):
+        for _ in range(200):
+            if (await sdk.get(run)).steps["b"].state == wire.StepState.QUEUED:
+                break
+            await asyncio.sleep(0.05)
+    assert (NS, "touched-later") in await reader.read(pools)
+    assert (NS, "never") not in await touched.TouchedReader(sdk.redis).read(pools)

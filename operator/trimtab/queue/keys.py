@@ -38,6 +38,7 @@ Layout (`tt:` prefix, `{ns}` a Kubernetes namespace, braces and all):
     tt:{ns}:ended                     runs as they end, for the operator (stream, trimmed)
     tt:{ns}:cache:{digest}            a cached step output (JSON, TTL)
     tt:{ns}:review                    steps waiting for human review (stream)
+    tt:{ns}:pools:touched             each pool stream -> ms of its last enqueue (sorted set)
     tt:{ns}:budgets                   AgentBudgets in force: name -> definition (JSON, hash)
     tt:{ns}:budget:{name}:{period}:{start}  one budget window's spend and holds (hash, TTL)
 """
@@ -74,6 +75,11 @@ def _level(priority: wire.Priority) -> str:
 def pool_stream(namespace: str, pool: str, priority: wire.Priority = wire.Priority.NORMAL) -> str:
     """The pool's stream for steps of runs of `priority`."""
     return f"{_ns(namespace)}:pool:{pool}:stream{_level(priority)}"
+
+
+def pools_touched(namespace: str) -> str:
+    """Each pool stream of the namespace, scored by when a script last enqueued on it."""
+    return f"{_ns(namespace)}:{wire.NamespaceKey.TOUCHED}"
 
 
 def pool_streams(namespace: str, pool: str) -> list[str]:

@@ -29,6 +29,7 @@ LUA_TABLES: dict[str, type[enum.StrEnum]] = {
     "ENDED": wire.EndedField,
     "ATTEMPT": wire.AttemptOutcome,
     "ATTEMPT_FIELD": wire.AttemptField,
+    "NS_KEY": wire.NamespaceKey,
 }
 
 

@@ -226,6 +226,14 @@ class Priority(enum.StrEnum):
     LOW = "low"
 
 
+class NamespaceKey(enum.StrEnum):
+    """Keys of a namespace that a script names from a key it was given (their common
+    namespace prefix, so the same hash tag and slot) rather than takes in KEYS: every
+    script that enqueues writes them, whichever stream it was handed."""
+
+    TOUCHED = "pools:touched"  # pool stream -> ms of its last enqueue (sorted set)
+
+
 class WorkflowStat(enum.StrEnum):
     """A workflow's run counters in its stats hash (the scripts count, trimtab.queue.
     workflows reads them for status)."""

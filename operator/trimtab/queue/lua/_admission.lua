@@ -30,7 +30,7 @@ local function start_waiting(run_key, events_key, now)
   for _, root in ipairs(cjson.decode(redis.call('HGET', run_key, RUN_FIELD.roots))) do
     local q = step_prefix(root.step)
     redis.call('HSET', run_key, q .. STEP_FIELD.state, STEP.queued, q .. STEP_FIELD.queued_ms, now)
-    redis.call('XADD', root.stream, '*', unpack(root.message))
+    enqueue(root.stream, root.message)
   end
   redis.call('HDEL', run_key, RUN_FIELD.roots)
   redis.call('XADD', events_key, '*', 'type', EVENT.admitted, 'at', now)

@@ -1,5 +1,17 @@
 -- Prepended by trimtab.queue.scripts to every script, after _wire.lua.
 
+-- A task onto a pool's stream, and that stream onto its namespace's touched set, scored
+-- by the new entry's milliseconds: the operator reads an idle pool's load only once work
+-- has arrived for it (trimtab.queue.touched). The set is named from the stream's own
+-- namespace prefix, which holds the namespace's hash tag, so it lives in the slot of the
+-- keys the script was given (as the streams a waiting run keeps in its record do).
+local function enqueue(stream, message)
+  local id = redis.call('XADD', stream, '*', unpack(message))
+  local prefix = string.match(stream, '^(.-}:)')
+  redis.call('ZADD', prefix .. NS_KEY.touched, tonumber(string.match(id, '^(%d+)')), stream)
+  return id
+end
+
 -- A step that has ended for good (done, dead, cancelled): nothing starts or moves it.
 local function has_ended(state)
   return state == STEP.done or state == STEP.dead or state == STEP.cancelled

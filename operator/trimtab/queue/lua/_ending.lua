@@ -18,7 +18,7 @@ local function next_undo(run_key, events_key)
     redis.call('HDEL', run_key, RUN_FIELD.undoing)
     return false
   end
-  redis.call('XADD', last.stream, '*', unpack(last.message))
+  enqueue(last.stream, last.message)
   redis.call('HSET', run_key, RUN_FIELD.undo, cjson.encode(pending), RUN_FIELD.undoing, last.step,
     RUN_FIELD.undone, 1)
   local ttl = tonumber(redis.call('HGET', run_key, RUN_FIELD.ttl))

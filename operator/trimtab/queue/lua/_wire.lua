@@ -201,6 +201,9 @@ local ATTEMPT_FIELD = wire({
   cost = 'cost',
   error = 'err',
 })
+local NS_KEY = wire({
+  touched = 'pools:touched',
+})
 local REVIEWS_MAX, DEAD_LETTERS_MAX = 10000, 100000
 local ENDED_MAX, ATTEMPTS_LOGGED = 200000, 50
 local ADMIT_BELOW_PERCENT, INTERRUPTED_FACTOR = 90, 4

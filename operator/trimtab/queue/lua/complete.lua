@@ -80,7 +80,7 @@ for _, r in ipairs(ready) do
   else
     redis.call('HSET', run_key, q .. STEP_FIELD.state, STEP.queued, q .. STEP_FIELD.attempt, 1, q .. STEP_FIELD.pool, r[3],
       q .. STEP_FIELD.queued_ms, now)
-    redis.call('XADD', KEYS[r[1]], '*', unpack(r[4]))
+    enqueue(KEYS[r[1]], r[4])
     enqueued[#enqueued + 1] = r[2]
   end
 end

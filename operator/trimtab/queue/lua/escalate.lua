@@ -14,7 +14,7 @@ redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.
   p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.interrupted, 0, p .. STEP_FIELD.pool, ARGV[6], p .. STEP_FIELD.error, ARGV[7], p .. STEP_FIELD.queued_ms, ARGV[8])
 local fields = {}
 for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('XADD', target, '*', unpack(fields))
+enqueue(target, fields)
 redis.call('XACK', stream, group, msg_id)
 redis.call('XADD', events_key, '*', 'type', EVENT.step_escalated, 'step', step, 'pool', ARGV[6],
   'reason', ARGV[7], 'at', ARGV[8])

@@ -16,7 +16,7 @@ for k = 1, #KEYS, 2 do
       fields = {}
       for f, v in pairs(m) do fields[#fields + 1] = f; fields[#fields + 1] = v end
     end
-    redis.call('XADD', stream, '*', unpack(fields))
+    enqueue(stream, fields)
     redis.call('ZREM', delayed, member)
   end
   moved = moved + #due

@@ -13,7 +13,7 @@ for k = 2, #KEYS do
   local ours = fence == '' or redis.call('HGET', KEYS[k], p .. STEP_FIELD.fence) == fence
   local entry = redis.call('XRANGE', stream, msg_id, msg_id)
   if ours and #entry == 1 and redis.call('XACK', stream, group, msg_id) == 1 then
-    redis.call('XADD', stream, '*', unpack(entry[1][2]))
+    enqueue(stream, entry[1][2])
     if fence ~= '' and redis.call('HGET', KEYS[k], p .. STEP_FIELD.state) == STEP.running then
       redis.call('HSET', KEYS[k], p .. STEP_FIELD.state, STEP.queued)
       release_hold(KEYS[k], p)

@@ -57,7 +57,7 @@ for _, step in ipairs(order) do
   redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.attempt, g[3],
     p .. STEP_FIELD.deliveries, 0, p .. STEP_FIELD.interrupted, 0, p .. STEP_FIELD.queued_ms, now)
   redis.call('HDEL', run_key, p .. STEP_FIELD.ended_ms)
-  redis.call('XADD', KEYS[g[1]], '*', unpack(g[4]))
+  enqueue(KEYS[g[1]], g[4])
   if g[2] ~= '' then redis.call('XDEL', dlq, g[2]) end
   redis.call('XADD', events_key, '*', 'type', EVENT.step_resumed, 'step', step, 'at', now)
 end

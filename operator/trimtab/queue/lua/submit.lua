@@ -49,7 +49,7 @@ for k = 12, #KEYS do
     roots[#roots + 1] = {stream = KEYS[k], step = step, message = message}
   else
     redis.call('HSET', run_key, p .. STEP_FIELD.state, STEP.queued, p .. STEP_FIELD.queued_ms, now)
-    redis.call('XADD', KEYS[k], '*', unpack(message))
+    enqueue(KEYS[k], message)
   end
 end
 if waits then
