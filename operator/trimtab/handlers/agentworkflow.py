@@ -20,26 +20,37 @@ from trimtab.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.handlers import pool_objects, state
 from trimtab.kube import objects
-from trimtab.queue import workflows
+from trimtab.queue import workflow_readings, workflows
 from trimtab.reasons import ConditionType
 from trimtab.reconcile import conditions
 from trimtab.reconcile.agentworkflow import compile as compile_mod
-from trimtab.reconcile.agentworkflow import dag
+from trimtab.reconcile.agentworkflow import dag, validation
 from trimtab.reconcile.agentworkflow import status as status_mod
 
 PLURAL = "agentworkflows"
 
 
-def _pools_ready(shared: state.Shared, namespace: str) -> tuple[dict[str, bool], dict[str, str]]:
-    """Each pool of the namespace and whether its Ready condition is True; and for those
-    that are not, its reason."""
+PoolsReady = tuple[dict[str, bool], dict[str, str]]
+
+
+def pools_ready(shared: state.Shared, body: Mapping[str, Any]) -> PoolsReady:
+    """The pools the workflow's steps reference that exist: each, and whether its Ready
+    condition is True; and for those that are not, its reason. Only the referenced pools
+    decide its status, so only they are looked up (a namespace may hold thousands)."""
+    meta = body["metadata"]
+    ns, name = meta.get("namespace") or "default", meta["name"]
+    parsed, _ = shared.checks.of(
+        (ns, name), int(meta["generation"]), body["spec"], shared.cfg.policy
+    )
     ready, why = {}, {}
-    for (ns, name), body in list(shared.views.pools.items()):
-        if ns == namespace:
-            held = (body.get("status") or {}).get("conditions")
-            ready[name] = conditions.is_true(held, ConditionType.READY)
-            if not ready[name]:
-                why[name] = str(conditions.find(held, ConditionType.READY).get("reason") or "")
+    for pool in sorted({pool for _, pool in validation.pool_references(parsed)}):
+        held = shared.views.pools.get((ns, pool))
+        if held is None:
+            continue  # missing: the status names it
+        found = (held.get("status") or {}).get("conditions")
+        ready[pool] = conditions.is_true(found, ConditionType.READY)
+        if not ready[pool]:
+            why[pool] = str(conditions.find(found, ConditionType.READY).get("reason") or "")
     return ready, why
 
 
@@ -50,18 +61,19 @@ async def _publish(
     generation: int,
     spec: awf.AgentWorkflowSpec,
     plan: dag.Plan,
+    published: int | None,
 ) -> None:
-    try:
-        if await workflows.current_generation(shared.redis, namespace, name) == generation:
-            return  # already published: nothing to write
-    except workflows.WorkflowNotFoundError:
-        pass
+    if published == generation:
+        return  # already published: nothing to write
     compiled = compile_mod.compiled(namespace, name, generation, spec, plan)
     await workflows.publish(shared.redis, compile_mod.to_document(compiled))
 
 
 async def _status(
-    shared: state.Shared, body: Mapping[str, Any]
+    shared: state.Shared,
+    body: Mapping[str, Any],
+    reading: workflow_readings.WorkflowReading,
+    pools: PoolsReady,
 ) -> tuple[dict[str, Any], list[conditions.Event]]:
     """Validate, publish when valid, and return the status patch and the Events of the
     conditions it moves."""
@@ -69,21 +81,23 @@ async def _status(
     meta = body["metadata"]
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
     parsed, checked = shared.checks.of((ns, name), generation, body["spec"], shared.cfg.policy)
-    missing = await workflows.missing_secrets(shared.redis, ns, name, now=time.time())
-    ready, why = _pools_ready(shared, ns)
+    ready, why = pools
     verdict = status_mod.decide(
-        parsed, pools_ready=ready, checked=checked, missing_secrets=missing, pools_why=why
+        parsed,
+        pools_ready=ready,
+        checked=checked,
+        missing_secrets=list(reading.missing_secrets),
+        pools_why=why,
     )
     if verdict.publish and verdict.plan is not None:
-        await _publish(shared, ns, name, generation, parsed, verdict.plan)
-    stats = await workflows.run_stats(shared.redis, ns, name, now=time.time())
+        await _publish(shared, ns, name, generation, parsed, verdict.plan, reading.published)
     shared.metrics.reconciled(
         metrics.ReconciledKind.AGENT_WORKFLOW, seconds=time.perf_counter() - t0
     )
     held = body.get("status") or {}
     current = status_mod.parse(held)
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    want = status_mod.desired(verdict, current, stats, generation=generation, now=now)
+    want = status_mod.desired(verdict, current, reading.stats, generation=generation, now=now)
     moved = conditions.transitions(current.conditions, want.conditions)
     return status_mod.status_patch(held, want), moved
 
@@ -141,11 +155,24 @@ async def sweep_retired(shared: state.Shared) -> list[tuple[str, str]]:
     return retired
 
 
-async def refresh(shared: state.Shared, body: Mapping[str, Any]) -> None:
+async def refresh(
+    shared: state.Shared,
+    body: Mapping[str, Any],
+    reading: workflow_readings.WorkflowReading | None = None,
+    pools: PoolsReady | None = None,
+) -> None:
     """The periodic pass (pools turning Ready, run statistics): patch only what changed,
-    then post an Event for each condition that moved."""
-    patch, moved = await _status(shared, body)
+    then post an Event for each condition that moved. `reading` and `pools` are what
+    the refresh loop read for every workflow at once; alone, this reads its own."""
     meta = body["metadata"]
+    ns = meta.get("namespace") or "default"
+    if reading is None:
+        key = (ns, meta["name"])
+        reader = workflow_readings.WorkflowReader(shared.redis)
+        reading = (await reader.read_all([key], now=time.time()))[key]
+    if pools is None:
+        pools = pools_ready(shared, body)
+    patch, moved = await _status(shared, body, reading, pools)
     if patch:
         await shared.kube.patch_status(
             API_VERSION, "AgentWorkflow", meta["name"], patch, namespace=meta.get("namespace")

@@ -15,7 +15,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
 
 import kopf
@@ -30,48 +30,105 @@ from trimtab.handlers import (
 )
 from trimtab.history import store
 from trimtab.kube import objects
-from trimtab.queue import arrivals, connection, deadlines, load, runindex, scripts
+from trimtab.queue import (
+    arrivals,
+    connection,
+    deadlines,
+    load,
+    runindex,
+    scripts,
+    touched,
+    workflow_readings,
+)
+from trimtab.reconcile.agentpool import cadence
 
 log = logging.getLogger(__name__)
 OBJECTS_EVERY_SECONDS = 60.0
 RECOVERABLE = (objects.ApiError, store.HistoryUnavailableError, *connection.UNAVAILABLE)
 
 
-async def _guarded(what: str, call: Awaitable[Any]) -> None:
+async def _guarded(what: str, call: Awaitable[Any]) -> bool:
+    """Whether `call` succeeded; a failure is logged, for the next pass to retry."""
     try:
         await call
     except RECOVERABLE as exc:
         log.warning("%s: %s; next pass retries", what, exc)
     except Exception:
         log.exception("%s failed; next pass retries", what)
+    else:
+        return True
+    return False
 
 
 async def scale_pools(shared: state.Shared) -> None:
-    """Tick every pool's autoscaler, concurrently, once per interval."""
+    """Tick, once per interval and concurrently, every pool not at rest, and those at rest
+    whose inputs changed (trimtab.reconcile.agentpool.cadence)."""
     scalers: dict[tuple[str, tuple[str, str]], pool_scaler.PoolScaler] = {}
-    reader = load.LoadReader(shared.redis)
+    reader, touches = load.LoadReader(shared.redis), touched.TouchedReader(shared.redis)
     while True:
         started = time.monotonic()
         live = {
             (b["metadata"].get("uid", ""), key): b for key, b in list(shared.views.pools.items())
         }
-        for gone in set(scalers) - set(live):
-            del scalers[gone]
-            if gone[1] not in shared.views.pools:  # deleted, not recreated under the same name
-                shared.metrics.pool_forgotten(*gone[1])
+        _forget(shared, scalers, set(scalers) - set(live), reader, touches)
         now = time.time()
-        loads = await _loads(reader, [key for _, key in live], now)
-        passes = []
+        fresh = await _touched(touches, [key for _, key in live])
+        due: dict[tuple[str, tuple[str, str]], Hashable] = {}
         for ident, body in live.items():
             scaler = scalers.setdefault(ident, pool_scaler.PoolScaler(shared, *ident[1]))
-            tick = scaler.tick(body, loads.get(ident[1]), now)
+            inputs = _inputs(shared, ident[1], body)
+            woken = fresh is None or ident[1] in fresh
+            if cadence.due(scaler.rest, inputs, touched=woken, now=now):
+                due[ident] = inputs
+        loads = await _loads(reader, [key for _, key in due], now)
+        passes = []
+        for ident, inputs in due.items():
+            tick = scalers[ident].tick(live[ident], loads.get(ident[1]), now, inputs=inputs)
             passes.append(_guarded(f"scaling {ident[1][0]}/{ident[1][1]}", tick))
         await asyncio.gather(*passes)
-        arrived = [(*ident[1], int(now), scalers[ident].arrived) for ident in live]
+        arrived = [(*ident[1], int(now), scalers[ident].arrived) for ident in due]
         await _guarded("recording arrivals", arrivals.record(shared.redis, arrived))
         shared.metrics.autoscaler_passed(time.time())
         elapsed = time.monotonic() - started
         await asyncio.sleep(max(0.0, shared.cfg.scale_interval_seconds - elapsed))
+
+
+def _forget(
+    shared: state.Shared,
+    scalers: dict[tuple[str, tuple[str, str]], pool_scaler.PoolScaler],
+    gone: set[tuple[str, tuple[str, str]]],
+    reader: load.LoadReader,
+    touches: touched.TouchedReader,
+) -> None:
+    for ident in gone:
+        del scalers[ident]
+    deleted = [key for _, key in gone if key not in shared.views.pools]  # not recreated
+    for key in deleted:
+        shared.metrics.pool_forgotten(*key)
+    reader.forget(deleted)
+    touches.forget(deleted)
+
+
+def _inputs(shared: state.Shared, key: tuple[str, str], body: dict[str, Any]) -> Hashable:
+    """What the watch views hold for a pool, as a value that changes when any of it does."""
+    pods = shared.views.pods.get(key, {})
+    return (
+        body["metadata"].get("resourceVersion"),
+        shared.views.deployments.get(key),
+        tuple(sorted(pods.items())),
+    )
+
+
+async def _touched(
+    touches: touched.TouchedReader, pools: list[tuple[str, str]]
+) -> set[tuple[str, str]] | None:
+    """The pools enqueued on since the last pass; None when Redis cannot say (every
+    pool is then read)."""
+    try:
+        return await touches.read(pools)
+    except connection.UNAVAILABLE as exc:
+        log.warning("reading which pools have new work: %s; reading every pool", exc)
+        return None
 
 
 async def _loads(
@@ -90,9 +147,10 @@ async def refresh(shared: state.Shared) -> None:
     """Workflow and budget statuses every status interval; once a minute, pool objects
     and the retirement of workflows and budgets deleted while no operator ran."""
     last_objects = 0.0
+    reader = workflow_readings.WorkflowReader(shared.redis)
+    passed: dict[tuple[str, str], Hashable] = {}  # each workflow's inputs at its last pass
     while True:
-        for key, body in list(shared.views.workflows.items()):
-            await _guarded(f"workflow {key[0]}/{key[1]}", agentworkflow.refresh(shared, body))
+        await _guarded("refreshing workflows", _refresh_workflows(shared, reader, passed))
         for key, body in list(shared.views.budgets.items()):
             await _guarded(f"budget {key[0]}/{key[1]}", agentbudget.refresh(shared, body))
         if time.monotonic() - last_objects >= OBJECTS_EVERY_SECONDS:
@@ -101,8 +159,36 @@ async def refresh(shared: state.Shared) -> None:
                 await _guarded(
                     f"pool objects {key[0]}/{key[1]}", pool_objects.ensure_objects(shared, body)
                 )
+                await asyncio.sleep(0)  # an unchanged pool awaits nothing: let others run
             await _guarded("retiring deleted workflows", _sweep(shared))
         await asyncio.sleep(shared.cfg.status_interval_seconds)
+
+
+async def _refresh_workflows(
+    shared: state.Shared,
+    reader: workflow_readings.WorkflowReader,
+    passed: dict[tuple[str, str], Hashable],
+) -> None:
+    """One status pass over every workflow, from one read of them all; a workflow whose
+    object, reading and pools are as at its last pass is left alone: the same inputs
+    decide the same status, which it holds already."""
+    bodies = dict(shared.views.workflows)
+    gone = [key for key in passed if key not in bodies]
+    reader.forget(gone)
+    for key in gone:
+        del passed[key]
+    readings = await reader.read_all(list(bodies), now=time.time())
+    for key, body in bodies.items():
+        pools = agentworkflow.pools_ready(shared, body)
+        frozen = tuple(sorted(pools[0].items())), tuple(sorted(pools[1].items()))
+        inputs = (body["metadata"].get("resourceVersion"), readings[key], frozen)
+        if passed.get(key) == inputs:
+            continue
+        passed.pop(key, None)
+        refreshed = agentworkflow.refresh(shared, body, readings[key], pools)
+        if await _guarded(f"workflow {key[0]}/{key[1]}", refreshed):
+            passed[key] = inputs  # a failed pass is passed again next time
+        await asyncio.sleep(0)
 
 
 async def _sweep(shared: state.Shared) -> None:

@@ -9,14 +9,14 @@ the metrics and the pool's arrivals. It is the only writer of the pool's status.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from trimtab import metrics
 from trimtab.api.v1alpha1 import API_VERSION, agentpool
 from trimtab.handlers import pool_objects, state
 from trimtab.queue import arrivals, load
-from trimtab.reconcile.agentpool import autoscaler, desired, forecast, scaling
+from trimtab.reconcile.agentpool import autoscaler, cadence, desired, forecast, scaling
 from trimtab.reconcile.agentpool import plan as plan_mod
 from trimtab.reconcile.agentpool import status as status_mod
 
@@ -45,25 +45,28 @@ class PoolScaler:
         self.autoscaler = autoscaler.Autoscaler()
         self.status_written_at = 0.0
         self.arrived = 0  # messages that reached the stream since the last tick
-        self._spec: tuple[int, agentpool.AgentPoolSpec, tuple[str, ...]] | None = None
         self._history_for: forecast.Seasonal | None = None
+        # Set while the pool is at rest (trimtab.reconcile.agentpool.cadence): its passes
+        # are skipped until what it reads changes.
+        self.rest: cadence.Resting | None = None
 
     def spec(self, body: Mapping[str, Any]) -> tuple[agentpool.AgentPoolSpec, tuple[str, ...]]:
-        """The parsed spec and why it is refused, decided again only when the generation
-        changes (not every tick)."""
-        generation = int(body["metadata"]["generation"])
-        if self._spec is None or self._spec[0] != generation:
-            spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
-            self._spec = (generation, spec, tuple(pool_objects.refused(self.shared, spec)))
-        return self._spec[1], self._spec[2]
+        """The parsed spec and why it is refused (parsed once per generation)."""
+        return pool_objects.parsed(self.shared, body)
 
     async def tick(
-        self, body: Mapping[str, Any], pool_load: load.PoolLoad | None, now: float
+        self,
+        body: Mapping[str, Any],
+        pool_load: load.PoolLoad | None,
+        now: float,
+        *,
+        inputs: Hashable = None,
     ) -> None:
-        """One scaling pass for this pool: gather, plan, apply."""
+        """One scaling pass for this pool: gather, plan, apply. `inputs` fingerprints what
+        the watch views hold for it, to tell a later second whether they changed."""
         key = (self.ns, self.name)
         deployment = self.shared.views.deployments.get(key)
-        self.arrived = 0
+        self.arrived, self.rest = 0, None
         spec, problems = self.spec(body)
         if deployment is None and not problems:
             return  # the Deployment is not there yet: reconcile_objects creates it
@@ -91,6 +94,8 @@ class PoolScaler:
             seen, spec, memory, now, status_interval=self.shared.cfg.status_interval_seconds
         )
         await self._apply(body, planned)
+        if cadence.at_rest(spec, seen, planned):
+            self.rest = cadence.resting(key, inputs, now)
         self.autoscaler.memory = planned.memory.scaling
         self.status_written_at = planned.memory.status_written_at
         self._record(spec, seen, planned, pool_load, seconds=time.perf_counter() - t0)

@@ -49,7 +49,9 @@ PoolKey = tuple[str, str]  # (namespace, pool)
 
 
 class LoadReader:
-    """Every pool's load in two pipelined round trips per pass, however many pools.
+    """The load of the pools asked for, in two pipelined round trips per pass, however
+    many (the autoscaler asks only for the pools not at rest: trimtab.reconcile.agentpool.
+    cadence).
 
     The first reads the counters of each of a pool's level streams and its breaker; the
     second reads the per-second stats only of pools with work now or within the window,
@@ -85,8 +87,6 @@ class LoadReader:
         busy = [key for key in pools if self._busy(key, counters[key], now)]
         windows = await self._windows(busy, now)
         oldest = await self._oldest(waiting, now)
-        for gone in set(self._seen) - set(pools):
-            del self._seen[gone]
         return {
             key: _load(
                 counters[key],
@@ -116,6 +116,11 @@ class LoadReader:
                 added_ms = int(str(entries[0][0]).split("-", 1)[0])
                 ages[key] = max(ages.get(key, 0.0), now - added_ms / 1000)
         return ages
+
+    def forget(self, gone: list[PoolKey]) -> None:
+        """Drop what was kept for pools that no longer exist."""
+        for key in gone:
+            self._seen.pop(key, None)
 
     def _busy(self, key: PoolKey, counters: dict[str, int], now: float) -> bool:
         """Work now, new arrivals, or work within the window (its stats still count)."""

@@ -141,6 +141,11 @@ async def missing_secrets(
 ) -> list[tuple[str, str]]:
     """The (Secret, key) pairs workers of this workflow found missing lately, sorted."""
     noted: Any = await client.hgetall(keys.workflow_missing_secrets(namespace, name))
+    return fresh_missing(noted, now=now)
+
+
+def fresh_missing(noted: dict[str, str], *, now: float) -> list[tuple[str, str]]:
+    """The pairs of a missing-Secrets hash noted within MISSING_SECRET_TTL_S, sorted."""
     cutoff = (now - MISSING_SECRET_TTL_S) * 1000
     fresh = [field.partition("/") for field, at in noted.items() if float(at) >= cutoff]
     return sorted((secret, key) for secret, _, key in fresh)
@@ -171,6 +176,11 @@ async def run_stats(
         for second in seconds:
             pipe.hgetall(keys.workflow_run_seconds(namespace, name, second))
         counters, *windows = await pipe.execute()
+    return stats_from(counters, windows)
+
+
+def stats_from(counters: dict[str, str], windows: list[dict[str, str]]) -> RunStats:
+    """The statistics of a workflow's counters hash and its per-second sketch hashes."""
     merged = sketch.LatencySketch()
     for window in windows:
         for value in window.values():
