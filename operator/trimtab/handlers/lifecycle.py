@@ -27,11 +27,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         cfg = config.from_env()
     if problem := cfg.worker_redis.problem():  # `operator run` refused it already
         raise kopf.PermanentError(problem)
-    # Our status schema has no room for kopf's own fields: keep its bookkeeping in
-    # annotations, under our own prefix.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="trimtab.io")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=state.KOPF_PREFIX
+    )
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="trimtab.io", key="last-handled-configuration"
+        prefix=state.KOPF_PREFIX, key=state.DIFFBASE_KEY
     )
     settings.posting.level = logging.WARNING
     settings.scanning.disabled = not cfg.scan_cluster

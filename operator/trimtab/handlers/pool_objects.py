@@ -107,6 +107,9 @@ async def _apply_if_changed(
     shared: state.Shared, obj: dict[str, Any], spec: agentpool.AgentPoolSpec
 ) -> bool:
     meta = obj["metadata"]
+    want = meta["annotations"][HASH_ANNOTATION]
+    if shared.views.applied.get((obj["kind"], meta["namespace"], meta["name"])) == want:
+        return False  # the watch saw it applied as desired: no read needed
     current = await shared.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
     if (
         current is None
@@ -115,7 +118,7 @@ async def _apply_if_changed(
     ):
         return True
     have = ((current or {}).get("metadata") or {}).get("annotations") or {}
-    if have.get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]:
+    if have.get(HASH_ANNOTATION) == want:
         return False
     await shared.kube.apply(obj, field_manager=OBJECT_MANAGER)
     return True
@@ -137,10 +140,22 @@ async def _create_deployment(
     return True
 
 
-def refused(shared: state.Shared, spec: agentpool.AgentPoolSpec) -> list[str]:
-    """Why the operator builds nothing from `spec` (trimtab.reconcile.agentpool.admission)."""
-    found = admission.problems(spec, shared.cfg.policy, default_image=shared.cfg.worker_image)
-    return [str(p) for p in found]
+def parsed(
+    shared: state.Shared, body: Mapping[str, Any]
+) -> tuple[agentpool.AgentPoolSpec, tuple[str, ...]]:
+    """The pool's spec, and why the operator builds nothing from it (trimtab.reconcile.
+    agentpool.admission), decided once per generation: the autoscaler asks every pass,
+    and the refresh loop every minute."""
+    meta = body["metadata"]
+    key, generation = (meta["namespace"], meta["name"]), (meta.get("uid", ""), meta["generation"])
+    held = shared.objects.pool_specs.get(key)
+    if held is None or held[0] != generation:
+        spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
+        policy, image = shared.cfg.policy, shared.cfg.worker_image
+        found = admission.problems(spec, policy, default_image=image)
+        held = (generation, spec, tuple(str(p) for p in found))
+        shared.objects.pool_specs[key] = held
+    return held[1], held[2]
 
 
 async def ensure_objects(
@@ -149,8 +164,8 @@ async def ensure_objects(
     """Apply whichever of the pool's objects differ from their desired state; placement
     follows `fallback_active`, or the pool's SpotFallback condition when None."""
     t0 = time.perf_counter()
-    spec = agentpool.AgentPoolSpec.model_validate(dict(body["spec"]))
-    if refused(shared, spec):
+    spec, problems = parsed(shared, body)
+    if problems:
         return  # nothing is built from it; the pool's SpecValid condition says why
     on_demand = (
         on_fallback(body.get("status") or {}) if fallback_active is None else fallback_active

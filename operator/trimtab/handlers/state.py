@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 from trimtab import config, metrics
+from trimtab.api.v1alpha1 import agentpool
 from trimtab.api.v1alpha1 import agentworkflow as awf
 from trimtab.history import archive
 from trimtab.kube import aio
@@ -18,6 +19,12 @@ from trimtab.reconcile.policy import Policy
 from trimtab.telemetry import tracing as traces
 
 Key = tuple[str, str]  # (namespace, name)
+
+# Where kopf keeps its bookkeeping on our objects (trimtab.handlers.lifecycle): our
+# status schema has no room for its fields, so they are annotations under our prefix.
+KOPF_PREFIX = "trimtab.io"
+DIFFBASE_KEY = "last-handled-configuration"
+DIFFBASE_ANNOTATION = f"{KOPF_PREFIX}/{DIFFBASE_KEY}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +45,9 @@ class Views:
     budgets: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
     deployments: dict[Key, DeploymentView] = dataclasses.field(default_factory=dict)
     pods: dict[Key, dict[str, fallback.PodView]] = dataclasses.field(default_factory=dict)
+    # Each pool object's desired-state hash as last applied: (kind, namespace, name) ->
+    # its trimtab.io/desired-hash annotation, for Deployments, Services and PDBs.
+    applied: dict[tuple[str, str, str], str] = dataclasses.field(default_factory=dict)
 
     def namespaces(self) -> set[str]:
         """The namespaces this operator watches objects of Trimtab's kinds in."""
@@ -51,6 +61,11 @@ class ObjectsCache:
     # Namespaces whose workflows were listed once, so the view is complete there before
     # a pool's Deployment is built from it.
     workflows_listed: set[str] = dataclasses.field(default_factory=set)
+    # Each pool's parsed spec and why the operator refuses it, with the (uid, generation)
+    # they were parsed from.
+    pool_specs: dict[Key, tuple[tuple[str, int], agentpool.AgentPoolSpec, tuple[str, ...]]] = (
+        dataclasses.field(default_factory=dict)
+    )
     # Each workflow's tool Secrets by pool, with the generation they were parsed from.
     tool_secrets: dict[Key, tuple[Any, dict[str, set[tuple[str, str]]]]] = dataclasses.field(
         default_factory=dict

@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from trimtab.api.v1alpha1 import GROUP, VERSION, kinds
-from trimtab.handlers import state
+from trimtab.handlers import pool_objects, state
 from trimtab.reconcile import conditions, naming
 from trimtab.reconcile.agentpool import fallback, status
 
@@ -23,11 +23,26 @@ def _shared(memo: kopf.Memo) -> state.Shared | None:
     return memo.get("shared")  # events can arrive before start-up finished
 
 
+# What a view leaves out of an object's metadata: nothing reads them, and at thousands
+# of objects they were most of the views' memory (managedFields alone is as large as the
+# spec, and kopf's diff base is a copy of it).
+UNREAD_METADATA = frozenset({"managedFields"})
+UNREAD_ANNOTATIONS = frozenset({state.DIFFBASE_ANNOTATION})
+
+
+def _metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in meta.items() if k not in UNREAD_METADATA}
+    if "annotations" in kept:
+        notes = kept["annotations"] or {}
+        kept["annotations"] = {k: v for k, v in notes.items() if k not in UNREAD_ANNOTATIONS}
+    return kept
+
+
 def _snapshot(body: kopf.Body) -> dict[str, Any]:
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": dict(body.get("metadata") or {}),
+        "metadata": _metadata(body.get("metadata") or {}),
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
@@ -62,6 +77,7 @@ def track_object(
         _track(view, (namespace or "", name), event, _snapshot(body))
         if event.get("type") == "DELETED":
             shared.objects.tool_secrets.pop((namespace or "", name), None)
+            shared.objects.pool_specs.pop((namespace or "", name), None)
             shared.checks.by_key.pop((namespace or "", name), None)
 
 
@@ -79,6 +95,23 @@ def track_deployment(
     if shared is not None:
         key = (namespace or "", labels.get(naming.POOL_LABEL, ""))
         _track(shared.views.deployments, key, event, _deployment_view(body))
+        _track_applied(shared, event, body)
+
+
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+def track_pool_object(*, event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    shared = _shared(memo)
+    if shared is not None:
+        _track_applied(shared, event, body)
+
+
+def _track_applied(shared: state.Shared, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """The object's desired-state hash as last applied (trimtab.handlers.pool_objects)."""
+    meta = body.get("metadata") or {}
+    key = (str(body.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+    applied = (meta.get("annotations") or {}).get(pool_objects.HASH_ANNOTATION, "")
+    _track(shared.views.applied, key, event, applied)
 
 
 def _deployment_view(body: Mapping[str, Any]) -> state.DeploymentView:
