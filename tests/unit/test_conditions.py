@@ -57,7 +57,10 @@ def test_transition_time_moves_only_with_status(later: conditions.Desired, moves
 def test_transitions_list_new_and_changed_conditions_only() -> None:
     fallback = conditions.Desired(ConditionType.SPOT_FALLBACK, False, Reason.ON_SPOT)
     first = conditions.merge([], [READY, fallback], generation=1, now=T0)
-    assert [e.reason for e in conditions.transitions([], first)] == ["Available", "OnSpot"]
+    [announced] = conditions.transitions([], first)  # a first status: one Event for all
+    assert announced.reason == "Available"
+    assert announced.message.startswith("Ready=True: ")
+    assert "; SpotFallback=False: " in announced.message
     same = conditions.merge(first, [READY, fallback], generation=1, now=T1)
     assert conditions.transitions(first, same) == []
     changed = conditions.merge(

@@ -99,8 +99,9 @@ def test_a_backlog_scales_up_and_reports_it_in_status_and_events() -> None:
         "SpotFallback",
         "SpecValid",
     }
-    # Every condition is new: each is announced once.
-    assert len(planned.events) == 1 + 6
+    # Every condition is new and none is trouble: all six are announced in one Event.
+    assert len(planned.events) == 1 + 1
+    assert all(f"{c['type']}=" in planned.events[1].message for c in held["conditions"])
     assert planned.memory.status_written_at == T0
 
 

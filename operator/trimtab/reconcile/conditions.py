@@ -125,6 +125,21 @@ _WARN_WHEN_FALSE = frozenset(
 _WARN_WHEN_TRUE = frozenset({ConditionType.NEAR_LIMIT, ConditionType.EXHAUSTED})
 
 
+# Each condition's status when there is nothing to say about it: an object's first status
+# announces these together, and each other condition on its own.
+_AT_EASE: dict[ConditionType, bool] = {
+    ConditionType.READY: True,
+    ConditionType.SCALING_ACTIVE: True,
+    ConditionType.SCALING_LIMITED: False,
+    ConditionType.METRICS_AVAILABLE: True,
+    ConditionType.SPOT_FALLBACK: False,
+    ConditionType.SPEC_VALID: True,
+    ConditionType.POOLS_READY: True,
+    ConditionType.NEAR_LIMIT: False,
+    ConditionType.EXHAUSTED: False,
+}
+
+
 def transitions(
     current: Sequence[base.Condition],
     merged: Sequence[base.Condition],
@@ -133,16 +148,27 @@ def transitions(
 ) -> list[Event]:
     """One Event per merged condition that is new or whose status or reason changed; for
     the types in `status_only`, whose reason follows every decision, only a new status
-    counts."""
+    counts. An object's first status (no conditions held yet) announces the conditions at
+    ease (_AT_EASE) in one Event, and each other one on its own: at a thousand new
+    objects, an Event per healthy condition was most of a cold start's writes."""
     previous = {c.type: c for c in current}
-    out = []
+    out: list[Event] = []
+    settled: list[Event] = []
     for c in merged:
         old = previous.get(c.type)
         reason_moved = old is not None and old.reason != c.reason and c.type not in status_only
         if old is not None and old.status == c.status and not reason_moved:
             continue
-        warning = (c.status == "False" and c.type in _WARN_WHEN_FALSE) or (
-            c.status == "True" and c.type in _WARN_WHEN_TRUE
-        )
-        out.append(Event(warning, c.reason, f"{c.type}={c.status}: {c.message}"))
+        event = Event(_warns(c), c.reason, f"{c.type}={c.status}: {c.message}")
+        at_ease = _AT_EASE.get(ConditionType(c.type)) == (c.status == "True")
+        (settled if not current and at_ease else out).append(event)
+    if settled:
+        joined = "; ".join(e.message for e in settled)
+        out.insert(0, Event(False, settled[0].reason, joined))
     return out
+
+
+def _warns(c: base.Condition) -> bool:
+    return (c.status == "False" and c.type in _WARN_WHEN_FALSE) or (
+        c.status == "True" and c.type in _WARN_WHEN_TRUE
+    )
