@@ -15,8 +15,17 @@ from trimtab.api.v1alpha1 import GROUP, VERSION
 from trimtab.handlers import pool_objects
 
 
-@kopf.on.resume(GROUP, VERSION, pool_objects.PLURAL)
-@kopf.on.create(GROUP, VERSION, pool_objects.PLURAL)
-@kopf.on.update(GROUP, VERSION, pool_objects.PLURAL, field="spec")
-async def reconcile_objects(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await pool_objects.ensure_objects(memo["shared"], body)
+@kopf.on.event(GROUP, VERSION, pool_objects.PLURAL)
+async def reconcile_objects(
+    *, event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """The pool's objects, once per spec generation (at start-up, once per pool). A watch
+    event rather than kopf's create, update and resume handlers: those keep kopf's
+    bookkeeping in annotations, a write per pool at every start and change, and the
+    once-a-minute pass (trimtab.handlers.loops) retries a pass that failed."""
+    shared = memo["shared"]
+    if event.get("type") == "DELETED":
+        pool_objects.mark_handled(shared, body, gone=True)
+    elif pool_objects.first_sight(shared, body):
+        pool_objects.mark_handled(shared, body)  # tried once here; the loops retry
+        await pool_objects.ensure_objects(shared, body)

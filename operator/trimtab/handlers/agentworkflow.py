@@ -102,21 +102,40 @@ async def _status(
     return status_mod.status_patch(held, want), moved
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """On a spec change (and at start-up): the same pass as the periodic refresh, through
-    the same write path, after the pools' Deployments learned the new tool Secrets."""
-    await _update_pool_secrets(memo["shared"], body)
-    await refresh(memo["shared"], body)
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def reconcile(
+    *,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Once per spec generation (and at start-up): the same pass as the periodic refresh,
+    through the same write path, after the pools' Deployments learned the new tool
+    Secrets. A watch event rather than kopf's change handlers, which write kopf's
+    bookkeeping onto every workflow; the periodic refresh retries a pass that failed.
+    A deleted workflow is retired: no new run starts (a deletion handler would need a
+    finalizer; one deleted while no operator ran is retired by `sweep_retired`)."""
+    shared: state.Shared = memo["shared"]
+    if event.get("type") == "DELETED":
+        pool_objects.mark_handled(shared, body, gone=True)
+        await workflows.retire(shared.redis, namespace or "default", name)
+    elif pool_objects.first_sight(shared, body):
+        try:
+            await _update_pool_secrets(shared, body)
+            await refresh(shared, body)
+        finally:
+            pool_objects.mark_handled(shared, body)  # tried once here; the loops retry
 
 
 async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) -> None:
     """Re-level the Deployments of the pools this workflow's steps may run on, so the
     Secrets its tool headers read reach their workers before its first run. Unchanged
     Deployments are skipped by their desired-state hash. The workflow view holds this
-    body already: kopf runs the watch handler (trimtab.handlers.views) first."""
+    body already: kopf runs the watch handlers in the order they were registered, and
+    trimtab.handlers registers the views' first."""
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     # The per-generation parse the pools' Deployments are built from (an invalid spec
     # names no Secret); ensure_objects below reads the same cache.
@@ -124,17 +143,6 @@ async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) ->
         pool_body = shared.views.pools.get((ns, pool))
         if pool_body is not None:
             await pool_objects.ensure_objects(shared, pool_body)
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def retire_when_deleted(
-    *, event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """Stop new runs of a deleted workflow. A watch event, not a deletion handler: those
-    need a finalizer. A workflow deleted while no operator ran is retired by
-    `sweep_retired` instead."""
-    if event.get("type") == "DELETED":
-        await workflows.retire(memo["shared"].redis, namespace or "default", name)
 
 
 async def sweep_retired(shared: state.Shared) -> list[tuple[str, str]]:

@@ -182,8 +182,8 @@ async def _refresh_workflows(
         pools = agentworkflow.pools_ready(shared, body)
         frozen = tuple(sorted(pools[0].items())), tuple(sorted(pools[1].items()))
         inputs = (body["metadata"].get("resourceVersion"), readings[key], frozen)
-        if passed.get(key) == inputs:
-            continue
+        if passed.get(key) == inputs or pool_objects.first_sight(shared, body):
+            continue  # unchanged, or its watch event is handling it
         passed.pop(key, None)
         refreshed = agentworkflow.refresh(shared, body, readings[key], pools)
         if await _guarded(f"workflow {key[0]}/{key[1]}", refreshed):

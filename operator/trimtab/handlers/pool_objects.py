@@ -66,15 +66,45 @@ def _desired_objects(
 async def _wiring(shared: state.Shared, namespace: str, pool: str) -> desired.Wiring:
     await _list_workflows_once(shared, namespace)
     needed: set[secrets.SecretKey] = set()
-    for key, body in list(shared.views.workflows.items()):
-        if key[0] == namespace:
-            needed |= workflow_tool_secrets(shared, key, body).get(pool, set())
+    for found in shared.objects.secrets_index.get((namespace, pool), {}).values():
+        needed |= found
     return desired.Wiring(
         image=shared.cfg.worker_image,
         redis=shared.cfg.worker_redis,
         tool_secrets=frozenset(needed),
         tracing_env=shared.cfg.worker_tracing_env,
     )
+
+
+def index_workflow(
+    shared: state.Shared, key: tuple[str, str], body: Mapping[str, Any] | None
+) -> None:
+    """Keep the index of tool Secrets by pool current with one workflow's spec (None:
+    the workflow is gone)."""
+    index, pools_of = shared.objects.secrets_index, shared.objects.indexed_pools
+    wanted = {} if body is None else workflow_tool_secrets(shared, key, body)
+    for pool in pools_of.pop(key, set()) - set(wanted):
+        index.get((key[0], pool), {}).pop(key[1], None)
+    for pool, found in wanted.items():
+        index.setdefault((key[0], pool), {})[key[1]] = frozenset(found)
+    if wanted:
+        pools_of[key] = set(wanted)
+
+
+def first_sight(shared: state.Shared, body: Mapping[str, Any]) -> bool:
+    """Whether this object's spec (its uid and generation) was not handled yet."""
+    meta = body["metadata"]
+    key = (str(body.get("kind")), meta.get("namespace") or "", meta["name"])
+    return shared.objects.handled.get(key) != (meta.get("uid", ""), meta.get("generation"))
+
+
+def mark_handled(shared: state.Shared, body: Mapping[str, Any], *, gone: bool = False) -> None:
+    meta = body["metadata"]
+    key = (str(body.get("kind")), meta.get("namespace") or "", meta["name"])
+    if gone:
+        shared.objects.handled.pop(key, None)
+    else:
+        shared.objects.handled[key] = (meta.get("uid", ""), meta.get("generation"))
 
 
 def workflow_tool_secrets(
@@ -99,7 +129,10 @@ async def _list_workflows_once(shared: state.Shared, namespace: str) -> None:
     found = await shared.kube.list(API_VERSION, "AgentWorkflow", namespace=namespace)
     for body in found:
         # Watch events are at least as fresh as this list: they win.
-        shared.views.workflows.setdefault((namespace, body["metadata"]["name"]), body)
+        key = (namespace, body["metadata"]["name"])
+        if key not in shared.views.workflows:
+            shared.views.workflows[key] = body
+            index_workflow(shared, key, body)
     shared.objects.workflows_listed.add(namespace)
 
 

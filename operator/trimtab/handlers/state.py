@@ -66,6 +66,17 @@ class ObjectsCache:
     pool_specs: dict[Key, tuple[tuple[str, int], agentpool.AgentPoolSpec, tuple[str, ...]]] = (
         dataclasses.field(default_factory=dict)
     )
+    # By namespace and pool: the tool Secrets each workflow's steps on that pool read, kept
+    # as workflows come and go, so building one pool's Deployment does not walk every
+    # workflow of its namespace.
+    secrets_index: dict[Key, dict[str, frozenset[tuple[str, str]]]] = dataclasses.field(
+        default_factory=dict
+    )
+    # Each workflow's pools in that index.
+    indexed_pools: dict[Key, set[str]] = dataclasses.field(default_factory=dict)
+    # Each AgentPool and AgentWorkflow as (uid, generation) when its spec was last
+    # handled: a watch event for anything else (a status write) handles nothing again.
+    handled: dict[tuple[str, str, str], tuple[str, int]] = dataclasses.field(default_factory=dict)
     # Each workflow's tool Secrets by pool, with the generation they were parsed from.
     tool_secrets: dict[Key, tuple[Any, dict[str, set[tuple[str, str]]]]] = dataclasses.field(
         default_factory=dict

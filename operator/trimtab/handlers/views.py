@@ -58,7 +58,7 @@ def _track(view: dict[Any, Any], key: Any, event: Mapping[str, Any], value: Any)
 @kopf.on.event(GROUP, VERSION, "agentpools")
 @kopf.on.event(GROUP, VERSION, "agentworkflows")
 @kopf.on.event(GROUP, VERSION, "agentbudgets")
-def track_object(
+async def track_object(
     *,
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -74,7 +74,11 @@ def track_object(
             kinds.AGENT_WORKFLOW.kind: shared.views.workflows,
             kinds.AGENT_BUDGET.kind: shared.views.budgets,
         }[str(body.get("kind"))]
-        _track(view, (namespace or "", name), event, _snapshot(body))
+        snapshot = _snapshot(body)
+        _track(view, (namespace or "", name), event, snapshot)
+        if view is shared.views.workflows:
+            gone = event.get("type") == "DELETED"
+            pool_objects.index_workflow(shared, (namespace or "", name), None if gone else snapshot)
         if event.get("type") == "DELETED":
             shared.objects.tool_secrets.pop((namespace or "", name), None)
             shared.objects.pool_specs.pop((namespace or "", name), None)
@@ -82,7 +86,7 @@ def track_object(
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def track_deployment(
+async def track_deployment(
     *,
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -100,7 +104,9 @@ def track_deployment(
 
 @kopf.on.event("", "v1", "services", labels=MANAGED)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
-def track_pool_object(*, event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def track_pool_object(
+    *, event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     shared = _shared(memo)
     if shared is not None:
         _track_applied(shared, event, body)
@@ -140,7 +146,7 @@ def _pod_view(status: Mapping[str, Any], labels: Mapping[str, str]) -> fallback.
 
 
 @kopf.on.event("", "v1", "pods", labels={naming.POOL_LABEL: kopf.PRESENT})
-def track_pod(
+async def track_pod(
     *,
     event: kopf.RawEvent,
     body: kopf.Body,
