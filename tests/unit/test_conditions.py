@@ -140,3 +140,13 @@ def test_times_round_trip() -> None:
     assert stamp == "2026-01-01T12:00:00Z"
     assert conditions.parse_time(stamp) == T0.timestamp()
     assert conditions.parse_time(None) is None
+
+
+def test_a_first_status_announces_trouble_on_its_own_and_the_rest_together() -> None:
+    idle = conditions.Desired(ConditionType.SCALING_ACTIVE, False, Reason.IDLE)
+    waiting = conditions.Desired(ConditionType.POOLS_READY, False, Reason.POOLS_NOT_READY)
+    first = conditions.merge([], [READY, idle, waiting], generation=1, now=T0)
+    together, alone = conditions.transitions([], first)
+    assert together.message.startswith("Ready=True: ")
+    assert "; ScalingActive=False: " in together.message  # a pool at zero is at ease
+    assert (alone.warning, alone.reason) == (True, "PoolsNotReady")

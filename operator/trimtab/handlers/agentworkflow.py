@@ -30,7 +30,9 @@ from trimtab.reconcile.agentworkflow import status as status_mod
 PLURAL = "agentworkflows"
 
 
-PoolsReady = tuple[dict[str, bool], dict[str, str]]
+# Each referenced pool that exists: whether it is Ready; why not; and those the operator
+# has not reported on yet (no status), which the workflow's status waits for.
+PoolsReady = tuple[dict[str, bool], dict[str, str], frozenset[str]]
 
 
 def pools_ready(shared: state.Shared, body: Mapping[str, Any]) -> PoolsReady:
@@ -42,16 +44,18 @@ def pools_ready(shared: state.Shared, body: Mapping[str, Any]) -> PoolsReady:
     parsed, _ = shared.checks.of(
         (ns, name), int(meta["generation"]), body["spec"], shared.cfg.policy
     )
-    ready, why = {}, {}
+    ready, why, unreported = {}, {}, set()
     for pool in sorted({pool for _, pool in validation.pool_references(parsed)}):
         held = shared.views.pools.get((ns, pool))
         if held is None:
             continue  # missing: the status names it
         found = (held.get("status") or {}).get("conditions")
         ready[pool] = conditions.is_true(found, ConditionType.READY)
-        if not ready[pool]:
+        if not found:
+            unreported.add(pool)
+        elif not ready[pool]:
             why[pool] = str(conditions.find(found, ConditionType.READY).get("reason") or "")
-    return ready, why
+    return ready, why, frozenset(unreported)
 
 
 async def _publish(
@@ -81,7 +85,7 @@ async def _status(
     meta = body["metadata"]
     ns, name, generation = meta.get("namespace") or "default", meta["name"], int(meta["generation"])
     parsed, checked = shared.checks.of((ns, name), generation, body["spec"], shared.cfg.policy)
-    ready, why = pools
+    ready, why, _ = pools
     verdict = status_mod.decide(
         parsed,
         pools_ready=ready,
@@ -181,6 +185,11 @@ async def refresh(
     if pools is None:
         pools = pools_ready(shared, body)
     patch, moved = await _status(shared, body, reading, pools)
+    if pools[2]:
+        # A pool it runs on has no status yet (created with it, the operator not there
+        # yet): published already, but its status waits rather than report the pool not
+        # Ready now and Ready a moment later, a write and two Events each time.
+        return
     if patch:
         await shared.kube.patch_status(
             API_VERSION, "AgentWorkflow", meta["name"], patch, namespace=meta.get("namespace")

@@ -180,7 +180,7 @@ async def _refresh_workflows(
     readings = await reader.read_all(list(bodies), now=time.time())
     for key, body in bodies.items():
         pools = agentworkflow.pools_ready(shared, body)
-        frozen = tuple(sorted(pools[0].items())), tuple(sorted(pools[1].items()))
+        frozen = tuple(sorted(pools[0].items())), tuple(sorted(pools[1].items())), pools[2]
         inputs = (body["metadata"].get("resourceVersion"), readings[key], frozen)
         if passed.get(key) == inputs or pool_objects.first_sight(shared, body):
             continue  # unchanged, or its watch event is handling it

@@ -125,11 +125,12 @@ _WARN_WHEN_FALSE = frozenset(
 _WARN_WHEN_TRUE = frozenset({ConditionType.NEAR_LIMIT, ConditionType.EXHAUSTED})
 
 
-# Each condition's status when there is nothing to say about it: an object's first status
-# announces these together, and each other condition on its own.
-_AT_EASE: dict[ConditionType, bool] = {
+# Each condition's status when there is nothing to say about it (None: either, as a pool
+# at zero is as normal as one scaling): an object's first status announces these
+# together, and each other condition on its own.
+_AT_EASE: dict[ConditionType, bool | None] = {
     ConditionType.READY: True,
-    ConditionType.SCALING_ACTIVE: True,
+    ConditionType.SCALING_ACTIVE: None,
     ConditionType.SCALING_LIMITED: False,
     ConditionType.METRICS_AVAILABLE: True,
     ConditionType.SPOT_FALLBACK: False,
@@ -160,7 +161,8 @@ def transitions(
         if old is not None and old.status == c.status and not reason_moved:
             continue
         event = Event(_warns(c), c.reason, f"{c.type}={c.status}: {c.message}")
-        at_ease = _AT_EASE.get(ConditionType(c.type)) == (c.status == "True")
+        ease = _AT_EASE.get(ConditionType(c.type), c.status == "True")
+        at_ease = ease is None or ease == (c.status == "True")
         (settled if not current and at_ease else out).append(event)
     if settled:
         joined = "; ".join(e.message for e in settled)
