@@ -72,6 +72,12 @@ class ObjectsCache:
     secrets_index: dict[Key, dict[str, frozenset[tuple[str, str]]]] = dataclasses.field(
         default_factory=dict
     )
+    # Each pool's objects as last built: what they were built from (uid, generation,
+    # wiring, placement) and each one's desired-state hash, so a pass over an unchanged
+    # pool builds and hashes nothing.
+    built: dict[Key, tuple[Any, tuple[tuple[tuple[str, str, str], str], ...]]] = dataclasses.field(
+        default_factory=dict
+    )
     # Each workflow's pools in that index.
     indexed_pools: dict[Key, set[str]] = dataclasses.field(default_factory=dict)
     # Each AgentPool and AgentWorkflow as (uid, generation) when its spec was last

@@ -82,6 +82,7 @@ async def track_object(
         if event.get("type") == "DELETED":
             shared.objects.tool_secrets.pop((namespace or "", name), None)
             shared.objects.pool_specs.pop((namespace or "", name), None)
+            shared.objects.built.pop((namespace or "", name), None)
             shared.checks.by_key.pop((namespace or "", name), None)
 
 

@@ -16,11 +16,12 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from trimtab.queue import keys, workflows
+from trimtab.queue import keys, wire, workflows
 from trimtab.stats import rates
 
 Key = tuple[str, str]  # (namespace, workflow)
 WINDOW_SECONDS = 60  # the run-time p95's window, as workflows.run_stats reads it
+CHUNK = 50  # workflows whose window one pipeline reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,21 +68,34 @@ class WorkflowReader:
             self._moved.pop(key, None)
 
     def _recent(self, key: Key, counters: dict[str, str], now: float) -> bool:
-        """Whether the counters moved within the window (or were never seen before)."""
+        """Whether the counters moved within the window, or were never seen before with a
+        run ended (a workflow that never ended a run has no sketches to read)."""
         held = self._moved.get(key)
-        if held is None or held[0] != counters:
+        if held is None:
+            ended = (
+                wire.WorkflowStat.SUCCEEDED,
+                wire.WorkflowStat.FAILED,
+                wire.WorkflowStat.CANCELLED,
+            )
+            self._moved[key] = (counters, now if any(counters.get(f) for f in ended) else 0.0)
+        elif held[0] != counters:
             self._moved[key] = (counters, now)
-            return True
-        return now - held[1] <= self.window + 1
+        return now - self._moved[key][1] <= self.window + 1
 
     async def _windows(self, wanted: list[Key], now: float) -> dict[Key, list[dict[str, str]]]:
         if not wanted:
             return {}
         seconds = rates.window_keys(now, bucket_seconds=1, window_seconds=self.window)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for ns, name in wanted:
-                for second in seconds:
-                    pipe.hgetall(keys.workflow_run_seconds(ns, name, second))
-            found = await pipe.execute()
-        n = len(seconds)
-        return {key: [dict(h) for h in found[i * n : (i + 1) * n]] for i, key in enumerate(wanted)}
+        n, out = len(seconds), {}
+        # In chunks: a window is sixty hashes a workflow, and one pipeline of them all
+        # (after a restart, every workflow that ever ran) was the operator's memory peak.
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for ns, name in chunk:
+                    for second in seconds:
+                        pipe.hgetall(keys.workflow_run_seconds(ns, name, second))
+                found = await pipe.execute()
+            for i, key in enumerate(chunk):
+                out[key] = [dict(h) for h in found[i * n : (i + 1) * n]]
+        return out

@@ -25,7 +25,7 @@ from collections.abc import Hashable
 from trimtab.api.v1alpha1 import agentpool
 from trimtab.reconcile.agentpool import plan as plan_mod
 
-REST_TICK_SECONDS = 30.0
+REST_TICK_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
