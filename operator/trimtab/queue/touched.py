@@ -34,14 +34,16 @@ class TouchedReader:
         self.client = client
         self._since: dict[str, float] = {}  # namespace -> highest score read
         self._pools: dict[str, PoolKey] = {}  # stream key -> its pool
+        self._known: set[PoolKey] = set()  # the pools `_pools` maps streams to
 
     async def read(self, pools: Iterable[PoolKey]) -> set[PoolKey]:
         """Those of `pools` whose streams were enqueued on since the last read (every
         pool ever touched, on the first read of its namespace)."""
         wanted = set(pools)
-        for key in wanted:
+        for key in wanted - self._known:  # a new pool's stream names, built once
             for stream in keys.pool_streams(*key):
-                self._pools.setdefault(stream, key)
+                self._pools[stream] = key
+        self._known |= wanted
         namespaces = sorted({ns for ns, _ in wanted})
         async with self.client.pipeline(transaction=False) as pipe:
             for ns in namespaces:
@@ -61,5 +63,6 @@ class TouchedReader:
     def forget(self, gone: Iterable[PoolKey]) -> None:
         """Drop what was kept for pools that no longer exist."""
         for key in gone:
+            self._known.discard(key)
             for stream in keys.pool_streams(*key):
                 self._pools.pop(stream, None)
