@@ -56,11 +56,11 @@ def test_the_index_follows_each_workflow_as_it_moves_between_pools_and_goes() ->
 def test_a_spec_is_handled_once_per_generation_and_again_when_recreated() -> None:
     shared = _shared()
     first = _workflow("crm", 1, {})
-    assert pool_objects.first_sight(shared, first)
-    pool_objects.mark_handled(shared, first)
-    assert not pool_objects.first_sight(shared, first)  # a status write changes nothing
-    assert pool_objects.first_sight(shared, _workflow("crm", 2, {}))
+    assert shared.objects.first_sight(first)
+    shared.objects.mark_handled(first)
+    assert not shared.objects.first_sight(first)  # a status write changes nothing
+    assert shared.objects.first_sight(_workflow("crm", 2, {}))
     recreated = {**first, "metadata": {**first["metadata"], "uid": "u-new"}}
-    assert pool_objects.first_sight(shared, recreated)
-    pool_objects.mark_handled(shared, first, gone=True)
-    assert pool_objects.first_sight(shared, first)
+    assert shared.objects.first_sight(recreated)
+    shared.objects.mark_handled(first, gone=True)
+    assert shared.objects.first_sight(first)

@@ -25,7 +25,7 @@ async def reconcile_objects(
     once-a-minute pass (trimtab.handlers.loops) retries a pass that failed."""
     shared = memo["shared"]
     if event.get("type") == "DELETED":
-        pool_objects.mark_handled(shared, body, gone=True)
-    elif pool_objects.first_sight(shared, body):
-        pool_objects.mark_handled(shared, body)  # tried once here; the loops retry
+        shared.objects.mark_handled(body, gone=True)
+    elif shared.objects.first_sight(body):
+        shared.objects.mark_handled(body)  # tried once here; the loops retry
         await pool_objects.ensure_objects(shared, body)

@@ -124,14 +124,14 @@ async def reconcile(
     finalizer; one deleted while no operator ran is retired by `sweep_retired`)."""
     shared: state.Shared = memo["shared"]
     if event.get("type") == "DELETED":
-        pool_objects.mark_handled(shared, body, gone=True)
+        shared.objects.mark_handled(body, gone=True)
         await workflows.retire(shared.redis, namespace or "default", name)
-    elif pool_objects.first_sight(shared, body):
+    elif shared.objects.first_sight(body):
         try:
             await _update_pool_secrets(shared, body)
             await refresh(shared, body)
         finally:
-            pool_objects.mark_handled(shared, body)  # tried once here; the loops retry
+            shared.objects.mark_handled(body)  # tried once here; the loops retry
 
 
 async def _update_pool_secrets(shared: state.Shared, body: Mapping[str, Any]) -> None:

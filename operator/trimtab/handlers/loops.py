@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ctypes
 import datetime
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
@@ -184,7 +185,7 @@ async def _refresh_workflows(
         pools = agentworkflow.pools_ready(shared, body)
         frozen = tuple(sorted(pools[0].items())), tuple(sorted(pools[1].items())), pools[2]
         inputs = (body["metadata"].get("resourceVersion"), readings[key], frozen)
-        if passed.get(key) == inputs or pool_objects.first_sight(shared, body):
+        if passed.get(key) == inputs or shared.objects.first_sight(body):
             continue  # unchanged, or its watch event is handling it
         passed.pop(key, None)
         refreshed = agentworkflow.refresh(shared, body, readings[key], pools)
@@ -197,11 +198,17 @@ def _release_free_heap() -> None:
     """Hand the C heap's free pages back to the system (glibc's malloc_trim). The start-up
     passes over thousands of objects leave the heap far above what stays in use, and glibc
     returns little of it on its own; elsewhere this does nothing."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        return ctypes.CDLL("libc.so.6")
     except OSError:
-        return
-    libc.malloc_trim(0)
+        return None
 
 
 async def _sweep(shared: state.Shared) -> None:

@@ -91,22 +91,6 @@ def index_workflow(
         pools_of[key] = set(wanted)
 
 
-def first_sight(shared: state.Shared, body: Mapping[str, Any]) -> bool:
-    """Whether this object's spec (its uid and generation) was not handled yet."""
-    meta = body["metadata"]
-    key = (str(body.get("kind")), meta.get("namespace") or "", meta["name"])
-    return shared.objects.handled.get(key) != (meta.get("uid", ""), meta.get("generation"))
-
-
-def mark_handled(shared: state.Shared, body: Mapping[str, Any], *, gone: bool = False) -> None:
-    meta = body["metadata"]
-    key = (str(body.get("kind")), meta.get("namespace") or "", meta["name"])
-    if gone:
-        shared.objects.handled.pop(key, None)
-    else:
-        shared.objects.handled[key] = (meta.get("uid", ""), meta.get("generation"))
-
-
 def workflow_tool_secrets(
     shared: state.Shared, key: tuple[str, str], body: Mapping[str, Any]
 ) -> dict[str, set[secrets.SecretKey]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from trimtab import config, metrics
@@ -87,6 +88,25 @@ class ObjectsCache:
     tool_secrets: dict[Key, tuple[Any, dict[str, set[tuple[str, str]]]]] = dataclasses.field(
         default_factory=dict
     )
+
+    def first_sight(self, body: Mapping[str, Any]) -> bool:
+        """Whether this object's spec (its uid and generation) was not handled yet."""
+        key, spec = _handled_key(body)
+        return self.handled.get(key) != spec
+
+    def mark_handled(self, body: Mapping[str, Any], *, gone: bool = False) -> None:
+        """Remember the object's spec as handled (or, `gone`, forget the object)."""
+        key, spec = _handled_key(body)
+        if gone:
+            self.handled.pop(key, None)
+        else:
+            self.handled[key] = spec
+
+
+def _handled_key(body: Mapping[str, Any]) -> tuple[tuple[str, str, str], tuple[str, int]]:
+    meta = body["metadata"]
+    key = (str(body.get("kind")), meta.get("namespace") or "", meta["name"])
+    return key, (meta.get("uid", ""), meta.get("generation"))
 
 
 @dataclasses.dataclass
