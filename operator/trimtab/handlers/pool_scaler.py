@@ -50,10 +50,6 @@ class PoolScaler:
         # are skipped until what it reads changes.
         self.rest: cadence.Resting | None = None
 
-    def spec(self, body: Mapping[str, Any]) -> tuple[agentpool.AgentPoolSpec, tuple[str, ...]]:
-        """The parsed spec and why it is refused (parsed once per generation)."""
-        return pool_objects.parsed(self.shared, body)
-
     async def tick(
         self,
         body: Mapping[str, Any],
@@ -67,7 +63,7 @@ class PoolScaler:
         key = (self.ns, self.name)
         deployment = self.shared.views.deployments.get(key)
         self.arrived, self.rest = 0, None
-        spec, problems = self.spec(body)
+        spec, problems = pool_objects.parsed(self.shared, body)  # once per generation
         if deployment is None and not problems:
             return  # the Deployment is not there yet: reconcile_objects creates it
         # A refused pool's status is written whether or not it has a Deployment.
